@@ -1,0 +1,224 @@
+"""The ``voiceid`` command: train, evaluate, predict, demo-data, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.config import TrainConfig
+from pipeline.errors import AudioError, VoiceIdError
+
+__all__ = ["main"]
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "voiceid"
+
+
+def _train_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a model from DATA_DIR/<speaker>/*.wav")
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--test-dir", type=Path, help="held-out folder evaluated at the end")
+    p.add_argument(
+        "--unknown-dir",
+        type=Path,
+        help="recordings of other speakers: report false accepts at the threshold",
+    )
+    d = TrainConfig()
+    p.add_argument("--hidden", type=int, default=d.hidden, help="hidden units (default 6)")
+    p.add_argument("--loss", choices=["crossentropy", "mse"], default=d.loss)
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=d.max_epochs, help="maximum epochs")
+    p.add_argument("--patience", type=int, default=d.patience)
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=d.candidates,
+        help="networks trained side by side; the best on validation is kept",
+    )
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--no-class-weights", action="store_true")
+    p.add_argument(
+        "--unknown-quantile",
+        type=float,
+        default=d.unknown_quantile,
+        help="share of known validation clips the unknown threshold may reject",
+    )
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default=d.device)
+    p.add_argument("--fmax", type=float, help="upper band edge in Hz (default: from the data)")
+    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
+    p.add_argument("--jobs", type=int, help="feature extraction processes (default: all cores)")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--name", help="model name (default: the output folder's name)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")  # fmt: skip
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voiceid", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+
+    p = sub.add_parser("evaluate", help="score a model on DATA_DIR/<speaker>/*")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--jobs", type=int)
+    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
+
+    p = sub.add_parser("predict", help="name the speaker of each clip")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("clips", type=Path, nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
+
+    p = sub.add_parser("demo-data", help="write the synthetic Steve and David 'Hello' voices")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--clips", type=int, default=40, help="clips per voice")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--stranger",
+        action="store_true",
+        help="write only the third voice, Stranger (an unknown speaker)",
+    )
+
+    p = sub.add_parser("serve", help="serve a model over HTTP")
+    p.add_argument("--model", type=Path, help="bundle folder (default: VOICEID_MODEL_DIR)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int)
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pipeline.train import TrainOptions, train
+
+    tcfg = TrainConfig(
+        hidden=args.hidden, loss=args.loss, learning_rate=args.learning_rate,
+        batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience,
+        candidates=args.candidates, val_fraction=args.val_fraction, seed=args.seed,
+        class_weights=not args.no_class_weights, device=args.device,
+        unknown_quantile=args.unknown_quantile,
+    )  # fmt: skip
+    opts = TrainOptions(
+        train=tcfg, fmax=args.fmax, max_seconds=args.max_seconds, jobs=args.jobs,
+        cache_dir=None if args.no_cache else args.cache_dir, test_dir=args.test_dir,
+        unknown_dir=args.unknown_dir, name=args.name, progress=sys.stderr.isatty(),
+    )  # fmt: skip
+    report = train(args.data_dir, args.out, opts)
+    if args.json:
+        print(json.dumps(report["metrics"] | {"files": report["files"]}, indent=2))
+        return 0
+    files, m = report["files"], report["metrics"]
+    print(f"wrote {args.out}  ({len(report['labels'])} speakers: {', '.join(report['labels'])})")
+    print(f"clips: {files['used']} used, {files['skipped']} skipped, {files['decoded']} decoded")
+    for item in report["skipped"]:
+        print(f"  skipped {item['file']}: {item['error']}")
+    print(
+        f"epochs: {report['epochs_run']} (best {report['best_epoch'] + 1}), "
+        f"train accuracy {m['train_accuracy']:.4f}, validation accuracy {m['val_accuracy']:.4f}"
+    )
+    for key in ("test_accuracy", "false_accept_rate", "false_reject_rate"):
+        if key in m:
+            print(f"{key.replace('_', ' ')}: {m[key]:.4f}")
+    print(f"time: {report['timing_s']['total']:.1f} s")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pipeline.bundle import load_bundle
+    from pipeline.train import TrainOptions, held_out_report
+
+    bundle = load_bundle(args.model_dir)
+    opts = TrainOptions(max_seconds=args.max_seconds, jobs=args.jobs)
+    report = held_out_report(args.data_dir, bundle.network, list(bundle.labels),
+                             bundle.threshold, bundle.feature_config, opts)  # fmt: skip
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(
+        f"accuracy {report['accuracy']:.4f} on {report['n']} clips of known speakers "
+        f"({report['false_reject_rate']:.2%} below the unknown threshold)"
+    )
+    for label, row in report["per_speaker"].items():
+        print(
+            f"  {label:>20}: precision {row['precision']:.3f} recall {row['recall']:.3f} "
+            f"n={row['count']}"
+        )
+    unknown = report["unknown_speakers"]
+    if unknown["n"]:
+        print(
+            f"unknown speakers: {unknown['n']} clips, false accept rate "
+            f"{unknown['false_accept_rate']:.4f}"
+        )
+    for item in report["skipped"]:
+        print(f"  skipped {item['file']}: {item['error']}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pipeline.bundle import load_bundle
+    from pipeline.predict import predict_clip
+
+    bundle = load_bundle(args.model_dir)
+    results: list[dict[str, Any]] = []
+    for path in args.clips:
+        try:
+            pred, _ = predict_clip(bundle, path, max_seconds=args.max_seconds)
+        except (AudioError, OSError) as exc:
+            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            results.append({"file": str(path), "error": message})
+            continue
+        results.append({"file": str(path), "speaker": pred.speaker,
+                        "confidence": pred.confidence, "scores": pred.scores})  # fmt: skip
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['file']}: error: {r['error']}")
+            else:
+                print(f"{r['file']}: {r['speaker']} ({r['confidence']:.3f})")
+    return 1 if any("error" in r for r in results) else 0
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from pipeline.synth import STRANGER, write_demo_data
+
+    voices = [STRANGER] if args.stranger else None
+    written = write_demo_data(args.out_dir, clips_per_voice=args.clips, seed=args.seed,
+                              voices=voices)  # fmt: skip
+    for voice, paths in written.items():
+        print(f"{voice}: {len(paths)} clips in {args.out_dir / voice}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from service.main import serve
+
+    serve(model_dir=args.model, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+            "demo-data": _cmd_demo_data, "serve": _cmd_serve}  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except VoiceIdError as exc:
+        print(f"voiceid {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Frozen configuration objects. The feature config is saved in every bundle and read back by
+whoever predicts, so training and serving cannot drift apart."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pipeline.errors import ParameterError
+
+__all__ = ["DEFAULT_SAMPLE_RATE", "FeatureConfig", "TrainConfig", "default_fmax"]
+
+DEFAULT_SAMPLE_RATE = 16_000  # Hz; every clip is resampled to this before analysis
+NYQUIST_MARGIN = 0.95  # resamplers roll off just below Nyquist: keep the top band clear of it
+
+
+def default_fmax(lowest_source_rate: int, sample_rate: int = DEFAULT_SAMPLE_RATE) -> float:
+    """Upper band edge (Hz) for training data whose lowest original rate is ``lowest_source_rate``.
+
+    An 8 kHz recording holds nothing above 4 kHz, so bands above that would only describe the
+    resampler. ``default_fmax(8000) == 3800.0``.
+    """
+    if lowest_source_rate <= 0:
+        raise ParameterError(f"lowest_source_rate={lowest_source_rate} must be a positive rate")
+    return NYQUIST_MARGIN * min(lowest_source_rate, sample_rate) / 2
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ParameterError(f"{name}={value!r} must be a positive number")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How a waveform becomes the 60-bin frequency histogram (see ``pipeline.features``).
+
+    sample_rate: Hz every clip is resampled to.
+    n_bands: number of mel-spaced triangular bands (the network's input size).
+    fmin, fmax: Hz, lower and upper edge of the lowest and highest band.
+    n_fft: samples per analysis frame (512 = 32 ms at 16 kHz), Hann window.
+    hop_length: samples between frames (160 = 10 ms at 16 kHz).
+    top_db: frames more than this many dB below the loudest frame are silence; they are trimmed
+        from both ends and left out of the average.
+    min_speech_s: seconds of speech (trimmed span) a clip needs to be usable.
+    """
+
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+    n_bands: int = 60
+    fmin: float = 50.0
+    fmax: float = 3800.0
+    n_fft: int = 512
+    hop_length: int = 160
+    top_db: float = 30.0
+    min_speech_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("sample_rate", "n_bands", "n_fft", "hop_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ParameterError(f"{name}={value!r} must be a positive integer")
+        for name in ("fmax", "top_db", "min_speech_s"):
+            _positive(name, getattr(self, name))
+        if not (isinstance(self.fmin, int | float) and 0 <= self.fmin < self.fmax):
+            raise ParameterError(f"fmin={self.fmin!r} must be >= 0 and below fmax={self.fmax!r}")
+        if self.fmax > self.sample_rate / 2:
+            raise ParameterError(
+                f"fmax={self.fmax!r} must not exceed the Nyquist frequency "
+                f"{self.sample_rate / 2} Hz"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ParameterError(f"unknown feature config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+Loss = Literal["crossentropy", "mse"]
+Device = Literal["auto", "cpu", "gpu"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the 60-6-N network is trained.
+
+    hidden: hidden sigmoid units (the classic 6).
+    loss: "crossentropy" (softmax outputs) or "mse" (sigmoid outputs, one-hot targets: the
+        original 60-6-2 recipe).
+    candidates: networks trained side by side from different initial weights; the one with the
+        lowest validation loss is kept. A 6-unit layer is easily trapped, so this makes training
+        robust by design rather than by a lucky seed.
+    patience: epochs without validation improvement before a candidate stops improving.
+    """
+
+    hidden: int = 6
+    loss: Loss = "crossentropy"
+    learning_rate: float = 0.03
+    batch_size: int = 256
+    max_epochs: int = 400
+    patience: int = 30
+    candidates: int = 8
+    val_fraction: float = 0.2
+    seed: int = 0
+    class_weights: bool = True
+    device: Device = "auto"
+    unknown_quantile: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "batch_size", "max_epochs", "patience", "candidates"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ParameterError(f"{name}={value!r} must be a positive integer")
+        _positive("learning_rate", self.learning_rate)
+        if not 0 < self.val_fraction < 1:
+            raise ParameterError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
+        if not 0 <= self.unknown_quantile < 1:
+            raise ParameterError(f"unknown_quantile={self.unknown_quantile!r} must be in [0, 1)")
+        if self.loss not in ("crossentropy", "mse"):
+            raise ParameterError(f"loss={self.loss!r} must be 'crossentropy' or 'mse'")
+        if self.device not in ("auto", "cpu", "gpu"):
+            raise ParameterError(f"device={self.device!r} must be 'auto', 'cpu' or 'gpu'")
+        if self.seed < 0:
+            raise ParameterError(f"seed={self.seed!r} must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

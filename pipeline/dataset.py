@@ -1,0 +1,232 @@
+"""Folders of recordings in, feature rows out: scanning, parallel extraction and the cache.
+
+A data folder holds one subfolder per speaker, recordings anywhere below it:
+``DATA_DIR/<speaker>/**/*.wav|flac|ogg|mp3|...``. Labels are the sorted subfolder names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from pipeline.audio import DEFAULT_MAX_SECONDS, decode
+from pipeline.config import FeatureConfig
+from pipeline.errors import AudioError, DatasetError
+from pipeline.features import histogram
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "Extraction",
+    "FeatureCache",
+    "Recording",
+    "extract_features",
+    "file_features",
+    "lowest_sample_rate",
+    "scan_folder",
+]
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".mp4", ".aac", ".opus", ".webm", ".aiff",
+     ".aif", ".au", ".wma"}
+)  # fmt: skip
+FEATURE_CODE_VERSION = 1  # bump when histogram() changes meaning, so cached rows are not reused
+PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    speaker: str
+
+
+def scan_folder(data_dir: Path) -> list[Recording]:
+    """All audio files under ``data_dir/<speaker>/``, sorted by speaker then path."""
+    if not data_dir.is_dir():
+        raise DatasetError(f"data folder {str(data_dir)!r} does not exist or is not a folder")
+    recordings = [
+        Recording(path, speaker_dir.name)
+        for speaker_dir in sorted(p for p in data_dir.iterdir() if p.is_dir())
+        if not speaker_dir.name.startswith(".")
+        for path in sorted(speaker_dir.rglob("*"))
+        if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
+    ]
+    if not recordings:
+        raise DatasetError(
+            f"no recordings found in {str(data_dir)!r}: expected <speaker>/<clip>.wav|flac|ogg|mp3"
+        )
+    return recordings
+
+
+def lowest_sample_rate(paths: Iterable[Path]) -> int | None:
+    """The lowest original sample rate among the files libsndfile can read (header only)."""
+    rates = []
+    for path in paths:
+        try:
+            rates.append(sf.info(str(path)).samplerate)
+        except (sf.LibsndfileError, RuntimeError):
+            continue
+    return min(rates) if rates else None
+
+
+def file_features(path: Path, cfg: FeatureConfig, max_seconds: float) -> np.ndarray:
+    """Decode one file and return its (n_bands,) histogram."""
+    return histogram(
+        decode(path, sample_rate=cfg.sample_rate, max_seconds=max_seconds).samples, cfg
+    )
+
+
+class FeatureCache:
+    """Feature rows keyed by the sha256 of a file's bytes, one file per feature config.
+
+    A re-run on the same recordings decodes nothing; a changed file, or a changed config, misses.
+    Files that failed are remembered with their error, so they are not decoded again either.
+    """
+
+    def __init__(self, root: Path, cfg: FeatureConfig, max_seconds: float) -> None:
+        token = json.dumps(
+            {"cfg": cfg.to_dict(), "max_seconds": max_seconds, "code": FEATURE_CODE_VERSION},
+            sort_keys=True,
+        )
+        self.path = root / f"features-{hashlib.sha256(token.encode()).hexdigest()[:16]}.npz"
+        self.rows: dict[str, np.ndarray] = {}
+        self.errors: dict[str, str] = {}
+        self._dirty = False
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                self.rows = dict(zip(data["keys"].tolist(), data["rows"], strict=True))
+                self.errors = dict(
+                    zip(data["error_keys"].tolist(), data["error_texts"].tolist(), strict=True)
+                )
+        except (OSError, KeyError, ValueError):
+            self.rows, self.errors = {}, {}  # a damaged cache is only a slower run
+
+    def put(self, key: str, row: np.ndarray | None, error: str | None) -> None:
+        if row is not None:
+            self.rows[key] = row
+        elif error is not None:
+            self.errors[key] = error
+        self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}.npz")
+        n_bands = next(iter(self.rows.values())).shape[0] if self.rows else 0
+        np.savez(
+            tmp,
+            keys=np.array(list(self.rows), dtype="U64"),
+            rows=np.array(list(self.rows.values()), dtype=np.float32).reshape(-1, n_bands),
+            error_keys=np.array(list(self.errors), dtype="U64"),
+            error_texts=np.array(list(self.errors.values()), dtype=str),
+        )
+        tmp.replace(self.path)
+        self._dirty = False
+
+
+@dataclass
+class Extraction:
+    """Feature rows for the recordings that worked, and the reason for each that did not."""
+
+    recordings: list[Recording]
+    features: np.ndarray  # (len(recordings), n_bands) float32
+    skipped: list[tuple[Recording, str]] = field(default_factory=list)
+    decoded: int = 0  # how many files were decoded (cache misses)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _worker_init() -> None:
+    # numpy's BLAS threads in every worker fight over the cores: 8x slower when left alone.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _extract_one(args: tuple[Path, FeatureConfig, float]) -> tuple[np.ndarray | None, str | None]:
+    path, cfg, max_seconds = args
+    try:
+        return file_features(path, cfg, max_seconds), None
+    except AudioError as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+
+
+def _run_jobs(
+    tasks: list[tuple[Path, FeatureConfig, float]], jobs: int, progress: bool
+) -> list[tuple[np.ndarray | None, str | None]]:
+    bar = {"total": len(tasks), "unit": "clip", "disable": not progress, "file": sys.stderr}
+    if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
+        return [_extract_one(t) for t in tqdm(tasks, desc="features", **bar)]
+    # forkserver: safe even when TensorFlow (not fork-safe) is already loaded in this process.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["pipeline.dataset"])
+    chunk = max(1, min(64, len(tasks) // (jobs * 8)))
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
+        return list(tqdm(pool.map(_extract_one, tasks, chunksize=chunk), desc="features", **bar))
+
+
+def extract_features(
+    recordings: Sequence[Recording],
+    cfg: FeatureConfig,
+    *,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    jobs: int | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> Extraction:
+    """Histograms for ``recordings``, in parallel across ``jobs`` processes (default: all cores).
+
+    Files that cannot be used are skipped and listed with the reason, never fatal.
+    With ``cache_dir``, rows are looked up by content hash and new ones stored.
+    """
+    jobs = jobs or os.cpu_count() or 1
+    cache = FeatureCache(cache_dir, cfg, max_seconds) if cache_dir is not None else None
+    keys = [_digest(r.path) if cache is not None else "" for r in recordings]
+    missing = [
+        i
+        for i, k in enumerate(keys)
+        if cache is None or (k not in cache.rows and k not in cache.errors)
+    ]
+    computed = _run_jobs([(recordings[i].path, cfg, max_seconds) for i in missing], jobs, progress)
+    results: dict[int, tuple[np.ndarray | None, str | None]] = dict(
+        zip(missing, computed, strict=True)
+    )
+    if cache is not None:
+        for i, (row, error) in results.items():
+            cache.put(keys[i], row, error)
+        cache.save()
+    kept: list[Recording] = []
+    rows: list[np.ndarray] = []
+    skipped: list[tuple[Recording, str]] = []
+    for i, rec in enumerate(recordings):
+        if i in results:
+            row, error = results[i]
+        else:
+            assert cache is not None  # every index outside results came from the cache
+            row, error = cache.rows.get(keys[i]), cache.errors.get(keys[i])
+        if row is not None:
+            kept.append(rec)
+            rows.append(row)
+        else:
+            skipped.append((rec, error or "unknown error"))
+    features = np.array(rows, dtype=np.float32).reshape(len(rows), cfg.n_bands)
+    return Extraction(kept, features, skipped, decoded=len(missing))

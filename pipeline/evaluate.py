@@ -1,0 +1,77 @@
+"""Scoring feature rows against known labels: accuracy, per-speaker figures, confusion, and the
+unknown-speaker threshold with its false-accept and false-reject rates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pipeline.network import Network
+
+__all__ = ["calibrate_threshold", "classification_report", "open_set_rates"]
+
+
+def calibrate_threshold(top_scores: np.ndarray, quantile: float) -> float:
+    """The score that keeps ``1 - quantile`` of known speakers' clips (0.05 keeps 95%)."""
+    if top_scores.size == 0 or quantile == 0:
+        return 0.0
+    return float(np.quantile(top_scores, quantile, method="lower"))
+
+
+def classification_report(
+    network: Network,
+    labels: Sequence[str],
+    features: np.ndarray,
+    speakers: Sequence[str],
+    threshold: float,
+) -> dict[str, Any]:
+    """Closed-set figures for clips of known speakers, plus how many the threshold rejects.
+
+    ``accuracy`` counts the top label; ``accepted_accuracy`` counts a clip right only when the top
+    label is right and its score reaches the threshold.
+    """
+    index = {label: i for i, label in enumerate(labels)}
+    truth = np.array([index[s] for s in speakers], dtype=int)
+    _, scores = network.forward(features)
+    predicted = scores.argmax(axis=1) if len(truth) else np.zeros(0, dtype=int)
+    accepted = scores.max(axis=1) >= threshold if len(truth) else np.zeros(0, dtype=bool)
+    n_labels = len(labels)
+    confusion = np.zeros((n_labels, n_labels), dtype=int)
+    np.add.at(confusion, (truth, predicted), 1)
+    per_speaker = {}
+    for i, label in enumerate(labels):
+        tp = int(confusion[i, i])
+        predicted_as = int(confusion[:, i].sum())
+        count = int(confusion[i].sum())
+        per_speaker[label] = {
+            "precision": tp / predicted_as if predicted_as else 0.0,
+            "recall": tp / count if count else 0.0,
+            "count": count,
+        }
+    n = len(truth)
+    return {
+        "accuracy": float((predicted == truth).mean()) if n else 0.0,
+        "accepted_accuracy": float(((predicted == truth) & accepted).mean()) if n else 0.0,
+        "false_reject_rate": float((~accepted).mean()) if n else 0.0,
+        "n": n,
+        "labels": list(labels),
+        "per_speaker": per_speaker,
+        "confusion": confusion.tolist(),
+    }
+
+
+def open_set_rates(
+    network: Network, features: np.ndarray, threshold: float
+) -> dict[str, float | int]:
+    """How many clips of speakers outside the model pass the threshold (false accepts)."""
+    if len(features) == 0:
+        return {"n": 0, "false_accept_rate": 0.0, "rejected": 0}
+    _, scores = network.forward(features)
+    accepted = scores.max(axis=1) >= threshold
+    return {
+        "n": len(features),
+        "false_accept_rate": float(accepted.mean()),
+        "rejected": int((~accepted).sum()),
+    }

@@ -1,0 +1,85 @@
+"""The 60-bin frequency histogram: a pure function of a waveform and a :class:`FeatureConfig`.
+
+For a mono float32 waveform ``y`` at ``cfg.sample_rate``:
+
+1. Power spectrogram ``S = |STFT(y)|**2`` (librosa, Hann window of ``n_fft`` samples, hop
+   ``hop_length``, centred frames).
+2. Frame level ``e[t] = 10 log10(sum_f S[f, t])`` dB. Frames with ``e[t] < max(e) - top_db`` are
+   silence: the clip is trimmed to the span from the first to the last non-silent frame, and only
+   non-silent frames ("voiced") are averaged. A span shorter than ``min_speech_s`` is rejected.
+3. Band powers ``B = M @ S`` with ``M`` the ``n_bands`` triangular mel-spaced (HTK) filters
+   between ``fmin`` and ``fmax``, unnormalised.
+4. Log compression ``10 log10(B + 1e-10)``, averaged over voiced frames: the long-term average
+   log spectrum of the speech, in dB relative to full scale.
+
+The result is 60 float32 values in dB. The absolute level is kept on purpose: normalising it away
+(by the band mean, the peak or the frame level) cost 1.5-2 points of held-out FSDD accuracy.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import librosa
+import numpy as np
+
+from pipeline.config import FeatureConfig
+from pipeline.errors import InvalidAudioError
+
+__all__ = ["band_centres", "band_edges", "filterbank", "histogram", "voiced_frames"]
+
+POWER_FLOOR = 1e-10  # added before taking logs, so an empty band is -100 dB, not -inf
+
+
+@lru_cache(maxsize=8)
+def filterbank(cfg: FeatureConfig) -> np.ndarray:
+    """The (n_bands, n_fft // 2 + 1) float32 matrix of triangular mel band weights."""
+    fb = librosa.filters.mel(
+        sr=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        n_mels=cfg.n_bands,
+        fmin=cfg.fmin,
+        fmax=cfg.fmax,
+        htk=True,
+        norm=None,
+    )
+    return fb.astype(np.float32)
+
+
+def band_edges(cfg: FeatureConfig) -> np.ndarray:
+    """The n_bands + 2 mel-spaced corner frequencies (Hz): band i spans edges[i] to edges[i+2]."""
+    return librosa.mel_frequencies(cfg.n_bands + 2, fmin=cfg.fmin, fmax=cfg.fmax, htk=True)
+
+
+def band_centres(cfg: FeatureConfig) -> np.ndarray:
+    """The n_bands centre frequencies (Hz), where each triangular band peaks."""
+    return band_edges(cfg)[1:-1]
+
+
+def voiced_frames(frame_db: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Boolean mask of frames within ``cfg.top_db`` of the loudest; raise if speech is too short.
+
+    ``frame_db`` is the (T,) level of each frame in dB.
+    """
+    voiced = frame_db >= frame_db.max() - cfg.top_db
+    idx = np.flatnonzero(voiced)
+    span_s = (idx[-1] - idx[0] + 1) * cfg.hop_length / cfg.sample_rate
+    if span_s < cfg.min_speech_s:
+        raise InvalidAudioError(
+            f"clip has {span_s:.2f} s of sound after trimming silence; "
+            f"at least {cfg.min_speech_s:g} s of speech is needed"
+        )
+    return voiced
+
+
+def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The (n_bands,) float32 frequency histogram of waveform ``y`` (see the module docstring).
+
+    ``y`` is 1-D float32 at ``cfg.sample_rate``, already validated by ``pipeline.audio``.
+    """
+    spec = librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True)
+    power = spec.real**2 + spec.imag**2
+    frame_db = 10 * np.log10(power.sum(axis=0) + POWER_FLOOR)
+    voiced = voiced_frames(frame_db, cfg)
+    bands_db = 10 * np.log10(filterbank(cfg) @ power[:, voiced] + POWER_FLOOR)
+    return bands_db.mean(axis=1).astype(np.float32)

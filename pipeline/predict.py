@@ -1,0 +1,68 @@
+"""From a clip or feature rows to a speaker: the one prediction path for the CLI and the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.audio import DEFAULT_MAX_SECONDS, Clip, decode
+from pipeline.bundle import Bundle
+from pipeline.features import histogram
+
+__all__ = ["UNKNOWN", "Prediction", "predict_clip", "predict_features"]
+
+UNKNOWN = "unknown"  # the speaker reported when the top score is below the bundle's threshold
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The answer for one clip. ``best`` is the top label even when ``speaker`` is unknown."""
+
+    speaker: str
+    best: str
+    confidence: float
+    scores: dict[str, float]
+    unknown: bool
+    histogram: np.ndarray  # (n_bands,) dB
+    hidden: np.ndarray  # (hidden,) sigmoid activations in [0, 1]
+
+
+def predict_features(
+    bundle: Bundle, features: np.ndarray, *, threshold: float | None = None
+) -> list[Prediction]:
+    """Predictions for feature rows (B, n_bands); ``threshold`` overrides the bundle's."""
+    limit = bundle.threshold if threshold is None else threshold
+    rows = np.atleast_2d(features)
+    hidden, scores = bundle.network.forward(rows)
+    top = scores.argmax(axis=1)
+    out = []
+    for i, k in enumerate(top):
+        confidence = float(scores[i, k])
+        unknown = confidence < limit
+        out.append(
+            Prediction(
+                speaker=UNKNOWN if unknown else bundle.labels[k],
+                best=bundle.labels[k],
+                confidence=confidence,
+                scores={label: float(s) for label, s in zip(bundle.labels, scores[i], strict=True)},
+                unknown=unknown,
+                histogram=rows[i],
+                hidden=hidden[i],
+            )
+        )
+    return out
+
+
+def predict_clip(
+    bundle: Bundle,
+    source: bytes | str | Path,
+    *,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    threshold: float | None = None,
+) -> tuple[Prediction, Clip]:
+    """Decode, featurise and classify one clip (raises ``AudioError`` for unusable input)."""
+    clip = decode(source, sample_rate=bundle.feature_config.sample_rate, max_seconds=max_seconds)
+    row = histogram(clip.samples, bundle.feature_config)
+    return predict_features(bundle, row, threshold=threshold)[0], clip
