@@ -1,0 +1,47 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench default-model browser-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[cpu,dev]'
+	touch $(STAMP)
+
+## run: install and serve the shipped default model on $(HOST):$(PORT)
+run: $(STAMP)
+	$(BIN)/voiceid serve --model models/default --host $(HOST) --port $(PORT)
+
+## test: install and run the test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## lint: ruff and mypy
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## bench: the benchmarks (need ../shared/data or VOICEID_DATA)
+bench: $(STAMP)
+	$(BIN)/python -m bench.accuracy
+	$(BIN)/python -m bench.features
+	$(BIN)/python -m bench.serve
+
+## default-model: regenerate models/default from the synthetic demo voices
+default-model: $(STAMP)
+	rm -rf .demo-data
+	$(BIN)/voiceid demo-data .demo-data
+	$(BIN)/voiceid train .demo-data --out models/default --name default --seed 0 --no-cache
+	rm -rf .demo-data
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from pipeline.errors import BundleError
+from service.errors import install_error_handlers
+from service.limits import BodyLimitMiddleware
+from service.metrics import Metrics
+from service.model_store import ModelStore
+from service.routes import admin, model, ops, predict
+from service.settings import Settings, get_settings
+
+__all__ = ["STATIC_DIR", "create_app"]
+
+log = logging.getLogger("voiceid.service")
+STATIC_DIR = Path(__file__).parent / "static"
+DESCRIPTION = """Who said this clip? POST a recording to `/predict` and get the speaker the
+loaded 60-6-N model hears, its scores, or `"unknown"` when the top score is below the
+bundle's threshold."""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    try:
+        bundle = await app.state.store.load(settings.model_dir)
+        log.info("serving %s (%s), labels %s", bundle.name, bundle.version, list(bundle.labels))
+    except BundleError as exc:
+        # Stay up: /ready says why, and /admin/reload can bring a model in.
+        app.state.load_error = str(exc)
+        log.error("no model loaded: %s", exc)
+    yield
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app serving ``settings.model_dir``; the model loads at startup, not at import."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="voiceid",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = ModelStore()
+    app.state.metrics = metrics = Metrics()
+    app.state.load_error = None
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limits={"/predict": settings.max_upload_bytes, "/predict/batch": settings.batch_max_bytes},
+    )
+    app.middleware("http")(metrics.middleware)
+    for router in (predict.router, model.router, ops.router, admin.router):
+        app.include_router(router)
+    _mount_page(app)
+    return app
+
+
+def _mount_page(app: FastAPI) -> None:
+    index = STATIC_DIR / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(index, media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")

@@ -1,0 +1,57 @@
+"""FastAPI dependencies as ``Annotated`` aliases, so route signatures read like data."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.errors import UnauthorizedError
+from service.metrics import Metrics
+from service.model_store import ModelStore
+from service.settings import Settings
+
+__all__ = ["ApiKey", "MetricsDep", "SettingsDep", "StoreDep"]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _store(request: Request) -> ModelStore:
+    store: ModelStore = request.app.state.store
+    return store
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+StoreDep = Annotated[ModelStore, Depends(_store)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+
+
+def _presented_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key is None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else None
+    return key
+
+
+def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """Refuse the request with 401 unless it carries the configured key (when one is set)."""
+    if settings.api_key is None:
+        return
+    key = _presented_key(request)
+    if not key:
+        raise UnauthorizedError("missing API key: send it in the X-API-Key header")
+    if not secrets.compare_digest(key.encode(), settings.api_key.get_secret_value().encode()):
+        raise UnauthorizedError("wrong API key")
+
+
+ApiKey = Depends(require_api_key)

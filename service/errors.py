@@ -1,0 +1,85 @@
+"""The service's errors and their one mapping to HTTP responses."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from pipeline.errors import BundleError, DecodeError, InvalidAudioError, VoiceIdError
+
+__all__ = [
+    "BadRequestError",
+    "MissingFieldError",
+    "NotFoundError",
+    "NotReadyError",
+    "ServiceError",
+    "UnauthorizedError",
+    "UnsupportedMediaError",
+    "UploadTooLargeError",
+    "install_error_handlers",
+    "status_for",
+]
+
+
+class ServiceError(VoiceIdError):
+    """An error of the HTTP layer itself."""
+
+
+class UploadTooLargeError(ServiceError):
+    pass
+
+
+class UnsupportedMediaError(ServiceError):
+    pass
+
+
+class UnauthorizedError(ServiceError):
+    pass
+
+
+class NotReadyError(ServiceError):
+    pass
+
+
+class BadRequestError(ServiceError):
+    pass
+
+
+class MissingFieldError(ServiceError):
+    pass
+
+
+class NotFoundError(ServiceError):
+    pass
+
+
+_STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
+    (UploadTooLargeError, 413),
+    (UnsupportedMediaError, 415),
+    (DecodeError, 415),
+    (InvalidAudioError, 422),
+    (UnauthorizedError, 401),
+    (NotReadyError, 503),
+    (BadRequestError, 400),
+    (MissingFieldError, 422),
+    (NotFoundError, 404),
+    (BundleError, 409),
+)
+
+
+def status_for(exc: VoiceIdError) -> int:
+    """The HTTP status for one of our errors (400 for any other input error)."""
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VoiceIdError)  # registered for VoiceIdError only
+    headers = {"WWW-Authenticate": "ApiKey"} if isinstance(exc, UnauthorizedError) else None
+    return JSONResponse({"detail": str(exc)}, status_code=status_for(exc), headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(VoiceIdError, _handle)

@@ -1,0 +1,73 @@
+"""From uploaded bytes to a response body: the work behind /predict and /predict/batch.
+
+These run in a worker thread: decoding and features take about a millisecond of CPU, which must
+not block the event loop. The network's forward pass is numpy on four small arrays.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pipeline.bundle import Bundle
+from pipeline.errors import AudioError
+from pipeline.features import band_centres
+from pipeline.predict import Prediction, predict_clip
+from service.errors import status_for
+from service.metrics import Metrics
+from service.schemas import BatchItem, Explanation, ModelRef, PredictResponse
+from service.settings import Settings
+
+__all__ = ["answer_batch", "answer_clip", "model_ref"]
+
+
+def model_ref(bundle: Bundle) -> ModelRef:
+    return ModelRef(name=bundle.name, version=bundle.version)
+
+
+def _explanation(bundle: Bundle, prediction: Prediction) -> Explanation:
+    return Explanation(
+        histogram=prediction.histogram.tolist(),
+        inputs=bundle.network.standardise(prediction.histogram).tolist(),
+        hidden=prediction.hidden.tolist(),
+        band_centres_hz=band_centres(bundle.feature_config).tolist(),
+    )
+
+
+def answer_clip(
+    bundle: Bundle, data: bytes, settings: Settings, metrics: Metrics, *, explain: bool = False
+) -> PredictResponse:
+    """Predict one clip; raises ``AudioError`` for input that cannot be used."""
+    started = time.perf_counter()
+    threshold = (
+        bundle.threshold if settings.unknown_threshold is None else settings.unknown_threshold
+    )
+    prediction, clip = predict_clip(
+        bundle, data, max_seconds=settings.max_clip_seconds, threshold=threshold
+    )
+    metrics.count_prediction(prediction.speaker, prediction.unknown)
+    return PredictResponse(
+        speaker=prediction.speaker,
+        confidence=prediction.confidence,
+        scores=prediction.scores,
+        unknown=prediction.unknown,
+        threshold=threshold,
+        model=model_ref(bundle),
+        duration_s=round(clip.duration_s, 4),
+        timing_ms=round((time.perf_counter() - started) * 1000, 3),
+        explain=_explanation(bundle, prediction) if explain else None,
+    )
+
+
+def answer_batch(
+    bundle: Bundle, files: list[tuple[str, bytes]], settings: Settings, metrics: Metrics
+) -> list[BatchItem]:
+    """One item per file: its result, or its own error; one bad file never fails the rest."""
+    items = []
+    for name, data in files:
+        try:
+            result = answer_clip(bundle, data, settings, metrics)
+        except AudioError as exc:
+            items.append(BatchItem(file=name, ok=False, status=status_for(exc), detail=str(exc)))
+            continue
+        items.append(BatchItem(file=name, ok=True, status=200, result=result))
+    return items

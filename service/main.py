@@ -1,0 +1,44 @@
+"""``voiceid serve``: run the app under uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from service.app import create_app
+from service.settings import Settings
+
+__all__ = ["app_from_env", "serve"]
+
+
+def app_from_env() -> FastAPI:
+    """The app factory uvicorn's workers call: settings come from ``VOICEID_*``."""
+    return create_app(Settings())
+
+
+def serve(
+    *,
+    model_dir: Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> None:
+    """Serve with the command line's values over the ``VOICEID_*`` environment."""
+    overrides = {"model_dir": model_dir, "host": host, "port": port, "workers": workers}
+    for name, value in overrides.items():
+        if value is not None:
+            # Through the environment, so that every worker process sees the same settings.
+            os.environ[f"VOICEID_{name.upper()}"] = str(value)
+    settings = Settings()
+    uvicorn.run(
+        "service.main:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+    )

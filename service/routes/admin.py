@@ -1,0 +1,37 @@
+"""POST /admin/reload: swap in a bundle from disk without a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Body, Request
+
+from service.deps import ApiKey, SettingsDep, StoreDep
+from service.routes.model import model_info
+from service.schemas import ModelInfo, ReloadRequest
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKey])
+
+
+@router.post(
+    "/reload",
+    response_model=ModelInfo,
+    responses={
+        401: {"description": "API key missing or wrong (only when one is set)"},
+        409: {"description": "the bundle does not load; the old model keeps serving"},
+    },
+    summary="Load a bundle from disk and serve it",
+)
+async def reload(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    body: ReloadRequest | None = Body(None),  # noqa: B008
+) -> ModelInfo:
+    """Loads `model_dir` (default: the bundle being served, or the configured one) and swaps it
+    in atomically: requests in flight finish on the old model; a broken bundle changes nothing."""
+    current = store.current.path if store.ready else settings.model_dir
+    path = Path(body.model_dir) if body and body.model_dir else current
+    bundle = await store.load(path)
+    request.app.state.load_error = None
+    return model_info(bundle)

@@ -1,0 +1,42 @@
+"""GET /health, /ready and /metrics: for orchestrators and monitoring."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.deps import MetricsDep, StoreDep
+from service.errors import NotReadyError
+from service.inference import model_ref
+from service.schemas import Status
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=Status, summary="The process is alive")
+async def health() -> Status:
+    return Status(status="ok")
+
+
+@router.get(
+    "/ready",
+    response_model=Status,
+    responses={503: {"description": "no model loaded yet"}},
+    summary="A model is loaded and requests can be served",
+)
+async def ready(request: Request, store: StoreDep) -> Status:
+    if not store.ready:
+        error = request.app.state.load_error
+        raise NotReadyError("no model is loaded yet" + (f": {error}" if error else ""))
+    return Status(status="ready", model=model_ref(store.current))
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+    summary="Prometheus metrics",
+)
+async def metrics(m: MetricsDep) -> Response:
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,94 @@
+"""POST /predict and /predict/batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from service.deps import ApiKey, MetricsDep, SettingsDep, StoreDep
+from service.inference import answer_batch, answer_clip, model_ref
+from service.schemas import BatchResponse, PredictResponse
+from service.uploads import read_batch, read_clip
+
+router = APIRouter(tags=["predict"], dependencies=[ApiKey])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "API key missing or wrong (only when one is set)"},
+    413: {"description": "upload over the size or count limit"},
+    415: {"description": "not a supported audio format or content type"},
+    422: {"description": "audio unusable: empty, silent, too short, too long, non-finite"},
+    503: {"description": "no model loaded yet"},
+}
+_CLIP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                    "required": ["files"],
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    responses=_ERRORS,
+    openapi_extra=_CLIP_BODY,
+    summary="Who said this clip?",
+)
+async def predict(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    explain: bool = False,
+) -> PredictResponse:
+    """Send a clip as multipart field `file`, or as the body with an `audio/*` content type.
+    With `explain=true` the answer also holds the histogram and hidden activations."""
+    bundle = store.current
+    _, data = await read_clip(request)
+    return await run_in_threadpool(answer_clip, bundle, data, settings, metrics, explain=explain)
+
+
+@router.post(
+    "/predict/batch",
+    response_model=BatchResponse,
+    response_model_exclude_none=True,
+    responses=_ERRORS,
+    openapi_extra=_BATCH_BODY,
+    summary="Who said each of these clips?",
+)
+async def predict_batch(
+    request: Request, store: StoreDep, settings: SettingsDep, metrics: MetricsDep
+) -> BatchResponse:
+    """Send clips as repeated multipart field `files`; each gets a result or its own error."""
+    bundle = store.current
+    files = await read_batch(request, settings.batch_max_files)
+    items = await run_in_threadpool(answer_batch, bundle, files, settings, metrics)
+    return BatchResponse(results=items, model=model_ref(bundle))

@@ -1,0 +1,41 @@
+"""The service's one typed settings object, read from ``VOICEID_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Configuration of ``voiceid serve``; every field can be set as ``VOICEID_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="VOICEID_", env_file=None, extra="ignore")
+
+    model_dir: Path = Field(default=Path("models/default"), description="bundle folder to serve")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    max_upload_bytes: int = Field(default=10_000_000, ge=1024, description="largest /predict body")
+    max_clip_seconds: float = Field(default=60.0, gt=0, description="longest clip accepted")
+    api_key: SecretStr | None = Field(
+        default=None, description="required on /predict and /admin when set"
+    )
+    unknown_threshold: float | None = Field(
+        None, ge=0, le=1, description="overrides the bundle's unknown-speaker threshold"
+    )
+    batch_max_files: int = Field(default=32, ge=1, le=1000, description="most files in one batch")
+    batch_max_bytes: int = Field(
+        default=50_000_000, ge=1024, description="largest /predict/batch body"
+    )
+    log_level: str = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    return Settings()

@@ -1,0 +1,59 @@
+"""Reading clips out of requests: a multipart part, or a raw ``audio/*`` body."""
+
+from __future__ import annotations
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from service.errors import MissingFieldError, UnsupportedMediaError, UploadTooLargeError
+
+__all__ = ["RAW_TYPES", "read_batch", "read_clip"]
+
+RAW_TYPES = ("audio/", "application/octet-stream")
+MULTIPART = "multipart/form-data"
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _part_bytes(part: UploadFile) -> tuple[str, bytes]:
+    return part.filename or "upload", await part.read()
+
+
+async def read_clip(request: Request) -> tuple[str, bytes]:
+    """The clip's name and bytes from multipart field ``file`` or a raw audio body."""
+    media = _media_type(request)
+    if media == MULTIPART:
+        async with request.form(max_files=1, max_fields=16) as form:
+            part = form.get("file")
+            if not isinstance(part, UploadFile):
+                raise MissingFieldError("multipart body has no 'file' field holding a file")
+            return await _part_bytes(part)
+    if media.startswith(RAW_TYPES):
+        return "body", await request.body()
+    raise UnsupportedMediaError(
+        f"unsupported content type {media or '(none)'!r}: send multipart/form-data with a "
+        "'file' field, or the clip itself with an audio/* content type"
+    )
+
+
+async def read_batch(request: Request, max_files: int) -> list[tuple[str, bytes]]:
+    """Names and bytes of the parts of multipart field ``files`` (at most ``max_files``)."""
+    media = _media_type(request)
+    if media != MULTIPART:
+        raise UnsupportedMediaError(
+            f"unsupported content type {media or '(none)'!r}: send multipart/form-data with "
+            "one 'files' field per clip"
+        )
+    # Starlette stops at its own limit with a 400; ours gives the clearer 413 below it.
+    cap = max(max_files + 1, 1000)
+    async with request.form(max_files=cap, max_fields=cap) as form:
+        parts = [p for p in form.getlist("files") if isinstance(p, UploadFile)]
+        if not parts:
+            raise MissingFieldError("multipart body has no 'files' field holding a file")
+        if len(parts) > max_files:
+            raise UploadTooLargeError(
+                f"batch of {len(parts)} files is over the limit of {max_files}"
+            )
+        return [await _part_bytes(p) for p in parts]
