@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--candidates", type=int, default=TrainConfig.candidates)
+    parser.add_argument("--l2", type=float, default=TrainConfig.l2)
     args = parser.parse_args()
     accuracies = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -35,12 +36,13 @@ def main() -> int:
         cache = Path(tmp) / "cache"
         print(
             f"FSDD held-out takes 5-14; loss={args.loss} hidden={args.hidden} "
-            f"lr={args.learning_rate} batch={args.batch_size} candidates={args.candidates}"
+            f"lr={args.learning_rate} batch={args.batch_size} candidates={args.candidates} "
+            f"l2={args.l2}"
         )
         for seed in args.seeds:
             cfg = TrainConfig(seed=seed, loss=args.loss, hidden=args.hidden,
                               learning_rate=args.learning_rate, batch_size=args.batch_size,
-                              candidates=args.candidates)  # fmt: skip
+                              candidates=args.candidates, l2=args.l2)  # fmt: skip
             started = time.perf_counter()
             report = train(train_dir, Path(tmp) / f"model-{seed}",
                            TrainOptions(train=cfg, cache_dir=cache, test_dir=test_dir))  # fmt: skip

@@ -36,6 +36,7 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--epochs", type=int, default=d.max_epochs, help="maximum epochs")
     p.add_argument("--patience", type=int, default=d.patience)
+    p.add_argument("--l2", type=float, default=d.l2, help="weight decay on the kernels")
     p.add_argument(
         "--candidates",
         type=int,
@@ -106,6 +107,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         candidates=args.candidates, val_fraction=args.val_fraction, seed=args.seed,
         class_weights=not args.no_class_weights, device=args.device,
         unknown_quantile=args.unknown_quantile,
+        l2=args.l2,
     )  # fmt: skip
     opts = TrainOptions(
         train=tcfg, fmax=args.fmax, max_seconds=args.max_seconds, jobs=args.jobs,

@@ -97,6 +97,8 @@ class TrainConfig:
         lowest validation loss is kept. A 6-unit layer is easily trapped, so this makes training
         robust by design rather than by a lucky seed.
     patience: epochs without validation improvement before a candidate stops improving.
+    l2: weight decay on both kernels. It costs no held-out FSDD accuracy and keeps scores from
+        saturating at 1.0 on easy data, which the unknown-speaker threshold needs.
     """
 
     hidden: int = 6
@@ -111,6 +113,7 @@ class TrainConfig:
     class_weights: bool = True
     device: Device = "auto"
     unknown_quantile: float = 0.05
+    l2: float = 1e-3
 
     def __post_init__(self) -> None:
         for name in ("hidden", "batch_size", "max_epochs", "patience", "candidates"):
@@ -118,6 +121,8 @@ class TrainConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ParameterError(f"{name}={value!r} must be a positive integer")
         _positive("learning_rate", self.learning_rate)
+        if not (math.isfinite(self.l2) and self.l2 >= 0):
+            raise ParameterError(f"l2={self.l2!r} must be >= 0")
         if not 0 < self.val_fraction < 1:
             raise ParameterError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
         if not 0 <= self.unknown_quantile < 1:

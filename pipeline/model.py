@@ -159,6 +159,10 @@ def _fit_on_device(
                 per_sample = _per_sample_loss(nets.logits(xb), tb, cfg.loss) * wb[None, :]
                 # Summing over candidates keeps their gradients independent of each other.
                 total = tf.reduce_sum(tf.reduce_mean(per_sample, axis=1))
+                if cfg.l2 > 0:  # weight decay keeps scores from saturating on easy data
+                    total += cfg.l2 * (
+                        tf.reduce_sum(tf.square(nets.w1)) + tf.reduce_sum(tf.square(nets.w2))
+                    )
             grads = tape.gradient(total, nets.variables)
             optimizer.apply_gradients(zip(grads, nets.variables, strict=True))
         return (*evaluate(xt, tt, yt_idx), *evaluate(xv, tv, yv_idx))
