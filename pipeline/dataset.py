@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import sys
+import zipfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from pipeline.audio import DEFAULT_MAX_SECONDS, decode
@@ -42,6 +44,10 @@ AUDIO_EXTENSIONS = frozenset(
 )  # fmt: skip
 FEATURE_CODE_VERSION = 1  # bump when histogram() changes meaning, so cached rows are not reused
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
+# Imported once in the fork server, so workers start warm. librosa loads its submodules (and
+# numba) lazily on first use: without these, every worker spends ~1 s importing them.
+WORKER_PRELOAD = ["pipeline.dataset", "librosa.core.spectrum", "librosa.filters",
+                  "librosa.util.utils"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class FeatureCache:
                 self.errors = dict(
                     zip(data["error_keys"].tolist(), data["error_texts"].tolist(), strict=True)
                 )
-        except (OSError, KeyError, ValueError):
+        except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError):
             self.rows, self.errors = {}, {}  # a damaged cache is only a slower run
 
     def put(self, key: str, row: np.ndarray | None, error: str | None) -> None:
@@ -154,10 +160,8 @@ def _digest(path: Path) -> str:
 
 
 def _worker_init() -> None:
-    # numpy's BLAS threads in every worker fight over the cores: 8x slower when left alone.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
+    # BLAS threads spin on the histogram's small matrix product: 10x slower than one thread.
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _extract_one(args: tuple[Path, FeatureConfig, float]) -> tuple[np.ndarray | None, str | None]:
@@ -175,10 +179,11 @@ def _run_jobs(
 ) -> list[tuple[np.ndarray | None, str | None]]:
     bar = {"total": len(tasks), "unit": "clip", "disable": not progress, "file": sys.stderr}
     if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
-        return [_extract_one(t) for t in tqdm(tasks, desc="features", **bar)]
+        with threadpool_limits(limits=1, user_api="blas"):
+            return [_extract_one(t) for t in tqdm(tasks, desc="features", **bar)]
     # forkserver: safe even when TensorFlow (not fork-safe) is already loaded in this process.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["pipeline.dataset"])
+    ctx.set_forkserver_preload(WORKER_PRELOAD)
     chunk = max(1, min(64, len(tasks) // (jobs * 8)))
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
         return list(tqdm(pool.map(_extract_one, tasks, chunksize=chunk), desc="features", **bar))

@@ -15,17 +15,17 @@ from service.settings import Settings
 __all__ = ["ApiKey", "MetricsDep", "SettingsDep", "StoreDep"]
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _store(request: Request) -> ModelStore:
+async def _store(request: Request) -> ModelStore:
     store: ModelStore = request.app.state.store
     return store
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
@@ -43,7 +43,7 @@ def _presented_key(request: Request) -> str | None:
     return key
 
 
-def require_api_key(request: Request, settings: SettingsDep) -> None:
+async def require_api_key(request: Request, settings: SettingsDep) -> None:
     """Refuse the request with 401 unless it carries the configured key (when one is set)."""
     if settings.api_key is None:
         return

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from pipeline.errors import BundleError, DecodeError, InvalidAudioError, VoiceIdError
 
@@ -81,5 +82,11 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status_for(exc), headers=headers)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client hung up mid-upload: nobody is left to answer, and it is no server error.
+    return Response(status_code=499)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VoiceIdError, _handle)
+    app.add_exception_handler(ClientDisconnect, _client_gone)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "MetricsMiddleware"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -18,39 +16,64 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "voiceid_requests", "HTTP requests by route, method and status",
-            ["route", "method", "status"], registry=self.registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "voiceid_request_latency_seconds", "Request latency by route",
-            ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
-        self.predictions = Counter(
-            "voiceid_predictions", "Clips answered, by predicted speaker",
-            ["speaker"], registry=self.registry,
-        )  # fmt: skip
-        self.unknown = Counter(
-            "voiceid_unknown", "Clips whose top score was below the threshold",
+            "voiceid_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
             registry=self.registry,
-        )  # fmt: skip
+        )
+        self.latency = Histogram(
+            "voiceid_request_latency_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "voiceid_predictions",
+            "Clips answered, by predicted speaker",
+            ["speaker"],
+            registry=self.registry,
+        )
+        self.unknown = Counter(
+            "voiceid_unknown",
+            "Clips whose top score was below the threshold",
+            registry=self.registry,
+        )
 
     def count_prediction(self, speaker: str, unknown: bool) -> None:
         self.predictions.labels(speaker=speaker).inc()
         if unknown:
             self.unknown.inc()
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+
+class MetricsMiddleware:
+    """Counts every HTTP request by route template and status, and times it.
+
+    Plain ASGI rather than ``BaseHTTPMiddleware``, which costs a task and a stream per request.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, recording_send)
         finally:
-            route = request.scope.get("route")
             # The route template, not the raw path, so label values stay few.
-            name = getattr(route, "path", "unmatched")
-            self.requests.labels(route=name, method=request.method, status=str(status)).inc()
-            self.latency.labels(route=name).observe(time.perf_counter() - started)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            m = self.metrics
+            m.requests.labels(route=route, method=scope["method"], status=str(status)).inc()
+            m.latency.labels(route=route).observe(time.perf_counter() - started)
