@@ -49,7 +49,8 @@ bench: $(STAMP)
 default-model: $(STAMP)
 	rm -rf .demo-data
 	$(BIN)/voiceid demo-data .demo-data
-	$(BIN)/voiceid train .demo-data --out models/default --name default --seed 0 --no-cache
+	$(BIN)/voiceid train .demo-data --out models/default --name default --seed 0 --no-cache \
+		--unknown-quantile 0.01
 	rm -rf .demo-data
 
 clean:

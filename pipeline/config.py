@@ -43,6 +43,8 @@ class FeatureConfig:
     hop_length: samples between frames (160 = 10 ms at 16 kHz).
     top_db: frames more than this many dB below the loudest frame are silence; they are trimmed
         from both ends and left out of the average.
+    band_floor_db: in each frame, bands more than this many dB below the frame's loudest band
+        are raised to that floor, so near-empty bands (codec cut-offs, noise) weigh little.
     min_speech_s: seconds of speech (trimmed span) a clip needs to be usable.
     """
 
@@ -52,7 +54,8 @@ class FeatureConfig:
     fmax: float = 3800.0
     n_fft: int = 512
     hop_length: int = 160
-    top_db: float = 30.0
+    top_db: float = 20.0
+    band_floor_db: float = 40.0
     min_speech_s: float = 0.1
 
     def __post_init__(self) -> None:
@@ -60,7 +63,7 @@ class FeatureConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ParameterError(f"{name}={value!r} must be a positive integer")
-        for name in ("fmax", "top_db", "min_speech_s"):
+        for name in ("fmax", "top_db", "band_floor_db", "min_speech_s"):
             _positive(name, getattr(self, name))
         if not (isinstance(self.fmin, int | float) and 0 <= self.fmin < self.fmax):
             raise ParameterError(f"fmin={self.fmin!r} must be >= 0 and below fmax={self.fmax!r}")

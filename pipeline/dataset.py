@@ -42,7 +42,7 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".mp4", ".aac", ".opus", ".webm", ".aiff",
      ".aif", ".au", ".wma"}
 )  # fmt: skip
-FEATURE_CODE_VERSION = 1  # bump when histogram() changes meaning, so cached rows are not reused
+FEATURE_CODE_VERSION = 2  # bump when histogram() changes meaning, so cached rows are not reused
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 # Imported once in the fork server, so workers start warm. librosa loads its submodules (and
 # numba) lazily on first use: without these, every worker spends ~1 s importing them.

@@ -9,8 +9,14 @@ For a mono float32 waveform ``y`` at ``cfg.sample_rate``:
    non-silent frames ("voiced") are averaged. A span shorter than ``min_speech_s`` is rejected.
 3. Band powers ``B = M @ S`` with ``M`` the ``n_bands`` triangular mel-spaced (HTK) filters
    between ``fmin`` and ``fmax``, unnormalised.
-4. Log compression ``10 log10(B + 1e-10)``, averaged over voiced frames: the long-term average
-   log spectrum of the speech, in dB relative to full scale.
+4. Log compression ``10 log10(B + 1e-10)``; in each frame, bands more than ``band_floor_db``
+   below that frame's loudest band are raised to that floor.
+5. The average over voiced frames: the long-term average log spectrum of the speech, in dB
+   relative to full scale.
+
+``top_db=20`` and ``band_floor_db=40`` were chosen on held-out FSDD takes: against 30 dB and no
+floor, clean accuracy is the same while MP3 copies lose 5 points instead of 19, and copies with
+white noise at 20 dB SNR 3 instead of 17 (bench/robustness.py).
 
 The result is 60 float32 values in dB. The absolute level is kept on purpose: normalising it away
 (by the band mean, the peak or the frame level) cost 1.5-2 points of held-out FSDD accuracy.
@@ -82,4 +88,5 @@ def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     frame_db = 10 * np.log10(power.sum(axis=0) + POWER_FLOOR)
     voiced = voiced_frames(frame_db, cfg)
     bands_db = 10 * np.log10(filterbank(cfg) @ power[:, voiced] + POWER_FLOOR)
+    bands_db = np.maximum(bands_db, bands_db.max(axis=0) - cfg.band_floor_db)
     return bands_db.mean(axis=1).astype(np.float32)
