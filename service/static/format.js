@@ -1,0 +1,24 @@
+// How numbers are written on the page.
+
+/**
+ * A score in [0, 1] as a percentage, with enough digits to tell 99.98% from 99.99%:
+ * three decimals within 1% of either end, one elsewhere.
+ */
+export function formatPercent(p) {
+  if (p <= 0) return "0%";
+  if (p >= 1) return "100%";
+  const digits = p < 0.01 || p > 0.99 ? 3 : 1;
+  return `${(100 * p).toFixed(digits)}%`;
+}
+
+/** A frequency as "80 Hz", "1.2 kHz" or "7 kHz". */
+export function formatHz(hz) {
+  if (hz < 1000) return `${Math.round(hz)} Hz`;
+  return `${(hz / 1000).toFixed(1).replace(/\.0$/, "")} kHz`;
+}
+
+/** A frequency as a short axis tick: "80", "250", "1k", "2.5k". */
+export function formatHzTick(hz) {
+  if (hz < 1000) return `${Math.round(hz)}`;
+  return `${(hz / 1000).toFixed(1).replace(/\.0$/, "")}k`;
+}

@@ -1,0 +1,391 @@
+"""The page at ``/`` in headless Chromium against a real server: the microphone, an upload, the
+API-key prompt, the unknown speaker, the drawings, the model report, and phone width.
+
+One server (with an API key, so the key prompt can be exercised) and one browser serve the
+whole module. Chromium's fake microphone plays a synthetic Steve once, from the moment the page
+opens the microphone. Screenshots go to ``artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.synth import STRANGER, VOICES, synthesize_hello
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+    pytest.skip(
+        f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER})",
+        allow_module_level=True,
+    )
+
+from selenium import webdriver  # noqa: E402  (after the skip: selenium is no use without them)
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.chrome.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_DIR = REPO / "models" / "default"
+ARTIFACTS = REPO / "artifacts" / "browser"
+API_KEY = "browser-test-key"
+KEY_STORAGE = "voiceid.apiKey"  # app.js's sessionStorage key
+SAMPLE_RATE = 16000  # Hz, of the generated clips
+CLIP_SEED = 7  # the default model was trained on seed 0's clips
+LEAD_SILENCE_S = 0.5  # s before the word: the fake microphone starts before the page listens
+RECORD_S = 2.5  # s between the clicks on #record; the padded clip is about 2 s
+PHONE = (390, 844)  # CSS px
+DESKTOP = (1280, 900)
+READY_TIMEOUT_S = 60.0
+ANSWER_TIMEOUT_S = 15.0
+# The one console error a 401 leaves, which the key prompt then answers.
+EXPECTED_401 = re.compile(r"/predict\?explain=true - Failed to load resource: .* 401")
+
+
+@dataclass(frozen=True)
+class Clips:
+    microphone: Path  # Steve, with silence before and after
+    david: Path
+    stranger: Path
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+
+
+def _write(path: Path, samples: np.ndarray) -> Path:
+    sf.write(path, samples, SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+    folder = tmp_path_factory.mktemp("clips")
+
+    def hello(voice_name: str) -> np.ndarray:
+        voice = STRANGER if voice_name == STRANGER.name else VOICES[voice_name]
+        return synthesize_hello(voice, np.random.default_rng(CLIP_SEED), SAMPLE_RATE)
+
+    lead = np.zeros(round(LEAD_SILENCE_S * SAMPLE_RATE), dtype=np.float32)
+    return Clips(
+        microphone=_write(folder / "steve_mic.wav", np.concatenate([lead, hello("Steve"), lead])),
+        david=_write(folder / "david.wav", hello("David")),
+        stranger=_write(folder / "stranger.wav", hello(STRANGER.name)),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"the server was not ready after {READY_TIMEOUT_S:g} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "uvicorn.log"
+    env = {
+        **os.environ,
+        "VOICEID_MODEL_DIR": str(MODEL_DIR),
+        "VOICEID_API_KEY": API_KEY,
+        "VOICEID_LOG_LEVEL": "warning",
+    }
+    command = [sys.executable, "-m", "uvicorn", "service.main:app_from_env", "--factory",
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log)
+        yield Server(url)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def driver(clips: Clips) -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        # Played once, from when the page opens the microphone; silence after.
+        f"--use-file-for-fake-audio-capture={clips.microphone}%noloop",
+        f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: Selenium Manager must not download anything.
+    browser = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def open_page(driver: WebDriver, server: Server, *, api_key: str | None = API_KEY) -> None:
+    """Load the page fresh, with ``api_key`` already in sessionStorage (or none), and wait
+    for the model report, which means /model answered and app.js ran."""
+    driver.get(f"{server.url}/")
+    if api_key is None:
+        driver.execute_script("sessionStorage.clear()")
+    else:
+        driver.execute_script(f"sessionStorage.setItem('{KEY_STORAGE}', arguments[0])", api_key)
+    driver.refresh()
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#labels li")
+    )
+    driver.get_log("browser")  # start each test's console record from here
+
+
+def wait_for_answer(driver: WebDriver) -> str:
+    """The text of ``#result`` once an answer has arrived."""
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
+        lambda d: (
+            d.find_element(By.ID, "verdict").get_attribute("data-state") != "empty"
+            or d.find_element(By.ID, "error").text
+        )
+    )
+    error = driver.find_element(By.ID, "error").text
+    assert not error, f"the page shows an error: {error}"
+    return str(driver.find_element(By.ID, "result").text)
+
+
+def console_errors(driver: WebDriver, *, allowed: re.Pattern[str] | None = None) -> list[str]:
+    entries = driver.get_log("browser")
+    return [
+        entry["message"]
+        for entry in entries
+        if entry["level"] == "SEVERE" and not (allowed and allowed.search(entry["message"]))
+    ]
+
+
+def get_model(server: Server) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{server.url}/model", timeout=5) as response:
+        model: dict[str, Any] = json.load(response)
+        return model
+
+
+def text_of(driver: WebDriver, element_id: str) -> str:
+    return str(driver.find_element(By.ID, element_id).text)
+
+
+def save_full_page(
+    driver: WebDriver, name: str, size: tuple[int, int], *, dark: bool = False
+) -> Path:
+    """A screenshot of the whole page laid out at ``size`` CSS px, in artifacts/browser/."""
+    width, height = size
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+    scheme = "dark" if dark else "light"
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
+    )
+    try:
+        driver.execute_script("window.scrollTo(0, 0)")  # the sticky header belongs at the top
+        time.sleep(0.3)  # the drawings redraw at the new width
+        page_height = driver.execute_script("return document.documentElement.scrollHeight")
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": page_height, "scale": 1},
+            },
+        )
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+# ---- tests ----------------------------------------------------------------------------------
+
+
+def test_report_shows_the_loaded_model(driver: WebDriver, server: Server) -> None:
+    open_page(driver, server)
+
+    model = get_model(server)
+    labels = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#labels li")]
+    assert labels == model["labels"] == ["David", "Steve"]
+    assert text_of(driver, "known-voices") == "David and Steve"
+    metrics = text_of(driver, "metrics")
+    assert f"Training clips\n{model['metrics']['n_train']}\nused to learn the weights" in metrics
+    assert f"Validation clips\n{model['metrics']['n_val']}\nused only to check" in metrics
+    assert "Validation accuracy\n" in metrics
+    assert "60 → 6 → 2 neurons (softmax outputs)" in text_of(driver, "model-facts")
+    # Both of the bundle's pictures arrive.
+    WebDriverWait(driver, 5).until(
+        lambda d: d.execute_script(
+            "const images = [...document.querySelectorAll('#report img')];"
+            "return images.length === 2 && images.every((i) => i.complete && i.naturalWidth > 0)"
+        )
+    )
+    # Before any clip the network shows its weights: 60x6 + 6x2 lines, 60 + 6 + 2 nodes.
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#network line.edge")) == 60 * 6 + 6 * 2
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#network circle")) == 60 + 6 + 2
+    assert console_errors(driver) == []
+    save_full_page(driver, "desktop-start", DESKTOP)
+
+
+def test_an_upload_asks_for_the_api_key_then_answers_david(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    open_page(driver, server, api_key=None)
+
+    driver.find_element(By.ID, "clip").send_keys(str(clips.david))
+    key_field = driver.find_element(By.ID, "api-key")
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: key_field.is_displayed())
+    assert text_of(driver, "error") == (
+        "Missing API key: send it in the X-API-Key header. "
+        "Enter the API key below to send the clip again."
+    )
+    assert driver.switch_to.active_element == key_field
+    save_full_page(driver, "phone-api-key", PHONE)
+
+    key_field.send_keys(API_KEY, Keys.ENTER)
+
+    assert wait_for_answer(driver) == "David"
+    assert not key_field.is_displayed()
+    assert driver.switch_to.active_element == driver.find_element(By.ID, "record")
+    stored = driver.execute_script(f"return sessionStorage.getItem('{KEY_STORAGE}')")
+    assert stored == API_KEY
+    assert console_errors(driver, allowed=EXPECTED_401) == []
+
+
+def test_a_recording_from_the_microphone_is_steve(driver: WebDriver, server: Server) -> None:
+    open_page(driver, server)
+    record = driver.find_element(By.ID, "record")
+
+    record.click()
+    WebDriverWait(driver, 5).until(lambda d: "Recording" in text_of(d, "status"))
+    assert record.text == "Stop"
+    started = time.monotonic()
+    assert driver.find_element(By.ID, "recording-meter").is_displayed()
+    save_full_page(driver, "phone-recording", PHONE)
+    time.sleep(max(RECORD_S - (time.monotonic() - started), 0))
+    record.click()
+
+    result = wait_for_answer(driver)
+    confidence = text_of(driver, "confidence")
+    assert result == "Steve", f"#result is {result!r}: {confidence}"
+    assert record.text == "Record"
+    # The drawings show this clip: 60 histogram bars, and a value in each hidden neuron.
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#histogram rect")) == 60
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#network .hidden-layer text")) == 6
+    assert console_errors(driver) == []
+    save_full_page(driver, "desktop-steve", DESKTOP)
+
+
+def test_a_stranger_is_unknown_and_the_closest_voice_is_named(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    open_page(driver, server)
+
+    driver.find_element(By.ID, "clip").send_keys(str(clips.stranger))
+
+    assert wait_for_answer(driver) == "unknown"
+    assert "The closest voice is David at" in text_of(driver, "confidence")
+    assert console_errors(driver) == []
+    save_full_page(driver, "desktop-unknown", DESKTOP)
+
+
+def test_the_page_fits_a_phone(driver: WebDriver, server: Server, clips: Clips) -> None:
+    open_page(driver, server)
+    driver.find_element(By.ID, "clip").send_keys(str(clips.david))
+    assert wait_for_answer(driver) == "David"
+
+    path = save_full_page(driver, "phone-david", PHONE)
+    save_full_page(driver, "phone-david-dark", PHONE, dark=True)
+
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True},
+    )
+    try:
+        time.sleep(0.3)
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert overflow <= 0, f"the page is {overflow} px wider than a phone; see {path}"
+    assert console_errors(driver) == []
+
+
+def test_wav_encoding_in_the_browser(driver: WebDriver, server: Server) -> None:
+    open_page(driver, server)
+    header, samples = driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        import("/static/recorder.js").then(({ encodeWav }) => {
+          const view = new DataView(encodeWav(new Float32Array([0, 1, -1, 0.5, 2]), 8000));
+          const text = (at) => String.fromCharCode(...new Uint8Array(view.buffer, at, 4));
+          done([
+            [text(0), view.getUint32(4, true), text(8), text(12), view.getUint16(20, true),
+             view.getUint16(22, true), view.getUint32(24, true), view.getUint32(28, true),
+             view.getUint16(34, true), text(36), view.getUint32(40, true)],
+            [0, 1, 2, 3, 4].map((i) => view.getInt16(44 + 2 * i, true)),
+          ]);
+        });
+        """
+    )
+    assert header == ["RIFF", 46, "WAVE", "fmt ", 1, 1, 8000, 16000, 16, "data", 10]
+    assert samples == [0, 32767, -32768, 16383, 32767]  # 2 is clipped to full scale
