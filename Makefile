@@ -47,11 +47,7 @@ bench: $(STAMP)
 
 ## default-model: regenerate models/default from the synthetic demo voices
 default-model: $(STAMP)
-	rm -rf .demo-data
-	$(BIN)/voiceid demo-data .demo-data
-	$(BIN)/voiceid train .demo-data --out models/default --name default --seed 0 --no-cache \
-		--unknown-quantile 0.01
-	rm -rf .demo-data
+	$(BIN)/python -m pipeline.default_model models/default
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
