@@ -12,6 +12,7 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.bundle import Bundle, load_bundle
+from pipeline.errors import BundleError
 from service.errors import NotReadyError
 
 __all__ = ["ModelStore"]
@@ -36,6 +37,11 @@ class ModelStore:
     async def load(self, path: Path) -> Bundle:
         """Load ``path`` off the event loop and make it current; raises ``BundleError``."""
         async with self._lock:  # one reload at a time; predictions do not wait for it
-            bundle = await run_in_threadpool(load_bundle, path)
+            try:
+                bundle = await run_in_threadpool(load_bundle, path)
+            except (OSError, ValueError) as exc:
+                # A path the OS refuses (NUL byte, too long, no permission) is a bad bundle too.
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise BundleError(f"cannot read model bundle {str(path)!r}: {reason}") from exc
             self._bundle = bundle
             return bundle

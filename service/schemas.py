@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "BatchItem",
     "BatchResponse",
+    "ErrorResponse",
     "Explanation",
     "ModelInfo",
     "ModelRef",
@@ -16,6 +17,13 @@ __all__ = [
     "ReloadRequest",
     "Status",
 ]
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(
+        description="what was wrong, and with which value",
+        examples=["clip is silent: peak level -72.4 dBFS is below -60 dBFS"],
+    )
 
 
 class ModelRef(BaseModel):

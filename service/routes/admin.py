@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Request
 
 from service.deps import ApiKey, SettingsDep, StoreDep
 from service.routes.model import model_info
-from service.schemas import ModelInfo, ReloadRequest
+from service.schemas import ErrorResponse, ModelInfo, ReloadRequest
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKey])
 
@@ -17,8 +17,15 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKey])
     "/reload",
     response_model=ModelInfo,
     responses={
-        401: {"description": "API key missing or wrong (only when one is set)"},
-        409: {"description": "the bundle does not load; the old model keeps serving"},
+        400: {"model": ErrorResponse, "description": "the body cannot be parsed"},
+        401: {
+            "model": ErrorResponse,
+            "description": "API key missing or wrong (only when one is set)",
+        },
+        409: {
+            "model": ErrorResponse,
+            "description": "the bundle does not load; the old model keeps serving",
+        },
     },
     summary="Load a bundle from disk and serve it",
 )

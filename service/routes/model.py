@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
@@ -11,11 +11,14 @@ from pipeline.bundle import Bundle
 from pipeline.features import band_centres
 from service.deps import StoreDep
 from service.errors import NotFoundError
-from service.schemas import ModelInfo
+from service.schemas import ErrorResponse, ModelInfo
 
 router = APIRouter(tags=["model"])
 
 PLOTS = ("training_curves", "confusion_matrix")
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "no model loaded yet"}
+}
 
 
 def model_info(bundle: Bundle) -> ModelInfo:
@@ -43,7 +46,9 @@ def model_info(bundle: Bundle) -> ModelInfo:
     )
 
 
-@router.get("/model", response_model=ModelInfo, summary="The model being served")
+@router.get(
+    "/model", response_model=ModelInfo, responses=_NOT_READY, summary="The model being served"
+)
 async def get_model(store: StoreDep) -> ModelInfo:
     """Labels, feature config, metrics, version and weights of the loaded bundle."""
     return model_info(store.current)
@@ -52,7 +57,11 @@ async def get_model(store: StoreDep) -> ModelInfo:
 @router.get(
     "/model/plots/{name}.png",
     response_class=FileResponse,
-    responses={200: {"content": {"image/png": {}}}, 404: {"description": "no such picture"}},
+    responses={
+        200: {"content": {"image/png": {}}},
+        404: {"model": ErrorResponse, "description": "no such picture"},
+        **_NOT_READY,
+    },
     summary="A picture from the bundle",
 )
 async def get_plot(

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.deps import MetricsDep, StoreDep
 from service.errors import NotReadyError
 from service.inference import model_ref
-from service.schemas import Status
+from service.schemas import ErrorResponse, Status
 
 router = APIRouter(tags=["operations"])
 
@@ -22,7 +22,7 @@ async def health() -> Status:
 @router.get(
     "/ready",
     response_model=Status,
-    responses={503: {"description": "no model loaded yet"}},
+    responses={503: {"model": ErrorResponse, "description": "no model loaded yet"}},
     summary="A model is loaded and requests can be served",
 )
 async def ready(request: Request, store: StoreDep) -> Status:

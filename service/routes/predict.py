@@ -9,17 +9,19 @@ from starlette.concurrency import run_in_threadpool
 
 from service.deps import ApiKey, MetricsDep, SettingsDep, StoreDep
 from service.inference import answer_batch, answer_clip, model_ref
-from service.schemas import BatchResponse, PredictResponse
+from service.schemas import BatchResponse, ErrorResponse, PredictResponse
 from service.uploads import read_batch, read_clip
 
 router = APIRouter(tags=["predict"], dependencies=[ApiKey])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "API key missing or wrong (only when one is set)"},
-    413: {"description": "upload over the size or count limit"},
-    415: {"description": "not a supported audio format or content type"},
+    400: {"model": ErrorResponse, "description": "malformed multipart body"},
+    401: {"model": ErrorResponse, "description": "API key missing or wrong (only when one is set)"},
+    413: {"model": ErrorResponse, "description": "upload over the size or count limit"},
+    415: {"model": ErrorResponse, "description": "not a supported audio format or content type"},
+    # No model here: a bad query parameter gets FastAPI's validation body instead of ours.
     422: {"description": "audio unusable: empty, silent, too short, too long, non-finite"},
-    503: {"description": "no model loaded yet"},
+    503: {"model": ErrorResponse, "description": "no model loaded yet"},
 }
 _CLIP_BODY = {
     "requestBody": {

@@ -1,0 +1,398 @@
+"""POST /predict and /predict/batch: answers, explanations, Keras agreement and every error."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from pipeline.audio import decode
+from pipeline.bundle import Bundle
+from pipeline.features import band_centres, histogram
+from tests.service.helpers import MODEL_DIR, SAMPLE_RATE, ClientFactory, tone, wav_bytes
+
+WAV = {"content-type": "audio/wav"}
+KNOWN = ("Steve", "David")
+PREDICT_KEYS = {"speaker", "confidence", "scores", "unknown", "threshold", "model", "duration_s",
+                "timing_ms"}  # fmt: skip
+
+
+def post_clip(client: TestClient, clip: bytes, **params: Any) -> dict[str, Any]:
+    response = client.post(
+        "/predict", files={"file": ("clip.wav", clip, "audio/wav")}, params=params
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def duration_s(clip: bytes) -> float:
+    info = sf.info(io.BytesIO(clip))
+    return round(info.frames / info.samplerate, 4)
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+
+def test_answer_holds_scores_threshold_model_and_duration(
+    client: TestClient, steve_wav: bytes, default_bundle: Bundle
+) -> None:
+    answer = post_clip(client, steve_wav)
+
+    assert set(answer) == PREDICT_KEYS  # no "explain" unless asked for
+    assert list(answer["scores"]) == ["David", "Steve"]
+    assert sum(answer["scores"].values()) == pytest.approx(1.0)
+    assert max(answer["scores"], key=answer["scores"].get) == "Steve"
+    assert answer["confidence"] == answer["scores"]["Steve"]
+    assert answer["threshold"] == default_bundle.threshold
+    assert answer["unknown"] is (answer["confidence"] < default_bundle.threshold)
+    assert answer["speaker"] == ("unknown" if answer["unknown"] else "Steve")
+    assert answer["model"] == {"name": default_bundle.name, "version": default_bundle.version}
+    assert answer["duration_s"] == duration_s(steve_wav)
+    assert answer["timing_ms"] > 0
+
+
+@pytest.mark.parametrize("voice", KNOWN)
+def test_each_clip_of_a_known_voice_is_named(
+    make_client: ClientFactory, demo_clips: dict[str, list[bytes]], voice: str
+) -> None:
+    client = make_client(unknown_threshold=0.0)
+
+    speakers = [post_clip(client, clip)["speaker"] for clip in demo_clips[voice]]
+
+    assert speakers == [voice] * 3
+
+
+@pytest.mark.parametrize("media_type", ["audio/wav", "audio/x-wav", "application/octet-stream"])
+def test_raw_body_gets_the_multipart_answer(
+    client: TestClient, steve_wav: bytes, media_type: str
+) -> None:
+    multipart = post_clip(client, steve_wav)
+
+    response = client.post("/predict", content=steve_wav, headers={"content-type": media_type})
+
+    assert response.status_code == 200
+    assert response.json()["scores"] == multipart["scores"]
+
+
+def test_flac_and_stereo_clips_are_read(client: TestClient) -> None:
+    mono = tone(1.0)
+    flac = io.BytesIO()
+    sf.write(flac, mono, SAMPLE_RATE, format="FLAC")
+    stereo = wav_bytes(np.stack([mono, mono], axis=1))
+
+    wav_answer, flac_answer, stereo_answer = (
+        post_clip(client, data) for data in (wav_bytes(mono), flac.getvalue(), stereo)
+    )
+
+    assert stereo_answer["scores"] == wav_answer["scores"]  # the mean of two equal channels
+    # The same tone, rounded to 16 bits a little differently by the two encoders.
+    assert flac_answer["scores"] == pytest.approx(wav_answer["scores"], abs=1e-3)
+
+
+def test_every_clip_is_unknown_when_no_score_can_reach_the_threshold(
+    make_client: ClientFactory, demo_clips: dict[str, list[bytes]]
+) -> None:
+    client = make_client(unknown_threshold=1.0)
+
+    answer = post_clip(client, demo_clips["Steve"][0])
+
+    assert answer["speaker"] == "unknown"
+    assert answer["unknown"] is True
+    assert answer["threshold"] == 1.0
+    assert answer["confidence"] == max(answer["scores"].values())
+
+
+def test_a_stranger_is_given_the_nearest_voice_when_the_threshold_is_zero(
+    make_client: ClientFactory, demo_clips: dict[str, list[bytes]]
+) -> None:
+    client = make_client(unknown_threshold=0.0)
+
+    answer = post_clip(client, demo_clips["Stranger"][0])
+
+    assert answer["unknown"] is False
+    assert answer["speaker"] == max(answer["scores"], key=answer["scores"].get)
+
+
+# --- explanations and agreement with Keras -------------------------------------------------------
+
+
+def test_explain_shows_histogram_inputs_and_hidden_activations(
+    client: TestClient, steve_wav: bytes, default_bundle: Bundle
+) -> None:
+    cfg = default_bundle.feature_config
+    expected = histogram(decode(steve_wav, sample_rate=cfg.sample_rate).samples, cfg)
+
+    explain = post_clip(client, steve_wav, explain="true")["explain"]
+
+    assert len(explain["histogram"]) == 60
+    np.testing.assert_allclose(explain["histogram"], expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        explain["inputs"], default_bundle.network.standardise(expected), rtol=0, atol=1e-5
+    )
+    assert len(explain["hidden"]) == 6
+    assert all(0.0 <= h <= 1.0 for h in explain["hidden"])
+    assert explain["band_centres_hz"] == band_centres(cfg).tolist()
+
+
+@pytest.fixture(scope="module")
+def keras_model() -> keras.Model:
+    model: keras.Model = keras.saving.load_model(MODEL_DIR / "model.keras", compile=False)
+    return model
+
+
+def test_scores_and_hidden_activations_match_keras(
+    client: TestClient, demo_clips: dict[str, list[bytes]], keras_model: keras.Model
+) -> None:
+    hidden_layer = keras_model.get_layer("hidden")
+    clips = [clip for voice_clips in demo_clips.values() for clip in voice_clips]
+
+    answers = [post_clip(client, clip, explain="true") for clip in clips]
+
+    inputs = np.array([a["explain"]["inputs"] for a in answers], dtype=np.float32)
+    scores = np.array([list(a["scores"].values()) for a in answers])
+    hidden = np.array([a["explain"]["hidden"] for a in answers])
+    np.testing.assert_allclose(scores, keras_model(inputs).numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(hidden, hidden_layer(inputs).numpy(), rtol=0, atol=1e-5)
+
+
+def test_requests_never_call_keras(
+    client: TestClient, steve_wav: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a request called Keras")
+
+    for method in ("__call__", "predict", "predict_on_batch"):
+        monkeypatch.setattr(keras.Model, method, refuse)
+
+    assert client.post("/predict", content=steve_wav, headers=WAV).status_code == 200
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+QUIET = 10 ** (-70 / 20)  # a -70 dBFS peak, below the -60 dBFS silence level
+
+
+def _nan_clip() -> bytes:
+    samples = tone(1.0)
+    samples[100:110] = np.nan
+    return wav_bytes(samples, subtype="FLOAT")
+
+
+def _infinite_clip() -> bytes:
+    samples = tone(1.0)
+    samples[5] = -np.inf
+    return wav_bytes(samples, subtype="FLOAT")
+
+
+INVALID_AUDIO: dict[str, tuple[Callable[[], bytes], str]] = {
+    "empty": (lambda: b"", "clip is empty (0 bytes)"),
+    "header only": (
+        lambda: wav_bytes(np.zeros(0, np.float32)),
+        "clip has no samples",
+    ),
+    "digital silence": (
+        lambda: wav_bytes(np.zeros(SAMPLE_RATE, np.float32)),
+        "clip is silent: peak level -inf dBFS is below -60 dBFS",
+    ),
+    "-70 dBFS tone": (
+        lambda: wav_bytes(tone(1.0, amplitude=QUIET), subtype="FLOAT"),
+        "clip is silent: peak level -70.0 dBFS is below -60 dBFS",
+    ),
+    "50 ms tone": (
+        lambda: wav_bytes(tone(0.05)),
+        "clip has 0.06 s of sound after trimming silence; at least 0.1 s of speech is needed",
+    ),
+    "3 s tone": (lambda: wav_bytes(tone(3.0)), "clip is 3.00 s long; the maximum is 2 s"),
+    "NaN samples": (_nan_clip, "clip has 10 non-finite samples (NaN or infinity)"),
+    "infinite sample": (_infinite_clip, "clip has 1 non-finite samples (NaN or infinity)"),
+    "1e30 float samples": (
+        lambda: wav_bytes(tone(1.0, amplitude=1e30), subtype="FLOAT"),
+        "clip overflows the spectrum: its peak sample 1e+30 is far beyond full scale (1.0)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", INVALID_AUDIO)
+@pytest.mark.parametrize("how", ["multipart", "raw"])
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the 1e30 clip's
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_invalid_audio_is_422_with_the_pipelines_message(
+    make_client: ClientFactory, case: str, how: str
+) -> None:
+    make_clip, detail = INVALID_AUDIO[case]
+    client = make_client(max_clip_seconds=2.0)
+    clip = make_clip()
+
+    if how == "multipart":
+        response = client.post("/predict", files={"file": ("clip.wav", clip, "audio/wav")})
+    else:
+        response = client.post("/predict", content=clip, headers=WAV)
+
+    assert response.status_code == 422
+    assert response.json() == {"detail": detail}
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+def test_undecodable_bytes_are_415_naming_the_format(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.audio.shutil.which", lambda name: None)  # as without ffmpeg
+
+    response = client.post("/predict", content=PNG, headers=WAV)
+
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": "cannot decode PNG image data: it is not WAV, FLAC, OGG/Vorbis or MP3, "
+        "and ffmpeg is not installed"
+    }
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+@pytest.mark.parametrize(
+    ("data", "kind"), [(PNG, "PNG image"), (b"%PDF-1.7\n", "PDF document"), (b"hello", "unknown")]
+)
+def test_bytes_ffmpeg_cannot_decode_are_415_naming_the_format(
+    client: TestClient, data: bytes, kind: str
+) -> None:
+    response = client.post("/predict", files={"file": ("x.bin", data, "audio/wav")})
+
+    assert response.status_code == 415
+    assert response.json() == {"detail": f"cannot decode {kind} data: not a supported audio format"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "shown"),
+    [({"content-type": "text/plain"}, "'text/plain'"),
+     ({"content-type": "application/json; charset=utf-8"}, "'application/json'"),
+     ({}, "'(none)'")],
+)  # fmt: skip
+def test_other_content_types_are_415(
+    client: TestClient, steve_wav: bytes, headers: dict[str, str], shown: str
+) -> None:
+    response = client.post("/predict", content=steve_wav, headers=headers)
+
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": f"unsupported content type {shown}: send multipart/form-data with a 'file' "
+        "field, or the clip itself with an audio/* content type"
+    }
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [{"clip": ("clip.wav", b"RIFF", "audio/wav")}, {"file": (None, "not a file")},
+     {"other": (None, "x"), "other_file": ("a.wav", b"RIFF", "audio/wav")}],
+    ids=["misnamed file", "text field", "no file field"],
+)  # fmt: skip
+def test_multipart_without_a_file_field_is_422(client: TestClient, parts: dict[str, Any]) -> None:
+    response = client.post("/predict", files=parts)
+
+    assert response.status_code == 422
+    assert response.json() == {"detail": "multipart body has no 'file' field holding a file"}
+
+
+def test_malformed_multipart_is_400(client: TestClient) -> None:
+    no_boundary = client.post(
+        "/predict", content=b"--x\r\n", headers={"content-type": "multipart/form-data"}
+    )
+    bad_body = client.post(
+        "/predict", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"}
+    )
+
+    assert no_boundary.status_code == 400
+    assert no_boundary.json() == {"detail": "Missing boundary in multipart."}
+    assert bad_body.status_code == 400
+    assert bad_body.json() == {"detail": "Invalid multipart data."}
+
+
+def test_explain_must_be_a_boolean(client: TestClient, steve_wav: bytes) -> None:
+    response = client.post("/predict", content=steve_wav, headers=WAV, params={"explain": "maybe"})
+
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", "explain"]
+    assert error["msg"] == "Input should be a valid boolean, unable to interpret input"
+
+
+# --- batch ---------------------------------------------------------------------------------------
+
+
+def batch(*parts: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("files", (name, data, "audio/wav")) for name, data in parts]
+
+
+def test_batch_answers_each_file_or_says_what_was_wrong_with_it(
+    client: TestClient, demo_clips: dict[str, list[bytes]], default_bundle: Bundle
+) -> None:
+    steve, david = demo_clips["Steve"][0], demo_clips["David"][0]
+    files = batch(("steve.wav", steve), ("png.wav", PNG), ("short.wav", wav_bytes(tone(0.05))),
+                  ("david.wav", david), ("empty.wav", b""))  # fmt: skip
+
+    response = client.post("/predict/batch", files=files)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == {"name": default_bundle.name, "version": default_bundle.version}
+    results = body["results"]
+    assert [(r["file"], r["ok"], r["status"]) for r in results] == [
+        ("steve.wav", True, 200), ("png.wav", False, 415), ("short.wav", False, 422),
+        ("david.wav", True, 200), ("empty.wav", False, 422),
+    ]  # fmt: skip
+    assert results[0]["result"]["scores"] == post_clip(client, steve)["scores"]
+    assert results[3]["result"]["scores"] == post_clip(client, david)["scores"]
+    assert "detail" not in results[0] and "result" not in results[1]
+    # The rest of this message depends on whether ffmpeg is installed.
+    assert results[1]["detail"].startswith("cannot decode PNG image data: ")
+    assert results[2]["detail"] == (
+        "clip has 0.06 s of sound after trimming silence; at least 0.1 s of speech is needed"
+    )
+    assert results[4]["detail"] == "clip is empty (0 bytes)"
+
+
+def test_batch_over_the_file_count_limit_is_413(
+    make_client: ClientFactory, steve_wav: bytes
+) -> None:
+    client = make_client(batch_max_files=3)
+
+    response = client.post("/predict/batch", files=batch(*[("s.wav", steve_wav)] * 4))
+
+    assert response.status_code == 413
+    assert response.json() == {"detail": "batch of 4 files is over the limit of 3"}
+
+
+def test_batch_at_the_file_count_limit_is_answered(
+    make_client: ClientFactory, steve_wav: bytes
+) -> None:
+    client = make_client(batch_max_files=3)
+
+    response = client.post("/predict/batch", files=batch(*[("s.wav", steve_wav)] * 3))
+
+    assert response.status_code == 200
+    assert [r["ok"] for r in response.json()["results"]] == [True] * 3
+
+
+def test_batch_without_files_is_422(client: TestClient) -> None:
+    response = client.post("/predict/batch", files={"files": (None, "not a file")})
+
+    assert response.status_code == 422
+    assert response.json() == {"detail": "multipart body has no 'files' field holding a file"}
+
+
+def test_batch_of_a_raw_body_is_415(client: TestClient, steve_wav: bytes) -> None:
+    response = client.post("/predict/batch", content=steve_wav, headers=WAV)
+
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": "unsupported content type 'audio/wav': send multipart/form-data with one "
+        "'files' field per clip"
+    }

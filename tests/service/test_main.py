@@ -1,0 +1,195 @@
+"""The service as it runs: uvicorn processes answering over loopback, then stopping cleanly."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.helpers import MODEL_DIR
+
+pytestmark = pytest.mark.slow
+
+LIMIT = 100_000  # bytes, the servers' /predict limit
+STARTUP_TIMEOUT_S = 90.0  # each worker imports TensorFlow; slow CI machines take a while
+ROOT = MODEL_DIR.parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """A server process started by ``running``, its port and the file its output goes to."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log = log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_until_ready(self, workers: int) -> None:
+        """Until every worker has started and /ready answers 200."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode}:\n{self.output()}")
+            started = self.output().count("Application startup complete.")
+            if started >= workers and self._is_ready():
+                return
+            time.sleep(0.2)
+        pytest.fail(f"server not ready after {STARTUP_TIMEOUT_S:g} s:\n{self.output()}")
+
+    def _is_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"server ignored SIGTERM:\n{self.output()}")
+
+
+@contextmanager
+def running(command: list[str], tmp_path: Path, *, workers: int = 1) -> Iterator[Server]:
+    """Start ``command`` (which must serve on the port it is given) and wait for /ready."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEID_")}
+    env |= {"VOICEID_MODEL_DIR": str(MODEL_DIR), "VOICEID_MAX_UPLOAD_BYTES": str(LIMIT),
+            "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
+    log = tmp_path / f"server-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = Server(process, port, log)
+    try:
+        server.wait_until_ready(workers)
+        yield server
+    finally:
+        if process.poll() is None:
+            server.stop()
+
+
+def assert_stopped_cleanly(server: Server, returncode: int, workers: int) -> None:
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to exit as killed by it.
+    assert returncode in (0, -signal.SIGTERM), server.output()
+    assert server.output().count("Application shutdown complete.") == workers
+    assert server.output().count("Finished server process") == workers
+
+
+@pytest.fixture(scope="module")
+def uvicorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One uvicorn process for the module; it must stop cleanly when the module is done."""
+    command = [sys.executable, "-m", "uvicorn", "service.main:app_from_env", "--factory"]
+    with running(command, tmp_path_factory.mktemp("uvicorn")) as server:
+        yield server
+        returncode = server.stop()
+    assert_stopped_cleanly(server, returncode, workers=1)
+
+
+def post_partially(server: Server, headers: dict[str, str], chunks: list[bytes]) -> tuple[int, str]:
+    """Send the request line, ``headers`` and ``chunks`` of the body, but never the rest."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/predict")
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        for chunk in chunks:
+            conn.send(chunk)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())["detail"]
+    finally:
+        conn.close()
+
+
+def test_uvicorn_answers_a_clip_over_loopback(uvicorn_server: Server, steve_wav: bytes) -> None:
+    files = {"file": ("steve.wav", steve_wav, "audio/wav")}
+
+    response = httpx.post(f"{uvicorn_server.url}/predict", files=files, timeout=30)
+
+    assert response.status_code == 200
+    assert set(response.json()["scores"]) == {"David", "Steve"}
+    assert response.json()["model"]["name"] == "default"
+
+
+def test_bad_input_does_not_take_the_server_down(uvicorn_server: Server) -> None:
+    url = uvicorn_server.url
+    wav = {"content-type": "audio/wav"}
+
+    junk = httpx.post(f"{url}/predict", content=b"RIFF\0\0\0\0WAVEjunk", headers=wav)
+    empty = httpx.post(f"{url}/predict", content=b"", headers=wav)
+    huge = httpx.post(f"{url}/predict", content=bytes(LIMIT + 1), headers=wav)
+
+    assert (junk.status_code, empty.status_code, huge.status_code) == (415, 422, 413)
+    assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_declared_oversize_upload_is_refused_before_the_body_is_sent(
+    uvicorn_server: Server,
+) -> None:
+    headers = {"Content-Type": "audio/wav", "Content-Length": "1000000000"}
+
+    status, detail = post_partially(uvicorn_server, headers, chunks=[])
+
+    assert status == 413
+    assert detail == "upload of 1000000000 bytes is over the limit of 100000 bytes"
+
+
+def test_chunked_oversize_upload_is_refused_while_it_streams(uvicorn_server: Server) -> None:
+    headers = {"Content-Type": "audio/wav", "Transfer-Encoding": "chunked"}
+    chunk = b"%x\r\n%s\r\n" % (10_000, bytes(10_000))
+
+    status, detail = post_partially(uvicorn_server, headers, chunks=[chunk] * 11)  # no last chunk
+
+    assert status == 413
+    match = re.fullmatch(
+        r"upload is over the limit of 100000 bytes \(stopped reading at (\d+) bytes\)", detail
+    )
+    assert match is not None and 100_000 < int(match[1]) <= 110_000
+
+
+def voiceid_command() -> list[str]:
+    script = Path(sys.executable).with_name("voiceid")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pipeline.cli"]
+
+
+def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> None:
+    command = [*voiceid_command(), "serve", "--model", str(MODEL_DIR), "--workers", "2"]
+    with running(command, tmp_path, workers=2) as server:
+        answers = [
+            httpx.post(f"{server.url}/predict", content=steve_wav,
+                       headers={"content-type": "audio/wav"}, timeout=30)
+            for _ in range(6)
+        ]  # fmt: skip
+        returncode = server.stop()
+
+    assert [a.status_code for a in answers] == [200] * 6
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", server.output()))) == 2
+    assert_stopped_cleanly(server, returncode, workers=2)
