@@ -11,6 +11,7 @@ import io
 import math
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,17 +150,27 @@ def _read_ffmpeg(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.
             f"cannot decode {kind} data: it is not WAV, FLAC, OGG/Vorbis or MP3, "
             "and ffmpeg is not installed"
         )
-    cmd = [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", "pipe:0",
-        "-t", f"{max_seconds + 1:g}", "-vn", "-ac", "1", "-ar", str(sample_rate),
-        "-f", "f32le", "pipe:1",
-    ]  # fmt: skip
-    try:
-        proc = subprocess.run(cmd, input=data, capture_output=True, timeout=FFMPEG_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise DecodeError(f"decoding {kind} data took over {FFMPEG_TIMEOUT_S:g} s") from exc
+    limit_s = max_seconds + 1  # decoding stops here: enough to tell that a clip is too long
+    # A seekable file, not a pipe: an M4A whose index (moov) follows the audio, as most
+    # encoders write it, fails to decode from a pipe once it outgrows ffmpeg's read buffer.
+    with tempfile.NamedTemporaryFile(prefix="voiceid-") as source:
+        source.write(data)
+        source.flush()
+        cmd = [
+            ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", source.name,
+            "-t", f"{limit_s:g}", "-vn", "-ac", "1", "-ar", str(sample_rate),
+            "-f", "f32le", "pipe:1",
+        ]  # fmt: skip
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            raise DecodeError(f"decoding {kind} data took over {FFMPEG_TIMEOUT_S:g} s") from exc
     samples = np.frombuffer(proc.stdout, dtype="<f4").copy()
     if proc.returncode != 0 or samples.size == 0:
         raise DecodeError(f"cannot decode {kind} data: not a supported audio format")
+    if len(samples) >= limit_s * sample_rate:  # cut short, so the true length is unknown
+        raise InvalidAudioError(
+            f"clip is over {limit_s:g} s long; the maximum is {max_seconds:g} s"
+        )
     # ffmpeg decodes to the target rate and mono itself; the original layout is not reported.
     return samples, sample_rate, 1

@@ -86,7 +86,8 @@ def write_bundle(
     """
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if out_dir.exists() and not (out_dir / METADATA_FILE).exists() and any(out_dir.iterdir()):
+    is_bundle = (out_dir / METADATA_FILE).exists()
+    if out_dir.exists() and not is_bundle and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise BundleError(
             f"{str(out_dir)!r} exists and is not a model bundle; refusing to replace it"
         )

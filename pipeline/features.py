@@ -89,4 +89,12 @@ def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     voiced = voiced_frames(frame_db, cfg)
     bands_db = 10 * np.log10(filterbank(cfg) @ power[:, voiced] + POWER_FLOOR)
     bands_db = np.maximum(bands_db, bands_db.max(axis=0) - cfg.band_floor_db)
-    return bands_db.mean(axis=1).astype(np.float32)
+    result = bands_db.mean(axis=1).astype(np.float32)
+    if not np.isfinite(result).all():
+        # A float file may hold finite samples far beyond full scale; their power overflows.
+        peak = float(np.max(np.abs(y)))
+        raise InvalidAudioError(
+            f"clip overflows the spectrum: its peak sample {peak:.3g} is far beyond "
+            "full scale (1.0)"
+        )
+    return result

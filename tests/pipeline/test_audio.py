@@ -1,0 +1,292 @@
+"""Tests of decoding: formats, bytes and paths, downmix, resampling and every refusal."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.audio import decode, sniff_format, to_mono, validate_waveform
+from pipeline.config import FeatureConfig
+from pipeline.errors import DecodeError, InvalidAudioError, ParameterError
+from pipeline.features import histogram
+from tests.pipeline.helpers import PNG_BYTES, SR, encode, peak_hz, tone
+
+LIBSNDFILE_FORMATS = [
+    "WAV",
+    "FLAC",
+    "OGG",
+    pytest.param(
+        "MP3",
+        marks=pytest.mark.skipif(
+            "MP3" not in sf.available_formats(),
+            reason=f"libsndfile {sf.__libsndfile_version__} cannot write MP3 (needs >= 1.1)",
+        ),
+    ),
+]
+EXTENSIONS = {"WAV": "wav", "FLAC": "flac", "OGG": "ogg", "MP3": "mp3"}
+M4A_HEADER = b"\x00\x00\x00\x20ftypM4A " + bytes(200)  # leading bytes only, no audio
+NOT_LIBSNDFILE = "it is not WAV, FLAC, OGG/Vorbis or MP3, and ffmpeg is not installed"
+
+
+def _ffmpeg_encode(tmp: Path, name: str, codec: list[str], seconds: float = 1.0) -> bytes:
+    """A 440 Hz tone at 44.1 kHz encoded by the ffmpeg binary into ``name``."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg is not installed: M4A/AAC and WebM/Opus are decoded through it")
+    source, target = tmp / f"{name}.wav", tmp / name
+    source.write_bytes(encode(tone(440, seconds=seconds, sample_rate=44100), 44100))
+    cmd = [ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", str(source), *codec, str(target)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return target.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def m4a_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return _ffmpeg_encode(tmp_path_factory.mktemp("m4a"), "tone.m4a", ["-c:a", "aac"])
+
+
+@pytest.fixture(scope="module")
+def webm_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return _ffmpeg_encode(tmp_path_factory.mktemp("webm"), "tone.webm", ["-c:a", "libopus"])
+
+
+@pytest.fixture(scope="module")
+def long_m4a_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """10 s of AAC (about 90 kB) with its index (moov) after the audio, as ffmpeg writes it."""
+    data = _ffmpeg_encode(tmp_path_factory.mktemp("m4a"), "long.m4a", ["-c:a", "aac"], 10.0)
+    assert data.find(b"moov") > data.find(b"mdat") > 0
+    return data
+
+
+def _decode_error(
+    data: bytes, error: type[Exception] = InvalidAudioError, max_seconds: float = 60.0
+) -> str:
+    """The message of the ``error`` (that exact class) that decoding ``data`` raises."""
+    with pytest.raises(error) as caught:
+        decode(data, sample_rate=SR, max_seconds=max_seconds)
+    assert type(caught.value) is error
+    return str(caught.value)
+
+
+# Formats, bytes and paths
+
+
+@pytest.mark.parametrize("fmt", LIBSNDFILE_FORMATS)
+def test_decodes_libsndfile_formats_from_bytes(fmt: str) -> None:
+    clip = decode(encode(tone(440), fmt=fmt), sample_rate=SR)
+
+    assert (clip.sample_rate, clip.source_rate, clip.channels) == (SR, SR, 1)
+    assert clip.samples.dtype == np.float32
+    assert clip.samples.shape == (SR,)
+    assert clip.duration_s == 1.0
+    assert peak_hz(clip.samples, SR) == 440.0
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC"])
+def test_lossless_formats_give_back_the_samples(fmt: str) -> None:
+    clip = decode(encode(tone(440), fmt=fmt, subtype="PCM_16"), sample_rate=SR)
+
+    np.testing.assert_allclose(clip.samples, tone(440), atol=1 / 32768)
+
+
+@pytest.mark.parametrize("fmt", LIBSNDFILE_FORMATS)
+def test_a_path_decodes_like_its_bytes(tmp_path: Path, fmt: str) -> None:
+    data = encode(tone(440), fmt=fmt)
+    path = tmp_path / f"tone.{EXTENSIONS[fmt]}"
+    path.write_bytes(data)
+
+    from_bytes = decode(data, sample_rate=SR)
+    for source in (path, str(path)):
+        np.testing.assert_array_equal(decode(source, sample_rate=SR).samples, from_bytes.samples)
+
+
+@pytest.mark.parametrize("fixture", ["m4a_bytes", "webm_bytes"])
+def test_decodes_formats_only_ffmpeg_reads(request: pytest.FixtureRequest, fixture: str) -> None:
+    data: bytes = request.getfixturevalue(fixture)
+    with pytest.raises(sf.LibsndfileError):
+        sf.SoundFile(io.BytesIO(data))  # the premise: libsndfile cannot read it
+
+    clip = decode(data, sample_rate=SR)
+
+    # ffmpeg downmixes and resamples itself, so the clip reports the target rate and one channel.
+    assert (clip.sample_rate, clip.source_rate, clip.channels) == (SR, SR, 1)
+    assert clip.duration_s == pytest.approx(1.0, abs=0.05)  # encoder padding
+    assert peak_hz(clip.samples, SR) == pytest.approx(440.0, abs=2.0)
+
+
+def test_decodes_an_m4a_whose_index_follows_the_audio(long_m4a_bytes: bytes) -> None:
+    clip = decode(long_m4a_bytes, sample_rate=SR)
+
+    assert clip.duration_s == pytest.approx(10.0, abs=0.05)
+
+
+def test_ffmpeg_formats_that_are_too_long_are_refused(long_m4a_bytes: bytes) -> None:
+    # ffmpeg stops after max_seconds + 1, so the true length is not known.
+    message = _decode_error(long_m4a_bytes, max_seconds=2)
+
+    assert message == "clip is over 3 s long; the maximum is 2 s"
+
+
+def test_without_ffmpeg_other_formats_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("pipeline.audio.shutil.which", lambda name: None)
+
+    message = _decode_error(M4A_HEADER, DecodeError)
+
+    assert message == f"cannot decode MP4/M4A data: {NOT_LIBSNDFILE}"
+
+
+# Downmix and resampling
+
+
+def test_stereo_is_averaged_to_mono() -> None:
+    stereo = np.stack([tone(440), np.zeros(SR, np.float32)], axis=1)  # left tone, right silent
+
+    clip = decode(encode(stereo, subtype="FLOAT"), sample_rate=SR)
+
+    assert clip.channels == 2
+    np.testing.assert_array_equal(clip.samples, tone(440) / 2)
+    assert float(np.abs(clip.samples).max()) == pytest.approx(0.25, abs=1e-4)
+
+
+@pytest.mark.parametrize("source_rate", [8000, 44100])
+def test_resamples_to_the_analysis_rate_keeping_the_pitch(source_rate: int) -> None:
+    data = encode(tone(440, sample_rate=source_rate), source_rate, subtype="FLOAT")
+
+    clip = decode(data, sample_rate=SR)
+
+    assert (clip.sample_rate, clip.source_rate) == (SR, source_rate)
+    assert clip.samples.shape == (SR,)
+    assert clip.samples.dtype == np.float32
+    assert peak_hz(clip.samples, SR) == 440.0
+
+
+def test_to_mono_keeps_a_mono_float32_array() -> None:
+    samples = tone(440)
+
+    assert to_mono(samples) is samples
+
+
+# Refusals
+
+
+def test_empty_bytes_are_refused() -> None:
+    assert _decode_error(b"") == "clip is empty (0 bytes)"
+
+
+def test_a_file_without_samples_is_refused() -> None:
+    assert _decode_error(encode(np.zeros(0, np.float32))) == "clip has no samples"
+
+
+def test_garbage_names_the_sniffed_format_without_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("pipeline.audio.shutil.which", lambda name: None)
+
+    message = _decode_error(PNG_BYTES, DecodeError)
+
+    assert message == f"cannot decode PNG image data: {NOT_LIBSNDFILE}"
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+@pytest.mark.parametrize(
+    ("data", "kind"), [(PNG_BYTES, "PNG image"), (b"no audio here " * 20, "unknown")]
+)
+def test_garbage_that_ffmpeg_cannot_read_names_the_sniffed_format(data: bytes, kind: str) -> None:
+    message = _decode_error(data, DecodeError)
+
+    assert message == f"cannot decode {kind} data: not a supported audio format"
+
+
+def test_non_finite_samples_are_refused() -> None:
+    samples = tone(440)
+    samples[100], samples[200] = np.nan, np.inf
+
+    message = _decode_error(encode(samples, subtype="FLOAT"))
+
+    assert message == "clip has 2 non-finite samples (NaN or infinity)"
+
+
+def test_digital_silence_is_refused() -> None:
+    message = _decode_error(encode(np.zeros(SR, np.float32), subtype="PCM_16"))
+
+    assert message == "clip is silent: peak level -inf dBFS is below -60 dBFS"
+
+
+def test_a_clip_below_minus_60_dbfs_is_refused() -> None:
+    quiet = tone(440, amplitude=10 ** (-70 / 20))
+
+    message = _decode_error(encode(quiet, subtype="FLOAT"))
+
+    assert message == "clip is silent: peak level -70.0 dBFS is below -60 dBFS"
+
+
+def test_a_clip_at_minus_50_dbfs_is_accepted() -> None:
+    clip = decode(encode(tone(440, amplitude=10 ** (-50 / 20)), subtype="FLOAT"), sample_rate=SR)
+
+    assert clip.samples.shape == (SR,)
+
+
+@pytest.mark.parametrize("fmt", LIBSNDFILE_FORMATS)
+def test_a_clip_longer_than_max_seconds_is_refused(fmt: str) -> None:
+    message = _decode_error(encode(tone(440, seconds=3.0), fmt=fmt), max_seconds=2)
+
+    assert message == "clip is 3.00 s long; the maximum is 2 s"
+
+
+def test_validate_waveform_measures_length_at_the_given_rate() -> None:
+    with pytest.raises(InvalidAudioError) as error:
+        validate_waveform(tone(440, seconds=3.0), SR, max_seconds=2.5)
+
+    assert str(error.value) == "clip is 3.00 s long; the maximum is 2.5 s"
+
+
+def test_a_50_ms_burst_is_too_little_speech() -> None:
+    samples = np.zeros(SR, np.float32)
+    samples[SR // 2 : SR // 2 + SR // 20] = tone(440, seconds=0.05)
+    clip = decode(encode(samples, subtype="FLOAT"), sample_rate=SR)  # loud enough to decode
+
+    with pytest.raises(InvalidAudioError) as error:
+        histogram(clip.samples, FeatureConfig())
+
+    assert str(error.value) == (
+        "clip has 0.08 s of sound after trimming silence; at least 0.1 s of speech is needed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"sample_rate": 0}, "sample_rate=0 must be a positive integer"),
+        ({"sample_rate": SR, "max_seconds": 0}, "max_seconds=0 must be positive"),
+    ],
+)
+def test_decode_rejects_bad_options(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ParameterError) as error:
+        decode(encode(tone(440)), **options)  # type: ignore[arg-type]
+
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (M4A_HEADER, "MP4/M4A"),
+        (b"\x1a\x45\xdf\xa3rest", "WebM/Matroska"),
+        (b"OggS\x00", "Ogg"),
+        (b"RIFF\x00\x00\x00\x00WAVE", "WAV"),
+        (b"fLaC\x00", "FLAC"),
+        (b"ID3\x04", "MP3"),
+        (b"\xff\xfb\x90\x00", "MP3"),
+        (PNG_BYTES, "PNG image"),
+        (b"%PDF-1.7", "PDF document"),
+        (b'{"a": 1}', "JSON/text"),
+        (b"\x00\x01", "unknown"),
+        (b"", "unknown"),
+    ],
+)
+def test_sniff_format_names_the_container(data: bytes, name: str) -> None:
+    assert sniff_format(data) == name

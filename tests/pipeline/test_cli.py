@@ -1,0 +1,210 @@
+"""End to end through ``voiceid``: train, evaluate and predict on the synthetic voices."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.synth import STRANGER, VOICES, write_demo_data
+
+TEST_CLIPS = 4  # per voice in the held-out folder
+EVALUATE_KEYS = [
+    "accepted_accuracy",
+    "accuracy",
+    "confusion",
+    "false_reject_rate",
+    "labels",
+    "n",
+    "per_speaker",
+    "skipped",
+    "unknown_speakers",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, demo_data: Path, stranger_data: Path
+) -> tuple[Path, dict[str, Any]]:
+    """A model trained by ``voiceid train --json`` with the mse loss, and what it printed."""
+    out = tmp_path_factory.mktemp("cli") / "model"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(
+            ["train", str(demo_data), "--out", str(out), "--unknown-dir", str(stranger_data),
+             "--loss", "mse", "--candidates", "2", "--epochs", "100", "--patience", "20",
+             "--jobs", "1", "--no-cache", "--json"]
+        )  # fmt: skip
+    assert code == 0
+    return out, json.loads(stdout.getvalue())
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Clips the model never saw: Steve, David and the unknown Stranger, 4 each."""
+    out = tmp_path_factory.mktemp("held-out")
+    voices = [*VOICES.values(), STRANGER]
+    write_demo_data(out, clips_per_voice=TEST_CLIPS, seed=1, voices=voices)
+    return out
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_json_prints_metrics_and_file_counts(trained: tuple[Path, dict[str, Any]]) -> None:
+    out, printed = trained
+
+    assert printed["files"] == {"found": 24, "used": 24, "skipped": 0, "decoded": 24}
+    assert (printed["n_train"], printed["n_val"]) == (20, 4)
+    assert printed["val_accuracy"] == 1.0
+    assert 0.0 <= printed["false_accept_rate"] <= 1.0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["output_activation"] == "sigmoid"
+    assert meta["metrics"] == {k: v for k, v in printed.items() if k != "files"}
+
+
+def test_evaluate_json_scores_known_and_counts_unknown_speakers(
+    capsys: pytest.CaptureFixture[str], trained: tuple[Path, dict[str, Any]], held_out: Path
+) -> None:
+    model, _ = trained
+
+    code, out, err = _run(capsys, "evaluate", str(model), str(held_out), "--json", "--jobs", "1")
+
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    assert sorted(report) == EVALUATE_KEYS
+    assert report["labels"] == ["David", "Steve"]
+    assert report["n"] == 2 * TEST_CLIPS
+    assert report["accuracy"] == 1.0
+    assert report["confusion"] == [[TEST_CLIPS, 0], [0, TEST_CLIPS]]
+    assert report["per_speaker"] == {
+        label: {"precision": 1.0, "recall": 1.0, "count": TEST_CLIPS}
+        for label in ("David", "Steve")
+    }
+    unknown = report["unknown_speakers"]
+    assert sorted(unknown) == ["false_accept_rate", "n", "rejected"]
+    assert unknown["n"] == TEST_CLIPS
+    assert unknown["rejected"] == round(TEST_CLIPS * (1 - unknown["false_accept_rate"]))
+    assert report["skipped"] == []
+
+
+def test_evaluate_prints_a_summary(
+    capsys: pytest.CaptureFixture[str], trained: tuple[Path, dict[str, Any]], held_out: Path
+) -> None:
+    model, _ = trained
+
+    code, out, _ = _run(capsys, "evaluate", str(model), str(held_out), "--jobs", "1")
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("accuracy 1.0000 on 8 clips of known speakers (")
+    assert lines[1] == "                 David: precision 1.000 recall 1.000 n=4"
+    assert lines[2] == "                 Steve: precision 1.000 recall 1.000 n=4"
+    assert lines[3].startswith("unknown speakers: 4 clips, false accept rate ")
+
+
+def test_predict_json_names_each_speaker_and_reports_failures(
+    capsys: pytest.CaptureFixture[str],
+    trained: tuple[Path, dict[str, Any]],
+    held_out: Path,
+    tmp_path: Path,
+) -> None:
+    model, _ = trained
+    threshold = json.loads((model / "metadata.json").read_text())["threshold"]
+    clips = [held_out / "Steve" / "hello_000.wav", held_out / "David" / "hello_000.wav"]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"")
+
+    code, out, _ = _run(capsys, "predict", str(model), *map(str, clips), str(broken), "--json")
+
+    assert code == 1  # one clip failed
+    results = json.loads(out)
+    for item, clip in zip(results, clips, strict=False):
+        assert sorted(item) == ["confidence", "file", "scores", "speaker"]
+        assert item["file"] == str(clip)
+        assert sorted(item["scores"]) == ["David", "Steve"]
+        assert item["confidence"] == max(item["scores"].values())
+        best = max(item["scores"], key=item["scores"].get)
+        assert best == clip.parent.name
+        assert item["speaker"] == (best if item["confidence"] >= threshold else "unknown")
+    assert results[2] == {"file": str(broken), "error": "clip is empty (0 bytes)"}
+
+
+def test_predict_prints_speaker_and_confidence(
+    capsys: pytest.CaptureFixture[str], trained: tuple[Path, dict[str, Any]], held_out: Path
+) -> None:
+    model, _ = trained
+    clip = held_out / "Steve" / "hello_001.wav"
+
+    code, out, _ = _run(capsys, "predict", str(model), str(clip), "--json")
+    item = json.loads(out)[0]
+    code_text, text, _ = _run(capsys, "predict", str(model), str(clip))
+
+    assert (code, code_text) == (0, 0)
+    assert text == f"{clip}: {item['speaker']} ({item['confidence']:.3f})\n"
+
+
+def test_train_prints_a_summary(
+    capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "model"
+
+    code, text, _ = _run(
+        capsys, "train", str(demo_data), "--out", str(out), "--candidates", "1", "--epochs", "5",
+        "--jobs", "1", "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+
+    assert code == 0
+    lines = text.splitlines()
+    assert lines[0] == f"wrote {out}  (2 speakers: David, Steve)"
+    assert lines[1] == "clips: 24 used, 0 skipped, 24 decoded"
+    assert lines[2].startswith("epochs: ")
+    assert lines[-1].startswith("time: ")
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+def test_train_refuses_a_single_speaker(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_demo_data(data, clips_per_voice=4, voices=[STRANGER])
+
+    code, out, err = _run(capsys, "train", str(data), "--out", str(tmp_path / "m"), "--no-cache")
+
+    assert (code, out) == (2, "")
+    assert err == (
+        f"voiceid train: error: '{data}' holds 1 speaker folder(s); at least 2 are needed\n"
+    )
+
+
+def test_predict_refuses_a_missing_bundle(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere"
+
+    code, _, err = _run(capsys, "predict", str(missing), "clip.wav")
+
+    assert code == 2
+    assert err == (
+        f"voiceid predict: error: model bundle '{missing}' does not exist or is not a folder\n"
+    )
+
+
+def test_demo_data_writes_the_voices(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = _run(capsys, "demo-data", str(tmp_path), "--clips", "2")
+    code_stranger, out_stranger, _ = _run(
+        capsys, "demo-data", str(tmp_path), "--clips", "1", "--stranger"
+    )
+
+    assert (code, code_stranger) == (0, 0)
+    assert (
+        out == f"Steve: 2 clips in {tmp_path / 'Steve'}\nDavid: 2 clips in {tmp_path / 'David'}\n"
+    )
+    assert out_stranger == f"Stranger: 1 clips in {tmp_path / 'Stranger'}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["David", "Steve", "Stranger"]

@@ -1,0 +1,92 @@
+"""Tests of the frozen configs: defaults, validation messages and the dict round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import pytest
+
+from pipeline.config import FeatureConfig, TrainConfig, default_fmax
+from pipeline.errors import ParameterError
+
+
+@pytest.mark.parametrize(
+    ("rate", "fmax"), [(8000, 3800.0), (16000, 7600.0), (44100, 7600.0), (11025, 5236.875)]
+)
+def test_default_fmax_stays_below_the_lowest_nyquist(rate: int, fmax: float) -> None:
+    assert default_fmax(rate) == fmax
+
+
+def test_default_fmax_rejects_a_rate_of_zero() -> None:
+    with pytest.raises(ParameterError) as error:
+        default_fmax(0)
+
+    assert str(error.value) == "lowest_source_rate=0 must be a positive rate"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"n_bands": 0}, "n_bands=0 must be a positive integer"),
+        ({"sample_rate": 0}, "sample_rate=0 must be a positive integer"),
+        ({"n_fft": True}, "n_fft=True must be a positive integer"),
+        ({"hop_length": 1.5}, "hop_length=1.5 must be a positive integer"),
+        ({"fmax": 9000.0}, "fmax=9000.0 must not exceed the Nyquist frequency 8000.0 Hz"),
+        ({"fmax": math.inf}, "fmax=inf must be a positive number"),
+        ({"fmin": -1.0}, "fmin=-1.0 must be >= 0 and below fmax=3800.0"),
+        ({"fmin": 4000.0}, "fmin=4000.0 must be >= 0 and below fmax=3800.0"),
+        ({"top_db": 0}, "top_db=0 must be a positive number"),
+        ({"min_speech_s": -0.1}, "min_speech_s=-0.1 must be a positive number"),
+        (
+            {"sample_rate": 7000},
+            "fmax=3800.0 must not exceed the Nyquist frequency 3500.0 Hz",
+        ),
+    ],
+)
+def test_feature_config_rejects_bad_values(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ParameterError) as error:
+        FeatureConfig(**fields)
+
+    assert str(error.value) == message
+
+
+def test_feature_config_round_trips_through_a_dict() -> None:
+    cfg = FeatureConfig(fmax=7600.0, n_bands=40)
+
+    assert FeatureConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.to_dict()["n_bands"] == 40
+
+
+def test_feature_config_refuses_unknown_keys() -> None:
+    with pytest.raises(ParameterError) as error:
+        FeatureConfig.from_dict({"n_bands": 60, "window": "hann", "bands": 3})
+
+    assert str(error.value) == "unknown feature config keys: bands, window"
+
+
+def test_feature_config_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        FeatureConfig().n_bands = 30  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"hidden": 0}, "hidden=0 must be a positive integer"),
+        ({"candidates": 0}, "candidates=0 must be a positive integer"),
+        ({"max_epochs": False}, "max_epochs=False must be a positive integer"),
+        ({"learning_rate": 0.0}, "learning_rate=0.0 must be a positive number"),
+        ({"val_fraction": 1.0}, "val_fraction=1.0 must be between 0 and 1"),
+        ({"unknown_quantile": 1.0}, "unknown_quantile=1.0 must be in [0, 1)"),
+        ({"loss": "hinge"}, "loss='hinge' must be 'crossentropy' or 'mse'"),
+        ({"device": "tpu"}, "device='tpu' must be 'auto', 'cpu' or 'gpu'"),
+        ({"seed": -1}, "seed=-1 must be >= 0"),
+    ],
+)
+def test_train_config_rejects_bad_values(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ParameterError) as error:
+        TrainConfig(**fields)
+
+    assert str(error.value) == message

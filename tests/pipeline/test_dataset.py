@@ -1,0 +1,275 @@
+"""Tests of folder scanning, feature extraction with its skips, the cache and parallel runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.config import FeatureConfig
+from pipeline.dataset import (
+    PARALLEL_MIN_FILES,
+    FeatureCache,
+    Recording,
+    extract_features,
+    file_features,
+    lowest_sample_rate,
+    scan_folder,
+)
+from pipeline.errors import DatasetError
+from tests.pipeline.helpers import PNG_BYTES, SR, encode, tone
+
+CFG = FeatureConfig()
+MIXED_SKIPS = [
+    (
+        "alice/broken.wav",
+        "cannot decode PNG image data: it is not WAV, FLAC, OGG/Vorbis or MP3, "
+        "and ffmpeg is not installed",
+    ),
+    ("bob/quiet.wav", "clip is silent: peak level -inf dBFS is below -60 dBFS"),
+    ("bob/zero.flac", "clip is empty (0 bytes)"),
+]  # the skips of mixed_folder, in order
+
+
+def _layout(root: Path, files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def _tones(root: Path, speaker: str, freqs: list[float]) -> None:
+    _layout(root, {f"{speaker}/{f:06.1f}.wav": encode(tone(f, seconds=0.25)) for f in freqs})
+
+
+def _relative(recordings: list[Recording], root: Path) -> list[tuple[str, str]]:
+    return [(r.path.relative_to(root).as_posix(), r.speaker) for r in recordings]
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Four good clips, then a corrupt, a silent and an empty one, in two speaker folders.
+
+    ffmpeg is hidden so the corrupt file's message does not depend on whether it is installed.
+    """
+    monkeypatch.setattr("pipeline.audio.shutil.which", lambda name: None)
+    _tones(tmp_path, "alice", [300.0, 500.0])
+    _tones(tmp_path, "bob", [700.0, 900.0])
+    _layout(
+        tmp_path,
+        {
+            "alice/broken.wav": PNG_BYTES,
+            "bob/quiet.wav": encode(np.zeros(SR, np.float32)),
+            "bob/zero.flac": b"",
+        },
+    )
+    return tmp_path
+
+
+# Scanning
+
+
+def test_scan_folder_sorts_by_speaker_then_path(tmp_path: Path) -> None:
+    _layout(
+        tmp_path,
+        {
+            "bob/b.wav": b"",
+            "bob/a.FLAC": b"",
+            "alice/x.ogg": b"",
+            "alice/sub/y.mp3": b"",
+            "alice/notes.txt": b"",
+            "alice/folder.wav/inside.m4a": b"",
+            ".trash/z.wav": b"",
+            "loose.wav": b"",
+        },
+    )
+
+    recordings = scan_folder(tmp_path)
+
+    assert _relative(recordings, tmp_path) == [
+        ("alice/folder.wav/inside.m4a", "alice"),
+        ("alice/sub/y.mp3", "alice"),
+        ("alice/x.ogg", "alice"),
+        ("bob/a.FLAC", "bob"),
+        ("bob/b.wav", "bob"),
+    ]
+
+
+def test_scan_folder_refuses_a_missing_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+
+    with pytest.raises(DatasetError) as error:
+        scan_folder(missing)
+
+    assert str(error.value) == f"data folder '{missing}' does not exist or is not a folder"
+
+
+def test_scan_folder_refuses_a_folder_without_recordings(tmp_path: Path) -> None:
+    _layout(tmp_path, {"alice/readme.txt": b"", "loose.wav": b""})
+
+    with pytest.raises(DatasetError) as error:
+        scan_folder(tmp_path)
+
+    assert str(error.value) == (
+        f"no recordings found in '{tmp_path}': expected <speaker>/<clip>.wav|flac|ogg|mp3"
+    )
+
+
+def test_lowest_sample_rate_reads_headers_and_ignores_unreadable_files(tmp_path: Path) -> None:
+    _layout(
+        tmp_path,
+        {
+            "a.wav": encode(tone(440, sample_rate=22050), 22050),
+            "b.flac": encode(tone(440, sample_rate=8000), 8000, fmt="FLAC"),
+            "c.wav": PNG_BYTES,
+        },
+    )
+
+    assert lowest_sample_rate(sorted(tmp_path.iterdir())) == 8000
+    assert lowest_sample_rate([tmp_path / "c.wav"]) is None
+
+
+# Extraction and skips
+
+
+def test_unusable_files_are_skipped_with_their_reason(mixed_folder: Path) -> None:
+    recordings = scan_folder(mixed_folder)
+
+    result = extract_features(recordings, CFG, jobs=1)
+
+    assert _relative(result.recordings, mixed_folder) == [
+        ("alice/0300.0.wav", "alice"),
+        ("alice/0500.0.wav", "alice"),
+        ("bob/0700.0.wav", "bob"),
+        ("bob/0900.0.wav", "bob"),
+    ]
+    assert [(r.path.relative_to(mixed_folder).as_posix(), e) for r, e in result.skipped] == (
+        MIXED_SKIPS
+    )
+    assert result.features.shape == (4, 60)
+    assert result.features.dtype == np.float32
+    assert result.decoded == 7
+
+
+def test_rows_are_the_histograms_of_the_files(tmp_path: Path) -> None:
+    _tones(tmp_path, "alice", [300.0, 2500.0])
+
+    result = extract_features(scan_folder(tmp_path), CFG, jobs=1)
+
+    expected = [file_features(r.path, CFG, 60.0) for r in result.recordings]
+    np.testing.assert_array_equal(result.features, np.array(expected))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy reports the overflow too
+def test_a_float_file_far_beyond_full_scale_is_skipped_not_a_nan_row(tmp_path: Path) -> None:
+    _tones(tmp_path, "alice", [300.0])
+    _layout(tmp_path, {"alice/huge.wav": encode(tone(440, amplitude=1e30), subtype="FLOAT")})
+
+    result = extract_features(scan_folder(tmp_path), CFG, jobs=1)
+
+    assert np.all(np.isfinite(result.features))
+    assert _relative(result.recordings, tmp_path) == [("alice/0300.0.wav", "alice")]
+    assert [e for _, e in result.skipped] == [
+        "clip overflows the spectrum: its peak sample 1e+30 is far beyond full scale (1.0)"
+    ]
+
+
+def test_extraction_of_nothing_is_empty() -> None:
+    result = extract_features([], CFG, jobs=1)
+
+    assert result.features.shape == (0, 60)
+    assert (result.recordings, result.skipped, result.decoded) == ([], [], 0)
+
+
+# The cache
+
+
+def test_a_second_run_decodes_nothing_and_gives_the_same_rows(
+    mixed_folder: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    cache = tmp_path_factory.mktemp("cache")
+    recordings = scan_folder(mixed_folder)
+
+    first = extract_features(recordings, CFG, jobs=1, cache_dir=cache)
+    second = extract_features(recordings, CFG, jobs=1, cache_dir=cache)
+
+    assert (first.decoded, second.decoded) == (7, 0)
+    np.testing.assert_array_equal(second.features, first.features)
+    assert second.recordings == first.recordings
+    assert second.skipped == first.skipped
+    assert [p.name for p in cache.iterdir()] == [FeatureCache(cache, CFG, 60.0).path.name]
+
+
+def test_a_changed_file_misses_the_cache(tmp_path: Path) -> None:
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    _tones(data, "alice", [300.0, 500.0, 700.0])
+    recordings = scan_folder(data)
+    extract_features(recordings, CFG, jobs=1, cache_dir=cache)
+    changed = data / "alice" / "0500.0.wav"
+    changed.write_bytes(encode(tone(2500.0, seconds=0.25)))
+
+    result = extract_features(recordings, CFG, jobs=1, cache_dir=cache)
+
+    assert result.decoded == 1
+    np.testing.assert_array_equal(
+        result.features, extract_features(recordings, CFG, jobs=1).features
+    )
+
+
+def test_another_feature_config_uses_another_cache_file(tmp_path: Path) -> None:
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    _tones(data, "alice", [300.0, 500.0])
+    recordings = scan_folder(data)
+    extract_features(recordings, CFG, jobs=1, cache_dir=cache)
+
+    result = extract_features(recordings, FeatureConfig(n_bands=40), jobs=1, cache_dir=cache)
+
+    assert result.decoded == 2
+    assert result.features.shape == (2, 40)
+    assert len(list(cache.iterdir())) == 2
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: b"", id="empty"),
+        pytest.param(lambda data: b"not a cache" * 10, id="garbage"),
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+    ],
+)
+def test_a_damaged_cache_file_is_ignored(tmp_path: Path, damage: object) -> None:
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    _tones(data, "alice", [300.0, 500.0, 700.0])
+    recordings = scan_folder(data)
+    clean = extract_features(recordings, CFG, jobs=1, cache_dir=cache)
+    cache_file = FeatureCache(cache, CFG, 60.0).path
+    cache_file.write_bytes(damage(cache_file.read_bytes()))  # type: ignore[operator]
+
+    result = extract_features(recordings, CFG, jobs=1, cache_dir=cache)
+
+    assert result.decoded == 3
+    np.testing.assert_array_equal(result.features, clean.features)
+    assert extract_features(recordings, CFG, jobs=1, cache_dir=cache).decoded == 0  # rewritten
+
+
+# Parallel extraction
+
+
+def test_parallel_extraction_equals_sequential(tmp_path: Path) -> None:
+    half = PARALLEL_MIN_FILES // 2
+    _tones(tmp_path, "alice", [200.0 + 25 * k for k in range(half)])
+    _tones(tmp_path, "bob", [1200.0 + 25 * k for k in range(half)])
+    _layout(tmp_path, {"bob/quiet.wav": encode(np.zeros(SR, np.float32))})
+    recordings = scan_folder(tmp_path)
+    assert len(recordings) > PARALLEL_MIN_FILES
+
+    sequential = extract_features(recordings, CFG, jobs=1)
+    parallel = extract_features(recordings, CFG, jobs=2)
+
+    assert parallel.recordings == sequential.recordings
+    assert parallel.skipped == sequential.skipped
+    assert [e for _, e in parallel.skipped] == [
+        "clip is silent: peak level -inf dBFS is below -60 dBFS"
+    ]
+    np.testing.assert_array_equal(parallel.features, sequential.features)

@@ -1,0 +1,85 @@
+"""Tests of the figures: accuracy, per-speaker precision and recall, confusion, the threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.evaluate import calibrate_threshold, classification_report, open_set_rates
+from tests.pipeline.helpers import switch_network
+
+LABELS = ["left", "right"]
+LEFT, RIGHT = [2.0, 0.0], [0.0, 0.0]  # rows the switch network gives to "left" and "right"
+
+
+def test_classification_report_counts_hits_per_speaker() -> None:
+    features = np.array([LEFT, LEFT, RIGHT, RIGHT, RIGHT])
+    speakers = ["left", "right", "right", "right", "left"]  # rows 1 and 4 are mistaken
+
+    report = classification_report(switch_network(), LABELS, features, speakers, threshold=0.5)
+
+    assert report["accuracy"] == 3 / 5
+    assert report["accepted_accuracy"] == 3 / 5
+    assert report["false_reject_rate"] == 0.0
+    assert report["n"] == 5
+    assert report["labels"] == LABELS
+    assert report["confusion"] == [[1, 1], [1, 2]]  # rows: true, columns: predicted
+    assert report["per_speaker"] == {
+        "left": {"precision": 1 / 2, "recall": 1 / 2, "count": 2},
+        "right": {"precision": 2 / 3, "recall": 2 / 3, "count": 3},
+    }
+
+
+def test_a_threshold_above_every_score_rejects_every_clip() -> None:
+    features = np.array([LEFT, RIGHT])
+
+    report = classification_report(switch_network(), LABELS, features, LABELS, threshold=1.01)
+
+    assert report["accuracy"] == 1.0
+    assert report["accepted_accuracy"] == 0.0
+    assert report["false_reject_rate"] == 1.0
+
+
+def test_a_speaker_never_predicted_has_zero_precision() -> None:
+    features = np.array([LEFT, LEFT])
+
+    report = classification_report(switch_network(), LABELS, features, LABELS, threshold=0.0)
+
+    assert report["per_speaker"]["right"] == {"precision": 0.0, "recall": 0.0, "count": 1}
+
+
+def test_no_clips_give_zeros() -> None:
+    report = classification_report(switch_network(), LABELS, np.zeros((0, 2)), [], threshold=0.5)
+
+    assert (report["accuracy"], report["n"], report["false_reject_rate"]) == (0.0, 0, 0.0)
+    assert report["confusion"] == [[0, 0], [0, 0]]
+
+
+@pytest.mark.parametrize(
+    ("scores", "quantile", "threshold"),
+    [
+        ([0.9, 0.5, 0.7, 0.8], 0.25, 0.5),  # the lower of the two values around the quantile
+        ([0.9, 0.5, 0.7, 0.8], 0.5, 0.7),
+        ([0.9, 0.5, 0.7, 0.8], 0.0, 0.0),  # 0: accept everything
+        ([], 0.05, 0.0),
+    ],
+)
+def test_calibrate_threshold_keeps_the_share_asked_for(
+    scores: list[float], quantile: float, threshold: float
+) -> None:
+    assert calibrate_threshold(np.array(scores), quantile) == threshold
+
+
+def test_open_set_rates_count_unknown_clips_that_pass() -> None:
+    net = switch_network()
+    _, scores = net.forward(np.array([LEFT, [1.0, 0.0]]))  # sure, then undecided (0.5, 0.5)
+
+    rates = open_set_rates(net, np.array([LEFT, [1.0, 0.0]]), threshold=0.9)
+
+    assert scores[1].tolist() == [0.5, 0.5]
+    assert rates == {"n": 2, "false_accept_rate": 0.5, "rejected": 1}
+    assert open_set_rates(net, np.zeros((0, 2)), 0.9) == {
+        "n": 0,
+        "false_accept_rate": 0.0,
+        "rejected": 0,
+    }

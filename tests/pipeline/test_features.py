@@ -1,0 +1,116 @@
+"""Tests of the 60-bin histogram with signals whose spectrum is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import butter, sosfilt
+
+from pipeline.config import FeatureConfig
+from pipeline.errors import InvalidAudioError
+from pipeline.features import band_centres, band_edges, filterbank, histogram, voiced_frames
+from tests.pipeline.helpers import SR, harmonics, tone
+
+CFG = FeatureConfig()
+
+
+@pytest.mark.parametrize("freq_hz", [300.0, 1000.0, 2500.0])
+def test_a_tone_peaks_in_the_band_centred_nearest_to_it(freq_hz: float) -> None:
+    h = histogram(tone(freq_hz), CFG)
+
+    assert int(np.argmax(h)) == int(np.argmin(np.abs(band_centres(CFG) - freq_hz)))
+
+
+def test_band_limited_noise_raises_only_its_bands() -> None:
+    noise = np.random.default_rng(0).standard_normal(SR)
+    sos = butter(8, [1000, 2000], btype="bandpass", fs=SR, output="sos")
+    y = (0.3 * sosfilt(sos, noise)).astype(np.float32)
+    centres = band_centres(CFG)
+
+    h = histogram(y, CFG)
+
+    inside = h[(centres > 1100) & (centres < 1900)]
+    outside = h[(centres < 700) | (centres > 2800)]
+    assert h.max() - inside.min() < 6.0  # dB
+    assert h.max() - outside.max() > 30.0
+
+
+def test_output_is_one_float32_value_per_band() -> None:
+    h = histogram(harmonics(), CFG)
+
+    assert h.shape == (60,)
+    assert h.dtype == np.float32
+    assert np.all(np.isfinite(h))
+
+
+def test_is_deterministic() -> None:
+    y = harmonics()
+
+    np.testing.assert_array_equal(histogram(y, CFG), histogram(y.copy(), CFG))
+
+
+def test_leading_and_trailing_silence_are_left_out() -> None:
+    y = harmonics()
+    half_second = np.zeros(SR // 2, np.float32)
+
+    padded = histogram(np.concatenate([half_second, y, half_second]), CFG)
+
+    np.testing.assert_allclose(padded, histogram(y, CFG), atol=0.5)
+
+
+def test_keeps_the_absolute_level() -> None:
+    y = harmonics()
+
+    louder = histogram(2 * y, CFG) - histogram(y, CFG)
+
+    np.testing.assert_allclose(louder, 20 * np.log10(2), atol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy reports the overflow too
+def test_samples_far_beyond_full_scale_are_refused() -> None:
+    with pytest.raises(InvalidAudioError) as error:
+        histogram(tone(440, amplitude=1e30), CFG)
+
+    assert str(error.value) == (
+        "clip overflows the spectrum: its peak sample 1e+30 is far beyond full scale (1.0)"
+    )
+
+
+def test_band_layout_spans_fmin_to_fmax() -> None:
+    edges, centres = band_edges(CFG), band_centres(CFG)
+
+    assert edges.shape == (62,)
+    assert (edges[0], edges[-1]) == pytest.approx((50.0, 3800.0))
+    assert centres.shape == (60,)
+    assert np.all(np.diff(centres) > 0)
+    assert filterbank(CFG).shape == (60, CFG.n_fft // 2 + 1)
+    assert filterbank(CFG).dtype == np.float32
+
+
+def test_voiced_frames_keeps_frames_within_top_db_of_the_loudest() -> None:
+    frame_db = np.array([-100.0, -45.0, -20.0, *[0.0] * 10, -29.0, -31.0, -100.0])
+
+    mask = voiced_frames(frame_db, FeatureConfig(top_db=30.0))
+
+    assert mask.tolist() == [False, False, True, *[True] * 10, True, False, False]
+
+
+def test_voiced_frames_refuses_a_span_shorter_than_min_speech() -> None:
+    frame_db = np.array([-100.0, *[0.0] * 5, -100.0])  # 5 frames of 10 ms
+
+    with pytest.raises(InvalidAudioError) as error:
+        voiced_frames(frame_db, CFG)
+
+    assert str(error.value) == (
+        "clip has 0.05 s of sound after trimming silence; at least 0.1 s of speech is needed"
+    )
+
+
+def test_a_lower_fmax_moves_the_bands_down() -> None:
+    narrow = FeatureConfig(fmax=2000.0, n_bands=20)
+
+    h = histogram(tone(1000), narrow)
+
+    assert h.shape == (20,)
+    assert band_edges(narrow)[-1] == pytest.approx(2000.0)
+    assert int(np.argmax(h)) == int(np.argmin(np.abs(band_centres(narrow) - 1000.0)))

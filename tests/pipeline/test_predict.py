@@ -1,0 +1,85 @@
+"""Tests of the one prediction path, on the session's bundle and demo clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.audio import decode
+from pipeline.bundle import Bundle, load_bundle
+from pipeline.errors import DecodeError
+from pipeline.features import histogram
+from pipeline.predict import UNKNOWN, predict_clip, predict_features
+
+
+@pytest.fixture(scope="module")
+def bundle(trained_bundle: Path) -> Bundle:
+    return load_bundle(trained_bundle)
+
+
+def test_predict_clip_names_the_speaker_of_a_training_clip(bundle: Bundle, demo_data: Path) -> None:
+    path = demo_data / "Steve" / "hello_000.wav"
+
+    prediction, clip = predict_clip(bundle, path)
+
+    assert prediction.best == "Steve"
+    assert prediction.speaker == ("Steve" if prediction.confidence >= bundle.threshold else UNKNOWN)
+    assert sorted(prediction.scores) == ["David", "Steve"]
+    assert prediction.confidence == prediction.scores["Steve"]
+    assert clip.sample_rate == bundle.feature_config.sample_rate
+    np.testing.assert_array_equal(
+        prediction.histogram,
+        histogram(decode(path, sample_rate=16000).samples, bundle.feature_config),
+    )
+    assert prediction.hidden.shape == (6,)
+    assert np.all((prediction.hidden >= 0) & (prediction.hidden <= 1))
+
+
+def test_bytes_and_paths_predict_alike(bundle: Bundle, demo_data: Path) -> None:
+    path = demo_data / "David" / "hello_003.wav"
+
+    from_path, _ = predict_clip(bundle, path)
+    from_bytes, _ = predict_clip(bundle, path.read_bytes())
+
+    assert from_bytes.scores == from_path.scores
+
+
+def test_a_threshold_above_the_confidence_makes_the_speaker_unknown(
+    bundle: Bundle, demo_data: Path
+) -> None:
+    row = histogram(
+        decode(demo_data / "David" / "hello_000.wav", sample_rate=16000).samples,
+        bundle.feature_config,
+    )
+
+    [known] = predict_features(bundle, row, threshold=0.0)
+    [unknown] = predict_features(bundle, row, threshold=1.01)
+
+    assert (known.speaker, known.unknown, known.best) == ("David", False, "David")
+    assert (unknown.speaker, unknown.unknown, unknown.best) == (UNKNOWN, True, "David")
+    assert unknown.confidence == known.confidence
+
+
+def test_predict_features_takes_a_batch(bundle: Bundle) -> None:
+    with np.load(bundle.path / "train_features.npz") as saved:
+        features, labels = saved["features"], saved["labels"]
+
+    predictions = predict_features(bundle, features, threshold=0.0)
+
+    assert [p.best for p in predictions] == [bundle.labels[k] for k in labels]
+
+
+def test_predict_clip_refuses_what_is_not_audio(
+    bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.audio.shutil.which", lambda name: None)
+
+    with pytest.raises(DecodeError) as error:
+        predict_clip(bundle, b"%PDF-1.7 not audio")
+
+    assert str(error.value) == (
+        "cannot decode PDF document data: it is not WAV, FLAC, OGG/Vorbis or MP3, "
+        "and ffmpeg is not installed"
+    )

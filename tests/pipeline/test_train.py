@@ -1,0 +1,154 @@
+"""Tests of ``train``: the split, the report it writes, and the datasets it refuses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.config import FeatureConfig, TrainConfig
+from pipeline.dataset import scan_folder
+from pipeline.errors import DatasetError
+from pipeline.synth import VOICES, write_demo_data
+from pipeline.train import (
+    MIN_CLIPS_PER_SPEAKER,
+    TrainOptions,
+    feature_config_for,
+    split_indices,
+    train,
+)
+from tests.pipeline.helpers import encode, tone
+
+
+def _report(bundle: Path) -> dict[str, object]:
+    report: dict[str, object] = json.loads((bundle / "report.json").read_text())
+    return report
+
+
+# The split
+
+
+def test_split_is_stratified_by_class() -> None:
+    labels = np.array([0] * 10 + [1] * 5 + [2] * 4)
+
+    train_idx, val_idx = split_indices(labels, 0.2, seed=0)
+
+    assert np.bincount(labels[val_idx]).tolist() == [2, 1, 1]
+    assert np.bincount(labels[train_idx]).tolist() == [8, 4, 3]
+    assert sorted([*train_idx, *val_idx]) == list(range(len(labels)))
+    assert train_idx.tolist() == sorted(train_idx.tolist())
+    assert val_idx.tolist() == sorted(val_idx.tolist())
+
+
+def test_split_is_seeded() -> None:
+    labels = np.repeat(np.arange(3), 20)
+
+    first, again, other = (split_indices(labels, 0.25, seed=s)[1] for s in (7, 7, 8))
+
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_every_class_gives_at_least_one_validation_clip() -> None:
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+
+    _, val_idx = split_indices(labels, 0.1, seed=0)
+
+    assert np.bincount(labels[val_idx]).tolist() == [1, 1]
+
+
+# The feature config
+
+
+def test_fmax_comes_from_the_lowest_source_rate(tmp_path: Path) -> None:
+    for name, rate in (("a/hi.wav", 16000), ("b/lo.wav", 8000)):
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_bytes(encode(tone(440, sample_rate=rate), rate))
+    recordings = scan_folder(tmp_path)
+
+    assert feature_config_for(recordings, None) == FeatureConfig(fmax=3800.0)
+    assert feature_config_for(recordings, 5000.0) == FeatureConfig(fmax=5000.0)
+
+
+# The report of a trained bundle
+
+
+def test_report_counts_files_and_writes_the_split(trained_bundle: Path) -> None:
+    report = _report(trained_bundle)
+
+    assert report["labels"] == ["David", "Steve"]
+    assert report["files"] == {"found": 24, "used": 24, "skipped": 0, "decoded": 24}
+    assert report["clips_per_speaker"] == {"David": 12, "Steve": 12}
+    split = report["split"]
+    assert isinstance(split, dict)
+    assert len(split["train"]) == 20
+    assert len(split["validation"]) == 4
+    assert sorted(s.split("/")[0] for s in split["validation"]) == ["David"] * 2 + ["Steve"] * 2
+    assert not set(split["train"]) & set(split["validation"])
+
+
+def test_report_holds_validation_and_unknown_speaker_figures(trained_bundle: Path) -> None:
+    report = _report(trained_bundle)
+
+    metrics = report["metrics"]
+    assert isinstance(metrics, dict)
+    assert sorted(metrics) == [
+        "false_accept_rate",
+        "false_reject_rate",
+        "n_train",
+        "n_val",
+        "train_accuracy",
+        "val_accuracy",
+        "val_false_reject_rate",
+    ]
+    assert (metrics["n_train"], metrics["n_val"], metrics["val_accuracy"]) == (20, 4, 1.0)
+    unknown = report["unknown"]
+    assert isinstance(unknown, dict)
+    assert unknown["n"] == 6
+    assert unknown["rejected"] == round(6 * (1 - unknown["false_accept_rate"]))
+    assert unknown["skipped"] == []
+
+
+def test_metadata_records_training_settings(
+    trained_bundle: Path, tiny_train_config: TrainConfig
+) -> None:
+    meta = json.loads((trained_bundle / "metadata.json").read_text())
+
+    assert meta["training"] == tiny_train_config.to_dict() | {
+        "max_seconds": 60.0,
+        "fmax_derived": True,
+    }
+    assert meta["device"] in ("/CPU:0", "/GPU:0")
+    assert meta["name"] == "model"
+    assert {"python", "numpy", "keras", "librosa"} <= set(meta["versions"])
+
+
+# Refusals
+
+
+def test_a_speaker_with_too_few_usable_clips_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_demo_data(data, clips_per_voice=5)
+    for name in ("hello_001.wav", "hello_003.wav"):
+        (data / "David" / name).write_bytes(encode(np.zeros(800, np.float32)))  # silent
+
+    with pytest.raises(DatasetError) as error:
+        train(data, tmp_path / "model", TrainOptions(jobs=1))
+
+    assert str(error.value) == (
+        f"speaker 'David' has 3 usable clips; at least {MIN_CLIPS_PER_SPEAKER} are needed"
+    )
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_single_speaker_folder_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_demo_data(data, clips_per_voice=4, voices=[VOICES["Steve"]])
+
+    with pytest.raises(DatasetError) as error:
+        train(data, tmp_path / "model", TrainOptions(jobs=1))
+
+    assert str(error.value) == f"'{data}' holds 1 speaker folder(s); at least 2 are needed"
+    assert not (tmp_path / "model").exists()
