@@ -144,7 +144,17 @@ def _read_metadata(path: Path) -> dict[str, Any]:
 
 def load_bundle(path: Path | str) -> Bundle:
     """Load and verify a bundle; raise :class:`BundleError` when it does not check out."""
-    path = Path(path).resolve()
+    try:
+        return _load_bundle(Path(path).resolve())
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, VoiceIdError):
+            raise
+        # A path the OS refuses (NUL byte, too long, no permission) is a bad bundle too.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise BundleError(f"cannot read model bundle {str(path)!r}: {reason}") from exc
+
+
+def _load_bundle(path: Path) -> Bundle:
     meta = _read_metadata(path)
     model_path = path / MODEL_FILE
     if not model_path.is_file():

@@ -10,7 +10,6 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from threadpoolctl import threadpool_limits
 
 from pipeline.errors import BundleError
 from service.errors import install_error_handlers
@@ -32,9 +31,6 @@ bundle's threshold."""
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    # OpenBLAS threads spin on the histogram's small matrix product: 10x slower per clip than
-    # one thread, and requests already run in parallel.
-    threadpool_limits(limits=1, user_api="blas")
     try:
         bundle = await app.state.store.load(settings.model_dir)
         log.info("serving %s (%s), labels %s", bundle.name, bundle.version, list(bundle.labels))

@@ -10,9 +10,9 @@ import asyncio
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
+from threadpoolctl import threadpool_limits
 
 from pipeline.bundle import Bundle, load_bundle
-from pipeline.errors import BundleError
 from service.errors import NotReadyError
 
 __all__ = ["ModelStore"]
@@ -37,11 +37,10 @@ class ModelStore:
     async def load(self, path: Path) -> Bundle:
         """Load ``path`` off the event loop and make it current; raises ``BundleError``."""
         async with self._lock:  # one reload at a time; predictions do not wait for it
-            try:
-                bundle = await run_in_threadpool(load_bundle, path)
-            except (OSError, ValueError) as exc:
-                # A path the OS refuses (NUL byte, too long, no permission) is a bad bundle too.
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                raise BundleError(f"cannot read model bundle {str(path)!r}: {reason}") from exc
+            bundle = await run_in_threadpool(load_bundle, path)
+            # After loading: TensorFlow brings BLAS and OpenMP pools of its own. Their threads
+            # spin on the histogram's small matrix product, 10-20x slower than one thread, and
+            # requests already run in parallel.
+            threadpool_limits(limits=1, user_api="blas")
             self._bundle = bundle
             return bundle
