@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from pipeline.audio import DEFAULT_MAX_SECONDS, decode
 from pipeline.config import FeatureConfig
-from pipeline.errors import AudioError, DatasetError
+from pipeline.errors import AudioError, DatasetError, InvalidAudioError
 from pipeline.features import histogram
 
 __all__ = [
@@ -155,8 +156,20 @@ class Extraction:
     decoded: int = 0  # how many files were decoded (cache misses)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+class Outcome(NamedTuple):
+    """One file's row, or why it has none; ``lasting`` errors depend on the bytes alone."""
+
+    row: np.ndarray | None
+    error: str | None
+    lasting: bool
+
+
+def _digest(path: Path) -> str | None:
+    """The file's sha256, or None when it cannot be read (it is then decoded, and skipped)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _worker_init() -> None:
@@ -164,19 +177,27 @@ def _worker_init() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def _extract_one(args: tuple[Path, FeatureConfig, float]) -> tuple[np.ndarray | None, str | None]:
+def _extract_one(args: tuple[Path, FeatureConfig, float]) -> Outcome:
     path, cfg, max_seconds = args
     try:
-        return file_features(path, cfg, max_seconds), None
-    except AudioError as exc:
-        return None, str(exc)
+        return Outcome(file_features(path, cfg, max_seconds), None, True)
+    except InvalidAudioError as exc:
+        return Outcome(None, str(exc), True)
+    except AudioError as exc:  # undecodable here, but maybe not once ffmpeg is installed
+        return Outcome(None, str(exc), False)
     except OSError as exc:
-        return None, f"cannot read file: {exc.strerror or exc}"
+        return Outcome(None, f"cannot read file: {exc.strerror or exc}", False)
+
+
+def _cached(cache: FeatureCache | None, key: str | None) -> Outcome:
+    if cache is None or key is None:  # cannot happen: such files are always decoded
+        return Outcome(None, "not decoded", False)
+    return Outcome(cache.rows.get(key), cache.errors.get(key), True)
 
 
 def _run_jobs(
     tasks: list[tuple[Path, FeatureConfig, float]], jobs: int, progress: bool
-) -> list[tuple[np.ndarray | None, str | None]]:
+) -> list[Outcome]:
     bar = {"total": len(tasks), "unit": "clip", "disable": not progress, "file": sys.stderr}
     if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
         with threadpool_limits(limits=1, user_api="blas"):
@@ -205,29 +226,25 @@ def extract_features(
     """
     jobs = jobs or os.cpu_count() or 1
     cache = FeatureCache(cache_dir, cfg, max_seconds) if cache_dir is not None else None
-    keys = [_digest(r.path) if cache is not None else "" for r in recordings]
+    keys = [_digest(r.path) if cache is not None else None for r in recordings]
     missing = [
         i
         for i, k in enumerate(keys)
-        if cache is None or (k not in cache.rows and k not in cache.errors)
+        if cache is None or k is None or (k not in cache.rows and k not in cache.errors)
     ]
     computed = _run_jobs([(recordings[i].path, cfg, max_seconds) for i in missing], jobs, progress)
-    results: dict[int, tuple[np.ndarray | None, str | None]] = dict(
-        zip(missing, computed, strict=True)
-    )
+    results = dict(zip(missing, computed, strict=True))
     if cache is not None:
-        for i, (row, error) in results.items():
-            cache.put(keys[i], row, error)
+        for i, outcome in results.items():
+            key = keys[i]
+            if key is not None and outcome.lasting:
+                cache.put(key, outcome.row, outcome.error)
         cache.save()
     kept: list[Recording] = []
     rows: list[np.ndarray] = []
     skipped: list[tuple[Recording, str]] = []
     for i, rec in enumerate(recordings):
-        if i in results:
-            row, error = results[i]
-        else:
-            assert cache is not None  # every index outside results came from the cache
-            row, error = cache.rows.get(keys[i]), cache.errors.get(keys[i])
+        row, error, _ = results[i] if i in results else _cached(cache, keys[i])
         if row is not None:
             kept.append(rec)
             rows.append(row)

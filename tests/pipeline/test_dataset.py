@@ -185,7 +185,7 @@ def test_extraction_of_nothing_is_empty() -> None:
 # The cache
 
 
-def test_a_second_run_decodes_nothing_and_gives_the_same_rows(
+def test_a_second_run_decodes_only_the_undecodable_file_and_gives_the_same_rows(
     mixed_folder: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     cache = tmp_path_factory.mktemp("cache")
@@ -194,7 +194,9 @@ def test_a_second_run_decodes_nothing_and_gives_the_same_rows(
     first = extract_features(recordings, CFG, jobs=1, cache_dir=cache)
     second = extract_features(recordings, CFG, jobs=1, cache_dir=cache)
 
-    assert (first.decoded, second.decoded) == (7, 0)
+    # The corrupt file is tried again: it may decode once ffmpeg is installed. The silent one
+    # is refused for its content, which cannot change under the same hash.
+    assert (first.decoded, second.decoded) == (7, 1)
     np.testing.assert_array_equal(second.features, first.features)
     assert second.recordings == first.recordings
     assert second.skipped == first.skipped
