@@ -24,6 +24,7 @@ import numpy as np
 
 from pipeline.config import FeatureConfig
 from pipeline.errors import BundleError, VoiceIdError
+from pipeline.features import FEATURE_VERSION
 from pipeline.network import Network
 
 __all__ = [
@@ -138,6 +139,11 @@ def _read_metadata(path: Path) -> dict[str, Any]:
         raise BundleError(
             f"bundle format version {meta['format_version']!r} is not supported "
             f"(this voiceid reads version {FORMAT_VERSION})"
+        )
+    if meta.get("feature_version") != FEATURE_VERSION:
+        raise BundleError(
+            f"bundle features are version {meta.get('feature_version')!r}, but this voiceid "
+            f"computes version {FEATURE_VERSION}: train the model again"
         )
     return meta
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from pipeline.audio import DEFAULT_MAX_SECONDS, decode
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
-from pipeline.features import histogram
+from pipeline.features import FEATURE_VERSION, histogram
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -43,7 +43,6 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".mp4", ".aac", ".opus", ".webm", ".aiff",
      ".aif", ".au", ".wma"}
 )  # fmt: skip
-FEATURE_CODE_VERSION = 2  # bump when histogram() changes meaning, so cached rows are not reused
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 # Imported once in the fork server, so workers start warm. librosa loads its submodules (and
 # numba) lazily on first use: without these, every worker spends ~1 s importing them.
@@ -102,7 +101,7 @@ class FeatureCache:
 
     def __init__(self, root: Path, cfg: FeatureConfig, max_seconds: float) -> None:
         token = json.dumps(
-            {"cfg": cfg.to_dict(), "max_seconds": max_seconds, "code": FEATURE_CODE_VERSION},
+            {"cfg": cfg.to_dict(), "max_seconds": max_seconds, "code": FEATURE_VERSION},
             sort_keys=True,
         )
         self.path = root / f"features-{hashlib.sha256(token.encode()).hexdigest()[:16]}.npz"

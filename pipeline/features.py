@@ -32,8 +32,18 @@ import numpy as np
 from pipeline.config import FeatureConfig
 from pipeline.errors import InvalidAudioError
 
-__all__ = ["band_centres", "band_edges", "filterbank", "histogram", "voiced_frames"]
+__all__ = [
+    "FEATURE_VERSION",
+    "band_centres",
+    "band_edges",
+    "filterbank",
+    "histogram",
+    "voiced_frames",
+]
 
+# Bumped whenever histogram() changes meaning. Bundles record it, and a bundle made by other
+# feature code is refused rather than served wrong; cached rows of other versions are not reused.
+FEATURE_VERSION = 2
 POWER_FLOOR = 1e-10  # added before taking logs, so an empty band is -100 dB, not -inf
 
 

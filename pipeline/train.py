@@ -27,6 +27,7 @@ from pipeline.config import FeatureConfig, TrainConfig, default_fmax
 from pipeline.dataset import Extraction, Recording
 from pipeline.errors import DatasetError
 from pipeline.evaluate import calibrate_threshold, classification_report, open_set_rates
+from pipeline.features import FEATURE_VERSION
 from pipeline.network import Network
 
 __all__ = ["MIN_CLIPS_PER_SPEAKER", "TrainOptions", "split_indices", "train"]
@@ -185,6 +186,7 @@ def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) ->
         "name": opts.name or out_dir.name,
         "labels": labels,
         "feature_config": cfg.to_dict(),
+        "feature_version": FEATURE_VERSION,
         "normalisation": {"mean": mean.tolist(), "scale": scale.tolist()},
         "threshold": threshold,
         "output_activation": network.output_activation,

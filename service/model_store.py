@@ -9,13 +9,26 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 from starlette.concurrency import run_in_threadpool
 from threadpoolctl import threadpool_limits
 
 from pipeline.bundle import Bundle, load_bundle
+from pipeline.features import histogram
+from pipeline.predict import predict_features
 from service.errors import NotReadyError
 
 __all__ = ["ModelStore"]
+
+
+def _load_and_warm_up(path: Path) -> Bundle:
+    """Load a bundle and run one clip through it, so the first request does not pay for
+    librosa's first-call setup (about a second: numba compiling its kernels)."""
+    bundle = load_bundle(path)
+    cfg = bundle.feature_config
+    t = np.arange(cfg.sample_rate // 2) / cfg.sample_rate
+    predict_features(bundle, histogram((0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), cfg))
+    return bundle
 
 
 class ModelStore:
@@ -37,7 +50,7 @@ class ModelStore:
     async def load(self, path: Path) -> Bundle:
         """Load ``path`` off the event loop and make it current; raises ``BundleError``."""
         async with self._lock:  # one reload at a time; predictions do not wait for it
-            bundle = await run_in_threadpool(load_bundle, path)
+            bundle = await run_in_threadpool(_load_and_warm_up, path)
             # After loading: TensorFlow brings BLAS and OpenMP pools of its own. Their threads
             # spin on the histogram's small matrix product, 10-20x slower than one thread, and
             # requests already run in parallel.

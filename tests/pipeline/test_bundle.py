@@ -15,6 +15,7 @@ from pipeline.bundle import FORMAT_VERSION, MODEL_FILE, load_bundle, sha256_file
 from pipeline.config import FeatureConfig, default_fmax
 from pipeline.errors import BundleError
 from pipeline.evaluate import calibrate_threshold
+from pipeline.features import FEATURE_VERSION
 
 BUNDLE_FILES = [
     "confusion_matrix.png",
@@ -170,6 +171,16 @@ def test_metadata_without_required_keys_is_refused(bundle_copy: Path) -> None:
     _edit_metadata(bundle_copy, labels=None, threshold=None)
 
     assert _load_error(bundle_copy) == f"{bundle_copy / 'metadata.json'} lacks labels, threshold"
+
+
+@pytest.mark.parametrize("version", [FEATURE_VERSION - 1, None])
+def test_features_of_another_version_are_refused(bundle_copy: Path, version: int | None) -> None:
+    _edit_metadata(bundle_copy, feature_version=version)
+
+    assert _load_error(bundle_copy) == (
+        f"bundle features are version {version!r}, but this voiceid computes version "
+        f"{FEATURE_VERSION}: train the model again"
+    )
 
 
 def test_another_format_version_is_refused(bundle_copy: Path) -> None:

@@ -1,0 +1,90 @@
+#!/bin/sh
+# Build steps shared by docker/Dockerfile (CPU) and docker/Dockerfile.gpu, so the two cannot drift.
+# Each step is one RUN (one layer); the Dockerfiles order them so that the slow dependency layer
+# is cached until pyproject.toml changes.
+#
+#   image-steps.sh system          apt: libsndfile1, ffmpeg (+ python3, /opt/venv if none)
+#   image-steps.sh deps EXTRA      pip: pyproject.toml's dependencies + its optional EXTRA
+#   image-steps.sh app SRC_DIR     pip: the voiceid package (--no-deps); SRC_DIR is removed
+#   image-steps.sh user NAME UID   the unprivileged account the container runs as
+#   image-steps.sh warm MODEL_DIR  compile librosa's numba kernels into $NUMBA_CACHE_DIR
+#
+# Works on python:3.11-slim, on the debootstrap stand-in (docker/standin-base.sh) and on
+# Debian/Ubuntu bases without Python (e.g. nvidia/cuda), where Python comes from apt.
+set -eu
+
+venv=/opt/venv
+
+apt_install() {
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+    apt-get clean
+    rm -rf /var/lib/apt/lists/*
+}
+
+step_system() {
+    if command -v python >/dev/null 2>&1; then
+        apt_install libsndfile1 ffmpeg
+    else
+        # Distribution Python refuses pip installs into itself (PEP 668); a venv on PATH
+        # (the Dockerfiles put /opt/venv/bin first) gives `python` and `pip` like the slim image.
+        apt_install libsndfile1 ffmpeg python3 python3-venv
+        python3 -m venv "$venv"
+    fi
+    python - <<'EOF'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"voiceid needs Python >= 3.11 (tomllib); the base image has {sys.version.split()[0]}")
+EOF
+}
+
+step_deps() {
+    extra="$1"
+    # Only pyproject.toml is in the image at this point: install what it lists, not the package,
+    # so that this layer survives every code change.
+    python -c 'import sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print("\n".join(project["dependencies"] + project["optional-dependencies"][sys.argv[1]]))' \
+        "$extra" >/tmp/requirements.txt
+    pip install --no-cache-dir -r /tmp/requirements.txt
+    rm -f /tmp/requirements.txt
+}
+
+step_app() {
+    src="$1"
+    pip install --no-cache-dir --no-deps "$src"
+    pip check
+    rm -rf "$src"
+}
+
+step_user() {
+    name="$1"
+    uid="$2"
+    useradd --system --uid "$uid" --user-group --create-home --shell /usr/sbin/nologin "$name"
+}
+
+step_warm() {
+    model="$1"
+    # librosa JIT-compiles its numba kernels on first use (~15 s on a small machine) and caches
+    # them; doing it here, with NUMBA_CPU_NAME=generic so the cache fits any x86-64 CPU, spares a
+    # new container's first request that wait. World-writable so that any --user can add to it.
+    voiceid demo-data /tmp/warm --clips 1 >/dev/null
+    voiceid predict "$model" /tmp/warm/*/*.wav
+    chmod -R a+rwX "$NUMBA_CACHE_DIR"
+    rm -rf /tmp/warm "$XDG_CACHE_HOME" "$MPLCONFIGDIR" "$HOME/.keras" "$HOME/.config"
+}
+
+usage="image-steps.sh system | deps EXTRA | app SRC_DIR | user NAME UID | warm MODEL_DIR"
+step="${1:?$usage}"
+shift
+case "$step" in
+    system) step_system ;;
+    deps) step_deps "$@" ;;
+    app) step_app "$@" ;;
+    user) step_user "$@" ;;
+    warm) step_warm "$@" ;;
+    *)
+        echo "image-steps.sh: unknown step '$step'" >&2
+        exit 2
+        ;;
+esac
