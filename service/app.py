@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = ModelStore()
     app.state.metrics = metrics = Metrics()
     app.state.load_error = None
+    app.state.compute = CapacityLimiter(1)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,

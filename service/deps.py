@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
+from anyio import CapacityLimiter
 from fastapi import Depends, Request
 
 from service.errors import UnauthorizedError
@@ -12,7 +13,7 @@ from service.metrics import Metrics
 from service.model_store import ModelStore
 from service.settings import Settings
 
-__all__ = ["ApiKey", "MetricsDep", "SettingsDep", "StoreDep"]
+__all__ = ["ApiKey", "ComputeDep", "MetricsDep", "SettingsDep", "StoreDep"]
 
 
 async def _settings(request: Request) -> Settings:
@@ -30,7 +31,15 @@ async def _metrics(request: Request) -> Metrics:
     return metrics
 
 
+async def _compute(request: Request) -> CapacityLimiter:
+    limiter: CapacityLimiter = request.app.state.compute
+    return limiter
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+# Decoding and features are CPU work that mostly holds the GIL: one thread per process does it,
+# since several would only trade the GIL back and forth (up to 5 ms a switch).
+ComputeDep = Annotated[CapacityLimiter, Depends(_compute)]
 StoreDep = Annotated[ModelStore, Depends(_store)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
-from service.deps import ApiKey, MetricsDep, SettingsDep, StoreDep
+from service.deps import ApiKey, ComputeDep, MetricsDep, SettingsDep, StoreDep
 from service.inference import answer_batch, answer_clip, model_ref
 from service.schemas import BatchResponse, ErrorResponse, PredictResponse
 from service.uploads import read_batch, read_clip
@@ -69,13 +70,15 @@ async def predict(
     store: StoreDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    compute: ComputeDep,
     explain: bool = False,
 ) -> PredictResponse:
     """Send a clip as multipart field `file`, or as the body with an `audio/*` content type.
     With `explain=true` the answer also holds the histogram and hidden activations."""
     bundle = store.current
     _, data = await read_clip(request)
-    return await run_in_threadpool(answer_clip, bundle, data, settings, metrics, explain=explain)
+    work = partial(answer_clip, bundle, data, settings, metrics, explain=explain)
+    return await to_thread.run_sync(work, limiter=compute)
 
 
 @router.post(
@@ -87,10 +90,16 @@ async def predict(
     summary="Who said each of these clips?",
 )
 async def predict_batch(
-    request: Request, store: StoreDep, settings: SettingsDep, metrics: MetricsDep
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    compute: ComputeDep,
 ) -> BatchResponse:
     """Send clips as repeated multipart field `files`; each gets a result or its own error."""
     bundle = store.current
     files = await read_batch(request, settings.batch_max_files)
-    items = await run_in_threadpool(answer_batch, bundle, files, settings, metrics)
+    items = await to_thread.run_sync(
+        answer_batch, bundle, files, settings, metrics, limiter=compute
+    )
     return BatchResponse(results=items, model=model_ref(bundle))
