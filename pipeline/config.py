@@ -32,6 +32,13 @@ def _positive(name: str, value: float) -> None:
         raise ParameterError(f"{name}={value!r} must be a positive number")
 
 
+def _positive_ints(obj: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ParameterError(f"{name}={value!r} must be a positive integer")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """How a waveform becomes the 60-bin frequency histogram (see ``pipeline.features``).
@@ -59,10 +66,7 @@ class FeatureConfig:
     min_speech_s: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("sample_rate", "n_bands", "n_fft", "hop_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ParameterError(f"{name}={value!r} must be a positive integer")
+        _positive_ints(self, ("sample_rate", "n_bands", "n_fft", "hop_length"))
         for name in ("fmax", "top_db", "band_floor_db", "min_speech_s"):
             _positive(name, getattr(self, name))
         if not (isinstance(self.fmin, int | float) and 0 <= self.fmin < self.fmax):
@@ -119,10 +123,7 @@ class TrainConfig:
     l2: float = 1e-3
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "batch_size", "max_epochs", "patience", "candidates"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ParameterError(f"{name}={value!r} must be a positive integer")
+        _positive_ints(self, ("hidden", "batch_size", "max_epochs", "patience", "candidates"))
         _positive("learning_rate", self.learning_rate)
         if not (math.isfinite(self.l2) and self.l2 >= 0):
             raise ParameterError(f"l2={self.l2!r} must be >= 0")
