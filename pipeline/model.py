@@ -188,7 +188,9 @@ def _fit_on_device(
                 saved[improved] = current[improved]
             best_loss[improved] = outputs[2][improved]
             best_epoch[improved] = ep
-        if (ep - best_epoch >= cfg.patience).all():
+        # Stop once the best candidate so far has not improved for `patience` epochs: the others
+        # are behind it, and one that is still improving slowly rarely overtakes it.
+        if ep - best_epoch[np.argmin(best_loss)] >= cfg.patience:
             break
 
     chosen = int(np.argmin(best_loss))
