@@ -2,5 +2,6 @@
 
 import os
 
-# TensorFlow's C++ start-up chatter (oneDNN, CPU instruction notes) is noise for a CLI user.
+# TensorFlow's C++ info and warning logs are noise for a CLI user (absl's few lines from before
+# its logging starts cannot be silenced this way).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
