@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from anyio import CapacityLimiter
 from fastapi import Depends, Request
@@ -16,32 +17,21 @@ from service.settings import Settings
 __all__ = ["ApiKey", "ComputeDep", "MetricsDep", "SettingsDep", "StoreDep"]
 
 
-async def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency that returns ``app.state.<name>``, set once by ``create_app``."""
+
+    async def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return get
 
 
-async def _store(request: Request) -> ModelStore:
-    store: ModelStore = request.app.state.store
-    return store
-
-
-async def _metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
-async def _compute(request: Request) -> CapacityLimiter:
-    limiter: CapacityLimiter = request.app.state.compute
-    return limiter
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
+SettingsDep = Annotated[Settings, Depends(_app_state("settings"))]
 # Decoding and features are CPU work that mostly holds the GIL: one thread per process does it,
 # since several would only trade the GIL back and forth (up to 5 ms a switch).
-ComputeDep = Annotated[CapacityLimiter, Depends(_compute)]
-StoreDep = Annotated[ModelStore, Depends(_store)]
-MetricsDep = Annotated[Metrics, Depends(_metrics)]
+ComputeDep = Annotated[CapacityLimiter, Depends(_app_state("compute"))]
+StoreDep = Annotated[ModelStore, Depends(_app_state("store"))]
+MetricsDep = Annotated[Metrics, Depends(_app_state("metrics"))]
 
 
 def _presented_key(request: Request) -> str | None:

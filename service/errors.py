@@ -9,7 +9,6 @@ from starlette.requests import ClientDisconnect
 from pipeline.errors import BundleError, DecodeError, InvalidAudioError, VoiceIdError
 
 __all__ = [
-    "BadRequestError",
     "MissingFieldError",
     "NotFoundError",
     "NotReadyError",
@@ -42,10 +41,6 @@ class NotReadyError(ServiceError):
     pass
 
 
-class BadRequestError(ServiceError):
-    pass
-
-
 class MissingFieldError(ServiceError):
     pass
 
@@ -61,7 +56,6 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (InvalidAudioError, 422),
     (UnauthorizedError, 401),
     (NotReadyError, 503),
-    (BadRequestError, 400),
     (MissingFieldError, 422),
     (NotFoundError, 404),
     (BundleError, 409),
