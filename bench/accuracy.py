@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--candidates", type=int, default=TrainConfig.candidates)
     parser.add_argument("--l2", type=float, default=TrainConfig.l2)
+    parser.add_argument("--no-augment", action="store_true")
     args = parser.parse_args()
     accuracies = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,12 +38,13 @@ def main() -> int:
         print(
             f"FSDD held-out takes 5-14; loss={args.loss} hidden={args.hidden} "
             f"lr={args.learning_rate} batch={args.batch_size} candidates={args.candidates} "
-            f"l2={args.l2}"
+            f"l2={args.l2} augment={not args.no_augment}"
         )
         for seed in args.seeds:
             cfg = TrainConfig(seed=seed, loss=args.loss, hidden=args.hidden,
                               learning_rate=args.learning_rate, batch_size=args.batch_size,
-                              candidates=args.candidates, l2=args.l2)  # fmt: skip
+                              candidates=args.candidates, l2=args.l2,
+                              augment=not args.no_augment)  # fmt: skip
             started = time.perf_counter()
             report = train(train_dir, Path(tmp) / f"model-{seed}",
                            TrainOptions(train=cfg, cache_dir=cache, test_dir=test_dir))  # fmt: skip

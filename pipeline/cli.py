@@ -38,6 +38,11 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--l2", type=float, default=d.l2, help="weight decay on the kernels")
     p.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="train on the clips alone, without a degraded copy of each",
+    )
+    p.add_argument(
         "--candidates",
         type=int,
         default=d.candidates,
@@ -108,6 +113,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         class_weights=not args.no_class_weights, device=args.device,
         unknown_quantile=args.unknown_quantile,
         l2=args.l2,
+        augment=not args.no_augment,
     )  # fmt: skip
     opts = TrainOptions(
         train=tcfg, fmax=args.fmax, max_seconds=args.max_seconds, jobs=args.jobs,

@@ -104,14 +104,15 @@ class TrainConfig:
         lowest validation loss is kept. A 6-unit layer is easily trapped, so this makes training
         robust by design rather than by a lucky seed.
     patience: epochs without validation improvement before a candidate stops improving.
+    augment: also train on one degraded copy of each training clip (``pipeline.augment``).
     l2: weight decay on both kernels. It costs no held-out FSDD accuracy and keeps scores from
         saturating at 1.0 on easy data, which the unknown-speaker threshold needs.
     """
 
     hidden: int = 6
     loss: Loss = "crossentropy"
-    learning_rate: float = 0.03
-    batch_size: int = 256
+    learning_rate: float = 0.05
+    batch_size: int = 512
     max_epochs: int = 400
     patience: int = 30
     candidates: int = 8
@@ -121,6 +122,7 @@ class TrainConfig:
     device: Device = "auto"
     unknown_quantile: float = 0.05
     l2: float = 1e-3
+    augment: bool = True
 
     def __post_init__(self) -> None:
         _positive_ints(self, ("hidden", "batch_size", "max_epochs", "patience", "candidates"))

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from pipeline.audio import DEFAULT_MAX_SECONDS, decode
+from pipeline.augment import degrade
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
 from pipeline.features import FEATURE_VERSION, histogram
@@ -85,11 +86,21 @@ def lowest_sample_rate(paths: Iterable[Path]) -> int | None:
     return min(rates) if rates else None
 
 
-def file_features(path: Path, cfg: FeatureConfig, max_seconds: float) -> np.ndarray:
-    """Decode one file and return its (n_bands,) histogram."""
-    return histogram(
-        decode(path, sample_rate=cfg.sample_rate, max_seconds=max_seconds).samples, cfg
-    )
+def file_features(
+    path: Path, cfg: FeatureConfig, max_seconds: float, degrade_seed: int | None = None
+) -> np.ndarray:
+    """Decode one file and return its (n_bands,) histogram.
+
+    With ``degrade_seed``, the histogram of a degraded copy (``pipeline.augment.degrade``),
+    drawn from that seed and the file's content, so the same file always gets the same copy.
+    """
+    data = path.read_bytes()
+    y = decode(data, sample_rate=cfg.sample_rate, max_seconds=max_seconds).samples
+    if degrade_seed is not None:
+        content = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
+        rng = np.random.default_rng([degrade_seed, content])
+        y = degrade(y, cfg.sample_rate, rng, fmax=cfg.fmax)
+    return histogram(y, cfg)
 
 
 class FeatureCache:
@@ -99,11 +110,13 @@ class FeatureCache:
     Files that failed are remembered with their error, so they are not decoded again either.
     """
 
-    def __init__(self, root: Path, cfg: FeatureConfig, max_seconds: float) -> None:
-        token = json.dumps(
-            {"cfg": cfg.to_dict(), "max_seconds": max_seconds, "code": FEATURE_VERSION},
-            sort_keys=True,
-        )
+    def __init__(
+        self, root: Path, cfg: FeatureConfig, max_seconds: float, degrade_seed: int | None = None
+    ) -> None:
+        settings = {"cfg": cfg.to_dict(), "max_seconds": max_seconds, "code": FEATURE_VERSION}
+        if degrade_seed is not None:
+            settings["degrade_seed"] = degrade_seed
+        token = json.dumps(settings, sort_keys=True)
         self.path = root / f"features-{hashlib.sha256(token.encode()).hexdigest()[:16]}.npz"
         self.rows: dict[str, np.ndarray] = {}
         self.errors: dict[str, str] = {}
@@ -176,10 +189,12 @@ def _worker_init() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def _extract_one(args: tuple[Path, FeatureConfig, float]) -> Outcome:
-    path, cfg, max_seconds = args
+Task = tuple[Path, FeatureConfig, float, int | None]
+
+
+def _extract_one(args: Task) -> Outcome:
     try:
-        return Outcome(file_features(path, cfg, max_seconds), None, True)
+        return Outcome(file_features(*args), None, True)
     except InvalidAudioError as exc:
         return Outcome(None, str(exc), True)
     except AudioError as exc:  # undecodable here, but maybe not once ffmpeg is installed
@@ -194,9 +209,7 @@ def _cached(cache: FeatureCache | None, key: str | None) -> Outcome:
     return Outcome(cache.rows.get(key), cache.errors.get(key), True)
 
 
-def _run_jobs(
-    tasks: list[tuple[Path, FeatureConfig, float]], jobs: int, progress: bool
-) -> list[Outcome]:
+def _run_jobs(tasks: list[Task], jobs: int, progress: bool) -> list[Outcome]:
     bar = {"total": len(tasks), "unit": "clip", "disable": not progress, "file": sys.stderr}
     if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
         with threadpool_limits(limits=1, user_api="blas"):
@@ -217,21 +230,26 @@ def extract_features(
     jobs: int | None = None,
     cache_dir: Path | None = None,
     progress: bool = False,
+    degrade_seed: int | None = None,
 ) -> Extraction:
     """Histograms for ``recordings``, in parallel across ``jobs`` processes (default: all cores).
 
     Files that cannot be used are skipped and listed with the reason, never fatal.
     With ``cache_dir``, rows are looked up by content hash and new ones stored.
+    With ``degrade_seed``, the rows are of degraded copies (see ``file_features``).
     """
     jobs = jobs or os.cpu_count() or 1
-    cache = FeatureCache(cache_dir, cfg, max_seconds) if cache_dir is not None else None
+    cache = (
+        FeatureCache(cache_dir, cfg, max_seconds, degrade_seed) if cache_dir is not None else None
+    )
     keys = [_digest(r.path) if cache is not None else None for r in recordings]
     missing = [
         i
         for i, k in enumerate(keys)
         if cache is None or k is None or (k not in cache.rows and k not in cache.errors)
     ]
-    computed = _run_jobs([(recordings[i].path, cfg, max_seconds) for i in missing], jobs, progress)
+    tasks = [(recordings[i].path, cfg, max_seconds, degrade_seed) for i in missing]
+    computed = _run_jobs(tasks, jobs, progress)
     results = dict(zip(missing, computed, strict=True))
     if cache is not None:
         for i, outcome in results.items():

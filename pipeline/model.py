@@ -136,7 +136,7 @@ def _fit_on_device(
     xt, tt = tf.constant(x_train, tf.float32), tf.constant(eye[y_train])
     wt = tf.constant(class_weights[y_train].astype(np.float32))
     xv, tv = tf.constant(x_val, tf.float32), tf.constant(eye[y_val])
-    yt_idx, yv_idx = tf.constant(y_train, tf.int64), tf.constant(y_val, tf.int64)
+    yv_idx = tf.constant(y_val, tf.int64)
     k = cfg.candidates
     nets = _Candidates(rng, k, x_train.shape[1], cfg.hidden, n_classes)
     optimizer = keras.optimizers.Adam(cfg.learning_rate)
@@ -152,20 +152,28 @@ def _fit_on_device(
 
     @tf.function
     def epoch(order: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        # Training loss and accuracy are running means over the epoch's batches, as Keras
+        # reports them: a separate pass over the training rows cost as much as the updates.
+        loss_sum, hit_sum = tf.zeros([k]), tf.zeros([k])
         for i in tf.range(steps):
             idx = order[i * batch : (i + 1) * batch]
             xb, tb, wb = tf.gather(xt, idx), tf.gather(tt, idx), tf.gather(wt, idx)
             with tf.GradientTape() as tape:
-                per_sample = _per_sample_loss(nets.logits(xb), tb, cfg.loss) * wb[None, :]
+                logits = nets.logits(xb)
+                per_sample = _per_sample_loss(logits, tb, cfg.loss) * wb[None, :]
+                batch_loss = tf.reduce_mean(per_sample, axis=1)
                 # Summing over candidates keeps their gradients independent of each other.
-                total = tf.reduce_sum(tf.reduce_mean(per_sample, axis=1))
+                total = tf.reduce_sum(batch_loss)
                 if cfg.l2 > 0:  # weight decay keeps scores from saturating on easy data
                     total += cfg.l2 * (
                         tf.reduce_sum(tf.square(nets.w1)) + tf.reduce_sum(tf.square(nets.w2))
                     )
             grads = tape.gradient(total, nets.variables)
             optimizer.apply_gradients(zip(grads, nets.variables, strict=True))
-        return (*evaluate(xt, tt, yt_idx), *evaluate(xv, tv, yv_idx))
+            loss_sum += batch_loss
+            hits = tf.argmax(logits, axis=-1) == tf.argmax(tb, axis=-1)[None, :]
+            hit_sum += tf.reduce_mean(tf.cast(hits, tf.float32), axis=1)
+        return (loss_sum / steps, hit_sum / steps, *evaluate(xv, tv, yv_idx))
 
     best_loss = np.full(k, np.inf)
     best_epoch = np.zeros(k, dtype=int)

@@ -93,11 +93,30 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _extract(recordings: list[Recording], cfg: FeatureConfig, opts: TrainOptions) -> Extraction:
+def _extract(
+    recordings: list[Recording],
+    cfg: FeatureConfig,
+    opts: TrainOptions,
+    degrade_seed: int | None = None,
+) -> Extraction:
     return dataset.extract_features(
         recordings, cfg, max_seconds=opts.max_seconds, jobs=opts.jobs,
-        cache_dir=opts.cache_dir, progress=opts.progress,
+        cache_dir=opts.cache_dir, progress=opts.progress, degrade_seed=degrade_seed,
     )  # fmt: skip
+
+
+def training_rows(
+    extraction: Extraction, y: np.ndarray, train_idx: np.ndarray, degraded: Extraction | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training split's rows and labels, plus a degraded copy of each clip that has one."""
+    x, labels = extraction.features[train_idx], y[train_idx]
+    if degraded is None:
+        return x, labels
+    index = {r: i for i, r in enumerate(degraded.recordings)}
+    pairs = [(index[extraction.recordings[i]], y[i]) for i in train_idx
+             if extraction.recordings[i] in index]  # fmt: skip
+    extra = degraded.features[[p[0] for p in pairs]]
+    return np.concatenate([x, extra]), np.concatenate([labels, [p[1] for p in pairs]])
 
 
 def _skipped(extraction: Extraction, root: Path) -> list[dict[str, str]]:
@@ -141,19 +160,24 @@ def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) ->
     cfg = feature_config_for(recordings, opts.fmax)
     extraction = _extract(recordings, cfg, opts)
     _check_counts(extraction, labels)
-    features_s = time.perf_counter() - started
 
     y = np.array([labels.index(r.speaker) for r in extraction.recordings])
     tcfg = opts.train
     train_idx, val_idx = split_indices(y, tcfg.val_fraction, tcfg.seed)
-    mean = extraction.features[train_idx].mean(axis=0)
-    scale = extraction.features[train_idx].std(axis=0)
+    degraded = None
+    if tcfg.augment:
+        train_recordings = [extraction.recordings[i] for i in train_idx]
+        degraded = _extract(train_recordings, cfg, opts, degrade_seed=tcfg.seed)
+    x_train, y_train = training_rows(extraction, y, train_idx, degraded)
+    features_s = time.perf_counter() - started
+    mean = x_train.mean(axis=0)
+    scale = x_train.std(axis=0)
     scale = np.where(scale > 1e-6, scale, 1.0)  # a constant band carries no information
-    x = (extraction.features - mean) / scale
 
     from pipeline.model import fit, network_from_model  # TensorFlow loads only when training
 
-    result = fit(x[train_idx], y[train_idx], x[val_idx], y[val_idx], len(labels), tcfg)
+    x_val = (extraction.features[val_idx] - mean) / scale
+    result = fit((x_train - mean) / scale, y_train, x_val, y[val_idx], len(labels), tcfg)
     network = network_from_model(result.model, mean, scale)
     _, val_scores = network.forward(extraction.features[val_idx])
     threshold = calibrate_threshold(val_scores.max(axis=1), tcfg.unknown_quantile)
@@ -169,6 +193,7 @@ def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) ->
         "val_accuracy": validation["accuracy"],
         "val_false_reject_rate": validation["false_reject_rate"],
         "n_train": len(train_idx),
+        "n_train_degraded": len(x_train) - len(train_idx),
         "n_val": len(val_idx),
     }
     report: dict[str, Any] = {"validation": validation}

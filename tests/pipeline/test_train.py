@@ -98,6 +98,7 @@ def test_report_holds_validation_and_unknown_speaker_figures(trained_bundle: Pat
         "false_accept_rate",
         "false_reject_rate",
         "n_train",
+        "n_train_degraded",
         "n_val",
         "train_accuracy",
         "val_accuracy",
