@@ -115,7 +115,7 @@ class TrainConfig:
     batch_size: int = 512
     max_epochs: int = 400
     patience: int = 30
-    candidates: int = 8
+    candidates: int = 6
     val_fraction: float = 0.2
     seed: int = 0
     class_weights: bool = True
