@@ -9,11 +9,8 @@ this tiny network, the whole of a 300-epoch run.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from typing import Any, cast
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dataclasses import dataclass
+from typing import cast
 
 import keras
 import numpy as np
@@ -65,7 +62,6 @@ class FitResult:
     candidate: int
     candidate_val_losses: list[float]
     device: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _Candidates:
@@ -112,9 +108,7 @@ def fit(
     device = resolve_device(cfg.device)
     weights = _class_weights(y_train, n_classes) if cfg.class_weights else np.ones(n_classes)
     with tf.device(device):
-        result = _fit_on_device(x_train, y_train, x_val, y_val, n_classes, weights, cfg, rng)
-    result.device = device
-    return result
+        return _fit_on_device(x_train, y_train, x_val, y_val, n_classes, weights, cfg, rng, device)
 
 
 def _class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -131,6 +125,7 @@ def _fit_on_device(
     class_weights: np.ndarray,
     cfg: TrainConfig,
     rng: np.random.Generator,
+    device: str,
 ) -> FitResult:
     eye = np.eye(n_classes, dtype=np.float32)
     xt, tt = tf.constant(x_train, tf.float32), tf.constant(eye[y_train])
@@ -215,7 +210,7 @@ def _fit_on_device(
         epochs_run=epochs_run,
         candidate=chosen,
         candidate_val_losses=[float(v) for v in best_loss],
-        device="",
+        device=device,
     )
 
 
