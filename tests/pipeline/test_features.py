@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import librosa
 import numpy as np
 import pytest
 from scipy.signal import butter, sosfilt
 
 from pipeline.config import FeatureConfig
 from pipeline.errors import InvalidAudioError
-from pipeline.features import band_centres, band_edges, filterbank, histogram, voiced_frames
+from pipeline.features import (
+    band_centres,
+    band_edges,
+    filterbank,
+    histogram,
+    power_spectrogram,
+    voiced_frames,
+)
 from tests.pipeline.helpers import SR, harmonics, tone
 
 CFG = FeatureConfig()
@@ -33,6 +41,19 @@ def test_band_limited_noise_raises_only_its_bands() -> None:
     outside = h[(centres < 700) | (centres > 2800)]
     assert h.max() - inside.min() < 6.0  # dB
     assert h.max() - outside.max() > 30.0
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=512 is too large:UserWarning")  # librosa's, for 1 and 255
+@pytest.mark.parametrize("n_samples", [1, 255, 512, 4_000, 16_000, 16_001, 160_123])
+def test_power_spectrogram_is_librosas_centred_stft_squared(n_samples: int) -> None:
+    y = (0.3 * np.random.default_rng(n_samples).standard_normal(n_samples)).astype(np.float32)
+    spec = librosa.stft(y, n_fft=CFG.n_fft, hop_length=CFG.hop_length, center=True)
+    expected = (np.abs(spec) ** 2).T
+
+    power = power_spectrogram(y, CFG)
+
+    assert power.shape == expected.shape == (1 + n_samples // CFG.hop_length, CFG.n_fft // 2 + 1)
+    np.testing.assert_allclose(power, expected, rtol=1e-4, atol=1e-6 * expected.max())
 
 
 def test_output_is_one_float32_value_per_band() -> None:
