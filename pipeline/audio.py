@@ -2,7 +2,9 @@
 
 The one place where files and bytes become arrays; training, evaluation and the service all come
 through here. WAV, FLAC, OGG/Vorbis and MP3 are read by libsndfile (soundfile); anything else
-(m4a, webm/opus, ...) goes through ffmpeg when it is installed.
+(m4a, webm/opus, ...) goes through ffmpeg when it is installed. Plain 16-bit PCM WAV, what
+browsers and most clients send, is read by the standard library's ``wave`` first: the same
+samples as libsndfile (tested equal) in a fifth of the time, which matters per request.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import shutil
 import subprocess
 import tempfile
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +80,8 @@ def sniff_format(data: bytes) -> str:
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
     """Average the channels of a (frames, channels) array into one float32 channel."""
+    if samples.ndim == 2 and samples.shape[1] == 1:
+        samples = samples[:, 0]
     if samples.ndim == 1:
         return samples.astype(np.float32, copy=False)
     return samples.mean(axis=1, dtype=np.float32)
@@ -120,7 +125,9 @@ def decode(
     if not data:
         raise InvalidAudioError("clip is empty (0 bytes)")
     try:
-        samples, source_rate, channels = _read_soundfile(data, max_seconds)
+        samples, source_rate, channels = _read_pcm16_wav(data, max_seconds) or _read_soundfile(
+            data, max_seconds
+        )
     except sf.LibsndfileError:
         samples, source_rate, channels = _read_ffmpeg(data, sample_rate, max_seconds)
     validate_waveform(samples, source_rate, max_seconds=max_seconds)
@@ -130,14 +137,36 @@ def decode(
     return Clip(samples, sample_rate, source_rate, channels)
 
 
+def _check_length(frames: int, rate: int, max_seconds: float) -> None:
+    if frames > 0 and frames / rate > max_seconds:
+        raise InvalidAudioError(
+            f"clip is {frames / rate:.2f} s long; the maximum is {max_seconds:g} s"
+        )
+
+
+def _read_pcm16_wav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, int] | None:
+    """Samples, rate and channels of a 16-bit PCM WAV; None for anything else (soundfile's job)."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            if width != 2 or rate < 1 or channels < 1:
+                return None
+            _check_length(w.getnframes(), rate, max_seconds)
+            raw = w.readframes(w.getnframes())
+    except (wave.Error, EOFError):
+        return None  # float, 24-bit, WAVE_FORMAT_EXTENSIBLE or a damaged header
+    usable = len(raw) // (2 * channels) * 2 * channels  # a cut-off last frame is dropped
+    pcm = np.frombuffer(raw, dtype="<i2", count=usable // 2).reshape(-1, channels)
+    return to_mono(pcm.astype(np.float32) / np.float32(32768)), rate, channels
+
+
 def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, int]:
     with sf.SoundFile(io.BytesIO(data)) as f:
         rate, channels = int(f.samplerate), int(f.channels)
         # MP3 and some Ogg streams report no length; those are checked after decoding.
-        if f.frames > 0 and f.frames / rate > max_seconds:
-            raise InvalidAudioError(
-                f"clip is {f.frames / rate:.2f} s long; the maximum is {max_seconds:g} s"
-            )
+        _check_length(f.frames, rate, max_seconds)
         frames = f.read(dtype="float32", always_2d=True)
     return to_mono(frames), rate, channels
 

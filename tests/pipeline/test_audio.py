@@ -141,6 +141,56 @@ def test_without_ffmpeg_other_formats_are_refused(monkeypatch: pytest.MonkeyPatc
     assert message == f"cannot decode MP4/M4A data: {NOT_LIBSNDFILE}"
 
 
+# 16-bit PCM WAV read by the standard library's wave, everything else by libsndfile
+
+
+def _libsndfile(data: bytes) -> np.ndarray:
+    return to_mono(sf.read(io.BytesIO(data), dtype="float32", always_2d=True)[0])
+
+
+def _noise(frames: int, channels: int) -> np.ndarray:
+    return np.random.default_rng(channels).uniform(-0.9, 0.9, (frames, channels))
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_U8", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+def test_every_wav_layout_gives_libsndfiles_samples(subtype: str, channels: int) -> None:
+    data = encode(_noise(SR // 4, channels), subtype=subtype)
+
+    clip = decode(data, sample_rate=SR)
+
+    assert clip.channels == channels
+    np.testing.assert_array_equal(clip.samples, _libsndfile(data))
+
+
+def test_pcm16_wav_skips_libsndfile(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode(tone(440), subtype="PCM_16")
+    expected = _libsndfile(data)
+    monkeypatch.setattr(sf, "SoundFile", None)  # any call to libsndfile would fail
+
+    np.testing.assert_array_equal(decode(data, sample_rate=SR).samples, expected)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 1001])
+def test_a_truncated_pcm16_wav_gives_its_whole_frames(cut: int) -> None:
+    data = encode(_noise(1000, 2), subtype="PCM_16")
+
+    clip = decode(data[:-cut], sample_rate=SR)
+
+    whole_frames = 1000 - -(-cut // 4)  # 4 bytes a stereo frame; a partial frame is dropped
+    assert clip.samples.shape == (whole_frames,)
+    np.testing.assert_array_equal(clip.samples, _libsndfile(data)[:whole_frames])
+
+
+def test_a_pcm16_wav_with_a_zero_sample_rate_is_refused() -> None:
+    data = bytearray(encode(tone(440), subtype="PCM_16"))
+    data[24:28] = bytes(4)  # the fmt chunk's sample rate
+
+    message = _decode_error(bytes(data), DecodeError)
+
+    assert message == "cannot decode WAV data: not a supported audio format"
+
+
 # Downmix and resampling
 
 
