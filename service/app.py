@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from pipeline.errors import BundleError
+from service.compute import ComputeQueue
 from service.errors import install_error_handlers
 from service.limits import BodyLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
@@ -40,6 +40,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.load_error = str(exc)
         log.error("no model loaded: %s", exc)
     yield
+    app.state.compute.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = ModelStore()
     app.state.metrics = metrics = Metrics()
     app.state.load_error = None
-    app.state.compute = CapacityLimiter(1)
+    app.state.compute = ComputeQueue()
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,

@@ -6,9 +6,9 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from anyio import CapacityLimiter
 from fastapi import Depends, Request
 
+from service.compute import ComputeQueue
 from service.errors import UnauthorizedError
 from service.metrics import Metrics
 from service.model_store import ModelStore
@@ -27,9 +27,7 @@ def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
 
 
 SettingsDep = Annotated[Settings, Depends(_app_state("settings"))]
-# Decoding and features are CPU work that mostly holds the GIL: one thread per process does it,
-# since several would only trade the GIL back and forth (up to 5 ms a switch).
-ComputeDep = Annotated[CapacityLimiter, Depends(_app_state("compute"))]
+ComputeDep = Annotated[ComputeQueue, Depends(_app_state("compute"))]
 StoreDep = Annotated[ModelStore, Depends(_app_state("store"))]
 MetricsDep = Annotated[Metrics, Depends(_app_state("metrics"))]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Request
 
 from service.deps import ApiKey, ComputeDep, MetricsDep, SettingsDep, StoreDep
@@ -77,8 +76,7 @@ async def predict(
     With `explain=true` the answer also holds the histogram and hidden activations."""
     bundle = store.current
     _, data = await read_clip(request)
-    work = partial(answer_clip, bundle, data, settings, metrics, explain=explain)
-    return await to_thread.run_sync(work, limiter=compute)
+    return await compute.run(partial(answer_clip, bundle, data, settings, metrics, explain=explain))
 
 
 @router.post(
@@ -99,7 +97,5 @@ async def predict_batch(
     """Send clips as repeated multipart field `files`; each gets a result or its own error."""
     bundle = store.current
     files = await read_batch(request, settings.batch_max_files)
-    items = await to_thread.run_sync(
-        answer_batch, bundle, files, settings, metrics, limiter=compute
-    )
+    items = await compute.run(partial(answer_batch, bundle, files, settings, metrics))
     return BatchResponse(results=items, model=model_ref(bundle))
