@@ -55,6 +55,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._cache: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,6 +75,22 @@ class MetricsMiddleware:
         finally:
             # The route template, not the raw path, so label values stay few.
             route = getattr(scope.get("route"), "path", "unmatched")
+            count, latency = self._series(route, scope["method"], status)
+            count.inc()
+            latency.observe(time.perf_counter() - started)
+
+    def _series(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter and latency histogram for these labels, looked up once: label
+        lookups in prometheus-client cost more than the increments themselves."""
+        key = (route, method, status)
+        series = self._cache.get(key)
+        if series is None:
             m = self.metrics
-            m.requests.labels(route=route, method=scope["method"], status=str(status)).inc()
-            m.latency.labels(route=route).observe(time.perf_counter() - started)
+            series = (
+                m.requests.labels(route=route, method=method, status=str(status)),
+                m.latency.labels(route=route),
+            )
+            # Bounded anyway: routes are templates, httptools takes only standard methods.
+            if len(self._cache) < 1024:
+                self._cache[key] = series
+        return series
