@@ -52,9 +52,10 @@ class ModelStore:
         """Load ``path`` off the event loop and make it current; raises ``BundleError``."""
         async with self._lock:  # one reload at a time; predictions do not wait for it
             bundle = await run_in_threadpool(_load_and_warm_up, path)
-            # After loading: TensorFlow brings BLAS and OpenMP pools of its own. Their threads
-            # spin on the histogram's small matrix product, 10-20x slower than one thread, and
-            # requests already run in parallel.
+            # BLAS threads spin on the histogram's small matrix product, 10-20x slower than
+            # one thread, and requests already run in parallel. After loading, in case the
+            # load brought in a BLAS of its own (Keras and TensorFlow, for a layout that
+            # pipeline.keras_file does not read).
             threadpool_limits(limits=1, user_api="blas")
             self._bundle = bundle
             _settle_heap()
@@ -64,9 +65,10 @@ class ModelStore:
 def _settle_heap() -> None:
     """Collect what loading left behind, then exempt everything alive from the cyclic GC.
 
-    TensorFlow and Keras leave about half a million objects, and a full collection walks them
-    all: 100-170 ms with the event loop stopped, every few thousand requests, which was most of
-    the service's p99. Frozen, they are never walked again; requests' own garbage is still
+    The imports (librosa, numba, scipy, FastAPI) leave about 200,000 objects, and a full
+    collection walks them all: 80-95 ms with the event loop stopped, every few thousand requests
+    under load, which took the p99 at concurrency 32 from 21 ms to 40-85 ms. Frozen, they are
+    never walked again (a full collection then takes under 1 ms); requests' own garbage is still
     collected. Unfreezing first lets the bundle a reload replaced be collected too.
     """
     gc.unfreeze()

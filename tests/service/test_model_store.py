@@ -29,7 +29,7 @@ def test_a_load_freezes_what_is_alive_and_a_reload_frees_what_died_since() -> No
     survived_collection = ref() is not None
     asyncio.run(store.load(MODEL_DIR))
 
-    assert frozen > 100_000  # TensorFlow and Keras: kept out of every later collection
+    assert frozen > 100_000  # all the imports' objects: kept out of every later collection
     assert survived_collection  # frozen objects are not walked, even when unreachable
     assert ref() is None  # the reload thawed, collected and froze again
     assert store.current.path == MODEL_DIR
