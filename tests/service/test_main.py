@@ -18,12 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.main import BALANCED_ACCEPT, app_from_env
 from tests.service.helpers import MODEL_DIR
 
 pytestmark = pytest.mark.slow
 
 LIMIT = 100_000  # bytes, the servers' /predict limit
-STARTUP_TIMEOUT_S = 90.0  # each worker imports TensorFlow; slow CI machines take a while
+STARTUP_TIMEOUT_S = 90.0  # each worker imports librosa and warms numba; slow CI takes a while
 ROOT = MODEL_DIR.parents[1]
 
 
@@ -193,3 +194,18 @@ def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> Non
     assert [a.status_code for a in answers] == [200] * 6
     assert len(set(re.findall(r"Started server process \[(\d+)\]", server.output()))) == 2
     assert_stopped_cleanly(server, returncode, workers=2)
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("0", "0")])
+def test_workers_accept_one_connection_at_a_time_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, preset: str | None, expected: str
+) -> None:
+    name, _ = BALANCED_ACCEPT
+    monkeypatch.setenv("VOICEID_MODEL_DIR", str(MODEL_DIR))
+    monkeypatch.setenv(name, preset or "")  # recorded, so teardown restores what was there
+    if preset is None:
+        monkeypatch.delenv(name)
+
+    app_from_env()
+
+    assert os.environ[name] == expected
