@@ -41,10 +41,11 @@ def read_network(model_path: Path, mean: np.ndarray, scale: np.ndarray) -> Netwo
             weights = archive.read(_WEIGHTS)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise UnknownLayoutError(f"cannot read {model_path.name}: {exc}") from exc
-    activation = _check_config(config)
-    arrays = _dense_arrays(weights)
-    w1, b1, w2, b2 = (np.asarray(a, dtype=np.float64) for a in arrays)
-    d = _input_width(config)
+    try:
+        d, activation = _check_config(config)
+    except (AttributeError, KeyError, TypeError) as exc:  # not the JSON Keras writes
+        raise UnknownLayoutError(f"config.json is not a Keras model config: {exc!r}") from exc
+    w1, b1, w2, b2 = (np.asarray(a, dtype=np.float64) for a in _dense_arrays(weights))
     if not (
         w1.ndim == 2 and w1.shape[0] == d and b1.shape == w1.shape[1:]
         and w2.ndim == 2 and w2.shape[0] == w1.shape[1] and b2.shape == w2.shape[1:]
@@ -66,9 +67,9 @@ def _layers(config: dict[str, Any]) -> list[dict[str, Any]]:
     return cast(list[dict[str, Any]], layers)
 
 
-def _check_config(config: dict[str, Any]) -> OutputActivation:
-    """The output activation, after checking the two Dense layers are the plain ones we build."""
-    _, hidden, output = (layer["config"] for layer in _layers(config))
+def _check_config(config: dict[str, Any]) -> tuple[int, OutputActivation]:
+    """The input width and output activation, after checking the layers are the ones we build."""
+    source, hidden, output = (layer["config"] for layer in _layers(config))
     for layer in (hidden, output):  # regularisers only shape training, so they may be anything
         if layer.get("use_bias") is not True or layer.get("quantization_config") is not None:
             raise UnknownLayoutError(f"layer {layer.get('name')!r} is not a plain biased Dense")
@@ -77,14 +78,10 @@ def _check_config(config: dict[str, Any]) -> OutputActivation:
     out = output.get("activation")
     if out not in ("softmax", "sigmoid"):
         raise UnknownLayoutError(f"output activation {out!r} is not softmax or sigmoid")
-    return cast(OutputActivation, out)
-
-
-def _input_width(config: dict[str, Any]) -> int:
-    shape = _layers(config)[0]["config"].get("batch_shape")
+    shape = source.get("batch_shape")
     if not (isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int)):
         raise UnknownLayoutError(f"input shape {shape!r} is not (batch, features)")
-    return shape[1]
+    return shape[1], cast(OutputActivation, out)
 
 
 def _dense_arrays(weights: bytes) -> list[np.ndarray]:

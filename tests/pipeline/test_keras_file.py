@@ -96,6 +96,24 @@ def test_a_zip_without_weights_is_left_to_keras(tmp_path: Path) -> None:
         read_network(path, MEAN, SCALE)
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        b"[1, 2]",
+        b'{"class_name": "Sequential", "config": 7}',
+        b'{"class_name": "Sequential", "config": {"layers": [{}]}}',
+    ],
+)
+def test_a_config_that_is_not_keras_json_is_left_to_keras(tmp_path: Path, config: bytes) -> None:
+    path = tmp_path / MODEL_FILE
+    with zipfile.ZipFile(DEFAULT_MODEL) as source, zipfile.ZipFile(path, "w") as copy:
+        copy.writestr("config.json", config)
+        copy.writestr("model.weights.h5", source.read("model.weights.h5"))
+
+    with pytest.raises(UnknownLayoutError):
+        read_network(path, MEAN, SCALE)
+
+
 def test_loading_a_bundle_does_not_import_tensorflow() -> None:
     code = (
         "import sys; from pipeline.bundle import load_bundle; "
