@@ -85,7 +85,8 @@ def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     padded = np.zeros(len(y) + n_fft, np.float32)  # np.pad costs as much as the FFT's setup
     padded[n_fft // 2 : n_fft // 2 + len(y)] = y
     n_frames = 1 + len(y) // hop  # what librosa.util.frame gives, without its checks
-    frames = as_strided(padded, (n_frames, n_fft), (hop * 4, 4), writeable=False)
+    step = padded.strides[0]
+    frames = as_strided(padded, (n_frames, n_fft), (hop * step, step), writeable=False)
     spec = scipy.fft.rfft(frames * _window(n_fft), axis=1)
     return spec.real**2 + spec.imag**2
 
