@@ -47,7 +47,7 @@ bench: $(STAMP)
 
 ## default-model: regenerate models/default from the synthetic demo voices
 default-model: $(STAMP)
-	$(BIN)/python -m pipeline.default_model models/default
+	$(BIN)/python -m pipeline.demo.default_model models/default
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pipeline.synth import VOICES, synthesize_hello
+from pipeline.demo.synth import VOICES, synthesize_hello
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)

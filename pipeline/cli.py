@@ -198,7 +198,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from pipeline.synth import STRANGER, write_demo_data
+    from pipeline.demo.synth import STRANGER, write_demo_data
 
     voices = [STRANGER] if args.stranger else None
     written = write_demo_data(args.out_dir, clips_per_voice=args.clips, seed=args.seed,

@@ -28,9 +28,9 @@ import pytest
 import soundfile as sf
 
 from pipeline.bundle import load_bundle
+from pipeline.demo.synth import STRANGER, VOICES, synthesize_hello
 from pipeline.features import histogram
 from pipeline.predict import predict_features
-from pipeline.synth import STRANGER, VOICES, synthesize_hello
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

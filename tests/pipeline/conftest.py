@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import TrainConfig
-from pipeline.synth import STRANGER, write_demo_data
+from pipeline.demo.synth import STRANGER, write_demo_data
 from pipeline.train import TrainOptions, train
 
 CLIPS_PER_VOICE = 12  # 10 to train on and 2 to validate with, per voice

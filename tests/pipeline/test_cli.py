@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
-from pipeline.synth import STRANGER, VOICES, write_demo_data
+from pipeline.demo.synth import STRANGER, VOICES, write_demo_data
 
 TEST_CLIPS = 4  # per voice in the held-out folder
 EVALUATE_KEYS = [

@@ -10,8 +10,8 @@ import pytest
 
 from pipeline.config import FeatureConfig, TrainConfig
 from pipeline.dataset import scan_folder
+from pipeline.demo.synth import VOICES, write_demo_data
 from pipeline.errors import DatasetError
-from pipeline.synth import VOICES, write_demo_data
 from pipeline.train import (
     MIN_CLIPS_PER_SPEAKER,
     TrainOptions,

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from pipeline.bundle import Bundle, load_bundle
 from pipeline.config import TrainConfig
-from pipeline.synth import STRANGER, write_demo_data
+from pipeline.demo.synth import STRANGER, write_demo_data
 from pipeline.train import TrainOptions, train
 from service.app import create_app
 from service.settings import Settings

@@ -1,6 +1,6 @@
 """The shipped ``models/default``: how it is made, in one place for the Makefile and its test.
 
-python -m pipeline.default_model models/default
+python -m pipeline.demo.default_model models/default
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import TrainConfig
-from pipeline.synth import write_demo_data
+from pipeline.demo.synth import write_demo_data
 from pipeline.train import TrainOptions, train
 
 __all__ = ["DEMO_CLIPS_PER_VOICE", "DEMO_SEED", "build_default_model"]

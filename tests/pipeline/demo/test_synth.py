@@ -10,8 +10,8 @@ import numpy.typing as npt
 import pytest
 import soundfile as sf
 
+from pipeline.demo.synth import STRANGER, VOICES, VoiceSpec, synthesize_hello, write_demo_data
 from pipeline.errors import DatasetError, ParameterError
-from pipeline.synth import STRANGER, VOICES, VoiceSpec, synthesize_hello, write_demo_data
 
 SR = 16000
 HOP = 160  # samples: 10 ms analysis hop

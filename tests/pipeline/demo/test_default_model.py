@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from pipeline.bundle import Bundle, load_bundle
-from pipeline.default_model import build_default_model
+from pipeline.demo.default_model import build_default_model
+from pipeline.demo.synth import STRANGER, write_demo_data
 from pipeline.predict import predict_clip
-from pipeline.synth import STRANGER, write_demo_data
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "default"
+SHIPPED = Path(__file__).resolve().parents[3] / "models" / "default"
 
 
 @pytest.fixture(scope="module")
