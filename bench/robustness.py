@@ -24,7 +24,8 @@ import soxr
 from bench.common import fsdd_dir, split_by_take
 from pipeline.bundle import load_bundle
 from pipeline.config import TrainConfig
-from pipeline.train import TrainOptions, held_out_report, train
+from pipeline.evaluate import evaluate_folder
+from pipeline.train import TrainOptions, train
 
 Transform = Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, int]]
 
@@ -94,8 +95,8 @@ def main() -> int:
         for i, name in enumerate(CONDITIONS):
             started = time.perf_counter()
             folder = transform_folder(test_dir, root / f"cond{i}", name, args.seed)
-            report = held_out_report(folder, bundle.network, labels, bundle.threshold,
-                                     bundle.feature_config, opts)  # fmt: skip
+            report = evaluate_folder(folder, bundle.network, labels, bundle.threshold,
+                                     bundle.feature_config, cache_dir=opts.cache_dir)  # fmt: skip
             acc = report["accuracy"]
             clean = acc if clean is None else clean
             print(f"{name:>28}: accuracy {acc:.4f} on {report['n']} clips "

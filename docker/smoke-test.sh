@@ -291,7 +291,7 @@ serve_and_check() {
 [[ $EUID == 0 ]] || { echo "smoke-test.sh needs root (apt, dockerd, debootstrap)" >&2; exit 1; }
 [[ "$gpu_mode" == full || "$gpu_mode" == skip ]] ||
     fail "VOICEID_SMOKE_GPU=$gpu_mode must be full or skip"
-for f in pipeline/cli.py service/app.py models/default/metadata.json; do
+for f in voiceid/cli.py service/app.py models/default/metadata.json; do
     [[ -e "$repo/$f" ]] || fail "$f is missing: the images need the package and the shipped bundle"
 done
 mkdir -p "$log_dir"

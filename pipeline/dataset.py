@@ -167,6 +167,10 @@ class Extraction:
     skipped: list[tuple[Recording, str]] = field(default_factory=list)
     decoded: int = 0  # how many files were decoded (cache misses)
 
+    def skipped_files(self, root: Path) -> list[dict[str, str]]:
+        """Each skipped file, relative to ``root``, with the reason, as the reports list them."""
+        return [{"file": str(r.path.relative_to(root)), "error": e} for r, e in self.skipped]
+
 
 class Outcome(NamedTuple):
     """One file's row, or why it has none; ``lasting`` errors depend on the bytes alone."""

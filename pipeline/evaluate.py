@@ -1,16 +1,20 @@
-"""Scoring feature rows against known labels: accuracy, per-speaker figures, confusion, and the
-unknown-speaker threshold with its false-accept and false-reject rates."""
+"""Scoring against known labels: accuracy, per-speaker figures, confusion, and the unknown-speaker
+threshold with its false-accept and false-reject rates, for feature rows or a folder of clips."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline import dataset
+from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.config import FeatureConfig
 from pipeline.network import Network
 
-__all__ = ["calibrate_threshold", "classification_report", "open_set_rates"]
+__all__ = ["calibrate_threshold", "classification_report", "evaluate_folder", "open_set_rates"]
 
 
 def calibrate_threshold(top_scores: np.ndarray, quantile: float) -> float:
@@ -75,3 +79,36 @@ def open_set_rates(
         "false_accept_rate": float(accepted.mean()),
         "rejected": int((~accepted).sum()),
     }
+
+
+def evaluate_folder(
+    folder: Path,
+    network: Network,
+    labels: Sequence[str],
+    threshold: float,
+    cfg: FeatureConfig,
+    *,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    jobs: int | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Figures for ``folder/<speaker>/...``, which may hold known and unknown speakers.
+
+    Clips of speakers in ``labels`` get :func:`classification_report`'s figures; the others are
+    counted under ``unknown_speakers`` with their false-accept rate, never silently dropped.
+    Files that cannot be used are listed under ``skipped``. The extraction options are those of
+    ``pipeline.dataset.extract_features``.
+    """
+    extraction = dataset.extract_features(
+        dataset.scan_folder(folder), cfg, max_seconds=max_seconds, jobs=jobs,
+        cache_dir=cache_dir, progress=progress,
+    )  # fmt: skip
+    speakers = [r.speaker for r in extraction.recordings]
+    known = np.array([s in labels for s in speakers], dtype=bool)
+    report = classification_report(
+        network, labels, extraction.features[known], [s for s in speakers if s in labels], threshold
+    )
+    report["unknown_speakers"] = open_set_rates(network, extraction.features[~known], threshold)
+    report["skipped"] = extraction.skipped_files(folder)
+    return report

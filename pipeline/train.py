@@ -26,7 +26,7 @@ from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.config import FeatureConfig, TrainConfig, default_fmax
 from pipeline.dataset import Extraction, Recording
 from pipeline.errors import DatasetError
-from pipeline.evaluate import calibrate_threshold, classification_report, open_set_rates
+from pipeline.evaluate import calibrate_threshold, classification_report, evaluate_folder
 from pipeline.features import FEATURE_VERSION
 from pipeline.network import Network
 
@@ -119,24 +119,14 @@ def training_rows(
     return np.concatenate([x, extra]), np.concatenate([labels, [p[1] for p in pairs]])
 
 
-def _skipped(extraction: Extraction, root: Path) -> list[dict[str, str]]:
-    return [{"file": str(r.path.relative_to(root)), "error": e} for r, e in extraction.skipped]
-
-
-def held_out_report(
-    folder: Path, network: Network, labels: list[str], threshold: float,
-    cfg: FeatureConfig, opts: TrainOptions,
+def _held_out(
+    folder: Path, network: Network, labels: list[str], threshold: float, cfg: FeatureConfig,
+    opts: TrainOptions,
 ) -> dict[str, Any]:  # fmt: skip
-    """Figures for a folder that may hold known and unknown speakers."""
-    extraction = _extract(dataset.scan_folder(folder), cfg, opts)
-    speakers = [r.speaker for r in extraction.recordings]
-    known = np.array([s in labels for s in speakers], dtype=bool)
-    report = classification_report(
-        network, labels, extraction.features[known], [s for s in speakers if s in labels], threshold
-    )
-    report["unknown_speakers"] = open_set_rates(network, extraction.features[~known], threshold)
-    report["skipped"] = _skipped(extraction, folder)
-    return report
+    return evaluate_folder(
+        folder, network, labels, threshold, cfg, max_seconds=opts.max_seconds, jobs=opts.jobs,
+        cache_dir=opts.cache_dir, progress=opts.progress,
+    )  # fmt: skip
 
 
 def _import_in_background(module: str) -> None:
@@ -198,10 +188,10 @@ def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) ->
     }
     report: dict[str, Any] = {"validation": validation}
     if opts.test_dir is not None:
-        report["test"] = held_out_report(opts.test_dir, network, labels, threshold, cfg, opts)
+        report["test"] = _held_out(opts.test_dir, network, labels, threshold, cfg, opts)
         metrics["test_accuracy"] = report["test"]["accuracy"]
     if opts.unknown_dir is not None:
-        unknown = held_out_report(opts.unknown_dir, network, [], threshold, cfg, opts)
+        unknown = _held_out(opts.unknown_dir, network, [], threshold, cfg, opts)
         report["unknown"] = unknown["unknown_speakers"] | {"skipped": unknown["skipped"]}
         metrics["false_accept_rate"] = report["unknown"]["false_accept_rate"]
         metrics["false_reject_rate"] = validation["false_reject_rate"]
@@ -233,7 +223,7 @@ def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) ->
             "decoded": extraction.decoded,
         },
         "clips_per_speaker": dict(Counter(speakers)),
-        "skipped": _skipped(extraction, data_dir),
+        "skipped": extraction.skipped_files(data_dir),
         "split": {"train": [rel[i] for i in train_idx], "validation": [rel[i] for i in val_idx]},
         "history": result.history,
         "best_epoch": result.best_epoch,

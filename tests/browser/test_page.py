@@ -31,6 +31,7 @@ from pipeline.bundle import load_bundle
 from pipeline.demo.synth import STRANGER, VOICES, synthesize_hello
 from pipeline.features import histogram
 from pipeline.predict import predict_features
+from tests.helpers import MODEL_DIR, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -50,9 +51,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[2]
-MODEL_DIR = REPO / "models" / "default"
-ARTIFACTS = REPO / "artifacts" / "browser"
+ARTIFACTS = ROOT / "artifacts" / "browser"
 API_KEY = "browser-test-key"
 KEY_STORAGE = "voiceid.apiKey"  # app.js's sessionStorage key
 SAMPLE_RATE = 16000  # Hz, of the generated clips
@@ -148,7 +147,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     command = [sys.executable, "-m", "uvicorn", "service.main:app_from_env", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process, log)

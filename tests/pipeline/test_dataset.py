@@ -18,7 +18,7 @@ from pipeline.dataset import (
     scan_folder,
 )
 from pipeline.errors import DatasetError
-from tests.pipeline.helpers import PNG_BYTES, SR, encode, tone
+from tests.signals import PNG_BYTES, SR, encode, tone
 
 CFG = FeatureConfig()
 MIXED_SKIPS = [

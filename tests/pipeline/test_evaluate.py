@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.evaluate import calibrate_threshold, classification_report, open_set_rates
-from tests.pipeline.helpers import switch_network
+from tests.helpers import switch_network
 
 LABELS = ["left", "right"]
 LEFT, RIGHT = [2.0, 0.0], [0.0, 0.0]  # rows the switch network gives to "left" and "right"

@@ -17,7 +17,7 @@ from pipeline.features import (
     power_spectrogram,
     voiced_frames,
 )
-from tests.pipeline.helpers import SR, harmonics, tone
+from tests.signals import SR, harmonics, tone
 
 CFG = FeatureConfig()
 

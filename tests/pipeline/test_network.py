@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.network import sigmoid, softmax
-from tests.pipeline.helpers import switch_network
+from tests.helpers import switch_network
 
 
 def test_sigmoid_does_not_overflow() -> None:

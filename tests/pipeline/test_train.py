@@ -19,7 +19,7 @@ from pipeline.train import (
     split_indices,
     train,
 )
-from tests.pipeline.helpers import encode, tone
+from tests.signals import encode, tone
 
 
 def _report(bundle: Path) -> dict[str, object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.helpers import ClientFactory
+from tests.helpers import ClientFactory
 
 KEY = "s3cret-key"
 MISSING = {"detail": "missing API key: send it in the X-API-Key header"}

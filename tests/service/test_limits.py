@@ -13,7 +13,7 @@ import pytest
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.helpers import MODEL_DIR, ClientFactory, async_client
+from tests.helpers import MODEL_DIR, ClientFactory, async_client
 
 LIMIT = 100_000  # bytes, the /predict limit of these tests
 CHUNK = 10_000  # bytes per streamed chunk

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from service.main import BALANCED_ACCEPT, app_from_env
-from tests.service.helpers import MODEL_DIR
+from tests.helpers import MODEL_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -178,7 +178,7 @@ def test_chunked_oversize_upload_is_refused_while_it_streams(uvicorn_server: Ser
 
 def voiceid_command() -> list[str]:
     script = Path(sys.executable).with_name("voiceid")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "pipeline.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "voiceid"]
 
 
 def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> None:

@@ -7,7 +7,7 @@ import gc
 import weakref
 
 from service.model_store import ModelStore
-from tests.service.helpers import MODEL_DIR
+from tests.helpers import MODEL_DIR
 
 
 class _Cycle:

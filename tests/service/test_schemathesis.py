@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.helpers import MODEL_DIR
+from tests.helpers import MODEL_DIR
 
 APP = create_app(Settings(model_dir=MODEL_DIR))
 # What `from_asgi` does, minus its request for the schema: that would start the app's lifespan,

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pipeline.bundle import Bundle, load_bundle, sha256_file
 from service.app import create_app
 from service.settings import Settings
-from tests.service.helpers import MODEL_DIR, async_client
+from tests.helpers import MODEL_DIR, async_client
 
 WAV = {"content-type": "audio/wav"}
 
@@ -47,21 +47,21 @@ def test_reload_with_an_empty_request_keeps_the_path(client: TestClient, body: o
 
 
 def test_reload_swaps_in_a_new_bundle(
-    client: TestClient, trained_bundle_dir: Path, steve_wav: bytes
+    client: TestClient, trained_bundle: Path, steve_wav: bytes
 ) -> None:
-    trained = load_bundle(trained_bundle_dir)
+    trained = load_bundle(trained_bundle)
 
-    response = client.post("/admin/reload", json={"model_dir": str(trained_bundle_dir)})
+    response = client.post("/admin/reload", json={"model_dir": str(trained_bundle)})
     answer = client.post("/predict", content=steve_wav, headers=WAV).json()
 
     assert response.status_code == 200
-    assert response.json()["name"] == "quick"
+    assert response.json()["name"] == "model"
     assert response.json()["version"] == trained.version
-    assert client.get("/ready").json()["model"] == {"name": "quick", "version": trained.version}
-    assert answer["model"] == {"name": "quick", "version": trained.version}
+    assert client.get("/ready").json()["model"] == {"name": "model", "version": trained.version}
+    assert answer["model"] == {"name": "model", "version": trained.version}
     assert answer["threshold"] == trained.threshold
     # The next reload without a body stays on the new path.
-    assert client.post("/admin/reload").json()["path"] == str(trained_bundle_dir)
+    assert client.post("/admin/reload").json()["path"] == str(trained_bundle)
 
 
 def _break(bundle: Path, how: str) -> str:
@@ -148,7 +148,7 @@ def test_malformed_reload_request_is_422(client: TestClient, body: object, loc: 
 
 
 def test_request_in_flight_finishes_on_the_model_it_started_with(
-    steve_wav: bytes, trained_bundle_dir: Path, default_bundle: Bundle
+    steve_wav: bytes, trained_bundle: Path, default_bundle: Bundle
 ) -> None:
     app = create_app(Settings(model_dir=MODEL_DIR))
     half = len(steve_wav) // 2
@@ -167,7 +167,7 @@ def test_request_in_flight_finishes_on_the_model_it_started_with(
                 client.post("/predict", content=paused_body(), headers=WAV)
             )
             await reading.wait()
-            reload = await client.post("/admin/reload", json={"model_dir": str(trained_bundle_dir)})
+            reload = await client.post("/admin/reload", json={"model_dir": str(trained_bundle)})
             resume.set()
             after = await client.post("/predict", content=steve_wav, headers=WAV)
             return await in_flight, reload, after
@@ -177,16 +177,16 @@ def test_request_in_flight_finishes_on_the_model_it_started_with(
     assert reload.status_code == 200
     assert in_flight.status_code == 200
     assert in_flight.json()["model"]["version"] == default_bundle.version
-    assert after.json()["model"]["version"] == load_bundle(trained_bundle_dir).version
+    assert after.json()["model"]["version"] == load_bundle(trained_bundle).version
 
 
 def test_reloads_while_requests_are_in_flight_fail_none(
-    demo_clips: dict[str, list[bytes]], trained_bundle_dir: Path, default_bundle: Bundle
+    demo_clips: dict[str, list[bytes]], trained_bundle: Path, default_bundle: Bundle
 ) -> None:
     """50 concurrent predictions race reloads alternating between two bundles; all succeed."""
     app = create_app(Settings(model_dir=MODEL_DIR))
     clips = [clip for voice_clips in demo_clips.values() for clip in voice_clips]
-    targets = itertools.cycle([str(trained_bundle_dir), str(MODEL_DIR)])
+    targets = itertools.cycle([str(trained_bundle), str(MODEL_DIR)])
 
     async def predict(client: httpx.AsyncClient, i: int) -> httpx.Response:
         await asyncio.sleep(0.002 * i)  # spread the requests over the reloads
@@ -211,4 +211,4 @@ def test_reloads_while_requests_are_in_flight_fail_none(
     assert [r.status_code for r in reloads] == [200] * len(reloads)
     assert [r.status_code for r in predictions] == [200] * 50
     versions = {r.json()["model"]["version"] for r in predictions}
-    assert versions <= {default_bundle.version, load_bundle(trained_bundle_dir).version}
+    assert versions <= {default_bundle.version, load_bundle(trained_bundle).version}

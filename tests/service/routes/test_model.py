@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from pipeline.bundle import Bundle
 from pipeline.features import band_centres
-from tests.service.helpers import MODEL_DIR, ClientFactory
+from tests.helpers import MODEL_DIR, ClientFactory
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

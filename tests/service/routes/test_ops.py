@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.bundle import Bundle, sha256_file
-from tests.service.helpers import MODEL_DIR, ClientFactory
+from tests.helpers import MODEL_DIR, ClientFactory
 
 
 def metric(text: str, name: str, **labels: str) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +15,8 @@ from fastapi.testclient import TestClient
 from pipeline.audio import decode
 from pipeline.bundle import Bundle
 from pipeline.features import band_centres, histogram
-from tests.service.helpers import MODEL_DIR, SAMPLE_RATE, ClientFactory, tone, wav_bytes
+from tests.helpers import MODEL_DIR, ClientFactory
+from tests.signals import SR, encode, tone
 
 WAV = {"content-type": "audio/wav"}
 KNOWN = ("Steve", "David")
@@ -83,13 +83,13 @@ def test_raw_body_gets_the_multipart_answer(
 
 
 def test_flac_and_stereo_clips_are_read(client: TestClient) -> None:
-    mono = tone(1.0)
+    mono = tone(seconds=1.0)
     flac = io.BytesIO()
-    sf.write(flac, mono, SAMPLE_RATE, format="FLAC")
-    stereo = wav_bytes(np.stack([mono, mono], axis=1))
+    sf.write(flac, mono, SR, format="FLAC")
+    stereo = encode(np.stack([mono, mono], axis=1))
 
     wav_answer, flac_answer, stereo_answer = (
-        post_clip(client, data) for data in (wav_bytes(mono), flac.getvalue(), stereo)
+        post_clip(client, data) for data in (encode(mono), flac.getvalue(), stereo)
     )
 
     assert stereo_answer["scores"] == wav_answer["scores"]  # the mean of two equal channels
@@ -181,40 +181,40 @@ QUIET = 10 ** (-70 / 20)  # a -70 dBFS peak, below the -60 dBFS silence level
 
 
 def _nan_clip() -> bytes:
-    samples = tone(1.0)
+    samples = tone(seconds=1.0)
     samples[100:110] = np.nan
-    return wav_bytes(samples, subtype="FLOAT")
+    return encode(samples, subtype="FLOAT")
 
 
 def _infinite_clip() -> bytes:
-    samples = tone(1.0)
+    samples = tone(seconds=1.0)
     samples[5] = -np.inf
-    return wav_bytes(samples, subtype="FLOAT")
+    return encode(samples, subtype="FLOAT")
 
 
 INVALID_AUDIO: dict[str, tuple[Callable[[], bytes], str]] = {
     "empty": (lambda: b"", "clip is empty (0 bytes)"),
     "header only": (
-        lambda: wav_bytes(np.zeros(0, np.float32)),
+        lambda: encode(np.zeros(0, np.float32)),
         "clip has no samples",
     ),
     "digital silence": (
-        lambda: wav_bytes(np.zeros(SAMPLE_RATE, np.float32)),
+        lambda: encode(np.zeros(SR, np.float32)),
         "clip is silent: peak level -inf dBFS is below -60 dBFS",
     ),
     "-70 dBFS tone": (
-        lambda: wav_bytes(tone(1.0, amplitude=QUIET), subtype="FLOAT"),
+        lambda: encode(tone(seconds=1.0, amplitude=QUIET), subtype="FLOAT"),
         "clip is silent: peak level -70.0 dBFS is below -60 dBFS",
     ),
     "50 ms tone": (
-        lambda: wav_bytes(tone(0.05)),
+        lambda: encode(tone(seconds=0.05)),
         "clip has 0.06 s of sound after trimming silence; at least 0.1 s of speech is needed",
     ),
-    "3 s tone": (lambda: wav_bytes(tone(3.0)), "clip is 3.00 s long; the maximum is 2 s"),
+    "3 s tone": (lambda: encode(tone(seconds=3.0)), "clip is 3.00 s long; the maximum is 2 s"),
     "NaN samples": (_nan_clip, "clip has 10 non-finite samples (NaN or infinity)"),
     "infinite sample": (_infinite_clip, "clip has 1 non-finite samples (NaN or infinity)"),
     "1e30 float samples": (
-        lambda: wav_bytes(tone(1.0, amplitude=1e30), subtype="FLOAT"),
+        lambda: encode(tone(seconds=1.0, amplitude=1e30), subtype="FLOAT"),
         "clip overflows the spectrum: its peak sample 1e+30 is far beyond full scale (1.0)",
     ),
 }
@@ -257,7 +257,7 @@ def test_undecodable_bytes_are_415_naming_the_format(
     }
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+@pytest.mark.requires_ffmpeg
 @pytest.mark.parametrize(
     ("data", "kind"), [(PNG, "PNG image"), (b"%PDF-1.7\n", "PDF document"), (b"hello", "unknown")]
 )
@@ -335,7 +335,7 @@ def test_batch_answers_each_file_or_says_what_was_wrong_with_it(
     client: TestClient, demo_clips: dict[str, list[bytes]], default_bundle: Bundle
 ) -> None:
     steve, david = demo_clips["Steve"][0], demo_clips["David"][0]
-    files = batch(("steve.wav", steve), ("png.wav", PNG), ("short.wav", wav_bytes(tone(0.05))),
+    files = batch(("steve.wav", steve), ("png.wav", PNG), ("short.wav", encode(tone(seconds=0.05))),
                   ("david.wav", david), ("empty.wav", b""))  # fmt: skip
 
     response = client.post("/predict/batch", files=files)

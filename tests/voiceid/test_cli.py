@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.cli import main
 from pipeline.demo.synth import STRANGER, VOICES, write_demo_data
+from voiceid.cli import main
 
 TEST_CLIPS = 4  # per voice in the held-out folder
 EVALUATE_KEYS = [

@@ -1,5 +1,4 @@
-"""Test inputs with known answers: generated signals, the bytes of files holding them, and a
-hand-wired network."""
+"""Test inputs with known answers: generated signals and the bytes of files holding them."""
 
 from __future__ import annotations
 
@@ -9,22 +8,25 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from pipeline.network import Network, OutputActivation
+__all__ = ["PNG_BYTES", "SR", "Samples", "encode", "harmonics", "peak_hz", "tone"]
 
-__all__ = ["PNG_BYTES", "SR", "Samples", "encode", "harmonics", "peak_hz", "switch_network", "tone"]
-
-SR = 16_000  # Hz: the pipeline's analysis rate
+SR = 16_000  # Hz: the pipeline's analysis rate, and the shipped model's
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(200)  # not audio, but a format sniff_format names
 
 Samples = npt.NDArray[np.float32]
 
 
 def tone(
-    freq_hz: float, *, seconds: float = 1.0, sample_rate: int = SR, amplitude: float = 0.5
+    freq_hz: float = 440.0,
+    *,
+    seconds: float = 1.0,
+    sample_rate: int = SR,
+    amplitude: float = 0.5,
 ) -> Samples:
-    """A sine of ``freq_hz`` starting at phase 0: (round(seconds * sample_rate),) float32."""
+    """A cosine of ``freq_hz``, (round(seconds * sample_rate),) float32; its first sample, the
+    peak, is exactly ``amplitude``, so levels in dBFS are known."""
     t = np.arange(round(seconds * sample_rate)) / sample_rate
-    return (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+    return (amplitude * np.cos(2 * np.pi * freq_hz * t)).astype(np.float32)
 
 
 def harmonics(
@@ -47,7 +49,10 @@ def harmonics(
 def encode(
     samples: npt.ArrayLike, sample_rate: int = SR, *, fmt: str = "WAV", subtype: str | None = None
 ) -> bytes:
-    """The bytes of a ``fmt`` file (any libsndfile format) holding ``samples``."""
+    """The bytes of a ``fmt`` file (any libsndfile format) holding ``samples``.
+
+    WAV defaults to 16-bit PCM; ``subtype="FLOAT"`` keeps NaN, infinity and exact levels.
+    """
     buffer = io.BytesIO()
     sf.write(buffer, np.asarray(samples), sample_rate, format=fmt, subtype=subtype)
     return buffer.getvalue()
@@ -57,20 +62,3 @@ def peak_hz(samples: Samples, sample_rate: int) -> float:
     """Frequency (Hz) of the largest bin of the spectrum, at 1 Hz resolution for 1 s clips."""
     spectrum = np.abs(np.fft.rfft(samples))
     return float(np.argmax(spectrum) * sample_rate / len(samples))
-
-
-def switch_network(output: OutputActivation = "softmax") -> Network:
-    """A 2-2-2 network that answers class 0 when x[0] > 1 and class 1 when x[0] < 1.
-
-    Inputs are standardised with mean (1, 0) and scale (0.5, 1), so x[0] = 2 becomes +2; the
-    hidden units are then about (1, 0) and the scores about (1, 0); x[0] = 0 gives the mirror.
-    """
-    return Network(
-        hidden_kernel=np.array([[10.0, -10.0], [0.0, 0.0]]),
-        hidden_bias=np.zeros(2),
-        output_kernel=np.array([[10.0, -10.0], [-10.0, 10.0]]),
-        output_bias=np.zeros(2),
-        output_activation=output,
-        mean=np.array([1.0, 0.0]),
-        scale=np.array([0.5, 1.0]),
-    )

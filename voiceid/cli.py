@@ -142,12 +142,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.bundle import load_bundle
-    from pipeline.train import TrainOptions, held_out_report
+    from pipeline.evaluate import evaluate_folder
 
     bundle = load_bundle(args.model_dir)
-    opts = TrainOptions(max_seconds=args.max_seconds, jobs=args.jobs)
-    report = held_out_report(args.data_dir, bundle.network, list(bundle.labels),
-                             bundle.threshold, bundle.feature_config, opts)  # fmt: skip
+    report = evaluate_folder(
+        args.data_dir, bundle.network, bundle.labels, bundle.threshold, bundle.feature_config,
+        max_seconds=args.max_seconds, jobs=args.jobs,
+    )  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

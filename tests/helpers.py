@@ -1,0 +1,49 @@
+"""Where things are, a hand-wired network, and clients of the app, for the tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from pipeline.network import Network, OutputActivation
+
+__all__ = ["MODEL_DIR", "ROOT", "ClientFactory", "async_client", "switch_network"]
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+MODEL_DIR = ROOT / "models" / "default"  # the shipped bundle
+
+ClientFactory = Callable[..., TestClient]  # the make_client fixture: settings in, started client
+
+
+def switch_network(output: OutputActivation = "softmax") -> Network:
+    """A 2-2-2 network that answers class 0 when x[0] > 1 and class 1 when x[0] < 1.
+
+    Inputs are standardised with mean (1, 0) and scale (0.5, 1), so x[0] = 2 becomes +2; the
+    hidden units are then about (1, 0) and the scores about (1, 0); x[0] = 0 gives the mirror.
+    """
+    return Network(
+        hidden_kernel=np.array([[10.0, -10.0], [0.0, 0.0]]),
+        hidden_bias=np.zeros(2),
+        output_kernel=np.array([[10.0, -10.0], [-10.0, 10.0]]),
+        output_bias=np.zeros(2),
+        output_activation=output,
+        mean=np.array([1.0, 0.0]),
+        scale=np.array([0.5, 1.0]),
+    )
+
+
+@asynccontextmanager
+async def async_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client calling ``app`` in-process, its lifespan running; request bodies stream."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        yield client

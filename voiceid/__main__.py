@@ -1,0 +1,5 @@
+"""``python -m voiceid``: the same as the ``voiceid`` command."""
+
+from voiceid.cli import run
+
+run()
