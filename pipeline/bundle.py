@@ -1,10 +1,12 @@
 """The self-describing model bundle: a folder that carries everything needed to predict.
 
 ``MODEL_DIR/``
-    ``model.keras``           the trained Keras model
-    ``metadata.json``         format version, labels in output order, feature config,
-                              normalisation statistics, threshold, training settings, metrics,
-                              library versions, device, creation time, sha256 of model.keras
+    ``network.npz``           the network's arrays and output activation, in our own format
+                              (``pipeline.network``): all that prediction reads
+    ``metadata.json``         :class:`~pipeline.metadata.BundleMetadata`: format version, labels in
+                              output order, feature config, threshold, training settings, metrics,
+                              library versions, device, creation time, sha256 of network.npz
+    ``model.keras``           the same network as a Keras model, for Keras users; never read here
     ``report.json``           the training report (files, skips, split, history, evaluation)
     ``training_curves.png``, ``confusion_matrix.png``
     ``train_features.npz``    the training feature rows, labels and file names
@@ -14,57 +16,70 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from pipeline.config import FeatureConfig
 from pipeline.errors import BundleError, VoiceIdError
 from pipeline.features import FEATURE_VERSION
-from pipeline.keras_file import UnknownLayoutError, read_network
-from pipeline.network import Network
-
-log = logging.getLogger(__name__)
+from pipeline.metadata import FORMAT_VERSION, BundleMetadata, ModelDescription
+from pipeline.network import Network, load_network, save_network
 
 __all__ = [
+    "CONVERTIBLE_VERSIONS",
     "FORMAT_VERSION",
-    "MODEL_FILE",
+    "KERAS_FILE",
+    "METADATA_FILE",
+    "NETWORK_FILE",
     "Bundle",
+    "check_agreement",
     "load_bundle",
+    "read_metadata_json",
     "sha256_file",
     "write_bundle",
 ]
 
-FORMAT_VERSION = 1
-MODEL_FILE = "model.keras"
+NETWORK_FILE = "network.npz"
 METADATA_FILE = "metadata.json"
-REQUIRED_KEYS = ("format_version", "labels", "feature_config", "normalisation", "threshold",
-                 "model_sha256")  # fmt: skip
+KERAS_FILE = "model.keras"
+CONVERTIBLE_VERSIONS = (1,)  # older formats that `voiceid convert` upgrades
 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded bundle: ``network`` predicts, the rest describes."""
+    """A loaded bundle: ``network`` predicts, ``metadata`` describes."""
 
     path: Path
-    labels: tuple[str, ...]
-    feature_config: FeatureConfig
+    metadata: BundleMetadata
     network: Network
-    threshold: float
-    metadata: dict[str, Any]
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("name", self.path.name))
+        return self.metadata.name
 
     @property
     def version(self) -> str:
-        return str(self.metadata["model_sha256"][:12])
+        """The first 12 hex digits of the network's checksum: changes whenever its arrays do."""
+        return self.metadata.network_sha256[:12]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.metadata.labels
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        return self.metadata.feature_config
+
+    @property
+    def threshold(self) -> float:
+        return self.metadata.threshold
 
 
 def sha256_file(path: Path) -> str:
@@ -78,18 +93,21 @@ def sha256_file(path: Path) -> str:
 def write_bundle(
     out_dir: Path,
     *,
-    save_model: Any,
-    metadata: dict[str, Any],
+    network: Network,
+    description: ModelDescription,
+    save_keras: Callable[[Path], None] | None = None,
     files: dict[str, bytes],
     arrays: dict[str, dict[str, np.ndarray]],
 ) -> Path:
     """Write a bundle atomically: into a temporary sibling folder, then renamed into place.
 
-    ``save_model(path)`` writes the Keras model; ``files`` are extra files by name, ``arrays``
-    npz files by name. An existing bundle at ``out_dir`` is replaced only once the new one is
-    complete, so a failure never leaves a half-written model behind.
+    ``save_keras(path)``, when given, writes the Keras export; ``files`` are extra files by
+    name, ``arrays`` npz files by name. A network that does not fit its description is refused.
+    An existing bundle at ``out_dir`` is replaced only once the new one is complete, so a
+    failure never leaves a half-written model behind.
     """
     out_dir = out_dir.resolve()
+    check_agreement(out_dir, network, description)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     is_bundle = (out_dir / METADATA_FILE).exists()
     if out_dir.exists() and not is_bundle and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -98,10 +116,11 @@ def write_bundle(
         )
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        save_model(tmp / MODEL_FILE)
-        meta = {**metadata, "format_version": FORMAT_VERSION,
-                "model_sha256": sha256_file(tmp / MODEL_FILE)}  # fmt: skip
-        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+        save_network(network, tmp / NETWORK_FILE)
+        meta = BundleMetadata.with_checksum(description, sha256_file(tmp / NETWORK_FILE))
+        (tmp / METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
+        if save_keras is not None:
+            save_keras(tmp / KERAS_FILE)
         for name, content in files.items():
             (tmp / name).write_bytes(content)
         for name, members in arrays.items():
@@ -124,7 +143,8 @@ def _swap_into_place(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _read_metadata(path: Path) -> dict[str, Any]:
+def read_metadata_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path/metadata.json``, of whatever format version, unvalidated."""
     meta_path = path / METADATA_FILE
     if not path.is_dir():
         raise BundleError(f"model bundle {str(path)!r} does not exist or is not a folder")
@@ -136,12 +156,20 @@ def _read_metadata(path: Path) -> dict[str, Any]:
         raise BundleError(f"{meta_path} is not valid JSON: {exc}") from exc
     if not isinstance(meta, dict):
         raise BundleError(f"{meta_path} must hold a JSON object")
-    missing = [key for key in REQUIRED_KEYS if key not in meta]
-    if missing:
-        raise BundleError(f"{meta_path} lacks {', '.join(missing)}")
-    if meta["format_version"] != FORMAT_VERSION:
+    return meta
+
+
+def _read_metadata(path: Path) -> BundleMetadata:
+    meta = read_metadata_json(path)
+    version = meta.get("format_version")
+    if version in CONVERTIBLE_VERSIONS:
         raise BundleError(
-            f"bundle format version {meta['format_version']!r} is not supported "
+            f"bundle {str(path)!r} is format version {version}, but this voiceid reads version "
+            f"{FORMAT_VERSION}: upgrade it with `voiceid convert {path}`, or train it again"
+        )
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"bundle format version {version!r} is not supported "
             f"(this voiceid reads version {FORMAT_VERSION})"
         )
     if meta.get("feature_version") != FEATURE_VERSION:
@@ -149,7 +177,24 @@ def _read_metadata(path: Path) -> dict[str, Any]:
             f"bundle features are version {meta.get('feature_version')!r}, but this voiceid "
             f"computes version {FEATURE_VERSION}: train the model again"
         )
-    return meta
+    try:
+        return BundleMetadata.model_validate(meta)
+    except ValidationError as exc:
+        raise BundleError(f"{path / METADATA_FILE} is inconsistent: {_problems(exc)}") from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    """Pydantic's errors on one line: the missing keys, then each bad value with the reason."""
+    errors = exc.errors(include_url=False)
+    missing = [".".join(map(str, e["loc"])) for e in errors if e["type"] == "missing"]
+    problems = [f"lacks {', '.join(missing)}"] if missing else []
+    for e in errors:
+        if e["type"] != "missing":
+            shown = repr(e["input"])
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            reason = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{'.'.join(map(str, e['loc']))}={shown}: {reason}")
+    return "; ".join(problems)
 
 
 def load_bundle(path: Path | str) -> Bundle:
@@ -166,64 +211,38 @@ def load_bundle(path: Path | str) -> Bundle:
 
 def _load_bundle(path: Path) -> Bundle:
     meta = _read_metadata(path)
-    model_path = path / MODEL_FILE
-    if not model_path.is_file():
-        raise BundleError(f"{str(path)!r} is not a model bundle: {MODEL_FILE} is missing")
-    actual = sha256_file(model_path)
-    if actual != meta["model_sha256"]:
+    network_path = path / NETWORK_FILE
+    if not network_path.is_file():
+        raise BundleError(f"{str(path)!r} is not a model bundle: {NETWORK_FILE} is missing")
+    actual = sha256_file(network_path)
+    if actual != meta.network_sha256:
         raise BundleError(
-            f"{model_path} does not match its checksum: sha256 is {actual[:12]}..., "
-            f"metadata.json expects {str(meta['model_sha256'])[:12]}..."
+            f"{network_path} does not match its checksum: sha256 is {actual[:12]}..., "
+            f"{METADATA_FILE} expects {meta.network_sha256[:12]}..."
         )
-    try:
-        cfg = FeatureConfig.from_dict(meta["feature_config"])
-        labels = tuple(str(label) for label in meta["labels"])
-        norm = meta["normalisation"]
-        mean = np.asarray(norm["mean"], dtype=np.float64)
-        scale = np.asarray(norm["scale"], dtype=np.float64)
-        threshold = float(meta["threshold"])
-    except (VoiceIdError, KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{path / METADATA_FILE} is inconsistent: {exc}") from exc
-    network = _load_network(model_path, mean, scale)
-    _check_shapes(path, network, cfg, labels)
-    return Bundle(path, labels, cfg, network, threshold, meta)
+    network = load_network(network_path)
+    check_agreement(path, network, meta)
+    return Bundle(path, meta, network)
 
 
-def _load_network(model_path: Path, mean: np.ndarray, scale: np.ndarray) -> Network:
-    """The network's arrays, read directly when the file is the plain 60-6-N layout (no
-    TensorFlow: 2.5 s and 600 MB less per process), else through Keras."""
-    try:
-        return read_network(model_path, mean, scale)
-    except UnknownLayoutError as exc:
-        log.debug("reading %s through Keras: %s", model_path, exc)
-    # Imported here: TensorFlow takes seconds to load, and only this fallback needs it.
-    import keras
-
-    from pipeline.model import network_from_model
-
-    try:
-        model = keras.saving.load_model(model_path, compile=False)
-        return network_from_model(model, mean, scale)
-    except VoiceIdError:
-        raise
-    except Exception as exc:  # keras raises many kinds for a damaged file
-        raise BundleError(f"cannot load {model_path}: {exc}") from exc
-
-
-def _check_shapes(
-    path: Path, network: Network, cfg: FeatureConfig, labels: tuple[str, ...]
-) -> None:
+def check_agreement(path: Path, network: Network, meta: ModelDescription) -> None:
+    """Raise :class:`BundleError` unless the network's shape and output activation are what the
+    metadata of the bundle at ``path`` says they are."""
     d, _, n = network.sizes
     problems = []
-    if d != cfg.n_bands:
+    if d != meta.feature_config.n_bands:
         problems.append(
-            f"the model takes {d} inputs but the feature config has {cfg.n_bands} bands"
+            f"the model takes {d} inputs but the feature config has "
+            f"{meta.feature_config.n_bands} bands"
         )
-    if n != len(labels):
-        problems.append(f"the model has {n} outputs for {len(labels)} labels")
-    if network.mean.shape != (d,) or network.scale.shape != (d,):
-        problems.append(f"normalisation statistics are not of length {d}")
-    elif not np.all(np.isfinite(network.scale)) or np.any(network.scale <= 0):
-        problems.append("normalisation scale must be finite and positive")
+    if n != len(meta.labels):
+        problems.append(f"the model has {n} outputs for {len(meta.labels)} labels")
+    if network.sizes != meta.architecture:
+        problems.append(f"the arrays are {network.sizes}, the metadata says {meta.architecture}")
+    if network.output_activation != meta.output_activation:
+        problems.append(
+            f"the arrays' output activation is {network.output_activation!r}, "
+            f"the metadata says {meta.output_activation!r}"
+        )
     if problems:
         raise BundleError(f"bundle {str(path)!r} does not check out: {'; '.join(problems)}")

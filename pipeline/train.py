@@ -1,13 +1,14 @@
 """``voiceid train``: a folder of recordings in, a verified model bundle out.
 
-Steps: scan the folder, fix the feature config, extract features (parallel, cached), split
-stratified by speaker, standardise on the training split, train, calibrate the unknown-speaker
-threshold, evaluate, draw, write the bundle atomically.
+Four steps (:func:`train`): **prepare** the data (scan the folder, fix the feature config,
+extract features in parallel and cached, split stratified by speaker, add degraded copies),
+**fit and calibrate** (standardise on the training split, train, set the unknown-speaker
+threshold), **assess** (validation, and the test and unknown-speaker folders when given), and
+**write** the bundle atomically with its report and pictures.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import json
 import platform
@@ -17,20 +18,36 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline import dataset, plots
 from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.bundle import write_bundle
 from pipeline.config import FeatureConfig, TrainConfig, default_fmax
 from pipeline.dataset import Extraction, Recording
 from pipeline.errors import DatasetError
 from pipeline.evaluate import calibrate_threshold, classification_report, evaluate_folder
 from pipeline.features import FEATURE_VERSION
+from pipeline.metadata import Metrics, ModelDescription, TrainingRecord, created_now
 from pipeline.network import Network
 
-__all__ = ["MIN_CLIPS_PER_SPEAKER", "TrainOptions", "split_indices", "train"]
+if TYPE_CHECKING:  # importing pipeline.model loads TensorFlow: only train() does, when it fits
+    from pipeline.model import FitResult
+
+__all__ = [
+    "MIN_CLIPS_PER_SPEAKER",
+    "Fitted",
+    "Prepared",
+    "TrainOptions",
+    "assess",
+    "feature_config_for",
+    "fit_and_calibrate",
+    "prepare",
+    "split_indices",
+    "train",
+]
 
 MIN_CLIPS_PER_SPEAKER = 4  # at least one validation clip and a few to learn from
 LIBRARIES = ("voiceid", "tensorflow", "tensorflow-cpu", "keras", "librosa", "numpy", "soundfile",
@@ -120,27 +137,58 @@ def training_rows(
 
 
 def _held_out(
-    folder: Path, network: Network, labels: list[str], threshold: float, cfg: FeatureConfig,
-    opts: TrainOptions,
-) -> dict[str, Any]:  # fmt: skip
+    folder: Path, fitted: Fitted, labels: list[str], cfg: FeatureConfig, opts: TrainOptions
+) -> dict[str, Any]:
     return evaluate_folder(
-        folder, network, labels, threshold, cfg, max_seconds=opts.max_seconds, jobs=opts.jobs,
-        cache_dir=opts.cache_dir, progress=opts.progress,
+        folder, fitted.network, labels, fitted.threshold, cfg, max_seconds=opts.max_seconds,
+        jobs=opts.jobs, cache_dir=opts.cache_dir, progress=opts.progress,
     )  # fmt: skip
 
 
 def _import_in_background(module: str) -> None:
     """Start importing ``module`` in a thread; a later import waits for it to finish.
 
-    TensorFlow takes about 3 s to import: that now overlaps feature extraction.
+    Importing TensorFlow takes seconds: this way it overlaps feature extraction.
     """
     threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
 
 
-def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) -> dict[str, Any]:
-    """Train a model on ``data_dir`` and write its bundle to ``out_dir``; return the report."""
-    started = time.perf_counter()
-    _import_in_background("pipeline.model")
+@dataclass(frozen=True)
+class Prepared:
+    """A training folder's features, split and ready to fit."""
+
+    data_dir: Path
+    labels: list[str]
+    cfg: FeatureConfig
+    found: int  # recordings found in the folder, usable or not
+    extraction: Extraction  # the usable clips' rows, and the skipped files
+    y: np.ndarray  # (clips,) label index of each row
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    x_train: np.ndarray  # the training split's rows, then the degraded copies'
+    y_train: np.ndarray
+
+    @property
+    def speakers(self) -> list[str]:
+        return [r.speaker for r in self.extraction.recordings]
+
+    @property
+    def files(self) -> list[str]:
+        """Each row's file, relative to the data folder."""
+        return [str(r.path.relative_to(self.data_dir)) for r in self.extraction.recordings]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The trained network, its unknown-speaker threshold, and how its training went."""
+
+    network: Network
+    threshold: float
+    fit: FitResult
+
+
+def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
+    """Scan ``data_dir``, fix the feature config, extract and split the features."""
     recordings = dataset.scan_folder(data_dir)
     labels = sorted({r.speaker for r in recordings})
     if len(labels) < 2:
@@ -150,7 +198,6 @@ def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) ->
     cfg = feature_config_for(recordings, opts.fmax)
     extraction = _extract(recordings, cfg, opts)
     _check_counts(extraction, labels)
-
     y = np.array([labels.index(r.speaker) for r in extraction.recordings])
     tcfg = opts.train
     train_idx, val_idx = split_indices(y, tcfg.val_fraction, tcfg.seed)
@@ -159,100 +206,151 @@ def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) ->
         train_recordings = [extraction.recordings[i] for i in train_idx]
         degraded = _extract(train_recordings, cfg, opts, degrade_seed=tcfg.seed)
     x_train, y_train = training_rows(extraction, y, train_idx, degraded)
-    features_s = time.perf_counter() - started
-    mean = x_train.mean(axis=0)
-    scale = x_train.std(axis=0)
+    return Prepared(data_dir, labels, cfg, len(recordings), extraction, y, train_idx, val_idx,
+                    x_train, y_train)  # fmt: skip
+
+
+def fit_and_calibrate(data: Prepared, tcfg: TrainConfig) -> Fitted:
+    """Standardise on the training rows, train the network, and set the threshold that keeps
+    ``1 - tcfg.unknown_quantile`` of the validation clips."""
+    mean = data.x_train.mean(axis=0)
+    scale = data.x_train.std(axis=0)
     scale = np.where(scale > 1e-6, scale, 1.0)  # a constant band carries no information
 
     from pipeline.model import fit, network_from_model  # TensorFlow loads only when training
 
-    x_val = (extraction.features[val_idx] - mean) / scale
-    result = fit((x_train - mean) / scale, y_train, x_val, y[val_idx], len(labels), tcfg)
+    x_val = data.extraction.features[data.val_idx]
+    result = fit((data.x_train - mean) / scale, data.y_train, (x_val - mean) / scale,
+                 data.y[data.val_idx], len(data.labels), tcfg)  # fmt: skip
     network = network_from_model(result.model, mean, scale)
-    _, val_scores = network.forward(extraction.features[val_idx])
+    _, val_scores = network.forward(x_val)
     threshold = calibrate_threshold(val_scores.max(axis=1), tcfg.unknown_quantile)
-    speakers = [r.speaker for r in extraction.recordings]
-    validation = classification_report(
-        network, labels, extraction.features[val_idx], [speakers[i] for i in val_idx], threshold
-    )
-    train_report = classification_report(
-        network, labels, extraction.features[train_idx], [speakers[i] for i in train_idx], threshold
-    )
-    metrics: dict[str, Any] = {
-        "train_accuracy": train_report["accuracy"],
-        "val_accuracy": validation["accuracy"],
-        "val_false_reject_rate": validation["false_reject_rate"],
-        "n_train": len(train_idx),
-        "n_train_degraded": len(x_train) - len(train_idx),
-        "n_val": len(val_idx),
-    }
-    report: dict[str, Any] = {"validation": validation}
-    if opts.test_dir is not None:
-        report["test"] = _held_out(opts.test_dir, network, labels, threshold, cfg, opts)
-        metrics["test_accuracy"] = report["test"]["accuracy"]
-    if opts.unknown_dir is not None:
-        unknown = _held_out(opts.unknown_dir, network, [], threshold, cfg, opts)
-        report["unknown"] = unknown["unknown_speakers"] | {"skipped": unknown["skipped"]}
-        metrics["false_accept_rate"] = report["unknown"]["false_accept_rate"]
-        metrics["false_reject_rate"] = validation["false_reject_rate"]
-    elapsed = time.perf_counter() - started
-    rel = [str(r.path.relative_to(data_dir)) for r in extraction.recordings]
-    metadata: dict[str, Any] = {
-        "name": opts.name or out_dir.name,
-        "labels": labels,
-        "feature_config": cfg.to_dict(),
-        "feature_version": FEATURE_VERSION,
-        "normalisation": {"mean": mean.tolist(), "scale": scale.tolist()},
-        "threshold": threshold,
-        "output_activation": network.output_activation,
-        "architecture": list(network.sizes),
-        "training": tcfg.to_dict()
-        | {"max_seconds": opts.max_seconds, "fmax_derived": opts.fmax is None},
-        "metrics": metrics,
-        "versions": _library_versions(),
-        "device": result.device,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    report |= {
-        "data_dir": str(data_dir),
-        "labels": labels,
-        "files": {
-            "found": len(recordings),
-            "used": len(extraction.recordings),
-            "skipped": len(extraction.skipped),
-            "decoded": extraction.decoded,
-        },
-        "clips_per_speaker": dict(Counter(speakers)),
-        "skipped": extraction.skipped_files(data_dir),
-        "split": {"train": [rel[i] for i in train_idx], "validation": [rel[i] for i in val_idx]},
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "candidate": result.candidate,
-        "candidate_val_losses": result.candidate_val_losses,
-        "metrics": metrics,
-        "timing_s": {"features": round(features_s, 3), "total": round(elapsed, 3)},
-    }
-    from pipeline.bundle import write_bundle
+    return Fitted(network, threshold, result)
 
+
+def assess(data: Prepared, fitted: Fitted, opts: TrainOptions) -> tuple[Metrics, dict[str, Any]]:
+    """The model's metrics, and the evaluations behind them for the report: ``validation``,
+    and ``test`` and ``unknown`` when ``opts`` names those folders."""
+    rows, speakers = data.extraction.features, data.speakers
+
+    def report_on(idx: np.ndarray) -> dict[str, Any]:
+        return classification_report(fitted.network, data.labels, rows[idx],
+                                     [speakers[i] for i in idx], fitted.threshold)  # fmt: skip
+
+    validation, on_train = report_on(data.val_idx), report_on(data.train_idx)
+    evaluations: dict[str, Any] = {"validation": validation}
+    held_out: dict[str, float] = {}
+    if opts.test_dir is not None:
+        evaluations["test"] = _held_out(opts.test_dir, fitted, data.labels, data.cfg, opts)
+        held_out["test_accuracy"] = evaluations["test"]["accuracy"]
+    if opts.unknown_dir is not None:
+        unknown = _held_out(opts.unknown_dir, fitted, [], data.cfg, opts)
+        evaluations["unknown"] = unknown["unknown_speakers"] | {"skipped": unknown["skipped"]}
+        held_out["false_accept_rate"] = unknown["unknown_speakers"]["false_accept_rate"]
+        held_out["false_reject_rate"] = validation["false_reject_rate"]
+    metrics = Metrics(
+        train_accuracy=on_train["accuracy"],
+        val_accuracy=validation["accuracy"],
+        val_false_reject_rate=validation["false_reject_rate"],
+        n_train=len(data.train_idx),
+        n_train_degraded=len(data.x_train) - len(data.train_idx),
+        n_val=len(data.val_idx),
+        **held_out,
+    )
+    return metrics, evaluations
+
+
+def _describe(
+    data: Prepared, fitted: Fitted, metrics: Metrics, opts: TrainOptions, out_dir: Path
+) -> ModelDescription:
+    return ModelDescription(
+        name=opts.name or out_dir.name,
+        labels=tuple(data.labels),
+        feature_config=data.cfg,
+        feature_version=FEATURE_VERSION,
+        threshold=fitted.threshold,
+        output_activation=fitted.network.output_activation,
+        architecture=fitted.network.sizes,
+        training=TrainingRecord(
+            **opts.train.to_dict(), max_seconds=opts.max_seconds, fmax_derived=opts.fmax is None
+        ),
+        metrics=metrics,
+        versions=_library_versions(),
+        device=fitted.fit.device,
+        created=created_now(),
+    )
+
+
+def _report(
+    data: Prepared, fitted: Fitted, metrics: Metrics, evaluations: dict[str, Any]
+) -> dict[str, Any]:
+    files = data.files
+    return evaluations | {
+        "data_dir": str(data.data_dir),
+        "labels": data.labels,
+        "files": {
+            "found": data.found,
+            "used": len(data.extraction.recordings),
+            "skipped": len(data.extraction.skipped),
+            "decoded": data.extraction.decoded,
+        },
+        "clips_per_speaker": dict(Counter(data.speakers)),
+        "skipped": data.extraction.skipped_files(data.data_dir),
+        "split": {
+            "train": [files[i] for i in data.train_idx],
+            "validation": [files[i] for i in data.val_idx],
+        },
+        "history": fitted.fit.history,
+        "best_epoch": fitted.fit.best_epoch,
+        "epochs_run": fitted.fit.epochs_run,
+        "candidate": fitted.fit.candidate,
+        "candidate_val_losses": fitted.fit.candidate_val_losses,
+        "metrics": metrics.model_dump(),
+    }
+
+
+def _write(
+    out_dir: Path, data: Prepared, fitted: Fitted, description: ModelDescription,
+    report: dict[str, Any],
+) -> None:  # fmt: skip
+    validation = report["validation"]
     write_bundle(
         out_dir,
-        save_model=result.model.save,
-        metadata=metadata,
+        network=fitted.network,
+        description=description,
+        save_keras=fitted.fit.model.save,
         files={
             "report.json": (json.dumps(report, indent=2) + "\n").encode(),
-            "training_curves.png": plots.training_curves_png(result.history, result.best_epoch),
+            "training_curves.png": plots.training_curves_png(
+                fitted.fit.history, fitted.fit.best_epoch
+            ),
             "confusion_matrix.png": plots.confusion_png(
-                validation["confusion"], labels, "Validation confusion matrix"
+                validation["confusion"], data.labels, "Validation confusion matrix"
             ),
         },
         arrays={
             "train_features.npz": {
-                "features": extraction.features,
-                "labels": y,
-                "files": np.array(rel),
-                "label_names": np.array(labels),
+                "features": data.extraction.features,
+                "labels": data.y,
+                "files": np.array(data.files),
+                "label_names": np.array(data.labels),
             }
         },
     )
+
+
+def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) -> dict[str, Any]:
+    """Train a model on ``data_dir`` and write its bundle to ``out_dir``; return the report."""
+    started = time.perf_counter()
+    _import_in_background("pipeline.model")
+    data = prepare(data_dir, opts)
+    features_s = time.perf_counter() - started
+    fitted = fit_and_calibrate(data, opts.train)
+    metrics, evaluations = assess(data, fitted, opts)
+    report = _report(data, fitted, metrics, evaluations)
+    report["timing_s"] = {
+        "features": round(features_s, 3),
+        "total": round(time.perf_counter() - started, 3),
+    }
+    _write(out_dir, data, fitted, _describe(data, fitted, metrics, opts, out_dir), report)
     return report

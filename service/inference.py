@@ -18,11 +18,7 @@ from service.metrics import Metrics
 from service.schemas import BatchItem, Explanation, ModelRef, PredictResponse
 from service.settings import Settings
 
-__all__ = ["answer_batch", "answer_clip", "model_ref"]
-
-
-def model_ref(bundle: Bundle) -> ModelRef:
-    return ModelRef(name=bundle.name, version=bundle.version)
+__all__ = ["answer_batch", "answer_clip"]
 
 
 def _explanation(bundle: Bundle, prediction: Prediction) -> Explanation:
@@ -52,7 +48,7 @@ def answer_clip(
         scores=prediction.scores,
         unknown=prediction.unknown,
         threshold=threshold,
-        model=model_ref(bundle),
+        model=ModelRef.of(bundle),
         duration_s=round(clip.duration_s, 4),
         timing_ms=round((time.perf_counter() - started) * 1000, 3),
         explain=_explanation(bundle, prediction) if explain else None,

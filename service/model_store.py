@@ -52,10 +52,9 @@ class ModelStore:
         """Load ``path`` off the event loop and make it current; raises ``BundleError``."""
         async with self._lock:  # one reload at a time; predictions do not wait for it
             bundle = await run_in_threadpool(_load_and_warm_up, path)
-            # BLAS threads spin on the histogram's small matrix product, 10-20x slower than
-            # one thread, and requests already run in parallel. After loading, in case the
-            # load brought in a BLAS of its own (Keras and TensorFlow, for a layout that
-            # pipeline.keras_file does not read).
+            # BLAS threads spin on the histogram's small matrix product, many times slower
+            # than one thread, and requests already run in parallel. After loading, in case
+            # the load brought in a BLAS of its own.
             threadpool_limits(limits=1, user_api="blas")
             self._bundle = bundle
             _settle_heap()

@@ -1,18 +1,24 @@
-"""Request and response bodies of the HTTP API."""
+"""Request and response bodies of the HTTP API, and how the responses about a model are built."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.bundle import Bundle
+from pipeline.features import band_centres
+from pipeline.metadata import BundleMetadata
+
 __all__ = [
+    "PLOT_NAMES",
     "BatchItem",
     "BatchResponse",
     "ErrorResponse",
     "Explanation",
     "ModelInfo",
     "ModelRef",
+    "PlotName",
     "PredictResponse",
     "ReloadRequest",
     "Status",
@@ -26,10 +32,18 @@ class ErrorResponse(BaseModel):
     )
 
 
+PlotName = Literal["training_curves", "confusion_matrix"]
+PLOT_NAMES: tuple[PlotName, ...] = get_args(PlotName)  # the bundle's pictures, as <name>.png
+
+
 class ModelRef(BaseModel):
     name: str = Field(examples=["default"])
-    version: str = Field(description="first 12 hex digits of model.keras's sha256",
+    version: str = Field(description="first 12 hex digits of network.npz's sha256",
                          examples=["3f2a9c0d1b7e"])  # fmt: skip
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> ModelRef:
+        return cls(name=bundle.name, version=bundle.version)
 
 
 class Explanation(BaseModel):
@@ -80,20 +94,32 @@ class Status(BaseModel):
     model: ModelRef | None = None
 
 
-class ModelInfo(BaseModel):
-    name: str
-    version: str
+class ModelInfo(BundleMetadata):
+    """The bundle's ``metadata.json``, and where it was loaded from, its weights and pictures."""
+
+    version: str = Field(description="first 12 hex digits of network.npz's sha256")
     path: str
-    labels: list[str]
-    threshold: float
-    architecture: list[int] = Field(description="[inputs, hidden, outputs]", examples=[[60, 6, 2]])
-    output_activation: str
-    feature_config: dict[str, Any]
     band_centres_hz: list[float]
-    metrics: dict[str, Any]
-    training: dict[str, Any]
-    created: str | None
     weights: dict[str, list[list[float]] | list[float]] = Field(
         description="hidden_kernel (60xH), hidden_bias (H), output_kernel (HxN), output_bias (N)"
     )
     plots: dict[str, str] = Field(description="URLs of the bundle's PNG pictures")
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> ModelInfo:
+        net = bundle.network
+        return cls.model_validate(
+            dict(bundle.metadata)
+            | {
+                "version": bundle.version,
+                "path": str(bundle.path),
+                "band_centres_hz": band_centres(bundle.feature_config).tolist(),
+                "weights": {
+                    "hidden_kernel": net.hidden_kernel.tolist(),
+                    "hidden_bias": net.hidden_bias.tolist(),
+                    "output_kernel": net.output_kernel.tolist(),
+                    "output_bias": net.output_bias.tolist(),
+                },
+                "plots": {name: f"/model/plots/{name}.png" for name in PLOT_NAMES},
+            }
+        )

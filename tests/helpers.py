@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,9 +12,17 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from pipeline.bundle import KERAS_FILE, NETWORK_FILE, load_bundle, sha256_file
 from pipeline.network import Network, OutputActivation
 
-__all__ = ["MODEL_DIR", "ROOT", "ClientFactory", "async_client", "switch_network"]
+__all__ = [
+    "MODEL_DIR",
+    "ROOT",
+    "ClientFactory",
+    "async_client",
+    "make_format_1",
+    "switch_network",
+]
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 MODEL_DIR = ROOT / "models" / "default"  # the shipped bundle
@@ -47,3 +56,20 @@ async def async_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
     ):
         yield client
+
+
+def make_format_1(bundle: Path) -> Path:
+    """Turn a current bundle into the format-1 layout: no network.npz; the normalisation and
+    the checksum of model.keras in metadata.json."""
+    network = load_bundle(bundle).network
+    meta_path = bundle / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["network_sha256"]
+    meta |= {
+        "format_version": 1,
+        "normalisation": {"mean": network.mean.tolist(), "scale": network.scale.tolist()},
+        "model_sha256": sha256_file(bundle / KERAS_FILE),
+    }
+    meta_path.write_text(json.dumps(meta))
+    (bundle / NETWORK_FILE).unlink()
+    return bundle

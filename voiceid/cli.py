@@ -1,4 +1,4 @@
-"""The ``voiceid`` command: train, evaluate, predict, demo-data, serve."""
+"""The ``voiceid`` command: train, evaluate, predict, demo-data, convert, serve."""
 
 from __future__ import annotations
 
@@ -94,6 +94,10 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write only the third voice, Stranger (an unknown speaker)",
     )
+
+    p = sub.add_parser("convert", help="upgrade a bundle of an older format to this one")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--out", type=Path, help="where to write it (default: in place)")
 
     p = sub.add_parser("serve", help="serve a model over HTTP")
     p.add_argument("--model", type=Path, help="bundle folder (default: VOICEID_MODEL_DIR)")
@@ -209,6 +213,13 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from pipeline.convert import convert_bundle
+
+    print(f"wrote {convert_bundle(args.model_dir, args.out)}")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from service.main import serve
 
@@ -217,7 +228,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-            "demo-data": _cmd_demo_data, "serve": _cmd_serve}  # fmt: skip
+            "demo-data": _cmd_demo_data, "convert": _cmd_convert,
+            "serve": _cmd_serve}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

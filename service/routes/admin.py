@@ -7,7 +7,6 @@ from pathlib import Path
 from fastapi import APIRouter, Body, Request
 
 from service.deps import ApiKey, SettingsDep, StoreDep
-from service.routes.model import model_info
 from service.schemas import ErrorResponse, ModelInfo, ReloadRequest
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKey])
@@ -41,4 +40,4 @@ async def reload(
     path = Path(body.model_dir) if body and body.model_dir else current
     bundle = await store.load(path)
     request.app.state.load_error = None
-    return model_info(bundle)
+    return ModelInfo.of(bundle)

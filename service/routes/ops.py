@@ -8,8 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.deps import MetricsDep, StoreDep
 from service.errors import NotReadyError
-from service.inference import model_ref
-from service.schemas import ErrorResponse, Status
+from service.schemas import ErrorResponse, ModelRef, Status
 
 router = APIRouter(tags=["operations"])
 
@@ -29,7 +28,7 @@ async def ready(request: Request, store: StoreDep) -> Status:
     if not store.ready:
         error = request.app.state.load_error
         raise NotReadyError("no model is loaded yet" + (f": {error}" if error else ""))
-    return Status(status="ready", model=model_ref(store.current))
+    return Status(status="ready", model=ModelRef.of(store.current))
 
 
 @router.get(

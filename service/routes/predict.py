@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from service.deps import ApiKey, ComputeDep, MetricsDep, SettingsDep, StoreDep
-from service.inference import answer_batch, answer_clip, model_ref
-from service.schemas import BatchResponse, ErrorResponse, PredictResponse
+from service.inference import answer_batch, answer_clip
+from service.schemas import BatchResponse, ErrorResponse, ModelRef, PredictResponse
 from service.uploads import read_batch, read_clip
 
 router = APIRouter(tags=["predict"], dependencies=[ApiKey])
@@ -98,4 +98,4 @@ async def predict_batch(
     bundle = store.current
     files = await read_batch(request, settings.batch_max_files)
     items = await compute.run(partial(answer_batch, bundle, files, settings, metrics))
-    return BatchResponse(results=items, model=model_ref(bundle))
+    return BatchResponse(results=items, model=ModelRef.of(bundle))

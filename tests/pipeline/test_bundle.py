@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +14,28 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.bundle import FORMAT_VERSION, MODEL_FILE, load_bundle, sha256_file, write_bundle
+from pipeline.bundle import (
+    FORMAT_VERSION,
+    KERAS_FILE,
+    NETWORK_FILE,
+    Bundle,
+    load_bundle,
+    sha256_file,
+    write_bundle,
+)
 from pipeline.config import FeatureConfig, default_fmax
 from pipeline.errors import BundleError
 from pipeline.evaluate import calibrate_threshold
 from pipeline.features import FEATURE_VERSION
+from pipeline.metadata import ModelDescription
+from pipeline.network import save_network
+from tests.helpers import MODEL_DIR, ROOT
 
 BUNDLE_FILES = [
     "confusion_matrix.png",
     "metadata.json",
     "model.keras",
+    "network.npz",
     "report.json",
     "train_features.npz",
     "training_curves.png",
@@ -28,8 +43,8 @@ BUNDLE_FILES = [
 
 
 @pytest.fixture
-def bundle_copy(trained_bundle: Path, tmp_path: Path) -> Path:
-    """A copy of the session's bundle that a test may damage."""
+def trained_copy(trained_bundle: Path, tmp_path: Path) -> Path:
+    """A copy of the session's trained bundle that a test may damage."""
     return Path(shutil.copytree(trained_bundle, tmp_path / "model"))
 
 
@@ -50,15 +65,33 @@ def _load_error(bundle: Path) -> str:
     return str(error.value)
 
 
-def _write(out_dir: Path, model_bytes: bytes = b"model", **metadata: Any) -> Path:
-    """write_bundle with a stand-in model file: enough to test the folder handling."""
+def _description(bundle: Bundle) -> ModelDescription:
+    """What the trainer said about ``bundle``: its metadata less what write_bundle adds."""
+    fields = ModelDescription.model_fields
+    return ModelDescription(**{k: v for k, v in dict(bundle.metadata).items() if k in fields})
+
+
+def _write(out_dir: Path, keras_bytes: bytes = b"model") -> Path:
+    """write_bundle with the shipped network and a stand-in Keras file: enough to test the
+    folder handling."""
+    shipped = load_bundle(MODEL_DIR)
     return write_bundle(
         out_dir,
-        save_model=lambda path: Path(path).write_bytes(model_bytes),
-        metadata={"labels": ["a", "b"], **metadata},
+        network=shipped.network,
+        description=_description(shipped),
+        save_keras=lambda path: Path(path).write_bytes(keras_bytes),
         files={"report.json": b"{}"},
         arrays={"train_features.npz": {"features": np.zeros((2, 3), np.float32)}},
     )
+
+
+def _replace_network(bundle: Path, **arrays: np.ndarray) -> Path:
+    """Save the bundle's network with ``arrays`` changed, under a matching checksum."""
+    network = dataclasses.replace(load_bundle(bundle).network, **arrays)
+    path = bundle / NETWORK_FILE
+    save_network(network, path)
+    _edit_metadata(bundle, network_sha256=sha256_file(path))
+    return path
 
 
 # A trained bundle, read back
@@ -81,9 +114,10 @@ def test_load_bundle_reads_back_labels_config_and_threshold(trained_bundle: Path
     assert bundle.network.sizes == (60, 6, 2)
     assert bundle.network.output_activation == "softmax"
     assert bundle.name == "model"
-    assert bundle.version == sha256_file(trained_bundle / MODEL_FILE)[:12]
+    assert bundle.version == sha256_file(trained_bundle / NETWORK_FILE)[:12]
     assert meta["format_version"] == FORMAT_VERSION
     assert meta["architecture"] == [60, 6, 2]
+    assert bundle.metadata.model_dump(mode="json") == meta
 
 
 def test_threshold_is_the_calibrated_quantile_of_validation_scores(trained_bundle: Path) -> None:
@@ -100,7 +134,7 @@ def test_threshold_is_the_calibrated_quantile_of_validation_scores(trained_bundl
 
 def test_bundle_predictions_equal_the_keras_model_in_it(trained_bundle: Path) -> None:
     bundle = load_bundle(trained_bundle)
-    model = keras.saving.load_model(trained_bundle / MODEL_FILE, compile=False)
+    model = keras.saving.load_model(trained_bundle / KERAS_FILE, compile=False)
     with np.load(trained_bundle / "train_features.npz") as saved:
         features, labels = saved["features"], saved["labels"]
 
@@ -112,43 +146,111 @@ def test_bundle_predictions_equal_the_keras_model_in_it(trained_bundle: Path) ->
     np.testing.assert_array_equal(load_bundle(trained_bundle).network.forward(features)[1], scores)
 
 
+def test_a_bundle_without_its_keras_export_loads_and_predicts_the_same(
+    trained_copy: Path, trained_bundle: Path
+) -> None:
+    (trained_copy / KERAS_FILE).unlink()
+    with np.load(trained_bundle / "train_features.npz") as saved:
+        features = saved["features"]
+
+    _, scores = load_bundle(trained_copy).network.forward(features)
+
+    np.testing.assert_array_equal(scores, load_bundle(trained_bundle).network.forward(features)[1])
+
+
+def test_loading_a_bundle_does_not_import_tensorflow() -> None:
+    code = (
+        "import sys; from pipeline.bundle import load_bundle; "
+        "b = load_bundle('models/default'); "
+        "print(b.network.sizes, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+    assert out.strip() == "(60, 6, 2) False False"
+
+
 # Refusals
 
 
-def test_a_tampered_model_file_fails_its_checksum(bundle_copy: Path) -> None:
-    model_path = bundle_copy / MODEL_FILE
-    expected = json.loads((bundle_copy / "metadata.json").read_text())["model_sha256"]
-    with model_path.open("ab") as f:
+def test_a_tampered_network_fails_its_checksum(trained_copy: Path) -> None:
+    network_path = trained_copy / NETWORK_FILE
+    expected = json.loads((trained_copy / "metadata.json").read_text())["network_sha256"]
+    with network_path.open("ab") as f:
         f.write(b"\x00")
-    actual = sha256_file(model_path)
+    actual = sha256_file(network_path)
 
-    assert _load_error(bundle_copy) == (
-        f"{model_path} does not match its checksum: sha256 is {actual[:12]}..., "
+    assert _load_error(trained_copy) == (
+        f"{network_path} does not match its checksum: sha256 is {actual[:12]}..., "
         f"metadata.json expects {expected[:12]}..."
     )
 
 
-def test_a_damaged_model_file_with_a_matching_checksum_cannot_load(bundle_copy: Path) -> None:
-    model_path = bundle_copy / MODEL_FILE
-    model_path.write_bytes(b"not a keras file")
-    _edit_metadata(bundle_copy, model_sha256=sha256_file(model_path))
+def test_a_damaged_network_with_a_matching_checksum_cannot_load(trained_copy: Path) -> None:
+    network_path = trained_copy / NETWORK_FILE
+    network_path.write_bytes(b"not an npz file")
+    _edit_metadata(trained_copy, network_sha256=sha256_file(network_path))
 
-    assert _load_error(bundle_copy).startswith(f"cannot load {model_path}: ")
+    assert _load_error(trained_copy).startswith(f"cannot read {network_path}: ")
 
 
-def test_a_missing_model_file_is_refused(bundle_copy: Path) -> None:
-    (bundle_copy / MODEL_FILE).unlink()
+def test_a_missing_network_is_refused(trained_copy: Path) -> None:
+    (trained_copy / NETWORK_FILE).unlink()
 
-    assert (
-        _load_error(bundle_copy) == f"'{bundle_copy}' is not a model bundle: model.keras is missing"
+    assert _load_error(trained_copy) == (
+        f"'{trained_copy}' is not a model bundle: network.npz is missing"
     )
 
 
-def test_missing_metadata_is_refused(bundle_copy: Path) -> None:
-    (bundle_copy / "metadata.json").unlink()
+def test_a_network_lacking_an_array_is_refused(trained_copy: Path) -> None:
+    path = trained_copy / NETWORK_FILE
+    with np.load(path) as saved:
+        kept = {name: saved[name] for name in saved.files if name != "scale"}
+    np.savez(path, **kept)
+    _edit_metadata(trained_copy, network_sha256=sha256_file(path))
 
-    assert _load_error(bundle_copy) == (
-        f"'{bundle_copy}' is not a model bundle: metadata.json is missing"
+    assert _load_error(trained_copy) == f"{path} lacks scale"
+
+
+def test_network_arrays_that_do_not_chain_are_refused(trained_copy: Path) -> None:
+    path = _replace_network(trained_copy, output_bias=np.zeros(3))
+
+    assert _load_error(trained_copy) == (
+        f"{path}: array shapes do not chain from inputs to outputs: hidden_kernel (60, 6), "
+        "hidden_bias (6,), output_kernel (6, 2), output_bias (3,), mean (60,), scale (60,)"
+    )
+
+
+def test_a_non_positive_scale_is_refused(trained_copy: Path) -> None:
+    path = _replace_network(trained_copy, scale=np.zeros(60))
+
+    assert _load_error(trained_copy) == f"{path}: the normalisation scale must be positive"
+
+
+def test_non_finite_weights_are_refused(trained_copy: Path) -> None:
+    path = _replace_network(trained_copy, hidden_bias=np.full(6, np.nan))
+
+    assert _load_error(trained_copy) == f"{path}: hidden_bias hold non-finite values"
+
+
+def test_an_unknown_output_activation_is_refused(trained_copy: Path) -> None:
+    path = trained_copy / NETWORK_FILE
+    with np.load(path) as saved:
+        members = {name: saved[name] for name in saved.files}
+    np.savez(path, **(members | {"output_activation": np.array("relu")}))
+    _edit_metadata(trained_copy, network_sha256=sha256_file(path))
+
+    assert _load_error(trained_copy) == (
+        f"{path}: output activation 'relu' must be 'softmax' or 'sigmoid'"
+    )
+
+
+def test_missing_metadata_is_refused(trained_copy: Path) -> None:
+    (trained_copy / "metadata.json").unlink()
+
+    assert _load_error(trained_copy) == (
+        f"'{trained_copy}' is not a model bundle: metadata.json is missing"
     )
 
 
@@ -158,76 +260,92 @@ def test_a_missing_folder_is_refused(tmp_path: Path) -> None:
     )
 
 
-def test_metadata_that_is_not_json_is_refused(bundle_copy: Path) -> None:
-    (bundle_copy / "metadata.json").write_text("")
+def test_metadata_that_is_not_json_is_refused(trained_copy: Path) -> None:
+    (trained_copy / "metadata.json").write_text("")
 
-    assert _load_error(bundle_copy) == (
-        f"{bundle_copy / 'metadata.json'} is not valid JSON: "
+    assert _load_error(trained_copy) == (
+        f"{trained_copy / 'metadata.json'} is not valid JSON: "
         "Expecting value: line 1 column 1 (char 0)"
     )
 
 
-def test_metadata_without_required_keys_is_refused(bundle_copy: Path) -> None:
-    _edit_metadata(bundle_copy, labels=None, threshold=None)
+def test_metadata_without_required_keys_is_refused(trained_copy: Path) -> None:
+    _edit_metadata(trained_copy, labels=None, threshold=None)
 
-    assert _load_error(bundle_copy) == f"{bundle_copy / 'metadata.json'} lacks labels, threshold"
+    assert _load_error(trained_copy) == (
+        f"{trained_copy / 'metadata.json'} is inconsistent: lacks labels, threshold"
+    )
+
+
+def test_metadata_with_bad_values_is_refused_naming_them(trained_copy: Path) -> None:
+    _edit_metadata(trained_copy, threshold=1.5, output_activation="relu", surplus=1)
+
+    assert _load_error(trained_copy) == (
+        f"{trained_copy / 'metadata.json'} is inconsistent: "
+        "threshold=1.5: Input should be less than or equal to 1; "
+        "output_activation='relu': Input should be 'softmax' or 'sigmoid'; "
+        "surplus=1: Extra inputs are not permitted"
+    )
 
 
 @pytest.mark.parametrize("version", [FEATURE_VERSION - 1, None])
-def test_features_of_another_version_are_refused(bundle_copy: Path, version: int | None) -> None:
-    _edit_metadata(bundle_copy, feature_version=version)
+def test_features_of_another_version_are_refused(trained_copy: Path, version: int | None) -> None:
+    _edit_metadata(trained_copy, feature_version=version)
 
-    assert _load_error(bundle_copy) == (
+    assert _load_error(trained_copy) == (
         f"bundle features are version {version!r}, but this voiceid computes version "
         f"{FEATURE_VERSION}: train the model again"
     )
 
 
-def test_another_format_version_is_refused(bundle_copy: Path) -> None:
-    _edit_metadata(bundle_copy, format_version=FORMAT_VERSION + 1)
+def test_another_format_version_is_refused(trained_copy: Path) -> None:
+    _edit_metadata(trained_copy, format_version=FORMAT_VERSION + 1)
 
-    assert _load_error(bundle_copy) == (
+    assert _load_error(trained_copy) == (
         f"bundle format version {FORMAT_VERSION + 1} is not supported "
         f"(this voiceid reads version {FORMAT_VERSION})"
     )
 
 
-def test_more_labels_than_outputs_is_refused(bundle_copy: Path) -> None:
-    _edit_metadata(bundle_copy, labels=["David", "Steve", "Zoe"])
+def test_a_format_1_bundle_is_refused_saying_how_to_convert_it(trained_copy: Path) -> None:
+    _edit_metadata(trained_copy, format_version=1)
 
-    assert _load_error(bundle_copy) == (
-        f"bundle '{bundle_copy}' does not check out: the model has 2 outputs for 3 labels"
+    assert _load_error(trained_copy) == (
+        f"bundle '{trained_copy}' is format version 1, but this voiceid reads version 2: "
+        f"upgrade it with `voiceid convert {trained_copy}`, or train it again"
     )
 
 
-def test_a_feature_config_that_does_not_fit_the_model_is_refused(bundle_copy: Path) -> None:
-    meta = json.loads((bundle_copy / "metadata.json").read_text())
+def test_more_labels_than_outputs_is_refused(trained_copy: Path) -> None:
+    _edit_metadata(trained_copy, labels=["David", "Steve", "Zoe"])
+
+    assert _load_error(trained_copy) == (
+        f"bundle '{trained_copy}' does not check out: the model has 2 outputs for 3 labels"
+    )
+
+
+def test_a_feature_config_that_does_not_fit_the_model_is_refused(trained_copy: Path) -> None:
+    meta = json.loads((trained_copy / "metadata.json").read_text())
     _edit_metadata(
-        bundle_copy,
+        trained_copy,
         feature_config=meta["feature_config"] | {"n_bands": 40},
-        normalisation={"mean": [0.0] * 59, "scale": [1.0] * 59},
+        architecture=[40, 6, 2],
+        output_activation="sigmoid",
     )
 
-    assert _load_error(bundle_copy) == (
-        f"bundle '{bundle_copy}' does not check out: the model takes 60 inputs but the feature "
-        "config has 40 bands; normalisation statistics are not of length 60"
-    )
-
-
-def test_a_non_positive_scale_is_refused(bundle_copy: Path) -> None:
-    _edit_metadata(bundle_copy, normalisation={"mean": [0.0] * 60, "scale": [0.0] * 60})
-
-    assert _load_error(bundle_copy) == (
-        f"bundle '{bundle_copy}' does not check out: "
-        "normalisation scale must be finite and positive"
+    assert _load_error(trained_copy) == (
+        f"bundle '{trained_copy}' does not check out: the model takes 60 inputs but the feature "
+        "config has 40 bands; the arrays are (60, 6, 2), the metadata says (40, 6, 2); "
+        "the arrays' output activation is 'softmax', the metadata says 'sigmoid'"
     )
 
 
-def test_an_invalid_feature_config_is_refused(bundle_copy: Path) -> None:
-    _edit_metadata(bundle_copy, feature_config={"n_bands": 60, "window": "hann"})
+def test_an_invalid_feature_config_is_refused(trained_copy: Path) -> None:
+    _edit_metadata(trained_copy, feature_config={"n_bands": 60, "window": "hann"})
 
-    assert _load_error(bundle_copy) == (
-        f"{bundle_copy / 'metadata.json'} is inconsistent: unknown feature config keys: window"
+    assert _load_error(trained_copy) == (
+        f"{trained_copy / 'metadata.json'} is inconsistent: "
+        "feature_config={'n_bands': 60, 'window': 'hann'}: unknown keys: window"
     )
 
 
@@ -235,40 +353,61 @@ def test_an_invalid_feature_config_is_refused(bundle_copy: Path) -> None:
 
 
 def test_write_bundle_records_format_version_and_checksum(tmp_path: Path) -> None:
-    out = _write(tmp_path / "model", model_bytes=b"weights")
+    out = _write(tmp_path / "model", keras_bytes=b"weights")
 
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["format_version"] == FORMAT_VERSION
-    assert meta["model_sha256"] == sha256_file(out / MODEL_FILE)
+    assert meta["network_sha256"] == sha256_file(out / NETWORK_FILE)
     assert sorted(p.name for p in out.iterdir()) == [
         "metadata.json",
         "model.keras",
+        "network.npz",
         "report.json",
         "train_features.npz",
     ]
+    assert load_bundle(out).metadata == load_bundle(MODEL_DIR).metadata
+
+
+def test_write_bundle_refuses_a_network_that_does_not_fit_its_description(
+    tmp_path: Path,
+) -> None:
+    shipped = load_bundle(MODEL_DIR)
+    description = _description(shipped).model_copy(update={"labels": ("a", "b", "c")})
+
+    with pytest.raises(BundleError) as error:
+        write_bundle(tmp_path / "m", network=shipped.network, description=description,
+                     files={}, arrays={})  # fmt: skip
+
+    assert str(error.value) == (
+        f"bundle '{tmp_path / 'm'}' does not check out: the model has 2 outputs for 3 labels"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_replacing_a_bundle_leaves_no_temporary_folders(tmp_path: Path) -> None:
-    _write(tmp_path / "model", model_bytes=b"first")
+    _write(tmp_path / "model", keras_bytes=b"first")
 
-    _write(tmp_path / "model", model_bytes=b"second")
+    _write(tmp_path / "model", keras_bytes=b"second")
 
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
-    assert (tmp_path / "model" / MODEL_FILE).read_bytes() == b"second"
+    assert (tmp_path / "model" / KERAS_FILE).read_bytes() == b"second"
 
 
 def test_a_failed_write_keeps_the_old_bundle_and_no_temporary_folders(tmp_path: Path) -> None:
-    _write(tmp_path / "model", model_bytes=b"first")
+    _write(tmp_path / "model", keras_bytes=b"first")
+    shipped = load_bundle(MODEL_DIR)
 
     def failing_save(path: Path) -> None:
         path.write_bytes(b"half")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        write_bundle(tmp_path / "model", save_model=failing_save, metadata={}, files={}, arrays={})
+        write_bundle(tmp_path / "model", network=shipped.network,
+                     description=_description(shipped), save_keras=failing_save,
+                     files={}, arrays={})  # fmt: skip
 
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
-    assert (tmp_path / "model" / MODEL_FILE).read_bytes() == b"first"
+    assert (tmp_path / "model" / KERAS_FILE).read_bytes() == b"first"
 
 
 def test_an_empty_folder_may_become_a_bundle(tmp_path: Path) -> None:

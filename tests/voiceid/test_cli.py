@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipeline.bundle import load_bundle
 from pipeline.demo.synth import STRANGER, VOICES, write_demo_data
+from tests.helpers import make_format_1
 from voiceid.cli import main
 
 TEST_CLIPS = 4  # per voice in the held-out folder
@@ -209,3 +212,28 @@ def test_demo_data_writes_the_voices(capsys: pytest.CaptureFixture[str], tmp_pat
     )
     assert out_stranger == f"Stranger: 1 clips in {tmp_path / 'Stranger'}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["David", "Steve", "Stranger"]
+
+
+def test_convert_upgrades_an_old_bundle_and_says_where(
+    capsys: pytest.CaptureFixture[str], trained_bundle: Path, tmp_path: Path
+) -> None:
+    old = make_format_1(Path(shutil.copytree(trained_bundle, tmp_path / "old")))
+
+    code, out, _ = _run(capsys, "convert", str(old), "--out", str(tmp_path / "new"))
+
+    assert (code, out) == (0, f"wrote {tmp_path / 'new'}\n")
+    assert load_bundle(tmp_path / "new").version == load_bundle(trained_bundle).version
+
+
+def test_predict_with_an_old_bundle_says_how_to_convert_it(
+    capsys: pytest.CaptureFixture[str], trained_bundle: Path, tmp_path: Path
+) -> None:
+    old = make_format_1(Path(shutil.copytree(trained_bundle, tmp_path / "old")))
+
+    code, _, err = _run(capsys, "predict", str(old), "clip.wav")
+
+    assert code == 2
+    assert err == (
+        f"voiceid predict: error: bundle '{old}' is format version 1, but this voiceid reads "
+        f"version 2: upgrade it with `voiceid convert {old}`, or train it again\n"
+    )

@@ -31,7 +31,7 @@ def test_the_shipped_bundle_describes_the_demo_voices(shipped: Bundle) -> None:
     assert shipped.labels == ("David", "Steve")
     assert shipped.name == "default"
     assert shipped.network.sizes == (60, 6, 2)
-    assert shipped.metadata["metrics"]["val_accuracy"] == 1.0
+    assert shipped.metadata.metrics.val_accuracy == 1.0
 
 
 @pytest.mark.slow

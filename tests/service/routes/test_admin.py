@@ -83,26 +83,26 @@ def _break(bundle: Path, how: str) -> str:
     if how == "no labels":
         del meta["labels"]
         meta_path.write_text(json.dumps(meta))
-        return f"{meta_path} lacks labels"
+        return f"{meta_path} is inconsistent: lacks labels"
     if how == "three labels":
         meta["labels"] = ["David", "Steve", "Stranger"]
         meta_path.write_text(json.dumps(meta))
         return f"bundle '{bundle}' does not check out: the model has 2 outputs for 3 labels"
-    if how == "format version 2":
-        meta["format_version"] = 2
+    if how == "format version 3":
+        meta["format_version"] = 3
         meta_path.write_text(json.dumps(meta))
-        return "bundle format version 2 is not supported (this voiceid reads version 1)"
-    assert how == "tampered model"
-    model = bundle / "model.keras"
-    model.write_bytes(model.read_bytes() + b"\0")
+        return "bundle format version 3 is not supported (this voiceid reads version 2)"
+    assert how == "tampered network"
+    network = bundle / "network.npz"
+    network.write_bytes(network.read_bytes() + b"\0")
     return (
-        f"{model} does not match its checksum: sha256 is {sha256_file(model)[:12]}..., "
-        f"metadata.json expects {meta['model_sha256'][:12]}..."
+        f"{network} does not match its checksum: sha256 is {sha256_file(network)[:12]}..., "
+        f"metadata.json expects {meta['network_sha256'][:12]}..."
     )
 
 
 BREAKAGES = ["missing folder", "no metadata", "metadata not JSON", "no labels", "three labels",
-             "format version 2", "tampered model"]  # fmt: skip
+             "format version 3", "tampered network"]  # fmt: skip
 
 
 @pytest.mark.parametrize("how", BREAKAGES)

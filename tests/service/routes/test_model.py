@@ -29,12 +29,36 @@ def test_model_describes_the_served_bundle(client: TestClient, default_bundle: B
     assert info["threshold"] == default_bundle.threshold
     assert info["feature_config"] == default_bundle.feature_config.to_dict()
     assert info["band_centres_hz"] == band_centres(default_bundle.feature_config).tolist()
-    assert info["metrics"] == default_bundle.metadata["metrics"]
-    assert info["created"] == default_bundle.metadata["created"]
+    assert info["metrics"] == default_bundle.metadata.metrics.model_dump()
+    assert info["created"] == default_bundle.metadata.model_dump(mode="json")["created"]
     assert info["plots"] == {
         "training_curves": "/model/plots/training_curves.png",
         "confusion_matrix": "/model/plots/confusion_matrix.png",
     }
+
+
+def test_model_serves_the_whole_of_the_bundles_metadata(
+    client: TestClient, default_bundle: Bundle
+) -> None:
+    info = client.get("/model").json()
+
+    metadata = default_bundle.metadata.model_dump(mode="json")
+    assert {key: info[key] for key in metadata} == metadata
+    assert sorted(set(info) - set(metadata)) == [
+        "band_centres_hz", "path", "plots", "version", "weights"
+    ]  # fmt: skip
+
+
+def test_a_bundle_without_its_keras_export_serves(
+    make_client: ClientFactory, bundle_copy: Path, steve_wav: bytes
+) -> None:
+    (bundle_copy / "model.keras").unlink()
+    client = make_client(model_dir=bundle_copy)
+
+    response = client.post("/predict", content=steve_wav, headers={"content-type": "audio/wav"})
+
+    assert response.status_code == 200
+    assert response.json()["speaker"] == "Steve"
 
 
 def test_model_weights_are_the_networks_arrays(client: TestClient, default_bundle: Bundle) -> None:

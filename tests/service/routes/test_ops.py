@@ -57,10 +57,10 @@ def test_app_without_a_loadable_model_starts_and_says_why(
     assert client.get("/model").json() == {"detail": "no model is loaded yet"}
 
 
-def test_app_with_a_tampered_model_starts_and_says_why(
+def test_app_with_a_tampered_network_starts_and_says_why(
     make_client: ClientFactory, bundle_copy: Path
 ) -> None:
-    model = bundle_copy / "model.keras"
+    model = bundle_copy / "network.npz"
     expected = sha256_file(model)[:12]
     model.write_bytes(model.read_bytes() + b"\0")
     client = make_client(model_dir=bundle_copy)

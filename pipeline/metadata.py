@@ -1,0 +1,120 @@
+"""What a bundle's ``metadata.json`` holds, as one typed model.
+
+The trainer writes a :class:`ModelDescription`; the bundle writer adds the format version and
+the checksum of the network's arrays, making it a :class:`BundleMetadata`; ``load_bundle``
+validates the file against that, and the service serves it. No other code spells its keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+
+from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.config import FeatureConfig, TrainConfig
+from pipeline.network import OutputActivation
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BundleMetadata",
+    "Metrics",
+    "ModelDescription",
+    "TrainingRecord",
+    "created_now",
+]
+
+# Version 2: the network's arrays in network.npz, checksummed here; model.keras is only an
+# export. Version 1 bundles held the arrays in model.keras alone (`voiceid convert` upgrades them).
+FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class TrainingRecord(TrainConfig):
+    """The settings a bundle was trained with: its :class:`TrainConfig`, the longest clip read,
+    and whether the feature config's ``fmax`` came from the data rather than the user."""
+
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    fmax_derived: bool = True
+
+
+def _known_keys_only(kind: type) -> Callable[[Any], Any]:
+    """A before-validator refusing keys that are not fields of the dataclass ``kind``."""
+    names = {f.name for f in dataclasses.fields(kind)}
+
+    def check(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) - names:
+            raise ValueError(f"unknown keys: {', '.join(sorted(set(value) - names))}")
+        return value
+
+    return check
+
+
+class Metrics(BaseModel):
+    """Figures of the trained model. The optional ones are there only when their data was given
+    (``--test-dir``, ``--unknown-dir``); absent ones are left out of the JSON, not null."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train_accuracy: float = Field(ge=0, le=1)
+    val_accuracy: float = Field(ge=0, le=1)
+    val_false_reject_rate: float = Field(ge=0, le=1)
+    n_train: int = Field(ge=0, description="training clips")
+    n_train_degraded: int = Field(ge=0, description="degraded copies trained on besides")
+    n_val: int = Field(ge=0, description="validation clips")
+    test_accuracy: float | None = Field(None, ge=0, le=1)
+    false_accept_rate: float | None = Field(None, ge=0, le=1)
+    false_reject_rate: float | None = Field(None, ge=0, le=1)
+
+    @model_serializer(mode="wrap")
+    def _leave_out_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class ModelDescription(BaseModel):
+    """Everything the trainer says about a model: labels in output order, the feature config the
+    rows were made with, the unknown-speaker threshold, how it was trained and how it scored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    labels: tuple[str, ...] = Field(min_length=1, description="speakers, in output order")
+    feature_config: Annotated[FeatureConfig, BeforeValidator(_known_keys_only(FeatureConfig))]
+    feature_version: int = Field(description="of the feature code that made the rows")
+    threshold: float = Field(ge=0, le=1, description="top scores below this answer 'unknown'")
+    output_activation: OutputActivation
+    architecture: tuple[int, int, int] = Field(description="inputs, hidden units, outputs")
+    training: Annotated[TrainingRecord, BeforeValidator(_known_keys_only(TrainingRecord))]
+    metrics: Metrics
+    versions: dict[str, str] = Field(description="Python's and the libraries' versions")
+    device: str = Field(description="the TensorFlow device it was trained on")
+    created: AwareDatetime
+
+
+class BundleMetadata(ModelDescription):
+    """``metadata.json``: the :class:`ModelDescription`, the bundle format version, and the
+    sha256 of ``network.npz``, which ``load_bundle`` checks before reading it."""
+
+    format_version: int = FORMAT_VERSION
+    network_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @classmethod
+    def with_checksum(cls, description: ModelDescription, network_sha256: str) -> BundleMetadata:
+        return cls.model_validate(dict(description) | {"network_sha256": network_sha256})
+
+
+def created_now() -> datetime:
+    """The creation time recorded in a new bundle: now, in UTC, to the second."""
+    return datetime.now(UTC).replace(microsecond=0)
