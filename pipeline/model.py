@@ -9,8 +9,9 @@ this tiny network, the whole of a 300-epoch run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 import keras
 import numpy as np
@@ -20,7 +21,15 @@ from pipeline.config import TrainConfig
 from pipeline.errors import ParameterError
 from pipeline.network import Network, OutputActivation
 
-__all__ = ["FitResult", "build_model", "fit", "network_from_model", "resolve_device"]
+__all__ = [
+    "BestSoFar",
+    "EpochStats",
+    "FitResult",
+    "build_model",
+    "fit",
+    "network_from_model",
+    "resolve_device",
+]
 
 MIN_DELTA = 1e-4  # a validation loss must drop by this much to count as an improvement
 
@@ -94,6 +103,72 @@ def _per_sample_loss(logits: tf.Tensor, onehot: tf.Tensor, loss: str) -> tf.Tens
     return tf.reduce_mean(tf.square(tf.sigmoid(logits) - targets), axis=-1)
 
 
+class EpochStats(NamedTuple):
+    """One epoch's figures, each (K,): one value per candidate. The training ones are running
+    means over the epoch's batches, as Keras reports them; the validation ones are exact."""
+
+    loss: np.ndarray
+    accuracy: np.ndarray
+    val_loss: np.ndarray
+    val_accuracy: np.ndarray
+
+
+class BestSoFar:
+    """Each candidate's lowest validation loss so far, the epoch it came at, its weights then."""
+
+    def __init__(self, weights: list[np.ndarray]) -> None:
+        k = len(weights[0])
+        self.loss = np.full(k, np.inf)
+        self.epoch = np.zeros(k, dtype=int)
+        self.weights = weights  # batched like _Candidates.snapshot(): candidates first
+
+    @property
+    def leader(self) -> int:
+        """The candidate with the lowest validation loss so far."""
+        return int(np.argmin(self.loss))
+
+    def update(
+        self, epoch: int, val_loss: np.ndarray, snapshot: Callable[[], list[np.ndarray]]
+    ) -> None:
+        """Keep the weights (from ``snapshot()``) of the candidates whose loss improved."""
+        improved = val_loss < self.loss - MIN_DELTA
+        if not improved.any():
+            return
+        for saved, current in zip(self.weights, snapshot(), strict=True):
+            saved[improved] = current[improved]
+        self.loss[improved] = val_loss[improved]
+        self.epoch[improved] = epoch
+
+    def stalled(self, epoch: int, patience: int) -> bool:
+        """The leader has not improved for ``patience`` epochs: the others are behind it, and
+        one that is still improving slowly rarely overtakes it."""
+        return epoch - self.epoch[self.leader] >= patience
+
+
+@dataclass(frozen=True)
+class _Tensors:
+    """The training and validation rows as tensors: inputs, one-hot targets, sample weights."""
+
+    x: tf.Tensor
+    targets: tf.Tensor
+    weights: tf.Tensor
+    x_val: tf.Tensor
+    val_targets: tf.Tensor
+    val_labels: tf.Tensor
+
+    @classmethod
+    def of(
+        cls, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+        class_weights: np.ndarray,
+    ) -> _Tensors:  # fmt: skip
+        eye = np.eye(len(class_weights), dtype=np.float32)
+        return cls(
+            tf.constant(x_train, tf.float32), tf.constant(eye[y_train]),
+            tf.constant(class_weights[y_train].astype(np.float32)),
+            tf.constant(x_val, tf.float32), tf.constant(eye[y_val]), tf.constant(y_val, tf.int64),
+        )  # fmt: skip
+
+
 def fit(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -108,7 +183,11 @@ def fit(
     device = resolve_device(cfg.device)
     weights = _class_weights(y_train, n_classes) if cfg.class_weights else np.ones(n_classes)
     with tf.device(device):
-        return _fit_on_device(x_train, y_train, x_val, y_val, n_classes, weights, cfg, rng, device)
+        data = _Tensors.of(x_train, y_train, x_val, y_val, weights)
+        nets = _Candidates(rng, cfg.candidates, x_train.shape[1], cfg.hidden, n_classes)
+        epoch = _epoch_function(nets, keras.optimizers.Adam(cfg.learning_rate), data, cfg)
+        history, best = _run_epochs(epoch, nets, len(x_train), cfg, rng)
+        return _fit_result(history, best, x_train.shape[1], n_classes, cfg, device)
 
 
 def _class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -116,34 +195,24 @@ def _class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     return len(y) / (n_classes * np.maximum(counts, 1))
 
 
-def _fit_on_device(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    n_classes: int,
-    class_weights: np.ndarray,
-    cfg: TrainConfig,
-    rng: np.random.Generator,
-    device: str,
-) -> FitResult:
-    eye = np.eye(n_classes, dtype=np.float32)
-    xt, tt = tf.constant(x_train, tf.float32), tf.constant(eye[y_train])
-    wt = tf.constant(class_weights[y_train].astype(np.float32))
-    xv, tv = tf.constant(x_val, tf.float32), tf.constant(eye[y_val])
-    yv_idx = tf.constant(y_val, tf.int64)
-    k = cfg.candidates
-    nets = _Candidates(rng, k, x_train.shape[1], cfg.hidden, n_classes)
-    optimizer = keras.optimizers.Adam(cfg.learning_rate)
-    n = len(x_train)
+def _evaluate(
+    nets: _Candidates, x: tf.Tensor, targets: tf.Tensor, labels: tf.Tensor, loss: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each candidate's (K,) mean loss and accuracy on the rows ``x``."""
+    logits = nets.logits(x)
+    mean_loss = tf.reduce_mean(_per_sample_loss(logits, targets, loss), axis=1)
+    hits = tf.cast(tf.argmax(logits, axis=-1) == labels[None, :], tf.float32)
+    return mean_loss, tf.reduce_mean(hits, axis=1)
+
+
+def _epoch_function(
+    nets: _Candidates, optimizer: keras.optimizers.Optimizer, data: _Tensors, cfg: TrainConfig
+) -> Callable[[tf.Tensor], tuple[tf.Tensor, ...]]:
+    """One epoch of mini-batch updates of every candidate, in one ``tf.function``: given the
+    order of the training rows, it returns the epoch's :class:`EpochStats` as tensors."""
+    k, n = cfg.candidates, int(data.x.shape[0])
     batch = min(cfg.batch_size, n)
     steps = max(1, n // batch)
-
-    def evaluate(x: tf.Tensor, t: tf.Tensor, idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        logits = nets.logits(x)
-        loss = tf.reduce_mean(_per_sample_loss(logits, t, cfg.loss), axis=1)
-        hits = tf.cast(tf.argmax(logits, axis=-1) == idx[None, :], tf.float32)
-        return loss, tf.reduce_mean(hits, axis=1)
 
     @tf.function
     def epoch(order: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -152,7 +221,8 @@ def _fit_on_device(
         loss_sum, hit_sum = tf.zeros([k]), tf.zeros([k])
         for i in tf.range(steps):
             idx = order[i * batch : (i + 1) * batch]
-            xb, tb, wb = tf.gather(xt, idx), tf.gather(tt, idx), tf.gather(wt, idx)
+            xb, tb = tf.gather(data.x, idx), tf.gather(data.targets, idx)
+            wb = tf.gather(data.weights, idx)
             with tf.GradientTape() as tape:
                 logits = nets.logits(xb)
                 per_sample = _per_sample_loss(logits, tb, cfg.loss) * wb[None, :]
@@ -168,48 +238,48 @@ def _fit_on_device(
             loss_sum += batch_loss
             hits = tf.argmax(logits, axis=-1) == tf.argmax(tb, axis=-1)[None, :]
             hit_sum += tf.reduce_mean(tf.cast(hits, tf.float32), axis=1)
-        return (loss_sum / steps, hit_sum / steps, *evaluate(xv, tv, yv_idx))
+        validation = _evaluate(nets, data.x_val, data.val_targets, data.val_labels, cfg.loss)
+        return (loss_sum / steps, hit_sum / steps, *validation)
 
-    best_loss = np.full(k, np.inf)
-    best_epoch = np.zeros(k, dtype=int)
-    best_weights = nets.snapshot()
-    history: dict[str, list[np.ndarray]] = {
-        "loss": [],
-        "accuracy": [],
-        "val_loss": [],
-        "val_accuracy": [],
-    }
-    epochs_run = 0
+    return epoch
+
+
+def _run_epochs(
+    epoch: Callable[[tf.Tensor], tuple[tf.Tensor, ...]],
+    nets: _Candidates,
+    n: int,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+) -> tuple[list[EpochStats], BestSoFar]:
+    """Run epochs until ``cfg.max_epochs`` or until the leading candidate stalls."""
+    history: list[EpochStats] = []
+    best = BestSoFar(nets.snapshot())
     for ep in range(cfg.max_epochs):
-        outputs = [o.numpy() for o in epoch(tf.constant(rng.permutation(n)))]
-        for name, value in zip(history, outputs, strict=True):
-            history[name].append(value)
-        epochs_run = ep + 1
-        improved = outputs[2] < best_loss - MIN_DELTA
-        if improved.any():
-            for saved, current in zip(best_weights, nets.snapshot(), strict=True):
-                saved[improved] = current[improved]
-            best_loss[improved] = outputs[2][improved]
-            best_epoch[improved] = ep
-        # Stop once the best candidate so far has not improved for `patience` epochs: the others
-        # are behind it, and one that is still improving slowly rarely overtakes it.
-        if ep - best_epoch[np.argmin(best_loss)] >= cfg.patience:
+        stats = EpochStats(*(t.numpy() for t in epoch(tf.constant(rng.permutation(n)))))
+        history.append(stats)
+        best.update(ep, stats.val_loss, nets.snapshot)
+        if best.stalled(ep, cfg.patience):
             break
+    return history, best
 
-    chosen = int(np.argmin(best_loss))
-    model = build_model(
-        x_train.shape[1], n_classes, hidden=cfg.hidden, output=output_activation(cfg)
-    )
-    w1, b1, w2, b2 = best_weights
+
+def _fit_result(
+    history: list[EpochStats], best: BestSoFar, n_inputs: int, n_classes: int, cfg: TrainConfig,
+    device: str,
+) -> FitResult:  # fmt: skip
+    """The leading candidate at its best epoch, as a Keras model, with its own history."""
+    chosen = best.leader
+    model = build_model(n_inputs, n_classes, hidden=cfg.hidden, output=output_activation(cfg))
+    w1, b1, w2, b2 = best.weights
     model.set_weights([w1[chosen], b1[chosen, 0], w2[chosen], b2[chosen, 0]])
-    chosen_history = {name: [float(v[chosen]) for v in values] for name, values in history.items()}
+    own = {name: [float(getattr(s, name)[chosen]) for s in history] for name in EpochStats._fields}
     return FitResult(
         model=model,
-        history=chosen_history,
-        best_epoch=int(best_epoch[chosen]),
-        epochs_run=epochs_run,
+        history=own,
+        best_epoch=int(best.epoch[chosen]),
+        epochs_run=len(history),
         candidate=chosen,
-        candidate_val_losses=[float(v) for v in best_loss],
+        candidate_val_losses=[float(v) for v in best.loss],
         device=device,
     )
 

@@ -9,7 +9,14 @@ import tensorflow as tf
 
 from pipeline.config import TrainConfig
 from pipeline.errors import ParameterError
-from pipeline.model import FitResult, build_model, fit, network_from_model, resolve_device
+from pipeline.model import (
+    BestSoFar,
+    FitResult,
+    build_model,
+    fit,
+    network_from_model,
+    resolve_device,
+)
 
 HAS_GPU = bool(tf.config.list_physical_devices("GPU"))
 EPOCHS = 150  # per fit in the module's fixture; no early stop
@@ -127,3 +134,22 @@ def test_asking_for_a_gpu_without_one_is_an_error() -> None:
 def test_cpu_is_always_available_and_auto_falls_back_to_it() -> None:
     assert resolve_device("cpu") == "/CPU:0"
     assert resolve_device("auto") == ("/GPU:0" if HAS_GPU else "/CPU:0")
+
+
+def test_best_so_far_keeps_each_candidates_best_weights_and_epoch() -> None:
+    weights = [np.zeros((2, 3)), np.zeros((2, 1))]  # two candidates
+    best = BestSoFar(weights)
+    snapshots = iter([[np.full((2, 3), 1.0), np.full((2, 1), 1.0)],
+                      [np.full((2, 3), 2.0), np.full((2, 1), 2.0)]])  # fmt: skip
+
+    best.update(0, np.array([0.5, 0.7]), lambda: next(snapshots))  # both improve on inf
+    best.update(1, np.array([0.49995, 0.6]), lambda: next(snapshots))  # only the second by 1e-4
+    best.update(2, np.array([0.9, 0.9]), lambda: pytest.fail("no improvement, no snapshot"))
+
+    np.testing.assert_array_equal(best.loss, [0.5, 0.6])
+    np.testing.assert_array_equal(best.epoch, [0, 1])
+    np.testing.assert_array_equal(best.weights[0], [[1.0] * 3, [2.0] * 3])
+    np.testing.assert_array_equal(best.weights[1], [[1.0], [2.0]])
+    assert best.leader == 0
+    assert not best.stalled(2, patience=3)
+    assert best.stalled(3, patience=3)  # the leader's best was epoch 0
