@@ -3,12 +3,13 @@
 Trains on takes 15-49 and tests on takes 5-14 of ../shared/data/fsdd (VOICEID_DATA overrides the
 data root). Prints each seed's held-out accuracy, the median and the spread.
 
-    python -m bench.accuracy [--seeds 0 1 2] [--loss crossentropy|mse] [--hidden 6]
+    python -m bench.accuracy [--seeds 0 1 2] [any `voiceid train` training option but --seed]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -18,33 +19,27 @@ from pathlib import Path
 from bench.common import fsdd_dir, split_by_take
 from pipeline.config import TrainConfig
 from pipeline.train import TrainOptions, train
+from voiceid.options import add_options, from_options
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--loss", choices=["crossentropy", "mse"], default=TrainConfig.loss)
-    parser.add_argument("--hidden", type=int, default=TrainConfig.hidden)
-    parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--candidates", type=int, default=TrainConfig.candidates)
-    parser.add_argument("--l2", type=float, default=TrainConfig.l2)
-    parser.add_argument("--no-augment", action="store_true")
+    add_options(parser, TrainConfig, skip=("seed",))
     args = parser.parse_args()
+    base = from_options(TrainConfig, args, skip=("seed",))
     accuracies = []
     with tempfile.TemporaryDirectory() as tmp:
         train_dir, test_dir = split_by_take(fsdd_dir(), Path(tmp) / "fsdd")
         cache = Path(tmp) / "cache"
-        print(
-            f"FSDD held-out takes 5-14; loss={args.loss} hidden={args.hidden} "
-            f"lr={args.learning_rate} batch={args.batch_size} candidates={args.candidates} "
-            f"l2={args.l2} augment={not args.no_augment}"
+        settings = ", ".join(
+            f"{f.name}={getattr(base, f.name)}"
+            for f in dataclasses.fields(base)
+            if f.name != "seed"
         )
+        print(f"FSDD held-out takes 5-14; {settings}")
         for seed in args.seeds:
-            cfg = TrainConfig(seed=seed, loss=args.loss, hidden=args.hidden,
-                              learning_rate=args.learning_rate, batch_size=args.batch_size,
-                              candidates=args.candidates, l2=args.l2,
-                              augment=not args.no_augment)  # fmt: skip
+            cfg = dataclasses.replace(base, seed=seed)
             started = time.perf_counter()
             report = train(train_dir, Path(tmp) / f"model-{seed}",
                            TrainOptions(train=cfg, cache_dir=cache, test_dir=test_dir))  # fmt: skip

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, get_args
 
 from pipeline.errors import ParameterError
 
-__all__ = ["DEFAULT_SAMPLE_RATE", "FeatureConfig", "TrainConfig", "default_fmax"]
+__all__ = ["DEFAULT_SAMPLE_RATE", "Device", "FeatureConfig", "Loss", "TrainConfig", "default_fmax",
+           "option"]  # fmt: skip
+
+T = TypeVar("T")
 
 DEFAULT_SAMPLE_RATE = 16_000  # Hz; every clip is resampled to this before analysis
 NYQUIST_MARGIN = 0.95  # resamplers roll off just below Nyquist: keep the top band clear of it
@@ -25,6 +28,14 @@ def default_fmax(lowest_source_rate: int, sample_rate: int = DEFAULT_SAMPLE_RATE
     if lowest_source_rate <= 0:
         raise ParameterError(f"lowest_source_rate={lowest_source_rate} must be a positive rate")
     return NYQUIST_MARGIN * min(lowest_source_rate, sample_rate) / 2
+
+
+def option(default: T, help: str, *, flag: str | None = None) -> T:
+    """A config field that is also a command-line option: its default, its help text, and its
+    flag when that is not ``--<field-name>``. The CLI and the benchmarks derive their options
+    from these (``voiceid.options``); choices come from the field's ``Literal`` type."""
+    metadata = {"help": help} | ({"flag": flag} if flag else {})
+    return field(default=default, metadata=metadata)
 
 
 def _positive(name: str, value: float) -> None:
@@ -95,34 +106,42 @@ Device = Literal["auto", "cpu", "gpu"]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the 60-6-N network is trained.
+    """How the 60-6-N network is trained. Each field's help text (see :func:`option`) is what
+    ``voiceid train --help`` and ``bench/accuracy.py`` show for it."""
 
-    hidden: hidden sigmoid units (the classic 6).
-    loss: "crossentropy" (softmax outputs) or "mse" (sigmoid outputs, one-hot targets: the
-        original 60-6-2 recipe).
-    candidates: networks trained side by side from different initial weights; the one with the
-        lowest validation loss is kept. A 6-unit layer is easily trapped, so this makes training
-        robust by design rather than by a lucky seed.
-    patience: epochs without validation improvement before a candidate stops improving.
-    augment: also train on one degraded copy of each training clip (``pipeline.augment``).
-    l2: weight decay on both kernels. It costs no held-out FSDD accuracy and keeps scores from
-        saturating at 1.0 on easy data, which the unknown-speaker threshold needs.
-    """
-
-    hidden: int = 6
-    loss: Loss = "crossentropy"
-    learning_rate: float = 0.05
-    batch_size: int = 512
-    max_epochs: int = 400
-    patience: int = 30
-    candidates: int = 6
-    val_fraction: float = 0.2
-    seed: int = 0
-    class_weights: bool = True
-    device: Device = "auto"
-    unknown_quantile: float = 0.05
-    l2: float = 1e-3
-    augment: bool = True
+    hidden: int = option(6, "hidden sigmoid units (the classic 6)")
+    loss: Loss = option(
+        "crossentropy",
+        "crossentropy: softmax outputs; mse: sigmoid outputs with one-hot targets, the original "
+        "60-6-2 recipe",
+    )
+    learning_rate: float = option(0.05, "Adam's learning rate")
+    batch_size: int = option(512, "training rows per update")
+    max_epochs: int = option(400, "most epochs to train", flag="--epochs")
+    patience: int = option(
+        30, "epochs without a validation improvement of the best candidate before training stops"
+    )
+    candidates: int = option(
+        6,
+        "networks trained side by side from different initial weights; the one with the lowest "
+        "validation loss is kept (a 6-unit layer is easily trapped, so this makes training "
+        "robust by design rather than by a lucky seed)",
+    )
+    val_fraction: float = option(0.2, "share of each speaker's clips held out for validation")
+    seed: int = option(0, "seed of the split, the initial weights, the batches and the copies")
+    class_weights: bool = option(True, "weight the loss by the inverse of each speaker's count")
+    device: Device = option("auto", "where TensorFlow trains; auto: a GPU when it sees one")
+    unknown_quantile: float = option(
+        0.05, "share of known speakers' validation clips the unknown threshold may reject"
+    )
+    l2: float = option(
+        1e-3,
+        "weight decay on both kernels; it keeps scores from saturating at 1.0 on easy data, "
+        "which the unknown-speaker threshold needs",
+    )
+    augment: bool = option(
+        True, "also train on one degraded copy of each training clip (pipeline.augment)"
+    )
 
     def __post_init__(self) -> None:
         _positive_ints(self, ("hidden", "batch_size", "max_epochs", "patience", "candidates"))
@@ -133,10 +152,11 @@ class TrainConfig:
             raise ParameterError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
         if not 0 <= self.unknown_quantile < 1:
             raise ParameterError(f"unknown_quantile={self.unknown_quantile!r} must be in [0, 1)")
-        if self.loss not in ("crossentropy", "mse"):
-            raise ParameterError(f"loss={self.loss!r} must be 'crossentropy' or 'mse'")
-        if self.device not in ("auto", "cpu", "gpu"):
-            raise ParameterError(f"device={self.device!r} must be 'auto', 'cpu' or 'gpu'")
+        for name, kind in (("loss", Loss), ("device", Device)):
+            choices = get_args(kind)
+            if getattr(self, name) not in choices:
+                shown = ", ".join(map(repr, choices[:-1])) + f" or {choices[-1]!r}"
+                raise ParameterError(f"{name}={getattr(self, name)!r} must be {shown}")
         if self.seed < 0:
             raise ParameterError(f"seed={self.seed!r} must be >= 0")
 

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline import dataset, plots
+from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.bundle import write_bundle
-from pipeline.config import FeatureConfig, TrainConfig, default_fmax
+from pipeline.config import FeatureConfig, TrainConfig, default_fmax, option
 from pipeline.dataset import Extraction, Recording
 from pipeline.errors import DatasetError
 from pipeline.evaluate import calibrate_threshold, classification_report, evaluate_folder
@@ -56,16 +56,24 @@ LIBRARIES = ("voiceid", "tensorflow", "tensorflow-cpu", "keras", "librosa", "num
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Everything ``train`` needs besides the data folder and the output folder."""
+    """Everything ``train`` needs besides the data folder and the output folder. The fields with
+    help text are ``voiceid train`` options too; ``cache_dir`` is one with a default of its own
+    there (a per-user cache), and ``progress`` follows the terminal."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
-    fmax: float | None = None  # None: derived from the training data's lowest sample rate
-    max_seconds: float = DEFAULT_MAX_SECONDS
-    jobs: int | None = None
-    cache_dir: Path | None = None
-    test_dir: Path | None = None
-    unknown_dir: Path | None = None
-    name: str | None = None
+    fmax: float | None = option(
+        None, "upper band edge in Hz (default: from the training data's lowest sample rate)"
+    )
+    max_seconds: float = option(
+        DEFAULT_MAX_SECONDS, "longest clip accepted, in seconds; longer files are skipped"
+    )
+    jobs: int | None = option(None, "feature extraction processes (default: all cores)")
+    cache_dir: Path | None = None  # feature rows by content hash; None: no cache
+    test_dir: Path | None = option(None, "held-out folder evaluated at the end")
+    unknown_dir: Path | None = option(
+        None, "recordings of other speakers: report false accepts at the threshold"
+    )
+    name: str | None = option(None, "model name (default: the output folder's name)")
     progress: bool = False
 
 
@@ -313,6 +321,8 @@ def _write(
     out_dir: Path, data: Prepared, fitted: Fitted, description: ModelDescription,
     report: dict[str, Any],
 ) -> None:  # fmt: skip
+    from pipeline import plots  # matplotlib: only a training run needs it, not importers of this
+
     validation = report["validation"]
     write_bundle(
         out_dir,

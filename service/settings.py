@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.audio import DEFAULT_MAX_SECONDS
+
 __all__ = ["Settings", "get_settings"]
 
 
@@ -17,11 +19,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOICEID_", env_file=None, extra="ignore")
 
     model_dir: Path = Field(default=Path("models/default"), description="bundle folder to serve")
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on")
+    workers: int = Field(default=1, ge=1, le=64, description="server processes")
     max_upload_bytes: int = Field(default=10_000_000, ge=1024, description="largest /predict body")
-    max_clip_seconds: float = Field(default=60.0, gt=0, description="longest clip accepted")
+    max_clip_seconds: float = Field(
+        default=DEFAULT_MAX_SECONDS, gt=0, description="longest clip accepted, in seconds"
+    )
     api_key: SecretStr | None = Field(
         default=None, description="required on /predict and /admin when set"
     )

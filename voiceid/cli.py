@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.config import TrainConfig
 from pipeline.errors import AudioError, VoiceIdError
+from pipeline.train import TrainOptions
+from service.settings import Settings
+from voiceid.options import add_options, from_options
 
 __all__ = ["main", "run"]
 
@@ -23,48 +25,12 @@ def _train_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train a model from DATA_DIR/<speaker>/*.wav")
     p.add_argument("data_dir", type=Path)
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
-    p.add_argument("--test-dir", type=Path, help="held-out folder evaluated at the end")
-    p.add_argument(
-        "--unknown-dir",
-        type=Path,
-        help="recordings of other speakers: report false accepts at the threshold",
-    )
-    d = TrainConfig()
-    p.add_argument("--hidden", type=int, default=d.hidden, help="hidden units (default 6)")
-    p.add_argument("--loss", choices=["crossentropy", "mse"], default=d.loss)
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--epochs", type=int, default=d.max_epochs, help="maximum epochs")
-    p.add_argument("--patience", type=int, default=d.patience)
-    p.add_argument("--l2", type=float, default=d.l2, help="weight decay on the kernels")
-    p.add_argument(
-        "--no-augment",
-        action="store_true",
-        help="train on the clips alone, without a degraded copy of each",
-    )
-    p.add_argument(
-        "--candidates",
-        type=int,
-        default=d.candidates,
-        help="networks trained side by side; the best on validation is kept",
-    )
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--no-class-weights", action="store_true")
-    p.add_argument(
-        "--unknown-quantile",
-        type=float,
-        default=d.unknown_quantile,
-        help="share of known validation clips the unknown threshold may reject",
-    )
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default=d.device)
-    p.add_argument("--fmax", type=float, help="upper band edge in Hz (default: from the data)")
-    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
-    p.add_argument("--jobs", type=int, help="feature extraction processes (default: all cores)")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
-    p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--name", help="model name (default: the output folder's name)")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")  # fmt: skip
+    add_options(p, TrainConfig)
+    add_options(p, TrainOptions)
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+                   help=f"feature cache folder (default: {DEFAULT_CACHE_DIR})")  # fmt: skip
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -76,14 +42,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir", type=Path)
     p.add_argument("data_dir", type=Path)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--jobs", type=int)
-    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
+    add_options(p, TrainOptions, only=("jobs", "max_seconds"))
 
     p = sub.add_parser("predict", help="name the speaker of each clip")
     p.add_argument("model_dir", type=Path)
     p.add_argument("clips", type=Path, nargs="+")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
+    add_options(p, TrainOptions, only=("max_seconds",))
 
     p = sub.add_parser("demo-data", help="write the synthetic Steve and David 'Hello' voices")
     p.add_argument("out_dir", type=Path)
@@ -99,30 +64,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir", type=Path)
     p.add_argument("--out", type=Path, help="where to write it (default: in place)")
 
-    p = sub.add_parser("serve", help="serve a model over HTTP")
-    p.add_argument("--model", type=Path, help="bundle folder (default: VOICEID_MODEL_DIR)")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int)
+    p = sub.add_parser("serve", help="serve a model over HTTP (flags override VOICEID_*)")
+    for flag, name, kind in (("--model", "model_dir", Path), ("--host", "host", str),
+                             ("--port", "port", int), ("--workers", "workers", int)):  # fmt: skip
+        p.add_argument(flag, dest=name, type=kind, help=Settings.model_fields[name].description)
     return parser
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pipeline.train import TrainOptions, train
+    from pipeline.train import train
 
-    tcfg = TrainConfig(
-        hidden=args.hidden, loss=args.loss, learning_rate=args.learning_rate,
-        batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience,
-        candidates=args.candidates, val_fraction=args.val_fraction, seed=args.seed,
-        class_weights=not args.no_class_weights, device=args.device,
-        unknown_quantile=args.unknown_quantile,
-        l2=args.l2,
-        augment=not args.no_augment,
-    )  # fmt: skip
-    opts = TrainOptions(
-        train=tcfg, fmax=args.fmax, max_seconds=args.max_seconds, jobs=args.jobs,
-        cache_dir=None if args.no_cache else args.cache_dir, test_dir=args.test_dir,
-        unknown_dir=args.unknown_dir, name=args.name, progress=sys.stderr.isatty(),
+    opts = from_options(
+        TrainOptions, args, train=from_options(TrainConfig, args),
+        cache_dir=None if args.no_cache else args.cache_dir, progress=sys.stderr.isatty(),
     )  # fmt: skip
     report = train(args.data_dir, args.out, opts)
     if args.json:
@@ -223,7 +177,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from service.main import serve
 
-    serve(model_dir=args.model, host=args.host, port=args.port, workers=args.workers)
+    serve(model_dir=args.model_dir, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 
