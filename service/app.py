@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import metadata
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -18,7 +19,7 @@ from service.limits import BodyLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
 from service.model_store import ModelStore
 from service.routes import admin, model, ops, predict
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -36,26 +37,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         bundle = await app.state.store.load(settings.model_dir)
         log.info("serving %s (%s), labels %s", bundle.name, bundle.version, list(bundle.labels))
     except BundleError as exc:
-        # Stay up: /ready says why, and /admin/reload can bring a model in.
-        app.state.load_error = str(exc)
+        # Stay up: the store keeps the reason for /ready, and /admin/reload can bring one in.
         log.error("no model loaded: %s", exc)
     yield
     app.state.compute.close()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings) -> FastAPI:
     """A new app serving ``settings.model_dir``; the model loads at startup, not at import."""
-    settings = settings or get_settings()
     app = FastAPI(
         title="voiceid",
-        version="0.1.0",
+        version=metadata.version("voiceid"),
         description=DESCRIPTION,
         lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.store = ModelStore()
     app.state.metrics = metrics = Metrics()
-    app.state.load_error = None
     app.state.compute = ComputeQueue()
     install_error_handlers(app)
     app.add_middleware(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -10,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.audio import DEFAULT_MAX_SECONDS
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings"]
 
 
 class Settings(BaseSettings):
@@ -37,9 +36,3 @@ class Settings(BaseSettings):
         default=50_000_000, ge=1024, description="largest /predict/batch body"
     )
     log_level: str = "info"
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """Settings from the environment, read once per process."""
-    return Settings()

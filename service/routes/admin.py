@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body
 
 from service.deps import ApiKey, SettingsDep, StoreDep
 from service.schemas import ErrorResponse, ModelInfo, ReloadRequest
@@ -29,7 +29,6 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKey])
     summary="Load a bundle from disk and serve it",
 )
 async def reload(
-    request: Request,
     store: StoreDep,
     settings: SettingsDep,
     body: ReloadRequest | None = Body(None),  # noqa: B008
@@ -38,6 +37,4 @@ async def reload(
     in atomically: requests in flight finish on the old model; a broken bundle changes nothing."""
     current = store.current.path if store.ready else settings.model_dir
     path = Path(body.model_dir) if body and body.model_dir else current
-    bundle = await store.load(path)
-    request.app.state.load_error = None
-    return ModelInfo.of(bundle)
+    return ModelInfo.of(await store.load(path))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -24,10 +24,9 @@ async def health() -> Status:
     responses={503: {"model": ErrorResponse, "description": "no model loaded yet"}},
     summary="A model is loaded and requests can be served",
 )
-async def ready(request: Request, store: StoreDep) -> Status:
+async def ready(store: StoreDep) -> Status:
     if not store.ready:
-        error = request.app.state.load_error
-        raise NotReadyError("no model is loaded yet" + (f": {error}" if error else ""))
+        raise NotReadyError(store.not_ready_reason())
     return Status(status="ready", model=ModelRef.of(store.current))
 
 

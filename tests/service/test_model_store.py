@@ -1,11 +1,16 @@
-"""The model store's heap handling: what a load leaves alive is frozen, a reload thaws it."""
+"""The model store: the load error it keeps, and its heap handling (what a load leaves alive is
+frozen, a reload thaws it)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import weakref
+from pathlib import Path
 
+import pytest
+
+from pipeline.errors import BundleError
 from service.model_store import ModelStore
 from tests.helpers import MODEL_DIR
 
@@ -33,3 +38,30 @@ def test_a_load_freezes_what_is_alive_and_a_reload_frees_what_died_since() -> No
     assert survived_collection  # frozen objects are not walked, even when unreachable
     assert ref() is None  # the reload thawed, collected and froze again
     assert store.current.path == MODEL_DIR
+
+
+def test_the_store_keeps_why_a_load_failed_until_one_succeeds(tmp_path: Path) -> None:
+    store = ModelStore()
+    missing = tmp_path / "missing"
+
+    with pytest.raises(BundleError):
+        asyncio.run(store.load(missing))
+    failed = (store.ready, store.not_ready_reason())
+    asyncio.run(store.load(MODEL_DIR))
+
+    assert failed == (
+        False,
+        f"no model is loaded yet: model bundle '{missing}' does not exist or is not a folder",
+    )
+    assert (store.ready, store.load_error) == (True, None)
+
+
+def test_a_failed_reload_keeps_the_model_and_records_the_reason(tmp_path: Path) -> None:
+    store = ModelStore()
+    asyncio.run(store.load(MODEL_DIR))
+
+    with pytest.raises(BundleError):
+        asyncio.run(store.load(tmp_path))
+
+    assert store.current.path == MODEL_DIR
+    assert store.load_error == f"'{tmp_path}' is not a model bundle: metadata.json is missing"
