@@ -95,7 +95,7 @@ def write_bundle(
     *,
     network: Network,
     description: ModelDescription,
-    save_keras: Callable[[Path], None] | None = None,
+    save_keras: Callable[[Path], object] | None = None,
     files: dict[str, bytes],
     arrays: dict[str, dict[str, np.ndarray]],
 ) -> Path:

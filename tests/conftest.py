@@ -39,6 +39,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
+def _no_heap_freeze(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps started by tests skip the model store's full collection and heap freeze: in a
+    process that has imported TensorFlow it costs more than the rest of an app's start, and the
+    suite starts over a hundred. Tests of it are marked ``heap_freeze``."""
+    if request.node.get_closest_marker("heap_freeze") is None:
+        monkeypatch.setattr("service.model_store._settle_heap", lambda: None)
+
+
+@pytest.fixture(autouse=True)
 def _no_voiceid_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings come from the test alone, never from a ``VOICEID_*`` variable of the shell."""
     for name in list(os.environ):

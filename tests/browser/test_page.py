@@ -201,7 +201,7 @@ def open_page(driver: WebDriver, server: Server, *, api_key: str | None = API_KE
     WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#labels li")
     )
-    driver.get_log("browser")  # start each test's console record from here
+    driver.get_log("browser")  # type: ignore[no-untyped-call]  # start each test's console record from here
 
 
 def wait_for_answer(driver: WebDriver) -> str:
@@ -218,7 +218,7 @@ def wait_for_answer(driver: WebDriver) -> str:
 
 
 def console_errors(driver: WebDriver, *, allowed: re.Pattern[str] | None = None) -> list[str]:
-    entries = driver.get_log("browser")
+    entries = driver.get_log("browser")  # type: ignore[no-untyped-call]
     return [
         entry["message"]
         for entry in entries

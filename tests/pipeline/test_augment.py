@@ -29,7 +29,7 @@ def test_the_same_seed_gives_the_same_copy() -> None:
 
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    assert (a.dtype, a.shape) == (np.float32, y.shape)
+    assert (a.dtype, a.shape) == (np.dtype(np.float32), y.shape)
 
 
 def test_high_frequencies_are_dulled_and_low_ones_kept() -> None:

@@ -85,7 +85,7 @@ def _write(out_dir: Path, keras_bytes: bytes = b"model") -> Path:
     )
 
 
-def _replace_network(bundle: Path, **arrays: np.ndarray) -> Path:
+def _replace_network(bundle: Path, **arrays: Any) -> Path:
     """Save the bundle's network with ``arrays`` changed, under a matching checksum."""
     network = dataclasses.replace(load_bundle(bundle).network, **arrays)
     path = bundle / NETWORK_FILE

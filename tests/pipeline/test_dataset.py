@@ -258,6 +258,7 @@ def test_a_damaged_cache_file_is_ignored(tmp_path: Path, damage: object) -> None
 # Parallel extraction
 
 
+@pytest.mark.slow  # starts a process pool
 def test_parallel_extraction_equals_sequential(tmp_path: Path) -> None:
     half = PARALLEL_MIN_FILES // 2
     _tones(tmp_path, "alice", [200.0 + 25 * k for k in range(half)])

@@ -92,6 +92,7 @@ def fits() -> dict[str, FitResult]:
     return {"seed 3": run(3), "seed 3 again": run(3), "seed 4": run(4)}
 
 
+@pytest.mark.slow  # three fits of 150 epochs
 def test_fit_with_the_same_seed_gives_identical_weights(fits: dict[str, FitResult]) -> None:
     first, second = fits["seed 3"], fits["seed 3 again"]
 
@@ -101,12 +102,14 @@ def test_fit_with_the_same_seed_gives_identical_weights(fits: dict[str, FitResul
     assert (first.best_epoch, first.candidate) == (second.best_epoch, second.candidate)
 
 
+@pytest.mark.slow  # three fits of 150 epochs
 def test_fit_with_another_seed_gives_other_weights(fits: dict[str, FitResult]) -> None:
     first, other = fits["seed 3"], fits["seed 4"]
 
     assert not np.array_equal(first.model.get_weights()[0], other.model.get_weights()[0])
 
 
+@pytest.mark.slow  # three fits of 150 epochs
 def test_fit_keeps_the_best_candidate_at_its_best_epoch(fits: dict[str, FitResult]) -> None:
     result = fits["seed 3"]
 

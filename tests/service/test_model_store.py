@@ -22,6 +22,7 @@ class _Cycle:
         self.me = self
 
 
+@pytest.mark.heap_freeze
 def test_a_load_freezes_what_is_alive_and_a_reload_frees_what_died_since() -> None:
     store = ModelStore()
     garbage_to_be = _Cycle()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -16,6 +17,8 @@ from schemathesis.specs.openapi.checks import (
 from service.app import create_app
 from service.settings import Settings
 from tests.helpers import MODEL_DIR
+
+pytestmark = pytest.mark.slow  # about 150 generated requests
 
 APP = create_app(Settings(model_dir=MODEL_DIR))
 # What `from_asgi` does, minus its request for the schema: that would start the app's lifespan,

@@ -64,7 +64,8 @@ def test_voiceid_train_without_options_gives_the_default_configs() -> None:
 
 def test_every_train_option_is_in_the_readme() -> None:
     parser = _build_parser()
-    train = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train = commands._name_parser_map["train"]
     flags = {flag for action in train._actions for flag in action.option_strings}
     readme = (ROOT / "README.md").read_text()
 
