@@ -6,8 +6,22 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench default-model system-deps clean
-SYSTEM_PACKAGES := ffmpeg libsndfile1 chromium chromium-driver
+.PHONY: run test quick lint smoke bench default-model system-deps docker-deps clean
+# Debian packages: what the tests use (ffmpeg for m4a/webm, Chromium for the page), and what the
+# Docker smoke test needs on the host. Each is installed only by its own explicit target.
+TEST_PACKAGES := ffmpeg libsndfile1 chromium chromium-driver
+DOCKER_PACKAGES := docker.io debootstrap
+# The quick run: everything but the slow, browser, real-recording and Docker tests.
+QUICK := not slow and not browser and not integration and not docker
+
+# apt_install PACKAGES: install the missing ones when root on Debian, else say which are missing.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "not installed (run as root on Debian to install): $$missing"; fi
+endef
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +35,25 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/voiceid serve --model models/default --host $(HOST) --port $(PORT)
 
-## system-deps: Debian packages the tests use (ffmpeg for m4a/webm, Chromium for the page)
+## system-deps: the Debian packages the tests use (ffmpeg, Chromium)
 system-deps:
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else echo "not installed (tests that need them are skipped): $$missing"; fi
+	$(call apt_install,$(TEST_PACKAGES))
 
-## test: install and run the test suite
+## docker-deps: the Debian packages docker/smoke-test.sh needs (docker, debootstrap)
+docker-deps:
+	$(call apt_install,$(DOCKER_PACKAGES))
+
+## test: install and run the test suite, less the Docker tests (see smoke)
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not docker"
+
+## quick: the fast part of the suite, for the edit-test loop
+quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "$(QUICK)"
+
+## smoke: build the Docker images and run tests/docker against them (root; see docker/README.md)
+smoke: $(STAMP) docker-deps
+	bash docker/smoke-test.sh
 
 ## lint: ruff and mypy
 lint: $(STAMP)

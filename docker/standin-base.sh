@@ -12,7 +12,8 @@
 # $VOICEID_CACHE_DIR (default /var/cache/voiceid) is imported, and only when that is missing too
 # does debootstrap run (a few minutes). --rebuild discards both.
 #
-# Environment: DEBIAN_MIRROR (default http://deb.debian.org/debian), HOST_CA_BUNDLE (default
+# Environment: DEBIAN_MIRROR (default: debootstrap's own default archive), DEBIAN_SECURITY_MIRROR
+# (when set, the image's apt also takes security updates from it), HOST_CA_BUNDLE (default
 # /etc/ssl/certs/ca-certificates.crt). Needs root, debootstrap and a running docker daemon.
 set -euo pipefail
 
@@ -23,8 +24,8 @@ if [[ "${1:-}" == "--rebuild" ]]; then
 fi
 tag="${1:-voiceid-base:bookworm}"
 suite=bookworm
-mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-security_mirror="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+mirror="${DEBIAN_MIRROR:-}"  # empty: debootstrap picks its default
+security_mirror="${DEBIAN_SECURITY_MIRROR:-}"
 host_ca="${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 cache_dir="${VOICEID_CACHE_DIR:-/var/cache/voiceid}"
 rootfs_tar="$cache_dir/$suite-rootfs.tar"
@@ -42,16 +43,21 @@ fi
 
 build_rootfs() {
     local root="$1"
-    log "debootstrap $suite (minbase) from $mirror into $root"
+    log "debootstrap $suite (minbase) from ${mirror:-the default archive} into $root"
+    # shellcheck disable=SC2086  # $mirror is empty or one URL
     debootstrap --variant=minbase \
         --include=python3,python3-venv,python3-pip,ca-certificates \
-        "$suite" "$root" "$mirror" >&2
+        "$suite" "$root" $mirror >&2
 
-    cat >"$root/etc/apt/sources.list" <<EOF
-deb $mirror $suite main
-deb $mirror $suite-updates main
-deb $security_mirror $suite-security main
-EOF
+    # debootstrap wrote "deb <archive> <suite> main"; add the suite's updates from the same
+    # archive, and security updates when a security archive is given.
+    local archive
+    archive="$(awk '$1 == "deb" { print $2; exit }' "$root/etc/apt/sources.list")"
+    echo "deb $archive $suite-updates main" >>"$root/etc/apt/sources.list"
+    if [[ -n "$security_mirror" ]]; then
+        echo "deb $security_mirror $suite-security main" >>"$root/etc/apt/sources.list"
+    fi
+
     # The host bundle holds the proxy's CA. It goes both where every TLS client looks and into
     # the local CA folder, so that a later `update-ca-certificates` (run by any apt install that
     # touches ca-certificates) keeps it in the regenerated bundle.
