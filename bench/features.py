@@ -5,7 +5,7 @@ one process per core and no cache, at the feature config training would pick for
 Baseline: a sequential loop of ``librosa.load(path)`` and
 ``librosa.feature.melspectrogram(y=y, sr=sr)`` over the same files, in the same run. The baseline
 runs with one BLAS thread, as ours does: left alone, BLAS threads spinning on the mel product
-make it 3x slower, and the ratio would then measure that rather than the pipeline.
+slow it down several times over, and the ratio would then measure that rather than the pipeline.
 
 Each side runs once cold (imports, and for ours starting the worker processes) and then
 ``--repeats`` times warm; the warm figures are the best run. Ours also runs in one process, which

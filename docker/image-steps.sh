@@ -65,7 +65,7 @@ step_user() {
 
 step_warm() {
     model="$1"
-    # librosa JIT-compiles its numba kernels on first use (~15 s on a small machine) and caches
+    # librosa JIT-compiles its numba kernels on first use (seconds on a small machine) and caches
     # them; doing it here, with NUMBA_CPU_NAME=generic so the cache fits any x86-64 CPU, spares a
     # new container's first request that wait. World-writable so that any --user can add to it.
     voiceid demo-data /tmp/warm --clips 1 >/dev/null

@@ -1,8 +1,7 @@
 """Degraded copies of training clips, so the network does not lean on what codecs and noise change.
 
 Training on each clip and on one degraded copy of it makes the model hold up on MP3 and noisy
-recordings: on held-out FSDD takes (bench/robustness.py) MP3 copies lost 6.4 points and copies
-with white noise at 20 dB SNR 3.3 points without it.
+recordings: ``python -m bench.robustness`` measures how much held-out accuracy survives them.
 """
 
 from __future__ import annotations

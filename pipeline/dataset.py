@@ -46,7 +46,7 @@ AUDIO_EXTENSIONS = frozenset(
 )  # fmt: skip
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 # Imported once in the fork server, so workers start warm. librosa loads its submodules (and
-# numba) lazily on first use: without these, every worker spends ~1 s importing them.
+# numba) lazily on first use: without these, every worker imports them on its first clip.
 WORKER_PRELOAD = ["pipeline.dataset", "librosa.core.spectrum", "librosa.filters",
                   "librosa.util.utils"]  # fmt: skip
 
@@ -189,7 +189,7 @@ def _digest(path: Path) -> str | None:
 
 
 def _worker_init() -> None:
-    # BLAS threads spin on the histogram's small matrix product: 10x slower than one thread.
+    # BLAS threads spin on the histogram's small matrix product: many times slower than one.
     threadpool_limits(limits=1, user_api="blas")
 
 

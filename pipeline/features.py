@@ -4,8 +4,8 @@ For a mono float32 waveform ``y`` at ``cfg.sample_rate``:
 
 1. Power spectrogram ``S = |STFT(y)|**2``: periodic Hann window of ``n_fft`` samples, hop
    ``hop_length``, frames centred on zero-padded edges, exactly as ``librosa.stft(y, center=True)``
-   computes it (tested equal) but with the window cached and no per-call checks: 0.09 ms instead of
-   0.34 ms for a 1 s clip, which is a third of the service's compute per request.
+   computes it (tested equal) but with the window cached and no per-call checks, which matters
+   per request (``python -m bench.features`` and ``bench.serve`` measure it).
 2. Frame level ``e[t] = 10 log10(sum_f S[f, t])`` dB. Frames with ``e[t] < max(e) - top_db`` are
    silence: the clip is trimmed to the span from the first to the last non-silent frame, and only
    non-silent frames ("voiced") are averaged. A span shorter than ``min_speech_s`` is rejected.
@@ -17,11 +17,12 @@ For a mono float32 waveform ``y`` at ``cfg.sample_rate``:
    relative to full scale.
 
 ``top_db=20`` and ``band_floor_db=40`` were chosen on held-out FSDD takes: against 30 dB and no
-floor, clean accuracy is the same while MP3 copies lose 5 points instead of 19, and copies with
-white noise at 20 dB SNR 3 instead of 17 (bench/robustness.py).
+floor, clean accuracy is the same while MP3 and noisy copies lose far less
+(``python -m bench.robustness``).
 
 The result is 60 float32 values in dB. The absolute level is kept on purpose: normalising it away
-(by the band mean, the peak or the frame level) cost 1.5-2 points of held-out FSDD accuracy.
+(by the band mean, the peak or the frame level) lowered held-out FSDD accuracy
+(``python -m bench.accuracy``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Several candidate networks (``TrainConfig.candidates``) are trained side by side in one batched
 graph from different initial weights, each with its own early stopping that restores its best
 weights; the candidate with the lowest validation loss becomes the Keras model. One training loop
-per epoch runs inside a ``tf.function``: ``model.fit`` costs about 35 ms of overhead per epoch for
-this tiny network, the whole of a 300-epoch run.
+per epoch runs inside a ``tf.function``: for a network this small, ``model.fit``'s per-epoch
+overhead would cost more than the training itself.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """One compute thread per process, fed in batches.
 
-Decoding and features are 0.3-0.4 ms of CPU that mostly holds the GIL, so they run off the
-event loop on one thread per process (several would only trade the GIL back and forth). Handing
-each request to that thread on its own costs 0.1-0.2 ms more: two thread wake-ups and GIL
-hand-offs, up to half the work itself. So jobs that arrive while the thread is busy queue up and
-go over together, one hand-off per batch; each result is delivered as soon as it is ready, so a
-job never waits for the rest of its batch.
+Decoding and features are a fraction of a millisecond of CPU that mostly holds the GIL, so they
+run off the event loop on one thread per process (several would only trade the GIL back and
+forth). Handing each request to that thread on its own costs two thread wake-ups and GIL
+hand-offs, a large share of the work itself. So jobs that arrive while the thread is busy queue
+up and go over together, one hand-off per batch; each result is delivered as soon as it is ready,
+so a job never waits for the rest of its batch. ``python -m bench.serve`` measures the result.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """From uploaded bytes to a response body: the work behind /predict and /predict/batch.
 
-These run on the compute thread (``service.compute``): decoding and features take about 0.3 ms
-of CPU for a 1 s clip, which must not block the event loop. The network's forward pass is numpy
+These run on the compute thread (``service.compute``): decoding and features are CPU work that
+must not block the event loop. The network's forward pass is numpy
 on four small arrays.
 """
 

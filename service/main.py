@@ -15,10 +15,10 @@ __all__ = ["app_from_env", "serve"]
 
 
 # libuv (under uvloop) accepts every pending connection at once, so with several workers on one
-# socket, whichever wakes first takes a burst: splits of 25/7 connections at concurrency 32, and
-# the crowded worker's p99 went from 20 to 27 ms. With this set, each worker accepts one at a
-# time and yields, which keeps splits within about 20/12 (bench/serve.py). libuv reads it when a
-# worker starts listening, after the factory below has run.
+# socket, whichever wakes first takes a burst, and the crowded worker's tail latency grows. With
+# this set, each worker accepts one connection at a time and yields, so they spread about evenly
+# (python -m bench.serve shows the latency). libuv reads it when a worker starts listening, after
+# the factory below has run.
 BALANCED_ACCEPT = ("UV_TCP_SINGLE_ACCEPT", "1")
 
 

@@ -28,7 +28,7 @@ NOT_READY = "no model is loaded yet"
 
 def _load_and_warm_up(path: Path) -> Bundle:
     """Load a bundle and run one clip through it, so the first request does not pay for
-    librosa's first-call setup (about a second: numba compiling its kernels)."""
+    librosa's first-call setup (numba compiling its kernels)."""
     bundle = load_bundle(path)
     cfg = bundle.feature_config
     t = np.arange(cfg.sample_rate // 2) / cfg.sample_rate
@@ -79,11 +79,11 @@ class ModelStore:
 def _settle_heap() -> None:
     """Collect what loading left behind, then exempt everything alive from the cyclic GC.
 
-    The imports (librosa, numba, scipy, FastAPI) leave about 200,000 objects, and a full
-    collection walks them all: 80-95 ms with the event loop stopped, every few thousand requests
-    under load, which took the p99 at concurrency 32 from 21 ms to 40-85 ms. Frozen, they are
-    never walked again (a full collection then takes under 1 ms); requests' own garbage is still
-    collected. Unfreezing first lets the bundle a reload replaced be collected too.
+    The imports (librosa, numba, scipy, FastAPI) leave hundreds of thousands of objects, and a
+    full collection walks them all with the event loop stopped, every few thousand requests
+    under load: a pause that shows in the tail latency (``python -m bench.serve``). Frozen, they
+    are never walked again; requests' own garbage is still collected. Unfreezing first lets the
+    bundle a reload replaced be collected too.
     """
     gc.unfreeze()
     gc.collect()

@@ -198,8 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> None:
     """The ``voiceid`` console script: ``main``, then exit without interpreter teardown.
 
-    Once TensorFlow is loaded, an ordinary exit spends about 0.9 s tearing it down after all the
-    work is done and written; everything has been flushed and closed by then.
+    Once TensorFlow is loaded, an ordinary exit spends a noticeable while tearing it down after
+    all the work is done and written; everything has been flushed and closed by then.
     """
     code = main()
     sys.stdout.flush()

@@ -20,8 +20,9 @@ DEMO_SEED = 0
 DEMO_CLIPS_PER_VOICE = 100
 # Validation holds 40 clips: 0.01 makes the threshold their lowest top score, which rejects
 # about 1 in 40 fresh clips of a known voice.
-# Eight candidates rather than the default six: on the demo voices that model keeps every
-# Stranger clip out (of 20) while naming David's fresh clips; six let one Stranger clip in.
+# Eight candidates rather than the default six: the model must keep the Stranger's clips out
+# while naming Steve's and David's fresh ones (tests/pipeline/demo/test_default_model.py), and
+# on the demo voices six candidates did not.
 OPTIONS = TrainOptions(
     train=TrainConfig(seed=0, unknown_quantile=0.01, candidates=8), name="default"
 )

@@ -92,19 +92,17 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 class VoiceSpec:
     """The fixed traits of one synthetic speaker; every clip varies around them.
 
-    Attributes:
-        name: Speaker label and folder name: letters, digits, ``_`` or ``-``.
-        pitch_hz: Median fundamental frequency of the word, in Hz, in [50, 400].
-        formant_scale: Factor on all formant frequencies, in [0.7, 1.4]; the inverse of the
-            vocal-tract length relative to a typical adult male (1.0).
-        tilt: Extra spectral tilt of the glottal source: attenuation at 3 kHz relative to DC,
-            in dB, in [0, 30]. Larger is a softer, darker voice.
-        breathiness: RMS of aspiration noise relative to the voiced sound while voicing, in
-            [0, 1].
-        jitter: Standard deviation of the cycle-to-cycle pitch perturbation, as a fraction of
-            the period, in [0, 0.05].
-        shimmer: Standard deviation of the cycle-to-cycle amplitude perturbation, as a fraction
-            of the amplitude, in [0, 0.3].
+    name: speaker label and folder name: letters, digits, ``_`` or ``-``.
+    pitch_hz: median fundamental frequency of the word, Hz, in [50, 400].
+    formant_scale: factor on all formant frequencies, in [0.7, 1.4]; the inverse of the
+        vocal-tract length relative to a typical adult male (1.0).
+    tilt: extra spectral tilt of the glottal source: attenuation at 3 kHz relative to DC, dB,
+        in [0, 30]. Larger is a softer, darker voice.
+    breathiness: RMS of aspiration noise relative to the voiced sound while voicing, in [0, 1].
+    jitter: standard deviation of the cycle-to-cycle pitch perturbation, as a fraction of the
+        period, in [0, 0.05].
+    shimmer: standard deviation of the cycle-to-cycle amplitude perturbation, as a fraction of
+        the amplitude, in [0, 0.3].
     """
 
     name: str
@@ -126,6 +124,7 @@ class VoiceSpec:
         _check_range("shimmer", self.shimmer, 0.0, 0.3)
 
 
+# The demo speakers that write_demo_data writes by default, by name.
 VOICES: dict[str, VoiceSpec] = {
     voice.name: voice
     for voice in (
@@ -135,27 +134,21 @@ VOICES: dict[str, VoiceSpec] = {
         ),
     )
 }
-"""The demo speakers that ``write_demo_data`` writes by default, by name."""
-
+# A third speaker, never written by default: the "unknown speaker" of tests and the service.
 STRANGER = VoiceSpec(
     "Stranger", pitch_hz=140.0, formant_scale=1.0, tilt=10.0, breathiness=0.12, jitter=0.01
 )
-"""A third speaker, never written by default: the "unknown speaker" of tests and the service."""
 
 
 def synthesize_hello(
     voice: VoiceSpec, rng: np.random.Generator, sample_rate: int = 16000
 ) -> npt.NDArray[np.float32]:
-    """Synthesise one clip of ``voice`` saying "Hello".
+    """One clip of ``voice`` saying "Hello": shape ``(n,)``, float32 in [-1, 1].
 
-    Args:
-        voice: The speaker.
-        rng: Source of every random choice of this clip (pitch, rate, formants, noise, level).
-        sample_rate: Samples per second, in [8000, 48000].
-
-    Returns:
-        Shape ``(n,)``, float32 in [-1, 1]: 0.1-0.3 s of near-silence, about 0.6-0.75 s of
-        speech, 0.1-0.3 s of near-silence; peak at a random level in [-12, -3] dBFS.
+    The clip is 0.1-0.3 s of near-silence, about 0.6-0.75 s of speech, then 0.1-0.3 s of
+    near-silence, with its peak at a random level in [-12, -3] dBFS. ``rng`` makes every random
+    choice of the clip (pitch, rate, formants, noise, level); ``sample_rate`` (Hz) is in
+    [8000, 48000].
     """
     _check_sample_rate(sample_rate)
     pitch_factor = rng.uniform(1.0 - PITCH_SPREAD, 1.0 + PITCH_SPREAD)
@@ -200,25 +193,16 @@ def write_demo_data(
     sample_rate: int = 16000,
     voices: Sequence[VoiceSpec] | None = None,
 ) -> dict[str, list[Path]]:
-    """Write ``out_dir/<voice name>/hello_000.wav ...``, 16-bit PCM, for each voice.
+    """Write ``out_dir/<voice name>/hello_000.wav ...``, 16-bit PCM, for each voice; return the
+    written paths per voice name, in clip order.
 
     Clip ``k`` of a voice depends only on ``seed``, the voice's name and ``k``, so the files are
     byte-identical from run to run, and adding clips or voices leaves the others unchanged.
-
-    Args:
-        out_dir: Folder to write into; created if missing. Existing files are never overwritten.
-        clips_per_voice: Clips per voice, in [1, 1000].
-        seed: Non-negative seed of the whole set.
-        sample_rate: Samples per second of every file, in [8000, 48000].
-        voices: Speakers to write, with distinct names; default the demo set, :data:`VOICES`.
-
-    Returns:
-        The written paths per voice name, in clip order.
-
-    Raises:
-        ParameterError: An argument is out of range.
-        DatasetError: ``out_dir`` is not a folder, or a target file already exists; raised
-            before anything is written.
+    ``out_dir`` is created if missing; ``clips_per_voice`` is in [1, 1000], ``seed`` >= 0,
+    ``sample_rate`` (Hz) in [8000, 48000], and ``voices`` (default :data:`VOICES`) have distinct
+    names. Raises :class:`ParameterError` for an argument out of range, and
+    :class:`DatasetError`, before anything is written, when ``out_dir`` is not a folder or a
+    target file already exists: existing files are never overwritten.
     """
     chosen = list(VOICES.values()) if voices is None else list(voices)
     _check_demo_arguments(chosen, clips_per_voice, seed, sample_rate)
