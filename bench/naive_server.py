@@ -7,7 +7,6 @@ FastAPI with an ``UploadFile``, ``librosa.load`` to decode, the same histogram, 
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,15 @@ import librosa
 import numpy as np
 from fastapi import FastAPI, UploadFile
 
-from pipeline.config import FeatureConfig
+from pipeline.bundle import KERAS_FILE, load_bundle
 from pipeline.features import histogram
 
 MODEL_DIR = Path(os.environ.get("VOICEID_MODEL_DIR", "models/default"))
-META = json.loads((MODEL_DIR / "metadata.json").read_text())
-CFG = FeatureConfig.from_dict(META["feature_config"])
-MEAN = np.asarray(META["normalisation"]["mean"], dtype=np.float32)
-SCALE = np.asarray(META["normalisation"]["scale"], dtype=np.float32)
-MODEL = keras.saving.load_model(MODEL_DIR / "model.keras", compile=False)
+BUNDLE = load_bundle(MODEL_DIR)  # the labels, feature config and normalisation; not its network
+CFG = BUNDLE.feature_config
+MEAN = BUNDLE.network.mean.astype(np.float32)
+SCALE = BUNDLE.network.scale.astype(np.float32)
+MODEL = keras.saving.load_model(MODEL_DIR / KERAS_FILE, compile=False)
 
 app = FastAPI()
 
@@ -36,4 +35,4 @@ def predict(file: UploadFile) -> dict[str, Any]:
     x = (histogram(y, CFG) - MEAN) / SCALE
     scores = MODEL.predict(x[None, :], verbose=0)[0]
     best = int(scores.argmax())
-    return {"speaker": META["labels"][best], "confidence": float(scores[best])}
+    return {"speaker": BUNDLE.labels[best], "confidence": float(scores[best])}
