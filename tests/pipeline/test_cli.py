@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
+from pipeline.config import TrainConfig
 from pipeline.synth import STRANGER, VOICES, write_demo_data
 
 TEST_CLIPS = 4  # per voice in the held-out folder
@@ -168,8 +169,8 @@ def test_train_prints_a_summary(
     assert lines[1] == "clips: 24 used, 0 skipped, 24 decoded"
     assert lines[2].startswith("epochs: ")
     assert lines[-1].startswith("time: ")
-    # One cache file for the clips and one for their degraded copies.
-    assert len(list((tmp_path / "cache").iterdir())) == 2
+    # One cache file for the clips and one for each of their 4 degraded copies.
+    assert len(list((tmp_path / "cache").iterdir())) == 1 + TrainConfig.augment_copies
 
 
 def test_train_refuses_a_single_speaker(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
