@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_SECONDS = 60.0  # longest clip accepted, seconds
-SILENCE_DBFS = -60.0  # a clip whose peak is below this level is silent
+SILENCE_DBFS = -80.0  # a clip whose peak is below this level is silent (16-bit LSB: -90)
 FFMPEG_TIMEOUT_S = 30.0
 
 # Leading bytes of containers libsndfile cannot read, to name them in errors.

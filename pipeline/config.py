@@ -59,11 +59,14 @@ class FeatureConfig:
     fmin, fmax: Hz, lower and upper edge of the lowest and highest band.
     n_fft: samples per analysis frame (512 = 32 ms at 16 kHz), Hann window.
     hop_length: samples between frames (160 = 10 ms at 16 kHz).
-    top_db: frames more than this many dB below the loudest frame are silence; they are trimmed
-        from both ends and left out of the average.
+    noise_percentile: each band's steady background is its power at this percentile over the
+        clip's frames, subtracted before the average (0 turns it off).
+    top_db: frames more than this many dB below the loudest frame are left out of the average.
     band_floor_db: in each frame, bands more than this many dB below the frame's loudest band
         are raised to that floor, so near-empty bands (codec cut-offs, noise) weigh little.
-    min_speech_s: seconds of speech (trimmed span) a clip needs to be usable.
+    sound_db: frames within this many dB of the loudest are sound, quiet consonants included;
+        the span from the first to the last of them must last ``min_speech_s``.
+    min_speech_s: seconds of sound a clip needs to be usable.
     """
 
     sample_rate: int = DEFAULT_SAMPLE_RATE
@@ -72,14 +75,20 @@ class FeatureConfig:
     fmax: float = 3800.0
     n_fft: int = 512
     hop_length: int = 160
+    noise_percentile: float = 10.0
     top_db: float = 20.0
     band_floor_db: float = 40.0
+    sound_db: float = 40.0
     min_speech_s: float = 0.1
 
     def __post_init__(self) -> None:
         _positive_ints(self, ("sample_rate", "n_bands", "n_fft", "hop_length"))
-        for name in ("fmax", "top_db", "band_floor_db", "min_speech_s"):
+        for name in ("fmax", "top_db", "band_floor_db", "sound_db", "min_speech_s"):
             _positive(name, getattr(self, name))
+        if not (isinstance(self.noise_percentile, int | float) and 0 <= self.noise_percentile < 50):
+            raise ParameterError(
+                f"noise_percentile={self.noise_percentile!r} must be >= 0 and below 50"
+            )
         if not (isinstance(self.fmin, int | float) and 0 <= self.fmin < self.fmax):
             raise ParameterError(f"fmin={self.fmin!r} must be >= 0 and below fmax={self.fmax!r}")
         if self.fmax > self.sample_rate / 2:
@@ -140,11 +149,20 @@ class TrainConfig:
         "which the unknown-speaker threshold needs",
     )
     augment: bool = option(
-        True, "also train on one degraded copy of each training clip (pipeline.augment)"
+        True,
+        "also train on degraded copies of each training clip (pipeline.augment): the recording "
+        "conditions users meet (level, overdrive, noise, phone lines, rooms, codecs)",
+    )
+    augment_copies: int = option(
+        4,
+        "degraded copies of each training clip, each under a condition drawn from the seed, the "
+        "copy number and the clip's content",
     )
 
     def __post_init__(self) -> None:
-        _positive_ints(self, ("hidden", "batch_size", "max_epochs", "patience", "candidates"))
+        _positive_ints(
+            self, ("hidden", "batch_size", "max_epochs", "patience", "candidates", "augment_copies")
+        )
         _positive("learning_rate", self.learning_rate)
         if not (math.isfinite(self.l2) and self.l2 >= 0):
             raise ParameterError(f"l2={self.l2!r} must be >= 0")

@@ -6,6 +6,7 @@ A data folder holds one subfolder per speaker, recordings anywhere below it:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -31,6 +32,7 @@ from pipeline.features import FEATURE_VERSION, histogram
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "Degradation",
     "Extraction",
     "FeatureCache",
     "Recording",
@@ -86,20 +88,29 @@ def lowest_sample_rate(paths: Iterable[Path]) -> int | None:
     return min(rates) if rates else None
 
 
+@dataclass(frozen=True)
+class Degradation:
+    """Which degraded copy of a clip to make: copy number ``copy`` under seed ``seed``."""
+
+    seed: int
+    copy: int = 0
+
+
 def file_features(
-    path: Path, cfg: FeatureConfig, max_seconds: float, degrade_seed: int | None = None
+    path: Path, cfg: FeatureConfig, max_seconds: float, degradation: Degradation | None = None
 ) -> np.ndarray:
     """Decode one file and return its (n_bands,) histogram.
 
-    With ``degrade_seed``, the histogram of a degraded copy (``pipeline.augment.degrade``),
-    drawn from that seed and the file's content, so the same file always gets the same copy.
+    With ``degradation``, the histogram of a degraded copy (``pipeline.augment.degrade``), drawn
+    from its seed, its copy number and the file's content, so the same file always gets the same
+    copy.
     """
     data = path.read_bytes()
     y = decode(data, sample_rate=cfg.sample_rate, max_seconds=max_seconds).samples
-    if degrade_seed is not None:
+    if degradation is not None:
         content = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
-        rng = np.random.default_rng([degrade_seed, content])
-        y = degrade(y, cfg.sample_rate, rng, fmax=cfg.fmax)
+        rng = np.random.default_rng([degradation.seed, degradation.copy, content])
+        y = degrade(y, cfg.sample_rate, rng)
     return histogram(y, cfg)
 
 
@@ -111,11 +122,15 @@ class FeatureCache:
     """
 
     def __init__(
-        self, root: Path, cfg: FeatureConfig, max_seconds: float, degrade_seed: int | None = None
+        self,
+        root: Path,
+        cfg: FeatureConfig,
+        max_seconds: float,
+        degradation: Degradation | None = None,
     ) -> None:
         settings = {"cfg": cfg.to_dict(), "max_seconds": max_seconds, "code": FEATURE_VERSION}
-        if degrade_seed is not None:
-            settings["degrade_seed"] = degrade_seed
+        if degradation is not None:
+            settings["degradation"] = dataclasses.asdict(degradation)
         token = json.dumps(settings, sort_keys=True)
         self.path = root / f"features-{hashlib.sha256(token.encode()).hexdigest()[:16]}.npz"
         self.rows: dict[str, np.ndarray] = {}
@@ -193,7 +208,7 @@ def _worker_init() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-Task = tuple[Path, FeatureConfig, float, int | None]
+Task = tuple[Path, FeatureConfig, float, Degradation | None]
 
 
 def _extract_one(args: Task) -> Outcome:
@@ -234,17 +249,17 @@ def extract_features(
     jobs: int | None = None,
     cache_dir: Path | None = None,
     progress: bool = False,
-    degrade_seed: int | None = None,
+    degradation: Degradation | None = None,
 ) -> Extraction:
     """Histograms for ``recordings``, in parallel across ``jobs`` processes (default: all cores).
 
     Files that cannot be used are skipped and listed with the reason, never fatal.
     With ``cache_dir``, rows are looked up by content hash and new ones stored.
-    With ``degrade_seed``, the rows are of degraded copies (see ``file_features``).
+    With ``degradation``, the rows are of degraded copies (see ``file_features``).
     """
     jobs = jobs or os.cpu_count() or 1
     cache = (
-        FeatureCache(cache_dir, cfg, max_seconds, degrade_seed) if cache_dir is not None else None
+        FeatureCache(cache_dir, cfg, max_seconds, degradation) if cache_dir is not None else None
     )
     keys = [_digest(r.path) if cache is not None else None for r in recordings]
     missing = [
@@ -252,7 +267,7 @@ def extract_features(
         for i, k in enumerate(keys)
         if cache is None or k is None or (k not in cache.rows and k not in cache.errors)
     ]
-    tasks = [(recordings[i].path, cfg, max_seconds, degrade_seed) for i in missing]
+    tasks = [(recordings[i].path, cfg, max_seconds, degradation) for i in missing]
     computed = _run_jobs(tasks, jobs, progress)
     results = dict(zip(missing, computed, strict=True))
     if cache is not None:

@@ -4,25 +4,23 @@ For a mono float32 waveform ``y`` at ``cfg.sample_rate``:
 
 1. Power spectrogram ``S = |STFT(y)|**2``: periodic Hann window of ``n_fft`` samples, hop
    ``hop_length``, frames centred on zero-padded edges, exactly as ``librosa.stft(y, center=True)``
-   computes it (tested equal) but with the window cached and no per-call checks, which matters
-   per request (``python -m bench.features`` and ``bench.serve`` measure it).
-2. Frame level ``e[t] = 10 log10(sum_f S[f, t])`` dB. Frames with ``e[t] < max(e) - top_db`` are
-   silence: the clip is trimmed to the span from the first to the last non-silent frame, and only
-   non-silent frames ("voiced") are averaged. A span shorter than ``min_speech_s`` is rejected.
-3. Band powers ``B = M @ S`` with ``M`` the ``n_bands`` triangular mel-spaced (HTK) filters
+   computes it (tested equal) but with the window cached and no per-call checks.
+2. Band powers ``B = S @ M.T`` with ``M`` the ``n_bands`` triangular mel-spaced (HTK) filters
    between ``fmin`` and ``fmax``, unnormalised.
-4. Log compression ``10 log10(B + 1e-10)``; in each frame, bands more than ``band_floor_db``
-   below that frame's loudest band are raised to that floor.
-5. The average over voiced frames: the long-term average log spectrum of the speech, in dB
-   relative to full scale.
+3. Steady background removed: each band's noise floor is its ``noise_percentile`` over all
+   frames, subtracted from the band's power, never taking it below a tenth (-10 dB) of what it was.
+4. Frame level ``e[t] = 10 log10(sum_b B[t, b])`` dB. Frames more than ``top_db`` below the
+   loudest are left out of the average. A clip is refused only when the span of frames within
+   ``sound_db`` of the loudest (quiet consonants included) is shorter than ``min_speech_s``.
+5. Log compression ``10 log10(B)``; in each frame, bands more than ``band_floor_db`` below that
+   frame's loudest band are raised to that floor, and the frame's loudest band is subtracted, so
+   that every frame is a spectral shape from ``-band_floor_db`` to 0 dB.
+6. The average over the kept frames: the long-term average spectral shape of the speech.
 
-``top_db=20`` and ``band_floor_db=40`` were chosen on held-out FSDD takes: against 30 dB and no
-floor, clean accuracy is the same while MP3 and noisy copies lose far less
-(``python -m bench.robustness``).
-
-The result is 60 float32 values in dB. The absolute level is kept on purpose: normalising it away
-(by the band mean, the peak or the frame level) lowered held-out FSDD accuracy
-(``python -m bench.accuracy``).
+Every step is relative to the clip's own level, so the histogram does not depend on the recording
+gain: a clip 20 dB quieter, or peak-normalised, gives the same 60 numbers. The gain is not a
+property of a voice; the network would otherwise learn each speaker's microphone level.
+The robustness of the whole chain is measured by ``python -m bench.robustness``.
 """
 
 from __future__ import annotations
@@ -44,13 +42,16 @@ __all__ = [
     "filterbank",
     "histogram",
     "power_spectrogram",
+    "remove_background",
+    "require_speech",
     "voiced_frames",
 ]
 
 # Bumped whenever histogram() changes meaning. Bundles record it, and a bundle made by other
 # feature code is refused rather than served wrong; cached rows of other versions are not reused.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 POWER_FLOOR = 1e-10  # added before taking logs, so an empty band is -100 dB, not -inf
+NOISE_KEEP = 0.1  # background subtraction leaves at least this share of a band's power (-10 dB)
 
 
 @lru_cache(maxsize=8)
@@ -102,38 +103,54 @@ def band_centres(cfg: FeatureConfig) -> np.ndarray:
     return band_edges(cfg)[1:-1]
 
 
-def voiced_frames(frame_db: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """Boolean mask of frames within ``cfg.top_db`` of the loudest; raise if speech is too short.
-
-    ``frame_db`` is the (T,) level of each frame in dB.
-    """
-    voiced = frame_db >= frame_db.max() - cfg.top_db
-    idx = np.flatnonzero(voiced)
-    span_s = (idx[-1] - idx[0] + 1) * cfg.hop_length / cfg.sample_rate
+def require_speech(frame_db: np.ndarray, cfg: FeatureConfig) -> None:
+    """Raise :class:`InvalidAudioError` when the span of frames within ``cfg.sound_db`` of the
+    loudest is shorter than ``cfg.min_speech_s``: such a clip holds no speech, only a click or a
+    burst. ``frame_db`` is the (T,) level of each frame in dB, before any background is removed,
+    so that quiet consonants count."""
+    sound = np.flatnonzero(frame_db >= frame_db.max() - cfg.sound_db)
+    span_s = (sound[-1] - sound[0] + 1) * cfg.hop_length / cfg.sample_rate
     if span_s < cfg.min_speech_s:
         raise InvalidAudioError(
-            f"clip has {span_s:.2f} s of sound after trimming silence; "
-            f"at least {cfg.min_speech_s:g} s of speech is needed"
+            f"clip holds no speech: it has {span_s:.2f} s of sound within {cfg.sound_db:g} dB "
+            f"of its loudest frame; at least {cfg.min_speech_s:g} s is needed"
         )
-    return voiced
+
+
+def voiced_frames(frame_db: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Boolean mask of the frames to average: those within ``cfg.top_db`` of the loudest."""
+    return frame_db >= frame_db.max() - cfg.top_db
+
+
+def remove_background(bands: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """(frames, n_bands) band powers less each band's steady background, its
+    ``cfg.noise_percentile`` over the frames, never below a tenth (-10 dB) of the power."""
+    if cfg.noise_percentile == 0:
+        return bands
+    rank = int(cfg.noise_percentile / 100 * (len(bands) - 1))
+    noise = np.partition(bands, rank, axis=0)[rank]
+    return np.maximum(bands - noise, NOISE_KEEP * bands)
 
 
 def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """The (n_bands,) float32 frequency histogram of waveform ``y`` (see the module docstring).
+    """The (n_bands,) float32 frequency histogram of waveform ``y`` (see the module docstring),
+    in dB relative to each frame's loudest band: values from ``-cfg.band_floor_db`` to 0.
 
     ``y`` is 1-D float32 at ``cfg.sample_rate``, already validated by ``pipeline.audio``.
     """
-    power = power_spectrogram(y, cfg)
-    frame_db = 10 * np.log10(power.sum(axis=1) + POWER_FLOOR)
-    voiced = voiced_frames(frame_db, cfg)
-    bands_db = 10 * np.log10(power[voiced] @ _band_weights(cfg) + POWER_FLOOR)
-    bands_db = np.maximum(bands_db, bands_db.max(axis=1, keepdims=True) - cfg.band_floor_db)
-    result = bands_db.mean(axis=0).astype(np.float32)
-    if not np.isfinite(result).all():
+    with np.errstate(over="ignore", invalid="ignore"):
+        bands = power_spectrogram(y, cfg) @ _band_weights(cfg) + POWER_FLOOR
+        raw_db = 10 * np.log10(bands.sum(axis=1))
+    if not np.isfinite(raw_db).all():
         # A float file may hold finite samples far beyond full scale; their power overflows.
         peak = float(np.max(np.abs(y)))
         raise InvalidAudioError(
             f"clip overflows the spectrum: its peak sample {peak:.3g} is far beyond "
             "full scale (1.0)"
         )
-    return result
+    require_speech(raw_db, cfg)
+    bands = remove_background(bands, cfg)
+    bands_db = 10 * np.log10(bands[voiced_frames(10 * np.log10(bands.sum(axis=1)), cfg)])
+    loudest = bands_db.max(axis=1, keepdims=True)
+    shape = np.maximum(bands_db, loudest - cfg.band_floor_db) - loudest
+    return shape.mean(axis=0).astype(np.float32)

@@ -15,6 +15,7 @@ import platform
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -26,7 +27,7 @@ from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.bundle import write_bundle
 from pipeline.config import FeatureConfig, TrainConfig, default_fmax, option
-from pipeline.dataset import Extraction, Recording
+from pipeline.dataset import Degradation, Extraction, Recording
 from pipeline.errors import DatasetError
 from pipeline.evaluate import calibrate_threshold, classification_report, evaluate_folder
 from pipeline.features import FEATURE_VERSION
@@ -122,26 +123,25 @@ def _extract(
     recordings: list[Recording],
     cfg: FeatureConfig,
     opts: TrainOptions,
-    degrade_seed: int | None = None,
+    degradation: Degradation | None = None,
 ) -> Extraction:
     return dataset.extract_features(
         recordings, cfg, max_seconds=opts.max_seconds, jobs=opts.jobs,
-        cache_dir=opts.cache_dir, progress=opts.progress, degrade_seed=degrade_seed,
+        cache_dir=opts.cache_dir, progress=opts.progress, degradation=degradation,
     )  # fmt: skip
 
 
 def training_rows(
-    extraction: Extraction, y: np.ndarray, train_idx: np.ndarray, degraded: Extraction | None
+    extraction: Extraction, y: np.ndarray, train_idx: np.ndarray, degraded: Sequence[Extraction]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The training split's rows and labels, plus a degraded copy of each clip that has one."""
-    x, labels = extraction.features[train_idx], y[train_idx]
-    if degraded is None:
-        return x, labels
-    index = {r: i for i, r in enumerate(degraded.recordings)}
-    pairs = [(index[extraction.recordings[i]], y[i]) for i in train_idx
-             if extraction.recordings[i] in index]  # fmt: skip
-    extra = degraded.features[[p[0] for p in pairs]]
-    return np.concatenate([x, extra]), np.concatenate([labels, [p[1] for p in pairs]])
+    """The training split's rows and labels, plus each degraded copy of a clip that has one."""
+    xs, labels = [extraction.features[train_idx]], [y[train_idx]]
+    for copies in degraded:
+        index = {r: i for i, r in enumerate(copies.recordings)}
+        kept = [i for i in train_idx if extraction.recordings[i] in index]
+        xs.append(copies.features[[index[extraction.recordings[i]] for i in kept]])
+        labels.append(y[kept])
+    return np.concatenate(xs), np.concatenate(labels)
 
 
 def _held_out(
@@ -209,10 +209,13 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
     y = np.array([labels.index(r.speaker) for r in extraction.recordings])
     tcfg = opts.train
     train_idx, val_idx = split_indices(y, tcfg.val_fraction, tcfg.seed)
-    degraded = None
+    degraded = []
     if tcfg.augment:
         train_recordings = [extraction.recordings[i] for i in train_idx]
-        degraded = _extract(train_recordings, cfg, opts, degrade_seed=tcfg.seed)
+        degraded = [
+            _extract(train_recordings, cfg, opts, Degradation(tcfg.seed, copy))
+            for copy in range(tcfg.augment_copies)
+        ]
     x_train, y_train = training_rows(extraction, y, train_idx, degraded)
     return Prepared(data_dir, labels, cfg, len(recordings), extraction, y, train_idx, val_idx,
                     x_train, y_train)  # fmt: skip

@@ -265,15 +265,15 @@ def test_non_finite_samples_are_refused() -> None:
 def test_digital_silence_is_refused() -> None:
     message = _decode_error(encode(np.zeros(SR, np.float32), subtype="PCM_16"))
 
-    assert message == "clip is silent: peak level -inf dBFS is below -60 dBFS"
+    assert message == "clip is silent: peak level -inf dBFS is below -80 dBFS"
 
 
-def test_a_clip_below_minus_60_dbfs_is_refused() -> None:
-    quiet = tone(440, amplitude=10 ** (-70 / 20))
+def test_a_clip_below_minus_80_dbfs_is_refused() -> None:
+    quiet = tone(440, amplitude=10 ** (-90 / 20))
 
     message = _decode_error(encode(quiet, subtype="FLOAT"))
 
-    assert message == "clip is silent: peak level -70.0 dBFS is below -60 dBFS"
+    assert message == "clip is silent: peak level -90.0 dBFS is below -80 dBFS"
 
 
 def test_a_clip_at_minus_50_dbfs_is_accepted() -> None:
@@ -305,7 +305,8 @@ def test_a_50_ms_burst_is_too_little_speech() -> None:
         histogram(clip.samples, FeatureConfig())
 
     assert str(error.value) == (
-        "clip has 0.07 s of sound after trimming silence; at least 0.1 s of speech is needed"
+        "clip holds no speech: it has 0.08 s of sound within 40 dB of its loudest frame; "
+        "at least 0.1 s is needed"
     )
 
 

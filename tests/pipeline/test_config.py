@@ -39,6 +39,9 @@ def test_default_fmax_rejects_a_rate_of_zero() -> None:
         ({"fmin": 4000.0}, "fmin=4000.0 must be >= 0 and below fmax=3800.0"),
         ({"top_db": 0}, "top_db=0 must be a positive number"),
         ({"min_speech_s": -0.1}, "min_speech_s=-0.1 must be a positive number"),
+        ({"sound_db": 0}, "sound_db=0 must be a positive number"),
+        ({"noise_percentile": 50}, "noise_percentile=50 must be >= 0 and below 50"),
+        ({"noise_percentile": -1.0}, "noise_percentile=-1.0 must be >= 0 and below 50"),
         (
             {"sample_rate": 7000},
             "fmax=3800.0 must not exceed the Nyquist frequency 3500.0 Hz",
@@ -76,6 +79,7 @@ def test_feature_config_is_frozen() -> None:
     [
         ({"hidden": 0}, "hidden=0 must be a positive integer"),
         ({"candidates": 0}, "candidates=0 must be a positive integer"),
+        ({"augment_copies": 0}, "augment_copies=0 must be a positive integer"),
         ({"max_epochs": False}, "max_epochs=False must be a positive integer"),
         ({"learning_rate": 0.0}, "learning_rate=0.0 must be a positive number"),
         ({"val_fraction": 1.0}, "val_fraction=1.0 must be between 0 and 1"),

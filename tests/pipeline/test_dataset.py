@@ -10,6 +10,7 @@ import pytest
 from pipeline.config import FeatureConfig
 from pipeline.dataset import (
     PARALLEL_MIN_FILES,
+    Degradation,
     FeatureCache,
     Recording,
     extract_features,
@@ -27,7 +28,7 @@ MIXED_SKIPS = [
         "cannot decode PNG image data: it is not WAV, FLAC, OGG/Vorbis or MP3, "
         "and ffmpeg is not installed",
     ),
-    ("bob/quiet.wav", "clip is silent: peak level -inf dBFS is below -60 dBFS"),
+    ("bob/quiet.wav", "clip is silent: peak level -inf dBFS is below -80 dBFS"),
     ("bob/zero.flac", "clip is empty (0 bytes)"),
 ]  # the skips of mixed_folder, in order
 
@@ -162,6 +163,37 @@ def test_rows_are_the_histograms_of_the_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy reports the overflow too
+def test_degraded_copies_are_fixed_by_seed_copy_and_content(tmp_path: Path) -> None:
+    path = tmp_path / "a.wav"
+    path.write_bytes(encode(tone(440, seconds=0.5) + tone(1500, seconds=0.5)))
+    clean = file_features(path, CFG, 60.0)
+
+    first = file_features(path, CFG, 60.0, Degradation(seed=0, copy=0))
+    again = file_features(path, CFG, 60.0, Degradation(seed=0, copy=0))
+    second = file_features(path, CFG, 60.0, Degradation(seed=0, copy=1))
+    other_seed = file_features(path, CFG, 60.0, Degradation(seed=1, copy=0))
+
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, clean)
+    assert not np.array_equal(first, second)
+    assert not np.array_equal(first, other_seed)
+
+
+def test_each_degraded_copy_has_its_own_cache_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _tones(data, "alice", [300.0, 500.0])
+    recordings = scan_folder(data)
+    cache = tmp_path / "cache"
+
+    rows = [extract_features(recordings, CFG, cache_dir=cache, degradation=Degradation(0, c))
+            for c in range(3)]  # fmt: skip
+    again = extract_features(recordings, CFG, cache_dir=cache, degradation=Degradation(0, 2))
+
+    assert len(list(cache.iterdir())) == 3
+    assert again.decoded == 0
+    np.testing.assert_array_equal(again.features, rows[2].features)
+
+
 def test_a_float_file_far_beyond_full_scale_is_skipped_not_a_nan_row(tmp_path: Path) -> None:
     _tones(tmp_path, "alice", [300.0])
     _layout(tmp_path, {"alice/huge.wav": encode(tone(440, amplitude=1e30), subtype="FLOAT")})
@@ -273,6 +305,6 @@ def test_parallel_extraction_equals_sequential(tmp_path: Path) -> None:
     assert parallel.recordings == sequential.recordings
     assert parallel.skipped == sequential.skipped
     assert [e for _, e in parallel.skipped] == [
-        "clip is silent: peak level -inf dBFS is below -60 dBFS"
+        "clip is silent: peak level -inf dBFS is below -80 dBFS"
     ]
     np.testing.assert_array_equal(parallel.features, sequential.features)

@@ -15,6 +15,7 @@ from pipeline.features import (
     filterbank,
     histogram,
     power_spectrogram,
+    require_speech,
     voiced_frames,
 )
 from tests.signals import SR, harmonics, tone
@@ -70,21 +71,61 @@ def test_is_deterministic() -> None:
     np.testing.assert_array_equal(histogram(y, CFG), histogram(y.copy(), CFG))
 
 
+def syllables(seconds: float = 1.0) -> np.ndarray:
+    """``harmonics()`` with a 4 Hz syllable-rate envelope, so its level varies like speech's."""
+    t = np.arange(round(seconds * SR)) / SR
+    return (harmonics(seconds=seconds) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))).astype(
+        np.float32
+    )
+
+
 def test_leading_and_trailing_silence_are_left_out() -> None:
-    y = harmonics()
+    y = syllables()
     half_second = np.zeros(SR // 2, np.float32)
 
     padded = histogram(np.concatenate([half_second, y, half_second]), CFG)
 
-    np.testing.assert_allclose(padded, histogram(y, CFG), atol=0.5)
+    difference = np.abs(padded - histogram(y, CFG))
+    assert difference.mean() < 0.5  # dB; the background estimate moves a little
+    assert difference.max() < 2.0
 
 
-def test_keeps_the_absolute_level() -> None:
-    y = harmonics()
+@pytest.mark.parametrize("gain_db", [-30.0, -20.0, -6.0, 6.0])
+def test_does_not_depend_on_the_recording_level(gain_db: float) -> None:
+    y = syllables()
 
-    louder = histogram(2 * y, CFG) - histogram(y, CFG)
+    np.testing.assert_allclose(
+        histogram(y * 10 ** (gain_db / 20), CFG), histogram(y, CFG), atol=1e-3
+    )
 
-    np.testing.assert_allclose(louder, 20 * np.log10(2), atol=1e-3)
+
+def test_does_not_depend_on_the_level_after_16_bit_quantisation() -> None:
+    y = syllables()
+    quiet = np.round(y * 10 ** (-30 / 20) * 32767) / 32767  # what a quiet 16-bit file holds
+
+    np.testing.assert_allclose(
+        histogram(quiet.astype(np.float32), CFG), histogram(y, CFG), atol=0.5
+    )
+
+
+def test_values_are_relative_to_each_frames_loudest_band() -> None:
+    h = histogram(syllables(), CFG)
+
+    assert h.max() <= 0.0
+    assert h.min() >= -CFG.band_floor_db
+
+
+def test_a_steady_background_is_subtracted() -> None:
+    y = syllables()
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal(len(y))
+    noisy = (y + noise * np.sqrt(np.mean(y**2) / 100 / np.mean(noise**2))).astype(np.float32)
+    plain = FeatureConfig(noise_percentile=0.0)
+
+    change = np.abs(histogram(noisy, CFG) - histogram(y, CFG)).mean()
+    change_without = np.abs(histogram(noisy, plain) - histogram(y, plain)).mean()
+
+    assert change < change_without / 2  # white noise at 20 dB SNR
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy reports the overflow too
@@ -116,15 +157,35 @@ def test_voiced_frames_keeps_frames_within_top_db_of_the_loudest() -> None:
     assert mask.tolist() == [False, False, True, *[True] * 10, True, False, False]
 
 
-def test_voiced_frames_refuses_a_span_shorter_than_min_speech() -> None:
+def test_require_speech_refuses_a_span_shorter_than_min_speech() -> None:
     frame_db = np.array([-100.0, *[0.0] * 5, -100.0])  # 5 frames of 10 ms
 
     with pytest.raises(InvalidAudioError) as error:
-        voiced_frames(frame_db, CFG)
+        require_speech(frame_db, CFG)
 
     assert str(error.value) == (
-        "clip has 0.05 s of sound after trimming silence; at least 0.1 s of speech is needed"
+        "clip holds no speech: it has 0.05 s of sound within 40 dB of its loudest frame; "
+        "at least 0.1 s is needed"
     )
+
+
+def test_require_speech_counts_quiet_consonants_as_sound() -> None:
+    # A short word: 5 frames of a consonant 30 dB below 6 frames of vowel, like a spoken "six".
+    frame_db = np.array([-100.0, *[-30.0] * 5, *[0.0] * 6, -100.0])
+
+    require_speech(frame_db, CFG)  # 0.11 s of sound: no error
+
+    assert voiced_frames(frame_db, CFG).tolist() == [False, *[False] * 5, *[True] * 6, False]
+
+
+def test_a_short_word_with_a_quiet_consonant_is_kept() -> None:
+    vowel = harmonics(seconds=0.07)
+    hiss = np.random.default_rng(0).standard_normal(SR * 6 // 100)
+    consonant = (0.5 * 10 ** (-30 / 20) * hiss / np.abs(hiss).max()).astype(np.float32)
+
+    h = histogram(np.concatenate([consonant, vowel]), CFG)
+
+    assert np.isfinite(h).all()
 
 
 def test_a_lower_fmax_moves_the_bands_down() -> None:

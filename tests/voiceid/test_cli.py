@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pipeline.bundle import load_bundle
+from pipeline.config import TrainConfig
 from pipeline.demo.synth import STRANGER, VOICES, write_demo_data
 from tests.helpers import make_format_1
 from voiceid.cli import main
@@ -171,8 +172,8 @@ def test_train_prints_a_summary(
     assert lines[1] == "clips: 24 used, 0 skipped, 24 decoded"
     assert lines[2].startswith("epochs: ")
     assert lines[-1].startswith("time: ")
-    # One cache file for the clips and one for their degraded copies.
-    assert len(list((tmp_path / "cache").iterdir())) == 2
+    # One cache file for the clips and one for each of their 4 degraded copies.
+    assert len(list((tmp_path / "cache").iterdir())) == 1 + TrainConfig.augment_copies
 
 
 def test_train_refuses_a_single_speaker(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -177,7 +177,7 @@ def test_requests_never_call_keras(
 
 # --- errors --------------------------------------------------------------------------------------
 
-QUIET = 10 ** (-70 / 20)  # a -70 dBFS peak, below the -60 dBFS silence level
+QUIET = 10 ** (-90 / 20)  # a -90 dBFS peak, below the -80 dBFS silence level
 
 
 def _nan_clip() -> bytes:
@@ -200,15 +200,16 @@ INVALID_AUDIO: dict[str, tuple[Callable[[], bytes], str]] = {
     ),
     "digital silence": (
         lambda: encode(np.zeros(SR, np.float32)),
-        "clip is silent: peak level -inf dBFS is below -60 dBFS",
+        "clip is silent: peak level -inf dBFS is below -80 dBFS",
     ),
-    "-70 dBFS tone": (
+    "-90 dBFS tone": (
         lambda: encode(tone(seconds=1.0, amplitude=QUIET), subtype="FLOAT"),
-        "clip is silent: peak level -70.0 dBFS is below -60 dBFS",
+        "clip is silent: peak level -90.0 dBFS is below -80 dBFS",
     ),
     "50 ms tone": (
         lambda: encode(tone(seconds=0.05)),
-        "clip has 0.06 s of sound after trimming silence; at least 0.1 s of speech is needed",
+        "clip holds no speech: it has 0.06 s of sound within 40 dB of its loudest frame; "
+        "at least 0.1 s is needed",
     ),
     "3 s tone": (lambda: encode(tone(seconds=3.0)), "clip is 3.00 s long; the maximum is 2 s"),
     "NaN samples": (_nan_clip, "clip has 10 non-finite samples (NaN or infinity)"),
@@ -354,7 +355,8 @@ def test_batch_answers_each_file_or_says_what_was_wrong_with_it(
     # The rest of this message depends on whether ffmpeg is installed.
     assert results[1]["detail"].startswith("cannot decode PNG image data: ")
     assert results[2]["detail"] == (
-        "clip has 0.06 s of sound after trimming silence; at least 0.1 s of speech is needed"
+        "clip holds no speech: it has 0.06 s of sound within 40 dB of its loudest frame; "
+        "at least 0.1 s is needed"
     )
     assert results[4]["detail"] == "clip is empty (0 bytes)"
 
