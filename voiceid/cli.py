@@ -10,9 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.bundle import load_bundle
 from pipeline.config import TrainConfig
+from pipeline.convert import convert_bundle
+from pipeline.demo.synth import STRANGER, write_demo_data
 from pipeline.errors import AudioError, VoiceIdError
-from pipeline.train import TrainOptions
+from pipeline.evaluate import evaluate_folder
+from pipeline.predict import predict_clip
+from pipeline.train import TrainOptions, train
 from service.settings import Settings
 from voiceid.options import add_options, from_options
 
@@ -72,8 +77,6 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pipeline.train import train
-
     opts = from_options(
         TrainOptions, args, train=from_options(TrainConfig, args),
         cache_dir=None if args.no_cache else args.cache_dir, progress=sys.stderr.isatty(),
@@ -99,9 +102,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from pipeline.bundle import load_bundle
-    from pipeline.evaluate import evaluate_folder
-
     bundle = load_bundle(args.model_dir)
     report = evaluate_folder(
         args.data_dir, bundle.network, bundle.labels, bundle.threshold, bundle.feature_config,
@@ -131,9 +131,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from pipeline.bundle import load_bundle
-    from pipeline.predict import predict_clip
-
     bundle = load_bundle(args.model_dir)
     results: list[dict[str, Any]] = []
     for path in args.clips:
@@ -157,8 +154,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from pipeline.demo.synth import STRANGER, write_demo_data
-
     voices = [STRANGER] if args.stranger else None
     written = write_demo_data(args.out_dir, clips_per_voice=args.clips, seed=args.seed,
                               voices=voices)  # fmt: skip
@@ -168,14 +163,12 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from pipeline.convert import convert_bundle
-
     print(f"wrote {convert_bundle(args.model_dir, args.out)}")
     return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from service.main import serve
+    from service.main import serve  # uvicorn and the app: only this command needs them
 
     serve(model_dir=args.model_dir, host=args.host, port=args.port, workers=args.workers)
     return 0
