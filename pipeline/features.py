@@ -6,7 +6,9 @@ For a mono float32 waveform ``y`` at ``cfg.sample_rate``:
    ``hop_length``, frames centred on zero-padded edges, exactly as ``librosa.stft(y, center=True)``
    computes it (tested equal) but with the window cached and no per-call checks.
 2. Band powers ``B = S @ M.T`` with ``M`` the ``n_bands`` triangular mel-spaced (HTK) filters
-   between ``fmin`` and ``fmax``, unnormalised.
+   between ``fmin`` and ``fmax``, unnormalised: ``librosa.filters.mel(htk=True, norm=None)``,
+   computed here in numpy (tested equal), so that serving never imports librosa, whose numba
+   and llvmlite would cost each server process about 110 MB and a second of start-up.
 3. Steady background removed: each band's noise floor is its ``noise_percentile`` over all
    frames, subtracted from the band's power, never taking it below a tenth (-10 dB) of what it was.
 4. Frame level ``e[t] = 10 log10(sum_b B[t, b])`` dB. Frames more than ``top_db`` below the
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import librosa
 import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import as_strided
@@ -56,17 +57,22 @@ NOISE_KEEP = 0.1  # background subtraction leaves at least this share of a band'
 
 @lru_cache(maxsize=8)
 def filterbank(cfg: FeatureConfig) -> np.ndarray:
-    """The (n_bands, n_fft // 2 + 1) float32 matrix of triangular mel band weights."""
-    fb = librosa.filters.mel(
-        sr=cfg.sample_rate,
-        n_fft=cfg.n_fft,
-        n_mels=cfg.n_bands,
-        fmin=cfg.fmin,
-        fmax=cfg.fmax,
-        htk=True,
-        norm=None,
-    )
-    return fb.astype(np.float32)
+    """The (n_bands, n_fft // 2 + 1) float32 matrix of triangular mel band weights.
+
+    Band ``i`` rises linearly from 0 at ``edges[i]`` to 1 at ``edges[i + 1]`` and falls back to 0
+    at ``edges[i + 2]`` (:func:`band_edges`), evaluated at each FFT bin's frequency: librosa's
+    ``filters.mel(htk=True, norm=None)``, step for step in float64, then float32.
+    """
+    bins_hz = np.fft.rfftfreq(cfg.n_fft, d=1.0 / cfg.sample_rate)
+    edges = band_edges(cfg)
+    widths = np.diff(edges)
+    ramps = np.subtract.outer(edges, bins_hz)  # (n_bands + 2, bins): edge minus bin frequency
+    weights = np.empty((cfg.n_bands, len(bins_hz)), np.float32)
+    for i in range(cfg.n_bands):
+        rising = -ramps[i] / widths[i]
+        falling = ramps[i + 2] / widths[i + 1]
+        weights[i] = np.maximum(0, np.minimum(rising, falling))
+    return weights
 
 
 @lru_cache(maxsize=8)
@@ -77,7 +83,9 @@ def _band_weights(cfg: FeatureConfig) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _window(n_fft: int) -> np.ndarray:
-    return librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    """The periodic ("fftbins") Hann window of ``n_fft`` samples, float32, as librosa's and
+    scipy's ``get_window("hann", n_fft, fftbins=True)``."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
 def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -94,8 +102,17 @@ def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 
 def band_edges(cfg: FeatureConfig) -> np.ndarray:
-    """The n_bands + 2 mel-spaced corner frequencies (Hz): band i spans edges[i] to edges[i+2]."""
-    return librosa.mel_frequencies(cfg.n_bands + 2, fmin=cfg.fmin, fmax=cfg.fmax, htk=True)
+    """The n_bands + 2 mel-spaced corner frequencies (Hz): band i spans edges[i] to edges[i+2].
+
+    Evenly spaced on the HTK mel scale, ``mel = 2595 log10(1 + hz / 700)``, as
+    ``librosa.mel_frequencies(htk=True)``.
+    """
+    mels = np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_bands + 2)
+    return 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+
+
+def _hz_to_mel(hz: float) -> float:
+    return 2595.0 * float(np.log10(1.0 + hz / 700.0))
 
 
 def band_centres(cfg: FeatureConfig) -> np.ndarray:

@@ -10,6 +10,7 @@ from scipy.signal import butter, sosfilt
 from pipeline.config import FeatureConfig
 from pipeline.errors import InvalidAudioError
 from pipeline.features import (
+    _window,
     band_centres,
     band_edges,
     filterbank,
@@ -55,6 +56,54 @@ def test_power_spectrogram_is_librosas_centred_stft_squared(n_samples: int) -> N
 
     assert power.shape == expected.shape == (1 + n_samples // CFG.hop_length, CFG.n_fft // 2 + 1)
     np.testing.assert_allclose(power, expected, rtol=1e-4, atol=1e-6 * expected.max())
+
+
+# Configs for the filterbank's equality with librosa: the default, the 8 kHz-derived fmax, a
+# narrow one, one up to Nyquist, another rate and frame size, a single band, fmin at 0 Hz.
+FILTERBANK_CONFIGS = [
+    FeatureConfig(),
+    FeatureConfig(fmax=3400.0),
+    FeatureConfig(fmax=2000.0, n_bands=20),
+    FeatureConfig(fmin=0.0, fmax=8000.0, n_bands=40),
+    FeatureConfig(sample_rate=22050, n_fft=1024, hop_length=256, fmin=30.0, fmax=11025.0),
+    FeatureConfig(n_bands=1, fmin=300.0, fmax=3400.0),
+    FeatureConfig(n_fft=256, n_bands=24, fmax=7600.0),
+]
+
+
+def _config_id(cfg: FeatureConfig) -> str:
+    return f"{cfg.n_bands}x{cfg.n_fft}@{cfg.sample_rate}:{cfg.fmin:g}-{cfg.fmax:g}"
+
+
+@pytest.mark.parametrize("cfg", FILTERBANK_CONFIGS, ids=_config_id)
+def test_filterbank_is_librosas_htk_mel_filterbank(cfg: FeatureConfig) -> None:
+    expected = librosa.filters.mel(
+        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_bands, fmin=cfg.fmin, fmax=cfg.fmax,
+        htk=True, norm=None,
+    )  # fmt: skip
+
+    weights = filterbank(cfg)
+
+    assert weights.dtype == np.float32
+    assert weights.shape == expected.shape == (cfg.n_bands, cfg.n_fft // 2 + 1)
+    np.testing.assert_allclose(weights, expected, rtol=0, atol=float(np.finfo(np.float32).eps))
+
+
+@pytest.mark.parametrize("cfg", FILTERBANK_CONFIGS, ids=_config_id)
+def test_band_edges_are_librosas_htk_mel_frequencies(cfg: FeatureConfig) -> None:
+    expected = librosa.mel_frequencies(cfg.n_bands + 2, fmin=cfg.fmin, fmax=cfg.fmax, htk=True)
+
+    np.testing.assert_allclose(band_edges(cfg), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_fft", [2, 255, 256, 400, 512, 1024, 2048])
+def test_window_is_librosas_periodic_hann_window(n_fft: int) -> None:
+    expected = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+
+    window = _window(n_fft)
+
+    assert window.dtype == np.float32
+    np.testing.assert_allclose(window, expected, rtol=0, atol=float(np.finfo(np.float32).eps))
 
 
 def test_output_is_one_float32_value_per_band() -> None:
