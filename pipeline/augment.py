@@ -27,7 +27,6 @@ from collections.abc import Callable
 import numpy as np
 import soundfile as sf
 import soxr
-from scipy import signal
 
 __all__ = [
     "CONDITIONS",
@@ -70,6 +69,8 @@ def _coloured_noise(n: int, rng: np.random.Generator, colour: str) -> np.ndarray
 
 def _babble(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Babble-like noise: 3-7 talkers of speech-band noise, each with a syllable-rate envelope."""
+    from scipy import signal  # scipy.signal loads scipy.stats: 0.5 s, for training only
+
     t = np.arange(n) / sr
     out = np.zeros(n)
     for _ in range(int(rng.integers(3, 8))):
@@ -107,6 +108,8 @@ def _mu_law(y: np.ndarray) -> np.ndarray:
 
 def telephone(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     """A telephone line: a band-pass of random edges and order, mostly with mu-law companding."""
+    from scipy import signal  # scipy.signal loads scipy.stats: 0.5 s, for training only
+
     band = [rng.uniform(200, 400), rng.uniform(3000, min(3600, 0.45 * sr))]
     sos = signal.butter(int(rng.integers(2, 7)), band, btype="bandpass", fs=sr, output="sos")
     line = signal.sosfilt(sos, y)
@@ -117,6 +120,8 @@ def telephone(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 def reverb(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     """``y`` in a synthetic room: convolved with exponentially decaying noise, same peak."""
+    from scipy import signal  # scipy.signal loads scipy.stats: 0.5 s, for training only
+
     rt60 = rng.uniform(*RT60_S)
     n = max(1, int(rt60 * sr))
     response = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / sr / rt60)

@@ -13,7 +13,6 @@ from typing import Any
 from pipeline.bundle import load_bundle
 from pipeline.config import TrainConfig
 from pipeline.convert import convert_bundle
-from pipeline.demo.synth import STRANGER, write_demo_data
 from pipeline.errors import AudioError, VoiceIdError
 from pipeline.evaluate import evaluate_folder
 from pipeline.predict import predict_clip
@@ -154,6 +153,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
+    # scipy.signal (with scipy.stats: 0.5 s) for the synthesiser: not for every command.
+    from pipeline.demo.synth import STRANGER, write_demo_data
+
     voices = [STRANGER] if args.stranger else None
     written = write_demo_data(args.out_dir, clips_per_voice=args.clips, seed=args.seed,
                               voices=voices)  # fmt: skip
