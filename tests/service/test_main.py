@@ -24,7 +24,9 @@ from tests.helpers import MODEL_DIR
 pytestmark = pytest.mark.slow
 
 LIMIT = 100_000  # bytes, the servers' /predict limit
-STARTUP_TIMEOUT_S = 90.0  # each worker imports librosa and warms numba; slow CI takes a while
+STARTUP_TIMEOUT_S = 90.0  # a worker is ready in about a second; slow CI takes a while
+# Shared libraries of the training stack: none may be mapped into a serving worker.
+TRAINING_LIBRARIES = ("numba", "llvmlite", "tensorflow", "matplotlib", "librosa")
 ROOT = MODEL_DIR.parents[1]
 
 
@@ -181,6 +183,16 @@ def voiceid_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "voiceid"]
 
 
+def worker_pids(server: Server) -> set[int]:
+    return {int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", server.output())}
+
+
+def training_libraries_mapped(pid: int) -> list[str]:
+    """The training stack's files among those process ``pid`` has mapped (its /proc maps)."""
+    paths = {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()}
+    return sorted(p for p in paths for lib in TRAINING_LIBRARIES if f"/{lib}" in p)
+
+
 def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> None:
     command = [*voiceid_command(), "serve", "--model", str(MODEL_DIR), "--workers", "2"]
     with running(command, tmp_path, workers=2) as server:
@@ -189,10 +201,12 @@ def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> Non
                        headers={"content-type": "audio/wav"}, timeout=30)
             for _ in range(6)
         ]  # fmt: skip
+        mapped = {pid: training_libraries_mapped(pid) for pid in worker_pids(server)}
         returncode = server.stop()
 
     assert [a.status_code for a in answers] == [200] * 6
-    assert len(set(re.findall(r"Started server process \[(\d+)\]", server.output()))) == 2
+    assert len(mapped) == 2
+    assert mapped == {pid: [] for pid in mapped}
     assert_stopped_cleanly(server, returncode, workers=2)
 
 
