@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two installs: serving needs only the default dependencies; training, tests, lint and benchmarks
+# need the `train` extra (TensorFlow, Keras, matplotlib) and `dev`. The full one marks both done.
+SERVE_STAMP := $(VENV)/.installed-serve
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -27,12 +30,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[cpu,dev]'
-	touch $(STAMP)
+$(SERVE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(SERVE_STAMP)
 
-## run: install and serve the shipped default model on $(HOST):$(PORT)
-run: $(STAMP)
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[train,dev]'
+	touch $(STAMP) $(SERVE_STAMP)
+
+## run: install what serving needs and serve the shipped default model on $(HOST):$(PORT)
+run: $(SERVE_STAMP)
 	$(BIN)/voiceid serve --model models/default --host $(HOST) --port $(PORT)
 
 ## system-deps: the Debian packages the tests use (ffmpeg, Chromium)

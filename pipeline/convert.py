@@ -25,6 +25,7 @@ from pipeline.bundle import (
     write_bundle,
 )
 from pipeline.errors import BundleError
+from pipeline.extras import require_training_stack
 from pipeline.metadata import ModelDescription
 from pipeline.network import Network, check_network
 
@@ -71,6 +72,7 @@ def _v1_network(source: Path, meta: dict[str, Any]) -> Network:
     if sha256_file(model_path) != meta.get("model_sha256"):
         raise BundleError(f"{model_path} does not match the checksum in {METADATA_FILE}")
     # Imported here: only converting needs Keras, and TensorFlow takes seconds to load.
+    require_training_stack("converting a format-1 bundle", ("keras", "tensorflow"))
     import keras
 
     from pipeline.model import network_from_model

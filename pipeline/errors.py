@@ -12,6 +12,7 @@ __all__ = [
     "DatasetError",
     "DecodeError",
     "InvalidAudioError",
+    "MissingExtraError",
     "ParameterError",
     "VoiceIdError",
 ]
@@ -43,3 +44,7 @@ class DatasetError(VoiceIdError):
 
 class BundleError(VoiceIdError):
     """A model bundle is missing, incomplete, tampered with or of an unknown format version."""
+
+
+class MissingExtraError(VoiceIdError):
+    """A command needs an optional part of voiceid that is not installed (the ``train`` extra)."""

@@ -13,12 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, cast
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from pipeline.config import TrainConfig
 from pipeline.errors import ParameterError
+from pipeline.extras import missing_extra
+
+try:
+    import keras
+    import tensorflow as tf
+except ModuleNotFoundError as exc:  # a default install: serving only
+    raise missing_extra(exc, "training") from exc
 from pipeline.network import Network, OutputActivation
 
 __all__ = [

@@ -5,12 +5,18 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
+
+from pipeline.extras import missing_extra
+
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to memory
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+except ModuleNotFoundError as exc:  # a default install: serving only
+    raise missing_extra(exc, "drawing the training pictures") from exc
 
 __all__ = ["confusion_png", "training_curves_png"]
 

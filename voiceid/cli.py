@@ -15,6 +15,7 @@ from pipeline.config import TrainConfig
 from pipeline.convert import convert_bundle
 from pipeline.errors import AudioError, VoiceIdError
 from pipeline.evaluate import evaluate_folder
+from pipeline.extras import require_training_stack
 from pipeline.predict import predict_clip
 from pipeline.train import TrainOptions, train
 from service.settings import Settings
@@ -76,6 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    require_training_stack("voiceid train")
     opts = from_options(
         TrainOptions, args, train=from_options(TrainConfig, args),
         cache_dir=None if args.no_cache else args.cache_dir, progress=sys.stderr.isatty(),
@@ -165,6 +167,7 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    require_training_stack("voiceid convert", ("keras", "tensorflow"))
     print(f"wrote {convert_bundle(args.model_dir, args.out)}")
     return 0
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,8 @@ import pytest
 from pipeline.bundle import load_bundle
 from pipeline.config import TrainConfig
 from pipeline.demo.synth import STRANGER, VOICES, write_demo_data
-from tests.helpers import make_format_1
+from pipeline.errors import MissingExtraError
+from tests.helpers import MODEL_DIR, make_format_1
 from voiceid.cli import main
 
 TEST_CLIPS = 4  # per voice in the held-out folder
@@ -238,3 +241,72 @@ def test_predict_with_an_old_bundle_says_how_to_convert_it(
         f"voiceid predict: error: bundle '{old}' is format version 1, but this voiceid reads "
         f"version 2: upgrade it with `voiceid convert {old}`, or train it again\n"
     )
+
+
+# Without the train extra (a default install): simulated by making its modules unimportable.
+
+INSTALL_HINT = (
+    "pip install 'voiceid[train]' ('voiceid[gpu]' to train on a CUDA GPU; "
+    "pip install -e '.[train]' in a checkout)"
+)
+
+
+@pytest.mark.parametrize("module", ["keras", "tensorflow", "matplotlib"])
+def test_train_without_the_train_extra_says_which_extra_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    module: str,
+) -> None:  # fmt: skip
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails, as if absent
+
+    code, out, err = _run(capsys, "train", str(tmp_path), "--out", str(tmp_path / "m"))
+
+    assert (code, out) == (2, "")
+    assert err == (
+        f"voiceid train: error: voiceid train needs the training extra, which is not installed "
+        f"(no module '{module}'): {INSTALL_HINT}\n"
+    )
+    assert not (tmp_path / "m").exists()
+
+
+def test_convert_without_keras_says_which_extra_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "keras", None)
+
+    code, _, err = _run(capsys, "convert", str(tmp_path))
+
+    assert code == 2
+    assert err.startswith("voiceid convert: error: voiceid convert needs the training extra")
+    assert err.endswith(f"(no module 'keras'): {INSTALL_HINT}\n")
+
+
+@pytest.mark.parametrize(
+    ("module", "purpose"), [("keras", "training"), ("matplotlib", "drawing the training pictures")]
+)
+def test_importing_the_training_code_without_the_extra_is_a_project_error(
+    monkeypatch: pytest.MonkeyPatch, module: str, purpose: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
+    for name in ("pipeline.model", "pipeline.plots"):
+        monkeypatch.delitem(sys.modules, name, raising=False)  # imported afresh, then restored
+
+    with pytest.raises(MissingExtraError) as error:
+        importlib.import_module("pipeline.model" if module == "keras" else "pipeline.plots")
+
+    assert str(error.value) == (
+        f"{purpose} needs the training extra, which is not installed (no module '{module}'): "
+        f"{INSTALL_HINT}"
+    )
+
+
+def test_the_commands_that_serve_and_predict_need_no_extra(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for module in ("keras", "tensorflow", "matplotlib", "librosa"):
+        monkeypatch.setitem(sys.modules, module, None)
+    _run(capsys, "demo-data", str(tmp_path), "--clips", "1")
+
+    code, out, _ = _run(capsys, "predict", str(MODEL_DIR), *map(str, tmp_path.glob("*/*.wav")))
+
+    assert code == 0
+    assert out.count("\n") == 2
