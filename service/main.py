@@ -33,7 +33,7 @@ def serve(
     model_dir: Path | None = None,
     host: str | None = None,
     port: int | None = None,
-    workers: int | None = None,
+    workers: int | str | None = None,
 ) -> None:
     """Serve with the command line's values over the ``VOICEID_*`` environment."""
     overrides = {"model_dir": model_dir, "host": host, "port": port, "workers": workers}
@@ -47,7 +47,7 @@ def serve(
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers,
+        workers=settings.worker_count(),
         log_level=settings.log_level,
         access_log=False,
     )

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.audio import DEFAULT_MAX_SECONDS
+from service.cpus import usable_cpus
 
-__all__ = ["Settings"]
+__all__ = ["MAX_WORKERS", "Settings"]
+
+MAX_WORKERS = 64  # server processes, given or found: each holds its own model and heap
 
 
 class Settings(BaseSettings):
@@ -20,7 +24,10 @@ class Settings(BaseSettings):
     model_dir: Path = Field(default=Path("models/default"), description="bundle folder to serve")
     host: str = Field(default="127.0.0.1", description="address to listen on")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on")
-    workers: int = Field(default=1, ge=1, le=64, description="server processes")
+    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | Literal["auto"] = Field(
+        default="auto",
+        description="server processes: a number, or auto (the CPUs this process may use)",
+    )
     max_upload_bytes: int = Field(default=10_000_000, ge=1024, description="largest /predict body")
     max_clip_seconds: float = Field(
         default=DEFAULT_MAX_SECONDS, gt=0, description="longest clip accepted, in seconds"
@@ -36,3 +43,10 @@ class Settings(BaseSettings):
         default=50_000_000, ge=1024, description="largest /predict/batch body"
     )
     log_level: str = "info"
+
+    def worker_count(self) -> int:
+        """``workers``, with ``auto`` resolved to the CPUs this process may use (its affinity
+        mask and cgroup quota: ``service.cpus``), at most ``MAX_WORKERS``."""
+        if self.workers == "auto":
+            return min(usable_cpus(), MAX_WORKERS)
+        return self.workers

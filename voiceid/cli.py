@@ -38,6 +38,19 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
+def _workers(text: str) -> int | str:
+    """``--workers``: a positive number, or ``auto`` (the CPUs this process may use)."""
+    if text == "auto":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive number nor 'auto'")
+    return count
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voiceid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,8 +83,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="where to write it (default: in place)")
 
     p = sub.add_parser("serve", help="serve a model over HTTP (flags override VOICEID_*)")
-    for flag, name, kind in (("--model", "model_dir", Path), ("--host", "host", str),
-                             ("--port", "port", int), ("--workers", "workers", int)):  # fmt: skip
+    flags = (("--model", "model_dir", Path), ("--host", "host", str), ("--port", "port", int),
+             ("--workers", "workers", _workers))  # fmt: skip
+    for flag, name, kind in flags:
         p.add_argument(flag, dest=name, type=kind, help=Settings.model_fields[name].description)
     return parser
 

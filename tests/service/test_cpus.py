@@ -1,0 +1,160 @@
+"""``--workers auto``: the CPUs this process may use, from its affinity mask and fake cgroups."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from service.cpus import cgroup_cpu_limit, usable_cpus
+from service.settings import MAX_WORKERS, Settings
+from voiceid.cli import main
+
+FOUR_CPUS = {0, 1, 2, 3}
+
+
+def fake_cgroups(tmp_path: Path, proc_lines: list[str], files: dict[str, str]) -> dict[str, Any]:
+    """A cgroup mount under ``tmp_path`` holding ``files`` (relative path -> content) and a
+    /proc/self/cgroup of ``proc_lines``: the keyword arguments of ``usable_cpus``."""
+    root = tmp_path / "sys-fs-cgroup"
+    root.mkdir()
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content + "\n")
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text("".join(f"{line}\n" for line in proc_lines))
+    return {"cgroup_root": root, "proc_cgroup": proc}
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("150000 100000", 2), ("50000 100000", 1), ("100000 100000", 1), ("250000 100000", 3),
+     ("800000 100000", 4), ("max 100000", 4)],
+)  # fmt: skip
+def test_a_cgroup_v2_quota_caps_the_affinity_mask(
+    tmp_path: Path, cpu_max: str, expected: int
+) -> None:
+    # In a container with its own cgroup namespace: "0::/", its cgroup mounted as the root.
+    cgroups = fake_cgroups(tmp_path, ["0::/"], {"cpu.max": cpu_max})
+
+    assert usable_cpus(affinity=FOUR_CPUS, **cgroups) == expected
+
+
+def test_a_container_limited_to_one_and_a_half_cpus_gets_two_workers_not_the_hosts_64(
+    tmp_path: Path,
+) -> None:
+    cgroups = fake_cgroups(tmp_path, ["0::/"], {"cpu.max": "150000 100000"})
+
+    assert usable_cpus(affinity=set(range(64)), **cgroups) == 2
+
+
+def test_the_tightest_quota_above_the_process_counts(tmp_path: Path) -> None:
+    # systemd: a slice limited to 2 CPUs, the service in it to 3, the process's cgroup unlimited.
+    files = {"cpu.max": "max 100000",
+             "limited.slice/cpu.max": "200000 100000",
+             "limited.slice/app.service/cpu.max": "300000 100000",
+             "limited.slice/app.service/worker/cpu.max": "max 100000"}  # fmt: skip
+    cgroups = fake_cgroups(tmp_path, ["0::/limited.slice/app.service/worker"], files)
+
+    assert cgroup_cpu_limit(**cgroups) == 2.0
+    assert usable_cpus(affinity=FOUR_CPUS, **cgroups) == 2
+
+
+def test_a_cgroup_v1_cfs_quota_caps_the_affinity_mask(tmp_path: Path) -> None:
+    # Docker on cgroup v1 without a cgroup namespace: /proc/self/cgroup names the host's path,
+    # while the container's own cgroup is mounted at the controller's root.
+    lines = ["12:memory:/docker/abc", "4:cpu,cpuacct:/docker/abc", "1:name=systemd:/docker/abc"]
+    files = {"cpu,cpuacct/cpu.cfs_quota_us": "150000", "cpu,cpuacct/cpu.cfs_period_us": "100000"}
+    cgroups = fake_cgroups(tmp_path, lines, files)
+
+    assert cgroup_cpu_limit(**cgroups) == 1.5
+    assert usable_cpus(affinity=FOUR_CPUS, **cgroups) == 2
+
+
+def test_a_cgroup_v1_quota_of_minus_one_is_no_limit(tmp_path: Path) -> None:
+    files = {"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}
+    cgroups = fake_cgroups(tmp_path, ["3:cpu:/", "0::/"], files)
+
+    assert cgroup_cpu_limit(**cgroups) is None
+    assert usable_cpus(affinity=FOUR_CPUS, **cgroups) == 4
+
+
+def test_the_affinity_mask_alone_without_cgroup_files(tmp_path: Path) -> None:
+    missing = {"cgroup_root": tmp_path / "none", "proc_cgroup": tmp_path / "none" / "cgroup"}
+
+    assert usable_cpus(affinity={2, 5}, **missing) == 2
+    assert usable_cpus(affinity=set(), **missing) == 1  # never none
+
+
+@pytest.mark.parametrize("content", ["", "garbage", "0 100000", "150000 0", "1 2 3"])
+def test_unreadable_quota_files_mean_no_limit(tmp_path: Path, content: str) -> None:
+    cgroups = fake_cgroups(tmp_path, ["0::/"], {"cpu.max": content})
+
+    assert cgroup_cpu_limit(**cgroups) is None
+
+
+def test_this_process_may_use_at_least_one_and_at_most_its_affinity() -> None:
+    assert 1 <= usable_cpus() <= len(os.sched_getaffinity(0))
+
+
+# Settings and `voiceid serve`
+
+
+def test_workers_default_to_auto_and_resolve_to_the_usable_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("service.settings.usable_cpus", lambda: 3)
+
+    assert Settings().workers == "auto"
+    assert Settings().worker_count() == 3
+    assert Settings(workers=5).worker_count() == 5
+
+
+def test_auto_never_starts_more_than_the_most_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("service.settings.usable_cpus", lambda: 256)
+
+    assert Settings().worker_count() == MAX_WORKERS
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), ("2", 2)])
+def test_workers_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: object
+) -> None:
+    monkeypatch.setenv("VOICEID_WORKERS", value)
+
+    assert Settings().workers == expected
+
+
+@pytest.mark.parametrize("value", ["0", "65", "many", "-1"])
+def test_workers_refuse_anything_but_a_count_or_auto(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("VOICEID_WORKERS", value)
+
+    with pytest.raises(ValidationError, match="workers"):
+        Settings()
+
+
+@pytest.mark.parametrize(("argv", "expected"), [([], 3), (["--workers", "auto"], 3),
+                                                (["--workers", "1"], 1)])  # fmt: skip
+def test_voiceid_serve_starts_the_usable_cpus_by_default(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], expected: int
+) -> None:
+    started: dict[str, Any] = {}
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: started.update(kw))
+    monkeypatch.setattr("service.settings.usable_cpus", lambda: 3)
+    monkeypatch.setenv("VOICEID_WORKERS", "")  # recorded, so teardown removes what serve sets
+    monkeypatch.delenv("VOICEID_WORKERS")
+
+    assert main(["serve", *argv]) == 0
+    assert started["workers"] == expected
+
+
+def test_voiceid_serve_refuses_a_bad_worker_count(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--workers", "0"])
+
+    assert "'0' is neither a positive number nor 'auto'" in capsys.readouterr().err
