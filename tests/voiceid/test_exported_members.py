@@ -7,6 +7,8 @@ import sys
 from importlib import metadata
 from types import ModuleType
 
+import pytest
+
 import voiceid
 from pipeline import bundle, evaluate, predict, train
 from tests.helpers import ROOT
@@ -33,6 +35,8 @@ PUBLIC_API = [
 
 
 def test_all_names_every_public_member_and_nothing_else() -> None:
+    for name in dir(voiceid):  # the names are imported on first use: use each
+        getattr(voiceid, name)
     members = [
         name
         for name, value in vars(voiceid).items()
@@ -40,7 +44,12 @@ def test_all_names_every_public_member_and_nothing_else() -> None:
     ]
 
     assert voiceid.__all__ == PUBLIC_API
-    assert sorted(members) == sorted(PUBLIC_API)
+    assert sorted(members) == sorted(PUBLIC_API) == dir(voiceid)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="module 'voiceid' has no attribute 'nothing'"):
+        voiceid.nothing  # noqa: B018
 
 
 def test_the_version_comes_from_the_package_metadata() -> None:
@@ -56,7 +65,8 @@ def test_the_exports_are_the_pipelines_own_objects() -> None:
 
 def test_importing_the_package_loads_neither_tensorflow_nor_the_service() -> None:
     code = (
-        "import sys, voiceid; print(sorted({'tensorflow', 'keras', 'service'} & set(sys.modules)))"
+        "import sys, voiceid; "
+        "print(sorted({'tensorflow', 'keras', 'service', 'pipeline.train'} & set(sys.modules)))"
     )
 
     out = subprocess.run(
