@@ -5,20 +5,23 @@
 #
 # This script only prepares the host and builds: it starts dockerd when it is not running,
 # builds the stand-in base (docker/standin-base.sh; reused once built), snapshots the build
-# context once (so both images get the same code), and builds the CPU image and, unless skipped,
-# the GPU image on that base. What the images do is checked by tests/docker/test_images.py
-# (pytest, marker `docker`), which it then runs against them with the suite's clips.
+# context once (so every image gets the same code), and builds the serving image (the default
+# target of docker/Dockerfile), its train target and, unless skipped, the GPU (training) image
+# on that base. What the images do is checked by tests/docker/ (pytest, marker `docker`), which
+# it then runs against them with the suite's clips.
 #
 # Environment:
 #   VOICEID_SMOKE_BASE_IMAGE  base for both images (default voiceid-base:bookworm, the stand-in;
 #                             any other value, e.g. python:3.11-slim, must be pullable or present)
 #   VOICEID_SMOKE_GPU         full (default): build and test the GPU image too | skip
+#   VOICEID_SMOKE_TAG         the images' tag prefix (default smoke: voiceid:smoke for serving,
+#                             voiceid:smoke-train, voiceid:smoke-gpu)
 #   VOICEID_SMOKE_LOGS        where the build logs go (default /tmp/voiceid-smoke-logs); kept
 #   PIP_INDEX_URL, PIP_EXTRA_INDEX_URL   forwarded to the image builds when they are http(s) URLs
 #
 # Needs root, the docker and debootstrap packages (`make docker-deps` installs them; this script
 # installs nothing) and the project's .venv. Leaves behind the images (voiceid:smoke,
-# voiceid:smoke-gpu, the base) and docker's build cache, so that reruns take seconds for
+# voiceid:smoke-train, voiceid:smoke-gpu, the base) and docker's build cache, so that reruns take seconds for
 # unchanged layers.
 set -euo pipefail
 
@@ -27,7 +30,9 @@ base_image="${VOICEID_SMOKE_BASE_IMAGE:-voiceid-base:bookworm}"
 gpu_mode="${VOICEID_SMOKE_GPU:-full}"
 log_dir="${VOICEID_SMOKE_LOGS:-/tmp/voiceid-smoke-logs}"
 python="$repo/.venv/bin/python"
-images=(voiceid:smoke)
+tag="${VOICEID_SMOKE_TAG:-smoke}"
+serve_image="voiceid:$tag"
+train_images=("voiceid:$tag-train")
 started_at=$SECONDS
 work=""
 
@@ -73,11 +78,12 @@ snapshot_context() {
     git -C "$repo" log -1 --format='HEAD %h %s' 2>/dev/null || true
 }
 
-# build DOCKERFILE TAG: build from the snapshot; drop the image TAG pointed at before, so that
-# repeated runs do not pile up untagged multi-GB images (shared layers stay cached).
+# build DOCKERFILE TAG [TARGET]: build from the snapshot; drop the image TAG pointed at before, so
+# that repeated runs do not pile up untagged multi-GB images (shared layers stay cached).
 build() {
-    local dockerfile="$1" tag="$2" old new var
+    local dockerfile="$1" tag="$2" target="${3:-}" old new var
     local args=(--network host --build-arg "BASE_IMAGE=$base_image")
+    [[ -n "$target" ]] && args+=(--target "$target")
     for var in PIP_INDEX_URL PIP_EXTRA_INDEX_URL; do
         [[ "${!var:-}" =~ ^https?:// ]] && args+=(--build-arg "$var=${!var}")
     done
@@ -106,19 +112,20 @@ if [[ "$base_image" == voiceid-base:* ]]; then
     step standin-base "$repo/docker/standin-base.sh" "$base_image"
 fi
 step snapshot snapshot_context
-step build-cpu build docker/Dockerfile voiceid:smoke
+step build-train build docker/Dockerfile "${train_images[0]}" train
+step build-serve build docker/Dockerfile "$serve_image" serve
 if [[ "$gpu_mode" == full ]]; then
-    step build-gpu build docker/Dockerfile.gpu voiceid:smoke-gpu
-    images+=(voiceid:smoke-gpu)
+    step build-gpu build docker/Dockerfile.gpu "voiceid:$tag-gpu"
+    train_images+=("voiceid:$tag-gpu")
 else
     log "GPU image skipped (VOICEID_SMOKE_GPU=skip)"
 fi
-for image in "${images[@]}"; do
-    log "$image: $(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.2f GB", $1 / 1e9}')"
+for image in "$serve_image" "${train_images[@]}"; do
+    log "$image: $(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1 / 1e6}')"
 done
 
-log "tests/docker against ${images[*]} ..."
+log "tests/docker against $serve_image (serving) and ${train_images[*]} (training) ..."
 cd "$repo"
-VOICEID_DOCKER_IMAGES="${images[*]}" "$python" -m pytest -q -m docker tests/docker ||
-    fail "tests/docker failed"
+VOICEID_DOCKER_SERVE_IMAGE="$serve_image" VOICEID_DOCKER_IMAGES="${train_images[*]}" \
+    "$python" -m pytest -q -m docker tests/docker || fail "tests/docker failed"
 log "PASS in $((SECONDS - started_at)) s"

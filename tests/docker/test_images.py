@@ -1,10 +1,12 @@
-"""The Docker images as a user runs them: the CLI in a container, then the server over loopback.
+"""The training images as a user runs them: the CLI in a container, then the server over loopback.
 
-``docker/smoke-test.sh`` builds the images and runs this module with their tags in
-``VOICEID_DOCKER_IMAGES`` (space-separated: the CPU image first, then the GPU image, whose
-TensorFlow must be a CUDA build). Run by hand:
+``docker/smoke-test.sh`` builds the images and runs this module with the training images' tags in
+``VOICEID_DOCKER_IMAGES`` (space-separated: docker/Dockerfile's train target first, then the GPU
+image, whose TensorFlow must be a CUDA build); test_serving_image.py checks the serving image.
+Run by hand:
 
-    VOICEID_DOCKER_IMAGES="voiceid:smoke voiceid:smoke-gpu" .venv/bin/python -m pytest -m docker
+    VOICEID_DOCKER_IMAGES="voiceid:smoke-train voiceid:smoke-gpu" \
+        VOICEID_DOCKER_SERVE_IMAGE=voiceid:smoke .venv/bin/python -m pytest -m docker
 
 Per image, in containers: ``voiceid demo-data``, ``voiceid train`` into a fresh volume, and
 ``voiceid predict`` on that bundle under an arbitrary uid; then a server on the host network
@@ -33,7 +35,7 @@ pytestmark = pytest.mark.docker
 
 IMAGES = os.environ.get("VOICEID_DOCKER_IMAGES", "").split()
 API_KEY = f"smoke-{uuid.uuid4().hex[:12]}"
-READY_TIMEOUT_S = 180.0  # the container loads librosa and the bundle; slow CI takes a while
+READY_TIMEOUT_S = 180.0  # ready in seconds; slow CI takes a while
 HEALTHY_TIMEOUT_S = 60.0
 SHIPPED_IN_IMAGE = "/app/models/default"
 
@@ -108,6 +110,9 @@ def server(trained: Trained) -> Iterator[Server]:
     docker("run", "-d", "--name", name, "--network", "host",
            "-e", "VOICEID_HOST=127.0.0.1", "-e", f"VOICEID_PORT={port}",
            "-e", "VOICEID_MODEL_DIR=/models/smoke", "-e", f"VOICEID_API_KEY={API_KEY}",
+           # One worker: /admin/reload swaps the model of the worker that answers it only, and
+           # the reload test reads /ready back (test_serving_image.py runs several workers).
+           "-e", "VOICEID_WORKERS=1",
            "-v", f"{trained.volume}:/models",
            "--health-interval", "2s", "--health-timeout", "5s",
            "--health-start-period", "120s", "--health-retries", "3", trained.image)  # fmt: skip
@@ -162,7 +167,7 @@ def test_the_cli_predicts_under_any_uid(trained: Trained) -> None:
 
 def test_the_gpu_image_has_a_cuda_build_of_tensorflow(trained: Trained) -> None:
     if trained.image == IMAGES[0]:
-        pytest.skip("the CPU image has tensorflow-cpu")
+        pytest.skip("the CPU train image has tensorflow-cpu")
     code = "import tensorflow as tf; print(tf.test.is_built_with_cuda())"
 
     out = docker("run", "--rm", "--network", "none", trained.image, "python", "-c", code)
