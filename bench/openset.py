@@ -12,8 +12,10 @@ threshold on the top softmax score, keeping 95 % of validation clips) side by si
 
 Reported: FAR and FRR at the model's own calibrated decision, FAR where the rule's score is set
 to reject 5 % and 10 % of known clips (an ROC operating point on these clips), and the AUROC.
+Then the cost of one decision against 10,000 reference rows spread over 2 to 10,000 speakers, and
+against a million rows over 5,000 speakers, where each compares with one speaker's rows only.
 
-    python -m bench.openset [--seed 0] [--pairs 15]
+    python -m bench.openset [--seed 0] [--pairs 15] [--cost-only]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +39,7 @@ from bench.common import DATA_ROOT, fsdd_dir, split_by_take
 from pipeline import dataset
 from pipeline.bundle import Bundle, load_bundle
 from pipeline.config import TrainConfig
-from pipeline.openset import auroc
+from pipeline.openset import MAX_REFERENCES_PER_SPEAKER, OpenSet, auroc
 from pipeline.train import TrainOptions, train
 
 ESPEAK_VOICES = ["en", "en-us", "en-gb-x-rp", "en-029", "en-gb-scotland", "de", "fr", "es",
@@ -191,11 +194,36 @@ def other_corpora(root: Path, train_dir: Path, test_dir: Path, seed: int, cache:
             print(line)
 
 
+def decision_cost() -> None:
+    """Microseconds for one clip's distance, median of 2,000, at several layouts."""
+    rng = np.random.default_rng(0)
+    print(f"{'reference rows':>15} | {'speakers':>8} | {'rows a speaker':>14} | {'us a clip':>9}")
+    print(f"(training keeps at most {MAX_REFERENCES_PER_SPEAKER} rows a speaker; the first two "
+          "layouts go past that to show the worst case)")  # fmt: skip
+    for speakers, per in ((1, 10_000), (2, 5000), (6, 1000), (100, 100), (10_000, 1), (5_000, 200)):
+        rows = rng.standard_normal((speakers * per, 60)).astype(np.float32)
+        open_set = OpenSet(rows, np.arange(speakers + 1, dtype=np.int64) * per, 1.0)
+        clips = rng.standard_normal((2000, 60))
+        who = rng.integers(speakers, size=2000)
+        times = []
+        for z, s in zip(clips, who, strict=True):
+            started = time.perf_counter()
+            open_set.distance(z, int(s))
+            times.append(time.perf_counter() - started)
+        print(f"{len(rows):>15,} | {speakers:>8,} | {per:>14,} | "
+              f"{statistics.median(times) * 1e6:9.1f}")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pairs", type=int, default=15, help="leave-2-out pairs (of 15)")
+    parser.add_argument("--cost-only", action="store_true", help="only the decision's cost")
     args = parser.parse_args()
+    print("Decision cost (numpy, one clip against its predicted speaker's rows)")
+    decision_cost()
+    if args.cost_only:
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         train_dir, test_dir = split_by_take(fsdd_dir(), root / "fsdd")
