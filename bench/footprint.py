@@ -2,9 +2,10 @@
 
 Starts ``voiceid serve --workers N`` on loopback, polls /ready every 10 ms from the moment the
 process is started, reads the CPU time its processes used to get there (which, unlike the wall
-time, a busy machine does not inflate), sends ``--requests`` clips per worker over 8 keep-alive connections, then
-reads each worker's resident memory and which libraries of the training stack it has mapped
-(none should be: serving imports neither librosa, numba, TensorFlow nor matplotlib).
+time, a busy machine does not inflate), sends ``--requests`` clips per worker over 8 keep-alive
+connections, then reads each worker's resident memory and which libraries of the training stack
+it has mapped (none should be: serving imports neither librosa, numba, TensorFlow nor
+matplotlib).
 
     python -m bench.footprint [--workers 2] [--requests 200] [--voiceid PATH] [--cwd DIR]
 
