@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
-from fastapi import FastAPI
 
-from service.app import create_app
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["app_from_env", "serve"]
 
@@ -24,6 +26,10 @@ BALANCED_ACCEPT = ("UV_TCP_SINGLE_ACCEPT", "1")
 
 def app_from_env() -> FastAPI:
     """The app factory uvicorn's workers call: settings come from ``VOICEID_*``."""
+    # Imported here: `voiceid serve`'s parent process only starts the workers, and importing
+    # the app there (0.5 s, 60 MB) would delay them and hold memory that nothing uses.
+    from service.app import create_app
+
     os.environ.setdefault(*BALANCED_ACCEPT)
     return create_app(Settings())
 
