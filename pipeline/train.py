@@ -27,7 +27,7 @@ import numpy as np
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.bundle import TRAIN_FEATURES_FILE, write_bundle
-from pipeline.config import FeatureConfig, TrainConfig, default_fmax, option
+from pipeline.config import FeatureConfig, TrainConfig, derived_feature_config, option
 from pipeline.dataset import Degradation, Extraction, Recording
 from pipeline.errors import DatasetError
 from pipeline.evaluate import (
@@ -100,10 +100,8 @@ def split_indices(
 
 
 def feature_config_for(recordings: list[Recording], fmax: float | None) -> FeatureConfig:
-    if fmax is not None:
-        return FeatureConfig(fmax=fmax)
-    lowest = dataset.lowest_sample_rate(r.path for r in recordings)
-    return FeatureConfig(fmax=default_fmax(lowest)) if lowest else FeatureConfig()
+    lowest = None if fmax is not None else dataset.lowest_sample_rate(r.path for r in recordings)
+    return derived_feature_config(lowest, fmax)
 
 
 def _check_counts(extraction: Extraction, labels: list[str]) -> None:
