@@ -72,9 +72,10 @@ def ray_batches(source: DataSource, settings: RowSettings, opts: TableOptions) -
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
-        context.enable_progress_bars = opts.progress
-        # Without progress bars, only errors: Ray Data otherwise logs each execution's plan.
-        logging.getLogger("ray.data").setLevel(logging.INFO if opts.progress else logging.ERROR)
+        # The table writer shows progress in rows; Ray Data would add its own bars and log
+        # each execution's plan.
+        context.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         dataset = ray.data.read_binary_files(
             [f.location for f in source.files], filesystem=source.fs, include_paths=True
         ).map_batches(

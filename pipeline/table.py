@@ -508,6 +508,32 @@ def _next_files(locations: Iterable[str], expected: Iterator[SourceFile]) -> lis
     return files
 
 
+class _RowGroups:
+    """Rows into row groups of ``BATCH_ROWS``, whatever batches an engine delivers them in, so
+    that both engines write the same file, and no file is a heap of tiny row groups."""
+
+    def __init__(self, writer: pq.ParquetWriter) -> None:
+        self.writer = writer
+        self.pending: list[pa.RecordBatch] = []
+        self.rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.pending.append(batch)
+        self.rows += batch.num_rows
+        while self.rows >= BATCH_ROWS:
+            self._write(BATCH_ROWS)
+
+    def close(self) -> None:
+        if self.rows:
+            self._write(self.rows)
+
+    def _write(self, n: int) -> None:
+        rows = pa.Table.from_batches(self.pending)
+        self.writer.write_table(rows.slice(0, n), row_group_size=n)
+        rest = rows.slice(n)
+        self.pending, self.rows = rest.to_batches(), rest.num_rows
+
+
 def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions()) -> TableSummary:
     """Extract one row per recording under ``data`` and write the table to ``out`` atomically."""
     source = open_source(data)
@@ -535,16 +561,18 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
                file=sys.stderr)  # fmt: skip
     try:
         with pq.ParquetWriter(tmp, schema) as writer, bar:
+            groups = _RowGroups(writer)
             for locations, columns in engine(source, settings, opts):
                 chunk = _next_files(locations, expected)
                 paths = pa.array([f.rel for f in chunk], pa.string())
                 speakers = pa.array([f.speaker for f in chunk], pa.string())
                 batch = pa.RecordBatch.from_arrays([paths, speakers, *columns], schema=schema)
-                writer.write_batch(batch)
+                groups.add(batch)
                 errors = columns[4].to_pylist()
                 skipped += [(f.rel, e) for f, e in zip(chunk, errors, strict=True) if e is not None]
                 degraded += len(chunk) - columns[5].null_count
                 bar.update(len(chunk))
+            groups.close()
         if next(expected, None) is not None:
             raise RuntimeError("feature engine returned fewer rows than there are files")
         tmp.replace(out)
@@ -643,11 +671,16 @@ def training_features(
             f"max_seconds={max_seconds!r} differs from the feature table's "
             f"max_seconds={info.max_seconds!r}: extract the table again with --max-seconds"
         )
+    if degrade_seed is not None and info.degrade_seed is None:
+        raise ParameterError(
+            "the feature table has no degraded copies (made with --no-degraded): train with "
+            "--no-augment, or extract again without --no-degraded"
+        )
     if degrade_seed is not None and degrade_seed != info.degrade_seed:
         raise ParameterError(
             f"seed={degrade_seed} needs degraded copies drawn with seed {degrade_seed}, and the "
-            f"feature table's were drawn with {info.degrade_seed}: train with --no-augment or "
-            f"--seed {info.degrade_seed}, or extract again with --degrade-seed {degrade_seed}"
+            f"feature table's were drawn with seed {info.degrade_seed}: train with --no-augment "
+            f"or --seed {info.degrade_seed}, or extract again with --degrade-seed {degrade_seed}"
         )
     recordings = [Recording(Path(p), s) for p, s in zip(table.column("path").to_pylist(),
                   table.column("speaker").to_pylist(), strict=True)]  # fmt: skip
