@@ -13,6 +13,7 @@ feature code fails the run instead of writing rows that mean something else.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from functools import partial
 from typing import cast
@@ -35,6 +36,10 @@ from pipeline.table import (
 __all__ = ["ray_batches"]
 
 LOCATION = "path"  # the column read_binary_files names each row's file in
+# Files per read task. Ray's own choice for short clips is ~100, and then per-task costs rival
+# the decoding (bench/ray_engine.py); a thousand short clips are a few seconds of work.
+FILES_PER_TASK = 1000
+BATCH_FILES = 64  # files whose bytes a task holds at once: bounded even for 60 s clips
 
 
 def _rows(batch: pa.Table, settings: RowSettings, feature_version: int) -> pa.Table:
@@ -66,6 +71,12 @@ def _connect(opts: TableOptions) -> bool:
     return True
 
 
+def _read_tasks(files: int) -> int:
+    """At least two tasks per CPU of the cluster, so that none idles at the end."""
+    cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+    return max(1, min(files, max(math.ceil(files / FILES_PER_TASK), 2 * cpus)))
+
+
 def ray_batches(source: DataSource, settings: RowSettings, opts: TableOptions) -> Batches:
     """Rows computed by Ray Data tasks, streamed back in the order of ``source.files``."""
     started = _connect(opts)
@@ -77,10 +88,14 @@ def ray_batches(source: DataSource, settings: RowSettings, opts: TableOptions) -
         context.enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         dataset = ray.data.read_binary_files(
-            [f.location for f in source.files], filesystem=source.fs, include_paths=True
+            [f.location for f in source.files],
+            filesystem=source.fs,
+            include_paths=True,
+            override_num_blocks=_read_tasks(len(source.files)),
         ).map_batches(
             partial(_rows, settings=settings, feature_version=features.FEATURE_VERSION),
             batch_format="pyarrow",
+            batch_size=BATCH_FILES,
             compute=ray.data.TaskPoolStrategy(size=opts.jobs),
         )
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
