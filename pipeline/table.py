@@ -260,8 +260,11 @@ def computed_columns(rows: Sequence[FileRow], n_bands: int) -> list[pa.Array]:
 # ---------------------------------------------------------------------------- where the data is
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceFile:
+    """One recording. The driver holds one per file for the whole run: kept small (slots, and
+    each speaker's name stored once)."""
+
     rel: str  # relative to DATA, "/"-separated
     speaker: str
     location: str  # the path the source's filesystem opens
@@ -333,7 +336,7 @@ def _remote_files(fs: pafs.FileSystem, root: str, uri: str) -> list[SourceFile]:
             and not speaker.startswith(".")
             and Path(rel).suffix.lower() in dataset.AUDIO_EXTENSIONS
         ):
-            files.append(SourceFile(rel, speaker, info.path))
+            files.append(SourceFile(rel, sys.intern(speaker), info.path))
     if not files:
         raise DatasetError(
             f"no recordings found in {uri!r}: expected <speaker>/<clip>.wav|flac|ogg|mp3"
@@ -347,8 +350,9 @@ def open_source(data: str) -> DataSource:
     if not _is_uri(data):
         root = Path(data).absolute()
         recordings = dataset.scan_folder(root)
-        files = [SourceFile(r.path.relative_to(root).as_posix(), r.speaker, str(r.path))
-                 for r in recordings]  # fmt: skip
+        files = [SourceFile(r.path.relative_to(root).as_posix(), sys.intern(r.speaker),
+                            str(r.path)) for r in recordings]  # fmt: skip
+        del recordings  # their Path objects weigh several times as much
         return DataSource(pafs.LocalFileSystem(), uri, files, root)
     try:
         fs, root = pafs.FileSystem.from_uri(data)
