@@ -102,9 +102,12 @@ def test_process_pool_and_warm_cache_give_the_same_table(
     cached = tmp_path / "cached.parquet"
     decoded: list[bytes] = []
     extract_row = table.extract_row
-    monkeypatch.setattr(
-        table, "extract_row", lambda data, s: decoded.append(data) or extract_row(data, s)
-    )
+
+    def counted(data: bytes, settings: table.RowSettings) -> table.FileRow:
+        decoded.append(data)
+        return extract_row(data, settings)
+
+    monkeypatch.setattr(table, "extract_row", counted)
     write_feature_table(str(corpus), cached, TableOptions(jobs=1, cache_dir=cache))
 
     expected = _rows(local_table)
