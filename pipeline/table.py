@@ -68,9 +68,11 @@ from pipeline.features import FEATURE_VERSION, histogram
 __all__ = [
     "ENGINES",
     "TABLE_FORMAT_VERSION",
+    "Batches",
     "DataSource",
     "FileRow",
     "RowSettings",
+    "SourceFile",
     "TableInfo",
     "TableOptions",
     "TableSummary",
@@ -538,23 +540,26 @@ class _RowGroups:
         self.pending, self.rows = rest.to_batches(), rest.num_rows
 
 
+def _metadata(source: DataSource, settings: RowSettings, opts: TableOptions) -> dict[str, Any]:
+    return {
+        "format_version": TABLE_FORMAT_VERSION,
+        "feature_config": settings.cfg.to_dict(),
+        "feature_version": FEATURE_VERSION,
+        "max_seconds": settings.max_seconds,
+        "fmax_derived": opts.fmax is None,
+        "degrade_seed": settings.degrade_seed,
+        "data": source.uri,
+        "files": len(source.files),
+    }
+
+
 def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions()) -> TableSummary:
     """Extract one row per recording under ``data`` and write the table to ``out`` atomically."""
     source = open_source(data)
     lowest = None if opts.fmax is not None else source.lowest_sample_rate()
     cfg = derived_feature_config(lowest, opts.fmax)
     settings = RowSettings(cfg, opts.max_seconds, opts.degrade_seed)
-    metadata = {
-        "format_version": TABLE_FORMAT_VERSION,
-        "feature_config": cfg.to_dict(),
-        "feature_version": FEATURE_VERSION,
-        "max_seconds": opts.max_seconds,
-        "fmax_derived": opts.fmax is None,
-        "degrade_seed": opts.degrade_seed,
-        "data": source.uri,
-        "files": len(source.files),
-    }
-    schema = table_schema(cfg.n_bands, metadata)
+    schema = table_schema(cfg.n_bands, _metadata(source, settings, opts))
     engine = _ray_batches if opts.engine == "ray" else _local_batches
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import pipeline
 from pipeline import table
 from pipeline.cli import main
 from pipeline.config import TrainConfig
@@ -221,6 +222,7 @@ def test_ray_engine_without_ray_names_the_extra(
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     monkeypatch.delitem(sys.modules, "pipeline.ray_engine", raising=False)
+    monkeypatch.delattr(pipeline, "ray_engine", raising=False)  # left by an earlier import
     out = tmp_path / "t.parquet"
     with pytest.raises(ParameterError) as caught:
         write_feature_table(str(corpus), out, TableOptions(engine="ray"))
