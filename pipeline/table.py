@@ -13,14 +13,16 @@ sample_rate the file's own rate in Hz, from its header (null where libsndfile ca
 duration_s frames / sample_rate from the same header (null likewise)
 features   the ``n_bands`` float32 histogram (null for a skipped file)
 error      null, or the reason the file is skipped, exactly as folder training words it
-degraded   the histogram of the file's degraded copy (``dataset.degraded_copy``), drawn with
-           the table's ``degrade_seed``; null without a seed, for skipped files, and where the
-           copy itself is unusable
+degraded   the histograms of the file's ``degraded_copies`` degraded copies, copy 0 first
+           (``dataset.degraded_copy`` with ``Degradation(degrade_seed, copy)``, as training
+           makes them); an entry is null where that copy is unusable, the list null for a
+           skipped file
 ========== ================================================================================
 
 The schema's metadata (key ``voiceid``) holds the feature config, the feature version, the
-longest clip accepted, the degrade seed and where the data came from: a table is only read back
-by code of the same feature version, and training takes its config from it.
+longest clip accepted, the degrade seed and number of copies, and where the data came from: a
+table is only read back by code of the same feature version, and training takes its config
+from it.
 
 Both engines call :func:`extract_row` on each file's bytes, the same decode and histogram code
 folder training runs, so their rows are identical bit for bit. The driver keeps one batch of
@@ -43,6 +45,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import soundfile as sf
@@ -51,7 +54,7 @@ from tqdm import tqdm
 
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS, decode
-from pipeline.config import FeatureConfig, derived_feature_config
+from pipeline.config import FeatureConfig, TrainConfig, derived_feature_config
 from pipeline.dataset import (
     PARALLEL_MIN_FILES,
     Degradation,
@@ -124,10 +127,15 @@ class TableOptions:
     max_seconds: float = field(
         default=DEFAULT_MAX_SECONDS, metadata={"help": "longest clip accepted, seconds"}
     )
-    degrade_seed: int | None = field(
-        default=0,
+    degrade_seed: int = field(
+        default=TrainConfig().seed,
         metadata={"help": "seed of the degraded copies training augments with; it must equal "
-                  "train's --seed (default 0)"},
+                  "train's --seed"},
+    )  # fmt: skip
+    degraded_copies: int = field(
+        default=TrainConfig().augment_copies,
+        metadata={"help": "degraded copies of each clip, at least as many as training augments "
+                  "with; 0: none (the table then trains only with --no-augment)"},
     )  # fmt: skip
     progress: bool = False
 
@@ -144,8 +152,10 @@ class TableOptions:
             )
         if not self.max_seconds > 0:
             raise ParameterError(f"max_seconds={self.max_seconds!r} must be positive")
-        if self.degrade_seed is not None and self.degrade_seed < 0:
+        if self.degrade_seed < 0:
             raise ParameterError(f"degrade_seed={self.degrade_seed!r} must be >= 0")
+        if self.degraded_copies < 0:
+            raise ParameterError(f"degraded_copies={self.degraded_copies!r} must be >= 0")
 
     @classmethod
     def help(cls, name: str) -> str:
@@ -162,7 +172,11 @@ class RowSettings:
 
     cfg: FeatureConfig
     max_seconds: float
-    degrade_seed: int | None
+    degrade_seed: int
+    degraded_copies: int
+
+    def degradation(self, copy: int) -> Degradation:
+        return Degradation(self.degrade_seed, copy)
 
 
 class FileRow(NamedTuple):
@@ -175,8 +189,8 @@ class FileRow(NamedTuple):
     features: np.ndarray | None
     error: str | None
     lasting: bool
-    degraded: np.ndarray | None
-    degraded_error: str | None
+    degraded: tuple[np.ndarray | None, ...]  # one entry per copy; empty for a skipped file
+    degraded_errors: tuple[str | None, ...]
 
 
 def probe(data: bytes) -> tuple[int | None, float | None]:
@@ -190,10 +204,10 @@ def probe(data: bytes) -> tuple[int | None, float | None]:
 
 
 def extract_row(data: bytes, settings: RowSettings) -> FileRow:
-    """Decode the file bytes ``data`` once; its histogram, and its degraded copy's with a seed.
+    """Decode the file bytes ``data`` once; its histogram, and those of its degraded copies.
 
-    The same decode, histogram and degraded copy as ``dataset.file_features``, so a table's rows
-    equal the rows training extracts from a folder.
+    The same decode, histogram and degraded copies as ``dataset.file_features``, so a table's
+    rows equal the rows training extracts from a folder.
     """
     sha = hashlib.sha256(data).hexdigest()
     rate, duration = probe(data)
@@ -203,16 +217,18 @@ def extract_row(data: bytes, settings: RowSettings) -> FileRow:
         features = histogram(clip.samples, cfg)
     except AudioError as exc:
         error, lasting = skip_reason(exc)
-        return FileRow(sha, rate, duration, None, error, lasting, None, None)
-    if settings.degrade_seed is None:
-        return FileRow(sha, rate, duration, features, None, True, None, None)
-    try:
-        copy = degraded_copy(
-            clip.samples, data, cfg.sample_rate, Degradation(settings.degrade_seed)
-        )
-        return FileRow(sha, rate, duration, features, None, True, histogram(copy, cfg), None)
-    except AudioError as exc:  # the copy's speech may be too short once noise is added
-        return FileRow(sha, rate, duration, features, None, True, None, str(exc))
+        return FileRow(sha, rate, duration, None, error, lasting, (), ())
+    copies: list[np.ndarray | None] = []
+    errors: list[str | None] = []
+    for copy in range(settings.degraded_copies):
+        y = degraded_copy(clip.samples, data, cfg.sample_rate, settings.degradation(copy))
+        try:
+            copies.append(histogram(y, cfg))
+            errors.append(None)
+        except AudioError as exc:  # a copy's sound may be too short once it is degraded
+            copies.append(None)
+            errors.append(str(exc))
+    return FileRow(sha, rate, duration, features, None, True, tuple(copies), tuple(errors))
 
 
 # ---------------------------------------------------------------------------- columns
@@ -230,7 +246,7 @@ def table_schema(n_bands: int, metadata: dict[str, Any] | None = None) -> pa.Sch
             pa.field("duration_s", pa.float64()),
             pa.field("features", histogram_type),
             pa.field("error", pa.string()),
-            pa.field("degraded", histogram_type),
+            pa.field("degraded", pa.list_(histogram_type)),
         ]
     )
     if metadata is None:
@@ -247,6 +263,13 @@ def _histograms(values: Sequence[np.ndarray | None], n_bands: int) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), n_bands, mask=pa.array(mask))
 
 
+def _copies(rows: Sequence[FileRow], n_bands: int) -> pa.Array:
+    offsets = np.cumsum([0, *(len(r.degraded) for r in rows)], dtype=np.int32)
+    values = _histograms([h for r in rows for h in r.degraded], n_bands)
+    skipped = pa.array([r.features is None for r in rows])
+    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=skipped)
+
+
 def computed_columns(rows: Sequence[FileRow], n_bands: int) -> list[pa.Array]:
     """The columns after ``path`` and ``speaker``, in the schema's order."""
     return [
@@ -255,7 +278,7 @@ def computed_columns(rows: Sequence[FileRow], n_bands: int) -> list[pa.Array]:
         pa.array([r.duration_s for r in rows], pa.float64()),
         _histograms([r.features for r in rows], n_bands),
         pa.array([r.error for r in rows], pa.string()),
-        _histograms([r.degraded for r in rows], n_bands),
+        _copies(rows, n_bands),
     ]
 
 
@@ -373,42 +396,42 @@ def open_source(data: str) -> DataSource:
 
 
 class _Caches:
-    """Rows by file content in training's own cache files: one for the clean rows and, with a
-    degrade seed, one for the degraded copies; a table run warms training and the reverse."""
+    """Rows by file content in training's own cache files: one for the clean rows and one per
+    degraded copy, so that a table run warms training and the reverse."""
 
     def __init__(self, root: Path, settings: RowSettings) -> None:
         self.clean = FeatureCache(root, settings.cfg, settings.max_seconds)
-        self.degraded = (
-            None
-            if settings.degrade_seed is None
-            else FeatureCache(
-                root, settings.cfg, settings.max_seconds, Degradation(settings.degrade_seed)
-            )
-        )
+        self.copies = [
+            FeatureCache(root, settings.cfg, settings.max_seconds, settings.degradation(copy))
+            for copy in range(settings.degraded_copies)
+        ]
 
     def lookup(self, data: bytes) -> FileRow | None:
+        """The file's row, or None unless the clean row and every copy are cached."""
         sha = hashlib.sha256(data).hexdigest()
         features, error = self.clean.rows.get(sha), self.clean.errors.get(sha)
         if features is None and error is None:
             return None
-        degraded, degraded_error = None, None
-        if features is not None and self.degraded is not None:
-            degraded, degraded_error = self.degraded.rows.get(sha), self.degraded.errors.get(sha)
-            if degraded is None and degraded_error is None:
-                return None
-        return FileRow(sha, *probe(data), features, error, True, degraded, degraded_error)
+        if features is None:
+            return FileRow(sha, *probe(data), None, error, True, (), ())
+        found = [(cache.rows.get(sha), cache.errors.get(sha)) for cache in self.copies]
+        if any(row is None and reason is None for row, reason in found):
+            return None
+        copies = tuple(row for row, _ in found)
+        reasons = tuple(reason for _, reason in found)
+        return FileRow(sha, *probe(data), features, None, True, copies, reasons)
 
     def store(self, row: FileRow) -> None:
         if row.sha256 is None or not row.lasting:
             return
         self.clean.put(row.sha256, row.features, row.error)
-        if self.degraded is not None and row.features is not None:
-            self.degraded.put(row.sha256, row.degraded, row.degraded_error)
+        for cache, copy, reason in zip(self.copies, row.degraded, row.degraded_errors,
+                                       strict=False):  # fmt: skip
+            cache.put(row.sha256, copy, reason)
 
     def save(self) -> None:
-        self.clean.save()
-        if self.degraded is not None:
-            self.degraded.save()
+        for cache in (self.clean, *self.copies):
+            cache.save()
 
 
 Task = tuple[pafs.FileSystem | None, str, RowSettings]
@@ -420,7 +443,7 @@ def _read_and_extract(task: Task) -> FileRow:
         data = read_file(fs, location)
     except OSError as exc:
         error, lasting = skip_reason(exc)
-        return FileRow(None, None, None, None, error, lasting, None, None)
+        return FileRow(None, None, None, None, error, lasting, (), ())
     return extract_row(data, settings)
 
 
@@ -548,6 +571,7 @@ def _metadata(source: DataSource, settings: RowSettings, opts: TableOptions) -> 
         "max_seconds": settings.max_seconds,
         "fmax_derived": opts.fmax is None,
         "degrade_seed": settings.degrade_seed,
+        "degraded_copies": settings.degraded_copies,
         "data": source.uri,
         "files": len(source.files),
     }
@@ -558,7 +582,7 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
     source = open_source(data)
     lowest = None if opts.fmax is not None else source.lowest_sample_rate()
     cfg = derived_feature_config(lowest, opts.fmax)
-    settings = RowSettings(cfg, opts.max_seconds, opts.degrade_seed)
+    settings = RowSettings(cfg, opts.max_seconds, opts.degrade_seed, opts.degraded_copies)
     schema = table_schema(cfg.n_bands, _metadata(source, settings, opts))
     engine = _ray_batches if opts.engine == "ray" else _local_batches
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -579,7 +603,8 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
                 groups.add(batch)
                 errors = columns[4].to_pylist()
                 skipped += [(f.rel, e) for f, e in zip(chunk, errors, strict=True) if e is not None]
-                degraded += len(chunk) - columns[5].null_count
+                copies = pc.list_flatten(columns[5])
+                degraded += len(copies) - copies.null_count
                 bar.update(len(chunk))
             groups.close()
         if next(expected, None) is not None:
@@ -601,7 +626,8 @@ class TableInfo:
     feature_version: int
     max_seconds: float
     fmax_derived: bool
-    degrade_seed: int | None
+    degrade_seed: int
+    degraded_copies: int
     data: str
     files: int
 
@@ -629,7 +655,8 @@ def read_feature_table(path: Path) -> tuple[pa.Table, TableInfo]:
         )
     cfg = FeatureConfig.from_dict(meta["feature_config"])
     info = TableInfo(cfg, meta["feature_version"], meta["max_seconds"], meta["fmax_derived"],
-                     meta["degrade_seed"], meta["data"], meta["files"])  # fmt: skip
+                     meta["degrade_seed"], meta["degraded_copies"], meta["data"],
+                     meta["files"])  # fmt: skip
     return table, info
 
 
@@ -637,8 +664,9 @@ def read_feature_table(path: Path) -> tuple[pa.Table, TableInfo]:
 class TrainingFeatures:
     """The rows ``train`` learns from, from a folder or a table.
 
-    ``degraded`` holds a degraded copy of every usable clip that has one (a table's); None when
-    they are still to be extracted (from a folder, for the training split only).
+    ``degraded`` holds, per copy number, the degraded copies of the usable clips that have one
+    (a table's); None when they are still to be extracted (from a folder, for the training split
+    only).
     """
 
     root: Path  # recording paths are relative to this in reports
@@ -649,26 +677,50 @@ class TrainingFeatures:
     fmax_derived: bool
 
 
-def _histogram_rows(column: pa.ChunkedArray, n_bands: int) -> np.ndarray:
-    values = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+def _histogram_rows(column: pa.Array | pa.ChunkedArray, n_bands: int) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False)
     return values.astype(np.float32, copy=False).reshape(-1, n_bands)
 
 
-def _extraction(recordings: list[Recording], column: pa.ChunkedArray, n_bands: int,
-                errors: list[str | None]) -> Extraction:  # fmt: skip
+def _extraction(recordings: list[Recording], column: pa.Array | pa.ChunkedArray, n_bands: int,
+                errors: Sequence[str | None]) -> Extraction:  # fmt: skip
     has_row = column.is_valid().to_numpy(zero_copy_only=False)
     kept = [r for r, ok in zip(recordings, has_row, strict=True) if ok]
-    skipped = [(r, e or "no degraded copy") for r, e, ok in zip(recordings, errors, has_row,
-               strict=True) if not ok]  # fmt: skip
+    skipped = [(r, e or "unusable") for r, e, ok in zip(recordings, errors, has_row, strict=True)
+               if not ok]  # fmt: skip
     return Extraction(kept, _histogram_rows(column.filter(has_row), n_bands), skipped, decoded=0)
 
 
+def _check_copies(info: TableInfo, seed: int, copies: int) -> None:
+    if info.degraded_copies == 0:
+        raise ParameterError(
+            "the feature table has no degraded copies (made with --degraded-copies 0): train "
+            f"with --no-augment, or extract again with --degraded-copies {copies}"
+        )
+    if seed != info.degrade_seed:
+        raise ParameterError(
+            f"seed={seed} needs degraded copies drawn with seed {seed}, and the feature table's "
+            f"were drawn with seed {info.degrade_seed}: train with --no-augment or --seed "
+            f"{info.degrade_seed}, or extract again with --degrade-seed {seed}"
+        )
+    if copies > info.degraded_copies:
+        raise ParameterError(
+            f"training augments with {copies} degraded copies of each clip, and the feature "
+            f"table has {info.degraded_copies}: extract again with --degraded-copies {copies}"
+        )
+
+
 def training_features(
-    path: Path, *, fmax: float | None, max_seconds: float, degrade_seed: int | None
+    path: Path, *, fmax: float | None, max_seconds: float, degrade_seed: int, degraded_copies: int
 ) -> TrainingFeatures:
-    """A table's rows as ``train`` uses them. ``fmax`` and ``max_seconds``, when they differ from
-    the table's, and a ``degrade_seed`` the table's copies were not drawn with, are errors: the
-    features were fixed when the table was made."""
+    """A table's rows as ``train`` uses them, with its first ``degraded_copies`` copies.
+
+    ``fmax`` and ``max_seconds``, when they differ from the table's, and copies the table does
+    not hold (another seed, more of them), are errors: the features were fixed when the table
+    was made.
+    """
     table, info = read_feature_table(path)
     if fmax is not None and fmax != info.cfg.fmax:
         raise ParameterError(
@@ -680,31 +732,17 @@ def training_features(
             f"max_seconds={max_seconds!r} differs from the feature table's "
             f"max_seconds={info.max_seconds!r}: extract the table again with --max-seconds"
         )
-    if degrade_seed is not None and info.degrade_seed is None:
-        raise ParameterError(
-            "the feature table has no degraded copies (made with --no-degraded): train with "
-            "--no-augment, or extract again without --no-degraded"
-        )
-    if degrade_seed is not None and degrade_seed != info.degrade_seed:
-        raise ParameterError(
-            f"seed={degrade_seed} needs degraded copies drawn with seed {degrade_seed}, and the "
-            f"feature table's were drawn with seed {info.degrade_seed}: train with --no-augment "
-            f"or --seed {info.degrade_seed}, or extract again with --degrade-seed {degrade_seed}"
-        )
+    if degraded_copies:
+        _check_copies(info, degrade_seed, degraded_copies)
     recordings = [Recording(Path(p), s) for p, s in zip(table.column("path").to_pylist(),
                   table.column("speaker").to_pylist(), strict=True)]  # fmt: skip
     n_bands = info.cfg.n_bands
     errors = table.column("error").to_pylist()
     clean = _extraction(recordings, table.column("features"), n_bands, errors)
-    degraded = None
-    if degrade_seed is not None:
-        kept = table.column("features").is_valid()
-        degraded = [
-            _extraction(
-                clean.recordings,
-                table.column("degraded").filter(kept),
-                n_bands,
-                [None] * len(clean.recordings),
-            )
-        ]
+    copies = table.column("degraded").filter(table.column("features").is_valid())
+    degraded = [
+        _extraction(clean.recordings, pc.list_element(copies, copy), n_bands,
+                    [None] * len(clean.recordings))
+        for copy in range(degraded_copies)
+    ]  # fmt: skip
     return TrainingFeatures(Path(), recordings, info.cfg, clean, degraded, info.fmax_derived)

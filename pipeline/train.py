@@ -122,10 +122,9 @@ def _training_features(data_dir: Path, opts: TrainOptions) -> TrainingFeatures:
     from pipeline.table import TrainingFeatures, training_features  # pyarrow: only when needed
 
     if data_dir.is_file():
-        seed = opts.train.seed if opts.train.augment else None
-        feats = training_features(
-            data_dir, fmax=opts.fmax, max_seconds=opts.max_seconds, degrade_seed=seed
-        )
+        copies = opts.train.augment_copies if opts.train.augment else 0
+        feats = training_features(data_dir, fmax=opts.fmax, max_seconds=opts.max_seconds,
+                                  degrade_seed=opts.train.seed, degraded_copies=copies)  # fmt: skip
         _require_speakers(feats.recordings, data_dir)
         return feats
     recordings = dataset.scan_folder(data_dir)

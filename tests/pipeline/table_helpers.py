@@ -14,9 +14,9 @@ __all__ = ["SKIPPED", "build_corpus"]
 SKIPPED = {
     "Steve/empty.wav": "clip is empty (0 bytes)",
     "Steve/not-audio.wav": "cannot decode PNG image data: not a supported audio format",
-    "Steve/short.wav": "clip has 0.06 s of sound after trimming silence; "
-    "at least 0.1 s of speech is needed",
-    "Steve/silent.wav": "clip is silent: peak level -inf dBFS is below -60 dBFS",
+    "Steve/short.wav": "clip holds no speech: it has 0.06 s of sound within 40 dB of its "
+    "loudest frame; at least 0.1 s is needed",
+    "Steve/silent.wav": "clip is silent: peak level -inf dBFS is below -80 dBFS",
 }
 
 

@@ -67,8 +67,7 @@ def _both_engines(data: str, out_dir: Path) -> tuple[pa.Table, pa.Table]:
 def test_ray_rows_are_the_local_rows_on_fsdd(local_ray: None, tmp_path: Path) -> None:
     local, on_ray = _both_engines(str(FSDD), tmp_path)
 
-    assert local.num_rows == 2700
-    assert local.column("error").null_count < 2700  # FSDD has clips too short to use
+    assert local.num_rows == 2700  # every clip usable: skip reasons are the next test's
     assert on_ray.equals(local, check_metadata=True)
     assert (tmp_path / "ray.parquet").read_bytes() == (tmp_path / "local.parquet").read_bytes()
 

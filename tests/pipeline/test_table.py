@@ -16,7 +16,7 @@ import pipeline
 from pipeline import table
 from pipeline.cli import main
 from pipeline.config import TrainConfig
-from pipeline.dataset import extract_features, scan_folder
+from pipeline.dataset import Degradation, extract_features, scan_folder
 from pipeline.errors import DatasetError, ParameterError
 from pipeline.features import FEATURE_VERSION
 from pipeline.table import TableOptions, read_feature_table, write_feature_table
@@ -25,6 +25,7 @@ from tests.pipeline.helpers import PNG_BYTES
 from tests.pipeline.table_helpers import SKIPPED, build_corpus
 
 NO_CACHE = TableOptions(jobs=1)
+COPIES = TrainConfig().augment_copies  # the table's default: what training augments with
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,6 @@ def test_rows_are_folder_extractions_rows(corpus: Path, local_table: Path) -> No
     recordings = scan_folder(corpus)
     cfg = feature_config_for(recordings, None)
     clean = extract_features(recordings, cfg, jobs=1)
-    degraded = extract_features(clean.recordings, cfg, jobs=1, degrade_seed=0)
     rows = _rows(local_table).to_pydict()
 
     assert rows["path"] == [r.path.relative_to(corpus).as_posix() for r in recordings]
@@ -58,8 +58,12 @@ def test_rows_are_folder_extractions_rows(corpus: Path, local_table: Path) -> No
     kept = [f for f, e in zip(rows["features"], rows["error"], strict=True) if e is None]
     assert np.array_equal(np.array(kept, dtype=np.float32), clean.features)  # bit for bit
     copies = [d for d in rows["degraded"] if d is not None]
-    assert len(degraded.recordings) == len(copies) == len(kept)
-    assert np.array_equal(np.array(copies, dtype=np.float32), degraded.features)
+    assert len(copies) == len(kept) and {len(c) for c in copies} == {COPIES}
+    for copy in range(COPIES):
+        degraded = extract_features(clean.recordings, cfg, jobs=1, degradation=Degradation(0, copy))
+        made = [c[copy] for c in copies if c[copy] is not None]
+        assert len(made) == len(degraded.recordings)
+        assert np.array_equal(np.array(made, dtype=np.float32), degraded.features), copy
 
 
 def test_schema_metadata_and_file_facts(corpus: Path, local_table: Path) -> None:
@@ -69,6 +73,7 @@ def test_schema_metadata_and_file_facts(corpus: Path, local_table: Path) -> None
         "path", "speaker", "sha256", "sample_rate", "duration_s", "features", "error", "degraded",
     ]  # fmt: skip
     assert rows.schema.field("features").type == pa.list_(pa.float32(), 60)
+    assert rows.schema.field("degraded").type == pa.list_(pa.list_(pa.float32(), 60))
     meta = json.loads(rows.schema.metadata[b"voiceid"])
     assert meta == {
         "format_version": 1,
@@ -77,6 +82,7 @@ def test_schema_metadata_and_file_facts(corpus: Path, local_table: Path) -> None
         "max_seconds": 60.0,
         "fmax_derived": True,
         "degrade_seed": 0,
+        "degraded_copies": COPIES,
         "data": str(corpus),
         "files": 29,
     }
@@ -149,6 +155,9 @@ def test_train_from_table_is_train_from_folder(
          "seed=3 needs degraded copies drawn with seed 3, and the feature table's were drawn "
          "with seed 0: train with --no-augment or --seed 0, or extract again with "
          "--degrade-seed 3"),
+        (TrainOptions(train=TrainConfig(augment_copies=5)),
+         "training augments with 5 degraded copies of each clip, and the feature table has 4: "
+         "extract again with --degraded-copies 5"),
     ],
 )  # fmt: skip
 def test_train_refuses_a_table_made_otherwise(
@@ -163,13 +172,13 @@ def test_a_table_without_copies_trains_only_without_augmenting(
     corpus: Path, tmp_path: Path, tiny_train_config: TrainConfig
 ) -> None:
     out = tmp_path / "plain.parquet"
-    summary = write_feature_table(str(corpus), out, TableOptions(jobs=1, degrade_seed=None))
+    summary = write_feature_table(str(corpus), out, TableOptions(jobs=1, degraded_copies=0))
     assert summary.degraded == 0
     with pytest.raises(ParameterError) as caught:
         train(out, tmp_path / "model", TrainOptions())
     assert str(caught.value) == (
-        "the feature table has no degraded copies (made with --no-degraded): train with "
-        "--no-augment, or extract again without --no-degraded"
+        "the feature table has no degraded copies (made with --degraded-copies 0): train with "
+        "--no-augment, or extract again with --degraded-copies 4"
     )
     no_augment = TrainConfig(candidates=2, max_epochs=20, patience=5, augment=False)
     report = train(out, tmp_path / "model", TrainOptions(train=no_augment))
@@ -209,6 +218,7 @@ def test_refuses_files_that_are_not_feature_tables(local_table: Path, tmp_path: 
          "cache_dir='c': only the local engine keeps a feature cache"),
         ({"max_seconds": 0}, "max_seconds=0 must be positive"),
         ({"degrade_seed": -1}, "degrade_seed=-1 must be >= 0"),
+        ({"degraded_copies": -1}, "degraded_copies=-1 must be >= 0"),
     ],
 )  # fmt: skip
 def test_options_name_the_bad_value(kwargs: dict[str, object], message: str) -> None:
@@ -259,7 +269,7 @@ def test_cli_writes_a_table_and_trains_from_it(
 
     assert code == 0
     assert _rows(out).equals(_rows(local_table), check_metadata=True)
-    assert printed["files"] == 29 and printed["degraded"] == 25
+    assert printed["files"] == 29 and printed["degraded"] == COPIES * 25
     assert printed["skipped"] == [{"file": p, "error": e} for p, e in SKIPPED.items()]
     code = main(["train", str(out), "--out", str(tmp_path / "m"), "--candidates", "1",
                  "--epochs", "5", "--json"])  # fmt: skip
