@@ -38,7 +38,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -54,7 +54,7 @@ from tqdm import tqdm
 
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS, decode
-from pipeline.config import FeatureConfig, TrainConfig, derived_feature_config
+from pipeline.config import FeatureConfig, TrainConfig, derived_feature_config, option
 from pipeline.dataset import (
     PARALLEL_MIN_FILES,
     Degradation,
@@ -100,43 +100,37 @@ SECRET_QUERY_KEYS = frozenset({"access_key", "secret_key", "session_token"})
 
 @dataclass(frozen=True)
 class TableOptions:
-    """How ``voiceid features`` builds a table; the CLI's options derive from these fields."""
+    """How ``voiceid features`` builds a table. Each field's help text (see
+    ``pipeline.config.option``) is what ``voiceid features --help`` shows for it; ``cache_dir``
+    is an option with a default of its own there (training's cache), ``progress`` follows the
+    terminal."""
 
-    engine: Engine = field(
-        default="local",
-        metadata={"help": "local: processes on this machine; ray: Ray Data tasks (voiceid[ray])"},
+    engine: Engine = option(
+        "local", "local: processes on this machine; ray: Ray Data tasks (the voiceid[ray] extra)"
     )
-    ray_address: str | None = field(
-        default=None,
-        metadata={"help": "Ray cluster to run on (e.g. 10.0.0.5:6379, ray://head:10001, auto); "
-                  "default: start a Ray on this machine for the run"},
-    )  # fmt: skip
-    jobs: int | None = field(
-        default=None,
-        metadata={"help": "files decoded at once (default: all cores, or all of the cluster's)"},
+    ray_address: str | None = option(
+        None,
+        "the Ray cluster to run on (HEAD:6379, ray://HEAD:10001, auto); default: a Ray started "
+        "on this machine for the run",
     )
-    cache_dir: Path | None = field(
-        default=None,
-        metadata={"help": "local engine: reuse and store rows by file content, as training does"},
+    jobs: int | None = option(
+        None, "files decoded at once (default: every core here, or every core of the cluster)"
     )
-    fmax: float | None = field(
-        default=None,
-        metadata={"help": "upper band edge in Hz (default: from the lowest sample rate found, "
-                  "which reads every file's header first)"},
-    )  # fmt: skip
-    max_seconds: float = field(
-        default=DEFAULT_MAX_SECONDS, metadata={"help": "longest clip accepted, seconds"}
+    cache_dir: Path | None = None  # local engine: rows by content, in training's cache files
+    fmax: float | None = option(
+        None,
+        "upper band edge in Hz (default: from the lowest sample rate among the files' headers, "
+        "which reads every header first)",
     )
-    degrade_seed: int = field(
-        default=TrainConfig().seed,
-        metadata={"help": "seed of the degraded copies training augments with; it must equal "
-                  "train's --seed"},
-    )  # fmt: skip
-    degraded_copies: int = field(
-        default=TrainConfig().augment_copies,
-        metadata={"help": "degraded copies of each clip, at least as many as training augments "
-                  "with; 0: none (the table then trains only with --no-augment)"},
-    )  # fmt: skip
+    max_seconds: float = option(DEFAULT_MAX_SECONDS, "longest clip accepted, in seconds")
+    degrade_seed: int = option(
+        TrainConfig().seed, "seed of the degraded copies: training's --seed must equal it"
+    )
+    degraded_copies: int = option(
+        TrainConfig().augment_copies,
+        "degraded copies of each clip, at least as many as training augments with; 0: none "
+        "(such a table trains only with --no-augment)",
+    )
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -156,11 +150,6 @@ class TableOptions:
             raise ParameterError(f"degrade_seed={self.degrade_seed!r} must be >= 0")
         if self.degraded_copies < 0:
             raise ParameterError(f"degraded_copies={self.degraded_copies!r} must be >= 0")
-
-    @classmethod
-    def help(cls, name: str) -> str:
-        """The help text of field ``name``."""
-        return str(next(f for f in fields(cls) if f.name == name).metadata["help"])
 
 
 # ---------------------------------------------------------------------------- one file's row

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.pipeline.helpers import PNG_BYTES, encode, harmonics, tone
+from tests.signals import PNG_BYTES, encode, harmonics, tone
 
 __all__ = ["SKIPPED", "build_corpus"]
 
-# path -> the reason folder training and both engines give for skipping it
+# path -> the reason folder training and both engines give for skipping it (with ffmpeg installed:
+# without it, the not-audio file's reason says so)
 SKIPPED = {
     "Steve/empty.wav": "clip is empty (0 bytes)",
     "Steve/not-audio.wav": "cannot decode PNG image data: not a supported audio format",

@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.common import DATA_ROOT
-from pipeline.cli import main
 from pipeline.table import TableOptions, write_feature_table
 from tests.pipeline.table_helpers import SKIPPED, build_corpus
+from voiceid.cli import main
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs the voiceid[ray] extra")
 
@@ -72,6 +72,7 @@ def test_ray_rows_are_the_local_rows_on_fsdd(local_ray: None, tmp_path: Path) ->
     assert (tmp_path / "ray.parquet").read_bytes() == (tmp_path / "local.parquet").read_bytes()
 
 
+@pytest.mark.requires_ffmpeg  # the not-audio file's message names ffmpeg
 def test_ray_gives_every_skip_reason_as_the_local_engine(
     local_ray: None, corpus: Path, tmp_path: Path
 ) -> None:

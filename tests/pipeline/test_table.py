@@ -14,15 +14,17 @@ import pytest
 
 import pipeline
 from pipeline import table
-from pipeline.cli import main
+from pipeline.bundle import load_bundle
 from pipeline.config import TrainConfig
 from pipeline.dataset import Degradation, extract_features, scan_folder
 from pipeline.errors import DatasetError, ParameterError
 from pipeline.features import FEATURE_VERSION
+from pipeline.network import ARRAY_NAMES
 from pipeline.table import TableOptions, read_feature_table, write_feature_table
 from pipeline.train import TrainOptions, feature_config_for, train
-from tests.pipeline.helpers import PNG_BYTES
 from tests.pipeline.table_helpers import SKIPPED, build_corpus
+from tests.signals import PNG_BYTES
+from voiceid.cli import main
 
 NO_CACHE = TableOptions(jobs=1)
 COPIES = TrainConfig().augment_copies  # the table's default: what training augments with
@@ -44,6 +46,7 @@ def _rows(path: Path) -> pa.Table:
     return pq.read_table(path)
 
 
+@pytest.mark.requires_ffmpeg  # the not-audio file's message names ffmpeg
 def test_rows_are_folder_extractions_rows(corpus: Path, local_table: Path) -> None:
     recordings = scan_folder(corpus)
     cfg = feature_config_for(recordings, None)
@@ -137,9 +140,12 @@ def test_train_from_table_is_train_from_folder(
     for key in ("labels", "skipped", "split", "clips_per_speaker", "metrics", "history"):
         assert from_table[key] == from_folder[key], key
     assert from_table["files"] == from_folder["files"] | {"decoded": 0}
-    meta = [json.loads((tmp_path / m / "metadata.json").read_text()) for m in ("folder", "table")]
-    for key in ("feature_config", "normalisation", "threshold", "training"):
-        assert meta[0][key] == meta[1][key], key
+    folder, table_ = load_bundle(tmp_path / "folder"), load_bundle(tmp_path / "table")
+    assert table_.feature_config == folder.feature_config
+    assert table_.threshold == folder.threshold
+    assert table_.metadata.training == folder.metadata.training
+    for name in ARRAY_NAMES:  # the weights and the normalisation, bit for bit
+        assert np.array_equal(getattr(table_.network, name), getattr(folder.network, name)), name
 
 
 @pytest.mark.parametrize(
@@ -259,6 +265,7 @@ def test_uris_are_recorded_without_credentials() -> None:
     )
 
 
+@pytest.mark.requires_ffmpeg  # the not-audio file's message names ffmpeg
 def test_cli_writes_a_table_and_trains_from_it(
     corpus: Path, local_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
