@@ -653,9 +653,11 @@ def read_feature_table(path: Path) -> tuple[pa.Table, TableInfo]:
 class TrainingFeatures:
     """The rows ``train`` learns from, from a folder or a table.
 
-    ``degraded`` holds, per copy number, the degraded copies of the usable clips that have one
-    (a table's); None when they are still to be extracted (from a folder, for the training split
-    only).
+    From a table, ``degraded`` holds, per copy number, the degraded copies of the usable clips
+    that have one, as many as training augments with; and ``first_copies`` copy 0 of every usable
+    clip (empty when the table holds none drawn with training's seed), which training reports
+    validation on. From a folder both are None: they are still to be extracted, for the clips of
+    the training and the validation split.
     """
 
     root: Path  # recording paths are relative to this in reports
@@ -663,7 +665,17 @@ class TrainingFeatures:
     cfg: FeatureConfig
     extraction: Extraction
     degraded: list[Extraction] | None
+    first_copies: Extraction | None
     fmax_derived: bool
+
+    def first_copies_of(self, recordings: list[Recording]) -> Extraction | None:
+        """Copy 0 of each of ``recordings`` that has one; None from a folder."""
+        if self.first_copies is None:
+            return None
+        index = {r: i for i, r in enumerate(self.first_copies.recordings)}
+        kept = [r for r in recordings if r in index]
+        rows = self.first_copies.features[[index[r] for r in kept]]
+        return Extraction(kept, rows.reshape(len(kept), self.cfg.n_bands))
 
 
 def _histogram_rows(column: pa.Array | pa.ChunkedArray, n_bands: int) -> np.ndarray:
@@ -729,9 +741,13 @@ def training_features(
     errors = table.column("error").to_pylist()
     clean = _extraction(recordings, table.column("features"), n_bands, errors)
     copies = table.column("degraded").filter(table.column("features").is_valid())
-    degraded = [
-        _extraction(clean.recordings, pc.list_element(copies, copy), n_bands,
-                    [None] * len(clean.recordings))
-        for copy in range(degraded_copies)
-    ]  # fmt: skip
-    return TrainingFeatures(Path(), recordings, info.cfg, clean, degraded, info.fmax_derived)
+
+    def copy_rows(copy: int) -> Extraction:
+        no_reasons = [None] * len(clean.recordings)  # training needs only the rows
+        return _extraction(clean.recordings, pc.list_element(copies, copy), n_bands, no_reasons)
+
+    degraded = [copy_rows(copy) for copy in range(degraded_copies)]
+    drawn_alike = info.degraded_copies > 0 and info.degrade_seed == degrade_seed
+    first = copy_rows(0) if drawn_alike else Extraction([], np.zeros((0, n_bands), np.float32))
+    return TrainingFeatures(Path(), recordings, info.cfg, clean, degraded, first,
+                            info.fmax_derived)  # fmt: skip

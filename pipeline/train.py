@@ -131,7 +131,7 @@ def _training_features(data_dir: Path, opts: TrainOptions) -> TrainingFeatures:
     _require_speakers(recordings, data_dir)
     cfg = feature_config_for(recordings, opts.fmax)
     extraction = _extract(recordings, cfg, opts)
-    return TrainingFeatures(data_dir, recordings, cfg, extraction, None, opts.fmax is None)
+    return TrainingFeatures(data_dir, recordings, cfg, extraction, None, None, opts.fmax is None)
 
 
 def _check_counts(extraction: Extraction, labels: list[str]) -> None:
@@ -258,7 +258,9 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
         ]
     x_train, y_train = training_rows(extraction, y, train_idx, degraded)
     val_recordings = [extraction.recordings[i] for i in val_idx]
-    val_degraded = _extract(val_recordings, cfg, opts, Degradation(tcfg.seed, 0))
+    val_degraded = feats.first_copies_of(val_recordings)
+    if val_degraded is None:
+        val_degraded = _extract(val_recordings, cfg, opts, Degradation(tcfg.seed, 0))
     return Prepared(data_dir, feats.root, feats.fmax_derived, labels, cfg, len(feats.recordings),
                     extraction, y, train_idx, val_idx, x_train, y_train, val_degraded)  # fmt: skip
 

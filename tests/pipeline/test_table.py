@@ -137,7 +137,8 @@ def test_train_from_table_is_train_from_folder(
     from_folder = train(corpus, tmp_path / "folder", opts)
     from_table = train(local_table, tmp_path / "table", opts)
 
-    for key in ("labels", "skipped", "split", "clips_per_speaker", "metrics", "history"):
+    for key in ("labels", "skipped", "split", "clips_per_speaker", "metrics", "history",
+                "validation", "validation_degraded"):  # fmt: skip
         assert from_table[key] == from_folder[key], key
     assert from_table["files"] == from_folder["files"] | {"decoded": 0}
     folder, table_ = load_bundle(tmp_path / "folder"), load_bundle(tmp_path / "table")
