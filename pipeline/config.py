@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar, get_args
 from pipeline.errors import ParameterError
 
 __all__ = ["DEFAULT_SAMPLE_RATE", "Device", "FeatureConfig", "Loss", "TrainConfig", "default_fmax",
-           "option"]  # fmt: skip
+           "derived_feature_config", "option"]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -111,6 +111,21 @@ class FeatureConfig:
 
 Loss = Literal["crossentropy", "mse"]
 Device = Literal["auto", "cpu", "gpu"]
+
+
+def derived_feature_config(lowest_source_rate: int | None, fmax: float | None) -> FeatureConfig:
+    """The feature config for data whose lowest original rate is ``lowest_source_rate``.
+
+    ``fmax`` when given; else derived from the rate (``default_fmax``); else, when no file's rate
+    could be read, the defaults.
+    """
+    if fmax is not None:
+        return FeatureConfig(fmax=fmax)
+    return (
+        FeatureConfig(fmax=default_fmax(lowest_source_rate))
+        if lowest_source_rate
+        else FeatureConfig()
+    )
 
 
 @dataclass(frozen=True)
