@@ -156,7 +156,9 @@ class TrainConfig:
     class_weights: bool = option(True, "weight the loss by the inverse of each speaker's count")
     device: Device = option("auto", "where TensorFlow trains; auto: a GPU when it sees one")
     unknown_quantile: float = option(
-        0.05, "share of known speakers' validation clips the unknown threshold may reject"
+        0.05,
+        "share of the training clips the open-set distance threshold rejects by leave-one-out "
+        "(pipeline.openset)",
     )
     l2: float = option(
         1e-3,
