@@ -2,9 +2,10 @@
 that says which extra to install when it is missing.
 
 ``pip install voiceid`` serves, predicts and evaluates. Training, and converting a format-1
-bundle (which reads Keras's file), need the ``train`` extra: Keras on TensorFlow, and matplotlib
-for the bundle's pictures. The commands check before they start, so that a missing extra is one
-clear error rather than an ``ImportError`` after the features are extracted.
+bundle (which reads Keras's file), need the ``train`` extra: Keras on TensorFlow, matplotlib
+for the bundle's pictures, and pyarrow for feature tables (``voiceid features``). The commands
+check before they start, so that a missing extra is one clear error rather than an
+``ImportError`` after the features are extracted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pipeline.errors import MissingExtraError
 
 __all__ = ["INSTALL_TRAIN", "TRAIN_MODULES", "missing_extra", "require_training_stack"]
 
-TRAIN_MODULES = ("keras", "tensorflow", "matplotlib")  # the train extra's top-level modules
+TRAIN_MODULES = ("keras", "tensorflow", "matplotlib", "pyarrow")  # the train extra's modules
 INSTALL_TRAIN = (
     "pip install 'voiceid[train]' ('voiceid[gpu]' to train on a CUDA GPU; "
     "pip install -e '.[train]' in a checkout)"

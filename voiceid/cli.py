@@ -1,4 +1,4 @@
-"""The ``voiceid`` command: train, evaluate, predict, demo-data, convert, serve.
+"""The ``voiceid`` command: features, train, evaluate, predict, demo-data, convert, serve.
 
 Each command imports what it needs when it runs, and only its own options are built: ``voiceid
 serve`` and each of its worker processes (which re-import this module as their main module)
@@ -13,15 +13,32 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import AudioError, VoiceIdError
 from pipeline.extras import require_training_stack
 from voiceid.options import add_options, from_options
 
+if TYPE_CHECKING:
+    from pipeline.table import TableSummary
+
 __all__ = ["main", "run"]
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "voiceid"
+
+
+def _features_arguments(p: argparse.ArgumentParser) -> None:
+    require_training_stack("voiceid features", ("pyarrow",))  # pipeline.table imports pyarrow
+    from pipeline.table import TableOptions
+
+    p.add_argument("data", help="a folder, or a URI pyarrow opens (s3://, gs://, hdfs://)")
+    p.add_argument("--out", type=Path, required=True, help="the .parquet file to write")
+    add_options(p, TableOptions)
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+                   help=f"local engine: the feature cache training uses (default: "
+                        f"{DEFAULT_CACHE_DIR}); the Ray engine keeps none")  # fmt: skip
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,7 +113,11 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
 
 # command -> (its help, the function that adds its arguments)
 PARSERS: dict[str, tuple[str, Any]] = {
-    "train": ("train a model from DATA_DIR/<speaker>/*.wav", _train_arguments),
+    "features": ("extract DATA/<speaker>/* into a Parquet feature table", _features_arguments),
+    "train": (
+        "train a model from DATA_DIR/<speaker>/*.wav, or from a feature table",
+        _train_arguments,
+    ),
     "evaluate": ("score a model on DATA_DIR/<speaker>/*", _evaluate_arguments),
     "predict": ("name the speaker of each clip", _predict_arguments),
     "demo-data": ("write the synthetic Steve and David 'Hello' voices", _demo_data_arguments),
@@ -106,7 +127,8 @@ PARSERS: dict[str, tuple[str, Any]] = {
 
 
 def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser, with the arguments of ``command`` alone, or of every command when None."""
+    """The parser, with the arguments of ``command`` alone (of none when it is not a command:
+    the overview lists them), or of every command when None."""
     parser = argparse.ArgumentParser(prog="voiceid", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_arguments) in PARSERS.items():
@@ -114,6 +136,33 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if command in (None, name):
             add_arguments(p)
     return parser
+
+
+def _print_summary(summary: TableSummary) -> None:
+    print(
+        f"wrote {summary.out}: {summary.files} files, {len(summary.skipped)} skipped, "
+        f"{summary.degraded} degraded copies (fmax {summary.cfg.fmax:g} Hz)"
+    )
+    for path, error in summary.skipped:
+        print(f"  skipped {path}: {error}")
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from pipeline.table import TableOptions, write_feature_table
+
+    # The default cache is training's; only the local engine keeps one.
+    use_cache = args.engine == "local" and not args.no_cache
+    opts = from_options(TableOptions, args, cache_dir=args.cache_dir if use_cache else None,
+                        progress=sys.stderr.isatty())  # fmt: skip
+    summary = write_feature_table(args.data, args.out, opts)
+    if args.json:
+        skipped = [{"file": path, "error": error} for path, error in summary.skipped]
+        print(json.dumps({"out": str(summary.out), "files": summary.files, "skipped": skipped,
+                          "degraded": summary.degraded,
+                          "feature_config": summary.cfg.to_dict()}, indent=2))  # fmt: skip
+    else:
+        _print_summary(summary)
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -231,19 +280,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-            "demo-data": _cmd_demo_data, "convert": _cmd_convert,
+COMMANDS = {"features": _cmd_features, "train": _cmd_train, "evaluate": _cmd_evaluate,
+            "predict": _cmd_predict, "demo-data": _cmd_demo_data, "convert": _cmd_convert,
             "serve": _cmd_serve}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv and argv[0] in PARSERS else None
-    args = _build_parser(command).parse_args(argv)
+    command = argv[0] if argv and argv[0] in PARSERS else ""
     try:
+        args = _build_parser(command).parse_args(argv)
         return COMMANDS[args.command](args)
     except VoiceIdError as exc:
-        print(f"voiceid {args.command}: error: {exc}", file=sys.stderr)
+        print(f"voiceid {command}: error: {exc}", file=sys.stderr)
         return 2
 
 

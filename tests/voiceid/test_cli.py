@@ -253,7 +253,7 @@ INSTALL_HINT = (
 )
 
 
-@pytest.mark.parametrize("module", ["keras", "tensorflow", "matplotlib"])
+@pytest.mark.parametrize("module", ["keras", "tensorflow", "matplotlib", "pyarrow"])
 def test_train_without_the_train_extra_says_which_extra_to_install(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     module: str,
@@ -268,6 +268,33 @@ def test_train_without_the_train_extra_says_which_extra_to_install(
         f"(no module '{module}'): {INSTALL_HINT}\n"
     )
     assert not (tmp_path / "m").exists()
+
+
+def test_features_without_pyarrow_says_which_extra_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+
+    code, out, err = _run(capsys, "features", str(tmp_path), "--out", str(tmp_path / "t.parquet"))
+
+    assert (code, out) == (2, "")
+    assert err == (
+        "voiceid features: error: voiceid features needs the training extra, which is not "
+        f"installed (no module 'pyarrow'): {INSTALL_HINT}\n"
+    )
+
+
+def test_the_overview_lists_every_command_without_the_extras(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("keras", "tensorflow", "matplotlib", "pyarrow"):
+        monkeypatch.setitem(sys.modules, module, None)
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("features", "train", "evaluate", "predict", "serve"))
 
 
 def test_convert_without_keras_says_which_extra_to_install(
@@ -304,7 +331,7 @@ def test_importing_the_training_code_without_the_extra_is_a_project_error(
 def test_the_commands_that_serve_and_predict_need_no_extra(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for module in ("keras", "tensorflow", "matplotlib", "librosa"):
+    for module in ("keras", "tensorflow", "matplotlib", "librosa", "pyarrow"):
         monkeypatch.setitem(sys.modules, module, None)
     _run(capsys, "demo-data", str(tmp_path), "--clips", "1")
 
