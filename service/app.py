@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from pipeline.errors import BundleError
+from service.auth import AuthMiddleware
 from service.compute import ComputeQueue
 from service.errors import install_error_handlers
 from service.limits import BodyLimitMiddleware
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         BodyLimitMiddleware,
         limits={"/predict": settings.max_upload_bytes, "/predict/batch": settings.batch_max_bytes},
     )
+    app.add_middleware(AuthMiddleware, settings=settings)  # before any body is read
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
     for router in (predict.router, model.router, ops.router, admin.router):
         app.include_router(router)
