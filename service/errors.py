@@ -9,9 +9,12 @@ from starlette.requests import ClientDisconnect
 from pipeline.errors import BundleError, DecodeError, InvalidAudioError, VoiceIdError
 
 __all__ = [
+    "RETRY_AFTER_S",
+    "ForbiddenError",
     "MissingFieldError",
     "NotFoundError",
     "NotReadyError",
+    "OverloadedError",
     "ServiceError",
     "UnauthorizedError",
     "UnsupportedMediaError",
@@ -49,6 +52,17 @@ class NotFoundError(ServiceError):
     pass
 
 
+class OverloadedError(ServiceError):
+    """Compute did not finish within the per-clip budget: try again shortly (503)."""
+
+
+class ForbiddenError(ServiceError):
+    """A request for something the server will not touch, such as a path outside its root."""
+
+
+RETRY_AFTER_S = 1  # what a 503 for load asks the client to wait
+
+
 _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (UploadTooLargeError, 413),
     (UnsupportedMediaError, 415),
@@ -56,6 +70,8 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (InvalidAudioError, 422),
     (UnauthorizedError, 401),
     (NotReadyError, 503),
+    (OverloadedError, 503),
+    (ForbiddenError, 403),
     (MissingFieldError, 422),
     (NotFoundError, 404),
     (BundleError, 409),
@@ -72,7 +88,11 @@ def status_for(exc: VoiceIdError) -> int:
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VoiceIdError)  # registered for VoiceIdError only
-    headers = {"WWW-Authenticate": "ApiKey"} if isinstance(exc, UnauthorizedError) else None
+    headers = None
+    if isinstance(exc, UnauthorizedError):
+        headers = {"WWW-Authenticate": "ApiKey"}
+    elif isinstance(exc, OverloadedError):
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     return JSONResponse({"detail": str(exc)}, status_code=status_for(exc), headers=headers)
 
 

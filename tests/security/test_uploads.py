@@ -1,0 +1,99 @@
+"""Hostile uploads to the app: each a 4xx that says what was wrong, never a 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.compute import ComputeQueue
+from service.errors import OverloadedError, status_for
+from tests.helpers import ClientFactory
+from tests.security import hostile
+
+WAV = {"content-type": "audio/wav"}
+HOSTILE = {
+    "riff junk": (hostile.riff_junk(), 415),
+    "riff oversized chunk": (hostile.riff_oversized_chunk(), 415),
+    "float near max": (hostile.float_wav_near_max(), 422),
+    "flac bomb": (hostile.flac_bomb(), 422),
+    "hls playlist": (hostile.hls_playlist("/etc/passwd"), 415),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_each_hostile_upload_is_a_quick_4xx(client: TestClient, name: str) -> None:
+    data, status = HOSTILE[name]
+
+    started = time.perf_counter()
+    response = client.post("/predict", content=data, headers=WAV)
+
+    assert time.perf_counter() - started < 2.0
+    assert response.status_code == status
+    assert response.json()["detail"]
+
+
+def test_hostile_files_in_a_batch_fail_alone(client: TestClient, steve_wav: bytes) -> None:
+    files = [("files", (name, data, "audio/wav")) for name, (data, _) in HOSTILE.items()]
+    files.append(("files", ("steve.wav", steve_wav, "audio/wav")))
+
+    response = client.post("/predict/batch", files=files)
+
+    assert response.status_code == 200
+    statuses = {item["file"]: item["status"] for item in response.json()["results"]}
+    assert statuses == {name: status for name, (_, status) in HOSTILE.items()} | {"steve.wav": 200}
+
+
+def test_the_per_clip_limit_holds_inside_a_batch(
+    make_client: ClientFactory, steve_wav: bytes
+) -> None:
+    client = make_client(max_upload_bytes=100_000)
+    big = bytes(200_000)
+    files = [
+        ("files", ("big.wav", big, "audio/wav")),
+        ("files", ("ok.wav", steve_wav, "audio/wav")),
+    ]
+
+    items = client.post("/predict/batch", files=files).json()["results"]
+
+    assert items[0] == {
+        "file": "big.wav",
+        "ok": False,
+        "status": 413,
+        "detail": "file of 200000 bytes is over the limit of 100000 bytes",
+    }
+    assert items[1]["status"] == 200
+
+
+def test_a_stream_wav_is_accepted(client: TestClient) -> None:
+    response = client.post("/predict", content=hostile.wav_stream(), headers=WAV)
+
+    assert response.status_code == 200
+
+
+def test_a_clip_over_its_compute_budget_is_503() -> None:
+    queue = ComputeQueue()
+
+    async def main() -> None:
+        await queue.run(lambda: time.sleep(0.3), budget_s=0.05)
+
+    with pytest.raises(OverloadedError) as caught:
+        asyncio.run(main())
+    queue.close()
+
+    assert str(caught.value) == "the server is busy: the clip was not done within 0.05 s"
+    assert status_for(caught.value) == 503
+
+
+def test_the_503_for_a_spent_budget_says_when_to_retry(
+    make_client: ClientFactory, steve_wav: bytes
+) -> None:
+    client = make_client(clip_budget_s=1e-6)
+
+    response = client.post("/predict", content=steve_wav, headers=WAV)
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json() == {"detail": "the server is busy: the clip was not done within 1e-06 s"}
