@@ -50,6 +50,7 @@ NETWORK_FILE = "network.npz"
 METADATA_FILE = "metadata.json"
 KERAS_FILE = "model.keras"
 CONVERTIBLE_VERSIONS = (1,)  # older formats that `voiceid convert` upgrades
+MAX_METADATA_BYTES = 1 << 20  # a metadata.json is a few kilobytes; far more is not ours
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,11 @@ def read_metadata_json(path: Path) -> dict[str, Any]:
         raise BundleError(f"model bundle {str(path)!r} does not exist or is not a folder")
     if not meta_path.is_file():
         raise BundleError(f"{str(path)!r} is not a model bundle: {METADATA_FILE} is missing")
+    size = meta_path.stat().st_size
+    if size > MAX_METADATA_BYTES:
+        raise BundleError(
+            f"{meta_path} is {size} bytes; a {METADATA_FILE} is at most {MAX_METADATA_BYTES}"
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -201,11 +207,14 @@ def load_bundle(path: Path | str) -> Bundle:
     """Load and verify a bundle; raise :class:`BundleError` when it does not check out."""
     try:
         return _load_bundle(Path(path).resolve())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         if isinstance(exc, VoiceIdError):
             raise
-        # A path the OS refuses (NUL byte, too long, no permission) is a bad bundle too.
+        # A path the OS refuses (NUL byte, too long, no permission, a symlink loop, which
+        # pathlib reports as RuntimeError) is a bad bundle too.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        if isinstance(exc, RuntimeError):
+            reason = "a symbolic link loop"
         raise BundleError(f"cannot read model bundle {str(path)!r}: {reason}") from exc
 
 

@@ -35,6 +35,7 @@ OUTPUT_ACTIVATIONS: tuple[OutputActivation, ...] = get_args(OutputActivation)
 # The arrays of a Network, in the order of its fields: what save_network writes besides the
 # output activation, and load_network requires.
 ARRAY_NAMES = ("hidden_kernel", "hidden_bias", "output_kernel", "output_bias", "mean", "scale")
+MAX_NETWORK_BYTES = 64 << 20  # a 60-band network for thousands of speakers is far smaller
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -93,6 +94,7 @@ def load_network(path: Path) -> Network:
     Raises :class:`BundleError` naming what is wrong: an unreadable file, a missing array, an
     unknown output activation, shapes that do not chain, or a non-finite or non-positive scale.
     """
+    _check_npz_size(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             members = {name: data[name] for name in data.files}
@@ -113,6 +115,21 @@ def load_network(path: Path) -> Network:
     network = Network(**arrays, output_activation=activation)
     check_network(network, str(path))
     return network
+
+
+def _check_npz_size(path: Path) -> None:
+    """Refuse an ``.npz`` whose file or arrays are bigger than any network's, before
+    decompressing anything (zipfile reads no member past the size its directory gives)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+    size = max(path.stat().st_size, unpacked)
+    if size > MAX_NETWORK_BYTES:
+        raise BundleError(
+            f"{path} holds {size} bytes of arrays; a network is at most {MAX_NETWORK_BYTES}"
+        )
 
 
 def check_network(network: Network, source: str) -> None:

@@ -35,7 +35,7 @@ bundle's threshold."""
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     try:
-        bundle = await app.state.store.load(settings.model_dir)
+        bundle = await app.state.store.start(settings.model_dir)
         log.info("serving %s (%s), labels %s", bundle.name, bundle.version, list(bundle.labels))
     except BundleError as exc:
         # Stay up: the store keeps the reason for /ready, and /admin/reload can bring one in.
@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
-    app.state.store = ModelStore()
+    app.state.store = ModelStore(settings.active_model_file)
     app.state.metrics = metrics = Metrics()
     app.state.compute = ComputeQueue()
     install_error_handlers(app)

@@ -26,5 +26,14 @@ def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
 
 SettingsDep = Annotated[Settings, Depends(_app_state("settings"))]
 ComputeDep = Annotated[ComputeQueue, Depends(_app_state("compute"))]
-StoreDep = Annotated[ModelStore, Depends(_app_state("store"))]
+
+
+async def _store(request: Request) -> ModelStore:
+    """The model store, after it has followed a reload another worker made."""
+    store: ModelStore = request.app.state.store
+    await store.follow()
+    return store
+
+
+StoreDep = Annotated[ModelStore, Depends(_store)]
 MetricsDep = Annotated[Metrics, Depends(_app_state("metrics"))]

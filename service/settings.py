@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         description="/admin/reload loads bundles inside this folder only "
         "(default: the folder holding model_dir)",
     )
+    active_model_file: Path | None = Field(
+        default=None,
+        description="file naming the bundle all workers serve; `voiceid serve` sets one",
+    )
     clip_budget_s: float = Field(
         default=5.0, gt=0, description="longest a clip may wait for compute before a 503"
     )
