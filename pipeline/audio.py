@@ -31,6 +31,7 @@ __all__ = [
     "Clip",
     "decode",
     "max_decoded_values",
+    "read_clip_file",
     "sniff_format",
     "to_mono",
     "validate_waveform",
@@ -143,7 +144,7 @@ def decode(
         raise ParameterError(f"sample_rate={sample_rate} must be a positive integer")
     if not max_seconds > 0:
         raise ParameterError(f"max_seconds={max_seconds} must be positive")
-    data = _read_source(source, max_seconds) if isinstance(source, str | Path) else source
+    data = read_clip_file(source, max_seconds) if isinstance(source, str | Path) else source
     if not data:
         raise InvalidAudioError("clip is empty (0 bytes)")
     samples, source_rate, channels = _read_any(data, sample_rate, max_seconds)
@@ -159,7 +160,7 @@ def max_decoded_values(max_seconds: float) -> int:
     return int(max_seconds * VALUES_PER_SECOND)
 
 
-def _read_source(path: str | Path, max_seconds: float) -> bytes:
+def read_clip_file(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> bytes:
     """A file's bytes, refused by size before reading when no clip within the limits is as big:
     uncompressed 64-bit float at the decoded-value limit, plus room for the header."""
     limit = max_decoded_values(max_seconds) * 8 + (1 << 20)

@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import sys
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -24,7 +25,7 @@ import soundfile as sf
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from pipeline.audio import DEFAULT_MAX_SECONDS, decode
+from pipeline.audio import DEFAULT_MAX_SECONDS, MIN_SOURCE_RATE, decode, read_clip_file
 from pipeline.augment import degrade
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
@@ -78,14 +79,19 @@ def scan_folder(data_dir: Path) -> list[Recording]:
 
 
 def lowest_sample_rate(paths: Iterable[Path]) -> int | None:
-    """The lowest original sample rate among the files libsndfile can read (header only)."""
+    """The lowest original sample rate among the files libsndfile can read (header only).
+
+    Files below ``MIN_SOURCE_RATE`` are left out: decoding refuses them (they are skipped, and
+    named), so one such file must not narrow the band layout of the whole model.
+    """
     rates = []
     for path in paths:
         try:
             rates.append(sf.info(str(path)).samplerate)
         except (sf.LibsndfileError, RuntimeError):
             continue
-    return min(rates) if rates else None
+    usable = [rate for rate in rates if rate >= MIN_SOURCE_RATE]
+    return min(usable) if usable else None
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def file_features(
     from its seed, its copy number and the file's content, so the same file always gets the same
     copy.
     """
-    data = path.read_bytes()
+    data = read_clip_file(path, max_seconds)  # refused by size before a large file is read
     y = decode(data, sample_rate=cfg.sample_rate, max_seconds=max_seconds).samples
     if degradation is not None:
         content = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
@@ -220,6 +226,8 @@ def _extract_one(args: Task) -> Outcome:
         return Outcome(None, str(exc), False)
     except OSError as exc:
         return Outcome(None, f"cannot read file: {exc.strerror or exc}", False)
+    except Exception as exc:  # whatever else one file does, it is skipped and named, not fatal
+        return Outcome(None, f"cannot use file: {type(exc).__name__}: {exc}", False)
 
 
 def _cached(cache: FeatureCache | None, key: str | None) -> Outcome:
@@ -275,7 +283,14 @@ def extract_features(
             key = keys[i]
             if key is not None and outcome.lasting:
                 cache.put(key, outcome.row, outcome.error)
-        cache.save()
+        try:
+            cache.save()
+        except OSError as exc:  # the features are computed; only the next run is slower
+            warnings.warn(
+                f"feature cache {str(cache.path.parent)!r} is not writable "
+                f"({exc.strerror or exc}); continuing without it",
+                stacklevel=2,
+            )
     kept: list[Recording] = []
     rows: list[np.ndarray] = []
     skipped: list[tuple[Recording, str]] = []
