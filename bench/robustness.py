@@ -242,8 +242,8 @@ def main() -> int:
             folder = alter_folder(test_dir, root / f"cond{i}", condition, seed=1000 + i)
             accs, refused = [], 0
             for b in bundles:
-                report = evaluate_folder(folder, b.network, b.labels, b.threshold,
-                                         b.feature_config, cache_dir=opts.cache_dir)  # fmt: skip
+                report = evaluate_folder(folder, b.decision(), b.labels, b.feature_config,
+                                         cache_dir=opts.cache_dir)  # fmt: skip
                 n_all = report["n"] + len(report["skipped"])
                 accs.append(report["accuracy"] * report["n"] / n_all)
                 refused = len(report["skipped"])

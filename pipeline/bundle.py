@@ -6,6 +6,8 @@
     ``metadata.json``         :class:`~pipeline.metadata.BundleMetadata`: format version, labels in
                               output order, feature config, threshold, training settings, metrics,
                               library versions, device, creation time, sha256 of network.npz
+    ``openset.npz``           the reference rows of each speaker for the open-set decision
+                              (``pipeline.openset``), checksummed in the metadata too
     ``model.keras``           the same network as a Keras model, for Keras users; never read here
     ``report.json``           the training report (files, skips, split, history, evaluation)
     ``training_curves.png``, ``confusion_matrix.png``
@@ -31,6 +33,7 @@ from pipeline.errors import BundleError, VoiceIdError
 from pipeline.features import FEATURE_VERSION
 from pipeline.metadata import FORMAT_VERSION, BundleMetadata, ModelDescription
 from pipeline.network import Network, load_network, save_network
+from pipeline.openset import Decision, OpenSet, load_open_set, save_open_set
 
 __all__ = [
     "CONVERTIBLE_VERSIONS",
@@ -38,6 +41,8 @@ __all__ = [
     "KERAS_FILE",
     "METADATA_FILE",
     "NETWORK_FILE",
+    "OPEN_SET_FILE",
+    "TRAIN_FEATURES_FILE",
     "Bundle",
     "check_agreement",
     "load_bundle",
@@ -47,6 +52,8 @@ __all__ = [
 ]
 
 NETWORK_FILE = "network.npz"
+OPEN_SET_FILE = "openset.npz"
+TRAIN_FEATURES_FILE = "train_features.npz"
 METADATA_FILE = "metadata.json"
 KERAS_FILE = "model.keras"
 CONVERTIBLE_VERSIONS = (1,)  # older formats that `voiceid convert` upgrades
@@ -55,11 +62,18 @@ MAX_METADATA_BYTES = 1 << 20  # a metadata.json is a few kilobytes; far more is 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded bundle: ``network`` predicts, ``metadata`` describes."""
+    """A loaded bundle: ``network`` predicts, ``open_set`` tells known voices from others,
+    ``metadata`` describes."""
 
     path: Path
     metadata: BundleMetadata
     network: Network
+    open_set: OpenSet
+
+    def decision(self, unsure_below: float | None = None) -> Decision:
+        """The bundle's open-set decision; ``unsure_below`` overrides its top-score threshold."""
+        threshold = self.threshold if unsure_below is None else unsure_below
+        return Decision(self.network, threshold, self.open_set)
 
     @property
     def name(self) -> str:
@@ -95,6 +109,7 @@ def write_bundle(
     out_dir: Path,
     *,
     network: Network,
+    open_set: OpenSet,
     description: ModelDescription,
     save_keras: Callable[[Path], object] | None = None,
     files: dict[str, bytes],
@@ -118,7 +133,10 @@ def write_bundle(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         save_network(network, tmp / NETWORK_FILE)
-        meta = BundleMetadata.with_checksum(description, sha256_file(tmp / NETWORK_FILE))
+        save_open_set(open_set, tmp / OPEN_SET_FILE)
+        meta = BundleMetadata.with_checksums(
+            description, sha256_file(tmp / NETWORK_FILE), sha256_file(tmp / OPEN_SET_FILE)
+        )
         (tmp / METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
         if save_keras is not None:
             save_keras(tmp / KERAS_FILE)
@@ -218,20 +236,29 @@ def load_bundle(path: Path | str) -> Bundle:
         raise BundleError(f"cannot read model bundle {str(path)!r}: {reason}") from exc
 
 
+def _checked_file(path: Path, name: str, expected: str) -> Path:
+    """``path / name``, once it exists and its sha256 is ``expected``."""
+    file = path / name
+    if not file.is_file():
+        raise BundleError(f"{str(path)!r} is not a model bundle: {name} is missing")
+    actual = sha256_file(file)
+    if actual != expected:
+        raise BundleError(
+            f"{file} does not match its checksum: sha256 is {actual[:12]}..., "
+            f"{METADATA_FILE} expects {expected[:12]}..."
+        )
+    return file
+
+
 def _load_bundle(path: Path) -> Bundle:
     meta = _read_metadata(path)
-    network_path = path / NETWORK_FILE
-    if not network_path.is_file():
-        raise BundleError(f"{str(path)!r} is not a model bundle: {NETWORK_FILE} is missing")
-    actual = sha256_file(network_path)
-    if actual != meta.network_sha256:
-        raise BundleError(
-            f"{network_path} does not match its checksum: sha256 is {actual[:12]}..., "
-            f"{METADATA_FILE} expects {meta.network_sha256[:12]}..."
-        )
-    network = load_network(network_path)
+    network = load_network(_checked_file(path, NETWORK_FILE, meta.network_sha256))
     check_agreement(path, network, meta)
-    return Bundle(path, meta, network)
+    d, _, n = network.sizes
+    open_set = load_open_set(
+        _checked_file(path, OPEN_SET_FILE, meta.openset_sha256), meta.open_set.threshold, n, d
+    )
+    return Bundle(path, meta, network, open_set)
 
 
 def check_agreement(path: Path, network: Network, meta: ModelDescription) -> None:

@@ -1,5 +1,5 @@
-"""Scoring against known labels: accuracy, per-speaker figures, confusion, and the unknown-speaker
-threshold with its false-accept and false-reject rates, for feature rows or a folder of clips."""
+"""Scoring against known labels: accuracy, per-speaker figures, confusion, and the open-set
+decision's false-accept and false-reject rates and AUROC, for feature rows or a folder of clips."""
 
 from __future__ import annotations
 
@@ -12,9 +12,19 @@ import numpy as np
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.config import FeatureConfig
-from pipeline.network import Network
+from pipeline.openset import Decision, auroc
 
-__all__ = ["calibrate_threshold", "classification_report", "evaluate_folder", "open_set_rates"]
+__all__ = [
+    "UNSURE_QUANTILE",
+    "calibrate_threshold",
+    "classification_report",
+    "evaluate_folder",
+    "open_set_rates",
+]
+
+# The top-score threshold for "unsure between speakers" keeps all but this share of validation
+# clips; the open set's distance rule does the rest of telling known voices from others.
+UNSURE_QUANTILE = 0.01
 
 
 def calibrate_threshold(top_scores: np.ndarray, quantile: float) -> float:
@@ -25,22 +35,21 @@ def calibrate_threshold(top_scores: np.ndarray, quantile: float) -> float:
 
 
 def classification_report(
-    network: Network,
-    labels: Sequence[str],
-    features: np.ndarray,
-    speakers: Sequence[str],
-    threshold: float,
+    decision: Decision, labels: Sequence[str], features: np.ndarray, speakers: Sequence[str]
 ) -> dict[str, Any]:
-    """Closed-set figures for clips of known speakers, plus how many the threshold rejects.
+    """Closed-set figures for clips of known speakers, plus how many the decision rejects.
 
     ``accuracy`` counts the top label; ``accepted_accuracy`` counts a clip right only when the top
-    label is right and its score reaches the threshold.
+    label is right and the clip is accepted.
     """
     index = {label: i for i, label in enumerate(labels)}
     truth = np.array([index[s] for s in speakers], dtype=int)
-    _, scores = network.forward(features)
-    predicted = scores.argmax(axis=1) if len(truth) else np.zeros(0, dtype=int)
-    accepted = scores.max(axis=1) >= threshold if len(truth) else np.zeros(0, dtype=bool)
+    if len(truth):
+        _, scores, _, reasons = decision.decide(features)
+        predicted = scores.argmax(axis=1)
+        accepted = np.array([r is None for r in reasons], dtype=bool)
+    else:
+        predicted, accepted = np.zeros(0, dtype=int), np.zeros(0, dtype=bool)
     n_labels = len(labels)
     confusion = np.zeros((n_labels, n_labels), dtype=int)
     np.add.at(confusion, (truth, predicted), 1)
@@ -66,14 +75,11 @@ def classification_report(
     }
 
 
-def open_set_rates(
-    network: Network, features: np.ndarray, threshold: float
-) -> dict[str, float | int]:
-    """How many clips of speakers outside the model pass the threshold (false accepts)."""
+def open_set_rates(decision: Decision, features: np.ndarray) -> dict[str, float | int]:
+    """How many clips of speakers outside the model are accepted as someone (false accepts)."""
     if len(features) == 0:
         return {"n": 0, "false_accept_rate": 0.0, "rejected": 0}
-    _, scores = network.forward(features)
-    accepted = scores.max(axis=1) >= threshold
+    accepted = np.array([r is None for r in decision.decide(features)[3]], dtype=bool)
     return {
         "n": len(features),
         "false_accept_rate": float(accepted.mean()),
@@ -83,20 +89,22 @@ def open_set_rates(
 
 def evaluate_folder(
     folder: Path,
-    network: Network,
+    decision: Decision,
     labels: Sequence[str],
-    threshold: float,
     cfg: FeatureConfig,
     *,
     max_seconds: float = DEFAULT_MAX_SECONDS,
     jobs: int | None = None,
     cache_dir: Path | None = None,
     progress: bool = False,
+    known_rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Figures for ``folder/<speaker>/...``, which may hold known and unknown speakers.
 
     Clips of speakers in ``labels`` get :func:`classification_report`'s figures; the others are
-    counted under ``unknown_speakers`` with their false-accept rate, never silently dropped.
+    counted under ``unknown_speakers`` with their false-accept rate, never silently dropped;
+    with both, ``open_set_auroc`` says how well the distance alone tells them apart (for a folder
+    of strangers only, against ``known_rows``: feature rows of known speakers' clips).
     Files that cannot be used are listed under ``skipped``. The extraction options are those of
     ``pipeline.dataset.extract_features``.
     """
@@ -106,9 +114,16 @@ def evaluate_folder(
     )  # fmt: skip
     speakers = [r.speaker for r in extraction.recordings]
     known = np.array([s in labels for s in speakers], dtype=bool)
+    rows = extraction.features
     report = classification_report(
-        network, labels, extraction.features[known], [s for s in speakers if s in labels], threshold
+        decision, labels, rows[known], [s for s in speakers if s in labels]
     )
-    report["unknown_speakers"] = open_set_rates(network, extraction.features[~known], threshold)
+    report["unknown_speakers"] = open_set_rates(decision, rows[~known])
+    known_rows = rows[known] if known.any() or known_rows is None else known_rows
+    report["open_set_auroc"] = (
+        auroc(decision.decide(known_rows)[2], decision.decide(rows[~known])[2])
+        if len(known_rows) and (~known).any()
+        else None
+    )
     report["skipped"] = extraction.skipped_files(folder)
     return report

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -32,6 +32,7 @@ __all__ = [
     "BundleMetadata",
     "Metrics",
     "ModelDescription",
+    "OpenSetSummary",
     "TrainingRecord",
     "created_now",
 ]
@@ -71,16 +72,36 @@ class Metrics(BaseModel):
     train_accuracy: float = Field(ge=0, le=1)
     val_accuracy: float = Field(ge=0, le=1)
     val_false_reject_rate: float = Field(ge=0, le=1)
+    val_degraded_false_reject_rate: float | None = Field(
+        None, ge=0, le=1, description="of a degraded copy of each validation clip"
+    )
     n_train: int = Field(ge=0, description="training clips")
     n_train_degraded: int = Field(ge=0, description="degraded copies trained on besides")
     n_val: int = Field(ge=0, description="validation clips")
     test_accuracy: float | None = Field(None, ge=0, le=1)
     false_accept_rate: float | None = Field(None, ge=0, le=1)
     false_reject_rate: float | None = Field(None, ge=0, le=1)
+    open_set_auroc: float | None = Field(None, ge=0, le=1)
 
     @model_serializer(mode="wrap")
     def _leave_out_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class OpenSetSummary(BaseModel):
+    """How the bundle tells known voices from others (``pipeline.openset``): the method, the
+    distance threshold, the quantile it was calibrated at, how many reference rows it compares
+    with, and the share of training clips it rejects by leave-one-out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["nearest-training-clip"] = "nearest-training-clip"
+    threshold: float = Field(
+        ge=0, description="a clip farther than this from its speaker is unknown"
+    )
+    quantile: float = Field(ge=0, lt=1, description="share of training clips the threshold rejects")
+    n_references: int = Field(ge=1, description="reference rows kept, all speakers together")
+    leave_one_out_false_reject_rate: float = Field(ge=0, le=1)
 
 
 class ModelDescription(BaseModel):
@@ -93,7 +114,10 @@ class ModelDescription(BaseModel):
     labels: tuple[str, ...] = Field(min_length=1, description="speakers, in output order")
     feature_config: Annotated[FeatureConfig, BeforeValidator(_known_keys_only(FeatureConfig))]
     feature_version: int = Field(description="of the feature code that made the rows")
-    threshold: float = Field(ge=0, le=1, description="top scores below this answer 'unknown'")
+    threshold: float = Field(
+        ge=0, le=1, description="top scores below this answer 'unknown' (unsure between speakers)"
+    )
+    open_set: OpenSetSummary
     output_activation: OutputActivation
     architecture: tuple[int, int, int] = Field(description="inputs, hidden units, outputs")
     training: Annotated[TrainingRecord, BeforeValidator(_known_keys_only(TrainingRecord))]
@@ -105,14 +129,19 @@ class ModelDescription(BaseModel):
 
 class BundleMetadata(ModelDescription):
     """``metadata.json``: the :class:`ModelDescription`, the bundle format version, and the
-    sha256 of ``network.npz``, which ``load_bundle`` checks before reading it."""
+    sha256 of ``network.npz`` and ``openset.npz``, which ``load_bundle`` checks before reading."""
 
     format_version: int = FORMAT_VERSION
     network_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    openset_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
     @classmethod
-    def with_checksum(cls, description: ModelDescription, network_sha256: str) -> BundleMetadata:
-        return cls.model_validate(dict(description) | {"network_sha256": network_sha256})
+    def with_checksums(
+        cls, description: ModelDescription, network_sha256: str, openset_sha256: str
+    ) -> BundleMetadata:
+        return cls.model_validate(
+            dict(description) | {"network_sha256": network_sha256, "openset_sha256": openset_sha256}
+        )
 
 
 def created_now() -> datetime:

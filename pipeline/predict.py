@@ -10,21 +10,26 @@ import numpy as np
 from pipeline.audio import DEFAULT_MAX_SECONDS, Clip, decode
 from pipeline.bundle import Bundle
 from pipeline.features import histogram
+from pipeline.openset import Reason
 
 __all__ = ["UNKNOWN", "Prediction", "predict_clip", "predict_features"]
 
-UNKNOWN = "unknown"  # the speaker reported when the top score is below the bundle's threshold
+UNKNOWN = "unknown"  # the speaker reported when the open-set decision rejects the clip
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """The answer for one clip. ``best`` is the top label even when ``speaker`` is unknown."""
+    """The answer for one clip. ``best`` is the top label even when ``speaker`` is unknown;
+    ``reason`` says why it is: "far" (from every clip of ``best``) or "unsure" (between
+    speakers); ``distance`` is the clip's distance to ``best``'s nearest training clip."""
 
     speaker: str
     best: str
     confidence: float
     scores: dict[str, float]
     unknown: bool
+    reason: Reason | None
+    distance: float
     histogram: np.ndarray  # (n_bands,) dB
     hidden: np.ndarray  # (hidden,) sigmoid activations in [0, 1]
 
@@ -32,22 +37,21 @@ class Prediction:
 def predict_features(
     bundle: Bundle, features: np.ndarray, *, threshold: float | None = None
 ) -> list[Prediction]:
-    """Predictions for feature rows (B, n_bands); ``threshold`` overrides the bundle's."""
-    limit = bundle.threshold if threshold is None else threshold
+    """Predictions for feature rows (B, n_bands); ``threshold`` overrides the bundle's top-score
+    ("unsure") threshold."""
     rows = np.atleast_2d(features)
-    hidden, scores = bundle.network.forward(rows)
-    top = scores.argmax(axis=1)
+    hidden, scores, distance, reasons = bundle.decision(threshold).decide(rows)
     out = []
-    for i, k in enumerate(top):
-        confidence = float(scores[i, k])
-        unknown = confidence < limit
+    for i, k in enumerate(scores.argmax(axis=1)):
         out.append(
             Prediction(
-                speaker=UNKNOWN if unknown else bundle.labels[k],
+                speaker=bundle.labels[k] if reasons[i] is None else UNKNOWN,
                 best=bundle.labels[k],
-                confidence=confidence,
+                confidence=float(scores[i, k]),
                 scores={label: float(s) for label, s in zip(bundle.labels, scores[i], strict=True)},
-                unknown=unknown,
+                unknown=reasons[i] is not None,
+                reason=reasons[i],
+                distance=float(distance[i]),
                 histogram=rows[i],
                 hidden=hidden[i],
             )

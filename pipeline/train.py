@@ -2,8 +2,9 @@
 
 Four steps (:func:`train`): **prepare** the data (scan the folder, fix the feature config,
 extract features in parallel and cached, split stratified by speaker, add degraded copies),
-**fit and calibrate** (standardise on the training split, train, set the unknown-speaker
-threshold), **assess** (validation, and the test and unknown-speaker folders when given), and
+**fit and calibrate** (standardise on the training split, train, calibrate the open-set
+decision on the training clips and the "unsure" threshold on validation), **assess**
+(validation, and the test and unknown-speaker folders when given), and
 **write** the bundle atomically with its report and pictures.
 """
 
@@ -25,14 +26,20 @@ import numpy as np
 
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS
-from pipeline.bundle import write_bundle
+from pipeline.bundle import TRAIN_FEATURES_FILE, write_bundle
 from pipeline.config import FeatureConfig, TrainConfig, default_fmax, option
 from pipeline.dataset import Degradation, Extraction, Recording
 from pipeline.errors import DatasetError
-from pipeline.evaluate import calibrate_threshold, classification_report, evaluate_folder
+from pipeline.evaluate import (
+    UNSURE_QUANTILE,
+    calibrate_threshold,
+    classification_report,
+    evaluate_folder,
+)
 from pipeline.features import FEATURE_VERSION
-from pipeline.metadata import Metrics, ModelDescription, TrainingRecord, created_now
+from pipeline.metadata import Metrics, ModelDescription, OpenSetSummary, TrainingRecord, created_now
 from pipeline.network import Network
+from pipeline.openset import Decision, OpenSet, calibrate
 
 if TYPE_CHECKING:  # importing pipeline.model loads TensorFlow: only train() does, when it fits
     from pipeline.model import FitResult
@@ -145,11 +152,12 @@ def training_rows(
 
 
 def _held_out(
-    folder: Path, fitted: Fitted, labels: list[str], cfg: FeatureConfig, opts: TrainOptions
-) -> dict[str, Any]:
+    folder: Path, fitted: Fitted, labels: list[str], cfg: FeatureConfig, opts: TrainOptions,
+    known_rows: np.ndarray | None = None,
+) -> dict[str, Any]:  # fmt: skip
     return evaluate_folder(
-        folder, fitted.network, labels, fitted.threshold, cfg, max_seconds=opts.max_seconds,
-        jobs=opts.jobs, cache_dir=opts.cache_dir, progress=opts.progress,
+        folder, fitted.decision, labels, cfg, max_seconds=opts.max_seconds, jobs=opts.jobs,
+        cache_dir=opts.cache_dir, progress=opts.progress, known_rows=known_rows,
     )  # fmt: skip
 
 
@@ -175,6 +183,7 @@ class Prepared:
     val_idx: np.ndarray
     x_train: np.ndarray  # the training split's rows, then the degraded copies'
     y_train: np.ndarray
+    val_degraded: Extraction  # a degraded copy of each validation clip, to report on
 
     @property
     def speakers(self) -> list[str]:
@@ -188,11 +197,17 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Fitted:
-    """The trained network, its unknown-speaker threshold, and how its training went."""
+    """The trained network, its open-set decision, and how its training and calibration went."""
 
     network: Network
-    threshold: float
+    threshold: float  # top scores below this are "unsure"
+    open_set: OpenSet
+    loo_distances: np.ndarray  # each reference row's distance to its nearest other one
     fit: FitResult
+
+    @property
+    def decision(self) -> Decision:
+        return Decision(self.network, self.threshold, self.open_set)
 
 
 def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
@@ -217,13 +232,16 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
             for copy in range(tcfg.augment_copies)
         ]
     x_train, y_train = training_rows(extraction, y, train_idx, degraded)
+    val_recordings = [extraction.recordings[i] for i in val_idx]
+    val_degraded = _extract(val_recordings, cfg, opts, Degradation(tcfg.seed, 0))
     return Prepared(data_dir, labels, cfg, len(recordings), extraction, y, train_idx, val_idx,
-                    x_train, y_train)  # fmt: skip
+                    x_train, y_train, val_degraded)  # fmt: skip
 
 
 def fit_and_calibrate(data: Prepared, tcfg: TrainConfig) -> Fitted:
-    """Standardise on the training rows, train the network, and set the threshold that keeps
-    ``1 - tcfg.unknown_quantile`` of the validation clips."""
+    """Standardise on the training rows, train the network, calibrate the open set on the
+    training split's clean clips at ``tcfg.unknown_quantile``, and set the "unsure" threshold that
+    keeps all but ``UNSURE_QUANTILE`` of the validation clips."""
     mean = data.x_train.mean(axis=0)
     scale = data.x_train.std(axis=0)
     scale = np.where(scale > 1e-6, scale, 1.0)  # a constant band carries no information
@@ -235,8 +253,12 @@ def fit_and_calibrate(data: Prepared, tcfg: TrainConfig) -> Fitted:
                  data.y[data.val_idx], len(data.labels), tcfg)  # fmt: skip
     network = network_from_model(result.model, mean, scale)
     _, val_scores = network.forward(x_val)
-    threshold = calibrate_threshold(val_scores.max(axis=1), tcfg.unknown_quantile)
-    return Fitted(network, threshold, result)
+    threshold = calibrate_threshold(val_scores.max(axis=1), UNSURE_QUANTILE)
+    z_train = network.standardise(data.extraction.features[data.train_idx])
+    open_set, loo = calibrate(
+        z_train, data.y[data.train_idx], len(data.labels), tcfg.unknown_quantile
+    )
+    return Fitted(network, threshold, open_set, loo, result)
 
 
 def assess(data: Prepared, fitted: Fitted, opts: TrainOptions) -> tuple[Metrics, dict[str, Any]]:
@@ -245,24 +267,36 @@ def assess(data: Prepared, fitted: Fitted, opts: TrainOptions) -> tuple[Metrics,
     rows, speakers = data.extraction.features, data.speakers
 
     def report_on(idx: np.ndarray) -> dict[str, Any]:
-        return classification_report(fitted.network, data.labels, rows[idx],
-                                     [speakers[i] for i in idx], fitted.threshold)  # fmt: skip
+        return classification_report(fitted.decision, data.labels, rows[idx],
+                                     [speakers[i] for i in idx])  # fmt: skip
 
     validation, on_train = report_on(data.val_idx), report_on(data.train_idx)
-    evaluations: dict[str, Any] = {"validation": validation}
+    degraded = data.val_degraded
+    degraded_report = classification_report(
+        fitted.decision, data.labels, degraded.features, [r.speaker for r in degraded.recordings]
+    )
+    evaluations: dict[str, Any] = {"validation": validation, "validation_degraded": degraded_report}
     held_out: dict[str, float] = {}
     if opts.test_dir is not None:
         evaluations["test"] = _held_out(opts.test_dir, fitted, data.labels, data.cfg, opts)
         held_out["test_accuracy"] = evaluations["test"]["accuracy"]
     if opts.unknown_dir is not None:
-        unknown = _held_out(opts.unknown_dir, fitted, [], data.cfg, opts)
-        evaluations["unknown"] = unknown["unknown_speakers"] | {"skipped": unknown["skipped"]}
+        unknown = _held_out(opts.unknown_dir, fitted, [], data.cfg, opts, rows[data.val_idx])
+        evaluations["unknown"] = unknown["unknown_speakers"] | {
+            "skipped": unknown["skipped"],
+            "open_set_auroc": unknown["open_set_auroc"],
+        }
         held_out["false_accept_rate"] = unknown["unknown_speakers"]["false_accept_rate"]
         held_out["false_reject_rate"] = validation["false_reject_rate"]
+        if unknown["open_set_auroc"] is not None:
+            held_out["open_set_auroc"] = unknown["open_set_auroc"]
     metrics = Metrics(
         train_accuracy=on_train["accuracy"],
         val_accuracy=validation["accuracy"],
         val_false_reject_rate=validation["false_reject_rate"],
+        val_degraded_false_reject_rate=(
+            degraded_report["false_reject_rate"] if degraded_report["n"] else None
+        ),
         n_train=len(data.train_idx),
         n_train_degraded=len(data.x_train) - len(data.train_idx),
         n_val=len(data.val_idx),
@@ -280,6 +314,14 @@ def _describe(
         feature_config=data.cfg,
         feature_version=FEATURE_VERSION,
         threshold=fitted.threshold,
+        open_set=OpenSetSummary(
+            threshold=fitted.open_set.threshold,
+            quantile=opts.train.unknown_quantile,
+            n_references=len(fitted.open_set.references),
+            leave_one_out_false_reject_rate=float(
+                np.mean(fitted.loo_distances > fitted.open_set.threshold)
+            ),
+        ),
         output_activation=fitted.network.output_activation,
         architecture=fitted.network.sizes,
         training=TrainingRecord(
@@ -330,6 +372,7 @@ def _write(
     write_bundle(
         out_dir,
         network=fitted.network,
+        open_set=fitted.open_set,
         description=description,
         save_keras=fitted.fit.model.save,
         files={
@@ -342,7 +385,7 @@ def _write(
             ),
         },
         arrays={
-            "train_features.npz": {
+            TRAIN_FEATURES_FILE: {
                 "features": data.extraction.features,
                 "labels": data.y,
                 "files": np.array(data.files),

@@ -27,6 +27,8 @@ def _explanation(bundle: Bundle, prediction: Prediction) -> Explanation:
         inputs=bundle.network.standardise(prediction.histogram).tolist(),
         hidden=prediction.hidden.tolist(),
         band_centres_hz=band_centres(bundle.feature_config).tolist(),
+        distance=prediction.distance,
+        distance_threshold=bundle.open_set.threshold,
     )
 
 
@@ -47,6 +49,7 @@ def answer_clip(
         confidence=prediction.confidence,
         scores=prediction.scores,
         unknown=prediction.unknown,
+        unknown_reason=prediction.reason,
         threshold=threshold,
         model=ModelRef.of(bundle),
         duration_s=round(clip.duration_s, 4),

@@ -53,15 +53,24 @@ class Explanation(BaseModel):
     inputs: list[float] = Field(description="the standardised network inputs")
     hidden: list[float] = Field(description="hidden sigmoid activations, 0-1")
     band_centres_hz: list[float] = Field(description="centre frequency of each band, Hz")
+    distance: float = Field(
+        description="from the standardised inputs to the nearest training clip of the top speaker"
+    )
+    distance_threshold: float = Field(description="farther than this answers 'unknown'")
 
 
 class PredictResponse(BaseModel):
-    speaker: str = Field(description='the speaker, or "unknown" below the threshold',
+    speaker: str = Field(description='the speaker, or "unknown" (see unknown_reason)',
                          examples=["Steve"])  # fmt: skip
     confidence: float = Field(description="the top score", examples=[0.97])
     scores: dict[str, float] = Field(examples=[{"David": 0.03, "Steve": 0.97}])
-    unknown: bool = Field(description="true when the top score is below the threshold")
-    threshold: float = Field(description="the unknown-speaker threshold in force")
+    unknown: bool = Field(description="true when the clip is nobody the model knows")
+    unknown_reason: Literal["far", "unsure"] | None = Field(
+        None,
+        description="far: too far from every known voice; unsure: the top score is below the "
+        "threshold, between two voices; absent when a speaker is named",
+    )
+    threshold: float = Field(description="the top-score threshold in force ('unsure' below it)")
     model: ModelRef
     duration_s: float = Field(description="clip length in seconds", examples=[0.82])
     timing_ms: float = Field(description="server time spent on this clip", examples=[1.4])

@@ -59,12 +59,13 @@ async def async_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def make_format_1(bundle: Path) -> Path:
-    """Turn a current bundle into the format-1 layout: no network.npz; the normalisation and
-    the checksum of model.keras in metadata.json."""
+    """Turn a current bundle into the format-1 layout: no network.npz and no open set; the
+    normalisation and the checksum of model.keras in metadata.json."""
     network = load_bundle(bundle).network
     meta_path = bundle / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    del meta["network_sha256"]
+    for key in ("network_sha256", "openset_sha256", "open_set"):
+        del meta[key]
     meta |= {
         "format_version": 1,
         "normalisation": {"mean": network.mean.tolist(), "scale": network.scale.tolist()},
@@ -72,4 +73,5 @@ def make_format_1(bundle: Path) -> Path:
     }
     meta_path.write_text(json.dumps(meta))
     (bundle / NETWORK_FILE).unlink()
+    (bundle / "openset.npz").unlink()
     return bundle

@@ -94,7 +94,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"epochs: {report['epochs_run']} (best {report['best_epoch'] + 1}), "
         f"train accuracy {m['train_accuracy']:.4f}, validation accuracy {m['val_accuracy']:.4f}"
     )
-    for key in ("test_accuracy", "false_accept_rate", "false_reject_rate"):
+    for key in ("test_accuracy", "false_accept_rate", "false_reject_rate", "open_set_auroc"):
         if key in m:
             print(f"{key.replace('_', ' ')}: {m[key]:.4f}")
     print(f"time: {report['timing_s']['total']:.1f} s")
@@ -104,7 +104,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model_dir)
     report = evaluate_folder(
-        args.data_dir, bundle.network, bundle.labels, bundle.threshold, bundle.feature_config,
+        args.data_dir, bundle.decision(), bundle.labels, bundle.feature_config,
         max_seconds=args.max_seconds, jobs=args.jobs,
     )  # fmt: skip
     if args.json:
@@ -112,7 +112,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     print(
         f"accuracy {report['accuracy']:.4f} on {report['n']} clips of known speakers "
-        f"({report['false_reject_rate']:.2%} below the unknown threshold)"
+        f"({report['false_reject_rate']:.2%} answered unknown)"
     )
     for label, row in report["per_speaker"].items():
         print(
@@ -125,6 +125,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             f"unknown speakers: {unknown['n']} clips, false accept rate "
             f"{unknown['false_accept_rate']:.4f}"
         )
+    if report["open_set_auroc"] is not None:
+        print(f"open-set AUROC (distance): {report['open_set_auroc']:.4f}")
     for item in report["skipped"]:
         print(f"  skipped {item['file']}: {item['error']}")
     return 0

@@ -285,9 +285,7 @@ function showAnswer(answer) {
   ui.verdict.className = `verdict ${answer.unknown ? "" : labelClass(answer.speaker)}`.trim();
   ui.result.textContent = answer.speaker;
   if (answer.unknown) {
-    ui.confidence.textContent =
-      `Not sure enough to name anyone. The closest voice is ${closest[0]} at ` +
-      `${formatPercent(closest[1])}, but this model names a voice only from ${needed}.`;
+    ui.confidence.textContent = unknownWhy(answer, closest, needed);
     say(`Unknown speaker. The closest voice is ${closest[0]}, at ${formatPercent(closest[1])}.`);
   } else {
     ui.confidence.textContent = `${formatPercent(answer.confidence)} sure (a voice is named from ${needed}).`;
@@ -298,6 +296,20 @@ function showAnswer(answer) {
     `model ${answer.model.name} (${answer.model.version.slice(0, 8)})`;
   renderScores(answer);
   redraw();
+}
+
+/** Why a clip was answered "unknown": too far from every known voice, or unsure between two. */
+function unknownWhy(answer, closest, needed) {
+  if (answer.unknown_reason === "far")
+    return (
+      `Too far from every voice this model knows. The closest voice is ${closest[0]} at ` +
+      `${formatPercent(closest[1])}, but the clip is unlike all of ${closest[0]}'s recordings.`
+    );
+  return (
+    `Not sure enough to name anyone: it sounds between voices. The closest voice is ` +
+    `${closest[0]} at ${formatPercent(closest[1])}, but this model names a voice only from ` +
+    `${needed}.`
+  );
 }
 
 function renderScores(answer) {
@@ -349,6 +361,12 @@ const METRICS = {
   train_accuracy: ["Training accuracy", "on the clips it learned from"],
   val_accuracy: ["Validation accuracy", "on clips held back from training"],
   val_false_reject_rate: ["Known voices called unknown", "on validation clips"],
+  val_degraded_false_reject_rate: [
+    "Known voices called unknown, degraded",
+    "on a noisy, phone or codec copy of each validation clip",
+  ],
+  false_accept_rate: ["Strangers let in", "of the recordings of other speakers given"],
+  open_set_auroc: ["Open-set AUROC", "how well the distance tells strangers from known voices"],
   n_train: ["Training clips", "used to learn the weights"],
   n_val: ["Validation clips", "used only to check"],
 };
@@ -402,6 +420,11 @@ function renderReport(model) {
     ["Name", `${model.name}, version ${model.version}`],
     ["Layers", `${model.architecture.join(" → ")} neurons (${model.output_activation} outputs)`],
     ["Threshold", `${formatPercent(model.threshold)}: a lower top score answers “unknown”`],
+    [
+      "Strangers",
+      `a clip farther than ${model.open_set.threshold.toFixed(2)} from every recording of its ` +
+        `closest voice answers “unknown” (${model.open_set.n_references} recordings compared)`,
+    ],
     [
       "Histogram",
       `${features.n_bands} bands from ${formatHz(features.fmin)} to ${formatHz(features.fmax)}, ` +

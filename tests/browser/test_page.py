@@ -232,15 +232,21 @@ def get_model(server: Server) -> dict[str, Any]:
         return model
 
 
-def closest_voice(server: Server, clip: Path) -> str:
-    """The top label the API itself gives ``clip``, whatever the threshold says."""
+def api_answer(server: Server, clip: Path) -> dict[str, Any]:
+    """What the API itself answers for ``clip``."""
     request = urllib.request.Request(
         f"{server.url}/predict",
         data=clip.read_bytes(),
         headers={"Content-Type": "audio/wav", "X-API-Key": API_KEY},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        scores: dict[str, float] = json.load(response)["scores"]
+        answer: dict[str, Any] = json.load(response)
+    return answer
+
+
+def closest_voice(server: Server, clip: Path) -> str:
+    """The top label the API itself gives ``clip``, whatever the decision says."""
+    scores: dict[str, float] = api_answer(server, clip)["scores"]
     return max(scores, key=lambda label: scores[label])
 
 
@@ -371,6 +377,10 @@ def test_a_stranger_is_unknown_and_the_closest_voice_is_named(
     assert wait_for_answer(driver) == "unknown"
     closest = closest_voice(server, clips.stranger)
     assert f"The closest voice is {closest} at" in text_of(driver, "confidence")
+    why = {"far": "Too far from every voice this model knows.",
+           "unsure": "Not sure enough to name anyone: it sounds between voices."}  # fmt: skip
+    reason = api_answer(server, clips.stranger)["unknown_reason"]
+    assert text_of(driver, "confidence").startswith(why[reason])
     assert console_errors(driver) == []
     save_full_page(driver, "desktop-unknown", DESKTOP)
 

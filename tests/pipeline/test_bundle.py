@@ -18,6 +18,7 @@ from pipeline.bundle import (
     FORMAT_VERSION,
     KERAS_FILE,
     NETWORK_FILE,
+    OPEN_SET_FILE,
     Bundle,
     load_bundle,
     sha256_file,
@@ -36,6 +37,7 @@ BUNDLE_FILES = [
     "metadata.json",
     "model.keras",
     "network.npz",
+    "openset.npz",
     "report.json",
     "train_features.npz",
     "training_curves.png",
@@ -78,6 +80,7 @@ def _write(out_dir: Path, keras_bytes: bytes = b"model") -> Path:
     return write_bundle(
         out_dir,
         network=shipped.network,
+        open_set=shipped.open_set,
         description=_description(shipped),
         save_keras=lambda path: Path(path).write_bytes(keras_bytes),
         files={"report.json": b"{}"},
@@ -358,10 +361,12 @@ def test_write_bundle_records_format_version_and_checksum(tmp_path: Path) -> Non
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["format_version"] == FORMAT_VERSION
     assert meta["network_sha256"] == sha256_file(out / NETWORK_FILE)
+    assert meta["openset_sha256"] == sha256_file(out / OPEN_SET_FILE)
     assert sorted(p.name for p in out.iterdir()) == [
         "metadata.json",
         "model.keras",
         "network.npz",
+        "openset.npz",
         "report.json",
         "train_features.npz",
     ]
@@ -375,8 +380,8 @@ def test_write_bundle_refuses_a_network_that_does_not_fit_its_description(
     description = _description(shipped).model_copy(update={"labels": ("a", "b", "c")})
 
     with pytest.raises(BundleError) as error:
-        write_bundle(tmp_path / "m", network=shipped.network, description=description,
-                     files={}, arrays={})  # fmt: skip
+        write_bundle(tmp_path / "m", network=shipped.network, open_set=shipped.open_set,
+                     description=description, files={}, arrays={})  # fmt: skip
 
     assert str(error.value) == (
         f"bundle '{tmp_path / 'm'}' does not check out: the model has 2 outputs for 3 labels"
@@ -402,7 +407,7 @@ def test_a_failed_write_keeps_the_old_bundle_and_no_temporary_folders(tmp_path: 
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        write_bundle(tmp_path / "model", network=shipped.network,
+        write_bundle(tmp_path / "model", network=shipped.network, open_set=shipped.open_set,
                      description=_description(shipped), save_keras=failing_save,
                      files={}, arrays={})  # fmt: skip
 

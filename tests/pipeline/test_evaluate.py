@@ -1,4 +1,4 @@
-"""Tests of the figures: accuracy, per-speaker precision and recall, confusion, the threshold."""
+"""Tests of the figures: accuracy, per-speaker precision and recall, confusion, the decision."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.evaluate import calibrate_threshold, classification_report, open_set_rates
+from pipeline.openset import Decision, OpenSet
 from tests.helpers import switch_network
 
 LABELS = ["left", "right"]
@@ -16,7 +17,7 @@ def test_classification_report_counts_hits_per_speaker() -> None:
     features = np.array([LEFT, LEFT, RIGHT, RIGHT, RIGHT])
     speakers = ["left", "right", "right", "right", "left"]  # rows 1 and 4 are mistaken
 
-    report = classification_report(switch_network(), LABELS, features, speakers, threshold=0.5)
+    report = classification_report(Decision(switch_network(), 0.5), LABELS, features, speakers)
 
     assert report["accuracy"] == 3 / 5
     assert report["accepted_accuracy"] == 3 / 5
@@ -33,7 +34,7 @@ def test_classification_report_counts_hits_per_speaker() -> None:
 def test_a_threshold_above_every_score_rejects_every_clip() -> None:
     features = np.array([LEFT, RIGHT])
 
-    report = classification_report(switch_network(), LABELS, features, LABELS, threshold=1.01)
+    report = classification_report(Decision(switch_network(), 1.01), LABELS, features, LABELS)
 
     assert report["accuracy"] == 1.0
     assert report["accepted_accuracy"] == 0.0
@@ -43,13 +44,13 @@ def test_a_threshold_above_every_score_rejects_every_clip() -> None:
 def test_a_speaker_never_predicted_has_zero_precision() -> None:
     features = np.array([LEFT, LEFT])
 
-    report = classification_report(switch_network(), LABELS, features, LABELS, threshold=0.0)
+    report = classification_report(Decision(switch_network(), 0.0), LABELS, features, LABELS)
 
     assert report["per_speaker"]["right"] == {"precision": 0.0, "recall": 0.0, "count": 1}
 
 
 def test_no_clips_give_zeros() -> None:
-    report = classification_report(switch_network(), LABELS, np.zeros((0, 2)), [], threshold=0.5)
+    report = classification_report(Decision(switch_network(), 0.5), LABELS, np.zeros((0, 2)), [])
 
     assert (report["accuracy"], report["n"], report["false_reject_rate"]) == (0.0, 0, 0.0)
     assert report["confusion"] == [[0, 0], [0, 0]]
@@ -74,12 +75,38 @@ def test_open_set_rates_count_unknown_clips_that_pass() -> None:
     net = switch_network()
     _, scores = net.forward(np.array([LEFT, [1.0, 0.0]]))  # sure, then undecided (0.5, 0.5)
 
-    rates = open_set_rates(net, np.array([LEFT, [1.0, 0.0]]), threshold=0.9)
+    rates = open_set_rates(Decision(net, 0.9), np.array([LEFT, [1.0, 0.0]]))
 
     assert scores[1].tolist() == [0.5, 0.5]
     assert rates == {"n": 2, "false_accept_rate": 0.5, "rejected": 1}
-    assert open_set_rates(net, np.zeros((0, 2)), 0.9) == {
+    assert open_set_rates(Decision(net, 0.9), np.zeros((0, 2))) == {
         "n": 0,
         "false_accept_rate": 0.0,
         "rejected": 0,
     }
+
+
+def _near_left_only(threshold: float) -> Decision:
+    """The switch network with one reference row per speaker: "left" at LEFT, "right" at RIGHT
+    (standardised: (2, 0) and (-2, 0))."""
+    open_set = OpenSet(np.array([[2.0, 0.0], [-2.0, 0.0]], np.float32), np.array([0, 1, 2]),
+                       threshold)  # fmt: skip
+    return Decision(switch_network(), 0.5, open_set)
+
+
+def test_a_clip_far_from_its_speakers_clips_is_rejected_as_far() -> None:
+    far_left = [2.0, 3.0]  # standardised (2, 3): 3 from the "left" reference
+
+    _, _, distance, reasons = _near_left_only(2.5).decide(np.array([LEFT, far_left]))
+
+    assert distance.tolist() == pytest.approx([0.0, 3.0])
+    assert reasons == [None, "far"]
+
+
+def test_far_clips_of_known_speakers_count_as_false_rejects() -> None:
+    report = classification_report(
+        _near_left_only(2.5), LABELS, np.array([LEFT, [2.0, 3.0]]), ["left", "left"]
+    )
+
+    assert (report["accuracy"], report["accepted_accuracy"]) == (1.0, 0.5)
+    assert report["false_reject_rate"] == 0.5

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.bundle import load_bundle
 from pipeline.config import FeatureConfig, TrainConfig
 from pipeline.dataset import scan_folder
 from pipeline.demo.synth import VOICES, write_demo_data
@@ -100,8 +101,10 @@ def test_report_holds_validation_and_unknown_speaker_figures(trained_bundle: Pat
         "n_train",
         "n_train_degraded",
         "n_val",
+        "open_set_auroc",
         "train_accuracy",
         "val_accuracy",
+        "val_degraded_false_reject_rate",
         "val_false_reject_rate",
     ]
     assert (metrics["n_train"], metrics["n_val"], metrics["val_accuracy"]) == (20, 4, 1.0)
@@ -111,6 +114,18 @@ def test_report_holds_validation_and_unknown_speaker_figures(trained_bundle: Pat
     assert unknown["n"] == 6
     assert unknown["rejected"] == round(6 * (1 - unknown["false_accept_rate"]))
     assert unknown["skipped"] == []
+    assert unknown["open_set_auroc"] == metrics["open_set_auroc"]
+    assert 0 <= metrics["val_degraded_false_reject_rate"] <= 1
+
+
+def test_the_open_set_is_calibrated_on_the_training_clips(trained_bundle: Path) -> None:
+    bundle = load_bundle(trained_bundle)
+    summary = bundle.metadata.open_set
+
+    assert summary.method == "nearest-training-clip"
+    assert summary.threshold == bundle.open_set.threshold
+    assert summary.n_references == len(bundle.open_set.references) <= 20  # the training split
+    assert summary.leave_one_out_false_reject_rate <= summary.quantile + 0.1
 
 
 def test_metadata_records_training_settings(

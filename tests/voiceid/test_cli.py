@@ -25,6 +25,7 @@ EVALUATE_KEYS = [
     "false_reject_rate",
     "labels",
     "n",
+    "open_set_auroc",
     "per_speaker",
     "skipped",
     "unknown_speakers",
@@ -98,6 +99,7 @@ def test_evaluate_json_scores_known_and_counts_unknown_speakers(
     assert unknown["n"] == TEST_CLIPS
     assert unknown["rejected"] == round(TEST_CLIPS * (1 - unknown["false_accept_rate"]))
     assert report["skipped"] == []
+    assert 0.5 < report["open_set_auroc"] <= 1.0  # the Stranger is farther than known voices
 
 
 def test_evaluate_prints_a_summary(

@@ -110,15 +110,29 @@ def test_every_clip_is_unknown_when_no_score_can_reach_the_threshold(
     assert answer["confidence"] == max(answer["scores"].values())
 
 
-def test_a_stranger_is_given_the_nearest_voice_when_the_threshold_is_zero(
+def test_a_stranger_is_unknown_as_far_even_when_the_score_threshold_is_zero(
     make_client: ClientFactory, demo_clips: dict[str, list[bytes]]
 ) -> None:
     client = make_client(unknown_threshold=0.0)
 
-    answer = post_clip(client, demo_clips["Stranger"][0])
+    answer = post_clip(client, demo_clips["Stranger"][0], explain="true")
 
-    assert answer["unknown"] is False
-    assert answer["speaker"] == max(answer["scores"], key=answer["scores"].get)
+    assert (answer["speaker"], answer["unknown"], answer["unknown_reason"]) == (
+        "unknown",
+        True,
+        "far",
+    )
+    assert answer["explain"]["distance"] > answer["explain"]["distance_threshold"]
+
+
+def test_a_known_voice_is_named_with_no_reason_and_a_distance_within_the_threshold(
+    client: TestClient, steve_wav: bytes, default_bundle: Bundle
+) -> None:
+    answer = post_clip(client, steve_wav, explain="true")
+
+    assert (answer["speaker"], answer.get("unknown_reason")) == ("Steve", None)
+    assert answer["explain"]["distance_threshold"] == default_bundle.open_set.threshold
+    assert 0 <= answer["explain"]["distance"] <= answer["explain"]["distance_threshold"]
 
 
 # --- explanations and agreement with Keras -------------------------------------------------------

@@ -1,0 +1,224 @@
+"""Open-set decisions: is a clip one of the known speakers at all?
+
+The 60-6-N network always names somebody; its top score says how sure it is *between* the known
+speakers, not whether the voice is one of them. So a clip's answer is accepted only when
+
+1. it lies close to the predicted speaker's own training clips: the Euclidean distance, in the
+   network's standardised input space, to the nearest of them is at most ``threshold``
+   (otherwise the clip is "far": too far from every clip of that voice), and
+2. the network is not unsure between speakers: its top score reaches ``unsure_below``
+   (otherwise the clip is "unsure").
+
+The distance threshold is calibrated on the training clips alone, so no recordings of strangers
+are needed: it is the ``1 - quantile`` quantile of each training clip's distance to the nearest
+*other* clip of its speaker (leave-one-out). Identical rows (the same recording twice) are kept
+once, so duplicates cannot tighten it. Each speaker keeps at most ``MAX_REFERENCES_PER_SPEAKER``
+rows, spread over its clips by farthest-point sampling, so the cost of a decision is bounded
+whatever the number of speakers: it compares one clip with one speaker's rows.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from pipeline.errors import BundleError, ParameterError
+from pipeline.network import Network
+
+__all__ = [
+    "MAX_REFERENCES_PER_SPEAKER",
+    "METHOD",
+    "Decision",
+    "OpenSet",
+    "Reason",
+    "auroc",
+    "calibrate",
+    "leave_one_out_distances",
+    "load_open_set",
+    "save_open_set",
+]
+
+METHOD = "nearest-training-clip"
+MAX_REFERENCES_PER_SPEAKER = 1000  # rows kept per speaker; bounds a decision's cost
+Reason = Literal["far", "unsure"]
+
+
+@dataclass(frozen=True)
+class OpenSet:
+    """Reference rows of every speaker and the distance threshold.
+
+    references: (R, D) float32 standardised feature rows, grouped by speaker;
+    offsets: (N + 1,) int64, speaker ``i``'s rows are ``references[offsets[i]:offsets[i + 1]]``;
+    threshold: a clip farther than this from all its speaker's rows is unknown.
+    """
+
+    references: np.ndarray
+    offsets: np.ndarray
+    threshold: float
+    # |r|^2 of each row, for d^2 = |r|^2 - 2 r.z + |z|^2 in one matrix-vector product
+    norms: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.references.ndim != 2 or self.offsets.ndim != 1:
+            raise ParameterError("open-set references must be (R, D) and offsets (N + 1,)")
+        if self.offsets[0] != 0 or self.offsets[-1] != len(self.references):
+            raise ParameterError(
+                f"open-set offsets run from {int(self.offsets[0])} to {int(self.offsets[-1])}, "
+                f"not from 0 to the {len(self.references)} reference rows"
+            )
+        if np.any(np.diff(self.offsets) < 1):
+            raise ParameterError("every speaker needs at least one open-set reference row")
+        object.__setattr__(self, "norms", np.einsum("ij,ij->i", self.references, self.references))
+
+    @property
+    def n_speakers(self) -> int:
+        return len(self.offsets) - 1
+
+    def distance(self, z: np.ndarray, speaker: int) -> float:
+        """Distance from one standardised row ``z`` (D,) to the nearest row of ``speaker``."""
+        start, stop = int(self.offsets[speaker]), int(self.offsets[speaker + 1])
+        rows = self.references[start:stop]
+        norms = self.norms[start:stop]
+        z32 = z.astype(np.float32, copy=False)
+        squared = norms - 2 * (rows @ z32) + float(z32 @ z32)
+        return float(np.sqrt(max(float(squared.min()), 0.0)))
+
+    def distances(self, z: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+        """(B,) distances of standardised rows ``z`` (B, D) to their ``speakers``' nearest rows."""
+        return np.array([self.distance(row, int(s)) for row, s in zip(z, speakers, strict=True)])
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The whole answer for feature rows: the network's scores, and whether each is accepted."""
+
+    network: Network
+    unsure_below: float
+    open_set: OpenSet | None = None
+
+    def decide(
+        self, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Reason | None]]:
+        """For raw feature rows (B, D): hidden activations (B, H), scores (B, N), each row's
+        distance (B,) (0 without an open set) and why it is unknown (None when accepted)."""
+        hidden, scores = self.network.forward(rows)
+        top = scores.argmax(axis=1)
+        if self.open_set is None:
+            distance = np.zeros(len(rows))
+        else:
+            distance = self.open_set.distances(self.network.standardise(rows), top)
+        threshold = np.inf if self.open_set is None else self.open_set.threshold
+        reasons: list[Reason | None] = []
+        for d, score in zip(distance, scores.max(axis=1), strict=True):
+            reasons.append(
+                "far" if d > threshold else "unsure" if score < self.unsure_below else None
+            )
+        return hidden, scores, distance, reasons
+
+
+def _distinct(rows: np.ndarray) -> np.ndarray:
+    """``rows`` without repeats, in their first order: the same clip twice counts once."""
+    _, first = np.unique(rows, axis=0, return_index=True)
+    return rows[np.sort(first)]
+
+
+def _farthest_points(rows: np.ndarray, limit: int) -> np.ndarray:
+    """At most ``limit`` of ``rows``, spread out: each next one is the farthest from those taken.
+    Deterministic: it starts from the row nearest the mean."""
+    if len(rows) <= limit:
+        return rows
+    taken = [int(np.argmin(((rows - rows.mean(axis=0)) ** 2).sum(axis=1)))]
+    nearest = ((rows - rows[taken[0]]) ** 2).sum(axis=1)
+    for _ in range(limit - 1):
+        taken.append(int(np.argmax(nearest)))
+        nearest = np.minimum(nearest, ((rows - rows[taken[-1]]) ** 2).sum(axis=1))
+    return rows[np.sort(taken)]
+
+
+def leave_one_out_distances(rows: np.ndarray) -> np.ndarray:
+    """(n,) distance from each of ``rows`` (n, D) to its nearest other row; inf when alone."""
+    squared = np.einsum("ij,ij->i", rows, rows)
+    gram = squared[:, None] - 2 * rows @ rows.T + squared[None, :]
+    np.fill_diagonal(gram, np.inf)
+    return np.sqrt(np.maximum(gram.min(axis=1), 0.0))
+
+
+def calibrate(
+    z: np.ndarray,
+    labels: np.ndarray,
+    n_speakers: int,
+    quantile: float,
+    *,
+    limit: int = MAX_REFERENCES_PER_SPEAKER,
+) -> tuple[OpenSet, np.ndarray]:
+    """An :class:`OpenSet` from standardised training rows ``z`` (n, D) with integer ``labels``,
+    whose threshold keeps ``1 - quantile`` of them by leave-one-out; also those distances."""
+    if not 0 <= quantile < 1:
+        raise ParameterError(f"quantile={quantile!r} must be in [0, 1)")
+    parts, loo = [], []
+    for speaker in range(n_speakers):
+        rows = _distinct(z[labels == speaker].astype(np.float32))
+        if len(rows) == 0:
+            raise ParameterError(f"speaker {speaker} has no training rows for the open set")
+        rows = _farthest_points(rows, limit)
+        parts.append(rows)
+        loo.append(leave_one_out_distances(rows.astype(np.float64)))
+    distances = np.concatenate(loo)
+    finite = distances[np.isfinite(distances)]
+    threshold = float(np.quantile(finite, 1 - quantile)) if finite.size else np.inf
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    return OpenSet(np.concatenate(parts), offsets, threshold), distances
+
+
+def auroc(known: np.ndarray, unknown: np.ndarray) -> float | None:
+    """Area under the ROC curve for telling ``unknown`` scores from ``known`` ones, where a
+    higher score means "more likely unknown" (0.5: chance, 1: perfect); None without both."""
+    if len(known) == 0 or len(unknown) == 0:
+        return None
+    scores = np.concatenate([known, unknown])
+    ranks = np.empty(len(scores))
+    order = np.argsort(scores, kind="mergesort")
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # ties share their mean rank
+        tied = scores == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    u = ranks[len(known) :].sum() - len(unknown) * (len(unknown) + 1) / 2
+    return float(u / (len(known) * len(unknown)))
+
+
+def save_open_set(open_set: OpenSet, path: Path) -> None:
+    """Write the reference rows and offsets to ``path`` as an uncompressed ``.npz`` (no pickles);
+    the threshold lives in the bundle's metadata."""
+    with path.open("wb") as f:
+        np.savez(f, references=open_set.references, offsets=open_set.offsets)
+
+
+def load_open_set(path: Path, threshold: float, n_speakers: int, n_inputs: int) -> OpenSet:
+    """The :class:`OpenSet` in ``path`` for a network of ``n_inputs`` and ``n_speakers``;
+    :class:`BundleError` naming what is wrong when it is unreadable or does not fit."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            references = np.asarray(data["references"], dtype=np.float32)
+            offsets = np.asarray(data["offsets"], dtype=np.int64)
+    except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+    if (
+        references.ndim != 2
+        or references.shape[1] != n_inputs
+        or offsets.shape != (n_speakers + 1,)
+    ):
+        raise BundleError(
+            f"{path}: references {references.shape} and offsets {offsets.shape} do not fit a "
+            f"network of {n_inputs} inputs and {n_speakers} speakers"
+        )
+    if not np.all(np.isfinite(references)):
+        raise BundleError(f"{path}: the reference rows hold non-finite values")
+    try:
+        return OpenSet(references, offsets, threshold)
+    except ParameterError as exc:
+        raise BundleError(f"{path}: {exc}") from exc

@@ -1,0 +1,134 @@
+"""Tests of the open-set decision: calibration by leave-one-out, distances, limits and files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.errors import BundleError, ParameterError
+from pipeline.openset import (
+    OpenSet,
+    auroc,
+    calibrate,
+    leave_one_out_distances,
+    load_open_set,
+    save_open_set,
+)
+
+# Speaker 0 at x = 0, 1, 3 on a line; speaker 1 at x = 10, 12.
+ROWS = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [10.0, 0.0], [12.0, 0.0]])
+LABELS = np.array([0, 0, 0, 1, 1])
+
+
+def test_leave_one_out_distances_are_to_the_nearest_other_row() -> None:
+    assert leave_one_out_distances(ROWS[:3]).tolist() == [1.0, 1.0, 2.0]
+    assert leave_one_out_distances(ROWS[:1]).tolist() == [np.inf]
+
+
+def test_the_threshold_is_the_quantile_of_the_leave_one_out_distances() -> None:
+    # Leave-one-out distances: speaker 0 gives 1, 1, 2; speaker 1 gives 2, 2.
+    open_set, loo = calibrate(ROWS, LABELS, 2, quantile=0.0)
+
+    assert sorted(loo.tolist()) == [1.0, 1.0, 2.0, 2.0, 2.0]
+    assert open_set.threshold == 2.0
+    assert open_set.offsets.tolist() == [0, 3, 5]
+    assert calibrate(ROWS, LABELS, 2, quantile=0.5)[0].threshold == 2.0
+    assert calibrate(ROWS, LABELS, 2, quantile=0.9)[0].threshold == pytest.approx(1.0)
+
+
+def test_duplicate_clips_do_not_tighten_the_threshold() -> None:
+    doubled = np.concatenate([ROWS, ROWS])
+
+    open_set, loo = calibrate(doubled, np.concatenate([LABELS, LABELS]), 2, quantile=0.0)
+
+    assert open_set.threshold == 2.0  # twice the same clip would otherwise give distance 0
+    assert len(open_set.references) == len(ROWS)
+    assert len(loo) == len(ROWS)
+
+
+def test_distance_is_to_the_nearest_row_of_the_given_speaker_only() -> None:
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0)
+
+    assert open_set.distance(np.array([2.0, 0.0]), 0) == pytest.approx(1.0)
+    assert open_set.distance(np.array([2.0, 0.0]), 1) == pytest.approx(8.0)
+    assert open_set.distances(np.array([[5.0, 0.0], [11.0, 1.0]]), np.array([0, 1])) == (
+        pytest.approx([2.0, np.sqrt(2)])
+    )
+
+
+def test_distance_equals_the_brute_force_minimum() -> None:
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((500, 60)).astype(np.float32)
+    open_set = OpenSet(rows, np.array([0, 200, 500]), 5.0)
+    z = rng.standard_normal(60)
+
+    expected = np.sqrt(((rows[200:] - z) ** 2).sum(axis=1)).min()
+
+    assert open_set.distance(z, 1) == pytest.approx(expected, rel=1e-4)
+
+
+def test_each_speaker_keeps_at_most_the_limit_spread_over_its_clips() -> None:
+    line = np.array([[float(x), 0.0] for x in range(101)])
+
+    open_set, _ = calibrate(line, np.zeros(101, dtype=int), 1, quantile=0.0, limit=5)
+
+    kept = sorted(open_set.references[:, 0].tolist())
+    assert len(kept) == 5
+    assert kept[0] == 0.0 and kept[-1] == 100.0  # both ends of the line are covered
+
+
+def test_calibrate_refuses_a_speaker_without_rows() -> None:
+    with pytest.raises(ParameterError) as error:
+        calibrate(ROWS, LABELS, 3, quantile=0.05)
+
+    assert str(error.value) == "speaker 2 has no training rows for the open set"
+
+
+@pytest.mark.parametrize(
+    ("known", "unknown", "area"),
+    [
+        ([0.0, 1.0], [2.0, 3.0], 1.0),
+        ([2.0, 3.0], [0.0, 1.0], 0.0),
+        ([0.0, 2.0], [1.0, 3.0], 0.75),
+        ([1.0, 1.0], [1.0, 1.0], 0.5),
+    ],
+)
+def test_auroc_has_known_answers(known: list[float], unknown: list[float], area: float) -> None:
+    assert auroc(np.array(known), np.array(unknown)) == area
+
+
+def test_auroc_needs_both_kinds() -> None:
+    assert auroc(np.array([1.0]), np.zeros(0)) is None
+
+
+def test_an_open_set_round_trips_through_its_file(tmp_path: Path) -> None:
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0)
+    save_open_set(open_set, tmp_path / "openset.npz")
+
+    loaded = load_open_set(tmp_path / "openset.npz", 2.0, n_speakers=2, n_inputs=2)
+
+    np.testing.assert_array_equal(loaded.references, open_set.references)
+    assert loaded.offsets.tolist() == [0, 3, 5]
+
+
+def test_an_open_set_of_another_shape_is_refused(tmp_path: Path) -> None:
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0)
+    save_open_set(open_set, tmp_path / "openset.npz")
+
+    with pytest.raises(BundleError) as error:
+        load_open_set(tmp_path / "openset.npz", 2.0, n_speakers=3, n_inputs=2)
+
+    assert str(error.value).endswith(
+        "references (5, 2) and offsets (3,) do not fit a network of 2 inputs and 3 speakers"
+    )
+
+
+def test_offsets_that_do_not_cover_the_rows_are_refused() -> None:
+    with pytest.raises(ParameterError) as error:
+        OpenSet(ROWS.astype(np.float32), np.array([0, 3, 4]), 1.0)
+
+    assert str(error.value) == (
+        "open-set offsets run from 0 to 4, not from 0 to the 5 reference rows"
+    )
