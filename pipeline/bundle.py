@@ -32,7 +32,7 @@ from pipeline.config import FeatureConfig
 from pipeline.errors import BundleError, VoiceIdError
 from pipeline.features import FEATURE_VERSION
 from pipeline.metadata import FORMAT_VERSION, BundleMetadata, ModelDescription
-from pipeline.network import Network, load_network, save_network
+from pipeline.network import Network, check_npz_size, load_network, save_network
 from pipeline.openset import Decision, OpenSet, load_open_set, save_open_set
 
 __all__ = [
@@ -57,6 +57,7 @@ TRAIN_FEATURES_FILE = "train_features.npz"
 METADATA_FILE = "metadata.json"
 KERAS_FILE = "model.keras"
 CONVERTIBLE_VERSIONS = (1,)  # older formats that `voiceid convert` upgrades
+MAX_OPEN_SET_BYTES = 1 << 30  # reference rows: a million of them, 60 bands, is 240 MB
 MAX_METADATA_BYTES = 1 << 20  # a metadata.json is a few kilobytes; far more is not ours
 
 
@@ -255,9 +256,9 @@ def _load_bundle(path: Path) -> Bundle:
     network = load_network(_checked_file(path, NETWORK_FILE, meta.network_sha256))
     check_agreement(path, network, meta)
     d, _, n = network.sizes
-    open_set = load_open_set(
-        _checked_file(path, OPEN_SET_FILE, meta.openset_sha256), meta.open_set.threshold, n, d
-    )
+    open_set_file = _checked_file(path, OPEN_SET_FILE, meta.openset_sha256)
+    check_npz_size(open_set_file, MAX_OPEN_SET_BYTES, what="an open set")
+    open_set = load_open_set(open_set_file, meta.open_set.threshold, n, d)
     return Bundle(path, meta, network, open_set)
 
 

@@ -20,10 +20,12 @@ from pipeline.errors import BundleError
 
 __all__ = [
     "ARRAY_NAMES",
+    "MAX_NETWORK_BYTES",
     "OUTPUT_ACTIVATIONS",
     "Network",
     "OutputActivation",
     "check_network",
+    "check_npz_size",
     "load_network",
     "save_network",
     "sigmoid",
@@ -94,7 +96,7 @@ def load_network(path: Path) -> Network:
     Raises :class:`BundleError` naming what is wrong: an unreadable file, a missing array, an
     unknown output activation, shapes that do not chain, or a non-finite or non-positive scale.
     """
-    _check_npz_size(path)
+    check_npz_size(path, MAX_NETWORK_BYTES, what="a network")
     try:
         with np.load(path, allow_pickle=False) as data:
             members = {name: data[name] for name in data.files}
@@ -117,19 +119,18 @@ def load_network(path: Path) -> Network:
     return network
 
 
-def _check_npz_size(path: Path) -> None:
-    """Refuse an ``.npz`` whose file or arrays are bigger than any network's, before
-    decompressing anything (zipfile reads no member past the size its directory gives)."""
+def check_npz_size(path: Path, max_bytes: int, *, what: str) -> None:
+    """Refuse an ``.npz`` whose file or arrays are over ``max_bytes`` (the most ``what`` may
+    hold), before decompressing anything: zipfile reads no member past the size its directory
+    gives, so a zip bomb is caught here."""
     try:
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
     except (OSError, zipfile.BadZipFile) as exc:
         raise BundleError(f"cannot read {path}: {exc}") from exc
     size = max(path.stat().st_size, unpacked)
-    if size > MAX_NETWORK_BYTES:
-        raise BundleError(
-            f"{path} holds {size} bytes of arrays; a network is at most {MAX_NETWORK_BYTES}"
-        )
+    if size > max_bytes:
+        raise BundleError(f"{path} holds {size} bytes of arrays; {what} is at most {max_bytes}")
 
 
 def check_network(network: Network, source: str) -> None:
