@@ -9,12 +9,18 @@ samples as libsndfile (tested equal) in a fifth of the time, which matters per r
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import os
+import re
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,7 +189,10 @@ def _read_any(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.nda
         if read is not None:
             return read
         try:
-            return _read_soundfile(data, max_seconds)
+            if sniff_format(data) != "MP3":
+                return _read_soundfile(data, max_seconds)
+            with _without_mpg123_notes():
+                return _read_soundfile(data, max_seconds)
         except sf.LibsndfileError:
             return _read_ffmpeg(data, sample_rate, max_seconds)
     except VoiceIdError:
@@ -256,6 +265,31 @@ def _read_pcm16_wav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, i
     _check_header(frames, rate, channels, max_seconds)
     pcm = np.frombuffer(data, dtype="<i2", count=frames * channels, offset=start)
     return to_mono(pcm.reshape(-1, channels).astype(np.float32) / np.float32(32768)), rate, channels
+
+
+_STDERR_LOCK = threading.Lock()
+# What libmpg123 writes to the process's stderr about a damaged MP3, hundreds of lines a file.
+_MPG123_NOTE = re.compile(rb"^(Note: |Warning: |\[src/libmpg123/)")
+
+
+@contextlib.contextmanager
+def _without_mpg123_notes() -> Iterator[None]:
+    """Hold back libmpg123's notes, which it writes straight to file descriptor 2 whatever the
+    log level: stderr goes to a temporary file meanwhile, and every other line written there
+    in the meantime (by any thread) is passed on afterwards."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held if not _MPG123_NOTE.match(line)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 # libsndfile's length of a stream that does not know it (piped FLAC with total samples 0).

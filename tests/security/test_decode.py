@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline import audio
 from pipeline.audio import decode
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError, DecodeError, InvalidAudioError
@@ -157,3 +160,25 @@ def test_fuzzed_audio_gives_a_clip_or_one_of_our_errors(
         return
     assert clip.samples.dtype == np.float32
     assert clip.duration_s <= 60.0
+
+
+def _damaged_mp3() -> bytes:
+    data = bytearray(encode(tone(220), fmt="MP3"))
+    rng = np.random.default_rng(0)
+    for at in rng.integers(100, len(data), 200):
+        data[at] = int(rng.integers(0, 256))
+    return bytes(data)
+
+
+def test_libmpg123_notes_on_a_damaged_mp3_are_held_back(capfd: pytest.CaptureFixture[str]) -> None:
+    with contextlib.suppress(AudioError):  # decoded or refused: either way, quietly
+        decode(_damaged_mp3(), sample_rate=SR)
+
+    assert capfd.readouterr().err == ""
+
+
+def test_other_stderr_output_meanwhile_is_passed_on(capfd: pytest.CaptureFixture[str]) -> None:
+    with audio._without_mpg123_notes():
+        os.write(2, b"Note: Trying to resync...\nworker 2 says hello\n")
+
+    assert capfd.readouterr().err == "worker 2 says hello\n"
