@@ -15,6 +15,7 @@ __all__ = [
     "NotFoundError",
     "NotReadyError",
     "OverloadedError",
+    "RequestTimeoutError",
     "ServiceError",
     "UnauthorizedError",
     "UnsupportedMediaError",
@@ -52,6 +53,10 @@ class NotFoundError(ServiceError):
     pass
 
 
+class RequestTimeoutError(ServiceError):
+    """The client stopped sending its request body (408)."""
+
+
 class OverloadedError(ServiceError):
     """Compute did not finish within the per-clip budget: try again shortly (503)."""
 
@@ -71,6 +76,7 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (UnauthorizedError, 401),
     (NotReadyError, 503),
     (OverloadedError, 503),
+    (RequestTimeoutError, 408),
     (ForbiddenError, 403),
     (MissingFieldError, 422),
     (NotFoundError, 404),
@@ -96,6 +102,15 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status_for(exc), headers=headers)
 
 
+async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    # A bug, never client input (tests/security). The server closes the connection after it,
+    # so it says so: a keep-alive client would otherwise send its next request into a closed
+    # socket and fail that one too.
+    return JSONResponse(
+        {"detail": "internal server error"}, status_code=500, headers={"Connection": "close"}
+    )
+
+
 async def _client_gone(request: Request, exc: Exception) -> Response:
     # The client hung up mid-upload: nobody is left to answer, and it is no server error.
     return Response(status_code=499)
@@ -104,3 +119,4 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VoiceIdError, _handle)
     app.add_exception_handler(ClientDisconnect, _client_gone)
+    app.add_exception_handler(Exception, _server_error)

@@ -15,9 +15,10 @@ import time
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import UploadTooLargeError
+from service.errors import RequestTimeoutError, UploadTooLargeError
 
 __all__ = [
+    "BODY_IDLE_S",
     "DEFAULT_BODY_BYTES",
     "LINGER_BYTES",
     "LINGER_S",
@@ -29,6 +30,7 @@ __all__ = [
 DEFAULT_BODY_BYTES = 64 * 1024  # the body limit of every route without its own
 LINGER_BYTES = 64 * 1024 * 1024  # at most this much of a refused body is read and discarded
 LINGER_S = 0.5  # for at most this long
+BODY_IDLE_S = 10.0  # a body that sends nothing for this long is given up on (slow clients)
 
 
 def too_large_message(size: int, limit: int, *, declared: bool) -> str:
@@ -83,7 +85,13 @@ class BodyLimitMiddleware:
 
         async def counting_receive() -> Message:
             nonlocal received, over
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), BODY_IDLE_S)
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"the request body stalled: nothing arrived for {BODY_IDLE_S:g} s "
+                    f"after {received} bytes"
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:

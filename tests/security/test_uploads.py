@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from service.app import create_app
 from service.compute import ComputeQueue
 from service.errors import OverloadedError, status_for
-from tests.helpers import ClientFactory
+from service.settings import Settings
+from tests.helpers import MODEL_DIR, ClientFactory, async_client
 from tests.security import hostile
 
 WAV = {"content-type": "audio/wav"}
@@ -98,3 +102,41 @@ def test_the_503_for_a_spent_budget_says_when_to_retry(
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert response.json() == {"detail": "the server is busy: the clip was not done within 0.05 s"}
+
+
+def test_a_stalled_body_is_given_up_on_with_408(
+    steve_wav: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.limits.BODY_IDLE_S", 0.1)
+
+    async def stalling() -> AsyncIterator[bytes]:
+        yield steve_wav[:1000]
+        await asyncio.sleep(1.0)
+        yield steve_wav[1000:]
+
+    async def main() -> httpx.Response:
+        async with async_client(create_app(Settings(model_dir=MODEL_DIR))) as client:
+            return await client.post("/predict", content=stalling(), headers=WAV)
+
+    response = asyncio.run(main())
+
+    assert (response.status_code, response.json()) == (
+        408,
+        {"detail": "the request body stalled: nothing arrived for 0.1 s after 1000 bytes"},
+    )
+
+
+def test_a_bug_is_a_500_that_closes_the_connection(
+    make_client: ClientFactory, steve_wav: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bug(*args: object, **kwargs: object) -> None:
+        raise IndexError("a bug, not the client's doing")
+
+    monkeypatch.setattr("service.routes.predict.answer_clip", bug)
+    client = TestClient(create_app(Settings(model_dir=MODEL_DIR)), raise_server_exceptions=False)
+
+    with client:
+        response = client.post("/predict", content=steve_wav, headers=WAV)
+
+    assert (response.status_code, response.json()) == (500, {"detail": "internal server error"})
+    assert response.headers["connection"] == "close"
