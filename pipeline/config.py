@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar, get_args
 from pipeline.errors import ParameterError
 
 __all__ = ["DEFAULT_SAMPLE_RATE", "Device", "FeatureConfig", "Loss", "TrainConfig", "default_fmax",
-           "option"]  # fmt: skip
+           "derived_feature_config", "option"]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -113,6 +113,21 @@ Loss = Literal["crossentropy", "mse"]
 Device = Literal["auto", "cpu", "gpu"]
 
 
+def derived_feature_config(lowest_source_rate: int | None, fmax: float | None) -> FeatureConfig:
+    """The feature config for data whose lowest original rate is ``lowest_source_rate``.
+
+    ``fmax`` when given; else derived from the rate (``default_fmax``); else, when no file's rate
+    could be read, the defaults.
+    """
+    if fmax is not None:
+        return FeatureConfig(fmax=fmax)
+    return (
+        FeatureConfig(fmax=default_fmax(lowest_source_rate))
+        if lowest_source_rate
+        else FeatureConfig()
+    )
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How the 60-6-N network is trained. Each field's help text (see :func:`option`) is what
@@ -141,7 +156,9 @@ class TrainConfig:
     class_weights: bool = option(True, "weight the loss by the inverse of each speaker's count")
     device: Device = option("auto", "where TensorFlow trains; auto: a GPU when it sees one")
     unknown_quantile: float = option(
-        0.05, "share of known speakers' validation clips the unknown threshold may reject"
+        0.05,
+        "share of the training clips the open-set distance threshold rejects by leave-one-out "
+        "(pipeline.openset)",
     )
     l2: float = option(
         1e-3,

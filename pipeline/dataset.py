@@ -37,10 +37,13 @@ __all__ = [
     "Extraction",
     "FeatureCache",
     "Recording",
+    "degraded_copy",
     "extract_features",
     "file_features",
     "lowest_sample_rate",
+    "process_pool",
     "scan_folder",
+    "skip_reason",
 ]
 
 AUDIO_EXTENSIONS = frozenset(
@@ -114,10 +117,21 @@ def file_features(
     data = read_clip_file(path, max_seconds)  # refused by size before a large file is read
     y = decode(data, sample_rate=cfg.sample_rate, max_seconds=max_seconds).samples
     if degradation is not None:
-        content = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
-        rng = np.random.default_rng([degradation.seed, degradation.copy, content])
-        y = degrade(y, cfg.sample_rate, rng)
+        y = degraded_copy(y, data, cfg.sample_rate, degradation)
     return histogram(y, cfg)
+
+
+def degraded_copy(
+    y: np.ndarray, data: bytes, sample_rate: int, degradation: Degradation
+) -> np.ndarray:
+    """Copy ``degradation`` of ``y``, the waveform decoded from the file bytes ``data``.
+
+    Drawn from its seed, its copy number and the file's content, so the same file always gets
+    the same copy, whichever process or machine computes it.
+    """
+    content = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
+    rng = np.random.default_rng([degradation.seed, degradation.copy, content])
+    return degrade(y, sample_rate, rng)
 
 
 class FeatureCache:
@@ -214,20 +228,39 @@ def _worker_init() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+def process_pool(jobs: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+    """``jobs`` worker processes for feature extraction, BLAS held to one thread in each.
+
+    forkserver: safe even when TensorFlow (not fork-safe) is already loaded in this process.
+    ``preload`` names modules, beyond the feature code's, imported once in the fork server.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([*WORKER_PRELOAD, *preload])
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init)
+
+
+def skip_reason(exc: Exception) -> tuple[str, bool]:
+    """The message a file is skipped with, and whether it lasts (depends on the bytes alone).
+
+    An undecodable file may decode once ffmpeg is installed, and an unreadable one once it is
+    readable: those reasons do not last, and are not cached. Any other failure is named with
+    its type, and not cached either.
+    """
+    if isinstance(exc, OSError):
+        return f"cannot read file: {exc.strerror or exc}", False
+    if not isinstance(exc, AudioError):
+        return f"cannot use file: {type(exc).__name__}: {exc}", False
+    return str(exc), isinstance(exc, InvalidAudioError)
+
+
 Task = tuple[Path, FeatureConfig, float, Degradation | None]
 
 
 def _extract_one(args: Task) -> Outcome:
     try:
         return Outcome(file_features(*args), None, True)
-    except InvalidAudioError as exc:
-        return Outcome(None, str(exc), True)
-    except AudioError as exc:  # undecodable here, but maybe not once ffmpeg is installed
-        return Outcome(None, str(exc), False)
-    except OSError as exc:
-        return Outcome(None, f"cannot read file: {exc.strerror or exc}", False)
-    except Exception as exc:  # whatever else one file does, it is skipped and named, not fatal
-        return Outcome(None, f"cannot use file: {type(exc).__name__}: {exc}", False)
+    except Exception as exc:  # whatever one file does, it is skipped and named, not fatal
+        return Outcome(None, *skip_reason(exc))
 
 
 def _cached(cache: FeatureCache | None, key: str | None) -> Outcome:
@@ -241,11 +274,8 @@ def _run_jobs(tasks: list[Task], jobs: int, progress: bool) -> list[Outcome]:
     if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
         with threadpool_limits(limits=1, user_api="blas"):
             return [_extract_one(t) for t in tqdm(tasks, desc="features", **bar)]
-    # forkserver: safe even when TensorFlow (not fork-safe) is already loaded in this process.
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(WORKER_PRELOAD)
     chunk = max(1, min(64, len(tasks) // (jobs * 8)))
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
+    with process_pool(jobs) as pool:
         return list(tqdm(pool.map(_extract_one, tasks, chunksize=chunk), desc="features", **bar))
 
 

@@ -71,8 +71,11 @@ def filterbank(cfg: FeatureConfig) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _band_weights(cfg: FeatureConfig) -> np.ndarray:
-    """``filterbank(cfg).T``, contiguous, for (frames, bins) @ (bins, bands)."""
-    return np.ascontiguousarray(filterbank(cfg).T)
+    """``filterbank(cfg).T``, contiguous, for (frames, bins) @ (bins, bands), without the bins
+    above ``fmax`` that no band uses (half of them for 8 kHz material)."""
+    weights = filterbank(cfg).T
+    used = int(np.flatnonzero(weights.any(axis=1))[-1]) + 1
+    return np.ascontiguousarray(weights[:used])
 
 
 @lru_cache(maxsize=8)
@@ -128,8 +131,10 @@ def remove_background(bands: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     if cfg.noise_percentile == 0:
         return bands
     rank = int(cfg.noise_percentile / 100 * (len(bands) - 1))
-    noise = np.partition(bands, rank, axis=0)[rank]
-    return np.maximum(bands - noise, NOISE_KEEP * bands)
+    # Partitioning the contiguous rows of the transpose beats partitioning the strided columns.
+    noise = np.partition(bands.T, rank, axis=1)[:, rank]
+    cleaned = bands - noise
+    return np.maximum(cleaned, NOISE_KEEP * bands, out=cleaned)
 
 
 def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -138,8 +143,10 @@ def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
     ``y`` is 1-D float32 at ``cfg.sample_rate``, already validated by ``pipeline.audio``.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        bands = power_spectrogram(y, cfg) @ _band_weights(cfg) + POWER_FLOOR
+    weights = _band_weights(cfg)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        bands = power_spectrogram(y, cfg)[:, : len(weights)] @ weights
+        bands += POWER_FLOOR
         raw_db = 10 * np.log10(bands.sum(axis=1))
     if not np.isfinite(raw_db).all():
         # A float file may hold finite samples far beyond full scale; their power overflows.
@@ -152,5 +159,6 @@ def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     bands = remove_background(bands, cfg)
     bands_db = 10 * np.log10(bands[voiced_frames(10 * np.log10(bands.sum(axis=1)), cfg)])
     loudest = bands_db.max(axis=1, keepdims=True)
-    shape = np.maximum(bands_db, loudest - cfg.band_floor_db) - loudest
-    return shape.mean(axis=0).astype(np.float32)
+    floored = np.maximum(bands_db, loudest - cfg.band_floor_db, out=bands_db)
+    # The mean of (floored - loudest), with the loudest subtracted once after averaging.
+    return (floored.mean(axis=0) - loudest.mean()).astype(np.float32)

@@ -75,7 +75,10 @@ class Network:
 
     def forward(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Hidden activations (B, H) and output scores (B, N) for raw features (B, D)."""
-        x = self.standardise(np.asarray(features, dtype=np.float64))
+        return self.forward_standardised(self.standardise(np.asarray(features, dtype=np.float64)))
+
+    def forward_standardised(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`forward` for inputs already standardised (B, D)."""
         hidden = sigmoid(x @ self.hidden_kernel + self.hidden_bias)
         logits = hidden @ self.output_kernel + self.output_bias
         scores = softmax(logits) if self.output_activation == "softmax" else sigmoid(logits)

@@ -19,6 +19,7 @@ whatever the number of speakers: it compares one clip with one speaker's rows.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,12 +81,10 @@ class OpenSet:
 
     def distance(self, z: np.ndarray, speaker: int) -> float:
         """Distance from one standardised row ``z`` (D,) to the nearest row of ``speaker``."""
-        start, stop = int(self.offsets[speaker]), int(self.offsets[speaker + 1])
-        rows = self.references[start:stop]
-        norms = self.norms[start:stop]
-        z32 = z.astype(np.float32, copy=False)
-        squared = norms - 2 * (rows @ z32) + float(z32 @ z32)
-        return float(np.sqrt(max(float(squared.min()), 0.0)))
+        start, stop = self.offsets[speaker], self.offsets[speaker + 1]
+        z32 = z.astype(np.float32)
+        squared = self.norms[start:stop] - 2 * (self.references[start:stop] @ z32)
+        return math.sqrt(max(float(squared.min()) + float(z32 @ z32), 0.0))
 
     def distances(self, z: np.ndarray, speakers: np.ndarray) -> np.ndarray:
         """(B,) distances of standardised rows ``z`` (B, D) to their ``speakers``' nearest rows."""

@@ -1,4 +1,4 @@
-"""``voiceid train``: a folder of recordings in, a verified model bundle out.
+"""``voiceid train``: a folder of recordings (or a feature table) in, a verified model bundle out.
 
 Four steps (:func:`train`): **prepare** the data (scan the folder, fix the feature config,
 extract features in parallel and cached, split stratified by speaker, add degraded copies),
@@ -27,7 +27,7 @@ import numpy as np
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.bundle import TRAIN_FEATURES_FILE, write_bundle
-from pipeline.config import FeatureConfig, TrainConfig, default_fmax, option
+from pipeline.config import FeatureConfig, TrainConfig, derived_feature_config, option
 from pipeline.dataset import Degradation, Extraction, Recording
 from pipeline.errors import DatasetError
 from pipeline.evaluate import (
@@ -43,6 +43,7 @@ from pipeline.openset import Decision, OpenSet, calibrate
 
 if TYPE_CHECKING:  # importing pipeline.model loads TensorFlow: only train() does, when it fits
     from pipeline.model import FitResult
+    from pipeline.table import TrainingFeatures
 
 __all__ = [
     "MIN_CLIPS_PER_SPEAKER",
@@ -100,10 +101,37 @@ def split_indices(
 
 
 def feature_config_for(recordings: list[Recording], fmax: float | None) -> FeatureConfig:
-    if fmax is not None:
-        return FeatureConfig(fmax=fmax)
-    lowest = dataset.lowest_sample_rate(r.path for r in recordings)
-    return FeatureConfig(fmax=default_fmax(lowest)) if lowest else FeatureConfig()
+    lowest = None if fmax is not None else dataset.lowest_sample_rate(r.path for r in recordings)
+    return derived_feature_config(lowest, fmax)
+
+
+def _require_speakers(recordings: list[Recording], data_dir: Path) -> None:
+    labels = {r.speaker for r in recordings}
+    if len(labels) < 2:
+        raise DatasetError(
+            f"{str(data_dir)!r} holds {len(labels)} speaker folder(s); at least 2 are needed"
+        )
+
+
+def _training_features(data_dir: Path, opts: TrainOptions) -> TrainingFeatures:
+    """The rows to learn from: a feature table's (``voiceid features``), or a folder's, extracted.
+
+    A table also holds the degraded copies; from a folder they are extracted after the split,
+    for the training clips alone.
+    """
+    from pipeline.table import TrainingFeatures, training_features  # pyarrow: only when needed
+
+    if data_dir.is_file():
+        copies = opts.train.augment_copies if opts.train.augment else 0
+        feats = training_features(data_dir, fmax=opts.fmax, max_seconds=opts.max_seconds,
+                                  degrade_seed=opts.train.seed, degraded_copies=copies)  # fmt: skip
+        _require_speakers(feats.recordings, data_dir)
+        return feats
+    recordings = dataset.scan_folder(data_dir)
+    _require_speakers(recordings, data_dir)
+    cfg = feature_config_for(recordings, opts.fmax)
+    extraction = _extract(recordings, cfg, opts)
+    return TrainingFeatures(data_dir, recordings, cfg, extraction, None, None, opts.fmax is None)
 
 
 def _check_counts(extraction: Extraction, labels: list[str]) -> None:
@@ -171,9 +199,11 @@ def _import_in_background(module: str) -> None:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A training folder's features, split and ready to fit."""
+    """A training folder's (or feature table's) features, split and ready to fit."""
 
     data_dir: Path
+    root: Path  # file names are relative to this: the data folder, or a feature table's DATA
+    fmax_derived: bool  # the feature config's fmax came from the data's lowest sample rate
     labels: list[str]
     cfg: FeatureConfig
     found: int  # recordings found in the folder, usable or not
@@ -192,7 +222,7 @@ class Prepared:
     @property
     def files(self) -> list[str]:
         """Each row's file, relative to the data folder."""
-        return [str(r.path.relative_to(self.data_dir)) for r in self.extraction.recordings]
+        return [str(r.path.relative_to(self.root)) for r in self.extraction.recordings]
 
 
 @dataclass(frozen=True)
@@ -211,21 +241,16 @@ class Fitted:
 
 
 def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
-    """Scan ``data_dir``, fix the feature config, extract and split the features."""
-    recordings = dataset.scan_folder(data_dir)
-    labels = sorted({r.speaker for r in recordings})
-    if len(labels) < 2:
-        raise DatasetError(
-            f"{str(data_dir)!r} holds {len(labels)} speaker folder(s); at least 2 are needed"
-        )
-    cfg = feature_config_for(recordings, opts.fmax)
-    extraction = _extract(recordings, cfg, opts)
+    """Scan ``data_dir`` and extract its features, or read a feature table's; split them."""
+    feats = _training_features(data_dir, opts)
+    cfg, extraction = feats.cfg, feats.extraction
+    labels = sorted({r.speaker for r in feats.recordings})
     _check_counts(extraction, labels)
     y = np.array([labels.index(r.speaker) for r in extraction.recordings])
     tcfg = opts.train
     train_idx, val_idx = split_indices(y, tcfg.val_fraction, tcfg.seed)
-    degraded = []
-    if tcfg.augment:
+    degraded = feats.degraded if feats.degraded is not None else []
+    if tcfg.augment and feats.degraded is None:
         train_recordings = [extraction.recordings[i] for i in train_idx]
         degraded = [
             _extract(train_recordings, cfg, opts, Degradation(tcfg.seed, copy))
@@ -233,9 +258,11 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
         ]
     x_train, y_train = training_rows(extraction, y, train_idx, degraded)
     val_recordings = [extraction.recordings[i] for i in val_idx]
-    val_degraded = _extract(val_recordings, cfg, opts, Degradation(tcfg.seed, 0))
-    return Prepared(data_dir, labels, cfg, len(recordings), extraction, y, train_idx, val_idx,
-                    x_train, y_train, val_degraded)  # fmt: skip
+    val_degraded = feats.first_copies_of(val_recordings)
+    if val_degraded is None:
+        val_degraded = _extract(val_recordings, cfg, opts, Degradation(tcfg.seed, 0))
+    return Prepared(data_dir, feats.root, feats.fmax_derived, labels, cfg, len(feats.recordings),
+                    extraction, y, train_idx, val_idx, x_train, y_train, val_degraded)  # fmt: skip
 
 
 def fit_and_calibrate(data: Prepared, tcfg: TrainConfig) -> Fitted:
@@ -325,7 +352,7 @@ def _describe(
         output_activation=fitted.network.output_activation,
         architecture=fitted.network.sizes,
         training=TrainingRecord(
-            **opts.train.to_dict(), max_seconds=opts.max_seconds, fmax_derived=opts.fmax is None
+            **opts.train.to_dict(), max_seconds=opts.max_seconds, fmax_derived=data.fmax_derived
         ),
         metrics=metrics,
         versions=_library_versions(),
@@ -348,7 +375,7 @@ def _report(
             "decoded": data.extraction.decoded,
         },
         "clips_per_speaker": dict(Counter(data.speakers)),
-        "skipped": data.extraction.skipped_files(data.data_dir),
+        "skipped": data.extraction.skipped_files(data.root),
         "split": {
             "train": [files[i] for i in data.train_idx],
             "validation": [files[i] for i in data.val_idx],

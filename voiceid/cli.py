@@ -1,4 +1,4 @@
-"""The ``voiceid`` command: train, evaluate, predict, demo-data, convert, serve."""
+"""The ``voiceid`` command: features, train, evaluate, predict, demo-data, convert, serve."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pipeline.demo.synth import STRANGER, write_demo_data
 from pipeline.errors import AudioError, VoiceIdError
 from pipeline.evaluate import evaluate_folder
 from pipeline.predict import predict_clip
+from pipeline.table import TableOptions, TableSummary, write_feature_table
 from pipeline.train import TrainOptions, train
 from service.settings import Settings
 from voiceid.options import add_options, from_options
@@ -27,7 +28,9 @@ DEFAULT_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"
 
 
 def _train_parser(sub: Any) -> None:
-    p = sub.add_parser("train", help="train a model from DATA_DIR/<speaker>/*.wav")
+    p = sub.add_parser(
+        "train", help="train a model from DATA_DIR/<speaker>/*.wav, or from a feature table"
+    )
     p.add_argument("data_dir", type=Path)
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     add_options(p, TrainConfig)
@@ -38,9 +41,22 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
+def _features_parser(sub: Any) -> None:
+    p = sub.add_parser("features", help="extract DATA/<speaker>/* into a Parquet feature table")
+    p.add_argument("data", help="a folder, or a URI pyarrow opens (s3://, gs://, hdfs://)")
+    p.add_argument("--out", type=Path, required=True, help="the .parquet file to write")
+    add_options(p, TableOptions)
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+                   help=f"local engine: the feature cache training uses (default: "
+                        f"{DEFAULT_CACHE_DIR}); the Ray engine keeps none")  # fmt: skip
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voiceid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _features_parser(sub)
     _train_parser(sub)
 
     p = sub.add_parser("evaluate", help="score a model on DATA_DIR/<speaker>/*")
@@ -74,6 +90,31 @@ def _build_parser() -> argparse.ArgumentParser:
                              ("--port", "port", int), ("--workers", "workers", int)):  # fmt: skip
         p.add_argument(flag, dest=name, type=kind, help=Settings.model_fields[name].description)
     return parser
+
+
+def _print_summary(summary: TableSummary) -> None:
+    print(
+        f"wrote {summary.out}: {summary.files} files, {len(summary.skipped)} skipped, "
+        f"{summary.degraded} degraded copies (fmax {summary.cfg.fmax:g} Hz)"
+    )
+    for path, error in summary.skipped:
+        print(f"  skipped {path}: {error}")
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    # The default cache is training's; only the local engine keeps one.
+    use_cache = args.engine == "local" and not args.no_cache
+    opts = from_options(TableOptions, args, cache_dir=args.cache_dir if use_cache else None,
+                        progress=sys.stderr.isatty())  # fmt: skip
+    summary = write_feature_table(args.data, args.out, opts)
+    if args.json:
+        skipped = [{"file": path, "error": error} for path, error in summary.skipped]
+        print(json.dumps({"out": str(summary.out), "files": summary.files, "skipped": skipped,
+                          "degraded": summary.degraded,
+                          "feature_config": summary.cfg.to_dict()}, indent=2))  # fmt: skip
+    else:
+        _print_summary(summary)
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -176,7 +217,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+COMMANDS = {"features": _cmd_features, "train": _cmd_train, "evaluate": _cmd_evaluate,
+            "predict": _cmd_predict,
             "demo-data": _cmd_demo_data, "convert": _cmd_convert,
             "serve": _cmd_serve}  # fmt: skip
 

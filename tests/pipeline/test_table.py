@@ -1,0 +1,285 @@
+"""Feature tables on the local engine: the rows equal folder extraction's, and train reads them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import pipeline
+from pipeline import table
+from pipeline.bundle import load_bundle
+from pipeline.config import TrainConfig
+from pipeline.dataset import Degradation, extract_features, scan_folder
+from pipeline.errors import DatasetError, ParameterError
+from pipeline.features import FEATURE_VERSION
+from pipeline.network import ARRAY_NAMES
+from pipeline.table import TableOptions, read_feature_table, write_feature_table
+from pipeline.train import TrainOptions, feature_config_for, train
+from tests.pipeline.table_helpers import SKIPPED, build_corpus
+from tests.signals import PNG_BYTES
+from voiceid.cli import main
+
+NO_CACHE = TableOptions(jobs=1)
+COPIES = TrainConfig().augment_copies  # the table's default: what training augments with
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Path:
+    return build_corpus(tmp_path_factory.mktemp("corpus"), demo_data)
+
+
+@pytest.fixture(scope="module")
+def local_table(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("table") / "features.parquet"
+    write_feature_table(str(corpus), out, NO_CACHE)
+    return out
+
+
+def _rows(path: Path) -> pa.Table:
+    return pq.read_table(path)
+
+
+@pytest.mark.requires_ffmpeg  # the not-audio file's message names ffmpeg
+def test_rows_are_folder_extractions_rows(corpus: Path, local_table: Path) -> None:
+    recordings = scan_folder(corpus)
+    cfg = feature_config_for(recordings, None)
+    clean = extract_features(recordings, cfg, jobs=1)
+    rows = _rows(local_table).to_pydict()
+
+    assert rows["path"] == [r.path.relative_to(corpus).as_posix() for r in recordings]
+    assert rows["speaker"] == [r.speaker for r in recordings]
+    skipped = {p: e for p, e in zip(rows["path"], rows["error"], strict=True) if e is not None}
+    assert skipped == SKIPPED
+    assert [(str(r.path.relative_to(corpus)), e) for r, e in clean.skipped] == list(SKIPPED.items())
+    kept = [f for f, e in zip(rows["features"], rows["error"], strict=True) if e is None]
+    assert np.array_equal(np.array(kept, dtype=np.float32), clean.features)  # bit for bit
+    copies = [d for d in rows["degraded"] if d is not None]
+    assert len(copies) == len(kept) and {len(c) for c in copies} == {COPIES}
+    for copy in range(COPIES):
+        degraded = extract_features(clean.recordings, cfg, jobs=1, degradation=Degradation(0, copy))
+        made = [c[copy] for c in copies if c[copy] is not None]
+        assert len(made) == len(degraded.recordings)
+        assert np.array_equal(np.array(made, dtype=np.float32), degraded.features), copy
+
+
+def test_schema_metadata_and_file_facts(corpus: Path, local_table: Path) -> None:
+    rows, info = read_feature_table(local_table)
+
+    assert rows.schema.names == [
+        "path", "speaker", "sha256", "sample_rate", "duration_s", "features", "error", "degraded",
+    ]  # fmt: skip
+    assert rows.schema.field("features").type == pa.list_(pa.float32(), 60)
+    assert rows.schema.field("degraded").type == pa.list_(pa.list_(pa.float32(), 60))
+    meta = json.loads(rows.schema.metadata[b"voiceid"])
+    assert meta == {
+        "format_version": 1,
+        "feature_config": info.cfg.to_dict(),
+        "feature_version": FEATURE_VERSION,
+        "max_seconds": 60.0,
+        "fmax_derived": True,
+        "degrade_seed": 0,
+        "degraded_copies": COPIES,
+        "data": str(corpus),
+        "files": 29,
+    }
+    assert info.cfg.fmax == 3800.0  # the 8 kHz FLAC: 0.95 * 8000 / 2
+    by_path = {r["path"]: r for r in rows.to_pylist()}
+    flac = by_path["David/sessions/8k.flac"]
+    assert (flac["sample_rate"], flac["duration_s"]) == (8000, 1.0)
+    assert flac["sha256"] == hashlib.sha256((corpus / flac["path"]).read_bytes()).hexdigest()
+    not_audio = by_path["Steve/not-audio.wav"]
+    assert (not_audio["sample_rate"], not_audio["duration_s"], not_audio["features"]) == (
+        None, None, None,
+    )  # fmt: skip
+    assert by_path["Steve/silent.wav"]["sample_rate"] == 16_000
+    assert "notes.txt" not in " ".join(by_path) and ".hidden/x.wav" not in by_path
+
+
+def test_process_pool_and_warm_cache_give_the_same_table(
+    corpus: Path, local_table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(table, "PARALLEL_MIN_FILES", 1)
+    cache = tmp_path / "cache"
+    pooled = tmp_path / "pooled.parquet"
+    write_feature_table(str(corpus), pooled, TableOptions(jobs=2, cache_dir=cache))
+    cached = tmp_path / "cached.parquet"
+    decoded: list[bytes] = []
+    extract_row = table.extract_row
+
+    def counted(data: bytes, settings: table.RowSettings) -> table.FileRow:
+        decoded.append(data)
+        return extract_row(data, settings)
+
+    monkeypatch.setattr(table, "extract_row", counted)
+    write_feature_table(str(corpus), cached, TableOptions(jobs=1, cache_dir=cache))
+
+    expected = _rows(local_table)
+    assert _rows(pooled).equals(expected, check_metadata=True)
+    assert _rows(cached).equals(expected, check_metadata=True)
+    assert decoded == [PNG_BYTES]  # undecodable is not cached: ffmpeg may be installed later
+    # the table filled training's own cache files, which training on the folder then reads
+    recordings = scan_folder(corpus)
+    cfg = feature_config_for(recordings, None)
+    assert extract_features(recordings, cfg, jobs=1, cache_dir=cache).decoded == 1
+
+
+def test_train_from_table_is_train_from_folder(
+    corpus: Path, local_table: Path, tmp_path: Path, tiny_train_config: TrainConfig
+) -> None:
+    opts = TrainOptions(train=tiny_train_config, jobs=1)
+    from_folder = train(corpus, tmp_path / "folder", opts)
+    from_table = train(local_table, tmp_path / "table", opts)
+
+    for key in ("labels", "skipped", "split", "clips_per_speaker", "metrics", "history",
+                "validation", "validation_degraded"):  # fmt: skip
+        assert from_table[key] == from_folder[key], key
+    assert from_table["files"] == from_folder["files"] | {"decoded": 0}
+    folder, table_ = load_bundle(tmp_path / "folder"), load_bundle(tmp_path / "table")
+    assert table_.feature_config == folder.feature_config
+    assert table_.threshold == folder.threshold
+    assert table_.metadata.training == folder.metadata.training
+    for name in ARRAY_NAMES:  # the weights and the normalisation, bit for bit
+        assert np.array_equal(getattr(table_.network, name), getattr(folder.network, name)), name
+
+
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        (TrainOptions(fmax=3000.0),
+         "fmax=3000.0 differs from the feature table's fmax=3800.0: extract the table again "
+         "with voiceid features --fmax"),
+        (TrainOptions(max_seconds=10.0),
+         "max_seconds=10.0 differs from the feature table's max_seconds=60.0: extract the "
+         "table again with --max-seconds"),
+        (TrainOptions(train=TrainConfig(seed=3)),
+         "seed=3 needs degraded copies drawn with seed 3, and the feature table's were drawn "
+         "with seed 0: train with --no-augment or --seed 0, or extract again with "
+         "--degrade-seed 3"),
+        (TrainOptions(train=TrainConfig(augment_copies=5)),
+         "training augments with 5 degraded copies of each clip, and the feature table has 4: "
+         "extract again with --degraded-copies 5"),
+    ],
+)  # fmt: skip
+def test_train_refuses_a_table_made_otherwise(
+    local_table: Path, tmp_path: Path, opts: TrainOptions, message: str
+) -> None:
+    with pytest.raises(ParameterError) as caught:
+        train(local_table, tmp_path / "model", opts)
+    assert str(caught.value) == message
+
+
+def test_a_table_without_copies_trains_only_without_augmenting(
+    corpus: Path, tmp_path: Path, tiny_train_config: TrainConfig
+) -> None:
+    out = tmp_path / "plain.parquet"
+    summary = write_feature_table(str(corpus), out, TableOptions(jobs=1, degraded_copies=0))
+    assert summary.degraded == 0
+    with pytest.raises(ParameterError) as caught:
+        train(out, tmp_path / "model", TrainOptions())
+    assert str(caught.value) == (
+        "the feature table has no degraded copies (made with --degraded-copies 0): train with "
+        "--no-augment, or extract again with --degraded-copies 4"
+    )
+    no_augment = TrainConfig(candidates=2, max_epochs=20, patience=5, augment=False)
+    report = train(out, tmp_path / "model", TrainOptions(train=no_augment))
+    assert report["metrics"]["n_train_degraded"] == 0
+
+
+def test_refuses_files_that_are_not_feature_tables(local_table: Path, tmp_path: Path) -> None:
+    text = tmp_path / "notes.parquet"
+    text.write_text("hello")
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(pa.table({"x": [1]}), plain)
+    other = tmp_path / "other.parquet"
+    rows = _rows(local_table)
+    meta = json.loads(rows.schema.metadata[b"voiceid"]) | {"feature_version": 1}
+    pq.write_table(rows.replace_schema_metadata({b"voiceid": json.dumps(meta)}), other)
+
+    with pytest.raises(DatasetError, match=r"^'.*notes.parquet' is not a readable Parquet"):
+        read_feature_table(text)
+    with pytest.raises(DatasetError) as caught:
+        read_feature_table(plain)
+    assert str(caught.value) == f"{str(plain)!r} is a Parquet file but not a voiceid feature table"
+    with pytest.raises(DatasetError) as caught:
+        read_feature_table(other)
+    assert str(caught.value) == (
+        f"{str(other)!r} holds features of version 1; this voiceid computes version "
+        f"{FEATURE_VERSION}: extract the table again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"engine": "spark"}, "engine='spark' must be 'local' or 'ray'"),
+        ({"jobs": 0}, "jobs=0 must be a positive integer"),
+        ({"ray_address": "auto"}, "ray_address='auto' needs engine='ray'"),
+        ({"engine": "ray", "cache_dir": Path("c")},
+         "cache_dir='c': only the local engine keeps a feature cache"),
+        ({"max_seconds": 0}, "max_seconds=0 must be positive"),
+        ({"degrade_seed": -1}, "degrade_seed=-1 must be >= 0"),
+        ({"degraded_copies": -1}, "degraded_copies=-1 must be >= 0"),
+    ],
+)  # fmt: skip
+def test_options_name_the_bad_value(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ParameterError) as caught:
+        TableOptions(**kwargs)  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+def test_ray_engine_without_ray_names_the_extra(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    monkeypatch.delitem(sys.modules, "pipeline.ray_engine", raising=False)
+    monkeypatch.delattr(pipeline, "ray_engine", raising=False)  # left by an earlier import
+    out = tmp_path / "t.parquet"
+    with pytest.raises(ParameterError) as caught:
+        write_feature_table(str(corpus), out, TableOptions(engine="ray"))
+    assert str(caught.value) == (
+        "engine='ray' needs Ray, which is not installed: pip install 'voiceid[ray]'"
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_bad_data_is_a_dataset_error(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError) as caught:
+        write_feature_table(str(tmp_path / "absent"), tmp_path / "t.parquet")
+    assert str(caught.value) == (
+        f"data folder {str(tmp_path / 'absent')!r} does not exist or is not a folder"
+    )
+    with pytest.raises(DatasetError, match=r"^cannot open data URI 'nosuch://bucket/x': "):
+        write_feature_table("nosuch://bucket/x", tmp_path / "t.parquet")
+
+
+def test_uris_are_recorded_without_credentials() -> None:
+    uri = "s3://AKIA:s3cr3t@bucket/data?endpoint_override=127.0.0.1:9000&secret_key=x&scheme=http"
+    assert table._public_uri(uri) == (
+        "s3://bucket/data?endpoint_override=127.0.0.1%3A9000&scheme=http"
+    )
+
+
+@pytest.mark.requires_ffmpeg  # the not-audio file's message names ffmpeg
+def test_cli_writes_a_table_and_trains_from_it(
+    corpus: Path, local_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli.parquet"
+    code = main(["features", str(corpus), "--out", str(out), "--jobs", "1", "--no-cache",
+                 "--json"])  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+
+    assert code == 0
+    assert _rows(out).equals(_rows(local_table), check_metadata=True)
+    assert printed["files"] == 29 and printed["degraded"] == COPIES * 25
+    assert printed["skipped"] == [{"file": p, "error": e} for p, e in SKIPPED.items()]
+    code = main(["train", str(out), "--out", str(tmp_path / "m"), "--candidates", "1",
+                 "--epochs", "5", "--json"])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["files"]["decoded"] == 0
