@@ -9,12 +9,18 @@ samples as libsndfile (tested equal) in a fifth of the time, which matters per r
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import os
+import re
 import shutil
+import struct
 import subprocess
+import sys
 import tempfile
-import wave
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +28,16 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from pipeline.errors import DecodeError, InvalidAudioError, ParameterError
+from pipeline.errors import DecodeError, InvalidAudioError, ParameterError, VoiceIdError
 
 __all__ = [
     "DEFAULT_MAX_SECONDS",
+    "MIN_SOURCE_RATE",
     "SILENCE_DBFS",
     "Clip",
     "decode",
+    "max_decoded_values",
+    "read_clip_file",
     "sniff_format",
     "to_mono",
     "validate_waveform",
@@ -36,7 +45,25 @@ __all__ = [
 
 DEFAULT_MAX_SECONDS = 60.0  # longest clip accepted, seconds
 SILENCE_DBFS = -80.0  # a clip whose peak is below this level is silent (16-bit LSB: -90)
-FFMPEG_TIMEOUT_S = 30.0
+MIN_SOURCE_RATE = 8000  # Hz: below telephone rate there is no speech band left to measure
+# Decoded values (frames x channels) allowed per second of the longest clip: 48 kHz stereo.
+# A header that promises more is refused before decoding (a small FLAC can hold gigabytes).
+VALUES_PER_SECOND = 2 * 48_000
+BLOCK_FRAMES = 1 << 16  # libsndfile reads this many frames at a time, mixed to mono at once
+FFMPEG_TIMEOUT_S = 5.0  # wall-clock budget of one ffmpeg decode
+# The only ffmpeg demuxers an upload may reach, by sniffed container: playlists (HLS, ffconcat)
+# and other formats that name further files or URLs are never probed.
+_FFMPEG_DEMUXERS = {
+    "MP4/M4A": "mov",
+    "WebM/Matroska": "matroska",
+    "Ogg": "ogg",
+    "WAV": "wav",
+    "FLAC": "flac",
+    "MP3": "mp3",
+    "AAC": "aac",
+    "AMR": "amr",
+    "AIFF": "aiff",
+}
 
 # Leading bytes of containers libsndfile cannot read, to name them in errors.
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
@@ -73,6 +100,8 @@ def sniff_format(data: bytes) -> str:
     for magic, offset, name in _MAGIC:
         if data[offset : offset + len(magic)] == magic:
             return name
+    if len(data) >= 2 and data[0] == 0xFF and data[1] & 0xF6 == 0xF0:
+        return "AAC"  # ADTS: the MPEG sync word with layer bits 00
     if len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:
         return "MP3"
     return "unknown"
@@ -121,15 +150,10 @@ def decode(
         raise ParameterError(f"sample_rate={sample_rate} must be a positive integer")
     if not max_seconds > 0:
         raise ParameterError(f"max_seconds={max_seconds} must be positive")
-    data = Path(source).read_bytes() if isinstance(source, str | Path) else source
+    data = read_clip_file(source, max_seconds) if isinstance(source, str | Path) else source
     if not data:
         raise InvalidAudioError("clip is empty (0 bytes)")
-    try:
-        samples, source_rate, channels = _read_pcm16_wav(data, max_seconds) or _read_soundfile(
-            data, max_seconds
-        )
-    except sf.LibsndfileError:
-        samples, source_rate, channels = _read_ffmpeg(data, sample_rate, max_seconds)
+    samples, source_rate, channels = _read_any(data, sample_rate, max_seconds)
     validate_waveform(samples, source_rate, max_seconds=max_seconds)
     if source_rate != sample_rate:
         samples = soxr.resample(samples, source_rate, sample_rate, quality="HQ")
@@ -137,38 +161,164 @@ def decode(
     return Clip(samples, sample_rate, source_rate, channels)
 
 
-def _check_length(frames: int, rate: int, max_seconds: float) -> None:
-    if frames > 0 and frames / rate > max_seconds:
+def max_decoded_values(max_seconds: float) -> int:
+    """The most values (frames x channels) decoded for a clip of at most ``max_seconds``."""
+    return int(max_seconds * VALUES_PER_SECOND)
+
+
+def read_clip_file(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> bytes:
+    """A file's bytes, refused by size before reading when no clip within the limits is as big:
+    uncompressed 64-bit float at the decoded-value limit, plus room for the header."""
+    limit = max_decoded_values(max_seconds) * 8 + (1 << 20)
+    size = Path(path).stat().st_size
+    if size > limit:
+        raise InvalidAudioError(
+            f"file is {size} bytes; a clip of at most {max_seconds:g} s is under {limit} bytes"
+        )
+    return Path(path).read_bytes()
+
+
+def _read_any(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.ndarray, int, int]:
+    """Samples, rate and channels from whichever reader takes ``data``.
+
+    Any failure a reader has on malformed data that is not one of ours becomes a
+    :class:`DecodeError`: a hostile file must never surface as a server error.
+    """
+    try:
+        read = _read_pcm16_wav(data, max_seconds)
+        if read is not None:
+            return read
+        try:
+            if sniff_format(data) != "MP3":
+                return _read_soundfile(data, max_seconds)
+            with _without_mpg123_notes():
+                return _read_soundfile(data, max_seconds)
+        except sf.LibsndfileError:
+            return _read_ffmpeg(data, sample_rate, max_seconds)
+    except VoiceIdError:
+        raise
+    except Exception as exc:  # every reader has its own way of failing on bad bytes
+        raise DecodeError(
+            f"cannot decode {sniff_format(data)} data: {type(exc).__name__} in its reader"
+        ) from exc
+
+
+def _check_header(frames: int | None, rate: int, channels: int, max_seconds: float) -> None:
+    """Refuse, before decoding, what the header says is too slow, too long or too big.
+
+    ``frames`` is None when the container does not know its length (a stream); such data is
+    held to the same limits while it is read in blocks.
+    """
+    if rate < MIN_SOURCE_RATE:
+        raise InvalidAudioError(
+            f"sample rate {rate} Hz is below the minimum of {MIN_SOURCE_RATE} Hz"
+        )
+    if frames is None:
+        return
+    if frames / rate > max_seconds:
         raise InvalidAudioError(
             f"clip is {frames / rate:.2f} s long; the maximum is {max_seconds:g} s"
         )
+    _check_values(frames, channels, rate, max_seconds)
+
+
+def _check_values(frames: int, channels: int, rate: int, max_seconds: float) -> None:
+    limit = max_decoded_values(max_seconds)
+    if frames * channels > limit:
+        raise InvalidAudioError(
+            f"clip holds {frames * channels} samples ({channels} channels at {rate} Hz); "
+            f"at most {limit} are decoded"
+        )
+
+
+def _riff_chunks(data: bytes) -> dict[bytes, tuple[int, int]]:
+    """Start and end of each top-level chunk of a RIFF/WAVE file, the first of each id.
+
+    A chunk is cut at the end of the data: a size of 0xFFFFFFFF (a stream of unknown length,
+    as ``ffmpeg -f wav -`` writes) or a truncated file gives what is actually there.
+    """
+    chunks: dict[bytes, tuple[int, int]] = {}
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        body = pos + 8
+        chunks.setdefault(cid, (body, min(body + size, len(data))))
+        pos = body + size + (size & 1)
+    return chunks
 
 
 def _read_pcm16_wav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, int] | None:
-    """Samples, rate and channels of a 16-bit PCM WAV; None for anything else (soundfile's job)."""
+    """Samples, rate and channels of a 16-bit PCM WAV; None for anything else (libsndfile's)."""
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
-    try:
-        with wave.open(io.BytesIO(data)) as w:
-            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            if width != 2 or rate < 1 or channels < 1:
-                return None
-            _check_length(w.getnframes(), rate, max_seconds)
-            raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError):
+    chunks = _riff_chunks(data)
+    if b"fmt " not in chunks or b"data" not in chunks:
+        return None
+    fmt_start, fmt_end = chunks[b"fmt "]
+    if fmt_end - fmt_start < 16:
+        return None
+    tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, fmt_start)
+    if tag != 1 or bits != 16 or rate < 1 or channels < 1:
         return None  # float, 24-bit, WAVE_FORMAT_EXTENSIBLE or a damaged header
-    usable = len(raw) // (2 * channels) * 2 * channels  # a cut-off last frame is dropped
-    pcm = np.frombuffer(raw, dtype="<i2", count=usable // 2).reshape(-1, channels)
-    return to_mono(pcm.astype(np.float32) / np.float32(32768)), rate, channels
+    start, end = chunks[b"data"]
+    frames = (end - start) // (2 * channels)  # a cut-off last frame is dropped
+    _check_header(frames, rate, channels, max_seconds)
+    pcm = np.frombuffer(data, dtype="<i2", count=frames * channels, offset=start)
+    return to_mono(pcm.reshape(-1, channels).astype(np.float32) / np.float32(32768)), rate, channels
+
+
+_STDERR_LOCK = threading.Lock()
+# What libmpg123 writes to the process's stderr about a damaged MP3, hundreds of lines a file.
+_MPG123_NOTE = re.compile(rb"^(Note: |Warning: |\[src/libmpg123/)")
+
+
+@contextlib.contextmanager
+def _without_mpg123_notes() -> Iterator[None]:
+    """Hold back libmpg123's notes, which it writes straight to file descriptor 2 whatever the
+    log level: stderr goes to a temporary file meanwhile, and every other line written there
+    in the meantime (by any thread) is passed on afterwards."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held if not _MPG123_NOTE.match(line)]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+# libsndfile's length of a stream that does not know it (piped FLAC with total samples 0).
+_UNKNOWN_FRAMES = 1 << 62
 
 
 def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, int]:
+    """Decode in blocks, each mixed to mono at once, stopping at the limits: memory stays
+    bounded whatever the header claims. (libsndfile cannot read a FLAC stream of unknown
+    length from memory; it fails, and ffmpeg, whose output is bounded, reads it.)"""
     with sf.SoundFile(io.BytesIO(data)) as f:
         rate, channels = int(f.samplerate), int(f.channels)
-        # MP3 and some Ogg streams report no length; those are checked after decoding.
-        _check_length(f.frames, rate, max_seconds)
-        frames = f.read(dtype="float32", always_2d=True)
-    return to_mono(frames), rate, channels
+        # MP3 and some Ogg streams report no length: they are held to the limits block by block.
+        known = 0 < f.frames < _UNKNOWN_FRAMES
+        _check_header(int(f.frames) if known else None, rate, channels, max_seconds)
+        blocks, frames = [], 0
+        while True:
+            block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+            if not len(block):
+                break
+            frames += len(block)
+            if frames / rate > max_seconds:
+                raise InvalidAudioError(
+                    f"clip is over {max_seconds:g} s long; the maximum is {max_seconds:g} s"
+                )
+            _check_values(frames, channels, rate, max_seconds)
+            blocks.append(to_mono(block))
+    samples = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return samples, rate, channels
 
 
 def _read_ffmpeg(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.ndarray, int, int]:
@@ -179,19 +329,29 @@ def _read_ffmpeg(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.
             f"cannot decode {kind} data: it is not WAV, FLAC, OGG/Vorbis or MP3, "
             "and ffmpeg is not installed"
         )
+    demuxer = _FFMPEG_DEMUXERS.get(kind)
+    if demuxer is None:  # text, images, playlists: never handed to ffmpeg's probing
+        raise DecodeError(f"cannot decode {kind} data: not a supported audio format")
     limit_s = max_seconds + 1  # decoding stops here: enough to tell that a clip is too long
     # A seekable file, not a pipe: an M4A whose index (moov) follows the audio, as most
     # encoders write it, fails to decode from a pipe once it outgrows ffmpeg's read buffer.
-    with tempfile.NamedTemporaryFile(prefix="voiceid-") as source:
+    # The file has no name (O_TMPFILE where the OS has it, else unlinked at once), so nothing is
+    # left behind however the process ends; ffmpeg reads it through the descriptor it inherits,
+    # with the demuxer forced and no protocol but ``file``, so its contents cannot name others.
+    with tempfile.TemporaryFile(prefix="voiceid-") as source:
         source.write(data)
         source.flush()
+        fd = source.fileno()
         cmd = [
-            ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", source.name,
+            ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "1",
+            "-protocol_whitelist", "file", "-f", demuxer, "-i", f"file:/dev/fd/{fd}",
             "-t", f"{limit_s:g}", "-vn", "-ac", "1", "-ar", str(sample_rate),
             "-f", "f32le", "pipe:1",
         ]  # fmt: skip
         try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S)
+            proc = subprocess.run(
+                cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S, pass_fds=(fd,)
+            )  # on timeout, run kills ffmpeg and waits for it
         except subprocess.TimeoutExpired as exc:
             raise DecodeError(f"decoding {kind} data took over {FFMPEG_TIMEOUT_S:g} s") from exc
     samples = np.frombuffer(proc.stdout, dtype="<f4").copy()

@@ -16,10 +16,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import hashlib
 import json
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +37,7 @@ from pipeline.config import FeatureConfig
 from pipeline.errors import BundleError, VoiceIdError
 from pipeline.features import FEATURE_VERSION
 from pipeline.metadata import FORMAT_VERSION, BundleMetadata, ModelDescription
-from pipeline.network import Network, load_network, save_network
+from pipeline.network import Network, check_npz_size, load_network, save_network
 from pipeline.openset import Decision, OpenSet, load_open_set, save_open_set
 
 __all__ = [
@@ -47,6 +52,7 @@ __all__ = [
     "check_agreement",
     "load_bundle",
     "read_metadata_json",
+    "recover_interrupted_swap",
     "sha256_file",
     "write_bundle",
 ]
@@ -57,6 +63,8 @@ TRAIN_FEATURES_FILE = "train_features.npz"
 METADATA_FILE = "metadata.json"
 KERAS_FILE = "model.keras"
 CONVERTIBLE_VERSIONS = (1,)  # older formats that `voiceid convert` upgrades
+MAX_OPEN_SET_BYTES = 1 << 30  # reference rows: a million of them, 60 bands, is 240 MB
+MAX_METADATA_BYTES = 1 << 20  # a metadata.json is a few kilobytes; far more is not ours
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,8 @@ def write_bundle(
     out_dir = out_dir.resolve()
     check_agreement(out_dir, network, description)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    recover_interrupted_swap(out_dir)
+    _remove_stale_temporaries(out_dir)
     is_bundle = (out_dir / METADATA_FILE).exists()
     if out_dir.exists() and not is_bundle and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise BundleError(
@@ -155,10 +165,60 @@ def _swap_into_place(new: Path, target: Path) -> None:
     if not target.exists():
         new.rename(target)
         return
-    old = target.with_name(f".{target.name}.old-{new.name.rsplit('.', 1)[-1]}")
+    if _exchange(new, target):  # one atomic step: the old bundle is now at ``new``
+        shutil.rmtree(new, ignore_errors=True)
+        return
+    # Two renames. A crash between them leaves no bundle at ``target`` but the old one beside
+    # it, which recover_interrupted_swap puts back.
+    old = target.with_name(f"{_OLD_PREFIX.format(name=target.name)}{new.name.rsplit('.', 1)[-1]}")
     target.rename(old)
     new.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+_OLD_PREFIX = ".{name}.old-"  # where the two-rename swap keeps the old bundle in between
+STALE_TEMPORARY_S = 3600  # a temporary folder this old is a crashed write's, never a live one
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where
+    the C library or the file system does not offer it."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def recover_interrupted_swap(target: Path) -> bool:
+    """Put back the old bundle a two-rename swap left beside ``target`` when a crash came
+    between the renames; True when it did."""
+    if target.exists():
+        return False
+    olds = sorted(target.parent.glob(f"{_OLD_PREFIX.format(name=target.name)}*"),
+                  key=lambda p: p.stat().st_mtime)  # fmt: skip
+    if not olds or not (olds[-1] / METADATA_FILE).is_file():
+        return False
+    olds[-1].rename(target)
+    return True
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove the temporary folders of writes to ``target`` that crashed (an hour old)."""
+    now = time.time()
+    for path in target.parent.glob(f".{target.name}.*"):
+        try:
+            stale = now - path.stat().st_mtime > STALE_TEMPORARY_S
+            if stale and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def read_metadata_json(path: Path) -> dict[str, Any]:
@@ -168,6 +228,11 @@ def read_metadata_json(path: Path) -> dict[str, Any]:
         raise BundleError(f"model bundle {str(path)!r} does not exist or is not a folder")
     if not meta_path.is_file():
         raise BundleError(f"{str(path)!r} is not a model bundle: {METADATA_FILE} is missing")
+    size = meta_path.stat().st_size
+    if size > MAX_METADATA_BYTES:
+        raise BundleError(
+            f"{meta_path} is {size} bytes; a {METADATA_FILE} is at most {MAX_METADATA_BYTES}"
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -218,12 +283,17 @@ def _problems(exc: ValidationError) -> str:
 def load_bundle(path: Path | str) -> Bundle:
     """Load and verify a bundle; raise :class:`BundleError` when it does not check out."""
     try:
+        with contextlib.suppress(OSError):  # read-only is fine: the load then says what is missing
+            recover_interrupted_swap(Path(path).absolute())
         return _load_bundle(Path(path).resolve())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         if isinstance(exc, VoiceIdError):
             raise
-        # A path the OS refuses (NUL byte, too long, no permission) is a bad bundle too.
+        # A path the OS refuses (NUL byte, too long, no permission, a symlink loop, which
+        # pathlib reports as RuntimeError) is a bad bundle too.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        if isinstance(exc, RuntimeError):
+            reason = "a symbolic link loop"
         raise BundleError(f"cannot read model bundle {str(path)!r}: {reason}") from exc
 
 
@@ -246,9 +316,9 @@ def _load_bundle(path: Path) -> Bundle:
     network = load_network(_checked_file(path, NETWORK_FILE, meta.network_sha256))
     check_agreement(path, network, meta)
     d, _, n = network.sizes
-    open_set = load_open_set(
-        _checked_file(path, OPEN_SET_FILE, meta.openset_sha256), meta.open_set.threshold, n, d
-    )
+    open_set_file = _checked_file(path, OPEN_SET_FILE, meta.openset_sha256)
+    check_npz_size(open_set_file, MAX_OPEN_SET_BYTES, what="an open set")
+    open_set = load_open_set(open_set_file, meta.open_set.threshold, n, d)
     return Bundle(path, meta, network, open_set)
 
 

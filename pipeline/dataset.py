@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import sys
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -24,7 +25,7 @@ import soundfile as sf
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from pipeline.audio import DEFAULT_MAX_SECONDS, decode
+from pipeline.audio import DEFAULT_MAX_SECONDS, MIN_SOURCE_RATE, decode, read_clip_file
 from pipeline.augment import degrade
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
@@ -81,14 +82,19 @@ def scan_folder(data_dir: Path) -> list[Recording]:
 
 
 def lowest_sample_rate(paths: Iterable[Path]) -> int | None:
-    """The lowest original sample rate among the files libsndfile can read (header only)."""
+    """The lowest original sample rate among the files libsndfile can read (header only).
+
+    Files below ``MIN_SOURCE_RATE`` are left out: decoding refuses them (they are skipped, and
+    named), so one such file must not narrow the band layout of the whole model.
+    """
     rates = []
     for path in paths:
         try:
             rates.append(sf.info(str(path)).samplerate)
         except (sf.LibsndfileError, RuntimeError):
             continue
-    return min(rates) if rates else None
+    usable = [rate for rate in rates if rate >= MIN_SOURCE_RATE]
+    return min(usable) if usable else None
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ def file_features(
     from its seed, its copy number and the file's content, so the same file always gets the same
     copy.
     """
-    data = path.read_bytes()
+    data = read_clip_file(path, max_seconds)  # refused by size before a large file is read
     y = decode(data, sample_rate=cfg.sample_rate, max_seconds=max_seconds).samples
     if degradation is not None:
         y = degraded_copy(y, data, cfg.sample_rate, degradation)
@@ -233,14 +239,17 @@ def process_pool(jobs: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init)
 
 
-def skip_reason(exc: AudioError | OSError) -> tuple[str, bool]:
+def skip_reason(exc: Exception) -> tuple[str, bool]:
     """The message a file is skipped with, and whether it lasts (depends on the bytes alone).
 
     An undecodable file may decode once ffmpeg is installed, and an unreadable one once it is
-    readable: those reasons do not last, and are not cached.
+    readable: those reasons do not last, and are not cached. Any other failure is named with
+    its type, and not cached either.
     """
     if isinstance(exc, OSError):
         return f"cannot read file: {exc.strerror or exc}", False
+    if not isinstance(exc, AudioError):
+        return f"cannot use file: {type(exc).__name__}: {exc}", False
     return str(exc), isinstance(exc, InvalidAudioError)
 
 
@@ -250,7 +259,7 @@ Task = tuple[Path, FeatureConfig, float, Degradation | None]
 def _extract_one(args: Task) -> Outcome:
     try:
         return Outcome(file_features(*args), None, True)
-    except (AudioError, OSError) as exc:
+    except Exception as exc:  # whatever one file does, it is skipped and named, not fatal
         return Outcome(None, *skip_reason(exc))
 
 
@@ -304,7 +313,14 @@ def extract_features(
             key = keys[i]
             if key is not None and outcome.lasting:
                 cache.put(key, outcome.row, outcome.error)
-        cache.save()
+        try:
+            cache.save()
+        except OSError as exc:  # the features are computed; only the next run is slower
+            warnings.warn(
+                f"feature cache {str(cache.path.parent)!r} is not writable "
+                f"({exc.strerror or exc}); continuing without it",
+                stacklevel=2,
+            )
     kept: list[Recording] = []
     rows: list[np.ndarray] = []
     skipped: list[tuple[Recording, str]] = []

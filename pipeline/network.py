@@ -20,10 +20,12 @@ from pipeline.errors import BundleError
 
 __all__ = [
     "ARRAY_NAMES",
+    "MAX_NETWORK_BYTES",
     "OUTPUT_ACTIVATIONS",
     "Network",
     "OutputActivation",
     "check_network",
+    "check_npz_size",
     "load_network",
     "save_network",
     "sigmoid",
@@ -35,6 +37,7 @@ OUTPUT_ACTIVATIONS: tuple[OutputActivation, ...] = get_args(OutputActivation)
 # The arrays of a Network, in the order of its fields: what save_network writes besides the
 # output activation, and load_network requires.
 ARRAY_NAMES = ("hidden_kernel", "hidden_bias", "output_kernel", "output_bias", "mean", "scale")
+MAX_NETWORK_BYTES = 64 << 20  # a 60-band network for thousands of speakers is far smaller
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -96,6 +99,7 @@ def load_network(path: Path) -> Network:
     Raises :class:`BundleError` naming what is wrong: an unreadable file, a missing array, an
     unknown output activation, shapes that do not chain, or a non-finite or non-positive scale.
     """
+    check_npz_size(path, MAX_NETWORK_BYTES, what="a network")
     try:
         with np.load(path, allow_pickle=False) as data:
             members = {name: data[name] for name in data.files}
@@ -116,6 +120,20 @@ def load_network(path: Path) -> Network:
     network = Network(**arrays, output_activation=activation)
     check_network(network, str(path))
     return network
+
+
+def check_npz_size(path: Path, max_bytes: int, *, what: str) -> None:
+    """Refuse an ``.npz`` whose file or arrays are over ``max_bytes`` (the most ``what`` may
+    hold), before decompressing anything: zipfile reads no member past the size its directory
+    gives, so a zip bomb is caught here."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+    size = max(path.stat().st_size, unpacked)
+    if size > max_bytes:
+        raise BundleError(f"{path} holds {size} bytes of arrays; {what} is at most {max_bytes}")
 
 
 def check_network(network: Network, source: str) -> None:

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from pipeline.errors import BundleError
+from service.auth import AuthMiddleware
 from service.compute import ComputeQueue
 from service.errors import install_error_handlers
 from service.limits import BodyLimitMiddleware
@@ -34,7 +35,7 @@ bundle's threshold."""
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     try:
-        bundle = await app.state.store.load(settings.model_dir)
+        bundle = await app.state.store.start(settings.model_dir)
         log.info("serving %s (%s), labels %s", bundle.name, bundle.version, list(bundle.labels))
     except BundleError as exc:
         # Stay up: the store keeps the reason for /ready, and /admin/reload can bring one in.
@@ -52,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
-    app.state.store = ModelStore()
+    app.state.store = ModelStore(settings.active_model_file)
     app.state.metrics = metrics = Metrics()
     app.state.compute = ComputeQueue()
     install_error_handlers(app)
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         BodyLimitMiddleware,
         limits={"/predict": settings.max_upload_bytes, "/predict/batch": settings.batch_max_bytes},
     )
+    app.add_middleware(AuthMiddleware, settings=settings)  # before any body is read
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
     for router in (predict.router, model.router, ops.router, admin.router):
         app.include_router(router)

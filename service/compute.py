@@ -15,6 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from service.errors import OverloadedError
+
 __all__ = ["ComputeQueue"]
 
 T = TypeVar("T")
@@ -31,15 +33,24 @@ class ComputeQueue:
         self.batches = 0  # hand-offs to the thread so far
         self.jobs = 0
 
-    async def run(self, fn: Callable[[], T]) -> T:
-        """``fn()`` on the compute thread; its exception, if any, is raised here."""
+    async def run(self, fn: Callable[[], T], *, budget_s: float | None = None) -> T:
+        """``fn()`` on the compute thread; its exception, if any, is raised here.
+
+        With ``budget_s``, a job not done within that many seconds (waiting included) raises
+        :class:`OverloadedError`; if it has not started, it never does.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((fn, future))
         # A batch out for another loop (one that stopped before it came back) does not count.
         if self._busy_on is not loop:
             self._hand_over(loop)
-        return await future
+        try:
+            return await asyncio.wait_for(future, budget_s)
+        except TimeoutError:
+            raise OverloadedError(
+                f"the server is busy: the clip was not done within {budget_s:g} s"
+            ) from None
 
     def close(self) -> None:
         """Let the thread go once the jobs handed over are done; a later job starts another."""

@@ -9,9 +9,13 @@ from starlette.requests import ClientDisconnect
 from pipeline.errors import BundleError, DecodeError, InvalidAudioError, VoiceIdError
 
 __all__ = [
+    "RETRY_AFTER_S",
+    "ForbiddenError",
     "MissingFieldError",
     "NotFoundError",
     "NotReadyError",
+    "OverloadedError",
+    "RequestTimeoutError",
     "ServiceError",
     "UnauthorizedError",
     "UnsupportedMediaError",
@@ -49,6 +53,21 @@ class NotFoundError(ServiceError):
     pass
 
 
+class RequestTimeoutError(ServiceError):
+    """The client stopped sending its request body (408)."""
+
+
+class OverloadedError(ServiceError):
+    """Compute did not finish within the per-clip budget: try again shortly (503)."""
+
+
+class ForbiddenError(ServiceError):
+    """A request for something the server will not touch, such as a path outside its root."""
+
+
+RETRY_AFTER_S = 1  # what a 503 for load asks the client to wait
+
+
 _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (UploadTooLargeError, 413),
     (UnsupportedMediaError, 415),
@@ -56,6 +75,9 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (InvalidAudioError, 422),
     (UnauthorizedError, 401),
     (NotReadyError, 503),
+    (OverloadedError, 503),
+    (RequestTimeoutError, 408),
+    (ForbiddenError, 403),
     (MissingFieldError, 422),
     (NotFoundError, 404),
     (BundleError, 409),
@@ -72,8 +94,21 @@ def status_for(exc: VoiceIdError) -> int:
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VoiceIdError)  # registered for VoiceIdError only
-    headers = {"WWW-Authenticate": "ApiKey"} if isinstance(exc, UnauthorizedError) else None
+    headers = None
+    if isinstance(exc, UnauthorizedError):
+        headers = {"WWW-Authenticate": "ApiKey"}
+    elif isinstance(exc, OverloadedError):
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     return JSONResponse({"detail": str(exc)}, status_code=status_for(exc), headers=headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    # A bug, never client input (tests/security). The server closes the connection after it,
+    # so it says so: a keep-alive client would otherwise send its next request into a closed
+    # socket and fail that one too.
+    return JSONResponse(
+        {"detail": "internal server error"}, status_code=500, headers={"Connection": "close"}
+    )
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
@@ -84,3 +119,4 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VoiceIdError, _handle)
     app.add_exception_handler(ClientDisconnect, _client_gone)
+    app.add_exception_handler(Exception, _server_error)

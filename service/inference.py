@@ -64,6 +64,12 @@ def answer_batch(
     """One item per file: its result, or its own error; one bad file never fails the rest."""
     items = []
     for name, data in files:
+        if len(data) > settings.max_upload_bytes:  # the per-clip limit holds inside a batch too
+            detail = (
+                f"file of {len(data)} bytes is over the limit of {settings.max_upload_bytes} bytes"
+            )
+            items.append(BatchItem(file=name, ok=False, status=413, detail=detail))
+            continue
         try:
             result = answer_clip(bundle, data, settings, metrics)
         except AudioError as exc:

@@ -1,12 +1,36 @@
-"""Upload size limits enforced while the body streams in, before it is all read."""
+"""Body limits on every route, enforced while the body streams in, and a lingering close.
+
+Each path has a byte limit (uploads their own, every other route a small one), so no request
+can make the server hold more than that. A refused body is read and thrown away, up to a bound
+in bytes and time, before the answer goes out, as nginx's lingering close does: a client that
+sends its whole body before reading (Python's urllib) would otherwise see a broken pipe instead
+of the 413 or 401.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import UploadTooLargeError
+from service.errors import RequestTimeoutError, UploadTooLargeError
 
-__all__ = ["BodyLimitMiddleware", "too_large_message"]
+__all__ = [
+    "BODY_IDLE_S",
+    "DEFAULT_BODY_BYTES",
+    "LINGER_BYTES",
+    "LINGER_S",
+    "BodyLimitMiddleware",
+    "drain",
+    "too_large_message",
+]
+
+DEFAULT_BODY_BYTES = 64 * 1024  # the body limit of every route without its own
+LINGER_BYTES = 64 * 1024 * 1024  # at most this much of a refused body is read and discarded
+LINGER_S = 0.5  # for at most this long
+BODY_IDLE_S = 10.0  # a body that sends nothing for this long is given up on (slow clients)
 
 
 def too_large_message(size: int, limit: int, *, declared: bool) -> str:
@@ -15,38 +39,72 @@ def too_large_message(size: int, limit: int, *, declared: bool) -> str:
     return f"upload is over the limit of {limit} bytes (stopped reading at {size} bytes)"
 
 
-class BodyLimitMiddleware:
-    """Refuse a request to a limited path as soon as its body passes the path's byte limit.
+async def drain(receive: Receive) -> None:
+    """Read and discard the rest of a request body, up to ``LINGER_BYTES`` and ``LINGER_S``."""
+    deadline, read = time.monotonic() + LINGER_S, 0
+    while read < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+        try:
+            message = await asyncio.wait_for(receive(), left)
+        except TimeoutError:  # a client that sends no more is not waited for
+            return
+        if message["type"] != "http.request":
+            return
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
-    ``limits`` maps a path to its byte limit. A ``Content-Length`` over the limit is refused
-    before any body is read; a chunked or understated body is counted as it arrives. The error
-    surfaces where the route reads the body, and the app's handler turns it into a 413.
+
+class BodyLimitMiddleware:
+    """Refuse a request as soon as its body passes its path's byte limit.
+
+    ``limits`` maps a path to its byte limit; other paths get ``default``. A ``Content-Length``
+    over the limit is answered 413 before any body is read; a chunked or understated body is
+    counted as it arrives, and the error surfaces where the route reads the body (the app's
+    handler turns it into a 413). Either way the rest of the body is drained before answering.
     """
 
-    def __init__(self, app: ASGIApp, limits: dict[str, int]) -> None:
+    def __init__(
+        self, app: ASGIApp, limits: dict[str, int], default: int = DEFAULT_BODY_BYTES
+    ) -> None:
         self.app = app
         self.limits = limits
+        self.default = default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self.limits.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if limit is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limits.get(scope.get("path", ""), self.default)
         declared = _content_length(scope)
-        received = 0
+        if declared is not None and declared > limit:
+            await drain(receive)
+            message = too_large_message(declared, limit, declared=True)
+            await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+            return
+        received, over = 0, False
 
         async def counting_receive() -> Message:
-            nonlocal received
-            if declared is not None and declared > limit:
-                raise UploadTooLargeError(too_large_message(declared, limit, declared=True))
-            message = await receive()
+            nonlocal received, over
+            try:
+                message = await asyncio.wait_for(receive(), BODY_IDLE_S)
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"the request body stalled: nothing arrived for {BODY_IDLE_S:g} s "
+                    f"after {received} bytes"
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    over = True
                     raise UploadTooLargeError(too_large_message(received, limit, declared=False))
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def lingering_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and over:
+                await drain(receive)
+            await send(message)
+
+        await self.app(scope, counting_receive, lingering_send)
 
 
 def _content_length(scope: Scope) -> int | None:

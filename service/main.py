@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +16,13 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["app_from_env", "serve"]
+__all__ = ["OPEN_HOSTS", "app_from_env", "open_without_key", "serve"]
+
+OPEN_HOSTS = ("0.0.0.0", "::", "")  # addresses that listen on every interface
+# Connection limits, as uvicorn allows them (its header size cap exists only for the slower h11
+# parser, not httptools, which serving uses).
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
+MAX_CONNECTIONS = 256  # per worker; more get 503 at once instead of queueing without bound
 
 
 # libuv (under uvloop) accepts every pending connection at once, so with several workers on one
@@ -27,7 +36,7 @@ BALANCED_ACCEPT = ("UV_TCP_SINGLE_ACCEPT", "1")
 def app_from_env() -> FastAPI:
     """The app factory uvicorn's workers call: settings come from ``VOICEID_*``."""
     # Imported here: `voiceid serve`'s parent process only starts the workers, and importing
-    # the app there (0.5 s, 60 MB) would delay them and hold memory that nothing uses.
+    # the app there (0.3 s of CPU, about 30 MB) would delay them and hold memory nothing uses.
     from service.app import create_app
 
     os.environ.setdefault(*BALANCED_ACCEPT)
@@ -48,12 +57,34 @@ def serve(
             # Through the environment, so that every worker process sees the same settings.
             os.environ[f"VOICEID_{name.upper()}"] = str(value)
     settings = Settings()
-    uvicorn.run(
-        "service.main:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.worker_count(),
-        log_level=settings.log_level,
-        access_log=False,
+    refusal = open_without_key(settings)
+    if refusal:
+        sys.exit(refusal)
+    # One active-model file for this server's workers, so that a reload reaches them all.
+    shared = Path(tempfile.mkdtemp(prefix="voiceid-serve-"))
+    os.environ["VOICEID_ACTIVE_MODEL_FILE"] = str(shared / "active-model")
+    try:
+        uvicorn.run(
+            "service.main:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.worker_count(),
+            log_level=settings.log_level,
+            access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            limit_concurrency=MAX_CONNECTIONS,
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def open_without_key(settings: Settings) -> str | None:
+    """Why the server must not start, when it would listen on every interface with no key."""
+    if settings.host not in OPEN_HOSTS or settings.api_key is not None or settings.allow_open:
+        return None
+    return (
+        f"refusing to listen on {settings.host or 'every interface'!r} without an API key: "
+        "anyone who can reach the port could use and manage the server. Set VOICEID_API_KEY, "
+        "or VOICEID_ALLOW_OPEN=1 to serve openly all the same"
     )

@@ -3,12 +3,21 @@
 Requests take the current bundle once (``store.current``) and finish on it, so a reload never
 changes the model under a request in flight. A bundle that fails to load leaves the old one, and
 the store keeps the reason, which ``/ready`` gives while no model is loaded.
+
+With several worker processes, a reload reaches one of them. So that all serve the same model,
+the store can share an *active-model file*: each successful load rewrites it (atomically, by
+rename), and before each request every worker compares the file's stat with the one it last
+followed (one ``stat`` call) and loads what it names when it changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
+import logging
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +28,59 @@ from pipeline.bundle import Bundle, load_bundle
 from pipeline.errors import BundleError
 from pipeline.features import histogram
 from pipeline.predict import predict_features
-from service.errors import NotReadyError
+from service.errors import ForbiddenError, NotReadyError
 
-__all__ = ["NOT_READY", "ModelStore"]
+__all__ = ["NOT_READY", "ModelStore", "inside_root"]
 
 NOT_READY = "no model is loaded yet"
+log = logging.getLogger("voiceid.service")
+_Stamp = tuple[int, int, int]  # inode, size and mtime of the active-model file
+
+
+def inside_root(requested: str, root: Path) -> Path:
+    """``requested`` as a path, if it lies inside ``root`` once symbolic links are followed.
+
+    Raises :class:`ForbiddenError` otherwise, with the same words whether or not the path
+    exists, so that the answer tells nothing of the server's disk outside the root.
+    """
+    try:
+        real, real_root = os.path.realpath(requested), os.path.realpath(root)
+    except (OSError, ValueError):  # a path the OS refuses: loading it says why, naming no file
+        return Path(requested)
+    if os.path.commonpath([real, real_root]) != real_root:
+        raise ForbiddenError(
+            f"model_dir {requested!r} is outside the models root: bundles load from there only"
+        )
+    return Path(requested)
+
+
+def _without_paths(message: str, path: Path) -> str:
+    """``message`` with ``path`` (as given and resolved) shortened to its folder name."""
+    try:
+        shown = [str(path.resolve()), str(path)]
+    except (OSError, ValueError, RuntimeError):  # a path the OS refuses is shown as given
+        shown = [str(path)]
+    for text in shown:
+        message = message.replace(text, path.name)
+    return message
+
+
+def _stamp(path: Path) -> _Stamp | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _write_active(active: Path, bundle: Bundle) -> _Stamp | None:
+    """Point ``active`` at ``bundle``: a new file renamed over the old, never half written."""
+    record = json.dumps({"path": str(bundle.path), "version": bundle.version})
+    fd, tmp = tempfile.mkstemp(prefix=f".{active.name}.", dir=active.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(record)
+    os.replace(tmp, active)
+    return _stamp(active)
 
 
 def _load_and_warm_up(path: Path) -> Bundle:
@@ -39,10 +96,12 @@ def _load_and_warm_up(path: Path) -> Bundle:
 class ModelStore:
     """The one owner of the served bundle and of the last load error."""
 
-    def __init__(self) -> None:
+    def __init__(self, active_file: Path | None = None) -> None:
         self._bundle: Bundle | None = None
         self._lock = asyncio.Lock()
         self.load_error: str | None = None  # why the last load failed; None after a success
+        self._active = active_file  # shared by the workers of one server, when there are several
+        self._followed: _Stamp | None = None  # the active file's stat when last read or written
 
     @property
     def ready(self) -> bool:
@@ -60,20 +119,51 @@ class ModelStore:
         return NOT_READY + (f": {self.load_error}" if self.load_error else "")
 
     async def load(self, path: Path) -> Bundle:
-        """Load ``path`` off the event loop and make it current; raises ``BundleError``."""
+        """Load ``path`` off the event loop and make it current, for every worker sharing the
+        active-model file; raises ``BundleError``."""
         async with self._lock:  # one reload at a time; predictions do not wait for it
-            try:
-                bundle = await run_in_threadpool(_load_and_warm_up, path)
-            except BundleError as exc:
-                self.load_error = str(exc)
-                raise
-            # BLAS threads spin on the histogram's small matrix product, many times slower
-            # than one thread, and requests already run in parallel. After loading, in case
-            # the load brought in a BLAS of its own.
-            threadpool_limits(limits=1, user_api="blas")
-            self._bundle, self.load_error = bundle, None
-            _settle_heap()
+            bundle = await self._swap_in(path)
+            if self._active is not None:
+                self._followed = _write_active(self._active, bundle)
             return bundle
+
+    async def start(self, configured: Path) -> Bundle:
+        """The first load: what the active-model file names, when another worker has
+        written it, else ``configured``."""
+        if self._active is not None and self._active.exists():
+            await self.follow()
+            if self._bundle is not None:
+                return self._bundle
+        return await self.load(configured)
+
+    async def follow(self) -> None:
+        """Serve what the active-model file names, if another worker changed it since."""
+        if self._active is None or _stamp(self._active) == self._followed:
+            return
+        async with self._lock:
+            stamp = _stamp(self._active)
+            if stamp == self._followed or stamp is None:
+                return
+            try:
+                path = Path(json.loads(self._active.read_text())["path"])
+                await self._swap_in(path)
+            except (OSError, ValueError, KeyError, TypeError, BundleError) as exc:
+                log.error("cannot follow the active model: %s", exc)  # the old one serves on
+            self._followed = stamp
+
+    async def _swap_in(self, path: Path) -> Bundle:
+        try:
+            bundle = await run_in_threadpool(_load_and_warm_up, path)
+        except BundleError as exc:
+            self.load_error = _without_paths(str(exc), path)
+            raise
+        # BLAS threads spin on the histogram's small matrix product, many times slower
+        # than one thread, and requests already run in parallel. After loading, in case
+        # the load brought in a BLAS of its own.
+        threadpool_limits(limits=1, user_api="blas")
+        self._bundle, self.load_error = bundle, None
+        _settle_heap()
+        return bundle
 
 
 def _settle_heap() -> None:

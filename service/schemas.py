@@ -104,10 +104,10 @@ class Status(BaseModel):
 
 
 class ModelInfo(BundleMetadata):
-    """The bundle's ``metadata.json``, and where it was loaded from, its weights and pictures."""
+    """The bundle's ``metadata.json``, its folder's name, its weights and pictures."""
 
     version: str = Field(description="first 12 hex digits of network.npz's sha256")
-    path: str
+    path: str = Field(description="the bundle folder's name (never the server's absolute path)")
     band_centres_hz: list[float]
     weights: dict[str, list[list[float]] | list[float]] = Field(
         description="hidden_kernel (60xH), hidden_bias (H), output_kernel (HxN), output_bias (N)"
@@ -121,7 +121,7 @@ class ModelInfo(BundleMetadata):
             dict(bundle.metadata)
             | {
                 "version": bundle.version,
-                "path": str(bundle.path),
+                "path": bundle.path.name,
                 "band_centres_hz": band_centres(bundle.feature_config).tolist(),
                 "weights": {
                     "hidden_kernel": net.hidden_kernel.tolist(),

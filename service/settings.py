@@ -33,7 +33,24 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_SECONDS, gt=0, description="longest clip accepted, in seconds"
     )
     api_key: SecretStr | None = Field(
-        default=None, description="required on /predict and /admin when set"
+        default=None,
+        description="required on /predict*, /model*, /admin/* and /metrics when set",
+    )
+    metrics_public: bool = Field(default=False, description="serve /metrics without the key")
+    allow_open: bool = Field(
+        default=False, description="listen on all interfaces without an API key all the same"
+    )
+    models_root: Path | None = Field(
+        default=None,
+        description="/admin/reload loads bundles inside this folder only "
+        "(default: the folder holding model_dir)",
+    )
+    active_model_file: Path | None = Field(
+        default=None,
+        description="file naming the bundle all workers serve; `voiceid serve` sets one",
+    )
+    clip_budget_s: float = Field(
+        default=5.0, gt=0, description="longest a clip may wait for compute before a 503"
     )
     unknown_threshold: float | None = Field(
         None, ge=0, le=1, description="overrides the bundle's unknown-speaker threshold"

@@ -132,7 +132,9 @@ def make_client() -> Iterator[ClientFactory]:
     with ExitStack() as stack:
 
         def make(**settings: Any) -> TestClient:
-            app = create_app(Settings(**{"model_dir": MODEL_DIR, **settings}))
+            # Reloads come from temporary folders anywhere; tests/security checks the root.
+            defaults = {"model_dir": MODEL_DIR, "models_root": Path("/")}
+            app = create_app(Settings(**(defaults | settings)))
             return stack.enter_context(TestClient(app))
 
         yield make

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Body
 
-from service.deps import ApiKey, SettingsDep, StoreDep
+from service.deps import SettingsDep, StoreDep
+from service.model_store import inside_root
 from service.schemas import ErrorResponse, ModelInfo, ReloadRequest
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKey])
+router = APIRouter(prefix="/admin", tags=["admin"])  # the key: service.auth
 
 
 @router.post(
@@ -21,6 +20,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKey])
             "model": ErrorResponse,
             "description": "API key missing or wrong (only when one is set)",
         },
+        403: {"model": ErrorResponse, "description": "model_dir is outside the models root"},
         409: {
             "model": ErrorResponse,
             "description": "the bundle does not load; the old model keeps serving",
@@ -36,5 +36,6 @@ async def reload(
     """Loads `model_dir` (default: the bundle being served, or the configured one) and swaps it
     in atomically: requests in flight finish on the old model; a broken bundle changes nothing."""
     current = store.current.path if store.ready else settings.model_dir
-    path = Path(body.model_dir) if body and body.model_dir else current
+    root = settings.models_root or settings.model_dir.parent
+    path = inside_root(body.model_dir, root) if body and body.model_dir else current
     return ModelInfo.of(await store.load(path))

@@ -7,12 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from service.deps import ApiKey, ComputeDep, MetricsDep, SettingsDep, StoreDep
+from service.deps import ComputeDep, MetricsDep, SettingsDep, StoreDep
 from service.inference import answer_batch, answer_clip
 from service.schemas import BatchResponse, ErrorResponse, ModelRef, PredictResponse
 from service.uploads import read_batch, read_clip
 
-router = APIRouter(tags=["predict"], dependencies=[ApiKey])
+router = APIRouter(tags=["predict"])  # the key: service.auth
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "malformed multipart body"},
@@ -21,7 +21,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorResponse, "description": "not a supported audio format or content type"},
     # No model here: a bad query parameter gets FastAPI's validation body instead of ours.
     422: {"description": "audio unusable: empty, silent, too short, too long, non-finite"},
-    503: {"model": ErrorResponse, "description": "no model loaded yet"},
+    503: {"model": ErrorResponse, "description": "no model loaded yet, or busy past the budget"},
 }
 _CLIP_BODY = {
     "requestBody": {
@@ -76,7 +76,8 @@ async def predict(
     With `explain=true` the answer also holds the histogram and hidden activations."""
     bundle = store.current
     _, data = await read_clip(request)
-    return await compute.run(partial(answer_clip, bundle, data, settings, metrics, explain=explain))
+    job = partial(answer_clip, bundle, data, settings, metrics, explain=explain)
+    return await compute.run(job, budget_s=settings.clip_budget_s)
 
 
 @router.post(
@@ -97,5 +98,8 @@ async def predict_batch(
     """Send clips as repeated multipart field `files`; each gets a result or its own error."""
     bundle = store.current
     files = await read_batch(request, settings.batch_max_files)
-    items = await compute.run(partial(answer_batch, bundle, files, settings, metrics))
+    items = await compute.run(
+        partial(answer_batch, bundle, files, settings, metrics),
+        budget_s=settings.clip_budget_s * len(files),
+    )
     return BatchResponse(results=items, model=ModelRef.of(bundle))

@@ -101,16 +101,17 @@ function storedKey() {
   return sessionStorage.getItem(KEY_STORAGE) || "";
 }
 
+/** The API key header, when the page has a key. */
+function keyHeaders() {
+  const key = storedKey();
+  return key ? { "X-API-Key": key } : {};
+}
+
 /** Sends a clip to /predict as multipart field `file`, with the API key when there is one. */
 function predict(blob, filename) {
   const body = new FormData();
   body.append("file", blob, filename);
-  const key = storedKey();
-  return requestJson(PREDICT_URL, {
-    method: "POST",
-    body,
-    headers: key ? { "X-API-Key": key } : {},
-  });
+  return requestJson(PREDICT_URL, { method: "POST", body, headers: keyHeaders() });
 }
 
 // ---- messages ------------------------------------------------------------------------------
@@ -165,10 +166,10 @@ async function identify(blob, filename) {
   }
 }
 
-function askForKey(detail) {
+function askForKey(detail, then = "send the clip again") {
   showError(
     `${detail.charAt(0).toUpperCase()}${detail.slice(1)}. ` +
-      "Enter the API key below to send the clip again.",
+      `Enter the API key below to ${then}.`,
   );
   ui.keyForm.hidden = false;
   ui.apiKey.value = storedKey();
@@ -181,6 +182,7 @@ function submitKey(event) {
   if (!key) return;
   sessionStorage.setItem(KEY_STORAGE, key);
   if (state.pending) identify(state.pending.blob, state.pending.filename);
+  else if (!state.model) loadModel();
 }
 
 function chooseFile() {
@@ -440,16 +442,30 @@ function renderReport(model) {
     [ui.plotCurves, model.plots.training_curves],
     [ui.plotConfusion, model.plots.confusion_matrix],
   ]) {
-    image.src = url;
-    image.parentElement.href = url;
+    showPicture(image, url);
   }
+}
+
+/** The bundle's picture at `url` in `image`, fetched with the key (an img cannot send it). */
+async function showPicture(image, url) {
+  let response;
+  try {
+    response = await fetch(url, { headers: keyHeaders() });
+  } catch {
+    return; // the report reads on without its picture
+  }
+  if (!response.ok) return;
+  if (image.src.startsWith("blob:")) URL.revokeObjectURL(image.src);
+  image.src = URL.createObjectURL(await response.blob());
+  image.parentElement.href = image.src;
 }
 
 async function loadModel() {
   try {
-    state.model = await requestJson(MODEL_URL);
+    state.model = await requestJson(MODEL_URL, { headers: keyHeaders() });
   } catch (error) {
-    showError(`Could not load the model: ${error.message}.`);
+    if (error.status === 401) askForKey(error.message, "see the model");
+    else showError(`Could not load the model: ${error.message}.`);
     return;
   }
   renderReport(state.model);

@@ -66,7 +66,7 @@ DESKTOP = (1280, 900)
 READY_TIMEOUT_S = 60.0
 ANSWER_TIMEOUT_S = 15.0
 # The one console error a 401 leaves, which the key prompt then answers.
-EXPECTED_401 = re.compile(r"/predict\?explain=true - Failed to load resource: .* 401")
+EXPECTED_401 = re.compile(r"/(predict\?explain=true|model) - Failed to load resource: .* 401")
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,8 @@ def driver(clips: Clips) -> Iterator[WebDriver]:
 
 def open_page(driver: WebDriver, server: Server, *, api_key: str | None = API_KEY) -> None:
     """Load the page fresh, with ``api_key`` already in sessionStorage (or none), and wait
-    for the model report, which means /model answered and app.js ran."""
+    for the model report, which means /model answered and app.js ran (or, without a key, for
+    the page to ask for one: /model needs it)."""
     driver.get(f"{server.url}/")
     if api_key is None:
         driver.execute_script("sessionStorage.clear()")
@@ -199,7 +200,11 @@ def open_page(driver: WebDriver, server: Server, *, api_key: str | None = API_KE
         driver.execute_script(f"sessionStorage.setItem('{KEY_STORAGE}', arguments[0])", api_key)
     driver.refresh()
     WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#labels li")
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "#labels li")
+            if api_key
+            else d.find_element(By.ID, "api-key").is_displayed()
+        )
     )
     driver.get_log("browser")  # type: ignore[no-untyped-call]  # start each test's console record from here
 
@@ -227,7 +232,8 @@ def console_errors(driver: WebDriver, *, allowed: re.Pattern[str] | None = None)
 
 
 def get_model(server: Server) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{server.url}/model", timeout=5) as response:
+    request = urllib.request.Request(f"{server.url}/model", headers={"X-API-Key": API_KEY})
+    with urllib.request.urlopen(request, timeout=5) as response:
         model: dict[str, Any] = json.load(response)
         return model
 

@@ -110,9 +110,6 @@ def server(trained: Trained) -> Iterator[Server]:
     docker("run", "-d", "--name", name, "--network", "host",
            "-e", "VOICEID_HOST=127.0.0.1", "-e", f"VOICEID_PORT={port}",
            "-e", "VOICEID_MODEL_DIR=/models/smoke", "-e", f"VOICEID_API_KEY={API_KEY}",
-           # One worker: /admin/reload swaps the model of the worker that answers it only, and
-           # the reload test reads /ready back (test_serving_image.py runs several workers).
-           "-e", "VOICEID_WORKERS=1",
            "-v", f"{trained.volume}:/models",
            "--health-interval", "2s", "--health-timeout", "5s",
            "--health-start-period", "120s", "--health-retries", "3", trained.image)  # fmt: skip

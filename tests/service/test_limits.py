@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.limits import DEFAULT_BODY_BYTES
 from service.settings import Settings
 from tests.helpers import MODEL_DIR, ClientFactory, async_client
 
@@ -44,7 +45,7 @@ def post_streaming(
     return asyncio.run(send())
 
 
-def test_declared_length_over_the_limit_is_413_before_any_body_is_read() -> None:
+def test_declared_length_over_the_limit_is_413_and_the_body_only_drained() -> None:
     body = CountingBody(bytes(11 * CHUNK))
     headers = {"content-type": "audio/wav", "content-length": str(11 * CHUNK)}
 
@@ -52,7 +53,7 @@ def test_declared_length_over_the_limit_is_413_before_any_body_is_read() -> None
 
     assert response.status_code == 413
     assert response.json() == {"detail": "upload of 110000 bytes is over the limit of 100000 bytes"}
-    assert body.pulled == 0
+    assert body.pulled == 11  # read and thrown away (a lingering close), never parsed
 
 
 def test_chunked_body_over_the_limit_is_413_as_soon_as_it_passes_it() -> None:
@@ -66,7 +67,7 @@ def test_chunked_body_over_the_limit_is_413_as_soon_as_it_passes_it() -> None:
     assert response.json() == {
         "detail": "upload is over the limit of 100000 bytes (stopped reading at 110000 bytes)"
     }
-    assert body.pulled == 11  # the chunk that crossed the limit, and not one more
+    assert body.pulled == 1000  # the rest drained (within LINGER_BYTES), so the client can read
 
 
 def test_chunked_multipart_batch_over_its_limit_is_413_while_streaming() -> None:
@@ -80,7 +81,7 @@ def test_chunked_multipart_batch_over_its_limit_is_413_while_streaming() -> None
     assert response.json() == {
         "detail": "upload is over the limit of 100000 bytes (stopped reading at 110000 bytes)"
     }
-    assert body.pulled == 11
+    assert body.pulled == 1001
 
 
 def test_chunked_clip_under_the_limit_is_answered(steve_wav: bytes) -> None:
@@ -117,12 +118,19 @@ def test_upload_at_the_limit_is_read(make_client: ClientFactory) -> None:
     assert response.status_code == 415  # read in full, then found not to be audio
 
 
-def test_other_paths_have_no_upload_limit(make_client: ClientFactory) -> None:
+def test_other_paths_have_a_small_body_limit(make_client: ClientFactory) -> None:
     client = make_client(max_upload_bytes=LIMIT)
-    padded_null = b" " * LIMIT + b"null"  # JSON null: reload the served bundle
+    padded_null = b" " * (DEFAULT_BODY_BYTES - 4) + b"null"  # JSON null: reload the served bundle
 
-    response = client.post(
+    at_limit = client.post(
         "/admin/reload", content=padded_null, headers={"content-type": "application/json"}
     )
+    over = client.post(
+        "/admin/reload", content=b" " + padded_null, headers={"content-type": "application/json"}
+    )
 
-    assert response.status_code == 200
+    assert at_limit.status_code == 200
+    assert (over.status_code, over.json()) == (
+        413,
+        {"detail": f"upload of {DEFAULT_BODY_BYTES + 1} bytes is over the limit of 65536 bytes"},
+    )

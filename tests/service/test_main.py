@@ -78,12 +78,16 @@ class Server:
 
 
 @contextmanager
-def running(command: list[str], tmp_path: Path, *, workers: int = 1) -> Iterator[Server]:
-    """Start ``command`` (which must serve on the port it is given) and wait for /ready."""
+def running(
+    command: list[str], tmp_path: Path, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Start ``command`` (which must serve on the port it is given, with ``env`` over the
+    test settings) and wait for /ready."""
     port = free_port()
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEID_")}
     env |= {"VOICEID_MODEL_DIR": str(MODEL_DIR), "VOICEID_MAX_UPLOAD_BYTES": str(LIMIT),
-            "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
+            "TF_CPP_MIN_LOG_LEVEL": "2"} | extra  # fmt: skip
     log = tmp_path / f"server-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -52,7 +52,7 @@ def test_the_store_keeps_why_a_load_failed_until_one_succeeds(tmp_path: Path) ->
 
     assert failed == (
         False,
-        f"no model is loaded yet: model bundle '{missing}' does not exist or is not a folder",
+        "no model is loaded yet: model bundle 'missing' does not exist or is not a folder",
     )
     assert (store.ready, store.load_error) == (True, None)
 
@@ -65,4 +65,4 @@ def test_a_failed_reload_keeps_the_model_and_records_the_reason(tmp_path: Path) 
         asyncio.run(store.load(tmp_path))
 
     assert store.current.path == MODEL_DIR
-    assert store.load_error == f"'{tmp_path}' is not a model bundle: metadata.json is missing"
+    assert store.load_error == f"'{tmp_path.name}' is not a model bundle: metadata.json is missing"

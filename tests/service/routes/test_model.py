@@ -22,7 +22,7 @@ def test_model_describes_the_served_bundle(client: TestClient, default_bundle: B
     info = response.json()
     assert info["name"] == default_bundle.name
     assert info["version"] == default_bundle.version
-    assert info["path"] == str(MODEL_DIR)
+    assert info["path"] == MODEL_DIR.name
     assert info["labels"] == ["David", "Steve"]
     assert info["architecture"] == [60, 6, 2]
     assert info["output_activation"] == "softmax"

@@ -1,4 +1,5 @@
-"""The API key: required on /predict, /predict/batch and /admin when set, nowhere else."""
+"""The API key: when set, required on /predict*, /model*, /admin/* and /metrics, before any body
+is read; /health, /ready and the page stay open."""
 
 from __future__ import annotations
 
@@ -72,10 +73,40 @@ def test_batch_and_reload_need_the_key(guarded: TestClient, steve_wav: bytes) ->
     assert keyed_reload.status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/health", "/ready", "/model", "/metrics",
-                                  "/model/plots/training_curves.png"])  # fmt: skip
-def test_read_only_endpoints_are_open(guarded: TestClient, path: str) -> None:
+@pytest.mark.parametrize("path", ["/health", "/ready", "/"])
+def test_probes_and_the_page_are_open(guarded: TestClient, path: str) -> None:
     assert guarded.get(path).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["/model", "/model/plots/training_curves.png", "/metrics", "/admin/reload"]
+)
+def test_model_management_and_metrics_need_the_key(guarded: TestClient, path: str) -> None:
+    refused = guarded.request("POST" if path.startswith("/admin") else "GET", path)
+    allowed = guarded.request(
+        "POST" if path.startswith("/admin") else "GET", path, headers={"x-api-key": KEY}
+    )
+
+    assert (refused.status_code, refused.json()) == (401, MISSING)
+    assert allowed.status_code == 200
+
+
+def test_metrics_can_be_made_public(make_client: ClientFactory) -> None:
+    client = make_client(api_key=KEY, metrics_public=True)
+
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/model").status_code == 401
+
+
+def test_reload_refuses_a_big_body_without_parsing_it(make_client: ClientFactory) -> None:
+    client = make_client(api_key=KEY)
+    body = b'{"model_dir": "' + b"x" * 50_000 + b'"}'
+
+    response = client.post(
+        "/admin/reload", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert (response.status_code, response.json()) == (401, MISSING)
 
 
 def test_key_is_checked_before_the_upload_is_read(make_client: ClientFactory) -> None:
