@@ -110,6 +110,9 @@ def server(trained: Trained) -> Iterator[Server]:
     docker("run", "-d", "--name", name, "--network", "host",
            "-e", "VOICEID_HOST=127.0.0.1", "-e", f"VOICEID_PORT={port}",
            "-e", "VOICEID_MODEL_DIR=/models/smoke", "-e", f"VOICEID_API_KEY={API_KEY}",
+           # Reloads load from the models root only (/models, MODEL_DIR's folder, by default);
+           # the reload test loads the bundle shipped in the image, under /app.
+           "-e", "VOICEID_MODELS_ROOT=/",
            "-v", f"{trained.volume}:/models",
            "--health-interval", "2s", "--health-timeout", "5s",
            "--health-start-period", "120s", "--health-retries", "3", trained.image)  # fmt: skip

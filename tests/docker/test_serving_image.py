@@ -172,7 +172,7 @@ def test_it_starts_a_worker_per_cpu_of_its_limit_as_a_user_other_than_root(
 
 
 def test_metrics_and_the_page_answer(served: Served) -> None:
-    metrics = httpx.get(f"{served.url}/metrics", timeout=10)
+    metrics = httpx.get(f"{served.url}/metrics", headers={"X-API-Key": API_KEY}, timeout=10)
     page = httpx.get(f"{served.url}/", timeout=10)
 
     assert metrics.status_code == 200 and "voiceid" in metrics.text
