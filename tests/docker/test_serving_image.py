@@ -22,7 +22,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.docker.test_images import API_KEY, IMAGES, _wait_ready, docker, free_port
+from tests.docker.test_images import (
+    API_KEY,
+    IMAGES,
+    _wait_ready,
+    assert_scored_highest,
+    docker,
+    free_port,
+    train_in_volume,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -51,24 +59,10 @@ def served(
 ) -> Iterator[Served]:
     """A bundle trained by the train image in a volume, served by the serving image on
     127.0.0.1 in a container limited to 1.5 CPUs."""
-    train_image = IMAGES[0]
-    work = tmp_path_factory.mktemp("serving")
-    data, clips = work / "data", work / "clips"
-    for folder in (data, clips):
-        folder.mkdir(mode=0o777)
-        folder.chmod(0o777)  # the containers write as uid 10001
-    (clips / "steve.wav").write_bytes(demo_clips["Steve"][0])
-    (clips / "david.wav").write_bytes(demo_clips["David"][0])
     volume, name = (f"voiceid-smoke-{uuid.uuid4().hex[:8]}" for _ in range(2))
     port = free_port()
-    docker("volume", "create", volume)
     try:
-        in_container("-v", f"{data}:/data", train_image, "voiceid", "demo-data", "/data")
-        in_container("-v", f"{clips}:/clips", train_image, "ffmpeg", "-nostdin",
-                     "-loglevel", "error", "-i", "/clips/steve.wav", "-c:a", "libopus",
-                     "/clips/steve.webm")  # fmt: skip
-        in_container("-v", f"{data}:/data:ro", "-v", f"{volume}:/models", train_image,
-                     "voiceid", "train", "/data", "--out", "/models/smoke")  # fmt: skip
+        clips = train_in_volume(IMAGES[0], volume, tmp_path_factory.mktemp("serving"), demo_clips)
         docker("run", "-d", "--name", name, "--network", "host", "--cpus", "1.5",
                "-e", "VOICEID_HOST=127.0.0.1", "-e", f"VOICEID_PORT={port}",
                "-e", "VOICEID_MODEL_DIR=/models/smoke", "-e", f"VOICEID_API_KEY={API_KEY}",
@@ -133,16 +127,7 @@ def test_workers_auto_counts_the_cpus_the_container_may_use(
 
 @pytest.mark.parametrize(("clip", "speaker"), [("steve.wav", "Steve"), ("david.wav", "David")])
 def test_it_serves_a_bundle_the_train_image_wrote(served: Served, clip: str, speaker: str) -> None:
-    files = {"file": (clip, (served.clips / clip).read_bytes())}
-
-    response = httpx.post(f"{served.url}/predict", files=files,
-                          headers={"X-API-Key": API_KEY}, timeout=30)  # fmt: skip
-
-    assert response.status_code == 200, response.text
-    answer = response.json()
-    assert max(answer["scores"], key=answer["scores"].get) == speaker
-    assert answer["speaker"] in (speaker, "unknown")
-    assert answer["model"]["name"] == "smoke"
+    assert_scored_highest(served.url, served.clips / clip, speaker)
 
 
 def test_a_webm_needs_ffmpeg_which_the_serving_image_may_lack(served: Served) -> None:
