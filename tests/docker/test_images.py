@@ -187,9 +187,6 @@ def test_the_gpu_image_has_a_cuda_build_of_tensorflow(trained: Trained) -> None:
 # The server
 
 
-@pytest.mark.parametrize(
-    ("clip", "speaker"), [("steve.wav", "Steve"), ("david.wav", "David"), ("steve.webm", "Steve")]
-)
 def assert_scored_highest(url: str, clip: Path, speaker: str) -> None:
     """POST ``clip`` to the server at ``url``: 200, the top score is ``speaker``'s, and the
     answer is that speaker or "unknown" (a fresh clip may still fall outside the calibrated
@@ -206,6 +203,9 @@ def assert_scored_highest(url: str, clip: Path, speaker: str) -> None:
     assert answer["model"]["name"] == "smoke"
 
 
+@pytest.mark.parametrize(
+    ("clip", "speaker"), [("steve.wav", "Steve"), ("david.wav", "David"), ("steve.webm", "Steve")]
+)
 def test_the_server_scores_each_clip_highest_for_its_speaker(
     server: Server, trained: Trained, clip: str, speaker: str
 ) -> None:
