@@ -12,6 +12,7 @@ from pipeline.openset import (
     OpenSet,
     auroc,
     calibrate,
+    equal_weight_quantile,
     leave_one_out_distances,
     load_open_set,
     save_open_set,
@@ -27,15 +28,38 @@ def test_leave_one_out_distances_are_to_the_nearest_other_row() -> None:
     assert leave_one_out_distances(ROWS[:1]).tolist() == [np.inf]
 
 
-def test_the_threshold_is_the_quantile_of_the_leave_one_out_distances() -> None:
-    # Leave-one-out distances: speaker 0 gives 1, 1, 2; speaker 1 gives 2, 2.
+def test_the_threshold_is_the_quantile_of_the_scaled_leave_one_out_distances() -> None:
+    # Leave-one-out distances: speaker 0 gives 1, 1, 2 (median 1); speaker 1 gives 2, 2
+    # (median 2), so scaled by its own spacing it gives 1, 1.
     open_set, loo = calibrate(ROWS, LABELS, 2, quantile=0.0)
 
-    assert sorted(loo.tolist()) == [1.0, 1.0, 2.0, 2.0, 2.0]
+    assert open_set.scales is not None and open_set.scales.tolist() == [1.0, 2.0]
+    assert sorted(loo.tolist()) == [1.0, 1.0, 1.0, 1.0, 2.0]
     assert open_set.threshold == 2.0
     assert open_set.offsets.tolist() == [0, 3, 5]
-    assert calibrate(ROWS, LABELS, 2, quantile=0.5)[0].threshold == 2.0
-    assert calibrate(ROWS, LABELS, 2, quantile=0.9)[0].threshold == pytest.approx(1.0)
+    assert calibrate(ROWS, LABELS, 2, quantile=0.5)[0].threshold == 1.0
+    assert calibrate(ROWS, LABELS, 2, quantile=0.9)[0].threshold == 1.0
+
+
+def test_each_speaker_weighs_the_same_in_the_quantile_whatever_its_clips() -> None:
+    many, few = np.ones(99), np.array([5.0])
+
+    assert equal_weight_quantile([many, few], 0.75) == 5.0  # pooled, 5.0 is the top 1 %
+    assert equal_weight_quantile([many, few], 0.5) == 1.0
+    assert equal_weight_quantile([np.array([np.inf])], 0.5) == np.inf
+
+
+def test_a_sparse_speaker_is_judged_by_its_own_spacing() -> None:
+    # Speaker 0: 100 clips 0.1 apart; speaker 1: 5 clips 2 apart, as a voice taught with a few.
+    dense = np.array([[0.1 * i, 0.0] for i in range(100)])
+    sparse = np.array([[100.0 + 2 * i, 0.0] for i in range(5)])
+    rows = np.concatenate([dense, sparse])
+    open_set, _ = calibrate(rows, np.repeat([0, 1], [100, 5]), 2, quantile=0.0)
+
+    # 1.5 from the sparse speaker's nearest clip: within its spacing of 2, so accepted;
+    # 1.5 from the dense one's is 15 of its spacings, so far.
+    assert open_set.distance(np.array([109.0, 1.5]), 1) <= open_set.threshold
+    assert open_set.distance(np.array([5.0, 1.5]), 0) > open_set.threshold
 
 
 def test_duplicate_clips_do_not_tighten_the_threshold() -> None:
@@ -51,10 +75,11 @@ def test_duplicate_clips_do_not_tighten_the_threshold() -> None:
 def test_distance_is_to_the_nearest_row_of_the_given_speaker_only() -> None:
     open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0)
 
+    # Speaker 1's scale is 2: its distances are halved.
     assert open_set.distance(np.array([2.0, 0.0]), 0) == pytest.approx(1.0)
-    assert open_set.distance(np.array([2.0, 0.0]), 1) == pytest.approx(8.0)
+    assert open_set.distance(np.array([2.0, 0.0]), 1) == pytest.approx(4.0)
     assert open_set.distances(np.array([[5.0, 0.0], [11.0, 1.0]]), np.array([0, 1])) == (
-        pytest.approx([2.0, np.sqrt(2)])
+        pytest.approx([2.0, np.sqrt(2) / 2])
     )
 
 
