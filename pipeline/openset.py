@@ -10,9 +10,13 @@ speakers, not whether the voice is one of them. So a clip's answer is accepted o
 2. the network is not unsure between speakers: its top score reaches ``unsure_below``
    (otherwise the clip is "unsure").
 
-A speaker's scale is the median distance from each of its training clips to the nearest other
-one (leave-one-out): how far apart its own clips lie. So a voice taught with a dozen clips, whose
-clips lie far apart, is judged by its own spacing, not by that of a voice with hundreds.
+A speaker's scale corrects for how many clips it has: the fewer, the farther apart they lie,
+and the farther a fresh clip of the same voice lands from the nearest. Nearest-neighbour
+distances grow as ``n ** (-1 / d)`` when ``n`` clips thin out, where ``d`` is the effective
+dimension of the voices' clouds, measured on the speakers with many clips by subsampling them
+(``effective_dimension``). So speaker ``s`` with ``n_s`` clips has the scale
+``(n / n_s) ** (1 / d)``, ``n`` the median count: 1 when every speaker has about as many clips,
+more for a voice taught with a dozen clips beside voices with hundreds.
 The threshold is calibrated on the training clips alone, so no recordings of strangers are
 needed: it is the ``1 - quantile`` quantile of the scaled leave-one-out distances, each speaker
 weighing the same whatever its number of clips. Identical rows (the same recording twice) are
@@ -45,6 +49,8 @@ __all__ = [
     "Reason",
     "auroc",
     "calibrate",
+    "count_scales",
+    "effective_dimension",
     "equal_weight_quantile",
     "leave_one_out_distances",
     "load_open_set",
@@ -65,7 +71,7 @@ class OpenSet:
     offsets: (N + 1,) int64, speaker ``i``'s rows are ``references[offsets[i]:offsets[i + 1]]``;
     threshold: a clip farther than this from all its speaker's rows, in units of the speaker's
     scale, is unknown;
-    scales: (N,) each speaker's scale (its median leave-one-out distance); None: all 1.
+    scales: (N,) each speaker's scale (see the module's text); None: all 1.
     """
 
     references: np.ndarray
@@ -203,19 +209,46 @@ def calibrate(
         rows = _farthest_points(rows, limit)
         parts.append(rows)
         loo.append(leave_one_out_distances(rows.astype(np.float64)))
-    scales = np.array([_scale(d) for d in loo])
+    scales = count_scales(np.array([len(p) for p in parts]), effective_dimension(parts))
     scaled = [d / s for d, s in zip(loo, scales, strict=True)]
     threshold = equal_weight_quantile(scaled, 1 - quantile)
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
     return OpenSet(np.concatenate(parts), offsets, threshold, scales), np.concatenate(scaled)
 
 
-def _scale(loo: np.ndarray) -> float:
-    """A speaker's scale: the median of its finite leave-one-out distances (1 when it has none,
-    a single clip, or they are all 0)."""
-    finite = loo[np.isfinite(loo)]
-    median = float(np.median(finite)) if finite.size else 0.0
-    return median if median > 0 else 1.0
+DEFAULT_DIMENSION = 5.0  # d without a speaker of enough clips to measure it (the demo voices')
+MIN_CLIPS_TO_MEASURE = 40  # a speaker's rows subsampled to a quarter must still hold 10
+DIMENSION_RANGE = (2.0, 20.0)
+
+
+def effective_dimension(parts: Sequence[np.ndarray], seed: int = 0) -> float:
+    """``d`` in "nearest-neighbour distances grow as ``n ** (-1 / d)``": from how the median
+    leave-one-out distance of each speaker with ``MIN_CLIPS_TO_MEASURE`` rows or more grows when
+    a quarter of its rows is kept (the median over speakers and five draws), within
+    ``DIMENSION_RANGE``; ``DEFAULT_DIMENSION`` when no speaker has enough rows."""
+    rng = np.random.default_rng(seed)
+    estimates = []
+    for rows in parts:
+        n = len(rows)
+        full = float(np.median(leave_one_out_distances(rows.astype(np.float64)))) if n else 0.0
+        if n < MIN_CLIPS_TO_MEASURE or full <= 0:
+            continue
+        thinned = [
+            np.median(leave_one_out_distances(rows[rng.choice(n, n // 4, replace=False)]))
+            for _ in range(5)
+        ]
+        ratio = float(np.median(thinned)) / full
+        if ratio > 1:
+            estimates.append(math.log(4) / math.log(ratio))
+    if not estimates:
+        return DEFAULT_DIMENSION
+    return float(np.clip(np.median(estimates), *DIMENSION_RANGE))
+
+
+def count_scales(counts: np.ndarray, dimension: float) -> np.ndarray:
+    """Each speaker's scale ``(median count / its count) ** (1 / dimension)``."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.asarray((np.median(counts) / counts) ** (1.0 / dimension))
 
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float | None:
