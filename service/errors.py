@@ -17,7 +17,10 @@ __all__ = [
     "OverloadedError",
     "RequestTimeoutError",
     "ServiceError",
+    "TrainingBusyError",
+    "TrainingUnavailableError",
     "UnauthorizedError",
+    "UnprocessableError",
     "UnsupportedMediaError",
     "UploadTooLargeError",
     "install_error_handlers",
@@ -65,6 +68,18 @@ class ForbiddenError(ServiceError):
     """A request for something the server will not touch, such as a path outside its root."""
 
 
+class TrainingBusyError(ServiceError):
+    """A training job is running already (409)."""
+
+
+class TrainingUnavailableError(ServiceError):
+    """This installation cannot train: the ``train`` extra is missing (503)."""
+
+
+class UnprocessableError(ServiceError):
+    """A well-formed request the server cannot act on as things are (422)."""
+
+
 RETRY_AFTER_S = 1  # what a 503 for load asks the client to wait
 
 
@@ -81,6 +96,9 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (MissingFieldError, 422),
     (NotFoundError, 404),
     (BundleError, 409),
+    (TrainingBusyError, 409),
+    (TrainingUnavailableError, 503),
+    (UnprocessableError, 422),
 )
 
 

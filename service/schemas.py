@@ -132,3 +132,37 @@ class ModelInfo(BundleMetadata):
                 "plots": {name: f"/model/plots/{name}.png" for name in PLOT_NAMES},
             }
         )
+
+
+class ModelVersion(BaseModel):
+    """One model version a server can serve (``GET /models``)."""
+
+    version: str = Field(description="first 12 hex digits of its network.npz's sha256")
+    name: str
+    created: str = Field(description="when it was trained, ISO 8601 in UTC")
+    labels: list[str]
+    metrics: dict[str, float | int]
+    source: Literal["configured", "trained"] = Field(
+        description="the bundle the server was started with, or one its training jobs made"
+    )
+    active: bool = Field(description="the version being served")
+
+
+class ModelVersions(BaseModel):
+    versions: list[ModelVersion] = Field(description="oldest first; the configured one first")
+
+
+class JobStarted(BaseModel):
+    job: str = Field(description="follow it at GET /train/{job}", examples=["3f2a9c1b7d4e"])
+
+
+class JobStatus(BaseModel):
+    """A training job (``GET /train/{id}``)."""
+
+    job: str
+    state: Literal["queued", "running", "done", "failed"]
+    progress: float = Field(ge=0, le=1)
+    detail: str = Field(description="what it is doing, or why it failed")
+    created: str
+    finished: str | None = None
+    model: ModelVersion | None = Field(None, description="the version it made, once done")

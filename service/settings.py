@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +15,12 @@ from service.cpus import usable_cpus
 __all__ = ["MAX_WORKERS", "Settings"]
 
 MAX_WORKERS = 64  # server processes, given or found: each holds its own model and heap
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/voiceid/speakers``, else ``~/.local/share/voiceid/speakers``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "voiceid" / "speakers"
 
 
 class Settings(BaseSettings):
@@ -58,6 +65,13 @@ class Settings(BaseSettings):
     batch_max_files: int = Field(default=32, ge=1, le=1000, description="most files in one batch")
     batch_max_bytes: int = Field(
         default=50_000_000, ge=1024, description="largest /predict/batch body"
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir(),
+        description="the speaker store (<speaker>/<clip>) and the versions training makes",
+    )
+    train_timeout_s: float = Field(
+        default=600.0, gt=0, description="a training job running longer than this is stopped"
     )
     log_level: str = "info"
 
