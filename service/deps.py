@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from pipeline.speakers import SpeakerStore
 from service.compute import ComputeQueue
 from service.metrics import Metrics
 from service.model_store import ModelStore
 from service.settings import Settings
 
-__all__ = ["ComputeDep", "MetricsDep", "SettingsDep", "StoreDep"]
+__all__ = ["ComputeDep", "MetricsDep", "SettingsDep", "SpeakersDep", "StoreDep"]
 
 
 def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
@@ -37,3 +38,4 @@ async def _store(request: Request) -> ModelStore:
 
 StoreDep = Annotated[ModelStore, Depends(_store)]
 MetricsDep = Annotated[Metrics, Depends(_app_state("metrics"))]
+SpeakersDep = Annotated[SpeakerStore, Depends(_app_state("speakers"))]  # the speaker store
