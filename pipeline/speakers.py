@@ -200,14 +200,14 @@ class SpeakerStore:
 
     def clips(self, name: str) -> list[StoredClip]:
         """The clips of speaker ``name``, sorted by id; none for a speaker the store lacks."""
-        return self._clips_in(self.root / check_speaker_name(name))
+        return self._clips_in(self._folder(name))
 
     # Writing
 
     def add(self, name: str, clips: Sequence[NewClip]) -> list[Added]:
         """Store ``clips`` under speaker ``name``, all or none: raises :class:`StoreLimitError`
         (nothing written) when the new ones would take the store past a limit."""
-        folder = self.root / check_speaker_name(name)
+        folder = self._folder(name)
         for clip in clips:
             if f".{clip.extension}" not in AUDIO_EXTENSIONS:
                 raise ParameterError(f"extension={clip.extension!r} is not one of an audio file")
@@ -223,14 +223,15 @@ class SpeakerStore:
                     new[key] = clip
             if new:
                 self._check_room(name, len(have), new)
-            folder.mkdir(exist_ok=True)
+            if not have:
+                _make_folder(folder)
             for key, clip in new.items():
                 self._write(folder / f"{key}.{clip.extension}", clip)
         return added
 
     def remove_speaker(self, name: str) -> int:
         """Remove speaker ``name`` and its clips; the number of clips it had."""
-        folder = self.root / check_speaker_name(name)
+        folder = self._folder(name)
         with self._locked():
             clips = self._clips_in(folder, with_seconds=False)
             if not clips:
@@ -242,7 +243,7 @@ class SpeakerStore:
 
     def remove_clip(self, name: str, clip: str) -> None:
         """Remove clip ``clip`` of speaker ``name`` (and the speaker with its last clip)."""
-        folder = self.root / check_speaker_name(name)
+        folder = self._folder(name)
         with self._locked():
             files = {path.stem: path for path in self._clip_files(folder)}
             if clip not in files:  # a path is never built from the id: it must be listed
@@ -253,6 +254,9 @@ class SpeakerStore:
                     folder.rmdir()
 
     # Inside
+
+    def _folder(self, name: str) -> Path:
+        return self.root / check_speaker_name(name)
 
     def _speaker_folders(self) -> list[tuple[str, Path]]:
         try:
@@ -266,6 +270,8 @@ class SpeakerStore:
         )
 
     def _clip_files(self, folder: Path) -> list[Path]:
+        if folder.is_symlink():  # a link put in the store is no speaker: never follow it
+            return []
         try:
             entries = list(os.scandir(folder))
         except (FileNotFoundError, NotADirectoryError):
@@ -371,6 +377,15 @@ def clip_seconds(path: Path) -> float:
         return round(decode(path, sample_rate=_SECONDS_RATE).duration_s, 4)
     except (VoiceIdError, OSError):
         return 0.0
+
+
+def _make_folder(folder: Path) -> None:
+    """Make a speaker's folder, refusing a name something other than a folder holds."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise InvalidNameError(
+            f"speaker name {folder.name!r} is taken in the store by something not a speaker folder"
+        )
+    folder.mkdir(exist_ok=True)
 
 
 def _is_folder(entry: os.DirEntry[str]) -> bool:
