@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from pipeline.speakers import SpeakerStore
 from service.compute import ComputeQueue
 from service.metrics import Metrics
 from service.model_store import ModelStore
 from service.settings import Settings
 from service.training import Trainer
 
-__all__ = ["ComputeDep", "MetricsDep", "SettingsDep", "StoreDep", "TrainerDep"]
+__all__ = ["ComputeDep", "MetricsDep", "SettingsDep", "SpeakersDep", "StoreDep", "TrainerDep"]
 
 
 def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
@@ -48,3 +49,4 @@ async def _trainer(request: Request) -> Trainer:
 
 
 TrainerDep = Annotated[Trainer, Depends(_trainer)]
+SpeakersDep = Annotated[SpeakerStore, Depends(_app_state("speakers"))]  # the speaker store

@@ -128,7 +128,7 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     from service.settings import Settings
 
     flags = (("--model", "model_dir", Path), ("--host", "host", str), ("--port", "port", int),
-             ("--workers", "workers", _workers))  # fmt: skip
+             ("--workers", "workers", _workers), ("--data-dir", "data_dir", Path))  # fmt: skip
     for flag, name, kind in flags:
         p.add_argument(flag, dest=name, type=kind, help=Settings.model_fields[name].description)
 
@@ -357,7 +357,8 @@ def _cmd_enrol(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from service.main import serve
 
-    serve(model_dir=args.model_dir, host=args.host, port=args.port, workers=args.workers)
+    serve(model_dir=args.model_dir, host=args.host, port=args.port, workers=args.workers,
+          data_dir=args.data_dir)  # fmt: skip
     return 0
 
 

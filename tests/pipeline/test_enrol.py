@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def enrolled(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+def enrolled(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("versions") / "v1"
     report = enrol(
         MODEL_DIR, out, store_recordings(store), EnrolOptions(from_store=True, root=store)
@@ -51,8 +52,8 @@ def test_the_shipped_bundle_keeps_its_training_set_with_splits_and_copies() -> N
 
 @pytest.mark.slow
 def test_the_successor_knows_the_new_voice_and_the_old_ones(
-    enrolled: tuple[Path, dict],
-    tmp_path: Path,  # type: ignore[type-arg]
+    enrolled: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
 ) -> None:
     out, report = enrolled
     fresh = write_demo_data(tmp_path / "alice", clips_per_voice=8, seed=9, voices=[ALICE])
@@ -69,7 +70,7 @@ def test_the_successor_knows_the_new_voice_and_the_old_ones(
 
 @pytest.mark.slow
 def test_the_successor_keeps_the_old_split_and_marks_the_store_rows(
-    enrolled: tuple[Path, dict],  # type: ignore[type-arg]
+    enrolled: tuple[Path, dict[str, Any]],
 ) -> None:
     out, _ = enrolled
     base, successor = read_training_set(load_bundle(MODEL_DIR)), read_training_set(load_bundle(out))
@@ -84,8 +85,8 @@ def test_the_successor_keeps_the_old_split_and_marks_the_store_rows(
 
 @pytest.mark.slow
 def test_training_from_the_store_again_replaces_its_voices(
-    enrolled: tuple[Path, dict],
-    tmp_path: Path,  # type: ignore[type-arg]
+    enrolled: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
 ) -> None:
     out, _ = enrolled
     empty = tmp_path / "store"
