@@ -9,8 +9,9 @@ of the 8 fresh clips are named, how many of 20 fresh clips each of Steve and Dav
 first version is activated again, how many of the 8 are still named (rollback).
 
 New voices: a synthetic one (pipeline.demo.synth), an espeak-ng voice saying "hello" at varied
-speeds and pitches, and a real FSDD speaker (8 kHz recordings of digits; skipped without the
-shared data). Then a bounded load test: 4 clients post a Steve clip back to back while a new
+speeds and pitches, and each real FSDD speaker in turn (8 kHz recordings of spoken digits, takes
+5-16 taught and 20-27 fresh, so each set holds most of the ten words; skipped without the shared
+data). Then a bounded load test: 4 clients post a Steve clip back to back while a new
 version trains, goes live and is rolled back; every answer must be a 200. Last, 100 synthetic
 speakers x 20 clips are posted and trained, first with no features cached, then again with one
 more speaker added, when only that speaker's clips are decoded.
@@ -47,7 +48,6 @@ SR = 16_000
 TEACH, FRESH, KNOWN = 12, 8, 20
 ALICE = VoiceSpec("Alice", pitch_hz=210.0, formant_scale=1.2, tilt=10.0, breathiness=0.1)
 ESPEAK_VOICE = "en+f4"
-FSDD_SPEAKER = "theo"
 LOAD_CLIENTS = 4
 
 
@@ -73,12 +73,16 @@ def espeak(n: int, offset: int, tmp: Path) -> list[bytes]:
     return clips
 
 
-def fsdd(n: int, offset: int) -> list[bytes] | None:
-    folder = DATA_ROOT / "fsdd" / FSDD_SPEAKER
-    if not folder.is_dir():
-        return None
-    files = sorted(folder.glob("*.wav"))[offset * 7 :: 7]  # spread over digits and takes
-    return [p.read_bytes() for p in files[:n]]
+def fsdd_speakers() -> list[str]:
+    folder = DATA_ROOT / "fsdd"
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def fsdd(speaker: str, takes: range) -> list[bytes]:
+    """Take ``t`` of digit ``t % 10`` for each take: spoken digits, one word a clip, as the
+    teaching and the fresh clips alike (as everyone says "Hello" on the page)."""
+    folder = DATA_ROOT / "fsdd" / speaker
+    return [(folder / f"{t % 10}_{speaker}_{t}.wav").read_bytes() for t in takes]
 
 
 @contextmanager
@@ -264,10 +268,9 @@ def main() -> int:
         if shutil.which("espeak-ng"):
             scenario(f"espeak-ng {ESPEAK_VOICE}", "Espeak", espeak(TEACH, 0, tmp),
                      espeak(FRESH, TEACH, tmp), tmp)  # fmt: skip
-        clips = fsdd(TEACH + FRESH, 0)
-        if clips is not None:
-            scenario(f"FSDD {FSDD_SPEAKER} (8 kHz digits)", "Theo", clips[:TEACH],
-                     clips[TEACH:], tmp)  # fmt: skip
+        for speaker in fsdd_speakers():  # the shared FSDD has takes 5-49
+            teach, fresh = fsdd(speaker, range(5, 5 + TEACH)), fsdd(speaker, range(20, 20 + FRESH))
+            scenario(f"FSDD {speaker} (8 kHz digits)", speaker.title(), teach, fresh, tmp)
         load_during_swap(tmp)
         if not args.skip_large:
             large(tmp, args.speakers, args.clips)

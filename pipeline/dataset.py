@@ -49,6 +49,7 @@ __all__ = [
     "lowest_sample_rate",
     "process_pool",
     "scan_folder",
+    "shown_path",
     "skip_reason",
 ]
 
@@ -206,7 +207,12 @@ class Extraction:
 
     def skipped_files(self, root: Path) -> list[dict[str, str]]:
         """Each skipped file, relative to ``root``, with the reason, as the reports list them."""
-        return [{"file": str(r.path.relative_to(root)), "error": e} for r, e in self.skipped]
+        return [{"file": shown_path(r.path, root), "error": e} for r, e in self.skipped]
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies in it, else as it is."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 class Outcome(NamedTuple):

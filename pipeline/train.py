@@ -248,11 +248,7 @@ class Prepared:
     @property
     def files(self) -> list[str]:
         """Each row's file, relative to the data folder when it lies in it."""
-        return [_shown(r.path, self.root) for r in self.extraction.recordings]
-
-
-def _shown(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        return [dataset.shown_path(r.path, self.root) for r in self.extraction.recordings]
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,10 @@ def test_the_successor_knows_the_new_voice_and_the_old_ones(
     bundle = load_bundle(out)
 
     assert bundle.labels == ("Alice", "David", "Steve")
+    # The open set is calibrated afresh: Alice has references, and a scale for her dozen clips.
+    assert bundle.open_set.n_speakers == 3
+    assert bundle.open_set.scales is not None and bundle.open_set.scales[0] > 1.2
+    assert bundle.metadata.open_set.threshold != load_bundle(MODEL_DIR).metadata.open_set.threshold
     assert report["files"]["decoded"] == 12  # the new clips, none of the model's 200
     named = [predict_clip(bundle, p)[0].speaker for p in fresh["Alice"]]
     assert named.count("Alice") >= 7
