@@ -31,6 +31,7 @@ import soxr
 from pipeline.errors import DecodeError, InvalidAudioError, ParameterError, VoiceIdError
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "DEFAULT_MAX_SECONDS",
     "MIN_SOURCE_RATE",
     "SILENCE_DBFS",
@@ -43,6 +44,11 @@ __all__ = [
     "validate_waveform",
 ]
 
+# The file names a recording may have in a data folder (training scans for these).
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".mp4", ".aac", ".opus", ".webm", ".aiff",
+     ".aif", ".au", ".wma"}
+)  # fmt: skip
 DEFAULT_MAX_SECONDS = 60.0  # longest clip accepted, seconds
 SILENCE_DBFS = -80.0  # a clip whose peak is below this level is silent (16-bit LSB: -90)
 MIN_SOURCE_RATE = 8000  # Hz: below telephone rate there is no speech band left to measure

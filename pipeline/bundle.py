@@ -11,7 +11,9 @@
     ``model.keras``           the same network as a Keras model, for Keras users; never read here
     ``report.json``           the training report (files, skips, split, history, evaluation)
     ``training_curves.png``, ``confusion_matrix.png``
-    ``train_features.npz``    the training feature rows, labels and file names
+    ``train_features.npz``    the training set: each clip's row, label, file, split and degraded
+                              copies (``pipeline.train.training_set_arrays``), from which
+                              ``pipeline.enrol`` trains a successor without the recordings
 """
 
 from __future__ import annotations

@@ -25,7 +25,13 @@ import soundfile as sf
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from pipeline.audio import DEFAULT_MAX_SECONDS, MIN_SOURCE_RATE, decode, read_clip_file
+from pipeline.audio import (
+    AUDIO_EXTENSIONS,
+    DEFAULT_MAX_SECONDS,
+    MIN_SOURCE_RATE,
+    decode,
+    read_clip_file,
+)
 from pipeline.augment import degrade
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
@@ -46,10 +52,6 @@ __all__ = [
     "skip_reason",
 ]
 
-AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".mp4", ".aac", ".opus", ".webm", ".aiff",
-     ".aif", ".au", ".wma"}
-)  # fmt: skip
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 # Imported once in the fork server, so workers start warm. librosa loads its submodules (and
 # numba) lazily on first use: without these, every worker imports them on its first clip.

@@ -6,14 +6,20 @@ map them to messages and status codes in one place. Messages name the offending 
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
     "AudioError",
     "BundleError",
     "DatasetError",
     "DecodeError",
     "InvalidAudioError",
+    "InvalidNameError",
     "MissingExtraError",
+    "NotInStoreError",
     "ParameterError",
+    "StoreLimit",
+    "StoreLimitError",
     "VoiceIdError",
 ]
 
@@ -48,3 +54,24 @@ class BundleError(VoiceIdError):
 
 class MissingExtraError(VoiceIdError):
     """A command needs an optional part of voiceid that is not installed (the ``train`` extra)."""
+
+
+class InvalidNameError(ParameterError):
+    """A speaker name breaks the rules of ``pipeline.speakers.check_speaker_name`` (HTTP 422)."""
+
+
+class NotInStoreError(VoiceIdError):
+    """The speaker store holds no such speaker or clip (HTTP 404)."""
+
+
+# The speaker store's limits, named as the fields of ``pipeline.speakers.StoreLimits``.
+StoreLimit = Literal["max_speakers", "max_clips_per_speaker", "max_store_bytes"]
+
+
+class StoreLimitError(VoiceIdError):
+    """Adding clips would take the speaker store past one of its limits; ``limit`` says which
+    (HTTP 409 for a count, 413 for the store's size)."""
+
+    def __init__(self, message: str, *, limit: StoreLimit) -> None:
+        super().__init__(message)
+        self.limit: StoreLimit = limit

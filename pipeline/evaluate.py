@@ -12,9 +12,10 @@ import numpy as np
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.config import FeatureConfig
-from pipeline.openset import Decision, auroc
+from pipeline.openset import Decision, auroc, equal_weight_quantile
 
 __all__ = [
+    "UNSURE_CEILING",
     "UNSURE_QUANTILE",
     "calibrate_threshold",
     "classification_report",
@@ -25,13 +26,24 @@ __all__ = [
 # The top-score threshold for "unsure between speakers" keeps all but this share of validation
 # clips; the open set's distance rule does the rest of telling known voices from others.
 UNSURE_QUANTILE = 0.01
+# The "unsure" threshold is never above this. Weight decay holds every known voice's top score a
+# little under 1, and with few validation clips their lowest quantile sits in that last hundredth,
+# where it tells apart how saturated known voices are, not whether the network is torn between
+# two: a new voice taught with a dozen clips would be "unsure" half the time.
+UNSURE_CEILING = 0.95
 
 
-def calibrate_threshold(top_scores: np.ndarray, quantile: float) -> float:
-    """The score that keeps ``1 - quantile`` of known speakers' clips (0.05 keeps 95%)."""
+def calibrate_threshold(
+    top_scores: np.ndarray, quantile: float, speakers: np.ndarray | None = None
+) -> float:
+    """The score that keeps ``1 - quantile`` of known speakers' clips (0.05 keeps 95%), each
+    speaker in ``speakers`` (one label per score) weighing the same, and at most
+    ``UNSURE_CEILING``."""
     if top_scores.size == 0 or quantile == 0:
         return 0.0
-    return float(np.quantile(top_scores, quantile, method="lower"))
+    groups = np.zeros(len(top_scores)) if speakers is None else speakers
+    parts = [top_scores[groups == g] for g in np.unique(groups)]
+    return min(equal_weight_quantile(parts, quantile), UNSURE_CEILING)
 
 
 def classification_report(

@@ -95,7 +95,11 @@ class OpenSetSummary(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: Literal["nearest-training-clip"] = "nearest-training-clip"
+    # "-scaled": distances in units of each speaker's scale (pipeline.openset); the plain
+    # method, of bundles made before scales, has every scale 1.
+    method: Literal["nearest-training-clip-scaled", "nearest-training-clip"] = (
+        "nearest-training-clip-scaled"
+    )
     threshold: float = Field(
         ge=0, description="a clip farther than this from its speaker is unknown"
     )

@@ -28,6 +28,7 @@ from pipeline.network import Network, OutputActivation
 
 __all__ = [
     "BestSoFar",
+    "EpochCallback",
     "EpochStats",
     "FitResult",
     "build_model",
@@ -36,6 +37,7 @@ __all__ = [
     "resolve_device",
 ]
 
+EpochCallback = Callable[[int, int], None]  # (epoch done, epoch it stops at unless it improves)
 MIN_DELTA = 1e-4  # a validation loss must drop by this much to count as an improvement
 
 
@@ -181,8 +183,12 @@ def fit(
     y_val: np.ndarray,
     n_classes: int,
     cfg: TrainConfig,
+    on_epoch: EpochCallback | None = None,
 ) -> FitResult:
-    """Train on standardised features ``x_*`` (B, D) with integer labels ``y_*`` (B,)."""
+    """Train on standardised features ``x_*`` (B, D) with integer labels ``y_*`` (B,).
+
+    ``on_epoch(epoch, horizon)``, when given, is called after each epoch (counted from 1) with
+    the epoch training stops at unless the leading candidate improves again."""
     keras.utils.set_random_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = resolve_device(cfg.device)
@@ -191,7 +197,7 @@ def fit(
         data = _Tensors.of(x_train, y_train, x_val, y_val, weights)
         nets = _Candidates(rng, cfg.candidates, x_train.shape[1], cfg.hidden, n_classes)
         epoch = _epoch_function(nets, keras.optimizers.Adam(cfg.learning_rate), data, cfg)
-        history, best = _run_epochs(epoch, nets, len(x_train), cfg, rng)
+        history, best = _run_epochs(epoch, nets, len(x_train), cfg, rng, on_epoch)
         return _fit_result(history, best, x_train.shape[1], n_classes, cfg, device)
 
 
@@ -255,6 +261,7 @@ def _run_epochs(
     n: int,
     cfg: TrainConfig,
     rng: np.random.Generator,
+    on_epoch: EpochCallback | None = None,
 ) -> tuple[list[EpochStats], BestSoFar]:
     """Run epochs until ``cfg.max_epochs`` or until the leading candidate stalls."""
     history: list[EpochStats] = []
@@ -263,6 +270,9 @@ def _run_epochs(
         stats = EpochStats(*(t.numpy() for t in epoch(tf.constant(rng.permutation(n)))))
         history.append(stats)
         best.update(ep, stats.val_loss, nets.snapshot)
+        if on_epoch is not None:
+            horizon = int(best.epoch[best.leader]) + cfg.patience + 1
+            on_epoch(ep + 1, min(horizon, cfg.max_epochs))
         if best.stalled(ep, cfg.patience):
             break
     return history, best

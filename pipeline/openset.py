@@ -4,23 +4,33 @@ The 60-6-N network always names somebody; its top score says how sure it is *bet
 speakers, not whether the voice is one of them. So a clip's answer is accepted only when
 
 1. it lies close to the predicted speaker's own training clips: the Euclidean distance, in the
-   network's standardised input space, to the nearest of them is at most ``threshold``
-   (otherwise the clip is "far": too far from every clip of that voice), and
+   network's standardised input space, to the nearest of them, divided by that speaker's *scale*,
+   is at most ``threshold`` (otherwise the clip is "far": too far from every clip of that voice),
+   and
 2. the network is not unsure between speakers: its top score reaches ``unsure_below``
    (otherwise the clip is "unsure").
 
-The distance threshold is calibrated on the training clips alone, so no recordings of strangers
-are needed: it is the ``1 - quantile`` quantile of each training clip's distance to the nearest
-*other* clip of its speaker (leave-one-out). Identical rows (the same recording twice) are kept
-once, so duplicates cannot tighten it. Each speaker keeps at most ``MAX_REFERENCES_PER_SPEAKER``
-rows, spread over its clips by farthest-point sampling, so the cost of a decision is bounded
-whatever the number of speakers: it compares one clip with one speaker's rows.
+A speaker's scale corrects for how many clips it has: the fewer, the farther apart they lie,
+and the farther a fresh clip of the same voice lands from the nearest. Nearest-neighbour
+distances grow as ``n ** (-1 / d)`` when ``n`` clips thin out, where ``d`` is the effective
+dimension of the voices' clouds, measured on the speakers with many clips by subsampling them
+(``effective_dimension``). So speaker ``s`` with ``n_s`` clips has the scale
+``(n / n_s) ** (1 / d)``, ``n`` the median count: 1 when every speaker has about as many clips,
+more for a voice taught with a dozen clips beside voices with hundreds.
+The threshold is calibrated on the training clips alone, so no recordings of strangers are
+needed: it is the ``1 - quantile`` quantile of the scaled leave-one-out distances, each speaker
+weighing the same whatever its number of clips. Identical rows (the same recording twice) are
+kept once, so duplicates cannot tighten it. Each speaker keeps at most
+``MAX_REFERENCES_PER_SPEAKER`` rows, spread over its clips by farthest-point sampling, so the cost
+of a decision is bounded whatever the number of speakers: it compares one clip with one speaker's
+rows.
 """
 
 from __future__ import annotations
 
 import math
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,17 +43,22 @@ from pipeline.network import Network
 __all__ = [
     "MAX_REFERENCES_PER_SPEAKER",
     "METHOD",
+    "UNSCALED_METHOD",
     "Decision",
     "OpenSet",
     "Reason",
     "auroc",
     "calibrate",
+    "count_scales",
+    "effective_dimension",
+    "equal_weight_quantile",
     "leave_one_out_distances",
     "load_open_set",
     "save_open_set",
 ]
 
-METHOD = "nearest-training-clip"
+METHOD = "nearest-training-clip-scaled"
+UNSCALED_METHOD = "nearest-training-clip"  # bundles before per-speaker scales: every scale is 1
 MAX_REFERENCES_PER_SPEAKER = 1000  # rows kept per speaker; bounds a decision's cost
 Reason = Literal["far", "unsure"]
 
@@ -54,12 +69,15 @@ class OpenSet:
 
     references: (R, D) float32 standardised feature rows, grouped by speaker;
     offsets: (N + 1,) int64, speaker ``i``'s rows are ``references[offsets[i]:offsets[i + 1]]``;
-    threshold: a clip farther than this from all its speaker's rows is unknown.
+    threshold: a clip farther than this from all its speaker's rows, in units of the speaker's
+    scale, is unknown;
+    scales: (N,) each speaker's scale (see the module's text); None: all 1.
     """
 
     references: np.ndarray
     offsets: np.ndarray
     threshold: float
+    scales: np.ndarray | None = None
     # |r|^2 of each row, for d^2 = |r|^2 - 2 r.z + |z|^2 in one matrix-vector product
     norms: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -73,6 +91,13 @@ class OpenSet:
             )
         if np.any(np.diff(self.offsets) < 1):
             raise ParameterError("every speaker needs at least one open-set reference row")
+        scales = np.ones(self.n_speakers) if self.scales is None else self.scales
+        scales = np.asarray(scales, dtype=np.float64)
+        if scales.shape != (self.n_speakers,) or not np.all(np.isfinite(scales) & (scales > 0)):
+            raise ParameterError(
+                f"open-set scales must be {self.n_speakers} positive numbers, one per speaker"
+            )
+        object.__setattr__(self, "scales", scales)
         object.__setattr__(self, "norms", np.einsum("ij,ij->i", self.references, self.references))
 
     @property
@@ -80,11 +105,13 @@ class OpenSet:
         return len(self.offsets) - 1
 
     def distance(self, z: np.ndarray, speaker: int) -> float:
-        """Distance from one standardised row ``z`` (D,) to the nearest row of ``speaker``."""
+        """Distance from one standardised row ``z`` (D,) to the nearest row of ``speaker``, in
+        units of the speaker's scale."""
         start, stop = self.offsets[speaker], self.offsets[speaker + 1]
         z32 = z.astype(np.float32)
         squared = self.norms[start:stop] - 2 * (self.references[start:stop] @ z32)
-        return math.sqrt(max(float(squared.min()) + float(z32 @ z32), 0.0))
+        assert self.scales is not None  # set by __post_init__
+        return math.sqrt(max(float(squared.min()) + float(z32 @ z32), 0.0)) / self.scales[speaker]
 
     def distances(self, z: np.ndarray, speakers: np.ndarray) -> np.ndarray:
         """(B,) distances of standardised rows ``z`` (B, D) to their ``speakers``' nearest rows."""
@@ -146,6 +173,21 @@ def leave_one_out_distances(rows: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(gram.min(axis=1), 0.0))
 
 
+def equal_weight_quantile(values: Sequence[np.ndarray], q: float) -> float:
+    """The ``q`` quantile of the pooled ``values``, each array weighing the same in all (each
+    value ``1 / len`` of its own array), the lower value at a step; inf when there are none."""
+    parts = [v[np.isfinite(v)] for v in values]
+    parts = [v for v in parts if v.size]
+    if not parts:
+        return math.inf
+    pooled = np.concatenate(parts)
+    weights = np.concatenate([np.full(v.size, 1.0 / v.size) for v in parts])
+    order = np.argsort(pooled, kind="stable")
+    cumulative = np.cumsum(weights[order]) / len(parts)
+    index = min(int(np.searchsorted(cumulative, q - 1e-12)), len(pooled) - 1)
+    return float(pooled[order][index])
+
+
 def calibrate(
     z: np.ndarray,
     labels: np.ndarray,
@@ -155,7 +197,8 @@ def calibrate(
     limit: int = MAX_REFERENCES_PER_SPEAKER,
 ) -> tuple[OpenSet, np.ndarray]:
     """An :class:`OpenSet` from standardised training rows ``z`` (n, D) with integer ``labels``,
-    whose threshold keeps ``1 - quantile`` of them by leave-one-out; also those distances."""
+    whose threshold keeps ``1 - quantile`` of them by leave-one-out, each speaker weighing the
+    same; also those distances, scaled."""
     if not 0 <= quantile < 1:
         raise ParameterError(f"quantile={quantile!r} must be in [0, 1)")
     parts, loo = [], []
@@ -166,11 +209,46 @@ def calibrate(
         rows = _farthest_points(rows, limit)
         parts.append(rows)
         loo.append(leave_one_out_distances(rows.astype(np.float64)))
-    distances = np.concatenate(loo)
-    finite = distances[np.isfinite(distances)]
-    threshold = float(np.quantile(finite, 1 - quantile)) if finite.size else np.inf
+    scales = count_scales(np.array([len(p) for p in parts]), effective_dimension(parts))
+    scaled = [d / s for d, s in zip(loo, scales, strict=True)]
+    threshold = equal_weight_quantile(scaled, 1 - quantile)
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-    return OpenSet(np.concatenate(parts), offsets, threshold), distances
+    return OpenSet(np.concatenate(parts), offsets, threshold, scales), np.concatenate(scaled)
+
+
+DEFAULT_DIMENSION = 5.0  # d without a speaker of enough clips to measure it (the demo voices')
+MIN_CLIPS_TO_MEASURE = 40  # a speaker's rows subsampled to a quarter must still hold 10
+DIMENSION_RANGE = (2.0, 20.0)
+
+
+def effective_dimension(parts: Sequence[np.ndarray], seed: int = 0) -> float:
+    """``d`` in "nearest-neighbour distances grow as ``n ** (-1 / d)``": from how the median
+    leave-one-out distance of each speaker with ``MIN_CLIPS_TO_MEASURE`` rows or more grows when
+    a quarter of its rows is kept (the median over speakers and five draws), within
+    ``DIMENSION_RANGE``; ``DEFAULT_DIMENSION`` when no speaker has enough rows."""
+    rng = np.random.default_rng(seed)
+    estimates = []
+    for rows in parts:
+        n = len(rows)
+        full = float(np.median(leave_one_out_distances(rows.astype(np.float64)))) if n else 0.0
+        if n < MIN_CLIPS_TO_MEASURE or full <= 0:
+            continue
+        thinned = [
+            np.median(leave_one_out_distances(rows[rng.choice(n, n // 4, replace=False)]))
+            for _ in range(5)
+        ]
+        ratio = float(np.median(thinned)) / full
+        if ratio > 1:
+            estimates.append(math.log(4) / math.log(ratio))
+    if not estimates:
+        return DEFAULT_DIMENSION
+    return float(np.clip(np.median(estimates), *DIMENSION_RANGE))
+
+
+def count_scales(counts: np.ndarray, dimension: float) -> np.ndarray:
+    """Each speaker's scale ``(median count / its count) ** (1 / dimension)``."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.asarray((np.median(counts) / counts) ** (1.0 / dimension))
 
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float | None:
@@ -194,7 +272,8 @@ def save_open_set(open_set: OpenSet, path: Path) -> None:
     """Write the reference rows and offsets to ``path`` as an uncompressed ``.npz`` (no pickles);
     the threshold lives in the bundle's metadata."""
     with path.open("wb") as f:
-        np.savez(f, references=open_set.references, offsets=open_set.offsets)
+        np.savez(f, references=open_set.references, offsets=open_set.offsets,
+                 scales=np.asarray(open_set.scales))  # fmt: skip
 
 
 def load_open_set(path: Path, threshold: float, n_speakers: int, n_inputs: int) -> OpenSet:
@@ -204,6 +283,7 @@ def load_open_set(path: Path, threshold: float, n_speakers: int, n_inputs: int) 
         with np.load(path, allow_pickle=False) as data:
             references = np.asarray(data["references"], dtype=np.float32)
             offsets = np.asarray(data["offsets"], dtype=np.int64)
+            scales = np.asarray(data["scales"], np.float64) if "scales" in data.files else None
     except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         raise BundleError(f"cannot read {path}: {exc}") from exc
     if (
@@ -218,6 +298,6 @@ def load_open_set(path: Path, threshold: float, n_speakers: int, n_inputs: int) 
     if not np.all(np.isfinite(references)):
         raise BundleError(f"{path}: the reference rows hold non-finite values")
     try:
-        return OpenSet(references, offsets, threshold)
+        return OpenSet(references, offsets, threshold, scales)
     except ParameterError as exc:
         raise BundleError(f"{path}: {exc}") from exc

@@ -9,10 +9,11 @@ import numpy as np
 
 from pipeline.audio import DEFAULT_MAX_SECONDS, Clip, decode
 from pipeline.bundle import Bundle
+from pipeline.config import FeatureConfig
 from pipeline.features import histogram
 from pipeline.openset import Reason
 
-__all__ = ["UNKNOWN", "Prediction", "predict_clip", "predict_features"]
+__all__ = ["UNKNOWN", "Prediction", "clip_histogram", "predict_clip", "predict_features"]
 
 UNKNOWN = "unknown"  # the speaker reported when the open-set decision rejects the clip
 
@@ -59,6 +60,15 @@ def predict_features(
     return out
 
 
+def clip_histogram(
+    source: bytes | str | Path, cfg: FeatureConfig, *, max_seconds: float = DEFAULT_MAX_SECONDS
+) -> tuple[np.ndarray, Clip]:
+    """Decode one clip and return its (n_bands,) histogram under ``cfg``, and the clip (raises
+    ``AudioError`` for unusable input): the checks every clip a model hears goes through."""
+    clip = decode(source, sample_rate=cfg.sample_rate, max_seconds=max_seconds)
+    return histogram(clip.samples, cfg), clip
+
+
 def predict_clip(
     bundle: Bundle,
     source: bytes | str | Path,
@@ -67,6 +77,5 @@ def predict_clip(
     threshold: float | None = None,
 ) -> tuple[Prediction, Clip]:
     """Decode, featurise and classify one clip (raises ``AudioError`` for unusable input)."""
-    clip = decode(source, sample_rate=bundle.feature_config.sample_rate, max_seconds=max_seconds)
-    row = histogram(clip.samples, bundle.feature_config)
+    row, clip = clip_histogram(source, bundle.feature_config, max_seconds=max_seconds)
     return predict_features(bundle, row, threshold=threshold)[0], clip

@@ -42,7 +42,7 @@ from pipeline.network import Network
 from pipeline.openset import Decision, OpenSet, calibrate
 
 if TYPE_CHECKING:  # importing pipeline.model loads TensorFlow: only train() does, when it fits
-    from pipeline.model import FitResult
+    from pipeline.model import EpochCallback, FitResult
     from pipeline.table import TrainingFeatures
 
 __all__ = [
@@ -134,7 +134,7 @@ def _training_features(data_dir: Path, opts: TrainOptions) -> TrainingFeatures:
     return TrainingFeatures(data_dir, recordings, cfg, extraction, None, None, opts.fmax is None)
 
 
-def _check_counts(extraction: Extraction, labels: list[str]) -> None:
+def check_counts(extraction: Extraction, labels: list[str]) -> None:
     counts = Counter(r.speaker for r in extraction.recordings)
     for label in labels:
         if counts[label] < MIN_CLIPS_PER_SPEAKER:
@@ -166,17 +166,36 @@ def _extract(
     )  # fmt: skip
 
 
+def copies_array(extraction: Extraction, degraded: Sequence[Extraction]) -> np.ndarray:
+    """(clips, copies, bands): copy ``c`` of clip ``i`` at ``[i, c]``, NaN where it has none."""
+    n, bands = extraction.features.shape
+    copies = np.full((n, max(len(degraded), 1), bands), np.nan, dtype=np.float32)
+    row_of = {r: i for i, r in enumerate(extraction.recordings)}
+    for c, extracted in enumerate(degraded):
+        for r, row in zip(extracted.recordings, extracted.features, strict=True):
+            if r in row_of:
+                copies[row_of[r], c] = row
+    return copies
+
+
 def training_rows(
-    extraction: Extraction, y: np.ndarray, train_idx: np.ndarray, degraded: Sequence[Extraction]
+    features: np.ndarray, y: np.ndarray, train_idx: np.ndarray, copies: np.ndarray, n_copies: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The training split's rows and labels, plus each degraded copy of a clip that has one."""
-    xs, labels = [extraction.features[train_idx]], [y[train_idx]]
-    for copies in degraded:
-        index = {r: i for i, r in enumerate(copies.recordings)}
-        kept = [i for i in train_idx if extraction.recordings[i] in index]
-        xs.append(copies.features[[index[extraction.recordings[i]] for i in kept]])
+    """The training split's rows and labels, then copy 0, 1, ... of each training clip that has
+    it, up to ``n_copies`` (``copies`` as :func:`copies_array` makes it)."""
+    xs, labels = [features[train_idx]], [y[train_idx]]
+    for c in range(min(n_copies, copies.shape[1])):
+        kept = train_idx[np.isfinite(copies[train_idx, c]).all(axis=1)]
+        xs.append(copies[kept, c])
         labels.append(y[kept])
     return np.concatenate(xs), np.concatenate(labels)
+
+
+def first_copies(data_copies: np.ndarray, extraction: Extraction, idx: np.ndarray) -> Extraction:
+    """Copy 0 of the clips ``idx`` that have one, as an extraction (validation reports on it)."""
+    kept = [i for i in idx if np.isfinite(data_copies[i, 0]).all()]
+    return Extraction([extraction.recordings[i] for i in kept],
+                      data_copies[kept, 0].reshape(len(kept), data_copies.shape[2]))  # fmt: skip
 
 
 def _held_out(
@@ -189,7 +208,7 @@ def _held_out(
     )  # fmt: skip
 
 
-def _import_in_background(module: str) -> None:
+def import_in_background(module: str) -> None:
     """Start importing ``module`` in a thread; a later import waits for it to finish.
 
     Importing TensorFlow takes seconds: this way it overlaps feature extraction.
@@ -214,6 +233,8 @@ class Prepared:
     x_train: np.ndarray  # the training split's rows, then the degraded copies'
     y_train: np.ndarray
     val_degraded: Extraction  # a degraded copy of each validation clip, to report on
+    copies: np.ndarray  # (clips, copies, bands) degraded rows, NaN where a clip has none
+    enrolled: np.ndarray  # (clips,) bool: the row came from a speaker store (pipeline.enrol)
 
     @property
     def speakers(self) -> list[str]:
@@ -221,8 +242,12 @@ class Prepared:
 
     @property
     def files(self) -> list[str]:
-        """Each row's file, relative to the data folder."""
-        return [str(r.path.relative_to(self.root)) for r in self.extraction.recordings]
+        """Each row's file, relative to the data folder when it lies in it."""
+        return [_shown(r.path, self.root) for r in self.extraction.recordings]
+
+
+def _shown(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 @dataclass(frozen=True)
@@ -245,7 +270,7 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
     feats = _training_features(data_dir, opts)
     cfg, extraction = feats.cfg, feats.extraction
     labels = sorted({r.speaker for r in feats.recordings})
-    _check_counts(extraction, labels)
+    check_counts(extraction, labels)
     y = np.array([labels.index(r.speaker) for r in extraction.recordings])
     tcfg = opts.train
     train_idx, val_idx = split_indices(y, tcfg.val_fraction, tcfg.seed)
@@ -256,16 +281,22 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
             _extract(train_recordings, cfg, opts, Degradation(tcfg.seed, copy))
             for copy in range(tcfg.augment_copies)
         ]
-    x_train, y_train = training_rows(extraction, y, train_idx, degraded)
+    copies = copies_array(extraction, degraded)
     val_recordings = [extraction.recordings[i] for i in val_idx]
     val_degraded = feats.first_copies_of(val_recordings)
     if val_degraded is None:
         val_degraded = _extract(val_recordings, cfg, opts, Degradation(tcfg.seed, 0))
+    copies[val_idx, 0] = copies_array(extraction, [val_degraded])[val_idx, 0]
+    n_copies = tcfg.augment_copies if tcfg.augment else 0
+    x_train, y_train = training_rows(extraction.features, y, train_idx, copies, n_copies)
     return Prepared(data_dir, feats.root, feats.fmax_derived, labels, cfg, len(feats.recordings),
-                    extraction, y, train_idx, val_idx, x_train, y_train, val_degraded)  # fmt: skip
+                    extraction, y, train_idx, val_idx, x_train, y_train, val_degraded, copies,
+                    np.zeros(len(y), dtype=bool))  # fmt: skip
 
 
-def fit_and_calibrate(data: Prepared, tcfg: TrainConfig) -> Fitted:
+def fit_and_calibrate(
+    data: Prepared, tcfg: TrainConfig, on_epoch: EpochCallback | None = None
+) -> Fitted:
     """Standardise on the training rows, train the network, calibrate the open set on the
     training split's clean clips at ``tcfg.unknown_quantile``, and set the "unsure" threshold that
     keeps all but ``UNSURE_QUANTILE`` of the validation clips."""
@@ -277,10 +308,10 @@ def fit_and_calibrate(data: Prepared, tcfg: TrainConfig) -> Fitted:
 
     x_val = data.extraction.features[data.val_idx]
     result = fit((data.x_train - mean) / scale, data.y_train, (x_val - mean) / scale,
-                 data.y[data.val_idx], len(data.labels), tcfg)  # fmt: skip
+                 data.y[data.val_idx], len(data.labels), tcfg, on_epoch)  # fmt: skip
     network = network_from_model(result.model, mean, scale)
     _, val_scores = network.forward(x_val)
-    threshold = calibrate_threshold(val_scores.max(axis=1), UNSURE_QUANTILE)
+    threshold = calibrate_threshold(val_scores.max(axis=1), UNSURE_QUANTILE, data.y[data.val_idx])
     z_train = network.standardise(data.extraction.features[data.train_idx])
     open_set, loo = calibrate(
         z_train, data.y[data.train_idx], len(data.labels), tcfg.unknown_quantile
@@ -332,7 +363,7 @@ def assess(data: Prepared, fitted: Fitted, opts: TrainOptions) -> tuple[Metrics,
     return metrics, evaluations
 
 
-def _describe(
+def describe(
     data: Prepared, fitted: Fitted, metrics: Metrics, opts: TrainOptions, out_dir: Path
 ) -> ModelDescription:
     return ModelDescription(
@@ -361,7 +392,7 @@ def _describe(
     )
 
 
-def _report(
+def training_report(
     data: Prepared, fitted: Fitted, metrics: Metrics, evaluations: dict[str, Any]
 ) -> dict[str, Any]:
     files = data.files
@@ -389,7 +420,29 @@ def _report(
     }
 
 
-def _write(
+SPLIT_TRAIN, SPLIT_VALIDATION = 0, 1  # train_features.npz's ``split`` values
+
+
+def training_set_arrays(data: Prepared, degrade_seed: int) -> dict[str, np.ndarray]:
+    """What a bundle keeps of its training set (``train_features.npz``), enough to train a
+    successor without the recordings (``pipeline.enrol``): every clip's row, label, file and
+    split, its degraded copies (NaN where it has none), their seed, and which rows came from
+    a speaker store."""
+    split = np.full(len(data.y), SPLIT_TRAIN, dtype=np.int8)
+    split[data.val_idx] = SPLIT_VALIDATION
+    return {
+        "features": data.extraction.features,
+        "labels": data.y,
+        "files": np.array(data.files),
+        "label_names": np.array(data.labels),
+        "split": split,
+        "copies": data.copies,
+        "degrade_seed": np.array(degrade_seed),
+        "enrolled": data.enrolled,
+    }
+
+
+def write_trained(
     out_dir: Path, data: Prepared, fitted: Fitted, description: ModelDescription,
     report: dict[str, Any],
 ) -> None:  # fmt: skip
@@ -411,29 +464,22 @@ def _write(
                 validation["confusion"], data.labels, "Validation confusion matrix"
             ),
         },
-        arrays={
-            TRAIN_FEATURES_FILE: {
-                "features": data.extraction.features,
-                "labels": data.y,
-                "files": np.array(data.files),
-                "label_names": np.array(data.labels),
-            }
-        },
+        arrays={TRAIN_FEATURES_FILE: training_set_arrays(data, description.training.seed)},
     )
 
 
 def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) -> dict[str, Any]:
     """Train a model on ``data_dir`` and write its bundle to ``out_dir``; return the report."""
     started = time.perf_counter()
-    _import_in_background("pipeline.model")
+    import_in_background("pipeline.model")
     data = prepare(data_dir, opts)
     features_s = time.perf_counter() - started
     fitted = fit_and_calibrate(data, opts.train)
     metrics, evaluations = assess(data, fitted, opts)
-    report = _report(data, fitted, metrics, evaluations)
+    report = training_report(data, fitted, metrics, evaluations)
     report["timing_s"] = {
         "features": round(features_s, 3),
         "total": round(time.perf_counter() - started, 3),
     }
-    _write(out_dir, data, fitted, _describe(data, fitted, metrics, opts, out_dir), report)
+    write_trained(out_dir, data, fitted, describe(data, fitted, metrics, opts, out_dir), report)
     return report

@@ -13,14 +13,17 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from pipeline.errors import BundleError
-from service.auth import AuthMiddleware
+from pipeline.speakers import SpeakerStore
+from service.auth import AuthMiddleware, write_refusal
 from service.compute import ComputeQueue
 from service.errors import install_error_handlers
 from service.limits import BodyLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
 from service.model_store import ModelStore
-from service.routes import admin, model, ops, predict
+from service.routes import admin, model, ops, predict, speakers, training
 from service.settings import Settings
+from service.training import Trainer
+from service.versions import Versions
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -34,13 +37,19 @@ bundle's threshold."""
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    trainer: Trainer = app.state.trainer
+    refusal = write_refusal(settings, startup=True)
+    if refusal is not None:
+        log.warning("writes without an API key are refused: %s", refusal)
     try:
-        bundle = await app.state.store.start(settings.model_dir)
+        # The version active when the server last ran, if it grew from the configured model.
+        bundle = await app.state.store.start(trainer.versions.remembered() or settings.model_dir)
         log.info("serving %s (%s), labels %s", bundle.name, bundle.version, list(bundle.labels))
     except BundleError as exc:
         # Stay up: the store keeps the reason for /ready, and /admin/reload can bring one in.
         log.error("no model loaded: %s", exc)
     yield
+    await trainer.close()
     app.state.compute.close()
 
 
@@ -56,14 +65,22 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.store = ModelStore(settings.active_model_file)
     app.state.metrics = metrics = Metrics()
     app.state.compute = ComputeQueue()
+    app.state.trainer = Trainer(
+        settings.data_dir, app.state.store,
+        Versions(settings.model_dir, settings.data_dir / ".versions"), settings.train_timeout_s,
+    )  # fmt: skip
+    app.state.speakers = SpeakerStore(settings.data_dir, settings.store_limits())
     install_error_handlers(app)
+    batch = settings.batch_max_bytes
     app.add_middleware(
         BodyLimitMiddleware,
-        limits={"/predict": settings.max_upload_bytes, "/predict/batch": settings.batch_max_bytes},
-    )
+        limits={"/predict": settings.max_upload_bytes, "/predict/batch": batch,
+                speakers.CLIPS_PATH: batch},
+    )  # fmt: skip
     app.add_middleware(AuthMiddleware, settings=settings)  # before any body is read
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
-    for router in (predict.router, model.router, ops.router, admin.router):
+    for router in (predict.router, model.router, ops.router, admin.router, speakers.router,
+                   training.router):  # fmt: skip
         app.include_router(router)
     _mount_page(app)
     return app

@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from pipeline.speakers import SpeakerStore
 from service.compute import ComputeQueue
 from service.metrics import Metrics
 from service.model_store import ModelStore
 from service.settings import Settings
+from service.training import Trainer
 
-__all__ = ["ComputeDep", "MetricsDep", "SettingsDep", "StoreDep"]
+__all__ = ["ComputeDep", "MetricsDep", "SettingsDep", "SpeakersDep", "StoreDep", "TrainerDep"]
 
 
 def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
@@ -37,3 +39,14 @@ async def _store(request: Request) -> ModelStore:
 
 StoreDep = Annotated[ModelStore, Depends(_store)]
 MetricsDep = Annotated[Metrics, Depends(_app_state("metrics"))]
+
+
+async def _trainer(request: Request) -> Trainer:
+    """The trainer, after the model store has followed a version another worker activated."""
+    await request.app.state.store.follow()
+    trainer: Trainer = request.app.state.trainer
+    return trainer
+
+
+TrainerDep = Annotated[Trainer, Depends(_trainer)]
+SpeakersDep = Annotated[SpeakerStore, Depends(_app_state("speakers"))]  # the speaker store

@@ -6,10 +6,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from pipeline.errors import BundleError, DecodeError, InvalidAudioError, VoiceIdError
+from pipeline.errors import (
+    BundleError,
+    DecodeError,
+    InvalidAudioError,
+    InvalidNameError,
+    NotInStoreError,
+    StoreLimitError,
+    VoiceIdError,
+)
+from service.settings import Settings
 
 __all__ = [
     "RETRY_AFTER_S",
+    "ConflictError",
     "ForbiddenError",
     "MissingFieldError",
     "NotFoundError",
@@ -17,9 +27,13 @@ __all__ = [
     "OverloadedError",
     "RequestTimeoutError",
     "ServiceError",
+    "TrainingBusyError",
+    "TrainingUnavailableError",
     "UnauthorizedError",
+    "UnprocessableError",
     "UnsupportedMediaError",
     "UploadTooLargeError",
+    "detail_for",
     "install_error_handlers",
     "status_for",
 ]
@@ -65,6 +79,22 @@ class ForbiddenError(ServiceError):
     """A request for something the server will not touch, such as a path outside its root."""
 
 
+class TrainingBusyError(ServiceError):
+    """A training job is running already (409)."""
+
+
+class TrainingUnavailableError(ServiceError):
+    """This installation cannot train: the ``train`` extra is missing (503)."""
+
+
+class UnprocessableError(ServiceError):
+    """A well-formed request the server cannot act on as things are (422)."""
+
+
+class ConflictError(ServiceError):
+    """A request the server's state does not allow now, such as removing a model's speaker."""
+
+
 RETRY_AFTER_S = 1  # what a 503 for load asks the client to wait
 
 
@@ -80,16 +110,32 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (ForbiddenError, 403),
     (MissingFieldError, 422),
     (NotFoundError, 404),
+    (NotInStoreError, 404),
+    (InvalidNameError, 422),
     (BundleError, 409),
+    (TrainingBusyError, 409),
+    (TrainingUnavailableError, 503),
+    (UnprocessableError, 422),
+    (ConflictError, 409),
 )
 
 
 def status_for(exc: VoiceIdError) -> int:
     """The HTTP status for one of our errors (400 for any other input error)."""
+    if isinstance(exc, StoreLimitError):  # the store's size is a payload limit, counts are not
+        return 413 if exc.limit == "max_store_bytes" else 409
     for kind, status in _STATUS:
         if isinstance(exc, kind):
             return status
     return 400
+
+
+def detail_for(exc: VoiceIdError) -> str:
+    """The ``detail`` of the response to ``exc``: its message, and for a limit of the speaker
+    store, the setting that raises it."""
+    if isinstance(exc, StoreLimitError):
+        return f"{exc} ({Settings.model_config['env_prefix']}{exc.limit.upper()})"
+    return str(exc)
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
@@ -99,7 +145,7 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": "ApiKey"}
     elif isinstance(exc, OverloadedError):
         headers = {"Retry-After": str(RETRY_AFTER_S)}
-    return JSONResponse({"detail": str(exc)}, status_code=status_for(exc), headers=headers)
+    return JSONResponse({"detail": detail_for(exc)}, status_code=status_for(exc), headers=headers)
 
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:

@@ -18,7 +18,7 @@ from service.metrics import Metrics
 from service.schemas import BatchItem, Explanation, ModelRef, PredictResponse
 from service.settings import Settings
 
-__all__ = ["answer_batch", "answer_clip"]
+__all__ = ["answer_batch", "answer_clip", "oversized"]
 
 
 def _explanation(bundle: Bundle, prediction: Prediction) -> Explanation:
@@ -58,16 +58,21 @@ def answer_clip(
     )
 
 
+def oversized(data: bytes, settings: Settings) -> str | None:
+    """Why one file of a batch is refused for its size (413), if it is: the per-clip limit
+    holds inside a batch too."""
+    if len(data) <= settings.max_upload_bytes:
+        return None
+    return f"file of {len(data)} bytes is over the limit of {settings.max_upload_bytes} bytes"
+
+
 def answer_batch(
     bundle: Bundle, files: list[tuple[str, bytes]], settings: Settings, metrics: Metrics
 ) -> list[BatchItem]:
     """One item per file: its result, or its own error; one bad file never fails the rest."""
     items = []
     for name, data in files:
-        if len(data) > settings.max_upload_bytes:  # the per-clip limit holds inside a batch too
-            detail = (
-                f"file of {len(data)} bytes is over the limit of {settings.max_upload_bytes} bytes"
-            )
+        if (detail := oversized(data, settings)) is not None:
             items.append(BatchItem(file=name, ok=False, status=413, detail=detail))
             continue
         try:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 from starlette.responses import JSONResponse
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import RequestTimeoutError, UploadTooLargeError
@@ -57,24 +59,36 @@ async def drain(receive: Receive) -> None:
 class BodyLimitMiddleware:
     """Refuse a request as soon as its body passes its path's byte limit.
 
-    ``limits`` maps a path to its byte limit; other paths get ``default``. A ``Content-Length``
+    ``limits`` maps a path to its byte limit; a path may hold parameters as routes write them
+    (``/speakers/{name:path}/clips``). Other paths get ``default``. A ``Content-Length``
     over the limit is answered 413 before any body is read; a chunked or understated body is
     counted as it arrives, and the error surfaces where the route reads the body (the app's
     handler turns it into a 413). Either way the rest of the body is drained before answering.
     """
 
     def __init__(
-        self, app: ASGIApp, limits: dict[str, int], default: int = DEFAULT_BODY_BYTES
+        self, app: ASGIApp, limits: Mapping[str, int], default: int = DEFAULT_BODY_BYTES
     ) -> None:
         self.app = app
-        self.limits = limits
+        self.exact = {path: limit for path, limit in limits.items() if "{" not in path}
+        self.patterns = [(compile_path(path)[0], limit) for path, limit in limits.items()
+                         if "{" in path]  # fmt: skip
         self.default = default
+
+    def limit_for(self, path: str) -> int:
+        """The byte limit of a request to ``path``."""
+        if path in self.exact:
+            return self.exact[path]
+        for pattern, limit in self.patterns:
+            if pattern.match(path):
+                return limit
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits.get(scope.get("path", ""), self.default)
+        limit = self.limit_for(scope.get("path", ""))
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await drain(receive)

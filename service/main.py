@@ -49,9 +49,11 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     workers: int | str | None = None,
+    data_dir: Path | None = None,
 ) -> None:
     """Serve with the command line's values over the ``VOICEID_*`` environment."""
-    overrides = {"model_dir": model_dir, "host": host, "port": port, "workers": workers}
+    overrides = {"model_dir": model_dir, "host": host, "port": port, "workers": workers,
+                 "data_dir": data_dir}  # fmt: skip
     for name, value in overrides.items():
         if value is not None:
             # Through the environment, so that every worker process sees the same settings.

@@ -9,18 +9,28 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.bundle import Bundle
 from pipeline.features import band_centres
 from pipeline.metadata import BundleMetadata
+from pipeline.speakers import SpeakerSummary, StoredClip
 
 __all__ = [
     "PLOT_NAMES",
+    "AcceptedClip",
     "BatchItem",
     "BatchResponse",
+    "ClipEntry",
+    "ClipRemoved",
+    "ClipsResponse",
     "ErrorResponse",
     "Explanation",
     "ModelInfo",
     "ModelRef",
     "PlotName",
     "PredictResponse",
+    "RefusedClip",
     "ReloadRequest",
+    "SpeakerDetail",
+    "SpeakerEntry",
+    "SpeakerRemoved",
+    "SpeakersResponse",
     "Status",
 ]
 
@@ -132,3 +142,115 @@ class ModelInfo(BundleMetadata):
                 "plots": {name: f"/model/plots/{name}.png" for name in PLOT_NAMES},
             }
         )
+
+
+class ModelVersion(BaseModel):
+    """One model version a server can serve (``GET /models``)."""
+
+    version: str = Field(description="first 12 hex digits of its network.npz's sha256")
+    name: str
+    created: str = Field(description="when it was trained, ISO 8601 in UTC")
+    labels: list[str]
+    metrics: dict[str, float | int]
+    source: Literal["configured", "trained"] = Field(
+        description="the bundle the server was started with, or one its training jobs made"
+    )
+    active: bool = Field(description="the version being served")
+
+
+class ModelVersions(BaseModel):
+    versions: list[ModelVersion] = Field(description="oldest first; the configured one first")
+
+
+class JobStarted(BaseModel):
+    job: str = Field(description="follow it at GET /train/{job}", examples=["3f2a9c1b7d4e"])
+
+
+class JobStatus(BaseModel):
+    """A training job (``GET /train/{id}``)."""
+
+    job: str
+    state: Literal["queued", "running", "done", "failed"]
+    progress: float = Field(ge=0, le=1)
+    detail: str = Field(description="what it is doing, or why it failed")
+    created: str
+    finished: str | None = None
+    model: ModelVersion | None = Field(None, description="the version it made, once done")
+
+
+# The speaker store
+
+
+class SpeakerEntry(BaseModel):
+    name: str = Field(examples=["Alice"])
+    clips: int = Field(description="clips in the store (0 for a speaker of the model only)")
+    seconds: float = Field(description="their total length, seconds")
+    in_store: bool = Field(description="the store has clips of this speaker")
+    in_model: bool = Field(description="the current model knows this speaker")
+
+
+class SpeakersResponse(BaseModel):
+    speakers: list[SpeakerEntry] = Field(description="sorted by name")
+
+    @classmethod
+    def of(cls, stored: list[SpeakerSummary], labels: tuple[str, ...]) -> SpeakersResponse:
+        """The store's speakers and the model's ``labels``, one entry per name."""
+        by_name = {s.name: s for s in stored}
+        entries = [
+            SpeakerEntry(
+                name=name,
+                clips=by_name[name].clips if name in by_name else 0,
+                seconds=by_name[name].seconds if name in by_name else 0.0,
+                in_store=name in by_name,
+                in_model=name in labels,
+            )
+            for name in sorted(by_name.keys() | set(labels))
+        ]
+        return cls(speakers=entries)
+
+
+class ClipEntry(BaseModel):
+    id: str = Field(description="first 16 hex digits of the clip's sha256",
+                    examples=["9f86d081884c7d65"])  # fmt: skip
+    seconds: float
+    bytes: int
+
+    @classmethod
+    def of(cls, clip: StoredClip) -> ClipEntry:
+        return cls(id=clip.id, seconds=clip.seconds, bytes=clip.bytes)
+
+
+class SpeakerDetail(BaseModel):
+    name: str
+    in_model: bool
+    clips: list[ClipEntry] = Field(description="the store's clips of this speaker, by id")
+
+
+class AcceptedClip(BaseModel):
+    id: str = Field(description="the stored clip's id")
+    file: str = Field(description="the part's file name")
+    seconds: float = Field(description="clip length in seconds")
+    duplicate: bool = Field(description="the store held this clip already")
+    histogram: list[float] = Field(description="the clip's 60-bin histogram under the current "
+                                   "model's feature config, dB")  # fmt: skip
+
+
+class RefusedClip(BaseModel):
+    file: str = Field(description="the part's file name")
+    status: int = Field(description="the HTTP status /predict would give this clip")
+    detail: str = Field(description="what was wrong, and with which value")
+
+
+class ClipsResponse(BaseModel):
+    speaker: str
+    accepted: list[AcceptedClip]
+    refused: list[RefusedClip]
+
+
+class SpeakerRemoved(BaseModel):
+    removed: str = Field(description="the speaker's name")
+    clips: int = Field(description="the clips removed with it")
+
+
+class ClipRemoved(BaseModel):
+    removed: str = Field(description="the clip's id")

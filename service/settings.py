@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -9,11 +10,19 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.speakers import StoreLimits
 from service.cpus import usable_cpus
 
-__all__ = ["MAX_WORKERS", "Settings"]
+__all__ = ["MAX_WORKERS", "Settings", "default_data_dir"]
 
 MAX_WORKERS = 64  # server processes, given or found: each holds its own model and heap
+_STORE_DEFAULTS = StoreLimits()
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/voiceid/speakers``, else ``~/.local/share/voiceid/speakers``."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "voiceid" / "speakers"
 
 
 class Settings(BaseSettings):
@@ -34,7 +43,8 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(
         default=None,
-        description="required on /predict*, /model*, /admin/* and /metrics when set",
+        description="required on /predict*, /model*, /admin/*, /speakers*, /train* and "
+        "/metrics when set; without it, writes are taken only on loopback",
     )
     metrics_public: bool = Field(default=False, description="serve /metrics without the key")
     allow_open: bool = Field(
@@ -59,6 +69,27 @@ class Settings(BaseSettings):
     batch_max_bytes: int = Field(
         default=50_000_000, ge=1024, description="largest /predict/batch body"
     )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="the speaker store: <data_dir>/<speaker>/<clip> "
+        "(default: $XDG_DATA_HOME/voiceid/speakers, else ~/.local/share/voiceid/speakers)",
+    )
+    max_speakers: int = Field(
+        default=_STORE_DEFAULTS.max_speakers, ge=1, description="most speakers in the store"
+    )
+    max_clips_per_speaker: int = Field(
+        default=_STORE_DEFAULTS.max_clips_per_speaker,
+        ge=1,
+        description="most clips one speaker of the store may have",
+    )
+    max_store_bytes: int = Field(
+        default=_STORE_DEFAULTS.max_store_bytes,
+        ge=1,
+        description="most bytes of clips the store may hold",
+    )
+    train_timeout_s: float = Field(
+        default=600.0, gt=0, description="a training job running longer than this is stopped"
+    )
     log_level: str = "info"
 
     def worker_count(self) -> int:
@@ -67,3 +98,11 @@ class Settings(BaseSettings):
         if self.workers == "auto":
             return min(usable_cpus(), MAX_WORKERS)
         return self.workers
+
+    def store_limits(self) -> StoreLimits:
+        """The speaker store's limits, from the fields of the same names."""
+        return StoreLimits(
+            max_speakers=self.max_speakers,
+            max_clips_per_speaker=self.max_clips_per_speaker,
+            max_store_bytes=self.max_store_bytes,
+        )

@@ -23,7 +23,7 @@ from pipeline.demo.synth import STRANGER, write_demo_data
 from pipeline.train import TrainOptions, train
 from service.app import create_app
 from service.settings import Settings
-from tests.helpers import MODEL_DIR, ClientFactory
+from tests.helpers import LOOPBACK_URL, MODEL_DIR, ClientFactory
 
 CLIPS_PER_VOICE = 12  # 10 to train on and 2 to validate with, per voice
 STRANGER_CLIPS = 6
@@ -127,15 +127,18 @@ def bundle_copy(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_client() -> Iterator[ClientFactory]:
-    """``make_client(**settings)``: a started client of a new app serving the shipped model."""
+def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
+    """``make_client(**settings)``: a started client of a new app serving the shipped model,
+    with an empty speaker store of its own, as a loopback client of a loopback server (the
+    connection's local address is the URL's host), which takes writes without a key."""
     with ExitStack() as stack:
 
         def make(**settings: Any) -> TestClient:
             # Reloads come from temporary folders anywhere; tests/security checks the root.
-            defaults = {"model_dir": MODEL_DIR, "models_root": Path("/")}
+            defaults = {"model_dir": MODEL_DIR, "models_root": Path("/"),
+                        "data_dir": tmp_path / "speakers"}  # fmt: skip
             app = create_app(Settings(**(defaults | settings)))
-            return stack.enter_context(TestClient(app))
+            return stack.enter_context(TestClient(app, base_url=LOOPBACK_URL))
 
         yield make
 

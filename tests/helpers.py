@@ -16,6 +16,7 @@ from pipeline.bundle import KERAS_FILE, NETWORK_FILE, load_bundle, sha256_file
 from pipeline.network import Network, OutputActivation
 
 __all__ = [
+    "LOOPBACK_URL",
     "MODEL_DIR",
     "ROOT",
     "ClientFactory",
@@ -27,6 +28,9 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 MODEL_DIR = ROOT / "models" / "default"  # the shipped bundle
 
+# Test clients call the app as a server on loopback: ASGI test transports give the URL's host as
+# the connection's local address, and writes without a key are taken only on loopback.
+LOOPBACK_URL = "http://127.0.0.1"
 ClientFactory = Callable[..., TestClient]  # the make_client fixture: settings in, started client
 
 
@@ -53,7 +57,7 @@ async def async_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+        httpx.AsyncClient(transport=transport, base_url=LOOPBACK_URL) as client,
     ):
         yield client
 

@@ -1,4 +1,4 @@
-"""The ``voiceid`` command: features, train, evaluate, predict, demo-data, convert, serve.
+"""The ``voiceid`` command: features, train, evaluate, predict, demo-data, convert, enrol, serve.
 
 Each command imports what it needs when it runs, and only its own options are built: ``voiceid
 serve`` and each of its worker processes (which re-import this module as their main module)
@@ -8,6 +8,7 @@ then load the service alone, not the training code, which would add 0.4 s to eve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from pipeline.extras import require_training_stack
 from voiceid.options import add_options, from_options
 
 if TYPE_CHECKING:
+    from pipeline.dataset import Recording
     from pipeline.table import TableSummary
 
 __all__ = ["main", "run"]
@@ -102,11 +104,31 @@ def _convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="where to write it (default: in place)")
 
 
+def _enrol_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir", type=Path, help="the bundle to start from")
+    p.add_argument("name", nargs="?", help="the new (or a known) speaker's name")
+    p.add_argument("clips", type=Path, nargs="*", help="their recordings: files or folders")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--store", type=Path,
+                   help="also learn every voice of a speaker store (<speaker>/<clip>), as "
+                        "POST /train does: the store replaces the voices the model learnt from "
+                        "it before")  # fmt: skip
+    p.add_argument("--forget", action="append", default=[], metavar="NAME",
+                   help="leave this speaker of the model out (repeatable)")  # fmt: skip
+    p.add_argument("--name", dest="model_name", help="model name (default: the --out folder's)")
+    p.add_argument("--jobs", type=int, help="feature extraction processes (default: all cores)")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+                   help=f"feature cache folder (default: {DEFAULT_CACHE_DIR})")  # fmt: skip
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--progress-file", type=Path, help=argparse.SUPPRESS)  # for POST /train
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
     from service.settings import Settings
 
     flags = (("--model", "model_dir", Path), ("--host", "host", str), ("--port", "port", int),
-             ("--workers", "workers", _workers))  # fmt: skip
+             ("--workers", "workers", _workers), ("--data-dir", "data_dir", Path))  # fmt: skip
     for flag, name, kind in flags:
         p.add_argument(flag, dest=name, type=kind, help=Settings.model_fields[name].description)
 
@@ -122,6 +144,10 @@ PARSERS: dict[str, tuple[str, Any]] = {
     "predict": ("name the speaker of each clip", _predict_arguments),
     "demo-data": ("write the synthetic Steve and David 'Hello' voices", _demo_data_arguments),
     "convert": ("upgrade a bundle of an older format to this one", _convert_arguments),
+    "enrol": (
+        "teach a model a new voice from a few clips, without its old recordings",
+        _enrol_arguments,
+    ),
     "serve": ("serve a model over HTTP (flags override VOICEID_*)", _serve_arguments),
 }
 
@@ -273,16 +299,72 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_clips(args: argparse.Namespace) -> list[Recording]:
+    """The recordings ``voiceid enrol`` learns: NAME's CLIPs (files, or the audio files in
+    folders) and the store's."""
+    from pipeline.dataset import AUDIO_EXTENSIONS, Recording
+    from pipeline.enrol import store_recordings
+    from pipeline.errors import DatasetError, ParameterError
+    from pipeline.speakers import check_speaker_name
+
+    if args.name is None and args.store is None:
+        raise ParameterError("name a speaker and their clips, or give --store")
+    if args.name is not None and not args.clips:
+        raise ParameterError(f"no clips given for {args.name!r}")
+    new = []
+    for clip in args.clips:
+        if clip.is_dir():
+            found = sorted(p for p in clip.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+            new += [Recording(p.resolve(), check_speaker_name(args.name)) for p in found]
+        elif clip.is_file():
+            new.append(Recording(clip.resolve(), check_speaker_name(args.name)))
+        else:
+            raise DatasetError(f"clip {str(clip)!r} does not exist")
+    if args.store is not None:
+        if not args.store.is_dir():
+            raise DatasetError(f"speaker store {str(args.store)!r} is not a folder")
+        new += store_recordings(args.store.resolve())
+    return new
+
+
+def _cmd_enrol(args: argparse.Namespace) -> int:
+    require_training_stack("voiceid enrol")
+    from pipeline.enrol import EnrolOptions, ProgressFile, enrol
+
+    new = _new_clips(args)
+    opts = EnrolOptions(
+        from_store=args.store is not None, forget=tuple(args.forget),
+        root=(args.store or Path.cwd()).resolve(), jobs=args.jobs,
+        cache_dir=None if args.no_cache else args.cache_dir, name=args.model_name,
+    )  # fmt: skip
+    if args.progress_file is not None:
+        opts = dataclasses.replace(opts, progress=ProgressFile(args.progress_file))
+    report = enrol(args.model_dir, args.out, new, opts)
+    if args.json:
+        print(json.dumps(report["metrics"] | {"labels": report["labels"]}, indent=2))
+        return 0
+    skipped = report["skipped"]
+    print(f"wrote {args.out}  ({len(report['labels'])} speakers: {', '.join(report['labels'])})")
+    print(f"new clips: {len(new) - len(skipped)} used, {len(skipped)} skipped")
+    for item in skipped:
+        print(f"  skipped {item['file']}: {item['error']}")
+    m = report["metrics"]
+    print(f"train accuracy {m['train_accuracy']:.4f}, validation accuracy {m['val_accuracy']:.4f}")
+    print(f"time: {report['timing_s']['total']:.1f} s")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from service.main import serve
 
-    serve(model_dir=args.model_dir, host=args.host, port=args.port, workers=args.workers)
+    serve(model_dir=args.model_dir, host=args.host, port=args.port, workers=args.workers,
+          data_dir=args.data_dir)  # fmt: skip
     return 0
 
 
 COMMANDS = {"features": _cmd_features, "train": _cmd_train, "evaluate": _cmd_evaluate,
             "predict": _cmd_predict, "demo-data": _cmd_demo_data, "convert": _cmd_convert,
-            "serve": _cmd_serve}  # fmt: skip
+            "enrol": _cmd_enrol, "serve": _cmd_serve}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

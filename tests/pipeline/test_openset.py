@@ -12,14 +12,18 @@ from pipeline.openset import (
     OpenSet,
     auroc,
     calibrate,
+    count_scales,
+    effective_dimension,
+    equal_weight_quantile,
     leave_one_out_distances,
     load_open_set,
     save_open_set,
 )
 
-# Speaker 0 at x = 0, 1, 3 on a line; speaker 1 at x = 10, 12.
-ROWS = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [10.0, 0.0], [12.0, 0.0]])
-LABELS = np.array([0, 0, 0, 1, 1])
+# Speaker 0 at x = 0, 1, 3 on a line; speaker 1 at x = 10, 12, 16. As many clips each: every
+# scale is 1.
+ROWS = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [10.0, 0.0], [12.0, 0.0], [16.0, 0.0]])
+LABELS = np.array([0, 0, 0, 1, 1, 1])
 
 
 def test_leave_one_out_distances_are_to_the_nearest_other_row() -> None:
@@ -28,14 +32,50 @@ def test_leave_one_out_distances_are_to_the_nearest_other_row() -> None:
 
 
 def test_the_threshold_is_the_quantile_of_the_leave_one_out_distances() -> None:
-    # Leave-one-out distances: speaker 0 gives 1, 1, 2; speaker 1 gives 2, 2.
+    # Leave-one-out distances: speaker 0 gives 1, 1, 2; speaker 1 gives 2, 2, 4.
     open_set, loo = calibrate(ROWS, LABELS, 2, quantile=0.0)
 
-    assert sorted(loo.tolist()) == [1.0, 1.0, 2.0, 2.0, 2.0]
-    assert open_set.threshold == 2.0
-    assert open_set.offsets.tolist() == [0, 3, 5]
+    assert open_set.scales is not None and open_set.scales.tolist() == [1.0, 1.0]
+    assert sorted(loo.tolist()) == [1.0, 1.0, 2.0, 2.0, 2.0, 4.0]
+    assert open_set.threshold == 4.0
+    assert open_set.offsets.tolist() == [0, 3, 6]
     assert calibrate(ROWS, LABELS, 2, quantile=0.5)[0].threshold == 2.0
-    assert calibrate(ROWS, LABELS, 2, quantile=0.9)[0].threshold == pytest.approx(1.0)
+    assert calibrate(ROWS, LABELS, 2, quantile=0.9)[0].threshold == 1.0
+
+
+def test_each_speaker_weighs_the_same_in_the_quantile_whatever_its_clips() -> None:
+    many, few = np.ones(99), np.array([5.0])
+
+    assert equal_weight_quantile([many, few], 0.75) == 5.0  # pooled, 5.0 is the top 1 %
+    assert equal_weight_quantile([many, few], 0.5) == 1.0
+    assert equal_weight_quantile([np.array([np.inf])], 0.5) == np.inf
+
+
+def test_a_speaker_with_fewer_clips_gets_a_scale_for_its_sparser_clips() -> None:
+    # 1 / d: with d = 2, a quarter of the median count doubles the scale.
+    assert count_scales(np.array([100, 100, 25]), 2.0).tolist() == [1.0, 1.0, 2.0]
+    assert count_scales(np.array([80, 80]), 5.0).tolist() == [1.0, 1.0]
+
+
+def test_the_effective_dimension_is_measured_by_thinning_the_clips() -> None:
+    rng = np.random.default_rng(0)
+    cloud = [rng.standard_normal((400, 4)), rng.standard_normal((400, 4))]
+
+    assert 3.0 <= effective_dimension(cloud) <= 5.5  # 4 dimensions, measured from 400 rows
+    assert effective_dimension([rng.standard_normal((10, 4))]) == 5.0  # too few to measure
+
+
+def test_a_sparse_speaker_is_judged_by_its_count(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    dense, sparse = rng.standard_normal((400, 3)), rng.standard_normal((12, 3)) + 20
+    rows = np.concatenate([dense, sparse])
+    open_set, _ = calibrate(rows, np.repeat([0, 1], [400, 12]), 2, quantile=0.05)
+
+    assert open_set.scales is not None
+    assert open_set.scales[1] > 1.5 * open_set.scales[0]
+    fresh = rng.standard_normal((200, 3)) + 20  # new clips of the sparse voice
+    accepted = open_set.distances(fresh, np.ones(200, dtype=int)) <= open_set.threshold
+    assert accepted.mean() >= 0.85
 
 
 def test_duplicate_clips_do_not_tighten_the_threshold() -> None:
@@ -43,7 +83,7 @@ def test_duplicate_clips_do_not_tighten_the_threshold() -> None:
 
     open_set, loo = calibrate(doubled, np.concatenate([LABELS, LABELS]), 2, quantile=0.0)
 
-    assert open_set.threshold == 2.0  # twice the same clip would otherwise give distance 0
+    assert open_set.threshold == 4.0  # twice the same clip would otherwise give distance 0
     assert len(open_set.references) == len(ROWS)
     assert len(loo) == len(ROWS)
 
@@ -110,7 +150,24 @@ def test_an_open_set_round_trips_through_its_file(tmp_path: Path) -> None:
     loaded = load_open_set(tmp_path / "openset.npz", 2.0, n_speakers=2, n_inputs=2)
 
     np.testing.assert_array_equal(loaded.references, open_set.references)
-    assert loaded.offsets.tolist() == [0, 3, 5]
+    assert loaded.offsets.tolist() == [0, 3, 6]
+    assert loaded.scales is not None and loaded.scales.tolist() == [1.0, 1.0]
+
+
+def test_an_open_set_saved_before_scales_loads_with_every_scale_1(tmp_path: Path) -> None:
+    np.savez(tmp_path / "openset.npz", references=ROWS.astype(np.float32), offsets=[0, 3, 6])
+
+    loaded = load_open_set(tmp_path / "openset.npz", 2.0, n_speakers=2, n_inputs=2)
+
+    assert loaded.scales is not None and loaded.scales.tolist() == [1.0, 1.0]
+
+
+def test_scales_that_are_not_positive_are_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "openset.npz", references=ROWS.astype(np.float32), offsets=[0, 3, 6],
+             scales=[1.0, 0.0])  # fmt: skip
+
+    with pytest.raises(BundleError, match="open-set scales must be 2 positive numbers"):
+        load_open_set(tmp_path / "openset.npz", 2.0, n_speakers=2, n_inputs=2)
 
 
 def test_an_open_set_of_another_shape_is_refused(tmp_path: Path) -> None:
@@ -121,7 +178,7 @@ def test_an_open_set_of_another_shape_is_refused(tmp_path: Path) -> None:
         load_open_set(tmp_path / "openset.npz", 2.0, n_speakers=3, n_inputs=2)
 
     assert str(error.value).endswith(
-        "references (5, 2) and offsets (3,) do not fit a network of 2 inputs and 3 speakers"
+        "references (6, 2) and offsets (3,) do not fit a network of 2 inputs and 3 speakers"
     )
 
 
@@ -130,5 +187,5 @@ def test_offsets_that_do_not_cover_the_rows_are_refused() -> None:
         OpenSet(ROWS.astype(np.float32), np.array([0, 3, 4]), 1.0)
 
     assert str(error.value) == (
-        "open-set offsets run from 0 to 4, not from 0 to the 5 reference rows"
+        "open-set offsets run from 0 to 4, not from 0 to the 6 reference rows"
     )

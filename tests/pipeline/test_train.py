@@ -122,7 +122,7 @@ def test_the_open_set_is_calibrated_on_the_training_clips(trained_bundle: Path) 
     bundle = load_bundle(trained_bundle)
     summary = bundle.metadata.open_set
 
-    assert summary.method == "nearest-training-clip"
+    assert summary.method == "nearest-training-clip-scaled"
     assert summary.threshold == bundle.open_set.threshold
     assert summary.n_references == len(bundle.open_set.references) <= 20  # the training split
     assert summary.leave_one_out_false_reject_rate <= summary.quantile + 0.1

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline.demo.synth import STRANGER, write_demo_data
 from tests.helpers import MODEL_DIR
 from tests.security import hostile
 from tests.service.test_main import LIMIT, Server, running, voiceid_command
@@ -52,6 +53,26 @@ def test_a_reload_reaches_both_workers(tmp_path: Path, trained_bundle: Path) -> 
     expected = reload.json()["version"]
     print(f"\n{versions.count(expected)}/100 GET /model agree after the reload")
     assert versions == [expected] * 100
+
+
+def test_two_workers_enrolling_at_once_keep_the_clips_limit(tmp_path: Path) -> None:
+    clips = write_demo_data(tmp_path / "voice", clips_per_voice=8, seed=3, voices=[STRANGER])
+    store = tmp_path / "store"
+    command = [*voiceid_command(), "serve", "--workers", "2", "--data-dir", str(store)]
+    env = {"VOICEID_MAX_CLIPS_PER_SPEAKER": "5"}
+
+    def enrol(path: Path) -> int:
+        files = {"files": (path.name, path.read_bytes(), "audio/wav")}
+        return httpx.post(f"{server.url}/speakers/Zoë/clips", files=files, timeout=30).status_code
+
+    with running(command, tmp_path, workers=2, env=env) as server:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            statuses = sorted(pool.map(enrol, clips["Stranger"]))
+        listed = httpx.get(f"{server.url}/speakers/Zoë").json()
+
+    assert statuses == [200] * 5 + [409] * 3
+    assert len(listed["clips"]) == 5
+    assert len([p for p in (store / "Zoë").iterdir() if not p.name.startswith(".")]) == 5
 
 
 def _post_raw(server: Server, path: str, size: int, headers: str = "") -> tuple[str, float]:

@@ -87,6 +87,7 @@ def running(
     extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEID_")}
     env |= {"VOICEID_MODEL_DIR": str(MODEL_DIR), "VOICEID_MAX_UPLOAD_BYTES": str(LIMIT),
+            "VOICEID_DATA_DIR": str(tmp_path / "speakers"),
             "TF_CPP_MIN_LOG_LEVEL": "2"} | extra  # fmt: skip
     log = tmp_path / f"server-{port}.log"
     with log.open("wb") as out:

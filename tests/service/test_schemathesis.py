@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +22,8 @@ from tests.helpers import MODEL_DIR
 
 pytestmark = pytest.mark.slow  # about 150 generated requests
 
-APP = create_app(Settings(model_dir=MODEL_DIR))
+STORE = tempfile.TemporaryDirectory(prefix="voiceid-schemathesis-")  # removed at exit
+APP = create_app(Settings(model_dir=MODEL_DIR, data_dir=Path(STORE.name) / "speakers"))
 # What `from_asgi` does, minus its request for the schema: that would start the app's lifespan,
 # and so load the model, while pytest is only collecting tests. Each test case starts it instead.
 schema = schemathesis.openapi.from_dict(APP.openapi())

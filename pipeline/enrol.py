@@ -1,0 +1,321 @@
+"""Teach a model new voices without its old recordings: ``voiceid enrol`` and ``POST /train``.
+
+A bundle keeps its training set (``train_features.npz``, made by
+:func:`pipeline.train.training_set_arrays`): every clip's feature row, split and degraded copies.
+A successor learns from those rows plus the new clips', which alone are decoded (and cached), with
+the bundle's feature config and training settings; its network, "unsure" threshold and open set
+are trained and calibrated afresh. The old rows keep their split, so the successor's validation
+includes the old one.
+
+Rows that came from a speaker store (the service's ``--data-dir``) are marked ``enrolled``. A
+store is the whole truth about its voices, so training from it (:attr:`EnrolOptions.from_store`)
+first drops the marked rows: a speaker or clip deleted from the store is gone from the next
+version, and none is counted twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import dataset
+from pipeline import train as training
+from pipeline.bundle import TRAIN_FEATURES_FILE, Bundle, load_bundle
+from pipeline.config import TrainConfig
+from pipeline.dataset import AUDIO_EXTENSIONS, Degradation, Extraction, Recording
+from pipeline.errors import BundleError, DatasetError
+from pipeline.network import check_npz_size
+from pipeline.train import (
+    Prepared,
+    TrainOptions,
+    check_counts,
+    copies_array,
+    first_copies,
+    split_indices,
+    training_rows,
+)
+
+__all__ = [
+    "EnrolOptions",
+    "ProgressFile",
+    "TrainingSet",
+    "enrol",
+    "read_training_set",
+    "store_recordings",
+]
+
+MAX_TRAINING_SET_BYTES = 1 << 30  # a million rows with four copies is about 1.2 GB: far past use
+Progress = Callable[[float, str], None]  # (share done, what it is doing)
+# Shares of the whole job at which each step starts: the rest is training's.
+_READ, _EXTRACT, _FIT, _FIT_END, _WRITE = 0.02, 0.05, 0.25, 0.9, 0.95
+
+
+def _silent(share: float, detail: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class EnrolOptions:
+    """How :func:`enrol` treats the base bundle's rows and the new clips."""
+
+    from_store: bool = False  # new clips are a store's: drop the base's enrolled rows, mark these
+    forget: tuple[str, ...] = ()  # speakers of the base to leave out
+    root: Path = field(default_factory=Path.cwd)  # new clips' names are relative to this
+    cache_dir: Path | None = None
+    jobs: int | None = None
+    name: str | None = None
+    progress: Progress = _silent
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """A bundle's training set, as ``train_features.npz`` keeps it."""
+
+    features: np.ndarray  # (clips, bands) float32
+    speakers: list[str]
+    files: list[str]
+    split: np.ndarray  # (clips,) SPLIT_TRAIN or SPLIT_VALIDATION
+    copies: np.ndarray  # (clips, copies, bands), NaN where a clip has no such copy
+    enrolled: np.ndarray  # (clips,) bool
+
+    def __len__(self) -> int:
+        return len(self.speakers)
+
+    def subset(self, keep: np.ndarray) -> TrainingSet:
+        idx = np.flatnonzero(keep)
+        return TrainingSet(self.features[idx], [self.speakers[i] for i in idx],
+                           [self.files[i] for i in idx], self.split[idx], self.copies[idx],
+                           self.enrolled[idx])  # fmt: skip
+
+
+def read_training_set(bundle: Bundle) -> TrainingSet:
+    """The training set ``bundle`` keeps; raises :class:`BundleError` when it has none or it
+    does not agree with the bundle. Bundles from before it kept splits and copies get the
+    split ``voiceid train`` made and no copies."""
+    path = bundle.path / TRAIN_FEATURES_FILE
+    if not path.is_file():
+        raise BundleError(
+            f"bundle {str(bundle.path)!r} keeps no training set ({TRAIN_FEATURES_FILE}): "
+            "train it again with `voiceid train`"
+        )
+    check_npz_size(path, MAX_TRAINING_SET_BYTES, what="a training set")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+    return _checked_training_set(bundle, arrays, path)
+
+
+def _checked_training_set(bundle: Bundle, arrays: dict[str, np.ndarray], path: Path) -> TrainingSet:
+    missing = {"features", "labels", "files", "label_names"} - set(arrays)
+    if missing:
+        raise BundleError(f"{path} lacks {', '.join(sorted(missing))}")
+    features, labels = arrays["features"].astype(np.float32), arrays["labels"]
+    names, n, bands = (
+        [str(x) for x in arrays["label_names"]],
+        len(labels),
+        bundle.feature_config.n_bands,
+    )
+    problems = []
+    if features.shape != (n, bands):
+        problems.append(f"features are {features.shape}, expected ({n}, {bands})")
+    if labels.dtype.kind not in "iu" or (n and (labels.min() < 0 or labels.max() >= len(names))):
+        problems.append("labels are not indices into label_names")
+    if arrays["files"].shape != (n,):
+        problems.append(f"files are {arrays['files'].shape}, expected ({n},)")
+    training = bundle.metadata.training
+    split = arrays.get("split")
+    if split is None:
+        train_idx, _ = split_indices(labels, training.val_fraction, training.seed)
+        split = np.ones(n, dtype=np.int8)
+        split[train_idx] = 0
+    copies = arrays.get("copies", np.full((n, 1, bands), np.nan, dtype=np.float32))
+    enrolled = arrays.get("enrolled", np.zeros(n, dtype=bool))
+    if split.shape != (n,) or not np.isin(split, (0, 1)).all():
+        problems.append("split is not one 0 (train) or 1 (validation) per row")
+    if copies.ndim != 3 or copies.shape[0] != n or copies.shape[2] != bands:
+        problems.append(f"copies are {copies.shape}, expected ({n}, copies, {bands})")
+    if enrolled.shape != (n,) or enrolled.dtype != bool:
+        problems.append("enrolled is not one flag per row")
+    if problems:
+        raise BundleError(f"{path} does not check out: {'; '.join(problems)}")
+    return TrainingSet(features, [names[i] for i in labels], [str(f) for f in arrays["files"]],
+                       split.astype(np.int8), copies.astype(np.float32), enrolled)  # fmt: skip
+
+
+def store_recordings(store: Path) -> list[Recording]:
+    """The clips of a speaker store, ``store/<speaker>/<clip>``, sorted; none when it is empty
+    or missing. Hidden folders and files are the service's, not speakers'."""
+    if not store.is_dir():
+        return []
+    return [
+        Recording(path, folder.name)
+        for folder in sorted(store.iterdir())
+        if folder.is_dir() and not folder.name.startswith(".")
+        for path in sorted(folder.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+        and path.suffix.lower() in AUDIO_EXTENSIONS
+    ]  # fmt: skip
+
+
+def _train_config(bundle: Bundle) -> TrainConfig:
+    record = bundle.metadata.training
+    return TrainConfig(**{f.name: getattr(record, f.name) for f in fields(TrainConfig)})
+
+
+def _train_options(bundle: Bundle, opts: EnrolOptions) -> TrainOptions:
+    return TrainOptions(train=_train_config(bundle),
+                        max_seconds=bundle.metadata.training.max_seconds, jobs=opts.jobs,
+                        cache_dir=opts.cache_dir, name=opts.name)  # fmt: skip
+
+
+def _extract_new(
+    new: Sequence[Recording], bundle: Bundle, topts: TrainOptions, progress: Progress
+) -> tuple[Extraction, np.ndarray, np.ndarray]:
+    """The new clips' rows, their split (stratified per speaker, as training splits) and their
+    degraded copies: every copy of a training clip, copy 0 of a validation clip."""
+    cfg, tcfg = bundle.feature_config, topts.train
+
+    def extract(
+        recordings: Sequence[Recording], degradation: Degradation | None = None
+    ) -> Extraction:
+        return dataset.extract_features(recordings, cfg, max_seconds=topts.max_seconds,
+                                        jobs=topts.jobs, cache_dir=topts.cache_dir,
+                                        degradation=degradation)  # fmt: skip
+
+    progress(_EXTRACT, f"reading {len(new)} new clips")
+    clean = extract(new)
+    names = sorted({r.speaker for r in clean.recordings})
+    codes = np.array([names.index(r.speaker) for r in clean.recordings], dtype=int)
+    train_idx, val_idx = (
+        split_indices(codes, tcfg.val_fraction, tcfg.seed) if len(codes) else (codes, codes)
+    )
+    split = np.zeros(len(codes), dtype=np.int8)
+    split[val_idx] = 1
+    n_copies = tcfg.augment_copies if tcfg.augment else 0
+    trainers = [clean.recordings[i] for i in train_idx]
+    degraded = []
+    for c in range(max(n_copies, 1)):
+        progress(_EXTRACT + (_FIT - _EXTRACT) * (c + 1) / (max(n_copies, 1) + 1),
+                 f"degraded copy {c + 1} of the new clips")  # fmt: skip
+        chosen = trainers if c < n_copies else []
+        if c == 0:  # validation reports on copy 0 of its clips
+            chosen = chosen + [clean.recordings[i] for i in val_idx]
+        degraded.append(extract(chosen, Degradation(tcfg.seed, c)))
+    return clean, split, copies_array(clean, degraded)
+
+
+def _joined_copies(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    width = max(a.shape[1], b.shape[1])
+
+    def padded(x: np.ndarray) -> np.ndarray:
+        pad = np.full((x.shape[0], width - x.shape[1], x.shape[2]), np.nan, dtype=np.float32)
+        return np.concatenate([x, pad], axis=1)
+
+    return np.concatenate([padded(a), padded(b)])
+
+
+def _kept_rows(base: TrainingSet, opts: EnrolOptions) -> TrainingSet:
+    unknown = sorted(set(opts.forget) - set(base.speakers))
+    if unknown:
+        raise DatasetError(
+            f"cannot forget {', '.join(map(repr, unknown))}: not a speaker of the model"
+        )
+    keep = ~np.isin(np.array(base.speakers, dtype=object), list(opts.forget))
+    if opts.from_store:
+        keep &= ~base.enrolled
+    return base.subset(keep)
+
+
+def prepare_enrolment(
+    bundle: Bundle, new: Sequence[Recording], opts: EnrolOptions, topts: TrainOptions
+) -> Prepared:
+    """The base bundle's kept rows and the new clips', split and ready to fit."""
+    opts.progress(_READ, "reading the model's training set")
+    base = _kept_rows(read_training_set(bundle), opts)
+    clean, new_split, new_copies = _extract_new(new, bundle, topts, opts.progress)
+    recordings = [Recording(Path(f), s) for f, s in zip(base.files, base.speakers, strict=True)]
+    extraction = Extraction(recordings + clean.recordings,
+                            np.concatenate([base.features, clean.features]),
+                            clean.skipped, clean.decoded)  # fmt: skip
+    labels = sorted({r.speaker for r in extraction.recordings})
+    if len(labels) < 2:
+        raise DatasetError(
+            f"the new model would know {len(labels)} speaker(s); at least 2 are needed"
+        )
+    check_counts(extraction, labels)
+    y = np.array([labels.index(r.speaker) for r in extraction.recordings])
+    split = np.concatenate([base.split, new_split])
+    train_idx, val_idx = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
+    copies = _joined_copies(base.copies, new_copies)
+    tcfg = topts.train
+    n_copies = tcfg.augment_copies if tcfg.augment else 0
+    x_train, y_train = training_rows(extraction.features, y, train_idx, copies, n_copies)
+    enrolled = np.concatenate([base.enrolled, np.full(len(clean.recordings), opts.from_store)])
+    return Prepared(opts.root, opts.root, bundle.metadata.training.fmax_derived, labels,
+                    bundle.feature_config, len(base) + len(new), extraction, y, train_idx, val_idx,
+                    x_train, y_train, first_copies(copies, extraction, val_idx), copies,
+                    enrolled)  # fmt: skip
+
+
+def enrol(
+    base_dir: Path, out_dir: Path, new: Sequence[Recording], opts: EnrolOptions = EnrolOptions()
+) -> dict[str, Any]:
+    """Train a successor of the bundle at ``base_dir`` that also knows the speakers of ``new``
+    and write it to ``out_dir``; return its training report."""
+    started = time.perf_counter()
+    training.import_in_background("pipeline.model")
+    bundle = load_bundle(base_dir)
+    topts = _train_options(bundle, opts)
+    data = prepare_enrolment(bundle, new, opts, topts)
+    features_s = time.perf_counter() - started
+
+    def on_epoch(epoch: int, horizon: int) -> None:
+        share = _FIT + (_FIT_END - _FIT) * min(epoch / max(horizon, 1), 1.0)
+        opts.progress(share, f"training: epoch {epoch}")
+
+    opts.progress(_FIT, "training: starting TensorFlow")
+    fitted = training.fit_and_calibrate(data, topts.train, on_epoch)
+    opts.progress(_FIT_END, "calibrating the open set and scoring validation")
+    metrics, evaluations = training.assess(data, fitted, topts)
+    report = training.training_report(data, fitted, metrics, evaluations)
+    report["base"] = {"path": str(bundle.path), "version": bundle.version,
+                      "labels": list(bundle.labels)}  # fmt: skip
+    report["timing_s"] = {"features": round(features_s, 3),
+                          "total": round(time.perf_counter() - started, 3)}  # fmt: skip
+    opts.progress(_WRITE, "writing the new version")
+    description = training.describe(data, fitted, metrics, topts, out_dir)
+    training.write_trained(out_dir, data, fitted, description, report)
+    return report
+
+
+class ProgressFile:
+    """A :data:`Progress` that keeps the latest step in a JSON file, replaced atomically (a
+    reader never sees half of one), for a process that watches the job from outside."""
+
+    def __init__(self, path: Path, min_interval_s: float = 0.1) -> None:
+        self.path = path
+        self.min_interval_s = min_interval_s
+        self._last = 0.0
+
+    def __call__(self, share: float, detail: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self.min_interval_s and share < _WRITE:
+            return
+        self._last = now
+        record = {"progress": round(share, 4), "detail": detail, "pid": os.getpid()}
+        with contextlib.suppress(OSError):  # progress is news, never a reason to fail the job
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f)
+            os.replace(tmp, self.path)

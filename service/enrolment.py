@@ -1,0 +1,78 @@
+"""From uploaded clips to the speaker store: the work behind ``POST /speakers/{name}/clips``.
+
+Each clip is decoded and featurised on the compute thread exactly as ``/predict`` would (same
+limits, same errors, the current model's feature config); the clips that pass are then written
+to the store together, under its lock, in a thread of their own, so the compute thread never
+waits on another process's lock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from pipeline.config import FeatureConfig
+from pipeline.errors import AudioError
+from pipeline.predict import clip_histogram
+from pipeline.speakers import NewClip, SpeakerStore, clip_extension
+from service.errors import status_for
+from service.inference import oversized
+from service.schemas import AcceptedClip, ClipsResponse, RefusedClip
+from service.settings import Settings
+
+__all__ = ["CheckedClip", "answer_status", "check_clips", "store_clips"]
+
+NOTHING_ACCEPTED_STATUS = 422  # when nothing was accepted and the refusals differ in status
+
+
+@dataclass(frozen=True)
+class CheckedClip:
+    """A clip that passed: its part's file name, what to store, and its histogram."""
+
+    file: str
+    clip: NewClip
+    histogram: list[float]
+
+
+def check_clips(
+    cfg: FeatureConfig, files: list[tuple[str, bytes]], settings: Settings
+) -> list[CheckedClip | RefusedClip]:
+    """One outcome per file, in order: checked, or refused with the status /predict gives."""
+    out: list[CheckedClip | RefusedClip] = []
+    for name, data in files:
+        if (detail := oversized(data, settings)) is not None:
+            out.append(RefusedClip(file=name, status=413, detail=detail))
+            continue
+        try:
+            row, clip = clip_histogram(data, cfg, max_seconds=settings.max_clip_seconds)
+            extension = clip_extension(data)
+        except AudioError as exc:
+            out.append(RefusedClip(file=name, status=status_for(exc), detail=str(exc)))
+            continue
+        new = NewClip(data, extension, clip.duration_s)
+        out.append(CheckedClip(name, new, row.tolist()))
+    return out
+
+
+def store_clips(
+    store: SpeakerStore, name: str, outcomes: list[CheckedClip | RefusedClip]
+) -> ClipsResponse:
+    """Store the checked clips of ``outcomes`` under ``name`` (all or none: a limit raises
+    ``StoreLimitError``), and say what became of every file."""
+    checked = [o for o in outcomes if isinstance(o, CheckedClip)]
+    added = store.add(name, [c.clip for c in checked]) if checked else []
+    accepted = [
+        AcceptedClip(id=a.id, file=c.file, seconds=round(c.clip.seconds, 4),
+                     duplicate=a.duplicate, histogram=c.histogram)
+        for c, a in zip(checked, added, strict=True)
+    ]  # fmt: skip
+    refused = [o for o in outcomes if isinstance(o, RefusedClip)]
+    return ClipsResponse(speaker=name, accepted=accepted, refused=refused)
+
+
+def answer_status(response: ClipsResponse) -> int:
+    """200 when any clip was accepted; else the refusals' status when they share one, else 422."""
+    if response.accepted:
+        return 200
+    statuses = Counter(r.status for r in response.refused)
+    return next(iter(statuses)) if len(statuses) == 1 else NOTHING_ACCEPTED_STATUS

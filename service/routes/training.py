@@ -1,0 +1,76 @@
+"""POST /train, GET /train/{id}, GET /models and POST /models/{version}/activate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from service.deps import StoreDep, TrainerDep
+from service.schemas import ErrorResponse, JobStarted, JobStatus, ModelVersion, ModelVersions
+
+router = APIRouter(tags=["training"])  # the key and who may write: service.auth
+
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "API key missing or wrong (only when one is set)"},
+}
+_CANNOT_TRAIN = "no model loaded, or this server cannot train (the train extra is missing)"
+_WRITE: dict[int | str, dict[str, Any]] = _AUTH | {
+    403: {"model": ErrorResponse, "description": "writes are off: no key, and not on loopback"},
+}
+
+
+@router.post(
+    "/train",
+    status_code=202,
+    response_model=JobStarted,
+    responses=_WRITE
+    | {
+        409: {"model": ErrorResponse, "description": "a training job is running"},
+        422: {"model": ErrorResponse, "description": "a store speaker has too few clips"},
+        503: {"model": ErrorResponse, "description": _CANNOT_TRAIN},
+    },
+    summary="Train a new version that knows the store's voices",
+)
+async def start_training(response: Response, trainer: TrainerDep) -> JobStarted:
+    """Trains, in a separate process, a successor of the model being served from its kept
+    training rows plus the speaker store's clips (only these are decoded), and serves it on
+    every worker when done. Follow the job at `GET /train/{job}`."""
+    job = await trainer.start()
+    response.headers["Location"] = f"/train/{job}"
+    return JobStarted(job=job)
+
+
+@router.get(
+    "/train/{job}",
+    response_model=JobStatus,
+    responses=_AUTH | {404: {"model": ErrorResponse, "description": "no such job"}},
+    summary="A training job's state and progress",
+)
+async def get_job(job: str, trainer: TrainerDep) -> JobStatus:
+    return JobStatus.model_validate(trainer.status(job))
+
+
+@router.get("/models", response_model=ModelVersions, responses=_AUTH, summary="Model versions")
+async def list_versions(store: StoreDep, trainer: TrainerDep) -> ModelVersions:
+    """The configured model and every version training made, oldest first, and which is served."""
+    active = store.current if store.ready else None
+    return ModelVersions.model_validate({"versions": trainer.versions.entries(active)})
+
+
+@router.post(
+    "/models/{version}/activate",
+    response_model=ModelVersion,
+    responses=_WRITE
+    | {
+        404: {"model": ErrorResponse, "description": "no such version"},
+        409: {"model": ErrorResponse, "description": "the version does not load"},
+    },
+    summary="Serve another version: roll back or forward",
+)
+async def activate(version: str, store: StoreDep, trainer: TrainerDep) -> ModelVersion:
+    """Every worker serves `version` from its next request on; requests in flight finish on
+    the version they started with."""
+    bundle = await store.load(trainer.versions.find(version))
+    trainer.versions.remember_active(bundle)
+    return ModelVersion.model_validate(trainer.versions.entry_of(bundle.path, bundle))

@@ -1,0 +1,139 @@
+"""The model versions a server can serve: the configured bundle and those its jobs trained.
+
+Trained versions live in ``<data_dir>/.versions/<UTC time>-<job>/``, so their folder names sort
+oldest first; a version's id is its bundle's version (the network's checksum, 12 hex digits).
+Which one is active survives a restart (``active.json``) as long as the server is configured
+with the same model the versions were trained from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.bundle import Bundle, read_metadata_json
+from pipeline.errors import BundleError
+from service.errors import NotFoundError
+
+__all__ = ["VERSION_ID", "Versions"]
+
+log = logging.getLogger("voiceid.service")
+VERSION_ID = re.compile(r"[0-9a-f]{12}")
+ACTIVE_FILE = "active.json"
+
+
+def _summary(path: Path) -> dict[str, Any] | None:
+    """What ``GET /models`` says of the bundle at ``path``, or None when it is not one."""
+    try:
+        meta = read_metadata_json(path)
+        return {
+            "version": str(meta["network_sha256"])[:12],
+            "name": str(meta["name"]),
+            "created": str(meta["created"]),
+            "labels": list(meta["labels"]),
+            "metrics": dict(meta["metrics"]),
+        }
+    except (BundleError, KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass
+class Versions:
+    """The configured bundle and the trained ones under ``root``."""
+
+    configured: Path
+    root: Path
+
+    def __post_init__(self) -> None:
+        # Bundles load by their resolved path: compare like with like.
+        self.configured, self.root = self.configured.resolve(), self.root.resolve()
+
+    def new_folder(self, job: str) -> Path:
+        """Where job ``job`` writes its version (the bundle writer creates it atomically)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{job}"
+
+    def _trained(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def _all(self) -> list[tuple[Path, dict[str, Any]]]:
+        found = []
+        for path, source in [(self.configured, "configured")] + [
+            (p, "trained") for p in self._trained()
+        ]:
+            summary = _summary(path)
+            if summary is not None:
+                found.append((path, summary | {"source": source}))
+        return found
+
+    def entries(self, active: Bundle | None) -> list[dict[str, Any]]:
+        """Every version, oldest first (the configured one first), each marked active or not."""
+        current = active.version if active is not None else None
+        return [entry | {"active": entry["version"] == current} for _, entry in self._all()]
+
+    def entry_of(self, path: Path, active: Bundle | None) -> dict[str, Any]:
+        for found, entry in self._all():
+            if found == path:
+                return entry | {"active": active is not None and entry["version"] == active.version}
+        raise NotFoundError(f"no model version at {path.name!r}")
+
+    def find(self, version: str) -> Path:
+        """The folder of ``version``; :class:`NotFoundError` when no version has that id."""
+        if VERSION_ID.fullmatch(version):
+            for path, entry in self._all():
+                if entry["version"] == version:
+                    return path
+        raise NotFoundError(f"no model version {version!r}: GET /models lists them")
+
+    def keep_new(self, out: Path) -> Path:
+        """``out``, a version just written, or the older version with the same network (a job
+        that learnt nothing new), in which case ``out`` is removed."""
+        new = _summary(out)
+        if new is None:
+            raise BundleError(f"the training process wrote no bundle at {out.name!r}")
+        for path, entry in self._all():
+            if path != out and entry["version"] == new["version"]:
+                shutil.rmtree(out, ignore_errors=True)
+                return path
+        return out
+
+    def remember_active(self, bundle: Bundle) -> None:
+        """Record ``bundle`` as the active version, for the next start of the server."""
+        configured = _summary(self.configured)
+        if configured is None:
+            return
+        record = {"path": str(bundle.path), "version": bundle.version,
+                  "configured": configured["version"]}  # fmt: skip
+        with contextlib.suppress(OSError):
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{ACTIVE_FILE}.", dir=self.root)
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f)
+            os.replace(tmp, self.root / ACTIVE_FILE)
+
+    def remembered(self) -> Path | None:
+        """The version active when the server last ran, if it was trained from the model the
+        server is configured with now; else None (serve the configured one)."""
+        try:
+            record = json.loads((self.root / ACTIVE_FILE).read_text())
+            version, configured_was = str(record["version"]), str(record["configured"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        configured = _summary(self.configured)
+        if configured is None or configured["version"] != configured_was:
+            return None
+        try:
+            return self.find(version)
+        except NotFoundError:
+            return None

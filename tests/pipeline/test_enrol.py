@@ -1,0 +1,150 @@
+"""Tests of pipeline.enrol: a successor learns new voices from the bundle's kept training set."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline.bundle import TRAIN_FEATURES_FILE, load_bundle
+from pipeline.demo.synth import VoiceSpec, write_demo_data
+from pipeline.enrol import EnrolOptions, ProgressFile, enrol, read_training_set, store_recordings
+from pipeline.errors import BundleError, DatasetError
+from pipeline.predict import predict_clip
+from pipeline.train import SPLIT_VALIDATION
+from tests.helpers import MODEL_DIR
+
+# A voice neither the shipped model nor the tests' Stranger has: higher and brighter.
+ALICE = VoiceSpec("Alice", pitch_hz=210.0, formant_scale=1.2, tilt=10.0, breathiness=0.1)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A speaker store holding 12 clips of Alice."""
+    root = tmp_path_factory.mktemp("store")
+    write_demo_data(root, clips_per_voice=12, seed=5, voices=[ALICE])
+    return root
+
+
+@pytest.fixture(scope="module")
+def enrolled(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("versions") / "v1"
+    report = enrol(
+        MODEL_DIR, out, store_recordings(store), EnrolOptions(from_store=True, root=store)
+    )
+    return out, report
+
+
+def test_the_shipped_bundle_keeps_its_training_set_with_splits_and_copies() -> None:
+    kept = read_training_set(load_bundle(MODEL_DIR))
+
+    assert len(kept) == 200
+    assert int((kept.split == SPLIT_VALIDATION).sum()) == 40
+    assert kept.copies.shape == (200, 4, 60)
+    has_copy = np.isfinite(kept.copies).all(axis=2)
+    assert has_copy[kept.split == 0].all()  # every training clip has its 4 copies
+    assert has_copy[kept.split == 1, 0].all() and not has_copy[kept.split == 1, 1:].any()
+    assert not kept.enrolled.any()
+
+
+@pytest.mark.slow
+def test_the_successor_knows_the_new_voice_and_the_old_ones(
+    enrolled: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    out, report = enrolled
+    fresh = write_demo_data(tmp_path / "alice", clips_per_voice=8, seed=9, voices=[ALICE])
+    known = write_demo_data(tmp_path / "known", clips_per_voice=10, seed=9)
+    bundle = load_bundle(out)
+
+    assert bundle.labels == ("Alice", "David", "Steve")
+    assert report["files"]["decoded"] == 12  # the new clips, none of the model's 200
+    named = [predict_clip(bundle, p)[0].speaker for p in fresh["Alice"]]
+    assert named.count("Alice") >= 7
+    for voice, paths in known.items():
+        assert [predict_clip(bundle, p)[0].speaker for p in paths].count(voice) >= 9
+
+
+@pytest.mark.slow
+def test_the_successor_keeps_the_old_split_and_marks_the_store_rows(
+    enrolled: tuple[Path, dict[str, Any]],
+) -> None:
+    out, _ = enrolled
+    base, successor = read_training_set(load_bundle(MODEL_DIR)), read_training_set(load_bundle(out))
+
+    assert len(successor) == len(base) + 12
+    assert successor.files[: len(base)] == base.files
+    assert successor.split[: len(base)].tolist() == base.split.tolist()
+    assert successor.enrolled.tolist() == [False] * len(base) + [True] * 12
+    assert successor.files[len(base) :] == [f"Alice/hello_{k:03d}.wav" for k in range(12)]
+    assert int((successor.split[len(base) :] == SPLIT_VALIDATION).sum()) == 2
+
+
+@pytest.mark.slow
+def test_training_from_the_store_again_replaces_its_voices(
+    enrolled: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    out, _ = enrolled
+    empty = tmp_path / "store"
+    empty.mkdir()
+
+    enrol(out, tmp_path / "v2", [], EnrolOptions(from_store=True, root=empty))
+
+    assert load_bundle(tmp_path / "v2").labels == ("David", "Steve")  # Alice left the store
+
+
+def test_a_model_needs_two_speakers_and_a_forgotten_one_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"would know 1 speaker\(s\); at least 2"):
+        enrol(MODEL_DIR, tmp_path / "out", [], EnrolOptions(forget=("Steve",)))
+    with pytest.raises(DatasetError, match="cannot forget 'Bob': not a speaker of the model"):
+        enrol(MODEL_DIR, tmp_path / "out", [], EnrolOptions(forget=("Bob",)))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_new_voice_with_too_few_usable_clips_is_refused(store: Path, tmp_path: Path) -> None:
+    three = store_recordings(store)[:3]
+
+    with pytest.raises(DatasetError, match="speaker 'Alice' has 3 usable clips; at least 4"):
+        enrol(MODEL_DIR, tmp_path / "out", three, EnrolOptions(root=store))
+
+
+def test_a_bundle_without_a_training_set_says_so(bundle_copy: Path, tmp_path: Path) -> None:
+    (bundle_copy / TRAIN_FEATURES_FILE).unlink()
+
+    with pytest.raises(BundleError, match="keeps no training set"):
+        enrol(bundle_copy, tmp_path / "out", [])
+
+
+def test_a_training_set_that_disagrees_with_its_bundle_is_refused(bundle_copy: Path) -> None:
+    path = bundle_copy / TRAIN_FEATURES_FILE
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    np.savez(path, **(arrays | {"split": np.full(len(arrays["labels"]), 7)}))
+
+    with pytest.raises(BundleError, match=r"split is not one 0 \(train\) or 1 \(validation\)"):
+        read_training_set(load_bundle(bundle_copy))
+
+
+def test_store_recordings_skip_hidden_entries_and_other_files(tmp_path: Path) -> None:
+    for name in ("Bob/a.wav", "Bob/.b.wav", "Bob/notes.txt", ".versions/x/c.wav", "Eve/d.flac"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+
+    found = [(r.speaker, r.path.name) for r in store_recordings(tmp_path)]
+
+    assert found == [("Bob", "a.wav"), ("Eve", "d.flac")]
+    assert store_recordings(tmp_path / "missing") == []
+
+
+def test_progress_file_holds_the_latest_step(tmp_path: Path) -> None:
+    progress = ProgressFile(tmp_path / "p.json", min_interval_s=0.0)
+
+    progress(0.5, "training: epoch 3")
+
+    assert (tmp_path / "p.json").read_text().startswith('{"progress": 0.5, "detail": "training')
+    shutil.rmtree(tmp_path)
+    progress(0.6, "lost")  # a vanished folder never fails the job

@@ -1,0 +1,324 @@
+"""The speaker store: names, clip ids, adding and removing, limits, and what training sees."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline.dataset import scan_folder
+from pipeline.errors import DecodeError, InvalidNameError, NotInStoreError, StoreLimitError
+from pipeline.speakers import (
+    NewClip,
+    SpeakerStore,
+    SpeakerSummary,
+    StoredClip,
+    StoreLimits,
+    check_speaker_name,
+    clip_extension,
+    clip_id,
+    clip_seconds,
+)
+from tests.signals import SR, encode, tone
+
+
+def wav(seconds: float, freq: float = 220.0) -> bytes:
+    return encode(tone(freq, seconds=seconds))
+
+
+def new(seconds: float, freq: float = 220.0) -> NewClip:
+    return NewClip(wav(seconds, freq), "wav", seconds)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SpeakerStore:
+    return SpeakerStore(tmp_path / "speakers")
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Alice", "Zoë", "Jean-Luc O'Neil".replace("'", ""), "a.b_c 2",
+                                  "李雷", "x" * 64, "7"])  # fmt: skip
+def test_a_valid_name_is_returned_as_it_is(name: str) -> None:
+    assert check_speaker_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("", "speaker name is empty: use 1-64 letters, digits, spaces, '-', '_' and '.'"),
+     ("x" * 65, f"speaker name {'x' * 65!r} is 65 characters long: at most 64 are allowed"),
+     ("../x", "speaker name '../x' holds a path separator '/'"),
+     ("a\\b", "speaker name 'a\\\\b' holds a path separator '\\\\'"),
+     (".hidden", "speaker name '.hidden' starts with '.'"),
+     ("..", "speaker name '..' starts with '.'"),
+     (" a", "speaker name ' a' starts with ' '"),
+     ("a ", "speaker name 'a ' ends with a space"),
+     ("a\x00b", "speaker name 'a\\x00b' holds '\\x00': use only letters, digits, spaces, '-', "
+                "'_' and '.'"),
+     ("a\tb", "speaker name 'a\\tb' holds '\\t': use only letters, digits, spaces, '-', '_' and "
+              "'.'"),
+     ("a:b", "speaker name 'a:b' holds ':': use only letters, digits, spaces, '-', '_' and '.'")],
+    ids=["empty", "65 chars", "parent", "backslash", "hidden", "dot dot", "leading space",
+         "trailing space", "NUL", "tab", "colon"],
+)  # fmt: skip
+def test_a_bad_name_is_refused_with_what_is_wrong(name: str, message: str) -> None:
+    with pytest.raises(InvalidNameError) as caught:
+        check_speaker_name(name)
+
+    assert str(caught.value) == message
+    assert isinstance(caught.value, ValueError)  # a ParameterError, like every bad option
+
+
+# --- clip ids and formats ------------------------------------------------------------------------
+
+
+def test_a_clip_id_is_the_start_of_its_sha256() -> None:
+    data = wav(0.5)
+
+    assert clip_id(data) == hashlib.sha256(data).hexdigest()[:16]
+
+
+@pytest.mark.parametrize(("fmt", "subtype", "ext"),
+                         [("WAV", "PCM_16", "wav"), ("FLAC", "PCM_16", "flac"),
+                          ("OGG", "VORBIS", "ogg"), ("AU", "PCM_16", "au")])  # fmt: skip
+def test_a_clip_is_stored_under_its_format_s_extension(fmt: str, subtype: str, ext: str) -> None:
+    data = encode(tone(220, seconds=0.5), fmt=fmt, subtype=subtype)
+
+    assert clip_extension(data) == ext
+
+
+def test_a_format_the_store_cannot_name_is_refused() -> None:
+    with pytest.raises(DecodeError) as caught:
+        clip_extension(b"#!AMR\n" + bytes(100))
+
+    assert str(caught.value) == (
+        "clips in AMR format cannot be stored: send AAC, AIFF, FLAC, MP3, MP4/M4A, Ogg, WAV, "
+        "WebM/Matroska"
+    )
+
+
+# --- adding and listing --------------------------------------------------------------------------
+
+
+def test_an_empty_store_lists_nothing_and_is_not_made_by_reading(store: SpeakerStore) -> None:
+    assert store.speakers() == []
+    assert store.clips("Alice") == []
+    assert not store.root.exists()
+
+
+def test_added_clips_are_listed_with_their_length_and_size(store: SpeakerStore) -> None:
+    one, two = new(0.5), new(1.25, 330)
+
+    added = store.add("Alice", [one, two])
+
+    assert [a.duplicate for a in added] == [False, False]
+    assert [a.id for a in added] == [clip_id(one.data), clip_id(two.data)]
+    assert store.speakers() == [SpeakerSummary("Alice", 2, 1.75, len(one.data) + len(two.data))]
+    assert store.clips("Alice") == sorted(
+        [StoredClip(clip_id(one.data), 0.5, len(one.data)),
+         StoredClip(clip_id(two.data), 1.25, len(two.data))], key=lambda c: c.id,
+    )  # fmt: skip
+    assert (store.root / "Alice" / f"{clip_id(one.data)}.wav").read_bytes() == one.data
+
+
+def test_the_same_clip_twice_is_stored_once(store: SpeakerStore) -> None:
+    clip = new(0.5)
+
+    first = store.add("Alice", [clip, clip])
+    again = store.add("Alice", [clip])
+
+    assert [a.duplicate for a in first + again] == [False, True, True]
+    assert len({a.id for a in first + again}) == 1
+    assert store.speakers()[0].clips == 1
+
+
+def test_a_new_process_reads_lengths_from_the_files(store: SpeakerStore) -> None:
+    store.add("Alice", [new(0.5), new(2.0, 330)])
+
+    fresh = SpeakerStore(store.root)  # nothing remembered from the writes
+
+    assert sorted(c.seconds for c in fresh.clips("Alice")) == [0.5, 2.0]
+
+
+def test_the_length_of_a_file_without_one_in_its_header_comes_from_decoding(
+    tmp_path: Path,
+) -> None:
+    data = bytearray(wav(0.75))
+    data[4:8] = data[40:44] = b"\xff\xff\xff\xff"  # as ffmpeg writes WAV to a pipe
+    path = tmp_path / "stream.wav"
+    path.write_bytes(bytes(data))
+
+    assert clip_seconds(path) == 0.75
+
+
+def test_an_unreadable_file_has_no_length_but_is_listed(store: SpeakerStore) -> None:
+    (store.root / "Bob").mkdir(parents=True)
+    (store.root / "Bob" / "broken.wav").write_bytes(b"RIFF nonsense")
+
+    assert store.clips("Bob") == [StoredClip("broken", 0.0, 13)]
+
+
+def test_hidden_entries_and_other_files_are_not_speakers_or_clips(store: SpeakerStore) -> None:
+    store.add("Alice", [new(0.5)])
+    for hidden in (".versions", ".jobs", ".cache"):
+        (store.root / hidden / "x").mkdir(parents=True)
+        (store.root / hidden / "x" / "a.wav").write_bytes(wav(0.5))
+    (store.root / "Alice" / ".half.wav.1234.part").write_bytes(b"half")
+    (store.root / "Alice" / "notes.txt").write_text("not audio")
+    (store.root / "loose.wav").write_bytes(wav(0.5))
+
+    assert [s.name for s in store.speakers()] == ["Alice"]
+    assert len(store.clips("Alice")) == 1
+
+
+def test_the_store_is_a_training_folder(store: SpeakerStore) -> None:
+    store.add("Alice", [new(0.5), new(0.6, 330)])
+    store.add("Bob", [new(0.5, 440)])
+    (store.root / ".versions" / "v1").mkdir(parents=True)
+
+    recordings = scan_folder(store.root)
+
+    assert sorted((r.speaker, r.path.stem) for r in recordings) == sorted(
+        [(s, c.id) for s in ("Alice", "Bob") for c in store.clips(s)]
+    )
+
+
+def test_a_bad_name_or_extension_writes_nothing(store: SpeakerStore) -> None:
+    with pytest.raises(InvalidNameError):
+        store.add("../outside", [new(0.5)])
+    with pytest.raises(ValueError, match=r"^extension='wav/../../x' is not one of an audio file$"):
+        store.add("Alice", [NewClip(wav(0.5), "wav/../../x", 0.5)])
+
+    assert not store.root.exists()
+
+
+# --- removing ------------------------------------------------------------------------------------
+
+
+def test_a_speaker_is_removed_with_its_clips(store: SpeakerStore) -> None:
+    store.add("Alice", [new(0.5), new(0.6, 330)])
+    store.add("Bob", [new(0.5, 440)])
+
+    assert store.remove_speaker("Alice") == 2
+    assert [s.name for s in store.speakers()] == ["Bob"]
+    assert sorted(p.name for p in store.root.iterdir()) == [".lock", "Bob"]
+
+
+def test_removing_a_speaker_the_store_lacks_says_so(store: SpeakerStore) -> None:
+    with pytest.raises(NotInStoreError, match=r"^the store has no speaker 'Alice'$"):
+        store.remove_speaker("Alice")
+
+
+def test_a_clip_is_removed_and_the_last_one_takes_its_speaker(store: SpeakerStore) -> None:
+    first, second = (a.id for a in store.add("Alice", [new(0.5), new(0.6, 330)]))
+
+    store.remove_clip("Alice", first)
+    assert [c.id for c in store.clips("Alice")] == [second]
+    store.remove_clip("Alice", second)
+
+    assert store.speakers() == []
+    assert not (store.root / "Alice").exists()
+
+
+@pytest.mark.parametrize("bad", ["0123456789abcdef", "..", "../Bob", "", "*", "Alice"])
+def test_a_clip_that_is_not_listed_is_not_removed(store: SpeakerStore, bad: str) -> None:
+    store.add("Alice", [new(0.5)])
+    store.add("Bob", [new(0.5, 440)])
+
+    with pytest.raises(NotInStoreError) as caught:
+        store.remove_clip("Alice", bad)
+
+    assert str(caught.value) == f"speaker 'Alice' has no clip {bad!r} in the store"
+    assert [s.clips for s in store.speakers()] == [1, 1]
+
+
+# --- limits --------------------------------------------------------------------------------------
+
+
+def test_the_speakers_limit_refuses_one_more_speaker_only(tmp_path: Path) -> None:
+    store = SpeakerStore(tmp_path, StoreLimits(max_speakers=2))
+    store.add("Alice", [new(0.5)])
+    store.add("Bob", [new(0.5, 330)])
+
+    with pytest.raises(StoreLimitError) as caught:
+        store.add("Carol", [new(0.5, 440)])
+    store.add("Alice", [new(0.6)])  # an existing speaker still takes clips
+
+    assert caught.value.limit == "max_speakers"
+    assert str(caught.value) == "cannot add speaker 'Carol': the store holds 2 speakers, the limit"
+    assert [s.name for s in store.speakers()] == ["Alice", "Bob"]
+
+
+def test_the_clips_limit_refuses_the_whole_call_and_takes_duplicates(tmp_path: Path) -> None:
+    store = SpeakerStore(tmp_path, StoreLimits(max_clips_per_speaker=2))
+    first = new(0.5)
+    store.add("Alice", [first])
+
+    with pytest.raises(StoreLimitError) as caught:
+        store.add("Alice", [new(0.6), new(0.7)])
+    store.add("Alice", [first, new(0.6)])  # one new clip: up to the limit
+    again = store.add("Alice", [first])  # nothing new: no limit is passed
+
+    assert caught.value.limit == "max_clips_per_speaker"
+    assert str(caught.value) == (
+        "cannot add 2 clips to 'Alice': it has 1, and the limit is 2 clips per speaker"
+    )
+    assert again[0].duplicate
+    assert store.speakers()[0].clips == 2
+
+
+def test_the_bytes_limit_counts_every_speaker_s_clips(tmp_path: Path) -> None:
+    one, two = new(0.5), new(0.5, 330)
+    store = SpeakerStore(tmp_path, StoreLimits(max_store_bytes=len(one.data) + len(two.data) - 1))
+    store.add("Alice", [one])
+
+    with pytest.raises(StoreLimitError) as caught:
+        store.add("Bob", [two])
+
+    assert caught.value.limit == "max_store_bytes"
+    assert str(caught.value) == (
+        f"cannot add {len(two.data)} bytes of clips: the store holds {len(one.data)} bytes, and "
+        f"the limit is {len(one.data) + len(two.data) - 1} bytes"
+    )
+    assert [s.name for s in store.speakers()] == ["Alice"]
+
+
+# --- several processes ---------------------------------------------------------------------------
+
+
+def _add_many(root: str, worker: int, start: Any, out: Any) -> None:
+    """Add 10 distinct clips one call at a time; put how many calls the limit refused."""
+    store = SpeakerStore(Path(root), StoreLimits(max_clips_per_speaker=12))
+    start.wait()  # every worker started: they add at the same moment
+    refused = 0
+    for i in range(10):
+        level = (worker * 100 + i + 1) / 10_000  # a distinct clip for each worker and call
+        data = encode(np.full(SR // 10, level, dtype=np.float32))
+        try:
+            store.add("Alice", [NewClip(data, "wav", 0.1)])
+        except StoreLimitError:
+            refused += 1
+    out.put(refused)
+
+
+def test_processes_adding_at_once_never_pass_the_clips_limit(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")  # this process may hold TensorFlow's threads
+    start, out = ctx.Barrier(4), ctx.Queue()
+    workers = [ctx.Process(target=_add_many, args=(str(tmp_path), w, start, out))
+               for w in range(4)]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    refused = [out.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+
+    names = os.listdir(tmp_path / "Alice")
+    assert len(names) == 12
+    assert all(not name.startswith(".") for name in names)  # no temporary file left
+    assert sum(refused) == 40 - 12

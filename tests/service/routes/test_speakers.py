@@ -1,0 +1,263 @@
+"""The speaker store's routes: listing, enrolling clips (checked as /predict checks them),
+removing, and the limits."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from pipeline.bundle import Bundle
+from pipeline.predict import clip_histogram
+from pipeline.speakers import clip_id
+from tests.helpers import ClientFactory
+from tests.signals import PNG_BYTES, encode, tone
+
+MODEL_ONLY = [
+    {"name": "David", "clips": 0, "seconds": 0.0, "in_store": False, "in_model": True},
+    {"name": "Steve", "clips": 0, "seconds": 0.0, "in_store": False, "in_model": True},
+]
+SILENT = encode(np.zeros(16_000, dtype=np.float32))
+SILENT_DETAIL = "clip is silent: peak level -inf dBFS is below -80 dBFS"
+JUNK_DETAIL = "cannot decode PNG image data: not a supported audio format"
+
+
+def seconds(clip: bytes) -> float:
+    info = sf.info(io.BytesIO(clip))
+    return round(info.frames / info.samplerate, 4)
+
+
+def upload(client: TestClient, name: str, *clips: tuple[str, bytes]) -> tuple[int, Any]:
+    files = [("files", (file, data, "audio/wav")) for file, data in clips]
+    response = client.post(f"/speakers/{name}/clips", files=files)
+    return response.status_code, response.json()
+
+
+@pytest.fixture
+def stranger(demo_clips: dict[str, list[bytes]]) -> list[bytes]:
+    """Three clips of a voice the shipped model does not know."""
+    return demo_clips["Stranger"]
+
+
+def test_an_empty_store_lists_the_model_s_speakers(client: TestClient) -> None:
+    response = client.get("/speakers")
+
+    assert response.status_code == 200
+    assert response.json() == {"speakers": MODEL_ONLY}
+
+
+def test_accepted_clips_carry_id_length_and_histogram(
+    client: TestClient, stranger: list[bytes], default_bundle: Bundle
+) -> None:
+    status, answer = upload(client, "Zoë", ("a.wav", stranger[0]), ("b.wav", stranger[1]))
+
+    assert status == 200
+    assert answer["speaker"] == "Zoë"
+    assert answer["refused"] == []
+    assert [(a["id"], a["file"], a["seconds"], a["duplicate"]) for a in answer["accepted"]] == [
+        (clip_id(stranger[0]), "a.wav", seconds(stranger[0]), False),
+        (clip_id(stranger[1]), "b.wav", seconds(stranger[1]), False),
+    ]
+    expected, _ = clip_histogram(stranger[0], default_bundle.feature_config)
+    np.testing.assert_allclose(answer["accepted"][0]["histogram"], expected, rtol=1e-6)
+
+
+def test_enrolled_clips_are_listed(client: TestClient, stranger: list[bytes]) -> None:
+    upload(client, "Zoë", *[(f"{i}.wav", clip) for i, clip in enumerate(stranger)])
+
+    listed = client.get("/speakers").json()
+    detail = client.get("/speakers/Zoë").json()
+
+    total = round(sum(seconds(c) for c in stranger), 4)
+    assert listed == {"speakers": [*MODEL_ONLY, {"name": "Zoë", "clips": 3, "seconds": total,
+                                                 "in_store": True, "in_model": False}]}  # fmt: skip
+    assert detail == {
+        "name": "Zoë",
+        "in_model": False,
+        "clips": [
+            {"id": clip_id(c), "seconds": seconds(c), "bytes": len(c)}
+            for c in sorted(stranger, key=clip_id)
+        ],
+    }
+
+
+def test_the_store_holds_the_uploaded_bytes_under_their_id(
+    make_client: ClientFactory, tmp_path: Path, stranger: list[bytes]
+) -> None:
+    client = make_client(data_dir=tmp_path / "store")
+
+    upload(client, "Zoë", ("a.wav", stranger[0]))
+
+    stored = tmp_path / "store" / "Zoë" / f"{clip_id(stranger[0])}.wav"
+    assert stored.read_bytes() == stranger[0]
+
+
+def test_the_same_clip_again_is_a_duplicate(client: TestClient, stranger: list[bytes]) -> None:
+    _, first = upload(client, "Zoë", ("a.wav", stranger[0]), ("again.wav", stranger[0]))
+    _, second = upload(client, "Zoë", ("b.wav", stranger[0]))
+
+    assert [a["duplicate"] for a in first["accepted"] + second["accepted"]] == [False, True, True]
+    assert client.get("/speakers/Zoë").json()["clips"][0]["id"] == clip_id(stranger[0])
+    assert len(client.get("/speakers/Zoë").json()["clips"]) == 1
+
+
+def test_refused_clips_say_why_beside_the_accepted(
+    make_client: ClientFactory, stranger: list[bytes]
+) -> None:
+    client = make_client(max_upload_bytes=len(stranger[0]) + 10)
+    big = encode(tone(220, seconds=2.0))
+
+    status, answer = upload(client, "Zoë", ("ok.wav", stranger[0]), ("junk.wav", PNG_BYTES),
+                            ("silent.wav", SILENT), ("big.wav", big))  # fmt: skip
+
+    assert status == 200
+    assert [a["file"] for a in answer["accepted"]] == ["ok.wav"]
+    assert answer["refused"] == [
+        {"file": "junk.wav", "status": 415, "detail": JUNK_DETAIL},
+        {"file": "silent.wav", "status": 422, "detail": SILENT_DETAIL},
+        {"file": "big.wav", "status": 413, "detail": f"file of {len(big)} bytes is over the "
+                                                     f"limit of {len(stranger[0]) + 10} bytes"},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("clips", "status"),
+    [([PNG_BYTES, PNG_BYTES], 415), ([SILENT], 422), ([PNG_BYTES, SILENT], 422)],
+    ids=["all undecodable", "all silent", "mixed"],
+)
+def test_nothing_accepted_answers_the_refusals_status(
+    client: TestClient, clips: list[bytes], status: int
+) -> None:
+    got, answer = upload(client, "Zoë", *[(f"{i}.wav", c) for i, c in enumerate(clips)])
+
+    assert got == status
+    assert answer["accepted"] == []
+    assert [r["status"] for r in answer["refused"]] == [415 if c == PNG_BYTES else 422
+                                                        for c in clips]  # fmt: skip
+    assert client.get("/speakers").json() == {"speakers": MODEL_ONLY}
+
+
+def test_a_body_that_is_not_multipart_is_415(client: TestClient, stranger: list[bytes]) -> None:
+    response = client.post(
+        "/speakers/Zoë/clips", content=stranger[0], headers={"content-type": "audio/wav"}
+    )
+
+    assert response.status_code == 415
+    assert response.json() == {"detail": "unsupported content type 'audio/wav': send "
+                               "multipart/form-data with one 'files' field per clip"}  # fmt: skip
+
+
+def test_the_upload_has_the_batch_body_limit(
+    make_client: ClientFactory, stranger: list[bytes]
+) -> None:
+    client = make_client(batch_max_bytes=2 * len(stranger[0]))
+    files = [("files", (f"{i}.wav", c, "audio/wav")) for i, c in enumerate(stranger)]
+
+    response = client.post("/speakers/Zoë/clips", files=files)
+
+    assert response.status_code == 413
+    assert response.json()["detail"].endswith(f"over the limit of {2 * len(stranger[0])} bytes")
+
+
+def test_more_files_than_a_batch_takes_is_413(
+    make_client: ClientFactory, stranger: list[bytes]
+) -> None:
+    client = make_client(batch_max_files=2)
+
+    status, answer = upload(client, "Zoë", *[(f"{i}.wav", c) for i, c in enumerate(stranger)])
+
+    assert (status, answer) == (413, {"detail": "batch of 3 files is over the limit of 2"})
+
+
+# --- limits --------------------------------------------------------------------------------------
+
+
+def test_the_clips_limit_is_409_and_stores_none(
+    make_client: ClientFactory, stranger: list[bytes]
+) -> None:
+    client = make_client(max_clips_per_speaker=2)
+    upload(client, "Zoë", ("a.wav", stranger[0]))
+
+    status, answer = upload(client, "Zoë", ("b.wav", stranger[1]), ("c.wav", stranger[2]))
+
+    assert (status, answer) == (409, {"detail": "cannot add 2 clips to 'Zoë': it has 1, and the "
+                                      "limit is 2 clips per speaker "
+                                      "(VOICEID_MAX_CLIPS_PER_SPEAKER)"})  # fmt: skip
+    assert len(client.get("/speakers/Zoë").json()["clips"]) == 1
+
+
+def test_the_speakers_limit_is_409(make_client: ClientFactory, stranger: list[bytes]) -> None:
+    client = make_client(max_speakers=1)
+    upload(client, "Zoë", ("a.wav", stranger[0]))
+
+    status, answer = upload(client, "Yann", ("b.wav", stranger[1]))
+
+    assert (status, answer) == (409, {"detail": "cannot add speaker 'Yann': the store holds 1 "
+                                      "speakers, the limit (VOICEID_MAX_SPEAKERS)"})  # fmt: skip
+
+
+def test_the_store_size_limit_is_413(make_client: ClientFactory, stranger: list[bytes]) -> None:
+    limit = len(stranger[0]) + len(stranger[1]) - 1
+    client = make_client(max_store_bytes=limit)
+    upload(client, "Zoë", ("a.wav", stranger[0]))
+
+    status, answer = upload(client, "Yann", ("b.wav", stranger[1]))
+
+    assert (status, answer) == (413, {"detail": f"cannot add {len(stranger[1])} bytes of clips: "
+                                      f"the store holds {len(stranger[0])} bytes, and the limit "
+                                      f"is {limit} bytes (VOICEID_MAX_STORE_BYTES)"})  # fmt: skip
+
+
+# --- reading one speaker, removing ---------------------------------------------------------------
+
+
+def test_a_model_speaker_has_no_clips_in_the_store(client: TestClient) -> None:
+    response = client.get("/speakers/Steve")
+
+    assert response.json() == {"name": "Steve", "in_model": True, "clips": []}
+
+
+def test_an_unknown_speaker_is_404(client: TestClient) -> None:
+    response = client.get("/speakers/Nobody")
+
+    assert (response.status_code, response.json()) == (
+        404, {"detail": "no speaker 'Nobody' in the store or the model"}
+    )  # fmt: skip
+
+
+def test_removing_a_speaker_removes_its_clips(client: TestClient, stranger: list[bytes]) -> None:
+    upload(client, "Zoë", ("a.wav", stranger[0]), ("b.wav", stranger[1]))
+
+    removed = client.delete("/speakers/Zoë")
+    again = client.delete("/speakers/Zoë")
+
+    assert (removed.status_code, removed.json()) == (200, {"removed": "Zoë", "clips": 2})
+    assert (again.status_code, again.json()) == (404, {"detail": "the store has no speaker 'Zoë'"})
+    assert client.get("/speakers").json() == {"speakers": MODEL_ONLY}
+
+
+def test_a_speaker_of_the_model_alone_is_not_removed(client: TestClient) -> None:
+    response = client.delete("/speakers/Steve")
+
+    assert (response.status_code, response.json()) == (409, {
+        "detail": "'Steve' is a speaker of the model, not of the store: train without it, or "
+                  "activate a version that does not know it"})  # fmt: skip
+
+
+def test_removing_a_clip(client: TestClient, stranger: list[bytes]) -> None:
+    upload(client, "Zoë", ("a.wav", stranger[0]), ("b.wav", stranger[1]))
+    gone = clip_id(stranger[0])
+
+    removed = client.delete(f"/speakers/Zoë/clips/{gone}")
+    again = client.delete(f"/speakers/Zoë/clips/{gone}")
+
+    assert (removed.status_code, removed.json()) == (200, {"removed": gone})
+    assert (again.status_code, again.json()) == (
+        404, {"detail": f"speaker 'Zoë' has no clip '{gone}' in the store"}
+    )  # fmt: skip
+    assert [c["id"] for c in client.get("/speakers/Zoë").json()["clips"]] == [clip_id(stranger[1])]

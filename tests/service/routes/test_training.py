@@ -1,0 +1,226 @@
+"""POST /train, GET /train/{id}, GET /models, POST /models/{version}/activate: training a new
+version in a subprocess and serving it live, rolling back, and what a failed job leaves."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pipeline.demo.synth import STRANGER, VoiceSpec, write_demo_data
+from tests.helpers import MODEL_DIR
+
+ALICE = VoiceSpec("Alice", pitch_hz=210.0, formant_scale=1.2, tilt=10.0, breathiness=0.1)
+JOB_TIMEOUT_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def alice_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 clips of Alice to teach, in the store's layout."""
+    root = tmp_path_factory.mktemp("alice")
+    write_demo_data(root, clips_per_voice=12, seed=5, voices=[ALICE])
+    return root / "Alice"
+
+
+@pytest.fixture(scope="module")
+def fresh_alice(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    root = tmp_path_factory.mktemp("fresh")
+    written = write_demo_data(root, clips_per_voice=8, seed=9, voices=[ALICE])
+    return [p.read_bytes() for p in written["Alice"]]
+
+
+def _store_with(data_dir: Path, clips: Path, count: int = 12) -> Path:
+    (data_dir / clips.name).mkdir(parents=True, exist_ok=True)
+    for path in sorted(clips.iterdir())[:count]:
+        shutil.copy(path, data_dir / clips.name / path.name)
+    return data_dir
+
+
+def _wait(client: TestClient, job: str, until: tuple[str, ...] = ("done", "failed")) -> Any:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = client.get(f"/train/{job}").json()
+        if status["state"] in until:
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"job {job} still {status['state']} after {JOB_TIMEOUT_S} s")
+
+
+def _named(client: TestClient, clip: bytes) -> str:
+    answer = client.post("/predict", files={"file": ("c.wav", clip, "audio/wav")}).json()
+    return str(answer["speaker"])
+
+
+@pytest.mark.slow
+def test_a_job_teaches_the_voice_live_and_rolling_back_forgets_it(
+    make_client: Any, tmp_path: Path, alice_clips: Path, fresh_alice: list[bytes]
+) -> None:
+    client = make_client(data_dir=_store_with(tmp_path / "store", alice_clips))
+    assert [_named(client, c) for c in fresh_alice].count("Alice") == 0
+
+    started = client.post("/train")
+    assert started.status_code == 202
+    job = started.json()["job"]
+    assert started.headers["location"] == f"/train/{job}"
+    busy = client.post("/train")
+    status = _wait(client, job)
+
+    assert busy.status_code == 409
+    assert busy.json()["detail"] == (
+        f"a training job is running (job {job}: GET /train/{job}); start another when it has "
+        "finished"
+    )
+    assert status["state"] == "done", status["detail"]
+    assert status["progress"] == 1.0
+    assert status["model"]["labels"] == ["Alice", "David", "Steve"]
+    assert status["detail"] == f"now serving version {status['model']['version']}"
+    assert client.get("/model").json()["labels"] == ["Alice", "David", "Steve"]
+    assert [_named(client, c) for c in fresh_alice].count("Alice") >= 7
+
+    versions = client.get("/models").json()["versions"]
+    assert [(v["source"], v["active"], v["labels"]) for v in versions] == [
+        ("configured", False, ["David", "Steve"]),
+        ("trained", True, ["Alice", "David", "Steve"]),
+    ]
+    first = client.post(f"/models/{versions[0]['version']}/activate")
+    assert first.status_code == 200 and first.json()["active"] is True
+    assert [_named(client, c) for c in fresh_alice].count("Alice") == 0
+
+
+@pytest.mark.slow
+def test_a_restarted_server_serves_the_version_it_served(
+    make_client: Any, tmp_path: Path, alice_clips: Path
+) -> None:
+    store = _store_with(tmp_path / "store", alice_clips)
+    client = make_client(data_dir=store)
+    assert _wait(client, client.post("/train").json()["job"])["state"] == "done"
+
+    again = make_client(data_dir=store)
+    other_base = make_client(data_dir=store, model_dir=_copy_with_other_network(tmp_path))
+
+    assert again.get("/model").json()["labels"] == ["Alice", "David", "Steve"]
+    assert other_base.get("/model").json()["labels"] == ["David", "Steve"]
+
+
+def _copy_with_other_network(tmp_path: Path) -> Path:
+    """The shipped bundle under another version id (its metadata's checksum is all it takes to
+    list it; it is never loaded from there)."""
+    copy = Path(shutil.copytree(MODEL_DIR, tmp_path / "other"))
+    meta = copy / "metadata.json"
+    text = meta.read_text()
+    sha = text.split('"network_sha256": "')[1][:64]
+    meta.write_text(text.replace(sha, "0" * 64))
+    return copy
+
+
+@pytest.mark.slow
+def test_a_killed_job_fails_and_leaves_the_model_and_the_versions_as_they_were(
+    make_client: Any, tmp_path: Path, alice_clips: Path
+) -> None:
+    client = make_client(data_dir=_store_with(tmp_path / "store", alice_clips))
+    before = client.get("/model").json()["version"]
+    job = client.post("/train").json()["job"]
+    record = (tmp_path / "store" / ".jobs" / f"{job}.json").read_text()
+    pid = int(record.split('"pid": ')[1].split("}")[0].split(",")[0])
+
+    os.kill(pid, signal.SIGKILL)
+    status = _wait(client, job)
+
+    assert status["state"] == "failed"
+    assert status["detail"] == (
+        "the training process was killed (SIGKILL); the model being served is unchanged"
+    )
+    assert client.get("/model").json()["version"] == before
+    assert [v["source"] for v in client.get("/models").json()["versions"]] == ["configured"]
+    assert client.post("/train").status_code == 202  # the lock went with the process
+
+
+def test_a_speaker_with_too_few_clips_is_refused_before_any_job(
+    make_client: Any, tmp_path: Path, alice_clips: Path
+) -> None:
+    client = make_client(data_dir=_store_with(tmp_path / "store", alice_clips, count=3))
+
+    answer = client.post("/train")
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == (
+        "too few clips to train: 'Alice' has 3; each speaker needs at least 4 "
+        "(5 or more recommended)"
+    )
+    assert not (tmp_path / "store" / ".jobs" / "current").exists()
+
+
+@pytest.mark.slow
+def test_a_job_whose_clips_are_unusable_fails_with_the_reason(
+    make_client: Any, tmp_path: Path
+) -> None:
+    store = tmp_path / "store" / "Bob"
+    store.mkdir(parents=True)
+    for k in range(4):
+        (store / f"{k}.wav").write_bytes(b"RIFF" + bytes(40))
+    client = make_client(data_dir=tmp_path / "store")
+
+    status = _wait(client, client.post("/train").json()["job"])
+
+    assert status["state"] == "failed"
+    assert status["detail"] == "speaker 'Bob' has 0 usable clips; at least 4 are needed"
+
+
+def test_a_server_without_tensorflow_says_it_cannot_train(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.training.importlib.util.find_spec", lambda name: None)
+    client = make_client(data_dir=tmp_path / "store")
+
+    answer = client.post("/train")
+
+    assert answer.status_code == 503
+    assert answer.json()["detail"].startswith(
+        "this server cannot train: tensorflow is not installed. Install the train extra"
+    )
+
+
+@pytest.mark.parametrize("job", ["0" * 12, "../../etc", "ABCDEF123456", "x" * 200])
+def test_an_unknown_job_is_404(client: TestClient, job: str) -> None:
+    answer = client.get(f"/train/{job}")
+
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == f"no training job {job!r}"
+
+
+@pytest.mark.parametrize("version", ["0" * 12, "..", "default"])
+def test_an_unknown_version_is_404(client: TestClient, version: str) -> None:
+    answer = client.post(f"/models/{version}/activate")
+
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == f"no model version {version!r}: GET /models lists them"
+
+
+def test_the_configured_model_is_the_first_version_and_active(client: TestClient) -> None:
+    model = client.get("/model").json()
+
+    versions = client.get("/models").json()["versions"]
+
+    assert versions == [
+        {
+            "version": model["version"],
+            "name": "default",
+            "created": model["created"].replace("Z", "+00:00"),
+            "labels": ["David", "Steve"],
+            "metrics": model["metrics"],
+            "source": "configured",
+            "active": True,
+        }
+    ]
+
+
+def test_strangers_stay_unknown_on_the_configured_version(
+    client: TestClient, demo_clips: dict[str, list[bytes]]
+) -> None:
+    assert [_named(client, c) for c in demo_clips[STRANGER.name]] == ["unknown"] * 3
