@@ -68,12 +68,23 @@ function failed(error, what, retry) {
 
 // ---- the name ------------------------------------------------------------------------------
 
+function showNameProblem(problem) {
+  ui.nameError.textContent = problem;
+  ui.name.setAttribute("aria-invalid", String(Boolean(problem)));
+}
+
+// Checked as the name is typed, not when the field is left: a message appearing then would
+// move the buttons away from under the pointer on its way to one, and the click would be lost.
+function checkTypedName() {
+  const name = ui.name.value.trim();
+  showNameProblem(name ? checkSpeakerName(name) : "");
+}
+
 /** The name typed, when it is one (and its takes are shown); else null, with the reason. */
 function currentName() {
   const name = ui.name.value.trim();
   const problem = checkSpeakerName(name);
-  ui.nameError.textContent = problem;
-  ui.name.setAttribute("aria-invalid", String(Boolean(problem)));
+  showNameProblem(problem);
   if (problem) return null;
   if (name !== state.name) showSpeaker(name);
   return name;
@@ -106,7 +117,7 @@ async function loadStoredTakes(name) {
     if (!(await inStore(name))) return;
     speaker = await api(speakerPath(name));
   } catch (error) {
-    if (error.status === 422) ui.nameError.textContent = capitalise(error.message);
+    if (error.status === 422) showNameProblem(capitalise(error.message));
     else failed(error, `look up ${name}`, () => loadStoredTakes(name));
     return;
   }
@@ -175,7 +186,7 @@ function refuseTake(take, error, retry) {
     failed(error, "store the take", retry);
     return;
   }
-  if (error.status === 422) ui.nameError.textContent = capitalise(error.message); // the name
+  if (error.status === 422) showNameProblem(capitalise(error.message)); // the name
   Object.assign(take, { state: "refused", detail: error.message });
   renderTakes();
   say(`${take.file} was not stored.`);
@@ -306,11 +317,10 @@ async function train() {
   follow(job);
 }
 
-/** The job a 409's detail names ("job 1a2b… is running"), when it names one. */
+/** The job a 409's detail names ("a training job is running (job 1a2b: GET /train/1a2b)"). */
 function runningJob(error) {
-  if (error.body && typeof error.body.job === "string") return error.body.job;
-  const match = /\bjob\s+[“"']?([\w-]+)/i.exec(error.message);
-  return match ? match[1] : null;
+  const match = /\/train\/([\w-]+)|\(job ([\w-]+)/.exec(error.message);
+  return match ? match[1] || match[2] : null;
 }
 
 function trainingRefused(error) {
@@ -319,8 +329,7 @@ function trainingRefused(error) {
     failed(error, "train", train);
     return;
   }
-  say(`${capitalise(error.message)}: following that job.`);
-  follow(running);
+  follow(running, `Training was already under way (job ${running}); following it…`);
 }
 
 function showProgress(job) {
@@ -332,11 +341,11 @@ function showProgress(job) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls job `id` until it is done or failed, showing its progress. */
-async function follow(id) {
+async function follow(id, announcement = "Training…") {
   state.job = id;
   renderTakes();
   showProgress({ state: "queued", progress: 0, detail: "waiting to start" });
-  say("Training…");
+  say(announcement);
   const url = `/train/${encodeURIComponent(id)}`;
   try {
     let job = await api(url);
@@ -357,6 +366,7 @@ async function follow(id) {
 }
 
 function finished(job) {
+  ui.progressDetail.textContent = ""; // the status below says it all now
   if (job.state === "failed") {
     say("");
     showError(`Training failed: ${job.detail}`);
@@ -390,7 +400,8 @@ export function startTeaching(hooks) {
     onTake: (wav) => sendTake(wav, `take-${(state.recorded += 1)}.wav`),
     ready: () => Boolean(nameOrFocus()),
   });
-  ui.name.addEventListener("change", currentName);
+  ui.name.addEventListener("input", checkTypedName);
+  ui.name.addEventListener("change", () => ui.name.value.trim() && currentName());
   ui.files.addEventListener("change", chooseFiles);
   ui.drop.addEventListener("dragover", dragOver);
   ui.drop.addEventListener("dragleave", () => ui.drop.classList.remove("dragging"));
