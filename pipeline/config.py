@@ -16,6 +16,7 @@ __all__ = ["DEFAULT_SAMPLE_RATE", "Device", "FeatureConfig", "Loss", "TrainConfi
 T = TypeVar("T")
 
 DEFAULT_SAMPLE_RATE = 16_000  # Hz; every clip is resampled to this before analysis
+MIN_CLIPS_PER_SPEAKER = 4  # training needs at least one validation clip and a few to learn from
 NYQUIST_MARGIN = 0.95  # resamplers roll off just below Nyquist: keep the top band clear of it
 
 

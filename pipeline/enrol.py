@@ -248,7 +248,8 @@ def prepare_enrolment(
     extraction = Extraction(recordings + clean.recordings,
                             np.concatenate([base.features, clean.features]),
                             clean.skipped, clean.decoded)  # fmt: skip
-    labels = sorted({r.speaker for r in extraction.recordings})
+    # Every speaker given, usable clips or not: one with too few is named, never dropped.
+    labels = sorted({r.speaker for r in extraction.recordings} | {r.speaker for r in new})
     if len(labels) < 2:
         raise DatasetError(
             f"the new model would know {len(labels)} speaker(s); at least 2 are needed"

@@ -27,7 +27,13 @@ import numpy as np
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.bundle import TRAIN_FEATURES_FILE, write_bundle
-from pipeline.config import FeatureConfig, TrainConfig, derived_feature_config, option
+from pipeline.config import (
+    MIN_CLIPS_PER_SPEAKER,
+    FeatureConfig,
+    TrainConfig,
+    derived_feature_config,
+    option,
+)
 from pipeline.dataset import Degradation, Extraction, Recording
 from pipeline.errors import DatasetError
 from pipeline.evaluate import (
@@ -58,7 +64,6 @@ __all__ = [
     "train",
 ]
 
-MIN_CLIPS_PER_SPEAKER = 4  # at least one validation clip and a few to learn from
 LIBRARIES = ("voiceid", "tensorflow", "tensorflow-cpu", "keras", "librosa", "numpy", "soundfile",
              "soxr")  # fmt: skip
 

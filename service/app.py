@@ -65,11 +65,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.store = ModelStore(settings.active_model_file)
     app.state.metrics = metrics = Metrics()
     app.state.compute = ComputeQueue()
+    app.state.speakers = SpeakerStore(settings.data_dir, settings.store_limits())
     app.state.trainer = Trainer(
         settings.data_dir, app.state.store,
-        Versions(settings.model_dir, settings.data_dir / ".versions"), settings.train_timeout_s,
+        Versions(settings.model_dir, settings.data_dir / ".versions"), app.state.speakers,
+        settings.train_timeout_s,
     )  # fmt: skip
-    app.state.speakers = SpeakerStore(settings.data_dir, settings.store_limits())
     install_error_handlers(app)
     batch = settings.batch_max_bytes
     app.add_middleware(

@@ -30,15 +30,14 @@ import signal
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.enrol import store_recordings
+from pipeline.config import MIN_CLIPS_PER_SPEAKER
 from pipeline.errors import BundleError
-from pipeline.train import MIN_CLIPS_PER_SPEAKER
+from pipeline.speakers import SpeakerStore
 from service.errors import (
     NotFoundError,
     TrainingBusyError,
@@ -128,6 +127,7 @@ class Trainer:
     data_dir: Path
     store: ModelStore
     versions: Versions
+    speakers: SpeakerStore
     timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
@@ -176,8 +176,8 @@ class Trainer:
 
     def check_store(self) -> None:
         """:class:`UnprocessableError` naming the store's speakers with too few clips."""
-        counts = Counter(r.speaker for r in store_recordings(self.data_dir))
-        few = sorted(f"{name!r} has {n}" for name, n in counts.items() if n < MIN_CLIPS_PER_SPEAKER)
+        few = [f"{s.name!r} has {s.clips}" for s in self.speakers.speakers()
+               if s.clips < MIN_CLIPS_PER_SPEAKER]  # fmt: skip
         if few:
             raise UnprocessableError(
                 f"too few clips to train: {', '.join(few)}; each speaker needs at least "

@@ -55,7 +55,9 @@ class Versions:
 
     def __post_init__(self) -> None:
         # Bundles load by their resolved path: compare like with like.
-        self.configured, self.root = self.configured.resolve(), self.root.resolve()
+        # (realpath: a path the OS refuses, a symbolic link loop, stays as given.)
+        self.configured = Path(os.path.realpath(self.configured))
+        self.root = Path(os.path.realpath(self.root))
 
     def new_folder(self, job: str) -> Path:
         """Where job ``job`` writes its version (the bundle writer creates it atomically)."""

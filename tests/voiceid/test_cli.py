@@ -339,3 +339,47 @@ def test_the_commands_that_serve_and_predict_need_no_extra(
 
     assert code == 0
     assert out.count("\n") == 2
+
+
+@pytest.mark.slow
+def test_enrol_teaches_a_new_voice_from_clips_and_folders(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    written = write_demo_data(tmp_path / "clips", clips_per_voice=8, seed=3, voices=[STRANGER])
+    paths = written[STRANGER.name]
+    out = tmp_path / "taught"
+
+    code, printed, err = _run(
+        capsys, "enrol", str(MODEL_DIR), "Sam O-Neil", str(paths[0]), str(paths[1]),
+        str(paths[0].parent), "--out", str(out), "--no-cache",
+    )  # fmt: skip
+
+    assert (code, err) == (0, "")
+    assert printed.splitlines()[:2] == [
+        f"wrote {out}  (3 speakers: David, Sam O-Neil, Steve)",
+        "new clips: 10 used, 0 skipped",  # the two named alone, and the folder's eight
+    ]
+    assert load_bundle(out).labels == ("David", "Sam O-Neil", "Steve")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["../x", "a.wav"], "speaker name '../x' holds a path separator '/'"),
+        ([], "name a speaker and their clips, or give --store"),
+        (["Sam"], "no clips given for 'Sam'"),
+        (["Sam", "missing.wav"], "clip 'missing.wav' does not exist"),
+        (["--store", "nowhere"], "speaker store 'nowhere' is not a folder"),
+    ],
+)
+def test_enrol_refuses_bad_arguments_with_the_reason(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    argv: list[str], message: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.wav").write_bytes(b"")
+
+    code, out, err = _run(capsys, "enrol", str(MODEL_DIR), *argv, "--out", "m")
+
+    assert (code, out) == (2, "")
+    assert err.startswith(f"voiceid enrol: error: {message}")
