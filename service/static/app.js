@@ -1,37 +1,23 @@
 // The page: record or choose a clip, send it to /predict, and show the answer, the clip's
-// histogram, the network at work, and a report on the loaded model (GET /model).
+// histogram, the network at work, and a report on the loaded model (GET /model). Teaching it a
+// new voice (teach.js) and its versions (versions.js) have modules of their own.
 
+import { KEY_STORAGE, keyHeaders, requestJson, storedKey } from "./api.js";
+import { $, capitalise, element } from "./dom.js";
 import { drawHistogram, drawNetwork, speakerClass } from "./drawings.js";
-import { formatHz, formatPercent } from "./format.js";
-import { Recording, canRecord } from "./recorder.js";
+import { formatHz, formatPercent, listInWords } from "./format.js";
+import { MicButton } from "./microphone.js";
+import { canRecord } from "./recorder.js";
+import { startTeaching } from "./teach.js";
+import { startVersions } from "./versions.js";
 
 const PREDICT_URL = "/predict?explain=true";
 const MODEL_URL = "/model";
-const KEY_STORAGE = "voiceid.apiKey";
-const MAX_RECORDING_S = 20; // recording stops by itself after this, well under the server's limit
-const MIN_RECORDING_S = 0.3; // shorter recordings are a slip of the finger, not a word
-const SILENCE_DB = -60; // level-meter floor, dBFS
-const NO_RECORDING =
-  "Recording needs a secure page (https or localhost) and a browser with Web Audio; " +
-  "choose a file instead.";
-
-const $ = (id) => document.getElementById(id);
-
-/** A new HTML element with a class and, optionally, text. */
-function element(tag, className = "", text = "") {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text) node.textContent = text;
-  return node;
-}
 
 const ui = {
   record: $("record"),
-  recordLabel: document.querySelector("#record .record-label"),
   clip: $("clip"),
   meter: $("recording-meter"),
-  levelFill: $("level-fill"),
-  elapsed: $("elapsed"),
   status: $("status"),
   error: $("error"),
   keyForm: $("key-form"),
@@ -58,54 +44,10 @@ const ui = {
 const state = {
   model: null, // the GET /model answer
   answer: null, // the latest /predict answer
-  recording: null, // the Recording in progress
-  recordingTimer: null,
   busy: false, // a clip is on its way to the server
-  pending: null, // {blob, filename} waiting for an API key
+  retry: null, // what to do again once the API key is entered
+  onModelLoaded: [], // called with each newly loaded model
 };
-
-// ---- talking to the server -------------------------------------------------------------
-
-class HttpError extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
-
-/** The `detail` of an error response as one line of text. */
-async function errorDetail(response) {
-  try {
-    const { detail } = await response.json();
-    if (typeof detail === "string") return detail;
-    if (Array.isArray(detail))
-      return detail.map((item) => item.msg || JSON.stringify(item)).join("; ");
-  } catch {
-    // not JSON: fall through to the status line
-  }
-  return `the server answered ${response.status} ${response.statusText}`.trim();
-}
-
-async function requestJson(url, options = {}) {
-  let response;
-  try {
-    response = await fetch(url, options);
-  } catch (error) {
-    throw new HttpError(0, `could not reach the server (${error.message})`);
-  }
-  if (!response.ok) throw new HttpError(response.status, await errorDetail(response));
-  return response.json();
-}
-
-function storedKey() {
-  return sessionStorage.getItem(KEY_STORAGE) || "";
-}
-
-/** The API key header, when the page has a key. */
-function keyHeaders() {
-  const key = storedKey();
-  return key ? { "X-API-Key": key } : {};
-}
 
 /** Sends a clip to /predict as multipart field `file`, with the API key when there is one. */
 function predict(blob, filename) {
@@ -129,6 +71,40 @@ function clearMessages() {
   showError("");
 }
 
+// ---- the API key -----------------------------------------------------------------------------
+
+function askForKey(detail, then = "send the clip again") {
+  showError(`${capitalise(detail)}. Enter the API key below to ${then}.`);
+  ui.keyForm.hidden = false;
+  ui.apiKey.value = storedKey();
+  ui.apiKey.focus();
+}
+
+/** A request was answered 401: ask for the key, then `retry`. */
+function needKey(detail, then, retry) {
+  state.retry = retry;
+  askForKey(detail, then);
+}
+
+/** A request with the key went through: the prompt has done its job. */
+function keyWorked(focusAfter = ui.record) {
+  state.retry = null;
+  if (ui.keyForm.hidden) return;
+  const hadFocus = ui.keyForm.contains(document.activeElement);
+  ui.keyForm.hidden = true;
+  showError("");
+  if (hadFocus) focusAfter.focus();
+}
+
+function submitKey(event) {
+  event.preventDefault();
+  const key = ui.apiKey.value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_STORAGE, key);
+  if (state.retry) state.retry();
+  else if (!state.model) loadModel();
+}
+
 // ---- sending a clip --------------------------------------------------------------------------
 
 function setBusy(busy) {
@@ -139,135 +115,28 @@ function setBusy(busy) {
 }
 
 async function identify(blob, filename) {
-  state.pending = { blob, filename };
   clearMessages();
   setBusy(true);
   say(`Sending ${filename}…`);
   try {
     const answer = await predict(blob, filename);
-    state.pending = null;
-    if (!ui.keyForm.hidden) {
-      const hadFocus = ui.keyForm.contains(document.activeElement);
-      ui.keyForm.hidden = true;
-      if (hadFocus) ui.record.focus();
-    }
+    keyWorked();
     if (!state.model || state.model.version !== answer.model.version) await loadModel();
     showAnswer(answer);
   } catch (error) {
     say("");
-    if (error.status === 401) {
-      askForKey(error.message);
-    } else {
-      state.pending = null;
-      showError(`Could not identify ${filename}: ${error.message}.`);
-    }
+    const retry = () => identify(blob, filename);
+    if (error.status === 401) needKey(error.message, "send the clip again", retry);
+    else showError(`Could not identify ${filename}: ${error.message}.`);
   } finally {
     setBusy(false);
   }
-}
-
-function askForKey(detail, then = "send the clip again") {
-  showError(
-    `${detail.charAt(0).toUpperCase()}${detail.slice(1)}. ` +
-      `Enter the API key below to ${then}.`,
-  );
-  ui.keyForm.hidden = false;
-  ui.apiKey.value = storedKey();
-  ui.apiKey.focus();
-}
-
-function submitKey(event) {
-  event.preventDefault();
-  const key = ui.apiKey.value.trim();
-  if (!key) return;
-  sessionStorage.setItem(KEY_STORAGE, key);
-  if (state.pending) identify(state.pending.blob, state.pending.filename);
-  else if (!state.model) loadModel();
 }
 
 function chooseFile() {
   const [file] = ui.clip.files;
   ui.clip.value = ""; // so that choosing the same file again sends it again
   if (file && !state.busy) identify(file, file.name);
-}
-
-// ---- recording -----------------------------------------------------------------------------
-
-function setRecordingUi(recording) {
-  ui.record.classList.toggle("recording", recording);
-  ui.recordLabel.textContent = recording ? "Stop" : "Record";
-  ui.meter.hidden = !recording;
-  ui.levelFill.style.transform = "scaleX(0)";
-  ui.elapsed.textContent = "0.0 s";
-}
-
-function showLevel(samples, startedAt) {
-  let peak = 0;
-  for (const sample of samples) peak = Math.max(peak, Math.abs(sample));
-  const db = peak > 0 ? 20 * Math.log10(peak) : SILENCE_DB;
-  const fraction = Math.min(Math.max(1 - db / SILENCE_DB, 0), 1);
-  ui.levelFill.style.transform = `scaleX(${fraction.toFixed(3)})`;
-  ui.elapsed.textContent = `${((performance.now() - startedAt) / 1000).toFixed(1)} s`;
-}
-
-async function startRecording() {
-  clearMessages();
-  const startedAt = performance.now();
-  const recording = new Recording({ onChunk: (samples) => showLevel(samples, startedAt) });
-  state.recording = recording;
-  setRecordingUi(true);
-  say("Starting the microphone…");
-  try {
-    await recording.start();
-  } catch (error) {
-    state.recording = null;
-    setRecordingUi(false);
-    say("");
-    showError(microphoneProblem(error));
-    return;
-  }
-  if (state.recording !== recording) return; // stopped while the microphone was starting
-  say(`Recording. Say “Hello”, then press Stop (it stops by itself after ${MAX_RECORDING_S} s).`);
-  state.recordingTimer = setTimeout(stopRecording, MAX_RECORDING_S * 1000);
-}
-
-async function stopRecording() {
-  const recording = state.recording;
-  if (!recording) return;
-  state.recording = null;
-  clearTimeout(state.recordingTimer);
-  setRecordingUi(false);
-  const { wav, seconds } = await recording.stop();
-  if (seconds < MIN_RECORDING_S) {
-    say("");
-    showError(
-      `The recording is only ${seconds.toFixed(1)} s long; ` +
-        "press Record, say a word, then press Stop.",
-    );
-    return;
-  }
-  identify(wav, "recording.wav");
-}
-
-function microphoneProblem(error) {
-  switch (error.name) {
-    case "NotAllowedError":
-    case "SecurityError":
-      return "The browser did not allow the microphone. Allow it, or choose a file instead.";
-    case "NotFoundError":
-    case "OverconstrainedError":
-      return "No microphone was found. Plug one in, or choose a file instead.";
-    case "NotReadableError":
-      return "The microphone is busy in another program. Close it there, or choose a file instead.";
-    default:
-      return `Could not start recording: ${error.message || error.name}.`;
-  }
-}
-
-function toggleRecording() {
-  if (state.recording) stopRecording();
-  else if (!canRecord()) showError(NO_RECORDING);
-  else if (!state.busy) startRecording();
 }
 
 // ---- the answer ----------------------------------------------------------------------------
@@ -374,8 +243,7 @@ const METRICS = {
 };
 
 function humanise(key) {
-  const text = key.replace(/_/g, " ");
-  return text.charAt(0).toUpperCase() + text.slice(1);
+  return capitalise(key.replace(/_/g, " "));
 }
 
 function metricValue(key, value) {
@@ -397,11 +265,6 @@ function fillList(list, rows) {
       return row;
     }),
   );
-}
-
-function listInWords(items) {
-  if (items.length <= 1) return items.join("");
-  return `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
 }
 
 function renderReport(model) {
@@ -464,19 +327,60 @@ async function loadModel() {
   try {
     state.model = await requestJson(MODEL_URL, { headers: keyHeaders() });
   } catch (error) {
-    if (error.status === 401) askForKey(error.message, "see the model");
+    if (error.status === 401) needKey(error.message, "see the model", loadModel);
     else showError(`Could not load the model: ${error.message}.`);
     return;
   }
+  if (state.answer && state.answer.model.version !== state.model.version) forgetAnswer();
   renderReport(state.model);
   renderScores(state.answer);
   redraw();
+  for (const listener of state.onModelLoaded) listener(state.model);
+}
+
+/** The answer shown came from another version of the model: its scores no longer fit. */
+function forgetAnswer() {
+  state.answer = null;
+  ui.verdict.dataset.state = "empty";
+  ui.verdict.className = "verdict";
+  ui.result.textContent = "?";
+  ui.confidence.textContent = "The model has changed since the last clip; give it one again.";
+  ui.answerMeta.textContent = "";
 }
 
 // ---- start -----------------------------------------------------------------------------------
 
+/**
+ * Another section's request failed: a 401 asks for the key here (and then does `retry`), any
+ * other failure is told in the server's words through `showError`.
+ */
+function reportFailure(error, { what, retry, showError: show }) {
+  if (error.status === 401) {
+    show(`${capitalise(error.message)}: enter the API key under “Give it a clip”, above.`);
+    needKey(error.message, what, retry);
+  } else {
+    show(`Could not ${what}: ${error.message}.`);
+  }
+}
+
+/** What the other sections need from this one: the key prompt and the model's changes. */
+const hooks = {
+  reportFailure,
+  keyWorked,
+  reloadModel: loadModel,
+  onModelLoaded: (listener) => state.onModelLoaded.push(listener),
+};
+
 function start() {
-  ui.record.addEventListener("click", toggleRecording);
+  new MicButton({
+    button: ui.record,
+    meter: ui.meter,
+    idleLabel: "Record",
+    say,
+    showError,
+    onTake: (wav) => identify(wav, "recording.wav"),
+    ready: () => !state.busy,
+  });
   ui.clip.addEventListener("change", chooseFile);
   ui.clip.addEventListener("click", (event) => {
     if (state.busy) event.preventDefault();
@@ -491,6 +395,8 @@ function start() {
       redraw();
     }
   }).observe(ui.networkBox);
+  startTeaching(hooks);
+  startVersions(hooks);
   loadModel();
 }
 

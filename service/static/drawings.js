@@ -75,33 +75,29 @@ function frequencyTicks(bandCentres, at, gap) {
   return ticks;
 }
 
-/**
- * The clip's histogram as bars, low frequencies left; each bar shaded by the band's
- * standardised input (how far from the average training clip it is).
- *
- * `explain` is the `explain` object of a /predict answer.
- */
-export function drawHistogram(svg, width, explain) {
-  const { histogram, inputs, band_centres_hz: centres } = explain;
-  const height = 230;
-  const margin = { top: 24, right: 6, bottom: 40, left: 38 };
+const HISTOGRAM_HEIGHT = 230; // px, of the full drawing
+const AXES_MARGIN = { top: 24, right: 6, bottom: 40, left: 38 }; // px, room for the axes
+const THUMBNAIL_MARGIN = { top: 2, right: 1, bottom: 2, left: 1 }; // px
+
+/** Where the bars of `histogram` (dB) go in a drawing `width` x `height` px. */
+function histogramScale(histogram, width, height, margin) {
   const low = Math.floor(Math.min(...histogram) / 10) * 10;
   const high = Math.ceil(Math.max(...histogram) / 10) * 10;
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
   const slot = plotWidth / histogram.length;
-  const xOf = (i) => margin.left + (i + 0.5) * slot;
-  const yOf = (db) => margin.top + ((high - db) / Math.max(high - low, 1)) * plotHeight;
+  return {
+    low,
+    high,
+    slot,
+    plotWidth,
+    xOf: (i) => margin.left + (i + 0.5) * slot,
+    yOf: (db) => margin.top + ((high - db) / Math.max(high - low, 1)) * plotHeight,
+  };
+}
 
-  const loudest = histogram.indexOf(Math.max(...histogram));
-  resetSvg(
-    svg,
-    width,
-    height,
-    `Histogram of ${histogram.length} frequency bands from ${formatHz(centres[0])} to ` +
-      `${formatHz(centres[centres.length - 1])}; the loudest band is ` +
-      `${formatHz(centres[loudest])} at ${histogram[loudest].toFixed(0)} dB.`,
-  );
+function drawDbGrid(svg, scale, width, margin) {
+  const { low, high, yOf } = scale;
   const step = (high - low) / 10 > 6 ? 20 : 10;
   const grid = svgElement("g", { class: "axis" }, svg);
   for (let db = low; db <= high; db += step) {
@@ -113,7 +109,11 @@ export function drawHistogram(svg, width, explain) {
     svgText({ x: margin.left - 6, y: yOf(db) + 4, "text-anchor": "end" }, db, grid);
   }
   svgText({ x: margin.left - 6, y: 10, "text-anchor": "end", class: "unit" }, "dB", grid);
+}
 
+/** One bar per band; shaded by the standardised `inputs` when given, else plain. */
+function drawBars(svg, scale, histogram, inputs, centres) {
+  const { low, slot, xOf, yOf } = scale;
   const bars = svgElement("g", { class: "bars" }, svg);
   histogram.forEach((db, i) => {
     const bar = svgElement(
@@ -124,17 +124,19 @@ export function drawHistogram(svg, width, explain) {
         y: yOf(db).toFixed(2),
         height: Math.max(yOf(low) - yOf(db), 1).toFixed(2),
         rx: Math.min(2, slot * 0.2).toFixed(2),
-        ...signedShade(inputs[i], Z_FULL),
+        ...(inputs ? signedShade(inputs[i], Z_FULL) : { class: "level" }),
       },
       bars,
     );
-    const compared = inputs[i] >= 0 ? "louder" : "quieter";
-    addTitle(
-      bar,
-      `${formatHz(centres[i])}: ${db.toFixed(1)} dB, ${compared} than the average training clip`,
-    );
+    const compared = inputs
+      ? `, ${inputs[i] >= 0 ? "louder" : "quieter"} than the average training clip`
+      : "";
+    addTitle(bar, `${formatHz(centres[i])}: ${db.toFixed(1)} dB${compared}`);
   });
+}
 
+function drawFrequencyAxis(svg, scale, centres, width, height, margin) {
+  const { low, plotWidth, xOf, yOf } = scale;
   const axis = svgElement("g", { class: "axis" }, svg);
   svgElement(
     "line",
@@ -147,6 +149,33 @@ export function drawHistogram(svg, width, explain) {
   }
   const caption = { x: margin.left + plotWidth / 2, y: height - 4, "text-anchor": "middle" };
   svgText({ ...caption, class: "unit" }, "frequency (Hz): low pitches left, high right", axis);
+}
+
+/**
+ * The clip's histogram as bars, low frequencies left; each bar shaded by the band's
+ * standardised input (how far from the average training clip it is) when `explain.inputs`
+ * is given, else in one colour.
+ *
+ * `explain` is the `explain` object of a /predict answer, or `{histogram, band_centres_hz}`.
+ * `thumbnail` draws the bars alone, `height` px high, for a small card.
+ */
+export function drawHistogram(svg, width, explain, { thumbnail = false, height = 0 } = {}) {
+  const { histogram, inputs = null, band_centres_hz: centres } = explain;
+  const tall = height || HISTOGRAM_HEIGHT;
+  const margin = thumbnail ? THUMBNAIL_MARGIN : AXES_MARGIN;
+  const scale = histogramScale(histogram, width, tall, margin);
+  const loudest = histogram.indexOf(Math.max(...histogram));
+  resetSvg(
+    svg,
+    width,
+    tall,
+    `Histogram of ${histogram.length} frequency bands from ${formatHz(centres[0])} to ` +
+      `${formatHz(centres[centres.length - 1])}; the loudest band is ` +
+      `${formatHz(centres[loudest])} at ${histogram[loudest].toFixed(0)} dB.`,
+  );
+  if (!thumbnail) drawDbGrid(svg, scale, width, margin);
+  drawBars(svg, scale, histogram, inputs, centres);
+  if (!thumbnail) drawFrequencyAxis(svg, scale, centres, width, tall, margin);
 }
 
 /** Pixel positions of every node of a `sizes = [inputs, hidden, outputs]` network. */

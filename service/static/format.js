@@ -22,3 +22,15 @@ export function formatHzTick(hz) {
   if (hz < 1000) return `${Math.round(hz)}`;
   return `${(hz / 1000).toFixed(1).replace(/\.0$/, "")}k`;
 }
+
+/** "A", "A and B", "A, B and C". */
+export function listInWords(items) {
+  if (items.length <= 1) return items.join("");
+  return `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
+}
+
+/** A length of audio as "1.2 s" (or "1 min 5 s" from a minute up). */
+export function formatSeconds(seconds) {
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}

@@ -8,15 +8,10 @@ opens the microphone. Screenshots go to ``artifacts/browser/``.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,32 +21,28 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.bundle import load_bundle
 from pipeline.demo.synth import STRANGER, VOICES, synthesize_hello
 from pipeline.features import histogram
 from pipeline.predict import predict_features
-from tests.helpers import MODEL_DIR, ROOT
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-    pytest.skip(
-        f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER})",
-        allow_module_level=True,
-    )
-
-from selenium import webdriver  # noqa: E402  (after the skip: selenium is no use without them)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.chrome.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from tests.browser.support import (
+    DESKTOP,
+    PHONE,
+    chromium,
+    console_errors,
+    running_server,
+    save_full_page,
+    text_of,
+)
+from tests.helpers import MODEL_DIR
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = ROOT / "artifacts" / "browser"
 API_KEY = "browser-test-key"
 KEY_STORAGE = "voiceid.apiKey"  # app.js's sessionStorage key
 SAMPLE_RATE = 16000  # Hz, of the generated clips
@@ -61,9 +52,6 @@ CLIP_SEED = 7  # the default model was trained on seed 0's clips
 CANDIDATE_SEEDS = range(7, 15)
 LEAD_SILENCE_S = 0.5  # s before the word: the fake microphone starts before the page listens
 RECORD_S = 2.5  # s between the clicks on #record; the padded clip is about 2 s
-PHONE = (390, 844)  # CSS px
-DESKTOP = (1280, 900)
-READY_TIMEOUT_S = 60.0
 ANSWER_TIMEOUT_S = 15.0
 # The one console error a 401 leaves, which the key prompt then answers.
 EXPECTED_401 = re.compile(r"/(predict\?explain=true|model) - Failed to load resource: .* 401")
@@ -112,81 +100,23 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"the server was not ready after {READY_TIMEOUT_S:g} s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "uvicorn.log"
     env = {
         **os.environ,
         "VOICEID_MODEL_DIR": str(MODEL_DIR),
         "VOICEID_API_KEY": API_KEY,
         "VOICEID_LOG_LEVEL": "warning",
     }
-    command = [sys.executable, "-m", "uvicorn", "service.main:app_from_env", "--factory",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log)
+    with running_server(env, tmp_path_factory.mktemp("server") / "uvicorn.log") as url:
         yield Server(url)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
 def driver(clips: Clips) -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        # Played once, from when the page opens the microphone; silence after.
-        f"--use-file-for-fake-audio-capture={clips.microphone}%noloop",
-        f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: Selenium Manager must not download anything.
-    browser = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
+    # Played once, from when the page opens the microphone; silence after.
+    with chromium(clips.microphone, loop=False) as browser:
         yield browser
-    finally:
-        browser.quit()
 
 
 def open_page(driver: WebDriver, server: Server, *, api_key: str | None = API_KEY) -> None:
@@ -222,15 +152,6 @@ def wait_for_answer(driver: WebDriver) -> str:
     return str(driver.find_element(By.ID, "result").text)
 
 
-def console_errors(driver: WebDriver, *, allowed: re.Pattern[str] | None = None) -> list[str]:
-    entries = driver.get_log("browser")  # type: ignore[no-untyped-call]
-    return [
-        entry["message"]
-        for entry in entries
-        if entry["level"] == "SEVERE" and not (allowed and allowed.search(entry["message"]))
-    ]
-
-
 def get_model(server: Server) -> dict[str, Any]:
     request = urllib.request.Request(f"{server.url}/model", headers={"X-API-Key": API_KEY})
     with urllib.request.urlopen(request, timeout=5) as response:
@@ -254,45 +175,6 @@ def closest_voice(server: Server, clip: Path) -> str:
     """The top label the API itself gives ``clip``, whatever the decision says."""
     scores: dict[str, float] = api_answer(server, clip)["scores"]
     return max(scores, key=lambda label: scores[label])
-
-
-def text_of(driver: WebDriver, element_id: str) -> str:
-    return str(driver.find_element(By.ID, element_id).text)
-
-
-def save_full_page(
-    driver: WebDriver, name: str, size: tuple[int, int], *, dark: bool = False
-) -> Path:
-    """A screenshot of the whole page laid out at ``size`` CSS px, in artifacts/browser/."""
-    width, height = size
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
-    )
-    scheme = "dark" if dark else "light"
-    driver.execute_cdp_cmd(
-        "Emulation.setEmulatedMedia",
-        {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
-    )
-    try:
-        driver.execute_script("window.scrollTo(0, 0)")  # the sticky header belongs at the top
-        time.sleep(0.3)  # the drawings redraw at the new width
-        page_height = driver.execute_script("return document.documentElement.scrollHeight")
-        shot = driver.execute_cdp_cmd(
-            "Page.captureScreenshot",
-            {
-                "format": "png",
-                "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": width, "height": page_height, "scale": 1},
-            },
-        )
-    finally:
-        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    path.write_bytes(base64.b64decode(shot["data"]))
-    return path
 
 
 # ---- tests ----------------------------------------------------------------------------------

@@ -1,0 +1,64 @@
+// Talking to the server: JSON requests with the API key the page holds, and errors that carry
+// the server's own words (its `detail`) and, where it sent one, the whole answer.
+
+export const KEY_STORAGE = "voiceid.apiKey";
+
+export class HttpError extends Error {
+  /** `status` 0 means the server could not be reached; `body` is the parsed answer, if any. */
+  constructor(status, detail, body = null) {
+    super(detail);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** The `detail` of an error answer as one line of text. */
+function detailOf(body, response) {
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail))
+    return detail.map((item) => item.msg || JSON.stringify(item)).join("; ");
+  return `the server answered ${response.status} ${response.statusText}`.trim();
+}
+
+async function errorOf(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // not JSON: the status line says what happened
+  }
+  return new HttpError(response.status, detailOf(body, response), body);
+}
+
+/** The JSON answer to a request; rejects with an HttpError for a network failure or non-2xx. */
+export async function requestJson(url, options = {}) {
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (error) {
+    throw new HttpError(0, `could not reach the server (${error.message})`);
+  }
+  if (!response.ok) throw await errorOf(response);
+  return response.json();
+}
+
+export function storedKey() {
+  return sessionStorage.getItem(KEY_STORAGE) || "";
+}
+
+/** The API key header, when the page has a key. */
+export function keyHeaders() {
+  const key = storedKey();
+  return key ? { "X-API-Key": key } : {};
+}
+
+/** `requestJson` with the API key: `api("/models")`, `api(url, { method: "POST", body })`. */
+export function api(url, { method = "GET", body = undefined } = {}) {
+  return requestJson(url, { method, body, headers: keyHeaders() });
+}
+
+/** A path segment for a speaker's name (which may hold spaces and non-ASCII letters). */
+export function speakerPath(name) {
+  return `/speakers/${encodeURIComponent(name)}`;
+}

@@ -1,0 +1,300 @@
+"""Teaching the page a third voice, in headless Chromium against a real server: the name rules,
+a refused take, takes from the microphone with their histograms, training with its progress,
+"Record" naming the new voice, and activating the first version, which no longer knows it.
+
+The server has an API key, which the page must send on every call, and a speaker store in a
+temporary folder. Chromium's fake microphone loops a file in which the new voice says "Hello"
+once every LOOP_S seconds, so that a take of LOOP_S seconds holds a whole word's worth of it
+wherever the loop stands. Screenshots go to ``artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
+
+from pipeline.demo.synth import STRANGER, VOICES, VoiceSpec, synthesize_hello
+from tests.browser.support import (
+    DESKTOP,
+    PHONE,
+    chromium,
+    console_errors,
+    running_server,
+    save_full_page,
+    text_of,
+)
+from tests.helpers import MODEL_DIR
+
+pytestmark = pytest.mark.browser
+
+API_KEY = "enrol-test-key"
+KEY_STORAGE = "voiceid.apiKey"  # api.js's sessionStorage key
+# A third voice, far from Steve (110 Hz), David (180 Hz) and the stranger (140 Hz): higher,
+# with a shorter vocal tract, a brighter source and more breath.
+NEW_VOICE = VoiceSpec(
+    "Ada", pitch_hz=260.0, formant_scale=1.3, tilt=2.0, breathiness=0.35, shimmer=0.06
+)
+NAME = "Ada Byron"  # with a space, which the page must carry in the URL
+SAMPLE_RATE = 16000  # Hz, of the generated clips
+MIC_SEED = 3
+LEAD_SILENCE_S = 0.5  # s of silence before the word in each loop
+LOOP_S = 3.0  # s, one loop of the fake microphone: the word and silence
+TAKE_S = LOOP_S + 0.2  # s between the clicks on a record button
+TAKES = 6  # recorded; one is deleted again, which leaves the 5 the page asks for
+MIN_TAKES = 5  # teach.js's MIN_TAKES
+ANSWER_TIMEOUT_S = 15.0
+TRAIN_TIMEOUT_S = 240.0  # TensorFlow's start-up included, on a busy machine
+
+
+@dataclass(frozen=True)
+class Clips:
+    microphone: Path  # the new voice, once every LOOP_S seconds
+    silent: Path  # a second of digital silence
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+    assert NEW_VOICE.pitch_hz not in {v.pitch_hz for v in (*VOICES.values(), STRANGER)}
+    folder = tmp_path_factory.mktemp("clips")
+    hello = synthesize_hello(NEW_VOICE, np.random.default_rng(MIC_SEED), SAMPLE_RATE)
+    loop = np.zeros(round(LOOP_S * SAMPLE_RATE), dtype=np.float32)
+    start = round(LEAD_SILENCE_S * SAMPLE_RATE)
+    loop[start : start + hello.size] = hello
+    microphone, silent = folder / "ada_loop.wav", folder / "silent.wav"
+    sf.write(microphone, loop, SAMPLE_RATE, subtype="PCM_16")
+    sf.write(silent, np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE, subtype="PCM_16")
+    return Clips(microphone=microphone, silent=silent)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {
+        **os.environ,
+        "VOICEID_MODEL_DIR": str(MODEL_DIR),
+        "VOICEID_API_KEY": API_KEY,
+        "VOICEID_DATA_DIR": str(tmp_path_factory.mktemp("store")),
+        "VOICEID_LOG_LEVEL": "warning",
+    }
+    with running_server(env, tmp_path_factory.mktemp("server") / "uvicorn.log") as url:
+        yield Server(url)
+
+
+@pytest.fixture(scope="module")
+def driver(clips: Clips) -> Iterator[WebDriver]:
+    with chromium(clips.microphone, loop=True) as browser:
+        yield browser
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def open_page(driver: WebDriver, server: Server) -> None:
+    """Load the page with the API key in sessionStorage; wait until the model and its versions
+    are listed."""
+    driver.get(f"{server.url}/")
+    driver.execute_script(f"sessionStorage.setItem('{KEY_STORAGE}', arguments[0])", API_KEY)
+    driver.refresh()
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "#labels li")
+            and d.find_elements(By.CSS_SELECTOR, "#versions-list li")
+        )
+    )
+    driver.get_log("browser")  # type: ignore[no-untyped-call]  # each test's console from here
+
+
+def call_api(server: Server, path: str, *, data: bytes | None = None) -> tuple[int, Any]:
+    """The status and JSON body the API answers ``path`` with (a POST of ``data`` if given)."""
+    headers = {"X-API-Key": API_KEY, "Content-Type": "audio/wav"}
+    request = urllib.request.Request(f"{server.url}{path}", data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def click(driver: WebDriver, element: WebElement) -> None:
+    # Scrolled to the middle of the window (not under the sticky header) at once, since the page
+    # scrolls smoothly and Selenium would click while it moves.
+    script = "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})"
+    driver.execute_script(script, element)
+    element.click()
+
+
+def record(driver: WebDriver, button_id: str, status_id: str, seconds: float) -> None:
+    """Press a record button, let the microphone run ``seconds``, press it again."""
+    button = driver.find_element(By.ID, button_id)
+    click(driver, button)
+    WebDriverWait(driver, 5).until(lambda d: text_of(d, status_id).startswith("Recording."))
+    time.sleep(seconds)
+    click(driver, button)
+
+
+def takes(driver: WebDriver, kind: str) -> list[Any]:
+    return driver.find_elements(By.CSS_SELECTOR, f"#takes li.take.{kind}")
+
+
+def wait_for_takes(driver: WebDriver, accepted: int) -> None:
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
+        lambda d: len(takes(d, "accepted")) == accepted and not takes(d, "sending")
+    )
+
+
+def wait_for_answer(driver: WebDriver) -> str:
+    """The text of ``#result`` once a new answer has arrived."""
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
+        lambda d: text_of(d, "answer-meta") or text_of(d, "error")
+    )
+    assert text_of(driver, "error") == "", f"the page shows an error: {text_of(driver, 'error')}"
+    return text_of(driver, "result")
+
+
+def identify_by_microphone(driver: WebDriver) -> str:
+    driver.execute_script("document.getElementById('answer-meta').textContent = ''")
+    record(driver, "record", "status", TAKE_S)
+    return wait_for_answer(driver)
+
+
+def type_name(driver: WebDriver, name: str) -> None:
+    field = driver.find_element(By.ID, "speaker-name")
+    field.clear()
+    field.send_keys(name)
+
+
+def labels_shown(driver: WebDriver) -> list[str]:
+    return [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#labels li")]
+
+
+# ---- tests ----------------------------------------------------------------------------------
+
+# Names the page refuses as the server does, and some it lets through.
+REFUSED_NAMES = ["", " Ada", "Ada ", ".Ada", "Ada!", "A" * 65, "Ada/Byron", "Ada\\Byron", ".."]
+ALLOWED_NAMES = ["Ada", "Ada Byron", "Zoë", "ada_b-2.0", "李小龍", "A" * 64]
+
+
+def test_the_page_checks_names_by_the_servers_rules(driver: WebDriver, server: Server) -> None:
+    open_page(driver, server)
+    problems = driver.execute_async_script(
+        """
+        const [names, done] = [arguments[0], arguments[arguments.length - 1]];
+        import("/static/teach.js").then((teach) => done(names.map(teach.checkSpeakerName)));
+        """,
+        REFUSED_NAMES + ALLOWED_NAMES,
+    )
+    verdicts = dict(zip(REFUSED_NAMES + ALLOWED_NAMES, problems, strict=True))
+    assert [name for name in REFUSED_NAMES if not verdicts[name]] == []
+    assert {name: verdicts[name] for name in ALLOWED_NAMES} == dict.fromkeys(ALLOWED_NAMES, "")
+    assert verdicts["Ada!"] == (
+        "“Ada!” has “!”; a name holds letters, digits, spaces, “-”, “_” and “.” only."
+    )
+    # The server agrees (an empty name is no path of a speaker).
+    for name in [n for n in REFUSED_NAMES + ALLOWED_NAMES if n]:
+        status, _ = call_api(server, f"/speakers/{urllib.parse.quote(name, safe='')}")
+        assert status == (422 if verdicts[name] else 404), name
+
+    # A take needs a name: the page says why, and does not start the microphone.
+    type_name(driver, "Ada!")
+    click(driver, driver.find_element(By.ID, "take-record"))
+    assert text_of(driver, "name-error") == verdicts["Ada!"]
+    assert driver.switch_to.active_element == driver.find_element(By.ID, "speaker-name")
+    assert not driver.find_element(By.ID, "take-meter").is_displayed()
+    assert console_errors(driver) == []
+
+
+def test_a_silent_take_is_refused_with_the_servers_reason(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    open_page(driver, server)
+    type_name(driver, NAME)
+
+    driver.find_element(By.ID, "take-files").send_keys(str(clips.silent))
+
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: takes(d, "refused"))
+    status, answer = call_api(server, "/predict", data=clips.silent.read_bytes())
+    assert status == 422
+    reason = answer["detail"]
+    [card] = takes(driver, "refused")
+    assert card.find_element(By.CLASS_NAME, "take-title").text == "silent.wav"
+    shown = card.find_element(By.CLASS_NAME, "take-reason").text
+    assert shown == reason[0].upper() + reason[1:]
+    assert text_of(driver, "take-count") == f"0 takes of {NAME}: 5 more before it can train."
+    assert driver.find_element(By.ID, "train").get_attribute("aria-disabled") == "true"
+    save_full_page(driver, "phone-teach-refused", PHONE)
+    # A refused take is not stored; the server's refusal leaves a 422 in the console.
+    assert NAME not in [s["name"] for s in call_api(server, "/speakers")[1]["speakers"]]
+    assert [e for e in console_errors(driver) if "/clips - Failed" not in e] == []
+
+
+@pytest.mark.slow
+def test_a_third_voice_is_taught_named_and_forgotten_by_the_first_version(
+    driver: WebDriver, server: Server
+) -> None:
+    open_page(driver, server)
+    type_name(driver, NAME)
+
+    for k in range(TAKES):
+        record(driver, "take-record", "teach-status", TAKE_S + 0.1 * k)  # no two alike
+        wait_for_takes(driver, accepted=k + 1)
+    assert takes(driver, "refused") == []
+    for card in takes(driver, "accepted"):  # each take shows its histogram
+        assert len(card.find_elements(By.CSS_SELECTOR, "svg rect")) == 60
+    click(driver, driver.find_element(By.CSS_SELECTOR, f"[aria-label^='Delete Take {TAKES} ']"))
+    wait_for_takes(driver, accepted=MIN_TAKES)
+    assert text_of(driver, "take-count") == f"{MIN_TAKES} takes of {NAME}: ready to train."
+    assert len(call_api(server, f"/speakers/{urllib.parse.quote(NAME)}")[1]["clips"]) == MIN_TAKES
+    WebDriverWait(driver, 5).until(lambda d: NAME in text_of(d, "speakers-list"))
+    assert f"{NAME} {MIN_TAKES} takes" in text_of(driver, "speakers-list")
+    save_full_page(driver, "desktop-teach-takes", DESKTOP)
+
+    first = call_api(server, "/models")[1]["versions"][0]
+    train = driver.find_element(By.ID, "train")
+    assert train.get_attribute("aria-disabled") == "false"
+    click(driver, train)
+    progress = driver.find_element(By.ID, "train-progress")
+    WebDriverWait(driver, 10).until(lambda d: progress.is_displayed())
+    WebDriverWait(driver, TRAIN_TIMEOUT_S, poll_frequency=0.5).until(
+        lambda d: text_of(d, "teach-status").startswith("Done") or text_of(d, "teach-error")
+    )
+    assert text_of(driver, "teach-error") == ""
+    versions = call_api(server, "/models")[1]["versions"]
+    new = versions[-1]
+    assert new["active"] and new["labels"] == sorted([NAME, *first["labels"]])
+    assert text_of(driver, "teach-status").startswith(
+        f"Done: now serving version {new['version']}, which knows: Ada Byron, David and Steve."
+    )
+    WebDriverWait(driver, 5).until(lambda d: labels_shown(d) == new["labels"])
+    save_full_page(driver, "desktop-teach-trained", DESKTOP)
+
+    assert identify_by_microphone(driver) == NAME
+    save_full_page(driver, "phone-teach-named", PHONE)
+
+    activate = f"[aria-label^='Activate version {first['version']} ']"
+    click(driver, driver.find_element(By.CSS_SELECTOR, activate))
+    WebDriverWait(driver, 10).until(lambda d: labels_shown(d) == first["labels"])
+    assert text_of(driver, "versions-status") == (
+        f"Now serving version {first['version']}, which knows: David and Steve."
+    )
+    assert identify_by_microphone(driver) != NAME
+    assert console_errors(driver) == []
