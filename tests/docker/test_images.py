@@ -31,6 +31,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline.demo.synth import VoiceSpec, write_demo_data
+
 pytestmark = pytest.mark.docker
 
 IMAGES = os.environ.get("VOICEID_DOCKER_IMAGES", "").split()
@@ -241,3 +243,37 @@ def test_reload_needs_the_key_and_loads_the_shipped_bundle(server: Server) -> No
     assert loaded.status_code == 200, loaded.text
     assert loaded.json()["name"] == "default"
     assert httpx.get(f"{server.url}/ready", timeout=10).json()["model"]["name"] == "default"
+
+
+# Teaching it a voice over HTTP, in the image's /speakers volume
+
+NEW_VOICE = VoiceSpec("Alice", pitch_hz=210.0, formant_scale=1.2, tilt=10.0, breathiness=0.1)
+JOB_TIMEOUT_S = 300.0
+
+
+def test_the_server_learns_a_new_voice_over_http_and_serves_it(
+    server: Server, tmp_path: Path
+) -> None:
+    headers = {"X-API-Key": API_KEY}
+    paths = write_demo_data(tmp_path, clips_per_voice=16, seed=5, voices=[NEW_VOICE])["Alice"]
+    files = [("files", (p.name, p.read_bytes(), "audio/wav")) for p in paths[:12]]
+
+    stored = httpx.post(f"{server.url}/speakers/Alice/clips", files=files, headers=headers,
+                        timeout=60)  # fmt: skip
+    job = httpx.post(f"{server.url}/train", headers=headers, timeout=30).json()["job"]
+    deadline, status = time.monotonic() + JOB_TIMEOUT_S, {}
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{server.url}/train/{job}", headers=headers, timeout=10).json()
+        if status["state"] in ("done", "failed"):
+            break
+        time.sleep(0.5)
+    named = [
+        httpx.post(f"{server.url}/predict", files={"file": (p.name, p.read_bytes())},
+                   headers=headers, timeout=30).json()["speaker"]
+        for p in paths[12:]
+    ]  # fmt: skip
+
+    assert stored.status_code == 200 and len(stored.json()["accepted"]) == 12
+    assert status["state"] == "done", status
+    assert "Alice" in status["model"]["labels"]
+    assert named.count("Alice") >= 3

@@ -173,3 +173,18 @@ def test_the_healthcheck_turns_healthy(served: Served) -> None:
         time.sleep(1)
 
     assert status == "healthy"
+
+
+def test_the_serving_image_takes_voices_but_says_it_cannot_train(served: Served) -> None:
+    headers = {"X-API-Key": API_KEY}
+    clip = (served.clips / "steve.wav").read_bytes()
+
+    stored = httpx.post(f"{served.url}/speakers/Sam/clips", headers=headers, timeout=30,
+                        files=[("files", ("s.wav", clip, "audio/wav"))])  # fmt: skip
+    train = httpx.post(f"{served.url}/train", headers=headers, timeout=30)
+
+    assert stored.status_code == 200 and len(stored.json()["accepted"]) == 1
+    assert train.status_code == 503
+    assert train.json()["detail"].startswith(
+        "this server cannot train: tensorflow is not installed. Install the train extra"
+    )
