@@ -215,7 +215,12 @@ class Trainer:
                       "base": self.store.current.version}  # fmt: skip
             _write_json(self.jobs_dir / f"{job}.json", record)
             (self.jobs_dir / "current").write_text(job)
-            process = await self._spawn(job, base, out, fd)
+            try:
+                process = await self._spawn(job, base, out, fd)
+            except OSError as exc:
+                detail = f"cannot start the training process: {exc.strerror or exc}"
+                self._finish(job, record, detail)
+                raise TrainingUnavailableError(detail) from exc
         finally:
             os.close(fd)  # the training process holds the lock now
         record |= {"state": "running", "pid": process.pid}

@@ -213,3 +213,19 @@ def test_strangers_stay_unknown_on_the_configured_version(
     client: TestClient, demo_clips: dict[str, list[bytes]]
 ) -> None:
     assert [_named(client, c) for c in demo_clips[STRANGER.name]] == ["unknown"] * 3
+
+
+def test_a_training_process_that_cannot_start_is_a_503_and_frees_the_lock(
+    make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_process(*args: object, **kwargs: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr("service.training.asyncio.create_subprocess_exec", no_process)
+    client = make_client(data_dir=_store_with(tmp_path / "store", alice_clips))
+
+    first, second = client.post("/train"), client.post("/train")
+
+    for answer in (first, second):  # the second is no 409: the lock went with the failure
+        assert answer.status_code == 503
+        assert answer.json()["detail"] == "cannot start the training process: Too many open files"
