@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 # Two installs: serving needs only the default dependencies; training, tests, lint and benchmarks
 # need the `train` extra (TensorFlow, Keras, matplotlib) and `dev`. The full one marks both done.
 SERVE_STAMP := $(VENV)/.installed-serve
+TRAIN_STAMP := $(VENV)/.installed-train
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test quick lint smoke bench default-model system-deps docker-deps clean
+.PHONY: run teach test quick lint smoke bench default-model system-deps docker-deps clean
 # Debian packages: what the tests use (ffmpeg for m4a/webm, Chromium for the page), and what the
 # Docker smoke test needs on the host. Each is installed only by its own explicit target.
 TEST_PACKAGES := ffmpeg libsndfile1 chromium chromium-driver
@@ -34,12 +35,20 @@ $(SERVE_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $(SERVE_STAMP)
 
+$(TRAIN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[train]'
+	touch $(TRAIN_STAMP) $(SERVE_STAMP)
+
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[train,dev]'
-	touch $(STAMP) $(SERVE_STAMP)
+	touch $(STAMP) $(TRAIN_STAMP) $(SERVE_STAMP)
 
 ## run: install what serving needs and serve the shipped default model on $(HOST):$(PORT)
 run: $(SERVE_STAMP)
+	$(BIN)/voiceid serve --model models/default --host $(HOST) --port $(PORT)
+
+## teach: as run, with the train extra too, so the page can teach it new voices (POST /train)
+teach: $(TRAIN_STAMP)
 	$(BIN)/voiceid serve --model models/default --host $(HOST) --port $(PORT)
 
 ## system-deps: the Debian packages the tests use (ffmpeg, Chromium)
