@@ -7,9 +7,26 @@ from starlette.requests import Request
 
 from service.errors import MissingFieldError, UnsupportedMediaError, UploadTooLargeError
 
-__all__ = ["RAW_TYPES", "read_batch", "read_clip"]
+__all__ = ["FILES_BODY", "RAW_TYPES", "read_batch", "read_clip"]
 
 RAW_TYPES = ("audio/", "application/octet-stream")
+# The OpenAPI request body of the routes that read_batch serves: multipart, repeated "files".
+FILES_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                    "required": ["files"],
+                }
+            }
+        },
+    }
+}
 MULTIPART = "multipart/form-data"
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from service.deps import ComputeDep, MetricsDep, SettingsDep, StoreDep
 from service.inference import answer_batch, answer_clip
 from service.schemas import BatchResponse, ErrorResponse, ModelRef, PredictResponse
-from service.uploads import read_batch, read_clip
+from service.uploads import FILES_BODY, read_batch, read_clip
 
 router = APIRouter(tags=["predict"])  # the key: service.auth
 
@@ -35,22 +35,6 @@ _CLIP_BODY = {
                 }
             },
             "audio/wav": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
-_BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
-                    },
-                    "required": ["files"],
-                }
-            }
         },
     }
 }
@@ -85,7 +69,7 @@ async def predict(
     response_model=BatchResponse,
     response_model_exclude_none=True,
     responses=_ERRORS,
-    openapi_extra=_BATCH_BODY,
+    openapi_extra=FILES_BODY,
     summary="Who said each of these clips?",
 )
 async def predict_batch(

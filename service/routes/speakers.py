@@ -24,7 +24,7 @@ from service.schemas import (
     SpeakerRemoved,
     SpeakersResponse,
 )
-from service.uploads import read_batch
+from service.uploads import FILES_BODY, read_batch
 
 __all__ = ["CLIPS_PATH", "router"]
 
@@ -42,22 +42,6 @@ _WRITE: _Responses = _KEY | {
 }
 _NAME: _Responses = {
     422: {"model": ErrorResponse, "description": "the name breaks the naming rules"}
-}
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
-                    },
-                    "required": ["files"],
-                }
-            }
-        },
-    }
 }
 
 
@@ -96,7 +80,7 @@ async def get_speaker(name: str, speakers: SpeakersDep, models: StoreDep) -> Spe
         415: {"description": "no clip is audio in a format the server reads"},
         503: {"model": ErrorResponse, "description": "no model loaded yet, or busy"},
     },
-    openapi_extra=_UPLOAD_BODY,
+    openapi_extra=FILES_BODY,
     summary="Add clips of a speaker to the store",
 )
 async def add_clips(
