@@ -6,7 +6,8 @@ store, posts 12 clips of a new voice to ``/speakers/{name}/clips`` and ``POST /t
 posts 8 fresh clips of that voice to ``/predict/batch`` every 0.1 s until one is named: the time
 from ``POST /train`` to that answer is the figure (TensorFlow's start-up included). Then: how many
 of the 8 fresh clips are named, how many of 20 fresh clips each of Steve and David, and, once the
-first version is activated again, how many of the 8 are still named (rollback).
+first version is activated again, how many of the 8 are still named, and how many unknown
+(rollback).
 
 New voices: a synthetic one (pipeline.demo.synth), an espeak-ng voice saying "hello" at varied
 speeds and pitches, and each real FSDD speaker in turn (8 kHz recordings of spoken digits, takes
@@ -164,10 +165,11 @@ def scenario(label: str, name: str, teach: list[bytes], fresh: list[bytes], tmp:
         kept = {v: names(client, clips).count(v) for v, clips in known.items()}
         first = client.get("/models").json()["versions"][0]["version"]
         client.post(f"/models/{first}/activate").raise_for_status()
-        rolled_back = names(client, fresh).count(name)
+        rolled_back = names(client, fresh)
     print(
         f"{label:>28} | {named_s:8.2f} | {done_s:7.2f} | {after}/{FRESH}   "
-        f"| {kept['Steve']}/{KNOWN} {kept['David']}/{KNOWN} | {rolled_back}/{FRESH}"
+        f"| {kept['Steve']}/{KNOWN} {kept['David']}/{KNOWN} | {rolled_back.count(name)}/{FRESH} "
+        f"named, {rolled_back.count('unknown')}/{FRESH} unknown"
     )
 
 
