@@ -139,7 +139,10 @@ class ModelInfo(BundleMetadata):
                     "output_kernel": net.output_kernel.tolist(),
                     "output_bias": net.output_bias.tolist(),
                 },
-                "plots": {name: f"/model/plots/{name}.png" for name in PLOT_NAMES},
+                # The version in the URL: a browser must not show the last model's cached picture.
+                "plots": {
+                    name: f"/model/plots/{name}.png?v={bundle.version}" for name in PLOT_NAMES
+                },
             }
         )
 

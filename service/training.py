@@ -237,7 +237,8 @@ class Trainer:
         command = [sys.executable, "-m", "voiceid", "enrol", str(base), "--store",
                    str(self.data_dir), "--out", str(out), "--cache-dir",
                    str(self.data_dir / ".cache"), "--progress-file",
-                   str(self.jobs_dir / f"{job}.progress.json"), "--name", out.name]  # fmt: skip
+                   str(self.jobs_dir / f"{job}.progress.json"), "--name",
+                   self._version_name()]  # fmt: skip
         env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
         with (self.jobs_dir / f"{job}.log").open("wb") as log_file:
             process = await asyncio.create_subprocess_exec(
@@ -246,6 +247,14 @@ class Trainer:
             )  # fmt: skip
         self._processes[job] = process
         return process
+
+    def _version_name(self) -> str:
+        """The new version's name: the configured model's and the store's voices."""
+        base = self.versions.configured_name()
+        voices = [s.name for s in self.speakers.speakers()]
+        if not voices:
+            return f"{base}, retrained"
+        return f"{base} + {', '.join(voices) if len(voices) <= 3 else f'{len(voices)} voices'}"
 
     # -- finishing -------------------------------------------------------------------------
 

@@ -59,6 +59,10 @@ class Versions:
         self.configured = Path(os.path.realpath(self.configured))
         self.root = Path(os.path.realpath(self.root))
 
+    def configured_name(self) -> str:
+        summary = _summary(self.configured)
+        return summary["name"] if summary is not None else self.configured.name
+
     def new_folder(self, job: str) -> Path:
         """Where job ``job`` writes its version (the bundle writer creates it atomically)."""
         self.root.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,8 @@ def test_model_describes_the_served_bundle(client: TestClient, default_bundle: B
     assert info["metrics"] == default_bundle.metadata.metrics.model_dump()
     assert info["created"] == default_bundle.metadata.model_dump(mode="json")["created"]
     assert info["plots"] == {
-        "training_curves": "/model/plots/training_curves.png",
-        "confusion_matrix": "/model/plots/confusion_matrix.png",
+        "training_curves": f"/model/plots/training_curves.png?v={default_bundle.version}",
+        "confusion_matrix": f"/model/plots/confusion_matrix.png?v={default_bundle.version}",
     }
 
 

@@ -78,6 +78,7 @@ def test_a_job_teaches_the_voice_live_and_rolling_back_forgets_it(
     assert status["state"] == "done", status["detail"]
     assert status["progress"] == 1.0
     assert status["model"]["labels"] == ["Alice", "David", "Steve"]
+    assert status["model"]["name"] == "default + Alice"
     assert status["detail"] == f"now serving version {status['model']['version']}"
     assert client.get("/model").json()["labels"] == ["Alice", "David", "Steve"]
     assert [_named(client, c) for c in fresh_alice].count("Alice") >= 7
