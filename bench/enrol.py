@@ -10,10 +10,11 @@ first version is activated again, how many of the 8 are still named, and how man
 (rollback).
 
 New voices: a synthetic one (pipeline.demo.synth), an espeak-ng voice saying "hello" at varied
-speeds and pitches, and each real FSDD speaker in turn (8 kHz recordings of spoken digits, takes
-5-16 taught and 20-27 fresh, so each set holds most of the ten words; skipped without the shared
-data). Then a bounded load test: 4 clients post a Steve clip back to back while a new
-version trains, goes live and is rolled back; every answer must be a 200. Last, 100 synthetic
+speeds and pitches, and each real FSDD speaker in turn (8 kHz recordings, takes 5-16 taught and
+20-27 fresh): first all saying "zero", then each take a different digit, so each set holds most of
+the ten words (skipped without the shared data). Then a bounded load test: 4 clients post a Steve
+clip back to back while a new version trains, goes live and is rolled back; every answer must be
+a 200. Last, 100 synthetic
 speakers x 20 clips are posted and trained, first with no features cached, then again with one
 more speaker added, when only that speaker's clips are decoded.
 
@@ -79,11 +80,12 @@ def fsdd_speakers() -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
-def fsdd(speaker: str, takes: range) -> list[bytes]:
-    """Take ``t`` of digit ``t % 10`` for each take: spoken digits, one word a clip, as the
-    teaching and the fresh clips alike (as everyone says "Hello" on the page)."""
+def fsdd(speaker: str, takes: range, digit: int | None = None) -> list[bytes]:
+    """Take ``t`` of ``digit`` for each take, or of digit ``t % 10``: one word a clip, the same
+    in teaching and in the fresh clips (as everyone says "Hello" on the page), or all ten."""
     folder = DATA_ROOT / "fsdd" / speaker
-    return [(folder / f"{t % 10}_{speaker}_{t}.wav").read_bytes() for t in takes]
+    return [(folder / f"{t % 10 if digit is None else digit}_{speaker}_{t}.wav").read_bytes()
+            for t in takes]  # fmt: skip
 
 
 @contextmanager
@@ -270,9 +272,11 @@ def main() -> int:
         if shutil.which("espeak-ng"):
             scenario(f"espeak-ng {ESPEAK_VOICE}", "Espeak", espeak(TEACH, 0, tmp),
                      espeak(FRESH, TEACH, tmp), tmp)  # fmt: skip
-        for speaker in fsdd_speakers():  # the shared FSDD has takes 5-49
-            teach, fresh = fsdd(speaker, range(5, 5 + TEACH)), fsdd(speaker, range(20, 20 + FRESH))
-            scenario(f"FSDD {speaker} (8 kHz digits)", speaker.title(), teach, fresh, tmp)
+        for digit, words in ((0, "'zero'"), (None, "digits")):
+            for speaker in fsdd_speakers():  # the shared FSDD has takes 5-49
+                teach = fsdd(speaker, range(5, 5 + TEACH), digit)
+                fresh = fsdd(speaker, range(20, 20 + FRESH), digit)
+                scenario(f"FSDD {speaker}, {words}", speaker.title(), teach, fresh, tmp)
         load_during_swap(tmp)
         if not args.skip_large:
             large(tmp, args.speakers, args.clips)
