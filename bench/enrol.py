@@ -14,9 +14,8 @@ speeds and pitches, and each real FSDD speaker in turn (8 kHz recordings, takes 
 20-27 fresh): first all saying "zero", then each take a different digit, so each set holds most of
 the ten words (skipped without the shared data). Then a bounded load test: 4 clients post a Steve
 clip back to back while a new version trains, goes live and is rolled back; every answer must be
-a 200. Last, 100 synthetic
-speakers x 20 clips are posted and trained, first with no features cached, then again with one
-more speaker added, when only that speaker's clips are decoded.
+a 200. Last, 100 synthetic speakers x 20 clips are posted and trained, first with no features
+cached, then again with one more speaker added, when only that speaker's clips are decoded.
 
     python -m bench.enrol [--skip-large] [--speakers 100] [--clips 20]
 """
