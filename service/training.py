@@ -66,8 +66,8 @@ def can_train() -> str | None:
         if importlib.util.find_spec(module) is None:
             return (
                 f"this server cannot train: {module} is not installed. Install the train extra "
-                "(pip install 'voiceid[train]'), or teach voices with `voiceid enrol` elsewhere "
-                "and load the result with /admin/reload"
+                "(pip install 'voiceid[train]'; in a checkout, `make teach` serves with it), or "
+                "teach voices with `voiceid enrol` elsewhere and load the result with /admin/reload"
             )
     return None
 
