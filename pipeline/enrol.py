@@ -31,9 +31,10 @@ from pipeline import dataset
 from pipeline import train as training
 from pipeline.bundle import TRAIN_FEATURES_FILE, Bundle, load_bundle
 from pipeline.config import TrainConfig
-from pipeline.dataset import AUDIO_EXTENSIONS, Degradation, Extraction, Recording
+from pipeline.dataset import Degradation, Extraction, Recording
 from pipeline.errors import BundleError, DatasetError
 from pipeline.network import check_npz_size
+from pipeline.speakers import SpeakerStore
 from pipeline.train import (
     Prepared,
     TrainOptions,
@@ -154,18 +155,9 @@ def _checked_training_set(bundle: Bundle, arrays: dict[str, np.ndarray], path: P
 
 
 def store_recordings(store: Path) -> list[Recording]:
-    """The clips of a speaker store, ``store/<speaker>/<clip>``, sorted; none when it is empty
-    or missing. Hidden folders and files are the service's, not speakers'."""
-    if not store.is_dir():
-        return []
-    return [
-        Recording(path, folder.name)
-        for folder in sorted(store.iterdir())
-        if folder.is_dir() and not folder.name.startswith(".")
-        for path in sorted(folder.iterdir())
-        if path.is_file() and not path.name.startswith(".")
-        and path.suffix.lower() in AUDIO_EXTENSIONS
-    ]  # fmt: skip
+    """The clips of a speaker store, ``store/<speaker>/<clip>``, sorted, as the store itself
+    lists them (``pipeline.speakers``); none when it is empty or missing."""
+    return [Recording(path, name) for name, path in SpeakerStore(store).clip_files()]
 
 
 def _train_config(bundle: Bundle) -> TrainConfig:

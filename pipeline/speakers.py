@@ -198,6 +198,11 @@ class SpeakerStore:
                 )
         return out
 
+    def clip_files(self) -> list[tuple[str, Path]]:
+        """Every clip file with its speaker's name, sorted: what a training job learns from."""
+        return [(name, path) for name, folder in self._speaker_folders()
+                for path in self._clip_files(folder)]  # fmt: skip
+
     def clips(self, name: str) -> list[StoredClip]:
         """The clips of speaker ``name``, sorted by id; none for a speaker the store lacks."""
         return self._clips_in(self._folder(name))
