@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from service.errors import MissingFieldError, UnsupportedMediaError, UploadTooLargeError
 
-__all__ = ["FILES_BODY", "RAW_TYPES", "read_batch", "read_clip"]
+__all__ = ["CLIP_BODY", "FILES_BODY", "RAW_TYPES", "read_batch", "read_clip"]
 
 RAW_TYPES = ("audio/", "application/octet-stream")
-# The OpenAPI request body of the routes that read_batch serves: multipart, repeated "files".
-FILES_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
-                    },
-                    "required": ["files"],
-                }
-            }
-        },
-    }
-}
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def _request_body(field: str, value: dict[str, Any], **raw: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI request body: multipart with ``field`` holding ``value``, or ``raw`` bodies."""
+    multipart = {"type": "object", "properties": {field: value}, "required": [field]}
+    content = {"multipart/form-data": {"schema": multipart}} | raw
+    return {"requestBody": {"required": True, "content": content}}
+
+
+# The OpenAPI bodies of the routes read_clip and read_batch serve: one "file" (or the clip as the
+# body), and repeated "files".
+CLIP_BODY = _request_body("file", _BINARY, **{"audio/wav": {"schema": _BINARY}})
+FILES_BODY = _request_body("files", {"type": "array", "items": _BINARY})
 MULTIPART = "multipart/form-data"
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from service.deps import ComputeDep, MetricsDep, SettingsDep, StoreDep
 from service.inference import answer_batch, answer_clip
 from service.schemas import BatchResponse, ErrorResponse, ModelRef, PredictResponse
-from service.uploads import FILES_BODY, read_batch, read_clip
+from service.uploads import CLIP_BODY, FILES_BODY, read_batch, read_clip
 
 router = APIRouter(tags=["predict"])  # the key: service.auth
 
@@ -23,21 +23,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "audio unusable: empty, silent, too short, too long, non-finite"},
     503: {"model": ErrorResponse, "description": "no model loaded yet, or busy past the budget"},
 }
-_CLIP_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                }
-            },
-            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
 
 
 @router.post(
@@ -45,7 +30,7 @@ _CLIP_BODY = {
     response_model=PredictResponse,
     response_model_exclude_none=True,
     responses=_ERRORS,
-    openapi_extra=_CLIP_BODY,
+    openapi_extra=CLIP_BODY,
     summary="Who said this clip?",
 )
 async def predict(
