@@ -209,7 +209,8 @@ def calibrate(
         rows = _farthest_points(rows, limit)
         parts.append(rows)
         loo.append(leave_one_out_distances(rows.astype(np.float64)))
-    scales = count_scales(np.array([len(p) for p in parts]), effective_dimension(parts))
+    dimension = effective_dimension(parts, loo=loo)
+    scales = count_scales(np.array([len(p) for p in parts]), dimension)
     scaled = [d / s for d, s in zip(loo, scales, strict=True)]
     threshold = equal_weight_quantile(scaled, 1 - quantile)
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
@@ -221,16 +222,20 @@ MIN_CLIPS_TO_MEASURE = 40  # a speaker's rows subsampled to a quarter must still
 DIMENSION_RANGE = (2.0, 20.0)
 
 
-def effective_dimension(parts: Sequence[np.ndarray], seed: int = 0) -> float:
+def effective_dimension(
+    parts: Sequence[np.ndarray], seed: int = 0, loo: Sequence[np.ndarray] | None = None
+) -> float:
     """``d`` in "nearest-neighbour distances grow as ``n ** (-1 / d)``": from how the median
     leave-one-out distance of each speaker with ``MIN_CLIPS_TO_MEASURE`` rows or more grows when
     a quarter of its rows is kept (the median over speakers and five draws), within
     ``DIMENSION_RANGE``; ``DEFAULT_DIMENSION`` when no speaker has enough rows."""
     rng = np.random.default_rng(seed)
+    if loo is None:  # each part's leave-one-out distances, when the caller has none at hand
+        loo = [leave_one_out_distances(rows.astype(np.float64)) for rows in parts]
     estimates = []
-    for rows in parts:
+    for rows, distances in zip(parts, loo, strict=True):
         n = len(rows)
-        full = float(np.median(leave_one_out_distances(rows.astype(np.float64)))) if n else 0.0
+        full = float(np.median(distances)) if n else 0.0
         if n < MIN_CLIPS_TO_MEASURE or full <= 0:
             continue
         thinned = [
