@@ -45,6 +45,7 @@ __all__ = [
     "running_server",
     "save_full_page",
     "text_of",
+    "texts_of",
 ]
 
 ARTIFACTS = ROOT / "artifacts" / "browser"
@@ -138,6 +139,15 @@ def console_errors(driver: WebDriver, *, allowed: re.Pattern[str] | None = None)
 
 def text_of(driver: WebDriver, element_id: str) -> str:
     return str(driver.find_element(By.ID, element_id).text)
+
+
+def texts_of(driver: WebDriver, selector: str) -> list[str]:
+    """The rendered text of every element ``selector`` matches, read in one script: the page
+    replaces whole lists when it redraws them, so elements found first and read one by one
+    after may be gone by then (a stale element reference)."""
+    script = "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)"
+    texts = driver.execute_script(script, selector)
+    return [str(text) for text in texts]
 
 
 def save_full_page(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -38,6 +39,7 @@ from tests.browser.support import (
     running_server,
     save_full_page,
     text_of,
+    texts_of,
 )
 from tests.helpers import MODEL_DIR
 
@@ -143,6 +145,19 @@ def click(driver: WebDriver, element: WebElement) -> None:
     element.click()
 
 
+def click_css(driver: WebDriver, selector: str, *, tries: int = 5) -> None:
+    """Click the element ``selector`` matches, finding it again if the page redrew its list
+    between the finding and the click."""
+    for attempt in range(tries):
+        try:
+            click(driver, driver.find_element(By.CSS_SELECTOR, selector))
+            return
+        except StaleElementReferenceException:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.1)
+
+
 def record(driver: WebDriver, button_id: str, status_id: str, seconds: float) -> None:
     """Press a record button, let the microphone run ``seconds``, press it again."""
     button = driver.find_element(By.ID, button_id)
@@ -184,7 +199,7 @@ def type_name(driver: WebDriver, name: str) -> None:
 
 
 def labels_shown(driver: WebDriver) -> list[str]:
-    return [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#labels li")]
+    return texts_of(driver, "#labels li")
 
 
 # ---- tests ----------------------------------------------------------------------------------
@@ -258,9 +273,12 @@ def test_a_third_voice_is_taught_named_and_forgotten_by_the_first_version(
         record(driver, "take-record", "teach-status", TAKE_S + 0.1 * k)  # no two alike
         wait_for_takes(driver, accepted=k + 1)
     assert takes(driver, "refused") == []
-    for card in takes(driver, "accepted"):  # each take shows its histogram
-        assert len(card.find_elements(By.CSS_SELECTOR, "svg rect")) == 60
-    click(driver, driver.find_element(By.CSS_SELECTOR, f"[aria-label^='Delete Take {TAKES} ']"))
+    bars = driver.execute_script(  # each take shows its histogram
+        "return [...document.querySelectorAll('#takes li.take.accepted')]"
+        ".map((card) => card.querySelectorAll('svg rect').length)"
+    )
+    assert bars == [60] * TAKES
+    click_css(driver, f"[aria-label^='Delete Take {TAKES} ']")
     wait_for_takes(driver, accepted=MIN_TAKES)
     assert text_of(driver, "take-count") == f"{MIN_TAKES} takes of {NAME}: ready to train."
     assert len(call_api(server, f"/speakers/{urllib.parse.quote(NAME)}")[1]["clips"]) == MIN_TAKES
@@ -290,8 +308,10 @@ def test_a_third_voice_is_taught_named_and_forgotten_by_the_first_version(
     assert identify_by_microphone(driver) == NAME
     save_full_page(driver, "phone-teach-named", PHONE)
 
-    activate = f"[aria-label^='Activate version {first['version']} ']"
-    click(driver, driver.find_element(By.CSS_SELECTOR, activate))
+    WebDriverWait(driver, 5).until(  # the versions list is drawn again after training
+        lambda d: len(texts_of(d, "#versions-list li")) == len(versions)
+    )
+    click_css(driver, f"[aria-label^='Activate version {first['version']} ']")
     WebDriverWait(driver, 10).until(lambda d: labels_shown(d) == first["labels"])
     assert text_of(driver, "versions-status") == (
         f"Now serving version {first['version']}, which knows: David and Steve."

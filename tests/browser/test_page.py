@@ -38,6 +38,7 @@ from tests.browser.support import (
     running_server,
     save_full_page,
     text_of,
+    texts_of,
 )
 from tests.helpers import MODEL_DIR
 
@@ -184,7 +185,7 @@ def test_report_shows_the_loaded_model(driver: WebDriver, server: Server) -> Non
     open_page(driver, server)
 
     model = get_model(server)
-    labels = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#labels li")]
+    labels = texts_of(driver, "#labels li")
     assert labels == model["labels"] == ["David", "Steve"]
     assert text_of(driver, "known-voices") == "David and Steve"
     metrics = text_of(driver, "metrics")
