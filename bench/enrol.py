@@ -5,9 +5,11 @@ Each scenario starts ``voiceid serve --model models/default --workers 2`` on an 
 store, posts 12 clips of a new voice to ``/speakers/{name}/clips`` and ``POST /train``, then
 posts 8 fresh clips of that voice to ``/predict/batch`` every 0.1 s until one is named: the time
 from ``POST /train`` to that answer is the figure (TensorFlow's start-up included). Then: how many
-of the 8 fresh clips are named, how many of 20 fresh clips each of Steve and David, and, once the
-first version is activated again, how many of the 8 are still named, and how many unknown
-(rollback).
+of the 8 fresh clips are named, how many of 20 clips of voices it was not taught are named as it
+(strangers: the demo's stranger, four other espeak-ng voices, or the five other FSDD speakers,
+four clips each, saying the same words), how many of 20 fresh clips each of Steve and David,
+and, once the first version is activated again, how many of the 8 are still named, and how many
+unknown (rollback).
 
 New voices: a synthetic one (pipeline.demo.synth), an espeak-ng voice saying "hello" at varied
 speeds and pitches, and each real FSDD speaker in turn (8 kHz recordings, takes 5-16 taught and
@@ -41,14 +43,15 @@ import numpy as np
 import soundfile as sf
 
 from bench.common import DATA_ROOT
-from pipeline.demo.synth import VOICES, VoiceSpec, synthesize_hello
+from pipeline.demo.synth import STRANGER, VOICES, VoiceSpec, synthesize_hello
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "default"
 SR = 16_000
-TEACH, FRESH, KNOWN = 12, 8, 20
+TEACH, FRESH, KNOWN, STRANGERS = 12, 8, 20, 20
 ALICE = VoiceSpec("Alice", pitch_hz=210.0, formant_scale=1.2, tilt=10.0, breathiness=0.1)
 ESPEAK_VOICE = "en+f4"
+ESPEAK_STRANGERS = ("en+m3", "en+f2", "en-us+m1", "en+f3")  # 5 clips each
 LOAD_CLIENTS = 4
 
 
@@ -63,12 +66,12 @@ def synthetic(voice: VoiceSpec, n: int, seed: int) -> list[bytes]:
     return [wav_bytes(synthesize_hello(voice, rng)) for _ in range(n)]
 
 
-def espeak(n: int, offset: int, tmp: Path) -> list[bytes]:
+def espeak(n: int, offset: int, tmp: Path, voice: str = ESPEAK_VOICE) -> list[bytes]:
     clips = []
     for k in range(offset, offset + n):
-        out = tmp / f"espeak-{k}.wav"
+        out = tmp / f"espeak-{voice}-{k}.wav"
         speed, pitch = 140 + 7 * (k % 9), 35 + 3 * (k % 11)
-        subprocess.run(["espeak-ng", "-v", ESPEAK_VOICE, "-s", str(speed), "-p", str(pitch),
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch),
                         "-w", str(out), "hello"], check=True, capture_output=True)  # fmt: skip
         clips.append(out.read_bytes())
     return clips
@@ -154,7 +157,9 @@ def teach_and_time(client: httpx.Client, name: str, fresh: list[bytes]) -> tuple
     return named_at if named_at is not None else float("nan"), time.monotonic() - started
 
 
-def scenario(label: str, name: str, teach: list[bytes], fresh: list[bytes], tmp: Path) -> None:
+def scenario(
+    label: str, name: str, teach: list[bytes], fresh: list[bytes], strangers: list[bytes], tmp: Path
+) -> None:
     known = {v: synthetic(VOICES[v], KNOWN, seed=9) for v in ("Steve", "David")}
     with (
         server(tmp / f"{name}-store", tmp / f"{name}.log") as url,
@@ -163,12 +168,14 @@ def scenario(label: str, name: str, teach: list[bytes], fresh: list[bytes], tmp:
         post_clips(client, name, teach)
         named_s, done_s = teach_and_time(client, name, fresh)
         after = names(client, fresh).count(name)
+        intruders = names(client, strangers).count(name)
         kept = {v: names(client, clips).count(v) for v, clips in known.items()}
         first = client.get("/models").json()["versions"][0]["version"]
         client.post(f"/models/{first}/activate").raise_for_status()
         rolled_back = names(client, fresh)
     print(
         f"{label:>28} | {named_s:8.2f} | {done_s:7.2f} | {after}/{FRESH}   "
+        f"| {intruders:>2}/{len(strangers)}     "
         f"| {kept['Steve']}/{KNOWN} {kept['David']}/{KNOWN} | {rolled_back.count(name)}/{FRESH} "
         f"named, {rolled_back.count('unknown')}/{FRESH} unknown"
     )
@@ -265,17 +272,23 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        print(f"{'new voice':>28} | named, s | done, s | fresh | Steve David | after rollback")
+        print(f"{'new voice':>28} | named, s | done, s | fresh | strangers | Steve David | "
+              "after rollback")  # fmt: skip
         scenario("synthetic (demo synth)", "Alice", synthetic(ALICE, TEACH, 5),
-                 synthetic(ALICE, FRESH, 9), tmp)  # fmt: skip
+                 synthetic(ALICE, FRESH, 9), synthetic(STRANGER, STRANGERS, 13), tmp)  # fmt: skip
         if shutil.which("espeak-ng"):
+            others = [c for v in ESPEAK_STRANGERS
+                      for c in espeak(STRANGERS // len(ESPEAK_STRANGERS), 0, tmp, v)]  # fmt: skip
             scenario(f"espeak-ng {ESPEAK_VOICE}", "Espeak", espeak(TEACH, 0, tmp),
-                     espeak(FRESH, TEACH, tmp), tmp)  # fmt: skip
+                     espeak(FRESH, TEACH, tmp), others, tmp)  # fmt: skip
+        speakers = fsdd_speakers()  # the shared FSDD has takes 5-49
         for digit, words in ((0, "'zero'"), (None, "digits")):
-            for speaker in fsdd_speakers():  # the shared FSDD has takes 5-49
+            for speaker in speakers:
                 teach = fsdd(speaker, range(5, 5 + TEACH), digit)
                 fresh = fsdd(speaker, range(20, 20 + FRESH), digit)
-                scenario(f"FSDD {speaker}, {words}", speaker.title(), teach, fresh, tmp)
+                others = [c for o in speakers if o != speaker
+                          for c in fsdd(o, range(42, 42 + STRANGERS // 5), digit)]  # fmt: skip
+                scenario(f"FSDD {speaker}, {words}", speaker.title(), teach, fresh, others, tmp)
         load_during_swap(tmp)
         if not args.skip_large:
             large(tmp, args.speakers, args.clips)
