@@ -16,8 +16,10 @@ __all__ = [
     "InvalidAudioError",
     "InvalidNameError",
     "MissingExtraError",
+    "NameTakenError",
     "NotInStoreError",
     "ParameterError",
+    "StoreFullError",
     "StoreLimit",
     "StoreLimitError",
     "VoiceIdError",
@@ -57,7 +59,12 @@ class MissingExtraError(VoiceIdError):
 
 
 class InvalidNameError(ParameterError):
-    """A speaker name breaks the rules of ``pipeline.speakers.check_speaker_name`` (HTTP 422)."""
+    """A speaker name breaks the rules of ``pipeline.names.check_speaker_name`` (HTTP 422)."""
+
+
+class NameTakenError(VoiceIdError):
+    """A speaker name reads the same as another speaker's, or names a voice of the model that
+    the request did not say it means to add to (HTTP 409)."""
 
 
 class NotInStoreError(VoiceIdError):
@@ -75,3 +82,10 @@ class StoreLimitError(VoiceIdError):
     def __init__(self, message: str, *, limit: StoreLimit) -> None:
         super().__init__(message)
         self.limit: StoreLimit = limit
+
+
+class StoreFullError(VoiceIdError):
+    """The disk holding the speaker store ran out of space: nothing of the call was stored (HTTP
+    507). ``limit`` is the store limit that keeps it below the disk's size."""
+
+    limit: StoreLimit = "max_store_bytes"

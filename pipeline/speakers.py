@@ -1,21 +1,24 @@
 """The speaker store: enrolled voices in the training layout, ``<root>/<speaker>/<clip>``.
 
 Clips are kept as the bytes that were uploaded, named ``<id>.<ext>``: the id is the first 16 hex
-digits of the bytes' sha256, so the same clip twice is stored once, and the extension is the
-sniffed format's, so the folder is a valid ``voiceid train`` input as it stands. Hidden entries
-of the root (``.lock``, ``.versions/``, ``.jobs/``, ``.cache/``) belong to the service and are
-never speakers.
+digits of the bytes' sha256, so the same clip twice is stored once (and never under two
+speakers), and the extension is the sniffed format's, so the folder is a valid ``voiceid train``
+input as it stands. Speaker names follow ``pipeline.names``: in NFC, and none that reads the same
+as another speaker's. Hidden entries of the root (``.lock``, ``.versions/``, ``.jobs/``,
+``.cache/``) belong to the service and are never speakers.
 
 Several server processes may share one store. Every change happens under an exclusive
 ``fcntl.flock`` on ``<root>/.lock``, and the limits are checked under it, so they hold exactly;
-a clip appears whole or not at all (written to a hidden temporary file, then renamed), and a
-removed speaker disappears at once (renamed to a hidden name, then deleted), so readers, which
-take no lock, never see half of either.
+a clip appears whole or not at all (written to a hidden temporary file, then renamed), the clips
+of one call all or none (those written are removed again when a later one fails), and a removed
+speaker disappears at once (renamed to a hidden name, then deleted), so readers, which take no
+lock, never see half a clip or half a speaker's removal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import io
@@ -33,32 +36,31 @@ from pipeline.audio import AUDIO_EXTENSIONS, decode, sniff_format
 from pipeline.errors import (
     DecodeError,
     InvalidNameError,
+    NameTakenError,
     NotInStoreError,
     ParameterError,
+    StoreFullError,
     StoreLimitError,
     VoiceIdError,
 )
+from pipeline.names import check_speaker_name, lookalike
 
 __all__ = [
     "CLIP_ID_DIGITS",
-    "MAX_NAME_CHARS",
-    "NAME_PUNCTUATION",
+    "Added",
+    "Clash",
     "NewClip",
     "SpeakerStore",
     "SpeakerSummary",
     "StoreLimits",
     "StoredClip",
-    "check_speaker_name",
     "clip_extension",
     "clip_id",
     "clip_seconds",
 ]
 
-MAX_NAME_CHARS = 64
-NAME_PUNCTUATION = " -_."  # allowed besides letters and digits
 CLIP_ID_DIGITS = 16  # hex digits of the sha256 that name a clip: 64 bits, no collision in practice
 LOCK_FILE = ".lock"
-_ALLOWED = "letters, digits, spaces, '-', '_' and '.'"
 # File extensions of the sniffed containers (pipeline.audio.sniff_format) that can be stored.
 _EXTENSIONS = {
     "WAV": "wav",
@@ -70,34 +72,8 @@ _EXTENSIONS = {
     "AAC": "aac",
     "AIFF": "aiff",
 }
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # what a write says when the disk or quota is full
 _SECONDS_RATE = 16_000  # Hz: the rate a clip is decoded at when its header gives no length
-
-
-def check_speaker_name(name: str) -> str:
-    """``name`` when it is a valid speaker name, else :class:`InvalidNameError` saying why.
-
-    1-64 characters: letters (any script), digits, space, ``-``, ``_`` and ``.``; not starting
-    with ``.`` or a space nor ending with a space, so a name is a plain folder name, never a
-    path, a hidden entry or one that reads the same as another.
-    """
-    if not name:
-        raise InvalidNameError(f"speaker name is empty: use 1-{MAX_NAME_CHARS} {_ALLOWED}")
-    if len(name) > MAX_NAME_CHARS:
-        raise InvalidNameError(
-            f"speaker name {name!r} is {len(name)} characters long: at most {MAX_NAME_CHARS} "
-            "are allowed"
-        )
-    for separator in ("/", "\\"):
-        if separator in name:
-            raise InvalidNameError(f"speaker name {name!r} holds a path separator {separator!r}")
-    for char in name:
-        if not (char.isalpha() or char.isdecimal() or char in NAME_PUNCTUATION):
-            raise InvalidNameError(f"speaker name {name!r} holds {char!r}: use only {_ALLOWED}")
-    if name[0] in ". ":
-        raise InvalidNameError(f"speaker name {name!r} starts with {name[0]!r}")
-    if name.endswith(" "):
-        raise InvalidNameError(f"speaker name {name!r} ends with a space")
-    return name
 
 
 def clip_id(data: bytes) -> str:
@@ -167,6 +143,14 @@ class Added:
     duplicate: bool
 
 
+@dataclass(frozen=True)
+class Clash:
+    """A clip :meth:`SpeakerStore.add` refused: the store holds it as a clip of ``speaker``."""
+
+    id: str
+    speaker: str
+
+
 class SpeakerStore:
     """The speakers and clips under ``root``, within ``limits``; ``root`` is made on first write.
 
@@ -209,30 +193,47 @@ class SpeakerStore:
 
     # Writing
 
-    def add(self, name: str, clips: Sequence[NewClip]) -> list[Added]:
-        """Store ``clips`` under speaker ``name``, all or none: raises :class:`StoreLimitError`
-        (nothing written) when the new ones would take the store past a limit."""
+    def add(
+        self,
+        name: str,
+        clips: Sequence[NewClip],
+        *,
+        model_labels: Sequence[str] = (),
+        add_to_existing: bool = False,
+    ) -> list[Added | Clash]:
+        """Store ``clips`` under speaker ``name``, all or none, and say what became of each.
+
+        A clip the store holds as another speaker's is refused (a :class:`Clash`): one
+        recording cannot be two people. Raises, with nothing written: :class:`NameTakenError`
+        when ``name`` reads the same as another speaker's in the store or in ``model_labels``
+        (the served model's), or is one of ``model_labels`` that the store lacks while
+        ``add_to_existing`` is false; :class:`StoreLimitError` when the new clips would take the
+        store past a limit; :class:`StoreFullError` when the disk fills up on the way.
+        """
         folder = self._folder(name)
         for clip in clips:
             if f".{clip.extension}" not in AUDIO_EXTENSIONS:
                 raise ParameterError(f"extension={clip.extension!r} is not one of an audio file")
         with self._locked():
-            have = {c.id for c in self._clips_in(folder, with_seconds=False)}
-            added: list[Added] = []
+            held = self._held()
+            _check_name_is_free(name, held, model_labels, add_to_existing=add_to_existing)
+            have = {c.id for c in held.get(name, [])}
+            owners = {c.id: other for other, kept in held.items() if other != name for c in kept}
+            outcomes: list[Added | Clash] = []
             new: dict[str, NewClip] = {}
             for clip in clips:
                 key = clip_id(clip.data)
+                if key in owners:
+                    outcomes.append(Clash(key, owners[key]))
+                    continue
                 duplicate = key in have or key in new
-                added.append(Added(key, duplicate))
+                outcomes.append(Added(key, duplicate))
                 if not duplicate:
                     new[key] = clip
             if new:
-                self._check_room(name, len(have), new)
-            if not have:
-                _make_folder(folder)
-            for key, clip in new.items():
-                self._write(folder / f"{key}.{clip.extension}", clip)
-        return added
+                self._check_room(name, held, new)
+                self._write_all(folder, new, make_folder=not have)
+        return outcomes
 
     def remove_speaker(self, name: str) -> int:
         """Remove speaker ``name`` and its clips; the number of clips it had."""
@@ -313,12 +314,23 @@ class SpeakerStore:
         with self._seconds_lock:
             self._seconds[path] = (stat.st_mtime_ns, stat.st_size, seconds)
 
-    def _check_room(self, name: str, clips: int, new: dict[str, NewClip]) -> None:
+    def _held(self) -> dict[str, list[StoredClip]]:
+        """Each speaker with clips and its clips, without reading any clip's length."""
+        out = {}
+        for name, folder in self._speaker_folders():
+            clips = self._clips_in(folder, with_seconds=False)
+            if clips:
+                out[name] = clips
+        return out
+
+    def _check_room(
+        self, name: str, held: dict[str, list[StoredClip]], new: dict[str, NewClip]
+    ) -> None:
         limits = self.limits
-        speakers = self._bytes_by_speaker()
-        if clips == 0 and len(speakers) >= limits.max_speakers:
+        clips = len(held.get(name, []))
+        if clips == 0 and len(held) >= limits.max_speakers:
             raise StoreLimitError(
-                f"cannot add speaker {name!r}: the store holds {len(speakers)} speakers, the limit",
+                f"cannot add speaker {name!r}: the store holds {len(held)} speakers, the limit",
                 limit="max_speakers",
             )
         if clips + len(new) > limits.max_clips_per_speaker:
@@ -327,22 +339,38 @@ class SpeakerStore:
                 f"{limits.max_clips_per_speaker} clips per speaker",
                 limit="max_clips_per_speaker",
             )
-        held, adding = sum(speakers.values()), sum(len(c.data) for c in new.values())
-        if held + adding > limits.max_store_bytes:
+        stored = sum(c.bytes for kept in held.values() for c in kept)
+        adding = sum(len(c.data) for c in new.values())
+        if stored + adding > limits.max_store_bytes:
             raise StoreLimitError(
-                f"cannot add {adding} bytes of clips: the store holds {held} bytes, and the "
+                f"cannot add {adding} bytes of clips: the store holds {stored} bytes, and the "
                 f"limit is {limits.max_store_bytes} bytes",
                 limit="max_store_bytes",
             )
 
-    def _bytes_by_speaker(self) -> dict[str, int]:
-        """Each speaker with clips and the bytes they take, without reading any clip's length."""
-        out = {}
-        for name, folder in self._speaker_folders():
-            clips = self._clips_in(folder, with_seconds=False)
-            if clips:
-                out[name] = sum(c.bytes for c in clips)
-        return out
+    def _write_all(self, folder: Path, new: dict[str, NewClip], *, make_folder: bool) -> None:
+        """Write every clip of ``new`` into ``folder``, or, when the disk says no, none."""
+        written: list[Path] = []
+        try:
+            if make_folder:
+                _make_folder(folder)
+            for key, clip in new.items():
+                path = folder / f"{key}.{clip.extension}"
+                self._write(path, clip)
+                written.append(path)
+        except OSError as exc:
+            for path in written:
+                path.unlink(missing_ok=True)
+            if make_folder:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            if exc.errno in _DISK_FULL:
+                raise StoreFullError(
+                    f"the disk of the speaker store is full: none of the {len(new)} new clips "
+                    "was stored; free space on it, or lower the store's size limit to what it "
+                    "holds"
+                ) from exc
+            raise
 
     def _write(self, path: Path, clip: NewClip) -> None:
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
@@ -382,6 +410,30 @@ def clip_seconds(path: Path) -> float:
         return round(decode(path, sample_rate=_SECONDS_RATE).duration_s, 4)
     except (VoiceIdError, OSError):
         return 0.0
+
+
+def _check_name_is_free(
+    name: str,
+    held: dict[str, list[StoredClip]],
+    model_labels: Sequence[str],
+    *,
+    add_to_existing: bool,
+) -> None:
+    """Raise :class:`NameTakenError` unless clips may go to ``name`` (see ``SpeakerStore.add``)."""
+    if name in held:  # more clips of a speaker of the store
+        return
+    taken = lookalike(name, [*held, *model_labels])
+    if taken is not None:
+        where = "in the store" if taken in held else "of the model"
+        raise NameTakenError(
+            f"speaker name {name!r} reads the same as {taken!r}, a speaker {where}: use "
+            f"{taken!r} to add to that speaker, or a name that reads differently"
+        )
+    if name in model_labels and not add_to_existing:
+        raise NameTakenError(
+            f"{name!r} is a speaker the model knows: to add these clips to its voice, say so "
+            "with add_to_existing=true; for another person, choose another name"
+        )
 
 
 def _make_folder(folder: Path) -> None:

@@ -9,12 +9,13 @@ waits on another process's lock.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError
 from pipeline.predict import clip_histogram
-from pipeline.speakers import NewClip, SpeakerStore, clip_extension
+from pipeline.speakers import Added, Clash, NewClip, SpeakerStore, clip_extension
 from service.errors import status_for
 from service.inference import oversized
 from service.schemas import AcceptedClip, ClipsResponse, RefusedClip
@@ -23,6 +24,7 @@ from service.settings import Settings
 __all__ = ["CheckedClip", "answer_status", "check_clips", "store_clips"]
 
 NOTHING_ACCEPTED_STATUS = 422  # when nothing was accepted and the refusals differ in status
+CLASH_STATUS = 409  # a clip the store holds as another speaker's
 
 
 @dataclass(frozen=True)
@@ -55,19 +57,42 @@ def check_clips(
 
 
 def store_clips(
-    store: SpeakerStore, name: str, outcomes: list[CheckedClip | RefusedClip]
+    store: SpeakerStore,
+    name: str,
+    outcomes: list[CheckedClip | RefusedClip],
+    *,
+    model_labels: Sequence[str],
+    add_to_existing: bool,
 ) -> ClipsResponse:
-    """Store the checked clips of ``outcomes`` under ``name`` (all or none: a limit raises
-    ``StoreLimitError``), and say what became of every file."""
-    checked = [o for o in outcomes if isinstance(o, CheckedClip)]
-    added = store.add(name, [c.clip for c in checked]) if checked else []
-    accepted = [
-        AcceptedClip(id=a.id, file=c.file, seconds=round(c.clip.seconds, 4),
-                     duplicate=a.duplicate, histogram=c.histogram)
-        for c, a in zip(checked, added, strict=True)
-    ]  # fmt: skip
-    refused = [o for o in outcomes if isinstance(o, RefusedClip)]
+    """Store the checked clips of ``outcomes`` under ``name`` (all or none: see
+    ``SpeakerStore.add`` for what it raises), and say what became of every file, in order."""
+    checked = [o.clip for o in outcomes if isinstance(o, CheckedClip)]
+    added = iter(store.add(name, checked, model_labels=model_labels,
+                           add_to_existing=add_to_existing) if checked else [])  # fmt: skip
+    accepted: list[AcceptedClip] = []
+    refused: list[RefusedClip] = []
+    for outcome in outcomes:
+        if isinstance(outcome, RefusedClip):
+            refused.append(outcome)
+        elif isinstance(result := next(added), Clash):
+            refused.append(_clash(outcome.file, result.speaker))
+        else:
+            accepted.append(_accepted(outcome, result))
     return ClipsResponse(speaker=name, accepted=accepted, refused=refused)
+
+
+def _accepted(checked: CheckedClip, added: Added) -> AcceptedClip:
+    return AcceptedClip(id=added.id, file=checked.file, seconds=round(checked.clip.seconds, 4),
+                        duplicate=added.duplicate, histogram=checked.histogram)  # fmt: skip
+
+
+def _clash(file: str, speaker: str) -> RefusedClip:
+    return RefusedClip(
+        file=file,
+        status=CLASH_STATUS,
+        detail=f"the store holds this clip as one of {speaker!r}, and one recording cannot be "
+        f"two speakers': remove it from {speaker!r} first if it was filed under the wrong name",
+    )
 
 
 def answer_status(response: ClipsResponse) -> int:

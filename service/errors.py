@@ -11,7 +11,9 @@ from pipeline.errors import (
     DecodeError,
     InvalidAudioError,
     InvalidNameError,
+    NameTakenError,
     NotInStoreError,
+    StoreFullError,
     StoreLimitError,
     VoiceIdError,
 )
@@ -112,6 +114,8 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (NotFoundError, 404),
     (NotInStoreError, 404),
     (InvalidNameError, 422),
+    (NameTakenError, 409),
+    (StoreFullError, 507),
     (BundleError, 409),
     (TrainingBusyError, 409),
     (TrainingUnavailableError, 503),
@@ -132,8 +136,8 @@ def status_for(exc: VoiceIdError) -> int:
 
 def detail_for(exc: VoiceIdError) -> str:
     """The ``detail`` of the response to ``exc``: its message, and for a limit of the speaker
-    store, the setting that raises it."""
-    if isinstance(exc, StoreLimitError):
+    store (or a full disk under it), the setting of that limit."""
+    if isinstance(exc, StoreLimitError | StoreFullError):
         return f"{exc} ({Settings.model_config['env_prefix']}{exc.limit.upper()})"
     return str(exc)
 

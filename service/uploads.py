@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from service.errors import MissingFieldError, UnsupportedMediaError, UploadTooLargeError
+from service.settings import Settings
 
 __all__ = ["CLIP_BODY", "FILES_BODY", "RAW_TYPES", "read_batch", "read_clip"]
 
@@ -27,6 +29,7 @@ def _request_body(field: str, value: dict[str, Any], **raw: dict[str, Any]) -> d
 CLIP_BODY = _request_body("file", _BINARY, **{"audio/wav": {"schema": _BINARY}})
 FILES_BODY = _request_body("files", {"type": "array", "items": _BINARY})
 MULTIPART = "multipart/form-data"
+_TOO_MANY = ("Too many files", "Too many fields")  # how Starlette's refusals of parts begin
 
 
 def _media_type(request: Request) -> str:
@@ -64,12 +67,20 @@ async def read_batch(request: Request, max_files: int) -> list[tuple[str, bytes]
         )
     # Starlette stops at its own limit with a 400; ours gives the clearer 413 below it.
     cap = max(max_files + 1, 1000)
-    async with request.form(max_files=cap, max_fields=cap) as form:
-        parts = [p for p in form.getlist("files") if isinstance(p, UploadFile)]
-        if not parts:
-            raise MissingFieldError("multipart body has no 'files' field holding a file")
-        if len(parts) > max_files:
-            raise UploadTooLargeError(
-                f"batch of {len(parts)} files is over the limit of {max_files}"
-            )
-        return [await _part_bytes(p) for p in parts]
+    try:
+        async with request.form(max_files=cap, max_fields=cap) as form:
+            parts = [p for p in form.getlist("files") if isinstance(p, UploadFile)]
+            if not parts:
+                raise MissingFieldError("multipart body has no 'files' field holding a file")
+            if len(parts) > max_files:
+                raise UploadTooLargeError(
+                    f"batch of {len(parts)} files is over the limit of {max_files}"
+                )
+            return [await _part_bytes(p) for p in parts]
+    except HTTPException as exc:  # Starlette's cap on parts, past ours: a 413 all the same
+        if not str(exc.detail).startswith(_TOO_MANY):
+            raise
+        raise UploadTooLargeError(
+            f"multipart body has more than {cap} parts: a batch takes at most {max_files} files "
+            f"({Settings.model_config['env_prefix']}BATCH_MAX_FILES)"
+        ) from exc

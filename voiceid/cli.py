@@ -305,7 +305,7 @@ def _new_clips(args: argparse.Namespace) -> list[Recording]:
     from pipeline.dataset import AUDIO_EXTENSIONS, Recording
     from pipeline.enrol import store_recordings
     from pipeline.errors import DatasetError, ParameterError
-    from pipeline.speakers import check_speaker_name
+    from pipeline.names import check_speaker_name
 
     if args.name is None and args.store is None:
         raise ParameterError("name a speaker and their clips, or give --store")

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from pipeline.speakers import check_speaker_name
+from pipeline.names import check_speaker_name
 from service.deps import ComputeDep, SettingsDep, SpeakersDep, StoreDep
 from service.enrolment import answer_status, check_clips, store_clips
 from service.errors import ConflictError, NotFoundError
@@ -45,6 +45,19 @@ _NAME: _Responses = {
 }
 
 
+async def _speaker_name(name: str) -> str:
+    """The path's speaker name, checked and in NFC, before anything reads it."""
+    return check_speaker_name(name)
+
+
+SpeakerName = Annotated[str, Depends(_speaker_name)]
+AddToExisting = Annotated[
+    bool,
+    Query(description="Add the clips to a voice the model knows, under its own name. Without "
+          "it, clips for one of the model's speakers that the store lacks are refused (409)."),
+]  # fmt: skip
+
+
 def _labels(models: ModelStore) -> tuple[str, ...]:
     return tuple(models.current.labels) if models.ready else ()
 
@@ -61,7 +74,7 @@ async def list_speakers(speakers: SpeakersDep, models: StoreDep) -> SpeakersResp
     responses=_KEY | _NAME | {404: {"model": ErrorResponse, "description": "unknown speaker"}},
     summary="One speaker's clips in the store",
 )
-async def get_speaker(name: str, speakers: SpeakersDep, models: StoreDep) -> SpeakerDetail:
+async def get_speaker(name: SpeakerName, speakers: SpeakersDep, models: StoreDep) -> SpeakerDetail:
     clips = await run_in_threadpool(speakers.clips, name)
     in_model = name in _labels(models)
     if not clips and not in_model:
@@ -75,30 +88,43 @@ async def get_speaker(name: str, speakers: SpeakersDep, models: StoreDep) -> Spe
     responses=_WRITE
     | _NAME
     | {
-        409: {"model": ErrorResponse, "description": "the speakers or clips limit is reached"},
+        409: {
+            "description": "the speakers or clips limit is reached; the name reads the same "
+            "as another speaker's, or is the model's own without add_to_existing; or every "
+            "clip is stored as another speaker's"
+        },
         413: {"description": "over the body or store size limit, or every clip too large"},
         415: {"description": "no clip is audio in a format the server reads"},
         503: {"model": ErrorResponse, "description": "no model loaded yet, or busy"},
+        507: {"model": ErrorResponse, "description": "the store's disk is full: nothing stored"},
     },
     openapi_extra=FILES_BODY,
     summary="Add clips of a speaker to the store",
 )
 async def add_clips(
-    name: str,
+    name: SpeakerName,
     request: Request,
     speakers: SpeakersDep,
     models: StoreDep,
     settings: SettingsDep,
     compute: ComputeDep,
+    add_to_existing: AddToExisting = False,
 ) -> Any:
     """Send clips as repeated multipart field `files`. Each is checked as /predict checks it;
-    the answer lists the accepted ones, with their histograms, and the refused ones with why.
-    With nothing accepted, the status is the refusals' (422 when they differ)."""
-    check_speaker_name(name)
+    the answer lists the accepted ones, with their histograms, and the refused ones with why
+    (a clip the store holds as another speaker's is refused with 409). With nothing accepted,
+    the status is the refusals' (422 when they differ).
+
+    The name is taken in NFC. A name that reads the same as another speaker's in the store or
+    the model (`alice` beside `Alice`; `David` with a Cyrillic a beside the model's `David`) is
+    refused with 409 naming that speaker. Clips for a speaker the model knows and the store does
+    not hold are refused with 409 too, unless `add_to_existing=true` says they are meant to join
+    that voice at the next training."""
     files = await read_batch(request, settings.batch_max_files)
     check = partial(check_clips, models.current.feature_config, files, settings)
     outcomes = await compute.run(check, budget_s=settings.clip_budget_s * len(files))
-    answer = await run_in_threadpool(store_clips, speakers, name, outcomes)
+    store = partial(store_clips, model_labels=_labels(models), add_to_existing=add_to_existing)
+    answer = await run_in_threadpool(store, speakers, name, outcomes)
     status = answer_status(answer)
     return answer if status == 200 else JSONResponse(answer.model_dump(), status_code=status)
 
@@ -109,7 +135,7 @@ async def add_clips(
     responses=_WRITE | _NAME | {404: {"model": ErrorResponse, "description": "no such clip"}},
     summary="Remove one clip of a speaker from the store",
 )
-async def remove_clip(name: str, clip: str, speakers: SpeakersDep) -> ClipRemoved:
+async def remove_clip(name: SpeakerName, clip: str, speakers: SpeakersDep) -> ClipRemoved:
     await run_in_threadpool(speakers.remove_clip, name, clip)
     return ClipRemoved(removed=clip)
 
@@ -125,8 +151,9 @@ async def remove_clip(name: str, clip: str, speakers: SpeakersDep) -> ClipRemove
     },
     summary="Remove a speaker and its clips from the store",
 )
-async def remove_speaker(name: str, speakers: SpeakersDep, models: StoreDep) -> SpeakerRemoved:
-    check_speaker_name(name)
+async def remove_speaker(
+    name: SpeakerName, speakers: SpeakersDep, models: StoreDep
+) -> SpeakerRemoved:
     if name in _labels(models) and not await run_in_threadpool(speakers.clips, name):
         raise ConflictError(
             f"{name!r} is a speaker of the model, not of the store: train without it, or "

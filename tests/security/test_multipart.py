@@ -65,3 +65,23 @@ def test_any_multipart_body_gets_an_answer_below_500(
     )
 
     assert response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize("filename", [b"a.wav", None], ids=["files", "fields"])
+def test_a_thousand_and_one_parts_are_413_naming_the_setting(filename: bytes | None) -> None:
+    settings = Settings(model_dir=MODEL_DIR, batch_max_files=4)  # the body limit is far above
+    if filename is None:  # a part without a file name is a field
+        part = b'--fuzz\r\nContent-Disposition: form-data; name="files"\r\n\r\nx\r\n'
+    else:
+        part = _part(b"files", filename, b"x")
+
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/predict/batch",
+            content=part * 1001 + b"--fuzz--\r\n",
+            headers={"content-type": "multipart/form-data; boundary=fuzz"},
+        )
+
+    assert (response.status_code, response.json()) == (413, {
+        "detail": "multipart body has more than 1000 parts: a batch takes at most 4 files "
+                  "(VOICEID_BATCH_MAX_FILES)"})  # fmt: skip

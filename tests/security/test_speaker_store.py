@@ -13,6 +13,8 @@ from pipeline.speakers import clip_id
 from tests.helpers import ClientFactory
 
 ALLOWED = "use only letters, digits, spaces, '-', '_' and '.'"
+INVISIBLE = "which is invisible: use only visible letters, digits, spaces, '-', '_' and '.'"
+BOLD_A = "\U0001d400"  # MATHEMATICAL BOLD CAPITAL A: four bytes of UTF-8
 HOSTILE_NAMES = {
     "../x": "speaker name '../x' holds a path separator '/'",
     "a/b": "speaker name 'a/b' holds a path separator '/'",
@@ -23,6 +25,12 @@ HOSTILE_NAMES = {
     "x" * 65: f"speaker name {'x' * 65!r} is 65 characters long: at most 64 are allowed",
     "a\x00b": f"speaker name 'a\\x00b' holds '\\x00': {ALLOWED}",
     "": "speaker name is empty: use 1-64 letters, digits, spaces, '-', '_' and '.'",
+    BOLD_A * 64: f"speaker name {BOLD_A * 64!r} is 256 bytes long in UTF-8: at most 255 are "
+    "allowed (a file name's limit); use fewer or shorter characters",
+    "Alice\u3164": f"speaker name 'Alice\u3164' holds U+3164 (HANGUL FILLER), {INVISIBLE}",
+    "Alice\u115f": f"speaker name 'Alice\u115f' holds U+115F (HANGUL CHOSEONG FILLER), {INVISIBLE}",
+    "\u1160": f"speaker name '\u1160' holds U+1160 (HANGUL JUNGSEONG FILLER), {INVISIBLE}",
+    "Bob\uffa0": f"speaker name 'Bob\uffa0' holds U+FFA0 (HALFWIDTH HANGUL FILLER), {INVISIBLE}",
 }
 
 

@@ -3,7 +3,10 @@ removing, and the limits."""
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +177,151 @@ def test_more_files_than_a_batch_takes_is_413(
     assert (status, answer) == (413, {"detail": "batch of 3 files is over the limit of 2"})
 
 
+def test_a_thousand_and_one_parts_are_413_naming_the_setting(client: TestClient) -> None:
+    files = [("files", (f"{i}.wav", b"x", "audio/wav")) for i in range(1001)]
+
+    response = client.post("/speakers/Zoë/clips", files=files)
+
+    assert (response.status_code, response.json()) == (413, {
+        "detail": "multipart body has more than 1000 parts: a batch takes at most 32 files "
+                  "(VOICEID_BATCH_MAX_FILES)"})  # fmt: skip
+    assert client.get("/speakers").json() == {"speakers": MODEL_ONLY}
+
+
+# --- names --------------------------------------------------------------------------------------
+
+BOLD_A = "\U0001d400"  # MATHEMATICAL BOLD CAPITAL A
+KOREAN = "\ud55c\uad6d"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("Alice", "alice"), ("Alice", "\u0410lice"), ("Alice", "\uff21lice"),
+     ("Alice", f"{BOLD_A}lice"), ("fiona", "\ufb01ona")],
+    ids=["case", "Cyrillic A", "fullwidth A", "bold A", "ligature fi"],
+)  # fmt: skip
+def test_a_name_that_reads_as_a_stored_one_is_409_naming_it(
+    client: TestClient, stranger: list[bytes], first: str, second: str
+) -> None:
+    upload(client, first, ("a.wav", stranger[0]))
+
+    status, answer = upload(client, second, ("b.wav", stranger[1]))
+
+    assert (status, answer) == (409, {
+        "detail": f"speaker name {second!r} reads the same as {first!r}, a speaker in the "
+                  f"store: use {first!r} to add to that speaker, or a name that reads "
+                  "differently"})  # fmt: skip
+    assert [s["name"] for s in client.get("/speakers").json()["speakers"] if s["in_store"]] == [
+        first
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("Kate", "\u212aate"), ("\u00c5sa", "\u212bsa"),
+     (KOREAN, unicodedata.normalize("NFD", KOREAN)), ("Ren\u00e9", "Rene\u0301")],
+    ids=["Kelvin sign", "Angstrom sign", "Korean NFD", "Rene NFD"],
+)  # fmt: skip
+def test_the_same_name_in_another_normal_form_is_the_same_speaker(
+    client: TestClient, stranger: list[bytes], first: str, second: str
+) -> None:
+    upload(client, first, ("a.wav", stranger[0]))
+
+    status, answer = upload(client, second, ("b.wav", stranger[1]))
+
+    assert (status, answer["speaker"]) == (200, first)
+    assert client.get(f"/speakers/{second}").json()["name"] == first
+    assert [(s["name"], s["clips"]) for s in client.get("/speakers").json()["speakers"]
+            if s["in_store"]] == [(first, 2)]  # fmt: skip
+
+
+def test_a_decomposed_name_is_stored_composed_and_found_either_way(
+    make_client: ClientFactory, tmp_path: Path, stranger: list[bytes]
+) -> None:
+    client = make_client(data_dir=tmp_path / "store")
+
+    status, answer = upload(client, "Rene\u0301", ("a.wav", stranger[0]))
+    folders = sorted(os.listdir(tmp_path / "store"))
+    detail = client.get("/speakers/Rene\u0301")
+    removed = client.delete("/speakers/Rene\u0301")
+
+    assert (status, answer["speaker"]) == (200, "Ren\u00e9")
+    assert folders == [".lock", "Ren\u00e9"]
+    assert (detail.status_code, detail.json()["name"]) == (200, "Ren\u00e9")
+    assert (removed.status_code, removed.json()) == (200, {"removed": "Ren\u00e9", "clips": 1})
+
+
+def test_a_name_that_reads_as_a_model_speaker_is_409_naming_it(
+    client: TestClient, stranger: list[bytes]
+) -> None:
+    status, answer = upload(client, "Dav\u0456d", ("a.wav", stranger[0]))  # Cyrillic i
+
+    assert (status, answer) == (409, {
+        "detail": "speaker name 'Dav\u0456d' reads the same as 'David', a speaker of the "
+                  "model: use 'David' to add to that speaker, or a name that reads "
+                  "differently"})  # fmt: skip
+    assert client.get("/speakers").json() == {"speakers": MODEL_ONLY}
+
+
+def test_clips_for_a_model_speaker_need_add_to_existing(
+    client: TestClient, stranger: list[bytes]
+) -> None:
+    refused = upload(client, "Steve", ("a.wav", stranger[0]))
+    files = [("files", ("a.wav", stranger[0], "audio/wav"))]
+    added = client.post("/speakers/Steve/clips", params={"add_to_existing": "true"}, files=files)
+
+    assert refused == (409, {
+        "detail": "'Steve' is a speaker the model knows: to add these clips to its voice, say "
+                  "so with add_to_existing=true; for another person, choose another "
+                  "name"})  # fmt: skip
+    assert added.status_code == 200
+    assert client.get("/speakers/Steve").json()["clips"][0]["id"] == clip_id(stranger[0])
+
+
+def test_add_to_existing_is_documented_on_the_route(client: TestClient) -> None:
+    route = client.get("/openapi.json").json()["paths"]["/speakers/{name}/clips"]["post"]
+
+    [flag] = [p for p in route["parameters"] if p["name"] == "add_to_existing"]
+    assert (flag["in"], flag["schema"]["default"]) == ("query", False)
+    assert "refused (409)" in flag["description"]
+    assert "add_to_existing=true" in route["description"]
+    assert set(route["responses"]) >= {"409", "507"}
+
+
+# --- one recording, one speaker -----------------------------------------------------------------
+
+
+def clash(file: str, speaker: str) -> dict[str, Any]:
+    return {"file": file, "status": 409, "detail": f"the store holds this clip as one of "
+            f"{speaker!r}, and one recording cannot be two speakers': remove it from "
+            f"{speaker!r} first if it was filed under the wrong name"}  # fmt: skip
+
+
+def test_a_clip_stored_as_another_speaker_s_is_refused_beside_the_rest(
+    client: TestClient, stranger: list[bytes]
+) -> None:
+    upload(client, "Zoë", ("a.wav", stranger[0]))
+
+    status, answer = upload(client, "Yann", ("a.wav", stranger[0]), ("b.wav", stranger[1]))
+
+    assert status == 200
+    assert [a["file"] for a in answer["accepted"]] == ["b.wav"]
+    assert answer["refused"] == [clash("a.wav", "Zoë")]
+    assert [c["id"] for c in client.get("/speakers/Yann").json()["clips"]] == [clip_id(stranger[1])]
+
+
+def test_clips_all_stored_as_another_speaker_s_are_409(
+    client: TestClient, stranger: list[bytes]
+) -> None:
+    upload(client, "Zoë", ("a.wav", stranger[0]))
+
+    status, answer = upload(client, "Yann", ("a.wav", stranger[0]))
+
+    assert (status, answer) == (409, {"speaker": "Yann", "accepted": [],
+                                      "refused": [clash("a.wav", "Zoë")]})  # fmt: skip
+    assert client.get("/speakers/Yann").status_code == 404
+
+
 # --- limits --------------------------------------------------------------------------------------
 
 
@@ -211,6 +359,29 @@ def test_the_store_size_limit_is_413(make_client: ClientFactory, stranger: list[
     assert (status, answer) == (413, {"detail": f"cannot add {len(stranger[1])} bytes of clips: "
                                       f"the store holds {len(stranger[0])} bytes, and the limit "
                                       f"is {limit} bytes (VOICEID_MAX_STORE_BYTES)"})  # fmt: skip
+
+
+def test_a_full_disk_is_507_and_stores_none(
+    client: TestClient, stranger: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload(client, "Zoë", ("a.wav", stranger[0]))
+    writes = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # the disk fills up after the first of the new clips
+        writes.append(fd)
+        if len(writes) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    status, answer = upload(client, "Zoë", *[(f"{i}.wav", c) for i, c in enumerate(stranger[1:])])
+
+    assert (status, answer) == (507, {
+        "detail": "the disk of the speaker store is full: none of the 2 new clips was stored; "
+                  "free space on it, or lower the store's size limit to what it holds "
+                  "(VOICEID_MAX_STORE_BYTES)"})  # fmt: skip
+    assert [c["id"] for c in client.get("/speakers/Zoë").json()["clips"]] == [clip_id(stranger[0])]
 
 
 # --- reading one speaker, removing ---------------------------------------------------------------
