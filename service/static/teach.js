@@ -11,7 +11,9 @@ import { MicButton } from "./microphone.js";
 // The server trains from 4 clips a speaker; 5 leave one for its validation split to check.
 export const MIN_TAKES = 5;
 const MAX_NAME_CHARS = 64; // the server's limit, in characters (code points)
+const MAX_NAME_BYTES = 255; // and in bytes of UTF-8: a file name's
 const NAME_CHARS = /^[\p{L}\p{Nd} ._-]*$/u; // letters, digits, space and -_.
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u; // such as the Hangul fillers
 const POLL_MS = 400; // between looks at a running training job
 const THUMBNAIL = { width: 180, height: 56 }; // px, a take's histogram
 // Events between this section and the list of voices (versions.js).
@@ -19,16 +21,25 @@ export const STORE_CHANGED = "voiceid:store-changed";
 export const SPEAKER_REMOVED = "voiceid:speaker-removed";
 
 /**
- * What is wrong with `name` as a speaker's name, by the server's rules, or "" when nothing is:
- * 1-64 letters, digits, spaces, "-", "_" and "."; not starting with "." or a space, not ending
- * with a space, no path separators. The server checks again and has the last word.
+ * What is wrong with `name` (in NFC) as a speaker's name, by the server's rules, or "" when
+ * nothing is: 1-64 visible letters, digits, spaces, "-", "_" and ".", at most 255 bytes of UTF-8;
+ * not starting with "." or a space, not ending with a space, no path separators. The server
+ * checks again and has the last word (it also refuses a name that reads as another's).
  */
 export function checkSpeakerName(name) {
   const length = [...name].length;
   if (length === 0) return "Type a name first.";
   if (length > MAX_NAME_CHARS)
     return `“${name}” is ${length} characters long; a name has at most ${MAX_NAME_CHARS}.`;
+  const bytes = new TextEncoder().encode(name).length;
+  if (bytes > MAX_NAME_BYTES)
+    return `“${name}” takes ${bytes} bytes; a name takes at most ${MAX_NAME_BYTES}.`;
   if (/[/\\]/.test(name)) return `“${name}” has a “/” or “\\”; a name cannot.`;
+  const hidden = [...name].find((char) => INVISIBLE.test(char));
+  if (hidden !== undefined) {
+    const code = hidden.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return `“${name}” has an invisible character (U+${code}); a name cannot.`;
+  }
   const odd = [...name].find((char) => !NAME_CHARS.test(char));
   if (odd !== undefined)
     return `“${name}” has “${odd}”; a name holds letters, digits, spaces, “-”, “_” and “.” only.`;
@@ -57,6 +68,8 @@ const state = {
   hooks: null, // from app.js: reportFailure, keyWorked, reloadModel, onModelLoaded
   bands: null, // the served model's band centres, Hz, for the histograms
   name: "", // the speaker whose takes are shown
+  known: Promise.resolve(null), // what GET /speakers says of that name: {in_model, in_store}
+  addToVoice: "", // the model's voice the person agreed to add takes to
   takes: [], // {speaker, state: sending|accepted|stored|refused, file, id, seconds, histogram, detail}
   recorded: 0, // takes recorded in this page, for their file names
   job: null, // the id of the training job being followed
@@ -76,13 +89,18 @@ function showNameProblem(problem) {
 // Checked as the name is typed, not when the field is left: a message appearing then would
 // move the buttons away from under the pointer on its way to one, and the click would be lost.
 function checkTypedName() {
-  const name = ui.name.value.trim();
+  const name = typedName();
   showNameProblem(name ? checkSpeakerName(name) : "");
+}
+
+/** The name in the field, composed (NFC) as the server takes it. */
+function typedName() {
+  return ui.name.value.trim().normalize("NFC");
 }
 
 /** The name typed, when it is one (and its takes are shown); else null, with the reason. */
 function currentName() {
-  const name = ui.name.value.trim();
+  const name = typedName();
   const problem = checkSpeakerName(name);
   showNameProblem(problem);
   if (problem) return null;
@@ -100,21 +118,23 @@ function nameOrFocus() {
 function showSpeaker(name) {
   state.name = name;
   state.takes = [];
+  state.known = knownSpeaker(name);
   renderTakes();
   loadStoredTakes(name);
 }
 
-/** Whether the store holds takes of `name` (asked of the list, so no 404 for a new name). */
-async function inStore(name) {
+/** The store's or the model's speaker `name` (asked of the list, so no 404 for a new name). */
+async function knownSpeaker(name) {
   const { speakers } = await api("/speakers");
-  return speakers.some((speaker) => speaker.name === name && speaker.in_store);
+  return speakers.find((speaker) => speaker.name === name) || null;
 }
 
 /** The takes the store already holds for `name` (from earlier visits), without histograms. */
 async function loadStoredTakes(name) {
   let speaker;
   try {
-    if (!(await inStore(name))) return;
+    const known = await state.known;
+    if (!known || !known.in_store) return;
     speaker = await api(speakerPath(name));
   } catch (error) {
     if (error.status === 422) showNameProblem(capitalise(error.message));
@@ -132,12 +152,36 @@ async function loadStoredTakes(name) {
 
 // ---- takes ---------------------------------------------------------------------------------
 
+/**
+ * Whether takes may go to `name`. The server refuses takes for a voice the model knows and the
+ * store does not hold, unless the request says they are meant for that voice: the person is
+ * asked first, and the page says so only when they agree.
+ */
+async function mayAddTo(name) {
+  if (state.addToVoice === name) return true;
+  let known;
+  try {
+    known = await state.known;
+  } catch {
+    return true; // the list could not be read: the server still has the last word
+  }
+  if (!known || !known.in_model || known.in_store) return true;
+  const agreed = window.confirm(
+    `The model knows a voice called “${name}” already. Add your takes to that voice? ` +
+      "(Cancel to choose another name.)",
+  );
+  if (agreed) state.addToVoice = name;
+  else showNameProblem(`“${name}” is a voice the model knows; choose a name of your own.`);
+  return agreed;
+}
+
 /** POSTs one clip; the answer lists it as accepted or refused, whatever the status. */
 async function postClip(name, blob, filename) {
   const body = new FormData();
   body.append("files", blob, filename);
+  const flag = state.addToVoice === name ? "?add_to_existing=true" : "";
   try {
-    return await api(`${speakerPath(name)}/clips`, { method: "POST", body });
+    return await api(`${speakerPath(name)}/clips${flag}`, { method: "POST", body });
   } catch (error) {
     if (error.body && Array.isArray(error.body.refused)) return error.body;
     throw error;
@@ -146,7 +190,7 @@ async function postClip(name, blob, filename) {
 
 async function sendTake(blob, filename) {
   const name = nameOrFocus();
-  if (!name) return;
+  if (!name || !(await mayAddTo(name))) return;
   clearMessages();
   const take = { speaker: name, state: "sending", file: filename };
   state.takes.push(take);
@@ -214,7 +258,8 @@ async function deleteTake(take) {
 }
 
 async function sendFiles(files) {
-  if (!nameOrFocus()) return;
+  const name = nameOrFocus();
+  if (!name || !(await mayAddTo(name))) return;
   for (const file of files) await sendTake(file, file.name);
 }
 

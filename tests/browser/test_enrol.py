@@ -126,10 +126,13 @@ def open_page(driver: WebDriver, server: Server) -> None:
     driver.get_log("browser")  # type: ignore[no-untyped-call]  # each test's console from here
 
 
-def call_api(server: Server, path: str, *, data: bytes | None = None) -> tuple[int, Any]:
+def call_api(
+    server: Server, path: str, *, data: bytes | None = None, method: str | None = None
+) -> tuple[int, Any]:
     """The status and JSON body the API answers ``path`` with (a POST of ``data`` if given)."""
     headers = {"X-API-Key": API_KEY, "Content-Type": "audio/wav"}
-    request = urllib.request.Request(f"{server.url}{path}", data=data, headers=headers)
+    url = f"{server.url}{path}"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.load(response)
@@ -205,7 +208,8 @@ def labels_shown(driver: WebDriver) -> list[str]:
 # ---- tests ----------------------------------------------------------------------------------
 
 # Names the page refuses as the server does, and some it lets through.
-REFUSED_NAMES = ["", " Ada", "Ada ", ".Ada", "Ada!", "A" * 65, "Ada/Byron", "Ada\\Byron", ".."]
+REFUSED_NAMES = ["", " Ada", "Ada ", ".Ada", "Ada!", "A" * 65, "Ada/Byron", "Ada\\Byron", "..",
+                 "Ada\u3164", "\U0001d400" * 64]  # a Hangul filler; 256 bytes of UTF-8  # fmt: skip
 ALLOWED_NAMES = ["Ada", "Ada Byron", "Zoë", "ada_b-2.0", "李小龍", "A" * 64]
 
 
@@ -260,6 +264,34 @@ def test_a_silent_take_is_refused_with_the_servers_reason(
     # A refused take is not stored; the server's refusal leaves a 422 in the console.
     assert NAME not in [s["name"] for s in call_api(server, "/speakers")[1]["speakers"]]
     assert [e for e in console_errors(driver) if "/clips - Failed" not in e] == []
+
+
+def test_takes_for_a_voice_of_the_model_are_sent_once_the_person_agrees(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    open_page(driver, server)
+    type_name(driver, "Steve")
+    answer = "window.confirm = (message) => { window.asked = message; return arguments[0]; }"
+    driver.execute_script(answer.replace("arguments[0]", "false"))
+
+    driver.find_element(By.ID, "take-files").send_keys(str(clips.microphone))
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "name-error"))
+    declined = text_of(driver, "name-error")
+    before = call_api(server, "/speakers/Steve")[1]["clips"]
+    driver.execute_script(answer.replace("arguments[0]", "true"))
+    driver.find_element(By.ID, "take-files").send_keys(str(clips.microphone))
+    wait_for_takes(driver, accepted=1)
+    after = call_api(server, "/speakers/Steve")[1]["clips"]
+    asked = driver.execute_script("return window.asked")
+    removed = call_api(server, "/speakers/Steve", method="DELETE")  # the next test trains
+
+    assert asked == (
+        "The model knows a voice called “Steve” already. Add your takes to that voice? "
+        "(Cancel to choose another name.)"
+    )
+    assert declined == "“Steve” is a voice the model knows; choose a name of your own."
+    assert (before, len(after), removed[0]) == ([], 1, 200)
+    assert console_errors(driver) == []
 
 
 @pytest.mark.slow
