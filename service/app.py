@@ -90,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
 def _mount_page(app: FastAPI) -> None:
     index = STATIC_DIR / "index.html"
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(index, media_type="text/html")
 
