@@ -26,7 +26,7 @@ from service.settings import Settings
 from service.training import Trainer
 from service.versions import Versions
 
-__all__ = ["DOCS_ASSETS", "STATIC_DIR", "create_app"]
+__all__ = ["STATIC_DIR", "create_app"]
 
 log = logging.getLogger("voiceid.service")
 STATIC_DIR = Path(__file__).parent / "static"

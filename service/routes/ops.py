@@ -1,4 +1,4 @@
-"""GET /health, /ready and /metrics: for orchestrators and monitoring."""
+"""GET /health, /ready (HEAD too) and /metrics: for orchestrators and monitoring."""
 
 from __future__ import annotations
 
