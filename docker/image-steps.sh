@@ -1,5 +1,6 @@
 #!/bin/sh
-# Build steps shared by docker/Dockerfile (CPU) and docker/Dockerfile.gpu, so the two cannot drift.
+# Build steps shared by docker/Dockerfile (serving), docker/Dockerfile.train and docker/Dockerfile.gpu,
+# so that they cannot drift.
 # Each step is one RUN (one layer); the Dockerfiles order them so that the slow dependency layer
 # is cached until pyproject.toml changes.
 #

@@ -6,8 +6,8 @@
 # This script only prepares the host and builds: it starts dockerd when it is not running,
 # builds the stand-in base (docker/standin-base.sh; reused once built), snapshots the build
 # context once (so every image gets the same code), and builds the serving image (the default
-# target of docker/Dockerfile), its train target and, unless skipped, the GPU (training) image
-# on that base. What the images do is checked by tests/docker/ (pytest, marker `docker`), which
+# target of docker/Dockerfile), the training image (docker/Dockerfile.train) and, unless skipped,
+# the GPU (training) image on that base. What the images do is checked by tests/docker/ (pytest, marker `docker`), which
 # it then runs against them with the suite's clips.
 #
 # Environment:
@@ -112,7 +112,7 @@ if [[ "$base_image" == voiceid-base:* ]]; then
     step standin-base "$repo/docker/standin-base.sh" "$base_image"
 fi
 step snapshot snapshot_context
-step build-train build docker/Dockerfile "${train_images[0]}" train
+step build-train build docker/Dockerfile.train "${train_images[0]}"
 step build-serve build docker/Dockerfile "$serve_image" serve
 if [[ "$gpu_mode" == full ]]; then
     step build-gpu build docker/Dockerfile.gpu "voiceid:$tag-gpu"

@@ -28,7 +28,13 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from pipeline.errors import DecodeError, InvalidAudioError, ParameterError, VoiceIdError
+from pipeline.errors import (
+    ClipTooLongError,
+    DecodeError,
+    InvalidAudioError,
+    ParameterError,
+    VoiceIdError,
+)
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -128,7 +134,7 @@ def validate_waveform(samples: np.ndarray, sample_rate: int, *, max_seconds: flo
         raise InvalidAudioError("clip has no samples")
     duration = len(samples) / sample_rate
     if duration > max_seconds:
-        raise InvalidAudioError(f"clip is {duration:.2f} s long; the maximum is {max_seconds:g} s")
+        raise ClipTooLongError(f"clip is {duration:.2f} s long; the maximum is {max_seconds:g} s")
     bad = int(np.count_nonzero(~np.isfinite(samples)))
     if bad:
         raise InvalidAudioError(f"clip has {bad} non-finite samples (NaN or infinity)")
@@ -222,7 +228,7 @@ def _check_header(frames: int | None, rate: int, channels: int, max_seconds: flo
     if frames is None:
         return
     if frames / rate > max_seconds:
-        raise InvalidAudioError(
+        raise ClipTooLongError(
             f"clip is {frames / rate:.2f} s long; the maximum is {max_seconds:g} s"
         )
     _check_values(frames, channels, rate, max_seconds)
@@ -318,7 +324,7 @@ def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, i
                 break
             frames += len(block)
             if frames / rate > max_seconds:
-                raise InvalidAudioError(
+                raise ClipTooLongError(
                     f"clip is over {max_seconds:g} s long; the maximum is {max_seconds:g} s"
                 )
             _check_values(frames, channels, rate, max_seconds)
@@ -364,8 +370,6 @@ def _read_ffmpeg(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.
     if proc.returncode != 0 or samples.size == 0:
         raise DecodeError(f"cannot decode {kind} data: not a supported audio format")
     if len(samples) >= limit_s * sample_rate:  # cut short, so the true length is unknown
-        raise InvalidAudioError(
-            f"clip is over {limit_s:g} s long; the maximum is {max_seconds:g} s"
-        )
+        raise ClipTooLongError(f"clip is over {limit_s:g} s long; the maximum is {max_seconds:g} s")
     # ffmpeg decodes to the target rate and mono itself; the original layout is not reported.
     return samples, sample_rate, 1

@@ -31,11 +31,17 @@ def default_fmax(lowest_source_rate: int, sample_rate: int = DEFAULT_SAMPLE_RATE
     return NYQUIST_MARGIN * min(lowest_source_rate, sample_rate) / 2
 
 
-def option(default: T, help: str, *, flag: str | None = None) -> T:
+def option(default: T, help: str, *, flag: str | None = None, off: str | None = None) -> T:
     """A config field that is also a command-line option: its default, its help text, and its
     flag when that is not ``--<field-name>``. The CLI and the benchmarks derive their options
-    from these (``voiceid.options``); choices come from the field's ``Literal`` type."""
-    metadata = {"help": help} | ({"flag": flag} if flag else {})
+    from these (``voiceid.options``); choices come from the field's ``Literal`` type.
+
+    A switch that is on by default is turned off by ``--no-<field-name>``: ``off`` says what that
+    flag does, since ``help`` says what the switch does when on.
+    """
+    if default is True and not off:
+        raise TypeError(f"option(True, {help!r}) needs off=: the help of its --no- flag")
+    metadata = {"help": help} | ({"flag": flag} if flag else {}) | ({"off": off} if off else {})
     return field(default=default, metadata=metadata)
 
 
@@ -154,7 +160,11 @@ class TrainConfig:
     )
     val_fraction: float = option(0.2, "share of each speaker's clips held out for validation")
     seed: int = option(0, "seed of the split, the initial weights, the batches and the copies")
-    class_weights: bool = option(True, "weight the loss by the inverse of each speaker's count")
+    class_weights: bool = option(
+        True,
+        "weight the loss by the inverse of each speaker's count",
+        off="let every clip weigh the same in the loss, however many clips its speaker has",
+    )
     device: Device = option("auto", "where TensorFlow trains; auto: a GPU when it sees one")
     unknown_quantile: float = option(
         0.05,
@@ -170,6 +180,7 @@ class TrainConfig:
         True,
         "also train on degraded copies of each training clip (pipeline.augment): the recording "
         "conditions users meet (level, overdrive, noise, phone lines, rooms, codecs)",
+        off="train on the clips as recorded only, without degraded copies",
     )
     augment_copies: int = option(
         4,

@@ -11,6 +11,7 @@ from typing import Literal
 __all__ = [
     "AudioError",
     "BundleError",
+    "ClipTooLongError",
     "DatasetError",
     "DecodeError",
     "InvalidAudioError",
@@ -44,6 +45,11 @@ class DecodeError(AudioError):
 
 class InvalidAudioError(AudioError):
     """The clip decoded but is unusable: empty, silent, too short or long, non-finite (HTTP 422)."""
+
+
+class ClipTooLongError(InvalidAudioError):
+    """The clip is longer than the limit in force; each front end names its own setting for it
+    (``--max-seconds``, ``VOICEID_MAX_CLIP_SECONDS``)."""
 
 
 class DatasetError(VoiceIdError):

@@ -18,6 +18,7 @@ __all__ = [
     "UNSURE_CEILING",
     "UNSURE_QUANTILE",
     "calibrate_threshold",
+    "case_mismatches",
     "classification_report",
     "evaluate_folder",
     "open_set_rates",
@@ -51,8 +52,10 @@ def classification_report(
 ) -> dict[str, Any]:
     """Closed-set figures for clips of known speakers, plus how many the decision rejects.
 
-    ``accuracy`` counts the top label; ``accepted_accuracy`` counts a clip right only when the top
-    label is right and the clip is accepted.
+    ``answers`` counts what a user is told, as the service tells it: ``named_right`` (the clip's
+    speaker), ``named_wrong`` (another known speaker) and ``unknown``; ``named_right_rate`` and
+    ``named_wrong_rate`` are the first two as shares (``false_reject_rate`` is the third).
+    ``accuracy`` counts the top label alone, whether or not the clip is answered unknown.
     """
     index = {label: i for i, label in enumerate(labels)}
     truth = np.array([index[s] for s in speakers], dtype=int)
@@ -76,9 +79,16 @@ def classification_report(
             "count": count,
         }
     n = len(truth)
+    right, wrong = (predicted == truth) & accepted, (predicted != truth) & accepted
     return {
+        "answers": {
+            "named_right": int(right.sum()),
+            "named_wrong": int(wrong.sum()),
+            "unknown": int((~accepted).sum()),
+        },
+        "named_right_rate": float(right.mean()) if n else 0.0,
+        "named_wrong_rate": float(wrong.mean()) if n else 0.0,
         "accuracy": float((predicted == truth).mean()) if n else 0.0,
-        "accepted_accuracy": float(((predicted == truth) & accepted).mean()) if n else 0.0,
         "false_reject_rate": float((~accepted).mean()) if n else 0.0,
         "n": n,
         "labels": list(labels),
@@ -117,8 +127,9 @@ def evaluate_folder(
     counted under ``unknown_speakers`` with their false-accept rate, never silently dropped;
     with both, ``open_set_auroc`` says how well the distance alone tells them apart (for a folder
     of strangers only, against ``known_rows``: feature rows of known speakers' clips).
-    Files that cannot be used are listed under ``skipped``. The extraction options are those of
-    ``pipeline.dataset.extract_features``.
+    Files that cannot be used are listed under ``skipped``; ``warnings`` names each folder that
+    matches a label only in letter case (``dad`` beside ``Dad``), whose clips count as unknown
+    speakers. The extraction options are those of ``pipeline.dataset.extract_features``.
     """
     extraction = dataset.extract_features(
         dataset.scan_folder(folder), cfg, max_seconds=max_seconds, jobs=jobs,
@@ -138,4 +149,16 @@ def evaluate_folder(
         else None
     )
     report["skipped"] = extraction.skipped_files(folder)
+    report["warnings"] = case_mismatches(sorted(set(speakers)), labels)
     return report
+
+
+def case_mismatches(folders: Sequence[str], labels: Sequence[str]) -> list[str]:
+    """A warning for each folder name that is no label but equals one apart from letter case."""
+    by_case = {label.casefold(): label for label in labels}
+    return [
+        f"folder {name!r} matches no label, only {by_case[name.casefold()]!r} in another case: "
+        "its clips count as unknown speakers (labels are case-sensitive; rename the folder)"
+        for name in folders
+        if name not in labels and name.casefold() in by_case
+    ]

@@ -13,9 +13,28 @@ from pipeline.config import FeatureConfig
 from pipeline.features import histogram
 from pipeline.openset import Reason
 
-__all__ = ["UNKNOWN", "Prediction", "clip_histogram", "predict_clip", "predict_features"]
+__all__ = [
+    "REASON_WORDS",
+    "UNKNOWN",
+    "Prediction",
+    "clip_histogram",
+    "predict_clip",
+    "predict_features",
+    "reason_in_words",
+]
 
 UNKNOWN = "unknown"  # the speaker reported when the open-set decision rejects the clip
+# Why a clip is unknown, as a person reads it.
+REASON_WORDS: dict[str, str] = {
+    "far": "too far from every voice the model knows",
+    "unsure": "unsure between voices",
+}
+
+
+def reason_in_words(reason: str) -> str:
+    """A decision's reason for "unknown" in words; a reason without words of its own is shown
+    as its name (``poor_recording`` as "poor recording")."""
+    return REASON_WORDS.get(reason, reason.replace("_", " "))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from pipeline.errors import BundleError
 from pipeline.speakers import SpeakerStore
@@ -29,6 +30,7 @@ __all__ = ["STATIC_DIR", "create_app"]
 
 log = logging.getLogger("voiceid.service")
 STATIC_DIR = Path(__file__).parent / "static"
+DOCS_ASSETS = "/docs-assets"  # where /docs finds Swagger UI's files
 DESCRIPTION = """Who said this clip? POST a recording to `/predict` and get the speaker the
 loaded 60-6-N model hears, its scores, or `"unknown"` when the top score is below the
 bundle's threshold."""
@@ -55,11 +57,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> FastAPI:
     """A new app serving ``settings.model_dir``; the model loads at startup, not at import."""
-    app = FastAPI(
+    app = FastAPIOffline(
         title="voiceid",
         version=metadata.version("voiceid"),
         description=DESCRIPTION,
         lifespan=_lifespan,
+        # /docs loads its script and styles from the installed package, not a CDN, so it works
+        # offline; no validator badge fetched from elsewhere either. No /redoc: ReDoc's page
+        # fetches its maker's logo from their site.
+        redoc_url=None,
+        static_url=DOCS_ASSETS,
+        favicon_url="/static/favicon.svg",
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.store = ModelStore(settings.active_model_file)
@@ -90,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
 def _mount_page(app: FastAPI) -> None:
     index = STATIC_DIR / "index.html"
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(index, media_type="text/html")
 

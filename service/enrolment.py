@@ -16,7 +16,7 @@ from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError
 from pipeline.predict import clip_histogram
 from pipeline.speakers import Added, Clash, NewClip, SpeakerStore, clip_extension
-from service.errors import status_for
+from service.errors import detail_for, status_for
 from service.inference import oversized
 from service.schemas import AcceptedClip, ClipsResponse, RefusedClip
 from service.settings import Settings
@@ -49,7 +49,7 @@ def check_clips(
             row, clip = clip_histogram(data, cfg, max_seconds=settings.max_clip_seconds)
             extension = clip_extension(data)
         except AudioError as exc:
-            out.append(RefusedClip(file=name, status=status_for(exc), detail=str(exc)))
+            out.append(RefusedClip(file=name, status=status_for(exc), detail=detail_for(exc)))
             continue
         new = NewClip(data, extension, clip.duration_s)
         out.append(CheckedClip(name, new, row.tolist()))

@@ -8,6 +8,7 @@ from starlette.requests import ClientDisconnect
 
 from pipeline.errors import (
     BundleError,
+    ClipTooLongError,
     DecodeError,
     InvalidAudioError,
     InvalidNameError,
@@ -135,10 +136,13 @@ def status_for(exc: VoiceIdError) -> int:
 
 
 def detail_for(exc: VoiceIdError) -> str:
-    """The ``detail`` of the response to ``exc``: its message, and for a limit of the speaker
-    store (or a full disk under it), the setting of that limit."""
+    """The ``detail`` of the response to ``exc``: its message, and for a limit of the server
+    (or a full disk under the speaker store), the setting that raises it."""
+    prefix = Settings.model_config["env_prefix"]
     if isinstance(exc, StoreLimitError | StoreFullError):
-        return f"{exc} ({Settings.model_config['env_prefix']}{exc.limit.upper()})"
+        return f"{exc} ({prefix}{exc.limit.upper()})"
+    if isinstance(exc, ClipTooLongError):
+        return f"{exc}: send a shorter clip, or raise the server's {prefix}MAX_CLIP_SECONDS"
     return str(exc)
 
 

@@ -13,7 +13,7 @@ from pipeline.bundle import Bundle
 from pipeline.errors import AudioError
 from pipeline.features import band_centres
 from pipeline.predict import Prediction, predict_clip
-from service.errors import status_for
+from service.errors import detail_for, status_for
 from service.metrics import Metrics
 from service.schemas import BatchItem, Explanation, ModelRef, PredictResponse
 from service.settings import Settings
@@ -78,7 +78,9 @@ def answer_batch(
         try:
             result = answer_clip(bundle, data, settings, metrics)
         except AudioError as exc:
-            items.append(BatchItem(file=name, ok=False, status=status_for(exc), detail=str(exc)))
+            items.append(
+                BatchItem(file=name, ok=False, status=status_for(exc), detail=detail_for(exc))
+            )
             continue
         items.append(BatchItem(file=name, ok=True, status=200, result=result))
     return items

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from pipeline.errors import BundleError
 from service.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["OPEN_HOSTS", "app_from_env", "open_without_key", "serve"]
+__all__ = ["OPEN_HOSTS", "app_from_env", "check_model", "open_without_key", "serve"]
 
 OPEN_HOSTS = ("0.0.0.0", "::", "")  # addresses that listen on every interface
 # Connection limits, as uvicorn allows them (its header size cap exists only for the slower h11
@@ -62,6 +63,7 @@ def serve(
     refusal = open_without_key(settings)
     if refusal:
         sys.exit(refusal)
+    check_model(settings)
     # One active-model file for this server's workers, so that a reload reaches them all.
     shared = Path(tempfile.mkdtemp(prefix="voiceid-serve-"))
     os.environ["VOICEID_ACTIVE_MODEL_FILE"] = str(shared / "active-model")
@@ -79,6 +81,24 @@ def serve(
         )
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def check_model(settings: Settings) -> None:
+    """Raise :class:`BundleError` when the model to serve does not load, saying which setting
+    names it: a server without a model answers nothing but 503. With a models root set, a
+    server may start without one on purpose, to load one later through /admin/reload."""
+    if settings.models_root is not None:
+        return
+    from pipeline.bundle import load_bundle  # here: the workers load it again, for themselves
+
+    try:
+        load_bundle(settings.model_dir)
+    except BundleError as exc:
+        prefix = Settings.model_config["env_prefix"]
+        raise BundleError(
+            f"{exc} (--model or {prefix}MODEL_DIR names the model to serve; with "
+            f"{prefix}MODELS_ROOT set, the server starts without one)"
+        ) from exc
 
 
 def open_without_key(settings: Settings) -> str | None:

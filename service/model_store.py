@@ -111,7 +111,7 @@ class ModelStore:
     def current(self) -> Bundle:
         bundle = self._bundle
         if bundle is None:
-            raise NotReadyError(NOT_READY)
+            raise NotReadyError(self.not_ready_reason())
         return bundle
 
     def not_ready_reason(self) -> str:

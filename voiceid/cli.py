@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import AudioError, VoiceIdError
+from pipeline.errors import AudioError, ClipTooLongError, VoiceIdError
 from pipeline.extras import require_training_stack
 from voiceid.options import add_options, from_options
 
@@ -155,13 +156,36 @@ PARSERS: dict[str, tuple[str, Any]] = {
 def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser, with the arguments of ``command`` alone (of none when it is not a command:
     the overview lists them), or of every command when None."""
+    return _build_parsers(command)[0]
+
+
+def _build_parsers(
+    command: str | None = None,
+) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """:func:`_build_parser`'s parser, and each command's own."""
     parser = argparse.ArgumentParser(prog="voiceid", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    commands = {}
     for name, (help_text, add_arguments) in PARSERS.items():
-        p = sub.add_parser(name, help=help_text)
+        commands[name] = p = sub.add_parser(name, help=help_text)
         if command in (None, name):
             add_arguments(p)
-    return parser
+    return parser, commands
+
+
+def _parse(argv: list[str], command: str) -> argparse.Namespace:
+    """``argv`` parsed; an argument the command does not take exits 2 with the command's own
+    usage (not the overview's) and, for a misspelled option, the option it resembles."""
+    parser, commands = _build_parsers(command)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        p = commands[args.command]
+        options = list(p._option_string_actions)  # argparse lists its options nowhere public
+        close = [difflib.get_close_matches(arg.split("=")[0], options, n=1)
+                 for arg in unknown if arg.startswith("-")]  # fmt: skip
+        hint = next((f"; did you mean {match[0]}?" for match in close if match), "")
+        p.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    return args
 
 
 def _print_summary(summary: TableSummary) -> None:
@@ -229,13 +253,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         args.data_dir, bundle.decision(), bundle.labels, bundle.feature_config,
         max_seconds=args.max_seconds, jobs=args.jobs,
     )  # fmt: skip
+    for warning in report["warnings"]:
+        print(f"voiceid evaluate: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(
-        f"accuracy {report['accuracy']:.4f} on {report['n']} clips of known speakers "
-        f"({report['false_reject_rate']:.2%} answered unknown)"
-    )
+    _print_answers(report)
     for label, row in report["per_speaker"].items():
         print(
             f"  {label:>20}: precision {row['precision']:.3f} recall {row['recall']:.3f} "
@@ -254,6 +277,39 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clip_error(exc: AudioError | OSError) -> str:
+    """Why a clip cannot be used, and for a clip too long, the option that admits it."""
+    if isinstance(exc, ClipTooLongError):
+        return f"{exc}: raise the limit with --max-seconds"
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _print_answers(report: dict[str, Any]) -> None:
+    """What the service would answer for the clips of known speakers, then the top label's
+    accuracy; n/a for none."""
+    n, answers = report["n"], report["answers"]
+    if not n:
+        print("named right n/a: no clips of the model's speakers")
+        return
+    shares = [
+        f"{what.replace('_', ' ')} {count / n:.4f} ({count})" for what, count in answers.items()
+    ]
+    print(f"{', '.join(shares)} of {n} clips of known speakers")
+    print(f"accuracy {report['accuracy']:.4f} (top label, whether or not answered unknown)")
+
+
+def _answer(result: dict[str, Any]) -> str:
+    """One clip's answer: the speaker and the top score, or unknown, the closest voice and why."""
+    from pipeline.predict import reason_in_words
+
+    why = result["unknown_reason"]
+    if why is None:
+        return f"{result['speaker']} ({result['confidence']:.3f})"
+    closest = max(result["scores"], key=result["scores"].get)
+    score = f"{result['confidence']:.3f}, closest {closest}"
+    return f"{result['speaker']} ({score}): {reason_in_words(why)}"
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from pipeline.bundle import load_bundle
     from pipeline.predict import predict_clip
@@ -264,11 +320,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         try:
             pred, _ = predict_clip(bundle, path, max_seconds=args.max_seconds)
         except (AudioError, OSError) as exc:
-            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            results.append({"file": str(path), "error": message})
+            results.append({"file": str(path), "error": _clip_error(exc)})
             continue
         results.append({"file": str(path), "speaker": pred.speaker,
-                        "confidence": pred.confidence, "scores": pred.scores})  # fmt: skip
+                        "confidence": pred.confidence, "scores": pred.scores,
+                        "unknown_reason": pred.reason})  # fmt: skip
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -276,7 +332,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if "error" in r:
                 print(f"{r['file']}: error: {r['error']}")
             else:
-                print(f"{r['file']}: {r['speaker']} ({r['confidence']:.3f})")
+                print(f"{r['file']}: {_answer(r)}")
     return 1 if any("error" in r for r in results) else 0
 
 
@@ -371,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in PARSERS else ""
     try:
-        args = _build_parser(command).parse_args(argv)
+        args = _parse(argv, command)
         return COMMANDS[args.command](args)
     except VoiceIdError as exc:
         print(f"voiceid {command}: error: {exc}", file=sys.stderr)

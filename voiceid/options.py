@@ -2,7 +2,8 @@
 
 A field declared with ``pipeline.config.option`` (a default and help text, optionally a flag)
 becomes ``--field-name``: a ``Literal`` type gives the choices, a ``bool`` that defaults to true
-gives ``--no-field-name``, ``X | None`` takes an ``X``. Fields without help text are not options.
+gives ``--no-field-name`` (helped by the field's ``off`` text), ``X | None`` takes an ``X``.
+Fields without help text are not options.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def add_options(
                 negated if f.default else flag,
                 dest=f.name,
                 action="store_false" if f.default else "store_true",
-                help=f"{text}; this flag turns it off" if f.default else text,
+                help=f"{f.metadata['off']} (without this flag: {text})" if f.default else text,
             )
         elif typing.get_origin(kind) is Literal:
             choices = typing.get_args(kind)

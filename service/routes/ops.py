@@ -1,4 +1,4 @@
-"""GET /health, /ready and /metrics: for orchestrators and monitoring."""
+"""GET /health, /ready (HEAD too) and /metrics: for orchestrators and monitoring."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", response_model=Status, summary="The process is alive")
-async def health() -> Status:
-    return Status(status="ok")
+async def health(store: StoreDep) -> Status:
+    return Status(status="ok", model=ModelRef.of(store.current) if store.ready else None)
 
 
 @router.get(
@@ -38,3 +38,8 @@ async def ready(store: StoreDep) -> Status:
 )
 async def metrics(m: MetricsDep) -> Response:
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# Uptime checkers probe with HEAD; the GET routes answer it, with the same status and no body.
+for path, endpoint in (("/health", health), ("/ready", ready)):
+    router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)

@@ -125,6 +125,8 @@ async function identify(blob, filename) {
     showAnswer(answer);
   } catch (error) {
     say("");
+    // The answer shown was the earlier clip's: left up, it would read as this one's.
+    clearAnswer(`No answer for ${filename}: see the message under “Give it a clip”.`);
     const retry = () => identify(blob, filename);
     if (error.status === 401) needKey(error.message, "send the clip again", retry);
     else showError(`Could not identify ${filename}: ${error.message}.`);
@@ -331,21 +333,24 @@ async function loadModel() {
     else showError(`Could not load the model: ${error.message}.`);
     return;
   }
-  if (state.answer && state.answer.model.version !== state.model.version) forgetAnswer();
+  if (state.answer && state.answer.model.version !== state.model.version)
+    clearAnswer("The model has changed since the last clip; give it one again.");
   renderReport(state.model);
   renderScores(state.answer);
   redraw();
   for (const listener of state.onModelLoaded) listener(state.model);
 }
 
-/** The answer shown came from another version of the model: its scores no longer fit. */
-function forgetAnswer() {
+/** No answer to show (the model changed, or the last clip failed), and `note` says why. */
+function clearAnswer(note) {
   state.answer = null;
   ui.verdict.dataset.state = "empty";
   ui.verdict.className = "verdict";
   ui.result.textContent = "?";
-  ui.confidence.textContent = "The model has changed since the last clip; give it one again.";
+  ui.confidence.textContent = note;
   ui.answerMeta.textContent = "";
+  renderScores(null);
+  redraw();
 }
 
 // ---- start -----------------------------------------------------------------------------------

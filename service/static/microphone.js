@@ -96,7 +96,7 @@ export class MicButton {
     }
     if (this.#recording !== recording) return; // stopped while the microphone was starting
     this.say(
-      `Recording. Say “Hello”, then press Stop (it stops by itself after ${MAX_RECORDING_S} s).`,
+      `Recording. Say a few words, then press Stop (it stops by itself after ${MAX_RECORDING_S} s).`,
     );
     this.#timer = setTimeout(() => this.stop(), MAX_RECORDING_S * 1000);
   }

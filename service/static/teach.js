@@ -1,4 +1,4 @@
-// "Teach it your voice": a name, five or more takes of "Hello" (recorded or dropped), each stored
+// "Teach it your voice": a name, five or more takes (recorded or dropped), each stored
 // on the server as a clip of that speaker (POST /speakers/{name}/clips); then a training job
 // (POST /train) whose progress the page follows (GET /train/{id}) until the new version serves.
 

@@ -274,6 +274,50 @@ def test_a_stranger_is_unknown_and_the_closest_voice_is_named(
     save_full_page(driver, "desktop-unknown", DESKTOP)
 
 
+def test_a_failed_upload_clears_the_earlier_clips_answer(
+    driver: WebDriver, server: Server, clips: Clips, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.wav"
+    notes.write_bytes(b"not a recording at all")
+    open_page(driver, server)
+    driver.find_element(By.ID, "clip").send_keys(str(clips.david))
+    assert wait_for_answer(driver) == "David"
+
+    driver.find_element(By.ID, "clip").send_keys(str(notes))
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "error"))
+
+    assert text_of(driver, "error").startswith("Could not identify notes.wav: cannot decode ")
+    assert driver.find_element(By.ID, "verdict").get_attribute("data-state") == "empty"
+    assert (text_of(driver, "result"), text_of(driver, "confidence")) == (
+        "?", "No answer for notes.wav: see the message under “Give it a clip”."
+    )  # fmt: skip
+    assert texts_of(driver, "#scores .score-value") == ["\N{EN DASH}", "\N{EN DASH}"]
+    assert not driver.find_element(By.ID, "histogram").is_displayed()
+    assert driver.find_element(By.ID, "histogram-empty").is_displayed()
+    assert console_errors(driver, allowed=re.compile(r"/predict\?explain=true - .* 415")) == []
+
+
+def test_the_page_asks_for_no_particular_word(driver: WebDriver, server: Server) -> None:
+    open_page(driver, server)
+
+    assert driver.title == "voiceid · who is speaking?"
+    assert text_of(driver, "page-title") == "Who is speaking?"
+    assert "Hello" not in driver.find_element(By.TAG_NAME, "body").text
+
+
+def test_the_api_docs_render_without_other_sites(driver: WebDriver, server: Server) -> None:
+    driver.get(f"{server.url}/docs")
+
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock")
+    )
+    loaded = driver.execute_script(
+        "return performance.getEntriesByType('resource').map((entry) => entry.name)"
+    )
+    assert loaded and all(url.startswith(f"{server.url}/") for url in loaded), loaded
+    assert console_errors(driver) == []
+
+
 def test_the_page_fits_a_phone(driver: WebDriver, server: Server, clips: Clips) -> None:
     open_page(driver, server)
     driver.find_element(By.ID, "clip").send_keys(str(clips.david))

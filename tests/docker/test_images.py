@@ -1,7 +1,7 @@
 """The training images as a user runs them: the CLI in a container, then the server over loopback.
 
 ``docker/smoke-test.sh`` builds the images and runs this module with the training images' tags in
-``VOICEID_DOCKER_IMAGES`` (space-separated: docker/Dockerfile's train target first, then the GPU
+``VOICEID_DOCKER_IMAGES`` (space-separated: docker/Dockerfile.train's image first, then the GPU
 image, whose TensorFlow must be a CUDA build); test_serving_image.py checks the serving image.
 Run by hand:
 

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from pipeline.audio import decode, sniff_format, to_mono, validate_waveform
 from pipeline.config import FeatureConfig
-from pipeline.errors import DecodeError, InvalidAudioError, ParameterError
+from pipeline.errors import ClipTooLongError, DecodeError, InvalidAudioError, ParameterError
 from pipeline.features import histogram
 from tests.signals import PNG_BYTES, SR, encode, peak_hz, tone
 
@@ -129,7 +129,7 @@ def test_decodes_an_m4a_whose_index_follows_the_audio(long_m4a_bytes: bytes) -> 
 @pytest.mark.requires_ffmpeg
 def test_ffmpeg_formats_that_are_too_long_are_refused(long_m4a_bytes: bytes) -> None:
     # ffmpeg stops after max_seconds + 1, so the true length is not known.
-    message = _decode_error(long_m4a_bytes, max_seconds=2)
+    message = _decode_error(long_m4a_bytes, ClipTooLongError, max_seconds=2)
 
     assert message == "clip is over 3 s long; the maximum is 2 s"
 
@@ -284,13 +284,15 @@ def test_a_clip_at_minus_50_dbfs_is_accepted() -> None:
 
 @pytest.mark.parametrize("fmt", LIBSNDFILE_FORMATS)
 def test_a_clip_longer_than_max_seconds_is_refused(fmt: str) -> None:
-    message = _decode_error(encode(tone(440, seconds=3.0), fmt=fmt), max_seconds=2)
+    message = _decode_error(
+        encode(tone(440, seconds=3.0), fmt=fmt), ClipTooLongError, max_seconds=2
+    )
 
     assert message == "clip is 3.00 s long; the maximum is 2 s"
 
 
 def test_validate_waveform_measures_length_at_the_given_rate() -> None:
-    with pytest.raises(InvalidAudioError) as error:
+    with pytest.raises(ClipTooLongError) as error:
         validate_waveform(tone(440, seconds=3.0), SR, max_seconds=2.5)
 
     assert str(error.value) == "clip is 3.00 s long; the maximum is 2.5 s"

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.evaluate import calibrate_threshold, classification_report, open_set_rates
+from pipeline.evaluate import (
+    calibrate_threshold,
+    case_mismatches,
+    classification_report,
+    open_set_rates,
+)
 from pipeline.openset import Decision, OpenSet
 from tests.helpers import switch_network
 
@@ -20,7 +25,8 @@ def test_classification_report_counts_hits_per_speaker() -> None:
     report = classification_report(Decision(switch_network(), 0.5), LABELS, features, speakers)
 
     assert report["accuracy"] == 3 / 5
-    assert report["accepted_accuracy"] == 3 / 5
+    assert report["answers"] == {"named_right": 3, "named_wrong": 2, "unknown": 0}
+    assert (report["named_right_rate"], report["named_wrong_rate"]) == (3 / 5, 2 / 5)
     assert report["false_reject_rate"] == 0.0
     assert report["n"] == 5
     assert report["labels"] == LABELS
@@ -37,7 +43,8 @@ def test_a_threshold_above_every_score_rejects_every_clip() -> None:
     report = classification_report(Decision(switch_network(), 1.01), LABELS, features, LABELS)
 
     assert report["accuracy"] == 1.0
-    assert report["accepted_accuracy"] == 0.0
+    assert report["answers"] == {"named_right": 0, "named_wrong": 0, "unknown": 2}
+    assert (report["named_right_rate"], report["named_wrong_rate"]) == (0.0, 0.0)
     assert report["false_reject_rate"] == 1.0
 
 
@@ -54,6 +61,17 @@ def test_no_clips_give_zeros() -> None:
 
     assert (report["accuracy"], report["n"], report["false_reject_rate"]) == (0.0, 0, 0.0)
     assert report["confusion"] == [[0, 0], [0, 0]]
+
+
+def test_folders_matching_a_label_only_in_case_are_named_with_the_label() -> None:
+    warnings = case_mismatches(["Dad", "dad", "mum", "Stranger"], ["Dad", "Mum"])
+
+    assert warnings == [
+        "folder 'dad' matches no label, only 'Dad' in another case: its clips count as unknown "
+        "speakers (labels are case-sensitive; rename the folder)",
+        "folder 'mum' matches no label, only 'Mum' in another case: its clips count as unknown "
+        "speakers (labels are case-sensitive; rename the folder)",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -108,5 +126,5 @@ def test_far_clips_of_known_speakers_count_as_false_rejects() -> None:
         _near_left_only(2.5), LABELS, np.array([LEFT, [2.0, 3.0]]), ["left", "left"]
     )
 
-    assert (report["accuracy"], report["accepted_accuracy"]) == (1.0, 0.5)
+    assert (report["accuracy"], report["named_right_rate"]) == (1.0, 0.5)
     assert report["false_reject_rate"] == 0.5

@@ -17,21 +17,26 @@ from pipeline.bundle import load_bundle
 from pipeline.config import TrainConfig
 from pipeline.demo.synth import STRANGER, VOICES, write_demo_data
 from pipeline.errors import MissingExtraError
+from pipeline.predict import reason_in_words
 from tests.helpers import MODEL_DIR, make_format_1
+from tests.signals import encode, tone
 from voiceid.cli import main
 
 TEST_CLIPS = 4  # per voice in the held-out folder
 EVALUATE_KEYS = [
-    "accepted_accuracy",
     "accuracy",
+    "answers",
     "confusion",
     "false_reject_rate",
     "labels",
     "n",
+    "named_right_rate",
+    "named_wrong_rate",
     "open_set_auroc",
     "per_speaker",
     "skipped",
     "unknown_speakers",
+    "warnings",
 ]
 
 
@@ -110,14 +115,21 @@ def test_evaluate_prints_a_summary(
 ) -> None:
     model, _ = trained
 
+    _, printed, _ = _run(capsys, "evaluate", str(model), str(held_out), "--jobs", "1", "--json")
+    right, wrong, unknown = json.loads(printed)["answers"].values()
     code, out, _ = _run(capsys, "evaluate", str(model), str(held_out), "--jobs", "1")
 
     assert code == 0
+    assert (right + unknown, wrong) == (8, 0)
     lines = out.splitlines()
-    assert lines[0].startswith("accuracy 1.0000 on 8 clips of known speakers (")
-    assert lines[1] == "                 David: precision 1.000 recall 1.000 n=4"
-    assert lines[2] == "                 Steve: precision 1.000 recall 1.000 n=4"
-    assert lines[3].startswith("unknown speakers: 4 clips, false accept rate ")
+    assert lines[0] == (
+        f"named right {right / 8:.4f} ({right}), named wrong 0.0000 (0), "
+        f"unknown {unknown / 8:.4f} ({unknown}) of 8 clips of known speakers"
+    )
+    assert lines[1] == "accuracy 1.0000 (top label, whether or not answered unknown)"
+    assert lines[2] == "                 David: precision 1.000 recall 1.000 n=4"
+    assert lines[3] == "                 Steve: precision 1.000 recall 1.000 n=4"
+    assert lines[4].startswith("unknown speakers: 4 clips, false accept rate ")
 
 
 def test_predict_json_names_each_speaker_and_reports_failures(
@@ -137,7 +149,7 @@ def test_predict_json_names_each_speaker_and_reports_failures(
     assert code == 1  # one clip failed
     results = json.loads(out)
     for item, clip in zip(results, clips, strict=False):
-        assert sorted(item) == ["confidence", "file", "scores", "speaker"]
+        assert sorted(item) == ["confidence", "file", "scores", "speaker", "unknown_reason"]
         assert item["file"] == str(clip)
         assert sorted(item["scores"]) == ["David", "Steve"]
         assert item["confidence"] == max(item["scores"].values())
@@ -383,3 +395,132 @@ def test_enrol_refuses_bad_arguments_with_the_reason(
 
     assert (code, out) == (2, "")
     assert err.startswith(f"voiceid enrol: error: {message}")
+
+
+def test_a_misspelled_option_gets_the_commands_usage_and_the_option_it_resembles(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--epcohs", "10"])
+
+    err = capsys.readouterr().err
+    assert caught.value.code == 2
+    assert err.startswith("usage: voiceid train ")
+    assert err.endswith(
+        "voiceid train: error: unrecognized arguments: --epcohs 10; did you mean --epochs?\n"
+    )
+
+
+def test_an_argument_like_no_option_gets_the_commands_usage_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["predict", str(MODEL_DIR), "clip.wav", "--zzzzzz"])
+
+    err = capsys.readouterr().err
+    assert caught.value.code == 2
+    assert err.startswith("usage: voiceid predict ")
+    assert err.endswith("voiceid predict: error: unrecognized arguments: --zzzzzz\n")
+
+
+def test_predict_names_the_option_that_admits_a_longer_clip(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    clip = tmp_path / "long.wav"
+    clip.write_bytes(encode(tone(seconds=3.0)))
+
+    code, out, _ = _run(capsys, "predict", str(MODEL_DIR), str(clip), "--max-seconds", "2")
+
+    assert code == 1
+    assert out == (
+        f"{clip}: error: clip is 3.00 s long; the maximum is 2 s: raise the limit with "
+        "--max-seconds\n"
+    )
+
+
+def test_predict_says_why_a_clip_is_unknown(
+    capsys: pytest.CaptureFixture[str], stranger_data: Path
+) -> None:
+    clip = stranger_data / STRANGER.name / "hello_000.wav"
+
+    _, printed, _ = _run(capsys, "predict", str(MODEL_DIR), str(clip), "--json")
+    item = json.loads(printed)[0]
+    code, out, _ = _run(capsys, "predict", str(MODEL_DIR), str(clip))
+
+    assert code == 0
+    assert (item["speaker"], item["unknown_reason"]) == ("unknown", "far")
+    closest = max(item["scores"], key=item["scores"].get)
+    assert out == (
+        f"{clip}: unknown ({item['confidence']:.3f}, closest {closest}): too far from every "
+        "voice the model knows\n"
+    )
+
+
+def test_predict_json_has_no_reason_for_a_named_speaker(
+    capsys: pytest.CaptureFixture[str], demo_data: Path
+) -> None:
+    clip = demo_data / "Steve" / "hello_000.wav"
+
+    code, out, _ = _run(capsys, "predict", str(MODEL_DIR), str(clip), "--json")
+
+    assert code == 0
+    assert (json.loads(out)[0]["speaker"], json.loads(out)[0]["unknown_reason"]) == ("Steve", None)
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [("far", "too far from every voice the model knows"), ("unsure", "unsure between voices"),
+     ("poor_recording", "poor recording")],
+)  # fmt: skip
+def test_every_reason_for_unknown_reads_as_words(reason: str, words: str) -> None:
+    assert reason_in_words(reason) == words
+
+
+def test_evaluate_warns_of_folders_named_like_a_label_in_another_case(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    write_demo_data(data, clips_per_voice=2, seed=1)
+    (data / "Steve").rename(data / "steve")
+    (data / "David").rename(data / "dAVID")
+
+    code, out, err = _run(capsys, "evaluate", str(MODEL_DIR), str(data), "--jobs", "1")
+
+    assert code == 0
+    assert err == "".join(
+        f"voiceid evaluate: warning: folder {folder!r} matches no label, only {label!r} in "
+        "another case: its clips count as unknown speakers (labels are case-sensitive; rename "
+        "the folder)\n"
+        for folder, label in (("dAVID", "David"), ("steve", "Steve"))
+    )
+    assert out.splitlines()[0] == "named right n/a: no clips of the model's speakers"
+
+
+def test_serve_refuses_a_model_that_does_not_load(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: pytest.fail("the server started"))
+    monkeypatch.setenv("VOICEID_MODEL_DIR", "")  # recorded, so teardown removes what serve sets
+    missing = tmp_path / "famly"
+
+    code, _, err = _run(capsys, "serve", "--model", str(missing))
+
+    assert code == 2
+    assert err == (
+        f"voiceid serve: error: model bundle '{missing}' does not exist or is not a folder "
+        "(--model or VOICEID_MODEL_DIR names the model to serve; with VOICEID_MODELS_ROOT set, "
+        "the server starts without one)\n"
+    )
+
+
+def test_serve_with_a_models_root_starts_without_a_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: dict[str, Any] = {}
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: started.update(kw))
+    monkeypatch.setenv("VOICEID_MODEL_DIR", "")
+    monkeypatch.setenv("VOICEID_ACTIVE_MODEL_FILE", "")
+    monkeypatch.setenv("VOICEID_MODELS_ROOT", str(tmp_path))
+
+    assert main(["serve", "--model", str(tmp_path / "later")]) == 0
+    assert started["factory"] is True

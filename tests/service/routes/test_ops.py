@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -20,11 +21,32 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_health_answers_ok(client: TestClient) -> None:
+def test_health_answers_ok_and_names_the_model_being_served(
+    client: TestClient, default_bundle: Bundle
+) -> None:
     response = client.get("/health")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": None}
+    assert response.json() == {
+        "status": "ok",
+        "model": {"name": default_bundle.name, "version": default_bundle.version},
+    }
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/ready"])
+def test_head_answers_as_get_does_without_a_body(client: TestClient, path: str) -> None:
+    response = client.head(path)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == client.get(path).headers["content-type"]
+    assert response.content == b""
+
+
+def test_head_on_ready_is_503_without_a_model(make_client: ClientFactory, tmp_path: Path) -> None:
+    client = make_client(model_dir=tmp_path / "missing")
+
+    assert client.head("/ready").status_code == 503
+    assert client.head("/health").status_code == 200
 
 
 def test_ready_names_the_model_being_served(client: TestClient, default_bundle: Bundle) -> None:
@@ -46,14 +68,16 @@ def test_app_without_a_loadable_model_starts_and_says_why(
     health, ready = client.get("/health"), client.get("/ready")
     predict = client.post("/predict", content=steve_wav, headers={"content-type": "audio/wav"})
 
-    assert health.status_code == 200
-    assert ready.status_code == 503
-    assert ready.json() == {
+    why = {
         "detail": "no model is loaded yet: model bundle 'missing' does not exist or is not a folder"
     }
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "model": None}
+    assert ready.status_code == 503
+    assert ready.json() == why
     assert predict.status_code == 503
-    assert predict.json() == {"detail": "no model is loaded yet"}
-    assert client.get("/model").json() == {"detail": "no model is loaded yet"}
+    assert predict.json() == why
+    assert client.get("/model").json() == why
 
 
 def test_app_with_a_tampered_network_starts_and_says_why(

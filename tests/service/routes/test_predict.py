@@ -225,7 +225,11 @@ INVALID_AUDIO: dict[str, tuple[Callable[[], bytes], str]] = {
         "clip holds no speech: it has 0.06 s of sound within 40 dB of its loudest frame; "
         "at least 0.1 s is needed",
     ),
-    "3 s tone": (lambda: encode(tone(seconds=3.0)), "clip is 3.00 s long; the maximum is 2 s"),
+    "3 s tone": (
+        lambda: encode(tone(seconds=3.0)),
+        "clip is 3.00 s long; the maximum is 2 s: send a shorter clip, or raise the server's "
+        "VOICEID_MAX_CLIP_SECONDS",
+    ),
     "NaN samples": (_nan_clip, "clip has 10 non-finite samples (NaN or infinity)"),
     "infinite sample": (_infinite_clip, "clip has 1 non-finite samples (NaN or infinity)"),
     "1e30 float samples": (
@@ -373,6 +377,19 @@ def test_batch_answers_each_file_or_says_what_was_wrong_with_it(
         "at least 0.1 s is needed"
     )
     assert results[4]["detail"] == "clip is empty (0 bytes)"
+
+
+def test_batch_says_which_setting_admits_a_longer_clip(
+    make_client: ClientFactory, steve_wav: bytes
+) -> None:
+    client = make_client(max_clip_seconds=2.0)
+
+    response = client.post("/predict/batch", files=batch(("long.wav", encode(tone(seconds=3.0)))))
+
+    assert response.json()["results"][0]["detail"] == (
+        "clip is 3.00 s long; the maximum is 2 s: send a shorter clip, or raise the server's "
+        "VOICEID_MAX_CLIP_SECONDS"
+    )
 
 
 def test_batch_over_the_file_count_limit_is_413(
