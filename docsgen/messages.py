@@ -4,8 +4,9 @@
 The code is read, not run: each ``.py`` file under ``pipeline/``, ``service/`` and ``voiceid/``
 is parsed, and a message is what reaches a *sink*:
 
-- a call of one of the project's exception classes (``VoiceIdError`` and every class derived
-  from it in those packages, found in the same files), its first argument;
+- a call of one of the project's exception classes (every class of those packages that derives
+  from an exception: ``VoiceIdError`` and its family, and any other), the argument its
+  ``__init__`` calls ``message``, ``reason`` or ``detail``, else the first;
 - a call in :data:`MESSAGE_ARGUMENTS` (``sys.exit``, ``argparse.ArgumentTypeError``, a failed
   training job's ``_finish``, a WebSocket's close reason, ...), the argument it names; when that
   is a ``{"detail": ...}`` dict, as ``JSONResponse`` takes, the value under ``detail``;
@@ -44,16 +45,20 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pipeline", "service", "voiceid")  # the packages whose messages users meet
 PAGE = ROOT / "docs" / "troubleshooting.md"
-BASE_ERROR = "VoiceIdError"  # the project's exceptions all derive from it
+# A class deriving from one of these, or from a class of the project that does, is an exception.
+EXCEPTION_BASES = {"Exception", "ValueError", "RuntimeError", "OSError", "LookupError"}
+MESSAGE_PARAMETERS = ("message", "reason", "detail")  # an exception's message, by name
 # Beside those: call name -> (position, keyword) of the argument that holds the message.
 MESSAGE_ARGUMENTS: dict[str, tuple[int | None, str | None]] = {
     "exit": (0, None),  # sys.exit(message): the CLI or the server stops with it
     "SystemExit": (0, None),
     "ArgumentTypeError": (0, None),  # argparse prints it after the option's name
     "JSONResponse": (0, "content"),  # its {"detail": ...}
+    "HTTPException": (1, "detail"),
     "_finish": (2, "detail"),  # a failed training job's detail, GET /train/{id}
     "close": (None, "reason"),  # a WebSocket's close reason
     "WebSocketException": (1, "reason"),
+    "WebSocketDisconnect": (1, "reason"),
 }
 PROBLEM_LISTS = ("problems",)  # lists of parts that a "does not check out" message joins
 MAX_DEPTH = 6  # calls followed into functions, at most
@@ -113,7 +118,7 @@ class _Module:
 class _Index:
     modules: list[_Module]
     functions: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]]
-    errors: set[str]
+    errors: dict[str, int]  # an exception class of the project -> its message's position
     home: dict[int, _Module]  # a function's module, by the function node's id
     enclosing: dict[int, ast.FunctionDef | ast.AsyncFunctionDef | None]
 
@@ -126,7 +131,7 @@ def _python_files(root: Path, packages: Sequence[str]) -> Iterator[Path]:
 def _read(root: Path, packages: Sequence[str]) -> _Index:
     modules: list[_Module] = []
     functions: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
-    classes: dict[str, list[str | None]] = {}
+    classes: dict[str, ast.ClassDef] = {}
     home: dict[int, _Module] = {}
     enclosing: dict[int, ast.FunctionDef | ast.AsyncFunctionDef | None] = {}
     for path in _python_files(root, packages):
@@ -144,18 +149,34 @@ def _read(root: Path, packages: Sequence[str]) -> _Index:
                 for inner in ast.walk(node):
                     enclosing[id(inner)] = node  # the innermost wins: walk goes outside in
             elif isinstance(node, ast.ClassDef):
-                classes[node.name] = [_name_of(base) for base in node.bases]
+                classes[node.name] = node
         modules.append(module)
-    return _Index(modules, functions, _derived(classes, BASE_ERROR), home, enclosing)
+    return _Index(modules, functions, _exceptions(classes), home, enclosing)
 
 
-def _derived(classes: dict[str, list[str | None]], base: str) -> set[str]:
-    found = {base}
+def _exceptions(classes: dict[str, ast.ClassDef]) -> dict[str, int]:
+    """The exception classes among ``classes``, each with its message argument's position."""
+    found: dict[str, int] = {}
     while True:
-        more = {name for name, bases in classes.items() if found & set(bases)} - found
+        more = {
+            name: _message_position(node, found)
+            for name, node in classes.items()
+            if name not in found
+            and any(b in EXCEPTION_BASES or b in found for b in map(_name_of, node.bases))
+        }
         if not more:
             return found
         found |= more
+
+
+def _message_position(node: ast.ClassDef, known: dict[str, int]) -> int:
+    """Where the message goes in a call of ``node``: its ``__init__``'s parameter named in
+    ``MESSAGE_PARAMETERS`` (the first, without one), else its base's position."""
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+            names = [a.arg for a in item.args.posonlyargs + item.args.args][1:]  # less self
+            return next((i for i, n in enumerate(names) if n in MESSAGE_PARAMETERS), 0)
+    return next((known[b] for b in map(_name_of, node.bases) if b in known), 0)
 
 
 def _name_of(node: ast.expr) -> str | None:
@@ -273,12 +294,14 @@ def _label(node: ast.expr) -> str:
 # -- the sinks -------------------------------------------------------------------------------
 
 
-def _message_arguments(node: ast.AST, errors: set[str]) -> Iterator[ast.expr]:
+def _message_arguments(node: ast.AST, errors: dict[str, int]) -> Iterator[ast.expr]:
     """The expressions that hold a message at ``node``, when it is a sink."""
     if isinstance(node, ast.Call):
         name = _name_of(node.func)
-        if name in errors and node.args:
-            yield node.args[0]
+        if name in errors:
+            position = errors[name]
+            named = [k.value for k in node.keywords if k.arg in MESSAGE_PARAMETERS]
+            yield from node.args[position : position + 1] or named
         elif name in MESSAGE_ARGUMENTS:
             position, keyword = MESSAGE_ARGUMENTS[name]
             values = [k.value for k in node.keywords if k.arg == keyword]

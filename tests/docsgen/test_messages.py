@@ -29,7 +29,11 @@ class AudioError(VoiceIdError):
 class TooLong(AudioError):
     pass
 
-class Unrelated(Exception):
+class StreamClosed(Exception):
+    def __init__(self, why, reason):
+        super().__init__(reason)
+
+class Refused(StreamClosed):
     pass
 """
 
@@ -52,14 +56,27 @@ def test_a_derived_error_gives_its_f_string_with_named_placeholders(tmp_path: Pa
     assert shown(tmp_path, source) == ["clip is {seconds} s long; the maximum is {limit} s"]
 
 
-def test_other_exceptions_are_not_messages(tmp_path: Path) -> None:
+def test_exceptions_of_the_language_are_not_messages(tmp_path: Path) -> None:
     source = """
     def check():
-        raise Unrelated("an internal invariant broke")
+        raise RuntimeError("an internal invariant broke")
         raise ValueError("not a message users meet")
     """
 
     assert shown(tmp_path, source) == []
+
+
+def test_a_project_exception_gives_the_argument_its_init_calls_reason(tmp_path: Path) -> None:
+    source = """
+    def listen(size, limit):
+        raise StreamClosed("too big", f"frame of {size} bytes is over {limit}")
+        raise Refused("idle", reason="nothing arrived for 10 s")
+    """
+
+    assert shown(tmp_path, source) == [
+        "frame of {size} bytes is over {limit}",
+        "nothing arrived for 10 s",
+    ]
 
 
 def test_constants_locals_and_function_returns_are_followed(tmp_path: Path) -> None:
@@ -107,6 +124,10 @@ def test_declared_sinks_give_their_message_argument(tmp_path: Path) -> None:
         def follow(self, job, record, timeout_s):
             self._finish(job, record, f"training took longer than {timeout_s:g} s")
 
+    async def listen(websocket, rate):
+        await websocket.close(code=1008, reason=f"sample_rate {rate} is out of range")
+        raise HTTPException(status_code=404, detail="no such stream")
+
     def status(record):
         record |= {"state": "failed", "detail": "the server stopped before it finished"}
         record |= {"state": "running", "detail": "epoch 40"}
@@ -123,6 +144,8 @@ def test_declared_sinks_give_their_message_argument(tmp_path: Path) -> None:
         "{text} is neither a number nor 'auto'",
         "writes need a key: {why}",
         "training took longer than {timeout_s} s",
+        "sample_rate {rate} is out of range",
+        "no such stream",
         "the server stopped before it finished",
         "the model has {n} outputs for 2 labels",
     ]
