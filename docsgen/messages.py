@@ -299,9 +299,9 @@ def _message_arguments(node: ast.AST, errors: dict[str, int]) -> Iterator[ast.ex
     if isinstance(node, ast.Call):
         name = _name_of(node.func)
         if name in errors:
-            position = errors[name]
+            at = errors[name]
             named = [k.value for k in node.keywords if k.arg in MESSAGE_PARAMETERS]
-            yield from node.args[position : position + 1] or named
+            yield from node.args[at : at + 1] or named
         elif name in MESSAGE_ARGUMENTS:
             position, keyword = MESSAGE_ARGUMENTS[name]
             values = [k.value for k in node.keywords if k.arg == keyword]
