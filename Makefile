@@ -9,8 +9,10 @@ TRAIN_STAMP := $(VENV)/.installed-train
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DOCS_PORT ?= 8001
 
-.PHONY: run teach test quick lint smoke bench default-model system-deps docker-deps clean
+.PHONY: run teach test quick lint docs docs-serve docs-errors smoke bench default-model system-deps \
+	docker-deps clean
 # Debian packages: what the tests use (ffmpeg for m4a/webm, Chromium for the page), and what the
 # Docker smoke test needs on the host. Each is installed only by its own explicit target.
 TEST_PACKAGES := ffmpeg libsndfile1 chromium chromium-driver
@@ -77,6 +79,19 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## docs: build the documentation site into site/, strict (a broken link or anchor fails), offline
+# (Not --quiet: it hides the warnings that strict mode counts, and the build then passes.)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+## docs-serve: serve the documentation on $(HOST):$(DOCS_PORT), rebuilt as pages change
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr $(HOST):$(DOCS_PORT)
+
+## docs-errors: the error messages of the code that docs/troubleshooting.md lacks, to paste
+docs-errors: $(STAMP)
+	$(BIN)/python -m docsgen.messages
+
 ## bench: the benchmarks (need ../shared/data or VOICEID_DATA)
 bench: $(STAMP)
 	$(BIN)/python -m bench.accuracy
@@ -88,4 +103,4 @@ default-model: $(STAMP)
 	$(BIN)/python -m pipeline.demo.default_model models/default
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
