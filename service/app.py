@@ -51,6 +51,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     except BundleError as exc:
         # Stay up: the store keeps the reason for /ready, and /admin/reload can bring one in.
         log.error("no model loaded: %s", exc)
+    trainer.watch()  # a job left by a worker that stopped
     yield
     await trainer.close()
     app.state.compute.close()

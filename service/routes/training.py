@@ -48,12 +48,13 @@ async def start_training(response: Response, trainer: TrainerDep) -> JobStarted:
     summary="A training job's state and progress",
 )
 async def get_job(job: str, trainer: TrainerDep) -> JobStatus:
-    return JobStatus.model_validate(trainer.status(job))
+    return JobStatus.model_validate(await trainer.status(job))
 
 
 @router.get("/models", response_model=ModelVersions, responses=_AUTH, summary="Model versions")
 async def list_versions(store: StoreDep, trainer: TrainerDep) -> ModelVersions:
     """The configured model and every version training made, oldest first, and which is served."""
+    await trainer.adopt()  # a job whose server process stopped: its version, served or gone
     active = store.current if store.ready else None
     return ModelVersions.model_validate({"versions": trainer.versions.entries(active)})
 

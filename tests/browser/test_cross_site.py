@@ -66,8 +66,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 @pytest.fixture(scope="module")
 def evil_site(server: tuple[str, Path], demo_clips: dict[str, list[bytes]]) -> Iterator[int]:
     """The attacker's page, served on another loopback port; that port."""
-    page = ATTACK.replace("SERVER", server[0])
-    page = page.replace("CLIP", base64.b64encode(demo_clips["Stranger"][0]).decode()).encode()
+    clip = base64.b64encode(demo_clips["Stranger"][0]).decode()
+    page = ATTACK.replace("SERVER", server[0]).replace("CLIP", clip).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
