@@ -191,7 +191,7 @@ def test_a_left_job_with_a_version_is_served_by_whoever_lists_the_versions(
     store = tmp_path / "store"
     job = _left_job(store)
     shutil.copytree(trained_bundle, store / ".versions" / f"20260101T000000Z-{job}")
-    client = make_client(data_dir=store, active_model_file=tmp_path / "active")
+    client = make_client(data_dir=store)
     # The start-up watcher may be first; either way the version is served.
 
     versions = client.get("/models").json()["versions"]
