@@ -16,7 +16,7 @@ _AUTH: dict[int | str, dict[str, Any]] = {
 }
 _CANNOT_TRAIN = "no model loaded, or this server cannot train (the train extra is missing)"
 _WRITE: dict[int | str, dict[str, Any]] = _AUTH | {
-    403: {"model": ErrorResponse, "description": "writes are off: no key, and not on loopback"},
+    403: {"model": ErrorResponse, "description": "no API key, and off loopback or another site's"},
 }
 
 
