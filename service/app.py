@@ -23,6 +23,7 @@ from service.metrics import Metrics, MetricsMiddleware
 from service.model_store import ModelStore
 from service.routes import admin, model, ops, predict, speakers, training
 from service.settings import Settings
+from service.sites import HostCheck
 from service.training import Trainer
 from service.versions import Versions
 
@@ -43,6 +44,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     refusal = write_refusal(settings, startup=True)
     if refusal is not None:
         log.warning("writes without an API key are refused: %s", refusal)
+    names = HostCheck(settings.host, settings.allowed_hosts).described
+    log.info("answering requests sent to %s (more: VOICEID_ALLOWED_HOSTS)", names)
     try:
         # The version active when the server last ran, if it grew from the configured model.
         bundle = await app.state.store.start(trainer.versions.remembered() or settings.model_dir)
@@ -50,6 +53,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     except BundleError as exc:
         # Stay up: the store keeps the reason for /ready, and /admin/reload can bring one in.
         log.error("no model loaded: %s", exc)
+    trainer.watch()  # a job left by a worker that stopped
     yield
     await trainer.close()
     app.state.compute.close()

@@ -6,14 +6,24 @@ speaker store, training, the model versions, the admin routes and ``/metrics`` (
 ``VOICEID_METRICS_PUBLIC=1``). Without a key, the routes that change something (enrolling and
 removing speakers, training, activating a version, reloading) are taken only by a server that
 listens on loopback, where nobody else can reach them; elsewhere they answer 403 and say what to
-set. The checks are ASGI middleware, so a refused body is never parsed: FastAPI reads a route's
-body before it runs the route's dependencies.
+set. On loopback, any web page the person visits can reach the server too, so before all that
+every request is checked for the name it was sent to (421 otherwise), and a write without a key
+for the page that sent it (403 when another site's: ``service.sites`` has the rules).
+
+A request that presents the right key is not checked for its site: a page can add neither
+``X-API-Key`` nor ``Authorization`` to a request to another site without a CORS preflight, and
+this server grants none, so a keyed request comes from the server's own page or from a client
+that holds the key. Its Host is checked all the same.
+
+The checks are ASGI middleware, so a refused body is never parsed: FastAPI reads a route's body
+before it runs the route's dependencies.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import secrets
+from typing import NamedTuple
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -22,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.errors import UnauthorizedError
 from service.limits import drain
 from service.settings import Settings
+from service.sites import HostCheck, cross_site, request_site
 
 __all__ = [
     "PROTECTED_PREFIXES",
@@ -39,6 +50,14 @@ PROTECTED_PREFIXES = ("/predict", "/model", "/models", "/admin", "/speakers", "/
 # /metrics unless it is made public
 WRITE_PREFIXES = ("/speakers", "/train", "/models", "/admin")  # with any method but a read
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CROSS_SITE = (
+    "changes (enrolling, training, activating, reloading) are taken only from this server's "
+    "own page or from clients that are no web page (curl, scripts), and {why}: another site's "
+    "page may not change this server. To script it, send no Origin header, or set "
+    "VOICEID_API_KEY and send the key in the X-API-Key header"
+)
+CROSS_SITE_SOCKET = "WebSockets are taken only from this server's own page, and {why}"
+WEBSOCKET_REASON_BYTES = 123  # the most a WebSocket close frame's reason may hold
 
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
@@ -117,34 +136,73 @@ def check_key(headers: Headers, settings: Settings) -> None:
 
 
 class AuthMiddleware:
-    """Answer 401 to a request for a protected path without the key, and 403 to a write
-    without a key off loopback, before its body is read (what was sent is drained, within
-    bounds, so that the client can read the answer)."""
+    """Refuse, before the body is read (what was sent is drained, within bounds, so that the
+    client can read the answer): 421 to a request, or WebSocket, sent to a name this server does
+    not answer to; 403 to a WebSocket from another site's page; 401 to a request for a protected
+    path without the key; 403 to a write without a key off loopback or from another site."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.hosts = HostCheck(settings.host, settings.allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            refusal = self._http_refusal(scope)
+        elif scope["type"] == "websocket":
+            refusal = self._websocket_refusal(scope)
+        else:
+            refusal = None
+        if refusal is None:
             await self.app(scope, receive, send)
-            return
-        path = scope.get("path", "")
-        response = None
+        elif scope["type"] == "websocket":
+            await _deny_websocket(refusal, scope, receive, send)
+        else:
+            await drain(receive)
+            await refusal.response()(scope, receive, send)
+
+    def _http_refusal(self, scope: Scope) -> _Refusal | None:
+        host, origin, fetch_site = request_site(scope)
+        if not self.hosts.allows(host):
+            return _Refusal(421, self.hosts.refusal(host or b""))
+        path = scope["path"]
         if needs_key(path, self.settings):
             try:
                 check_key(Headers(scope=scope), self.settings)
             except UnauthorizedError as exc:
-                response = JSONResponse(
-                    {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "ApiKey"}
-                )
-        elif is_write(scope.get("method", ""), path):
-            server = scope.get("server")
-            refusal = write_refusal(self.settings, str(server[0]) if server else None)
-            if refusal is not None:
-                response = JSONResponse({"detail": refusal}, status_code=403)
-        if response is None:
-            await self.app(scope, receive, send)
-            return
-        await drain(receive)
-        await response(scope, receive, send)
+                return _Refusal(401, str(exc), {"WWW-Authenticate": "ApiKey"})
+            return None  # the key is proof enough: no page of another site can send it
+        if not is_write(scope["method"], path):
+            return None
+        server = scope.get("server")
+        refusal = write_refusal(self.settings, str(server[0]) if server else None)
+        if refusal is None and (why := cross_site(scope["scheme"], host, origin, fetch_site)):
+            refusal = CROSS_SITE.format(why=why)
+        return None if refusal is None else _Refusal(403, refusal)
+
+    def _websocket_refusal(self, scope: Scope) -> _Refusal | None:
+        host, origin, fetch_site = request_site(scope)
+        if not self.hosts.allows(host):
+            return _Refusal(421, self.hosts.refusal(host or b""))
+        why = cross_site(scope["scheme"], host, origin, fetch_site)
+        return None if why is None else _Refusal(403, CROSS_SITE_SOCKET.format(why=why))
+
+
+class _Refusal(NamedTuple):
+    status: int
+    detail: str
+    headers: dict[str, str] | None = None
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"detail": self.detail}, status_code=self.status, headers=self.headers)
+
+
+async def _deny_websocket(refusal: _Refusal, scope: Scope, receive: Receive, send: Send) -> None:
+    """Refuse a WebSocket handshake: with an HTTP answer where the server can send one, else by
+    closing it (code 1008, policy violation)."""
+    await receive()  # websocket.connect
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await refusal.response()(scope, receive, send)
+        return
+    reason = refusal.detail.encode()[:WEBSOCKET_REASON_BYTES].decode(errors="ignore")
+    await send({"type": "websocket.close", "code": 1008, "reason": reason})

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from pipeline.errors import BundleError
-from service.settings import Settings
+from service.settings import Settings, settings_from_env
+from service.sites import listens_everywhere
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["OPEN_HOSTS", "app_from_env", "check_model", "open_without_key", "serve"]
+__all__ = ["app_from_env", "check_model", "open_without_key", "serve"]
 
-OPEN_HOSTS = ("0.0.0.0", "::", "")  # addresses that listen on every interface
 # Connection limits, as uvicorn allows them (its header size cap exists only for the slower h11
 # parser, not httptools, which serving uses).
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
@@ -52,14 +52,15 @@ def serve(
     workers: int | str | None = None,
     data_dir: Path | None = None,
 ) -> None:
-    """Serve with the command line's values over the ``VOICEID_*`` environment."""
+    """Serve with the command line's values over the ``VOICEID_*`` environment;
+    :class:`ParameterError` when a setting is wrong."""
     overrides = {"model_dir": model_dir, "host": host, "port": port, "workers": workers,
                  "data_dir": data_dir}  # fmt: skip
     for name, value in overrides.items():
         if value is not None:
             # Through the environment, so that every worker process sees the same settings.
             os.environ[f"VOICEID_{name.upper()}"] = str(value)
-    settings = Settings()
+    settings = settings_from_env()
     refusal = open_without_key(settings)
     if refusal:
         sys.exit(refusal)
@@ -103,7 +104,7 @@ def check_model(settings: Settings) -> None:
 
 def open_without_key(settings: Settings) -> str | None:
     """Why the server must not start, when it would listen on every interface with no key."""
-    if settings.host not in OPEN_HOSTS or settings.api_key is not None or settings.allow_open:
+    if not listens_everywhere(settings.host) or settings.api_key is not None or settings.allow_open:
         return None
     return (
         f"refusing to listen on {settings.host or 'every interface'!r} without an API key: "

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.errors import ParameterError
 from pipeline.speakers import StoreLimits
 from service.cpus import usable_cpus
+from service.sites import check_allowed_host
 
-__all__ = ["MAX_WORKERS", "Settings", "default_data_dir"]
+__all__ = ["MAX_WORKERS", "Settings", "default_data_dir", "settings_from_env"]
 
 MAX_WORKERS = 64  # server processes, given or found: each holds its own model and heap
 _STORE_DEFAULTS = StoreLimits()
@@ -45,6 +47,11 @@ class Settings(BaseSettings):
         default=None,
         description="required on /predict*, /model*, /admin/*, /speakers*, /train* and "
         "/metrics when set; without it, writes are taken only on loopback",
+    )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="more names the server answers to besides its host and loopback (a "
+        "proxy's, a DNS name), comma-separated; '*.example.org' allows its subdomains",
     )
     metrics_public: bool = Field(default=False, description="serve /metrics without the key")
     allow_open: bool = Field(
@@ -92,6 +99,34 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
 
+    @field_validator("api_key")
+    @classmethod
+    def _key_can_be_sent(cls, key: SecretStr | None) -> SecretStr | None:
+        """An empty key would lock every protected route; one with spaces around it cannot be
+        sent (HTTP drops them from a header's value)."""
+        if key is None:
+            return None
+        value = key.get_secret_value()
+        if not value.strip():
+            raise ValueError(
+                "VOICEID_API_KEY is empty: set a key, or unset the variable to serve without one"
+            )
+        if value != value.strip():
+            raise ValueError(
+                "VOICEID_API_KEY starts or ends with whitespace, which no X-API-Key header can "
+                "carry: remove it"
+            )
+        return key
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        """``a.example,b.example`` (the environment's form) or a sequence of names."""
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list | tuple):
+            return value  # pydantic says what is wrong with it
+        return tuple(check_allowed_host(str(n)) for n in names if str(n).strip())
+
     def worker_count(self) -> int:
         """``workers``, with ``auto`` resolved to the CPUs this process may use (its affinity
         mask and cgroup quota: ``service.cpus``), at most ``MAX_WORKERS``."""
@@ -106,3 +141,22 @@ class Settings(BaseSettings):
             max_clips_per_speaker=self.max_clips_per_speaker,
             max_store_bytes=self.max_store_bytes,
         )
+
+
+def settings_from_env() -> Settings:
+    """``Settings()`` from the ``VOICEID_*`` environment; :class:`ParameterError` naming each
+    variable that is wrong, and why (never the key's value)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ParameterError("; ".join(_problem(e) for e in exc.errors())) from None
+
+
+def _problem(error: Any) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    name = f"VOICEID_{field.upper()}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if message.startswith(name):
+        return message
+    shown = "" if field == "api_key" else f"={error['input']!r}"
+    return f"{name}{shown}: {message}"

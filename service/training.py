@@ -11,8 +11,17 @@ was.
 Several worker processes share the state on disk, under ``<data_dir>/.jobs/``: a job's record
 (``<id>.json``, written by the worker that owns the job), its progress (``<id>.progress.json``,
 written by the training process) and its log. One job runs at a time: the training process holds
-an exclusive ``flock`` on ``.jobs/lock`` for its whole life, which the kernel releases however it
-ends.
+an exclusive ``flock`` on ``.jobs/lock`` for its whole life, and the worker that owns the job one
+on ``.jobs/<id>.owner`` until the job is done or failed; the kernel releases each however its
+holder ends.
+
+A job outlives the worker that owns it (the training process runs in a session of its own). When
+that worker is killed, another adopts the job once its training has ended (both locks are free):
+it serves the version the job made, or fails the job and removes the version when there is none
+or it does not load. Workers adopt when asked about the job or the versions, when a job is
+started, and, from start-up while an unfinished job is left (a restarted worker, a restarted
+server), by looking every ``ADOPT_POLL_S``. So every listed version is the configured one or one
+of a job that is done, or still running.
 """
 
 from __future__ import annotations
@@ -26,10 +35,10 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,12 +61,8 @@ __all__ = ["JOB_ID", "Trainer", "can_train"]
 log = logging.getLogger("voiceid.service")
 JOB_ID = re.compile(r"[0-9a-f]{12}")
 KEEP_JOBS = 50  # finished job records kept; older ones are removed when a job starts
-ACTIVATING_GRACE_S = 30.0  # a job trained but not marked done for this long was left behind
+ADOPT_POLL_S = 1.0  # a worker watching a job whose owner stopped looks this often
 FINAL = ("done", "failed")
-ORPHANED = (
-    "the server process that ran this job stopped before it finished; "
-    "the model being served is unchanged"
-)
 
 
 def can_train() -> str | None:
@@ -92,20 +97,20 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+def _try_lock(path: Path) -> int | None:
+    """A descriptor of ``path`` holding its exclusive ``flock``, or None while another holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # somebody else's process: alive
-        return True
-    return True
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
-def _failure_detail(log_path: Path, code: int) -> str:
-    """Why the training process failed: its own error line, or how it ended."""
+def _failure_detail(log_path: Path, code: int | None) -> str:
+    """Why the training process failed: its own error line, or how it ended (``code`` None: its
+    owner was gone, so nobody saw)."""
     try:
         lines = log_path.read_text(errors="replace").splitlines()
     except OSError:
@@ -113,6 +118,11 @@ def _failure_detail(log_path: Path, code: int) -> str:
     for line in reversed(lines):
         if line.startswith("voiceid enrol: error: "):
             return line.removeprefix("voiceid enrol: error: ")
+    if code is None:
+        return (
+            "the server process that ran this job stopped, and its training process ended "
+            "without a version; the model being served is unchanged"
+        )
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
         return f"the training process was killed ({name}); the model being served is unchanged"
@@ -134,6 +144,9 @@ class Trainer:
         self.jobs_dir = self.data_dir / ".jobs"
         self._tasks: set[asyncio.Task[None]] = set()
         self._processes: dict[str, asyncio.subprocess.Process] = {}
+        self._owned: dict[str, int] = {}  # job -> descriptor holding its owner lock
+        self._watcher: asyncio.Task[None] | None = None
+        self._adopting = asyncio.Lock()  # this process's callers wait for its adoption to end
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -142,9 +155,13 @@ class Trainer:
             raise NotFoundError(f"no training job {job!r}")
         return self.jobs_dir / f"{job}.json"
 
-    def status(self, job: str) -> dict[str, Any]:
+    async def status(self, job: str) -> dict[str, Any]:
         """A job's state as ``GET /train/{id}`` gives it; :class:`NotFoundError` if unknown."""
-        record = _read_json(self._record_path(job))
+        path = self._record_path(job)
+        record = _read_json(path)
+        if record is not None and record.get("state") not in FINAL:
+            await self.adopt()
+            record = _read_json(path)
         if record is None:
             raise NotFoundError(f"no training job {job!r}")
         if record.get("state") in FINAL:
@@ -152,19 +169,15 @@ class Trainer:
         progress = _read_json(self.jobs_dir / f"{job}.progress.json") or {}
         record["progress"] = progress.get("progress", record.get("progress", 0.0))
         record["detail"] = progress.get("detail", record.get("detail", ""))
-        # The training process is gone and its owner has not written the outcome yet: it is
-        # activating the new version, or the owner itself is gone.
-        gone = record.get("state") == "running" and not _alive(record.get("pid"))
-        if gone and time.time() - self._mtime(job) > ACTIVATING_GRACE_S:
-            record |= {"state": "failed", "detail": ORPHANED}
         return record
 
-    def _mtime(self, job: str) -> float:
-        times = []
-        for name in (f"{job}.json", f"{job}.progress.json"):
-            with contextlib.suppress(OSError):
-                times.append((self.jobs_dir / name).stat().st_mtime)
-        return max(times, default=0.0)
+    def _unfinished(self) -> str | None:
+        """The latest job, when it is neither done nor failed."""
+        job = self.running_job()
+        if job is None:
+            return None
+        record = _read_json(self.jobs_dir / f"{job}.json")
+        return job if record is not None and record.get("state") not in FINAL else None
 
     def running_job(self) -> str | None:
         text = None
@@ -187,16 +200,13 @@ class Trainer:
     def _lock(self) -> int:
         """The job lock's descriptor, locked; :class:`TrainingBusyError` while a job holds it."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.jobs_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = _try_lock(self.jobs_dir / "lock")
+        if fd is None:
             running = self.running_job()
             named = f" (job {running}: GET /train/{running})" if running else ""
             raise TrainingBusyError(
                 f"a training job is running{named}; start another when it has finished"
-            ) from None
+            )
         return fd
 
     async def start(self) -> str:
@@ -204,6 +214,7 @@ class Trainer:
         reason = can_train()
         if reason:
             raise TrainingUnavailableError(reason)
+        await self.adopt()  # the last job, if its owner stopped: its version is served first
         base = self.store.current.path
         self.check_store()
         fd = self._lock()
@@ -212,14 +223,18 @@ class Trainer:
             out = self.versions.new_folder(job)
             record = {"job": job, "state": "queued", "progress": 0.0, "detail": "starting",
                       "created": _now(), "finished": None, "model": None,
-                      "base": self.store.current.version}  # fmt: skip
+                      "base": self.store.current.version, "owner": os.getpid()}  # fmt: skip
             _write_json(self.jobs_dir / f"{job}.json", record)
+            owner = _try_lock(self.jobs_dir / f"{job}.owner")
+            if owner is not None:  # always, the file being new: held until the job ends
+                self._owned[job] = owner
             (self.jobs_dir / "current").write_text(job)
             try:
                 process = await self._spawn(job, base, out, fd)
             except OSError as exc:
                 detail = f"cannot start the training process: {exc.strerror or exc}"
                 self._finish(job, record, detail)
+                self._release(job)
                 raise TrainingUnavailableError(detail) from exc
         finally:
             os.close(fd)  # the training process holds the lock now
@@ -262,23 +277,35 @@ class Trainer:
         self, job: str, record: dict[str, Any], process: asyncio.subprocess.Process, out: Path
     ) -> None:
         try:
-            code = await asyncio.wait_for(process.wait(), self.timeout_s)
+            code = await self._wait(job, process)
+            if code is None:
+                self._finish(job, record, f"training took longer than {self.timeout_s:g} s and "
+                             "was stopped; the model being served is unchanged", out)  # fmt: skip
+            elif code != 0:
+                self._finish(job, record, _failure_detail(self.jobs_dir / f"{job}.log", code), out)
+            else:
+                await self._serve(job, record, out)
+        finally:
+            self._release(job)
+
+    async def _wait(self, job: str, process: asyncio.subprocess.Process) -> int | None:
+        """The training process's exit code; None when it ran out of time and was killed."""
+        try:
+            return await asyncio.wait_for(process.wait(), self.timeout_s)
         except TimeoutError:
             process.kill()
             await process.wait()
-            self._finish(job, record, f"training took longer than {self.timeout_s:g} s and was "
-                         "stopped; the model being served is unchanged")  # fmt: skip
-            return
+            return None
         finally:
             self._processes.pop(job, None)
-        if code != 0:
-            self._finish(job, record, _failure_detail(self.jobs_dir / f"{job}.log", code))
-            return
+
+    async def _serve(self, job: str, record: dict[str, Any], out: Path) -> None:
+        """Serve the version job ``job`` wrote to ``out`` on every worker, and say so."""
         try:
             path = self.versions.keep_new(out)
             bundle = await self.store.load(path)
         except BundleError as exc:
-            self._finish(job, record, f"the new version does not load: {exc}")
+            self._finish(job, record, f"the new version does not load: {exc}", out)
             return
         self.versions.remember_active(bundle)
         log.info("job %s: now serving %s, labels %s", job, bundle.version, list(bundle.labels))
@@ -287,10 +314,70 @@ class Trainer:
                    "model": self.versions.entry_of(bundle.path, active=bundle)}  # fmt: skip
         _write_json(self.jobs_dir / f"{job}.json", record)
 
-    def _finish(self, job: str, record: dict[str, Any], detail: str) -> None:
+    def _finish(
+        self, job: str, record: dict[str, Any], detail: str, out: Path | None = None
+    ) -> None:
+        """Mark ``job`` failed, and remove what it wrote to ``out``: no version is listed that
+        no job made."""
         log.error("job %s failed: %s", job, detail)
+        if out is not None:
+            shutil.rmtree(out, ignore_errors=True)
         record |= {"state": "failed", "finished": _now(), "detail": detail}
         _write_json(self.jobs_dir / f"{job}.json", record)
+
+    def _release(self, job: str) -> None:
+        fd = self._owned.pop(job, -1)
+        if fd >= 0:
+            os.close(fd)
+
+    # -- adopting a job whose owner stopped ------------------------------------------------
+
+    async def adopt(self) -> None:
+        """Finish the latest job if the worker that owned it stopped and its training has ended:
+        serve its version, or fail it. Nothing when there is no such job, or while another
+        worker is at it."""
+        async with self._adopting:
+            job = self._unfinished()
+            if job is not None and job not in self._owned:
+                await self._adopt_if_free(job)
+
+    async def _adopt_if_free(self, job: str) -> None:
+        lock = _try_lock(self.jobs_dir / "lock")  # free once the training process has ended
+        if lock is None:
+            return
+        try:
+            owner = _try_lock(self.jobs_dir / f"{job}.owner")  # free once its owner is gone
+            if owner is None:
+                return
+            try:
+                await self._adopt(job)
+            finally:
+                os.close(owner)
+        finally:
+            os.close(lock)
+
+    async def _adopt(self, job: str) -> None:
+        record = _read_json(self.jobs_dir / f"{job}.json")
+        if record is None or record.get("state") in FINAL:  # another worker was first
+            return
+        log.warning("job %s: the server process that ran it stopped; %d finishes it", job,
+                    os.getpid())  # fmt: skip
+        out = self.versions.folder_of(job)
+        if out is None:
+            self._finish(job, record, _failure_detail(self.jobs_dir / f"{job}.log", None))
+        else:
+            await self._serve(job, record, out)
+
+    def watch(self) -> None:
+        """At start-up, while a job is left unfinished, adopt it as soon as it can be."""
+        job = self._unfinished()
+        if job is not None and self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(job))
+
+    async def _watch(self, job: str) -> None:
+        while self._unfinished() == job:
+            await self.adopt()
+            await asyncio.sleep(ADOPT_POLL_S)
 
     def _prune(self, keep: str) -> None:
         records = sorted(self.jobs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
@@ -298,12 +385,16 @@ class Trainer:
             p for p in records if p.stem != keep and (_read_json(p) or {}).get("state") in FINAL
         ]
         for path in finished[: max(len(finished) - KEEP_JOBS, 0)]:
-            for suffix in (".json", ".progress.json", ".log"):
+            for suffix in (".json", ".progress.json", ".log", ".owner"):
                 with contextlib.suppress(OSError):
                     (self.jobs_dir / f"{path.stem}{suffix}").unlink()
 
     async def close(self) -> None:
         """Stop this server's running jobs (the server is shutting down)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         for job, process in list(self._processes.items()):
             with contextlib.suppress(ProcessLookupError):
                 process.kill()

@@ -68,6 +68,11 @@ class Versions:
         self.root.mkdir(parents=True, exist_ok=True)
         return self.root / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{job}"
 
+    def folder_of(self, job: str) -> Path | None:
+        """The version job ``job`` wrote (see ``new_folder``), or None when it wrote none."""
+        found = sorted(self.root.glob(f"*-{job}")) if self.root.is_dir() else []
+        return next((p for p in found if p.is_dir() and not p.name.startswith(".")), None)
+
     def _trained(self) -> list[Path]:
         if not self.root.is_dir():
             return []

@@ -38,7 +38,7 @@ _KEY: _Responses = {
     401: {"model": ErrorResponse, "description": "API key missing or wrong (when one is set)"}
 }
 _WRITE: _Responses = _KEY | {
-    403: {"model": ErrorResponse, "description": "no API key, and the server is not on loopback"}
+    403: {"model": ErrorResponse, "description": "no API key, and off loopback or another site's"}
 }
 _NAME: _Responses = {
     422: {"model": ErrorResponse, "description": "the name breaks the naming rules"}

@@ -16,7 +16,7 @@ _AUTH: dict[int | str, dict[str, Any]] = {
 }
 _CANNOT_TRAIN = "no model loaded, or this server cannot train (the train extra is missing)"
 _WRITE: dict[int | str, dict[str, Any]] = _AUTH | {
-    403: {"model": ErrorResponse, "description": "writes are off: no key, and not on loopback"},
+    403: {"model": ErrorResponse, "description": "no API key, and off loopback or another site's"},
 }
 
 
@@ -48,12 +48,13 @@ async def start_training(response: Response, trainer: TrainerDep) -> JobStarted:
     summary="A training job's state and progress",
 )
 async def get_job(job: str, trainer: TrainerDep) -> JobStatus:
-    return JobStatus.model_validate(trainer.status(job))
+    return JobStatus.model_validate(await trainer.status(job))
 
 
 @router.get("/models", response_model=ModelVersions, responses=_AUTH, summary="Model versions")
 async def list_versions(store: StoreDep, trainer: TrainerDep) -> ModelVersions:
     """The configured model and every version training made, oldest first, and which is served."""
+    await trainer.adopt()  # a job whose server process stopped: its version, served or gone
     active = store.current if store.ready else None
     return ModelVersions.model_validate({"versions": trainer.versions.entries(active)})
 

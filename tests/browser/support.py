@@ -99,9 +99,10 @@ def running_server(env: dict[str, str], log: Path) -> Iterator[str]:
 
 
 @contextmanager
-def chromium(microphone: Path, *, loop: bool) -> Iterator[WebDriver]:
+def chromium(microphone: Path, *, loop: bool, flags: tuple[str, ...] = ()) -> Iterator[WebDriver]:
     """Headless Chromium whose microphone plays the WAV file ``microphone``: over and over with
-    ``loop``, else once from when the page opens the microphone, then silence."""
+    ``loop``, else once from when the page opens the microphone, then silence; ``flags`` are
+    more command-line switches."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
@@ -116,6 +117,7 @@ def chromium(microphone: Path, *, loop: bool) -> Iterator[WebDriver]:
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={microphone}{'' if loop else '%noloop'}",
         f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
+        *flags,
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

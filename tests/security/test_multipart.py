@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from service.app import create_app
 from service.settings import Settings
-from tests.helpers import MODEL_DIR
+from tests.helpers import LOOPBACK_URL, MODEL_DIR
 from tests.signals import encode, tone
 
 CLIP = encode(tone(220, seconds=0.3))
@@ -30,7 +30,7 @@ def fuzz_client() -> Iterator[TestClient]:
     settings = Settings(
         model_dir=MODEL_DIR, max_upload_bytes=20_000, batch_max_bytes=60_000, batch_max_files=4
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOOPBACK_URL) as client:
         yield client
 
 

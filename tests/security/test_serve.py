@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from service.main import open_without_key
 from service.settings import Settings
+from voiceid.cli import main
 
 REFUSAL = (
     "refusing to listen on '0.0.0.0' without an API key: anyone who can reach the port could "
@@ -43,3 +44,24 @@ def test_the_command_exits_and_says_why() -> None:
 
     assert done.returncode == 1
     assert done.stderr.strip() == REFUSAL
+
+
+@pytest.mark.parametrize("key", ["", "  "])
+def test_an_empty_key_stops_the_command_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    """Else every route that needs the key would be locked, and nothing would say why."""
+
+    def served(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr("service.main.uvicorn.run", served)
+    monkeypatch.setenv("VOICEID_API_KEY", key)
+
+    code = main(["serve"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "voiceid serve: error: VOICEID_API_KEY is empty: set a key, or unset the variable to "
+        "serve without one\n"
+    )

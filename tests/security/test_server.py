@@ -79,7 +79,7 @@ def _post_raw(server: Server, path: str, size: int, headers: str = "") -> tuple[
     """Send a ``size``-byte body as fast as the server takes it, reading the answer meanwhile;
     the status line and the seconds it took."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n{headers}"
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n{headers}"
     sock.sendall(f"{head}Content-Length: {size}\r\n\r\n".encode())
     chunk = bytes(1 << 20)
 

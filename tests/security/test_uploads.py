@@ -14,7 +14,7 @@ from service.app import create_app
 from service.compute import ComputeQueue
 from service.errors import OverloadedError, status_for
 from service.settings import Settings
-from tests.helpers import MODEL_DIR, ClientFactory, async_client
+from tests.helpers import LOOPBACK_URL, MODEL_DIR, ClientFactory, async_client
 from tests.security import hostile
 
 WAV = {"content-type": "audio/wav"}
@@ -133,7 +133,8 @@ def test_a_bug_is_a_500_that_closes_the_connection(
         raise IndexError("a bug, not the client's doing")
 
     monkeypatch.setattr("service.routes.predict.answer_clip", bug)
-    client = TestClient(create_app(Settings(model_dir=MODEL_DIR)), raise_server_exceptions=False)
+    client = TestClient(create_app(Settings(model_dir=MODEL_DIR)), base_url=LOOPBACK_URL,
+                        raise_server_exceptions=False)  # fmt: skip
 
     with client:
         response = client.post("/predict", content=steve_wav, headers=WAV)

@@ -30,7 +30,8 @@ from service.app import create_app
 from service.settings import Settings
 from tests.signals import encode, harmonics
 
-with TestClient(create_app(Settings(model_dir={model_dir!r}))) as client:
+app = create_app(Settings(model_dir={model_dir!r}))
+with TestClient(app, base_url="http://127.0.0.1") as client:
     wav = encode(harmonics(seconds=1.0))
     answer = client.post("/predict", files={{"file": ("a.wav", wav, "audio/wav")}})
     metrics = client.get("/metrics")

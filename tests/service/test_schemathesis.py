@@ -23,7 +23,9 @@ from tests.helpers import MODEL_DIR
 pytestmark = pytest.mark.slow  # about 150 generated requests
 
 STORE = tempfile.TemporaryDirectory(prefix="voiceid-schemathesis-")  # removed at exit
-APP = create_app(Settings(model_dir=MODEL_DIR, data_dir=Path(STORE.name) / "speakers"))
+# schemathesis calls the app as http://testserver: a name the app answers to only when told.
+APP = create_app(Settings(model_dir=MODEL_DIR, data_dir=Path(STORE.name) / "speakers",
+                          allowed_hosts=("testserver",)))  # fmt: skip
 # What `from_asgi` does, minus its request for the schema: that would start the app's lifespan,
 # and so load the model, while pytest is only collecting tests. Each test case starts it instead.
 schema = schemathesis.openapi.from_dict(APP.openapi())

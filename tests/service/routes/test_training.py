@@ -3,6 +3,8 @@ version in a subprocess and serving it live, rolling back, and what a failed job
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import signal
@@ -10,10 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from pipeline.demo.synth import STRANGER, VoiceSpec, write_demo_data
+from tests.service.test_main import running, voiceid_command
 
 ALICE = VoiceSpec("Alice", pitch_hz=210.0, formant_scale=1.2, tilt=10.0, breathiness=0.1)
 JOB_TIMEOUT_S = 120.0
@@ -129,6 +133,121 @@ def test_a_killed_job_fails_and_leaves_the_model_and_the_versions_as_they_were(
     assert client.get("/model").json()["version"] == before
     assert [v["source"] for v in client.get("/models").json()["versions"]] == ["configured"]
     assert client.post("/train").status_code == 202  # the lock went with the process
+
+
+@pytest.mark.slow
+def test_a_job_whose_worker_is_killed_is_finished_by_another(
+    tmp_path: Path, alice_clips: Path
+) -> None:
+    """The owner's SIGKILL leaves the training process running; the worker that replaces the
+    owner serves the version once training ends, with nobody asking about the job."""
+    store = _store_with(tmp_path / "store", alice_clips)
+    command = [*voiceid_command(), "serve", "--workers", "2", "--data-dir", str(store)]
+    with running(command, tmp_path, workers=2) as server:
+        job = httpx.post(f"{server.url}/train", timeout=30).json()["job"]
+        training = json.loads((store / ".jobs" / f"{job}.json").read_text())["pid"]
+        os.kill(_parent_of(training), signal.SIGKILL)  # the worker that took POST /train
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while time.monotonic() < deadline and "Alice" not in _served_labels(server.url):
+            time.sleep(0.5)
+        labels = [_served_labels(server.url) for _ in range(20)]  # both workers
+        status = httpx.get(f"{server.url}/train/{job}", timeout=10).json()
+        versions = httpx.get(f"{server.url}/models", timeout=10).json()["versions"]
+
+    assert labels == [["Alice", "David", "Steve"]] * 20
+    assert status["state"] == "done", status["detail"]
+    assert status["detail"] == f"now serving version {status['model']['version']}"
+    assert [(v["source"], v["active"]) for v in versions] == [
+        ("configured", False), ("trained", True)
+    ]  # fmt: skip
+
+
+def _parent_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("PPid:")[1].split()[0])
+
+
+def _served_labels(url: str) -> list[str]:
+    labels: list[str] = httpx.get(f"{url}/model", timeout=10).json()["labels"]
+    return labels
+
+
+def _left_job(store: Path, job: str = "0123456789ab") -> str:
+    """The files a job leaves when its worker and its training process have both stopped."""
+    jobs = store / ".jobs"
+    jobs.mkdir(parents=True)
+    record = {"job": job, "state": "running", "progress": 0.4, "detail": "training",
+              "created": "2026-01-01T00:00:00+00:00", "finished": None, "model": None,
+              "pid": 2**22 + 1, "owner": 2**22 + 2}  # fmt: skip
+    (jobs / f"{job}.json").write_text(json.dumps(record))
+    (jobs / "current").write_text(job)
+    (jobs / f"{job}.log").write_text("epoch 3/100\n")
+    return job
+
+
+def test_a_left_job_with_a_version_is_served_by_whoever_lists_the_versions(
+    make_client: Any, tmp_path: Path, trained_bundle: Path
+) -> None:
+    store = tmp_path / "store"
+    job = _left_job(store)
+    shutil.copytree(trained_bundle, store / ".versions" / f"20260101T000000Z-{job}")
+    client = make_client(data_dir=store)
+    # The start-up watcher may be first; either way the version is served.
+
+    versions = client.get("/models").json()["versions"]
+    status = client.get(f"/train/{job}").json()
+
+    assert [(v["source"], v["active"]) for v in versions] == [
+        ("configured", False), ("trained", True)
+    ]  # fmt: skip
+    assert client.get("/model").json()["version"] == versions[1]["version"]
+    assert (status["state"], status["detail"]) == (
+        "done", f"now serving version {versions[1]['version']}"
+    )  # fmt: skip
+
+
+def test_a_left_job_without_a_version_fails_and_says_why(make_client: Any, tmp_path: Path) -> None:
+    job = _left_job(tmp_path / "store")
+    client = make_client(data_dir=tmp_path / "store")
+
+    status = client.get(f"/train/{job}").json()
+
+    assert status["state"] == "failed"
+    assert status["detail"] == (
+        "the server process that ran this job stopped, and its training process ended "
+        "without a version; the model being served is unchanged"
+    )
+
+
+def test_a_left_version_that_does_not_load_is_removed(
+    make_client: Any, tmp_path: Path, trained_bundle: Path
+) -> None:
+    store = tmp_path / "store"
+    job = _left_job(store)
+    version = store / ".versions" / f"20260101T000000Z-{job}"
+    shutil.copytree(trained_bundle, version)
+    (version / "network.npz").write_bytes(b"not the network")
+    client = make_client(data_dir=store)
+
+    status = client.get(f"/train/{job}").json()
+
+    assert status["state"] == "failed"
+    assert status["detail"].startswith("the new version does not load: ")
+    assert not version.exists()
+    assert [v["source"] for v in client.get("/models").json()["versions"]] == ["configured"]
+
+
+def test_a_job_whose_owner_lives_is_left_to_it(make_client: Any, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    job = _left_job(store)
+    fd = os.open(store / ".jobs" / f"{job}.owner", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as the owning worker holds it
+    try:
+        status = make_client(data_dir=store).get(f"/train/{job}").json()
+    finally:
+        os.close(fd)
+
+    assert (status["state"], status["detail"]) == ("running", "training")
 
 
 def test_a_speaker_with_too_few_clips_is_refused_before_any_job(

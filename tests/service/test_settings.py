@@ -1,0 +1,57 @@
+"""Settings refuse values that would make a server that starts but cannot be used, and say why."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from pipeline.errors import ParameterError
+from service.settings import Settings, settings_from_env
+
+EMPTY_KEY = "VOICEID_API_KEY is empty: set a key, or unset the variable to serve without one"
+
+
+@pytest.mark.parametrize("key", ["", " ", "\t\n"], ids=["empty", "a space", "whitespace"])
+def test_an_empty_key_is_refused(key: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        Settings(api_key=key)
+
+    assert [e["msg"] for e in error.value.errors()] == [f"Value error, {EMPTY_KEY}"]
+
+
+def test_a_key_that_no_header_can_carry_is_refused() -> None:
+    with pytest.raises(ValidationError, match="starts or ends with whitespace"):
+        Settings(api_key=" s3cret")
+
+
+def test_the_environment_names_the_variable_and_keeps_the_key_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VOICEID_API_KEY", "s3cret ")
+    monkeypatch.setenv("VOICEID_PORT", "0")
+
+    with pytest.raises(ParameterError) as error:
+        settings_from_env()
+
+    assert str(error.value) == (
+        "VOICEID_PORT='0': Input should be greater than or equal to 1; VOICEID_API_KEY starts "
+        "or ends with whitespace, which no X-API-Key header can carry: remove it"
+    )
+
+
+def test_allowed_hosts_come_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEID_ALLOWED_HOSTS", "Voice.example.org, *.lan,,")
+
+    assert settings_from_env().allowed_hosts == ("voice.example.org", "*.lan")
+
+
+def test_a_bare_star_is_no_allowed_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEID_ALLOWED_HOSTS", "voice.example.org,*")
+
+    with pytest.raises(ParameterError) as error:
+        settings_from_env()
+
+    assert str(error.value).startswith(
+        "VOICEID_ALLOWED_HOSTS entry '*' would let any name, and so any DNS-rebinding page, "
+        "reach the server"
+    )
