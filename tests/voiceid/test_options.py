@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import typing
 
 import pytest
 
 from pipeline.config import TrainConfig, option
 from pipeline.train import TrainOptions
-from tests.helpers import ROOT
 from voiceid.cli import _build_parser
 from voiceid.options import add_options, from_options
 
@@ -95,17 +93,3 @@ def test_voiceid_train_without_options_gives_the_default_configs() -> None:
 
     assert from_options(TrainConfig, args) == TrainConfig()
     assert from_options(TrainOptions, args, train=TrainConfig()) == TrainOptions()
-
-
-def test_every_train_option_is_in_the_readme() -> None:
-    parser = _build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    train = commands._name_parser_map["train"]
-    flags = {flag for action in train._actions for flag in action.option_strings}
-    readme = (ROOT / "README.md").read_text()
-
-    missing = sorted(
-        f for f in flags - {"-h", "--help"} if not re.search(rf"(?<![\w-]){f}(?![\w-])", readme)
-    )
-
-    assert missing == []
