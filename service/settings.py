@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.speakers import StoreLimits
+from pipeline.timeline.recording import DEFAULT_MAX_TIMELINE_S
 from service.cpus import usable_cpus
 
 __all__ = ["MAX_WORKERS", "Settings", "default_data_dir"]
@@ -89,6 +90,38 @@ class Settings(BaseSettings):
     )
     train_timeout_s: float = Field(
         default=600.0, gt=0, description="a training job running longer than this is stopped"
+    )
+    timeline_max_seconds: float = Field(
+        default=DEFAULT_MAX_TIMELINE_S, gt=0, description="longest /timeline recording, in seconds"
+    )
+    timeline_max_bytes: int = Field(
+        default=128_000_000,
+        ge=1024,
+        description="largest /timeline body (10 minutes of 48 kHz stereo 16-bit WAV is 115 MB)",
+    )
+    listen_max_streams: int = Field(
+        default=100, ge=1, description="most /listen streams one worker serves at once"
+    )
+    listen_max_seconds: float = Field(
+        default=3600.0, gt=0, description="longest /listen stream, in seconds of audio or of time"
+    )
+    listen_idle_s: float = Field(
+        default=10.0, gt=0, description="a /listen stream that sends nothing this long is closed"
+    )
+    listen_max_frame_bytes: int = Field(
+        default=65_536, ge=1024, description="largest /listen message, in bytes"
+    )
+    listen_max_speed: float = Field(
+        default=1.5,
+        ge=1,
+        description="/listen audio may arrive at most this many times faster than real time "
+        "(after listen_burst_s of audio ahead)",
+    )
+    listen_burst_s: float = Field(
+        default=2.0, ge=0, description="seconds of audio a /listen stream may send ahead"
+    )
+    listen_max_frames_per_s: float = Field(
+        default=200.0, gt=0, description="most /listen messages a stream may send per second"
     )
     log_level: str = "info"
 
