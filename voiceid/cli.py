@@ -298,13 +298,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_timeline(args: argparse.Namespace) -> int:
     from pipeline.bundle import load_bundle
+    from pipeline.errors import DatasetError
     from pipeline.timeline.config import TimelineConfig
     from pipeline.timeline.recording import timeline_of_clip
     from pipeline.timeline.turns import to_rttm
 
     bundle = load_bundle(args.model_dir)
-    found = timeline_of_clip(bundle, args.file, from_options(TimelineConfig, args),
-                             max_seconds=args.max_seconds)  # fmt: skip
+    try:
+        found = timeline_of_clip(bundle, args.file, from_options(TimelineConfig, args),
+                                 max_seconds=args.max_seconds)  # fmt: skip
+    except OSError as exc:
+        raise DatasetError(f"cannot read {str(args.file)!r}: {exc.strerror or exc}") from None
     if args.rttm:
         print(to_rttm(found.segments, args.file.stem), end="")
     elif args.json:

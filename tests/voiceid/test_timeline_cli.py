@@ -62,3 +62,15 @@ def test_a_bad_option_is_an_error_naming_it(talk: Path, capsys: pytest.CaptureFi
     assert capsys.readouterr().err == (
         "voiceid timeline: error: hop_s=2.0 must be positive and at most window_s=1.0\n"
     )
+
+
+def test_a_missing_file_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.wav"
+
+    assert main(["timeline", str(MODEL_DIR), str(missing)]) == 2
+
+    assert capsys.readouterr().err == (
+        f"voiceid timeline: error: cannot read {str(missing)!r}: No such file or directory\n"
+    )
