@@ -22,16 +22,21 @@ class TimelineConfig:
     window_s: float = option(1.0, "seconds of audio behind each answer")
     hop_s: float = option(0.25, "seconds between answers (one answer per hop)")
     floor_dbfs: float = option(
-        -55.0, "frames quieter than this (dB below a full-scale tone) are never speech"
+        -70.0, "frames quieter than this (dB below a full-scale tone) are never speech"
     )
     over_noise_db: float = option(
-        12.0, "frames at least this far above the recent noise floor are speech"
+        9.0, "frames at least this far above the recent noise floor are speech"
     )
     noise_s: float = option(
         10.0, "the noise floor is the quietest tenth of the frames of this many seconds before"
     )
     smooth: int = option(
         3, "the majority of this many hops names each hop (odd; 1 leaves one-hop flickers)"
+    )
+    pause_s: float = option(
+        0.5,
+        "silences up to this long between speech belong to the turns around them (a speaker's "
+        "pauses between words); 0 keeps every silent hop",
     )
 
     def __post_init__(self) -> None:
@@ -45,6 +50,8 @@ class TimelineConfig:
             )
         if not self.noise_s >= self.window_s:
             raise ParameterError(f"noise_s={self.noise_s!r} must be at least window_s")
+        if not self.pause_s >= 0:
+            raise ParameterError(f"pause_s={self.pause_s!r} must be >= 0")
         if not (isinstance(self.smooth, int) and self.smooth >= 1 and self.smooth % 2 == 1):
             raise ParameterError(f"smooth={self.smooth!r} must be an odd positive integer")
 

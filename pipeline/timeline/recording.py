@@ -11,7 +11,14 @@ from pipeline.audio import decode
 from pipeline.bundle import Bundle
 from pipeline.predict import UNKNOWN, predict_features
 from pipeline.timeline.config import TimelineConfig
-from pipeline.timeline.turns import HopLabel, Segment, merge_turns, smooth_labels, speaking_time
+from pipeline.timeline.turns import (
+    HopLabel,
+    Segment,
+    bridge_pauses,
+    merge_turns,
+    smooth_labels,
+    speaking_time,
+)
 from pipeline.timeline.windows import Windows, recording_windows
 
 __all__ = ["DEFAULT_MAX_TIMELINE_S", "Timeline", "hop_labels", "timeline", "timeline_of_clip"]
@@ -51,6 +58,7 @@ def timeline(
     windows = recording_windows(y, bundle.feature_config, tcfg)
     labels = hop_labels(bundle, windows, threshold=threshold)
     smoothed = smooth_labels([h.speaker for h in labels], tcfg.smooth)
+    smoothed = bridge_pauses(smoothed, round(tcfg.pause_s / tcfg.hop_s))
     segments = merge_turns(labels, smoothed, windows.times, tcfg.hop_s, windows.duration_s,
                            UNKNOWN)  # fmt: skip
     return Timeline(

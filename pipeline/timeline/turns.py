@@ -10,7 +10,15 @@ import numpy as np
 
 from pipeline.openset import Reason
 
-__all__ = ["HopLabel", "Segment", "merge_turns", "smooth_labels", "speaking_time", "to_rttm"]
+__all__ = [
+    "HopLabel",
+    "Segment",
+    "bridge_pauses",
+    "merge_turns",
+    "smooth_labels",
+    "speaking_time",
+    "to_rttm",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,23 @@ def smooth_labels(speakers: Sequence[str | None], width: int) -> list[str | None
         counts = Counter(speakers[max(0, i - half) : i + half + 1])
         best, n = counts.most_common(1)[0]
         out.append(own if counts[own] == n else best)
+    return out
+
+
+def bridge_pauses(speakers: Sequence[str | None], longest: int) -> list[str | None]:
+    """Runs of at most ``longest`` silent hops (None) with speech on both sides given to that
+    speech: its first half to the speaker before, the rest to the speaker after."""
+    out = list(speakers)
+    i = 0
+    while i < len(out):
+        j = i
+        while j < len(out) and out[j] is None:
+            j += 1
+        if j > i and i > 0 and j < len(out) and j - i <= longest:
+            half = i + (j - i) // 2
+            out[i:half] = [out[i - 1]] * (half - i)
+            out[half:j] = [out[j]] * (j - half)
+        i = j + 1
     return out
 
 

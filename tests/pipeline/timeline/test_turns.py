@@ -7,6 +7,7 @@ import numpy as np
 from pipeline.timeline.turns import (
     HopLabel,
     Segment,
+    bridge_pauses,
     merge_turns,
     smooth_labels,
     speaking_time,
@@ -58,3 +59,11 @@ def test_rttm_lines_follow_nist_fields_without_spaces() -> None:
         "SPEAKER my_talk 1 0.500 1.250 <NA> <NA> Anna_Lee <NA> <NA>\n"
         "SPEAKER my_talk 1 2.000 0.500 <NA> <NA> unknown <NA> <NA>\n"
     )
+
+
+def test_short_pauses_go_to_the_speech_around_them_and_long_ones_stay_silent() -> None:
+    hops = [None, "A", None, "A", None, None, "B", None, None, None, "B", None]
+
+    assert bridge_pauses(hops, 2) == [None, "A", "A", "A", "A", "B", "B", None, None, None, "B",
+                                      None]  # fmt: skip
+    assert bridge_pauses(hops, 0) == hops
