@@ -45,6 +45,7 @@ TURNS = (8, 12)  # per conversation
 STRANGER_SHARE = 0.15  # of turns
 HARSH_SHARE = 0.3  # of turns, in the harsh set
 NOISE_DBFS = -75.0  # faint white noise under everything: a quiet microphone's floor
+VOICED_DB = 30.0  # a turn's annotation spans its samples within this of its peak
 STRANGER = "stranger"  # reference label prefix of LibriSpeech speakers
 UNKNOWN = "unknown"
 GOALS = {"clean": 0.90, "harsh": 0.80}  # share of speech time labelled right
@@ -104,6 +105,13 @@ def digit_turn(rng: np.random.Generator, clips: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts[:-1])
 
 
+def voiced_span(y: np.ndarray) -> tuple[int, int]:
+    """The first and last sample of ``y`` within ``VOICED_DB`` of its peak: a turn is annotated
+    from its first word's onset to its last word's end, not with the silence around the clips."""
+    loud = np.flatnonzero(np.abs(y) >= np.abs(y).max() * 10 ** (-VOICED_DB / 20))
+    return int(loud[0]), int(loud[-1]) + 1
+
+
 def conversation(
     rng: np.random.Generator,
     digits: dict[str, list[np.ndarray]],
@@ -120,9 +128,10 @@ def conversation(
             speaker = str(rng.choice([n for n in names if n != last]))
             y = digit_turn(rng, digits[speaker])
         harsh = bool(rng.random() < harsh_share)
+        first, last_voiced = voiced_span(y)
         if harsh:
             y = degrade(y, SR, rng)
-        turns.append(Turn(at, at + len(y) / SR, speaker, harsh))
+        turns.append(Turn(at + first / SR, at + last_voiced / SR, speaker, harsh))
         gap = np.zeros(int(rng.uniform(*SILENCE_S) * SR), np.float32)
         parts += [y.astype(np.float32), gap]
         at += (len(y) + len(gap)) / SR

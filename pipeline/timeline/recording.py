@@ -16,6 +16,7 @@ from pipeline.timeline.turns import (
     Segment,
     bridge_pauses,
     merge_turns,
+    refine_edges,
     smooth_labels,
     speaking_time,
 )
@@ -61,6 +62,7 @@ def timeline(
     smoothed = bridge_pauses(smoothed, round(tcfg.pause_s / tcfg.hop_s))
     segments = merge_turns(labels, smoothed, windows.times, tcfg.hop_s, windows.duration_s,
                            UNKNOWN)  # fmt: skip
+    segments = refine_edges(segments, windows.frame_speech, windows.frame_s, tcfg.hop_s)
     return Timeline(
         segments=segments,
         totals=speaking_time(segments),

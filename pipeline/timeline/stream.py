@@ -125,7 +125,7 @@ class Listener:
         # The first window's frames before its middle hop count too, as in a whole recording.
         heard = self.middle if self.levels.count else slice(0, self.middle.stop)
         self.levels.push(raw_db[heard] - full_scale_db(cfg))
-        row = describe_window(bands, raw_db, self.levels.last(), cfg, self.tcfg)
+        row, _ = describe_window(bands, raw_db, self.levels.last(), cfg, self.tcfg)
         middle_s = (self.middle.start + self.middle.stop - 1) / 2 * cfg.hop_length
         t = (self.samples.count - self.window_samples + middle_s) / cfg.sample_rate
         return round(t, 3), row

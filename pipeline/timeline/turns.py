@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ __all__ = [
     "Segment",
     "bridge_pauses",
     "merge_turns",
+    "refine_edges",
     "smooth_labels",
     "speaking_time",
     "to_rttm",
@@ -107,6 +109,34 @@ def merge_turns(
             )
         i = j + 1
     return segments
+
+
+def refine_edges(
+    segments: list[Segment], frame_speech: np.ndarray, frame_s: float, reach_s: float
+) -> list[Segment]:
+    """``segments`` with each edge that meets silence moved to the nearest speech frame within
+    ``reach_s``: hops place an edge to within half a hop, frames to within one frame.
+    ``frame_speech`` (frames,) bool says which frames (``frame_s`` apart, the first centred on
+    0) are speech."""
+    reach = round(reach_s / frame_s)
+    spoken = np.flatnonzero(frame_speech)
+
+    def near(edge: float) -> np.ndarray:  # the speech frames within reach of an edge
+        k = round(edge / frame_s)
+        return spoken[np.searchsorted(spoken, k - reach) : np.searchsorted(spoken, k + reach + 1)]
+
+    out = []
+    for i, s in enumerate(segments):
+        start, end = s.start, s.end
+        if i == 0 or segments[i - 1].end < s.start:
+            found = near(s.start)
+            start = max(found[0] * frame_s - frame_s / 2, 0.0) if len(found) else start
+        if i == len(segments) - 1 or segments[i + 1].start > s.end:
+            found = near(s.end)
+            end = found[-1] * frame_s + frame_s / 2 if len(found) else end
+        if end > start:
+            out.append(dataclasses.replace(s, start=round(start, 3), end=round(end, 3)))
+    return out
 
 
 def speaking_time(segments: Sequence[Segment]) -> dict[str, float]:

@@ -59,8 +59,9 @@ def describe_window(
     recent_dbfs: np.ndarray,
     cfg: FeatureConfig,
     tcfg: TimelineConfig,
-) -> np.ndarray | None:
-    """The (n_bands,) histogram of one window, or None when its middle hop holds no speech.
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The (n_bands,) histogram of one window, or None when its middle hop holds no speech;
+    and which frames of the middle hop are speech (bool).
 
     ``bands`` (frames, n_bands) and ``raw_db`` (frames,) are the window's, from
     :func:`band_powers`; ``recent_dbfs`` are the levels (dB below full scale) of the
@@ -69,23 +70,28 @@ def describe_window(
     _, hop_frames = tcfg.frames(cfg)
     hop_dbfs = raw_db[middle_hop(len(raw_db), min(hop_frames, len(raw_db)))] - full_scale_db(cfg)
     floor = max(tcfg.floor_dbfs, noise_floor(recent_dbfs) + tcfg.over_noise_db)
-    if np.count_nonzero(hop_dbfs >= floor) * 2 < len(hop_dbfs):
-        return None
+    frames = hop_dbfs >= floor
+    if np.count_nonzero(frames) * 2 < len(hop_dbfs):
+        return None, frames
     try:
-        return histogram_of_bands(bands, raw_db, cfg)
+        return histogram_of_bands(bands, raw_db, cfg), frames
     except InvalidAudioError:  # a click, not speech
-        return None
+        return None, frames
 
 
 @dataclass(frozen=True)
 class Windows:
     """The windows of a recording: ``times`` (n,) seconds of each middle hop's centre, ``rows``
-    (n, n_bands) histograms (zeros where there is no speech) and ``speech`` (n,) bool."""
+    (n, n_bands) histograms (zeros where there is no speech) and ``speech`` (n,) bool; and
+    ``frame_speech`` (frames,) bool, whether each feature frame (``frame_s`` apart, the first
+    centred on 0) is speech."""
 
     times: np.ndarray
     rows: np.ndarray
     speech: np.ndarray
     duration_s: float
+    frame_speech: np.ndarray
+    frame_s: float
 
 
 def recording_windows(y: np.ndarray, cfg: FeatureConfig, tcfg: TimelineConfig) -> Windows:
@@ -100,12 +106,15 @@ def recording_windows(y: np.ndarray, cfg: FeatureConfig, tcfg: TimelineConfig) -
     starts = range(0, len(raw_db) - window_frames + 1, hop_frames)
     rows = np.zeros((len(starts), cfg.n_bands), np.float32)
     speech = np.zeros(len(starts), bool)
+    frame_speech = np.zeros(len(raw_db), bool)
     for i, start in enumerate(starts):
         stop = start + window_frames
         heard = start + middle.stop
         recent = dbfs[max(0, heard - noise_frames) : heard]
-        row = describe_window(bands[start:stop], raw_db[start:stop], recent, cfg, tcfg)
+        row, frames = describe_window(bands[start:stop], raw_db[start:stop], recent, cfg, tcfg)
+        frame_speech[start + middle.start : heard] = frames
         if row is not None:
             rows[i], speech[i] = row, True
     centre = (np.array(starts) + (middle.start + middle.stop - 1) / 2) * cfg.hop_length
-    return Windows(centre / cfg.sample_rate, rows, speech, len(y) / cfg.sample_rate)
+    return Windows(centre / cfg.sample_rate, rows, speech, len(y) / cfg.sample_rate,
+                   frame_speech, cfg.hop_length / cfg.sample_rate)  # fmt: skip

@@ -9,6 +9,7 @@ from pipeline.timeline.turns import (
     Segment,
     bridge_pauses,
     merge_turns,
+    refine_edges,
     smooth_labels,
     speaking_time,
     to_rttm,
@@ -67,3 +68,15 @@ def test_short_pauses_go_to_the_speech_around_them_and_long_ones_stay_silent() -
     assert bridge_pauses(hops, 2) == [None, "A", "A", "A", "A", "B", "B", None, None, None, "B",
                                       None]  # fmt: skip
     assert bridge_pauses(hops, 0) == hops
+
+
+def test_edges_that_meet_silence_move_to_the_nearest_speech_frame() -> None:
+    frames = np.zeros(200, bool)  # 10 ms frames
+    frames[52:90] = True  # speech from 0.515 s to 0.895 s
+    frames[120:150] = True
+    segments = [Segment(0.375, 0.875, "A", 1, False, None), Segment(0.875, 1.625, "B", 1, False,
+                None)]  # fmt: skip
+
+    refined = refine_edges(segments, frames, 0.01, 0.25)
+
+    assert [(s.start, s.end) for s in refined] == [(0.515, 0.875), (0.875, 1.495)]

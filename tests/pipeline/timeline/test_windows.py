@@ -39,6 +39,9 @@ def test_speech_between_silences_is_found_hop_by_hop() -> None:
     assert spoken.min() == pytest.approx(2.0, abs=0.25)
     assert spoken.max() == pytest.approx(4.0, abs=0.25)
     assert np.all(np.diff(spoken) == 0.25)  # one run: nothing inside the voice was lost
+    voiced = np.flatnonzero(windows.frame_speech) * windows.frame_s
+    assert voiced.min() == pytest.approx(2.0, abs=0.03)  # frames place it to within a few
+    assert voiced.max() == pytest.approx(4.0, abs=0.03)
 
 
 def test_a_window_has_the_histogram_of_its_samples_as_a_clip() -> None:
