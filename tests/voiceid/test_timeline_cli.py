@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,13 @@ def test_a_missing_file_is_an_error_naming_it(
     assert capsys.readouterr().err == (
         f"voiceid timeline: error: cannot read {str(missing)!r}: No such file or directory\n"
     )
+
+
+def test_timeline_needs_no_training_extra(
+    talk: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("keras", "tensorflow", "matplotlib", "librosa", "pyarrow"):
+        monkeypatch.setitem(sys.modules, module, None)
+
+    assert main(["timeline", str(MODEL_DIR), str(talk), "--rttm"]) == 0
+    assert capsys.readouterr().out.startswith("SPEAKER team_meeting 1 ")
