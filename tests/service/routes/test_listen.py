@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -103,3 +104,12 @@ def test_a_missing_or_wrong_key_closes_the_stream_before_any_audio(
     with client.websocket_connect("/listen", subprotocols=subprotocols) as ws:
         ws.send_text(json.dumps({"sample_rate": 16000} | message))
         assert closed_with(ws) == (1008, reason)
+
+
+def test_a_server_without_a_model_closes_the_stream_with_4503(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    client = make_client(model_dir=tmp_path / "no-model")
+
+    with client.websocket_connect("/listen") as ws:
+        assert closed_with(ws) == (4503, "no model is loaded yet")
