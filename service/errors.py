@@ -134,7 +134,7 @@ def detail_for(exc: VoiceIdError) -> str:
     """The ``detail`` of the response to ``exc``: its message, and for a limit of the speaker
     store, the setting that raises it."""
     if isinstance(exc, StoreLimitError):
-        return f"{exc} ({Settings.model_config['env_prefix']}{exc.limit.upper()})"
+        return f"{exc} ({Settings.env_name(exc.limit)})"
     return str(exc)
 
 

@@ -73,10 +73,6 @@ class StreamClosedError(Exception):
         self.reason = reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
 
 
-def _env(name: str) -> str:
-    return f"{Settings.model_config['env_prefix']}{name.upper()}"
-
-
 class ListenStart(BaseModel):
     """The first message of a stream."""
 
@@ -124,7 +120,7 @@ class Streams:
             raise StreamClosedError(
                 "busy",
                 f"{self.open} streams are open, the most this worker takes "
-                f"({_env('listen_max_streams')}); try again later",
+                f"({Settings.env_name('listen_max_streams')}); try again later",
             )
         self.open += 1
 
@@ -147,19 +143,19 @@ class Pace:
         self.frames += 1
         elapsed = time.monotonic() - self.started
         if max(self.audio_s, elapsed) > s.listen_max_seconds:
-            raise StreamClosedError("too long", f"stream reached {_env('listen_max_seconds')}="
-                               f"{s.listen_max_seconds:g} s")  # fmt: skip
+            limit = f"{Settings.env_name('listen_max_seconds')}={s.listen_max_seconds:g}"
+            raise StreamClosedError("too long", f"stream reached {limit} s")
         if self.audio_s > elapsed * s.listen_max_speed + s.listen_burst_s:
             raise StreamClosedError(
                 "too fast",
                 f"{self.audio_s:.1f} s of audio in {elapsed:.1f} s: faster than "
-                f"{_env('listen_max_speed')}={s.listen_max_speed:g}x real time",
+                f"{Settings.env_name('listen_max_speed')}={s.listen_max_speed:g}x real time",
             )
         if self.frames > (elapsed + 1) * s.listen_max_frames_per_s:
             raise StreamClosedError(
                 "too fast",
                 f"{self.frames} frames in {elapsed:.1f} s: over "
-                f"{_env('listen_max_frames_per_s')}={s.listen_max_frames_per_s:g}",
+                f"{Settings.env_name('listen_max_frames_per_s')}={s.listen_max_frames_per_s:g}",
             )
 
 
@@ -170,7 +166,7 @@ async def _receive(websocket: WebSocket, idle_s: float, what: str) -> str | byte
         message = await asyncio.wait_for(websocket.receive(), idle_s)
     except TimeoutError:
         raise StreamClosedError(
-            "idle", f"no {what} for {idle_s:g} s ({_env('listen_idle_s')})"
+            "idle", f"no {what} for {idle_s:g} s ({Settings.env_name('listen_idle_s')})"
         ) from None
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
@@ -182,7 +178,7 @@ def _frame_samples(data: str | bytes, settings: Settings) -> bytes:
     if isinstance(data, str):
         raise StreamClosedError("bad frame", "after the first message, send binary PCM frames only")
     if len(data) > settings.listen_max_frame_bytes:
-        limit = f"{_env('listen_max_frame_bytes')}={settings.listen_max_frame_bytes}"
+        limit = f"{Settings.env_name('listen_max_frame_bytes')}={settings.listen_max_frame_bytes}"
         raise StreamClosedError("too big", f"frame of {len(data)} bytes is over {limit}")
     return data
 

@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
 
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets ``field``: ``VOICEID_<FIELD>``."""
+        return f"{cls.model_config['env_prefix']}{field.upper()}"
+
     def worker_count(self) -> int:
         """``workers``, with ``auto`` resolved to the CPUs this process may use (its affinity
         mask and cgroup quota: ``service.cpus``), at most ``MAX_WORKERS``."""
