@@ -158,19 +158,20 @@ def boundary_errors(segments: list[Segment], turns: list[Turn]) -> list[float]:
     return [float(np.min(np.abs(found - b))) for turn in turns for b in (turn.start, turn.end)]
 
 
-def der(pairs: list[tuple[list[Segment], list[Turn]]], collar: float) -> float:
-    from pyannote.core import Annotation
+def der(pairs: list[tuple[list[Segment], list[Turn], float]], collar: float) -> float:
+    """The diarization error rate over ``(segments, turns, duration)`` of each conversation."""
+    from pyannote.core import Annotation, Timeline
     from pyannote.core import Segment as Span
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     metric = DiarizationErrorRate(collar=collar)
-    for segments, turns in pairs:
+    for segments, turns, duration in pairs:
         reference, hypothesis = Annotation(), Annotation()
         for turn in turns:
             reference[Span(turn.start, turn.end)] = turn.speaker
         for s in segments:
             hypothesis[Span(s.start, s.end)] = s.speaker
-        metric(reference, hypothesis)
+        metric(reference, hypothesis, uem=Timeline([Span(0, duration)]))
     return float(abs(metric))
 
 
@@ -188,7 +189,7 @@ def accuracy(bundle: Bundle, test_dir: Path, n: int, seed: int) -> bool:
             started = time.perf_counter()
             found = timeline(bundle, y, TimelineConfig())
             took += time.perf_counter() - started
-            pairs.append((found.segments, turns))
+            pairs.append((found.segments, turns, len(y) / SR))
             right += labelled_right(found.segments, turns)
             speech += sum(t.end - t.start for t in turns)
             errors += boundary_errors(found.segments, turns)
