@@ -40,8 +40,10 @@ __all__ = [
     "FEATURE_VERSION",
     "band_centres",
     "band_edges",
+    "band_powers",
     "filterbank",
     "histogram",
+    "histogram_of_bands",
     "power_spectrogram",
     "remove_background",
     "require_speech",
@@ -154,11 +156,11 @@ def remove_background(bands: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return np.maximum(cleaned, NOISE_KEEP * bands, out=cleaned)
 
 
-def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """The (n_bands,) float32 frequency histogram of waveform ``y`` (see the module docstring),
-    in dB relative to each frame's loudest band: values from ``-cfg.band_floor_db`` to 0.
+def band_powers(y: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1, 2 and 4 of the module docstring for waveform ``y``: the (frames, n_bands)
+    float32 band powers (floored at ``POWER_FLOOR``) and each frame's (frames,) level in dB.
 
-    ``y`` is 1-D float32 at ``cfg.sample_rate``, already validated by ``pipeline.audio``.
+    Raises :class:`InvalidAudioError` when the power overflows (samples far beyond full scale).
     """
     weights = _band_weights(cfg)
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below
@@ -172,6 +174,13 @@ def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
             f"clip overflows the spectrum: its peak sample {peak:.3g} is far beyond "
             "full scale (1.0)"
         )
+    return bands, raw_db
+
+
+def histogram_of_bands(bands: np.ndarray, raw_db: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Steps 3, 5 and 6 of the module docstring: the (n_bands,) histogram of the frames whose
+    band powers and levels :func:`band_powers` gave (any run of them, such as one window of a
+    longer recording). Raises :class:`InvalidAudioError` when they hold no speech."""
     require_speech(raw_db, cfg)
     bands = remove_background(bands, cfg)
     bands_db = 10 * np.log10(bands[voiced_frames(10 * np.log10(bands.sum(axis=1)), cfg)])
@@ -179,3 +188,12 @@ def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     floored = np.maximum(bands_db, loudest - cfg.band_floor_db, out=bands_db)
     # The mean of (floored - loudest), with the loudest subtracted once after averaging.
     return (floored.mean(axis=0) - loudest.mean()).astype(np.float32)
+
+
+def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The (n_bands,) float32 frequency histogram of waveform ``y`` (see the module docstring),
+    in dB relative to each frame's loudest band: values from ``-cfg.band_floor_db`` to 0.
+
+    ``y`` is 1-D float32 at ``cfg.sample_rate``, already validated by ``pipeline.audio``.
+    """
+    return histogram_of_bands(*band_powers(y, cfg), cfg)

@@ -19,9 +19,10 @@ from service.auth import AuthMiddleware, write_refusal
 from service.compute import ComputeQueue
 from service.errors import install_error_handlers
 from service.limits import BodyLimitMiddleware
+from service.listen import Streams
 from service.metrics import Metrics, MetricsMiddleware
 from service.model_store import ModelStore
-from service.routes import admin, model, ops, predict, speakers, training
+from service.routes import admin, listen, model, ops, predict, speakers, timeline, training
 from service.settings import Settings
 from service.sites import HostCheck
 from service.training import Trainer
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.store = ModelStore(settings.active_model_file)
     app.state.metrics = metrics = Metrics()
     app.state.compute = ComputeQueue()
+    app.state.streams = Streams(settings.listen_max_streams)
     app.state.speakers = SpeakerStore(settings.data_dir, settings.store_limits())
     app.state.trainer = Trainer(
         settings.data_dir, app.state.store,
@@ -89,12 +91,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         limits={"/predict": settings.max_upload_bytes, "/predict/batch": batch,
-                speakers.CLIPS_PATH: batch},
+                speakers.CLIPS_PATH: batch, "/timeline": settings.timeline_max_bytes},
     )  # fmt: skip
     app.add_middleware(AuthMiddleware, settings=settings)  # before any body is read
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
     for router in (predict.router, model.router, ops.router, admin.router, speakers.router,
-                   training.router):  # fmt: skip
+                   training.router, timeline.router, listen.router):  # fmt: skip
         app.include_router(router)
     _mount_page(app)
     return app

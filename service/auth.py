@@ -1,14 +1,16 @@
 """Who may call what: the API key, and writes without one, checked before the body is read.
 
 When ``VOICEID_API_KEY`` is set, every route but the page, ``/health`` and ``/ready`` needs it:
-predictions, the model and its pictures (weights and training details are not public), the
-speaker store, training, the model versions, the admin routes and ``/metrics`` (unless
-``VOICEID_METRICS_PUBLIC=1``). Without a key, the routes that change something (enrolling and
-removing speakers, training, activating a version, reloading) are taken only by a server that
-listens on loopback, where nobody else can reach them; elsewhere they answer 403 and say what to
-set. On loopback, any web page the person visits can reach the server too, so before all that
-every request is checked for the name it was sent to (421 otherwise), and a write without a key
-for the page that sent it (403 when another site's: ``service.sites`` has the rules).
+predictions, timelines and live streams (a WebSocket passes this middleware:
+``service.listen.authorise`` checks its key), the model and its pictures (weights and training
+details are not public), the speaker store, training, the model versions, the admin routes and
+``/metrics`` (unless ``VOICEID_METRICS_PUBLIC=1``). Without a key, the routes that change
+something (enrolling and removing speakers, training, activating a version, reloading) are taken
+only by a server that listens on loopback, where nobody else can reach them; elsewhere they
+answer 403 and say what to set. On loopback, any web page the person visits can reach the server
+too, so before all that every request is checked for the name it was sent to (421 otherwise),
+and a write without a key for the page that sent it (403 when another site's: ``service.sites``
+has the rules); a WebSocket is checked for its Host and its Origin whatever it does.
 
 A request that presents the right key is not checked for its site: a page can add neither
 ``X-API-Key`` nor ``Authorization`` to a request to another site without a CORS preflight, and
@@ -39,15 +41,18 @@ __all__ = [
     "WRITE_PREFIXES",
     "AuthMiddleware",
     "check_key",
+    "check_presented_key",
     "is_loopback",
     "is_write",
     "needs_key",
+    "presented_key",
     "write_refusal",
 ]
 
 # A prefix covers itself and what lies below it: /model and /model/plots, never /models.
-PROTECTED_PREFIXES = ("/predict", "/model", "/models", "/admin", "/speakers", "/train")  # and
-# /metrics unless it is made public
+# And /metrics unless it is made public.
+PROTECTED_PREFIXES = ("/predict", "/timeline", "/listen", "/model", "/models", "/admin",
+                      "/speakers", "/train")  # fmt: skip
 WRITE_PREFIXES = ("/speakers", "/train", "/models", "/admin")  # with any method but a read
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CROSS_SITE = (
@@ -116,7 +121,8 @@ def write_refusal(
     )
 
 
-def _presented_key(headers: Headers) -> str | None:
+def presented_key(headers: Headers) -> str | None:
+    """The key in ``X-API-Key``, else in ``Authorization: Bearer``; None when neither."""
     key = headers.get("x-api-key")
     if key is None:
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -126,11 +132,16 @@ def _presented_key(headers: Headers) -> str | None:
 
 def check_key(headers: Headers, settings: Settings) -> None:
     """Raise :class:`UnauthorizedError` unless ``headers`` carry the configured key."""
+    check_presented_key(presented_key(headers), settings, "send it in the X-API-Key header")
+
+
+def check_presented_key(key: str | None, settings: Settings, how: str) -> None:
+    """Raise :class:`UnauthorizedError` unless ``key`` is the configured key (any key, or none,
+    when none is set); ``how`` tells a client without one where to send it."""
     if settings.api_key is None:
         return
-    key = _presented_key(headers)
     if not key:
-        raise UnauthorizedError("missing API key: send it in the X-API-Key header")
+        raise UnauthorizedError(f"missing API key: {how}")
     if not secrets.compare_digest(key.encode(), settings.api_key.get_secret_value().encode()):
         raise UnauthorizedError("wrong API key")
 

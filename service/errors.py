@@ -138,11 +138,11 @@ def status_for(exc: VoiceIdError) -> int:
 def detail_for(exc: VoiceIdError) -> str:
     """The ``detail`` of the response to ``exc``: its message, and for a limit of the server
     (or a full disk under the speaker store), the setting that raises it."""
-    prefix = Settings.model_config["env_prefix"]
     if isinstance(exc, StoreLimitError | StoreFullError):
-        return f"{exc} ({prefix}{exc.limit.upper()})"
+        return f"{exc} ({Settings.env_name(exc.limit)})"
     if isinstance(exc, ClipTooLongError):
-        return f"{exc}: send a shorter clip, or raise the server's {prefix}MAX_CLIP_SECONDS"
+        name = Settings.env_name("max_clip_seconds")
+        return f"{exc}: send a shorter clip, or raise the server's {name}"
     return str(exc)
 
 

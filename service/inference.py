@@ -13,12 +13,22 @@ from pipeline.bundle import Bundle
 from pipeline.errors import AudioError
 from pipeline.features import band_centres
 from pipeline.predict import Prediction, predict_clip
+from pipeline.timeline.config import TimelineConfig
+from pipeline.timeline.recording import timeline_of_clip
+from pipeline.timeline.turns import Segment
 from service.errors import detail_for, status_for
 from service.metrics import Metrics
-from service.schemas import BatchItem, Explanation, ModelRef, PredictResponse
+from service.schemas import (
+    BatchItem,
+    Explanation,
+    ModelRef,
+    PredictResponse,
+    TimelineResponse,
+    TimelineSegment,
+)
 from service.settings import Settings
 
-__all__ = ["answer_batch", "answer_clip", "oversized"]
+__all__ = ["answer_batch", "answer_clip", "answer_timeline", "oversized"]
 
 
 def _explanation(bundle: Bundle, prediction: Prediction) -> Explanation:
@@ -84,3 +94,25 @@ def answer_batch(
             continue
         items.append(BatchItem(file=name, ok=True, status=200, result=result))
     return items
+
+
+def _segment(s: Segment) -> TimelineSegment:
+    return TimelineSegment(start=s.start, end=s.end, speaker=s.speaker, confidence=s.confidence,
+                           unknown=s.unknown, unknown_reason=s.reason)  # fmt: skip
+
+
+def answer_timeline(bundle: Bundle, data: bytes, settings: Settings) -> TimelineResponse:
+    """Who spoke when in one recording; raises ``AudioError`` for input that cannot be used."""
+    started = time.perf_counter()
+    tcfg = TimelineConfig()
+    found = timeline_of_clip(bundle, data, tcfg, max_seconds=settings.timeline_max_seconds,
+                             threshold=settings.unknown_threshold)  # fmt: skip
+    return TimelineResponse(
+        segments=[_segment(s) for s in found.segments],
+        totals=found.totals,
+        duration_s=found.duration_s,
+        window_s=tcfg.window_s,
+        hop_s=tcfg.hop_s,
+        model=ModelRef.of(bundle),
+        timing_ms=round((time.perf_counter() - started) * 1000, 3),
+    )

@@ -79,6 +79,8 @@ def serve(
             access_log=False,
             timeout_keep_alive=KEEP_ALIVE_S,
             limit_concurrency=MAX_CONNECTIONS,
+            # A /listen message over its limit is refused by the protocol, before it is read.
+            ws_max_size=settings.listen_max_frame_bytes,
         )
     finally:
         shutil.rmtree(shared, ignore_errors=True)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.bundle import Bundle
 from pipeline.features import band_centres
 from pipeline.metadata import BundleMetadata
+from pipeline.openset import Reason
 from pipeline.speakers import SpeakerSummary, StoredClip
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ClipsResponse",
     "ErrorResponse",
     "Explanation",
+    "ListenHop",
     "ModelInfo",
     "ModelRef",
     "PlotName",
@@ -32,6 +34,8 @@ __all__ = [
     "SpeakerRemoved",
     "SpeakersResponse",
     "Status",
+    "TimelineResponse",
+    "TimelineSegment",
 ]
 
 
@@ -85,6 +89,39 @@ class PredictResponse(BaseModel):
     duration_s: float = Field(description="clip length in seconds", examples=[0.82])
     timing_ms: float = Field(description="server time spent on this clip", examples=[1.4])
     explain: Explanation | None = None
+
+
+class ListenHop(BaseModel):
+    """One answer of a ``/listen`` stream, about the middle hop of its latest window."""
+
+    t: float = Field(description="stream seconds of the middle of the hop this answer is about")
+    speech: bool = Field(description="false: the hop holds no speech, and nothing more is said")
+    speaker: str | None = Field(None, description='the speaker, or "unknown"')
+    confidence: float | None = Field(None, description="the top score")
+    unknown: bool | None = None
+    unknown_reason: Reason | None = None
+    histogram: list[float] | None = Field(None, description="the window's histogram (explain)")
+
+
+class TimelineSegment(BaseModel):
+    start: float = Field(description="seconds", examples=[1.25])
+    end: float = Field(description="seconds", examples=[4.5])
+    speaker: str = Field(description='the speaker, or "unknown"', examples=["Steve"])
+    confidence: float = Field(description="the mean top score of the turn's hops")
+    unknown: bool
+    unknown_reason: Reason | None = None
+
+
+class TimelineResponse(BaseModel):
+    segments: list[TimelineSegment] = Field(description="turns in time order; silence is none")
+    totals: dict[str, float] = Field(
+        description="seconds of speech per speaker (and unknown)", examples=[{"Steve": 12.5}]
+    )
+    duration_s: float = Field(description="recording length in seconds")
+    window_s: float
+    hop_s: float
+    model: ModelRef
+    timing_ms: float = Field(description="server time spent on this recording")
 
 
 class BatchItem(BaseModel):

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.errors import ParameterError
 from pipeline.speakers import StoreLimits
+from pipeline.timeline.recording import DEFAULT_MAX_TIMELINE_S
 from service.cpus import usable_cpus
 from service.sites import check_allowed_host
 
@@ -97,6 +98,38 @@ class Settings(BaseSettings):
     train_timeout_s: float = Field(
         default=600.0, gt=0, description="a training job running longer than this is stopped"
     )
+    timeline_max_seconds: float = Field(
+        default=DEFAULT_MAX_TIMELINE_S, gt=0, description="longest /timeline recording, in seconds"
+    )
+    timeline_max_bytes: int = Field(
+        default=128_000_000,
+        ge=1024,
+        description="largest /timeline body (10 minutes of 48 kHz stereo 16-bit WAV is 115 MB)",
+    )
+    listen_max_streams: int = Field(
+        default=100, ge=1, description="most /listen streams one worker serves at once"
+    )
+    listen_max_seconds: float = Field(
+        default=3600.0, gt=0, description="longest /listen stream, in seconds of audio or of time"
+    )
+    listen_idle_s: float = Field(
+        default=10.0, gt=0, description="a /listen stream that sends nothing this long is closed"
+    )
+    listen_max_frame_bytes: int = Field(
+        default=65_536, ge=1024, description="largest /listen message, in bytes"
+    )
+    listen_max_speed: float = Field(
+        default=1.5,
+        ge=1,
+        description="/listen audio may arrive at most this many times faster than real time "
+        "(after listen_burst_s of audio ahead)",
+    )
+    listen_burst_s: float = Field(
+        default=2.0, ge=0, description="seconds of audio a /listen stream may send ahead"
+    )
+    listen_max_frames_per_s: float = Field(
+        default=200.0, gt=0, description="most /listen messages a stream may send per second"
+    )
     log_level: str = "info"
 
     @field_validator("api_key")
@@ -126,6 +159,11 @@ class Settings(BaseSettings):
         if not isinstance(names, list | tuple):
             return value  # pydantic says what is wrong with it
         return tuple(check_allowed_host(str(n)) for n in names if str(n).strip())
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets ``field``: ``VOICEID_<FIELD>``."""
+        return f"{cls.model_config['env_prefix']}{field.upper()}"
 
     def worker_count(self) -> int:
         """``workers``, with ``auto`` resolved to the CPUs this process may use (its affinity

@@ -1,4 +1,5 @@
-"""The ``voiceid`` command: features, train, evaluate, predict, demo-data, convert, enrol, serve.
+"""The ``voiceid`` command: features, train, evaluate, predict, timeline, demo-data, convert, enrol,
+serve.
 
 Each command imports what it needs when it runs, and only its own options are built: ``voiceid
 serve`` and each of its worker processes (which re-import this module as their main module)
@@ -89,6 +90,20 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     add_options(p, TrainOptions, only=("max_seconds",))
 
 
+def _timeline_arguments(p: argparse.ArgumentParser) -> None:
+    from pipeline.timeline.config import TimelineConfig
+    from pipeline.timeline.recording import DEFAULT_MAX_TIMELINE_S
+
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("file", type=Path, help="the recording")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print segments and totals as JSON")
+    out.add_argument("--rttm", action="store_true", help="print RTTM lines (NIST's format)")
+    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_TIMELINE_S,
+                   help="longest recording accepted, in seconds")  # fmt: skip
+    add_options(p, TimelineConfig)
+
+
 def _demo_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out_dir", type=Path)
     p.add_argument("--clips", type=int, default=40, help="clips per voice")
@@ -143,6 +158,7 @@ PARSERS: dict[str, tuple[str, Any]] = {
     ),
     "evaluate": ("score a model on DATA_DIR/<speaker>/*", _evaluate_arguments),
     "predict": ("name the speaker of each clip", _predict_arguments),
+    "timeline": ("say who spoke when in a recording", _timeline_arguments),
     "demo-data": ("write the synthetic Steve and David 'Hello' voices", _demo_data_arguments),
     "convert": ("upgrade a bundle of an older format to this one", _convert_arguments),
     "enrol": (
@@ -336,6 +352,33 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
+def _cmd_timeline(args: argparse.Namespace) -> int:
+    from pipeline.bundle import load_bundle
+    from pipeline.errors import DatasetError
+    from pipeline.timeline.config import TimelineConfig
+    from pipeline.timeline.recording import timeline_of_clip
+    from pipeline.timeline.turns import to_rttm
+
+    bundle = load_bundle(args.model_dir)
+    try:
+        found = timeline_of_clip(bundle, args.file, from_options(TimelineConfig, args),
+                                 max_seconds=args.max_seconds)  # fmt: skip
+    except OSError as exc:
+        raise DatasetError(f"cannot read {str(args.file)!r}: {exc.strerror or exc}") from None
+    if args.rttm:
+        print(to_rttm(found.segments, args.file.stem), end="")
+    elif args.json:
+        segments = [dataclasses.asdict(s) for s in found.segments]
+        print(json.dumps({"segments": segments, "totals": found.totals,
+                          "duration_s": found.duration_s}, indent=2))  # fmt: skip
+    else:
+        for s in found.segments:
+            print(f"{s.start:8.2f} {s.end:8.2f}  {s.speaker} ({s.confidence:.3f})")
+        spoken = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in found.totals.items())
+        print(f"{found.duration_s:.1f} s: {spoken or 'nobody speaks'}")
+    return 0
+
+
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from pipeline.demo.synth import STRANGER, write_demo_data
 
@@ -419,8 +462,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"features": _cmd_features, "train": _cmd_train, "evaluate": _cmd_evaluate,
-            "predict": _cmd_predict, "demo-data": _cmd_demo_data, "convert": _cmd_convert,
-            "enrol": _cmd_enrol, "serve": _cmd_serve}  # fmt: skip
+            "predict": _cmd_predict, "timeline": _cmd_timeline, "demo-data": _cmd_demo_data,
+            "convert": _cmd_convert, "enrol": _cmd_enrol, "serve": _cmd_serve}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

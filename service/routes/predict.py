@@ -14,7 +14,7 @@ from service.uploads import CLIP_BODY, FILES_BODY, read_batch, read_clip
 
 router = APIRouter(tags=["predict"])  # the key: service.auth
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "malformed multipart body"},
     401: {"model": ErrorResponse, "description": "API key missing or wrong (only when one is set)"},
     413: {"model": ErrorResponse, "description": "upload over the size or count limit"},
@@ -29,7 +29,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     "/predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses=_ERRORS,
+    responses=ERRORS,
     openapi_extra=CLIP_BODY,
     summary="Who said this clip?",
 )
@@ -53,7 +53,7 @@ async def predict(
     "/predict/batch",
     response_model=BatchResponse,
     response_model_exclude_none=True,
-    responses=_ERRORS,
+    responses=ERRORS,
     openapi_extra=FILES_BODY,
     summary="Who said each of these clips?",
 )

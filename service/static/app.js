@@ -1,11 +1,13 @@
 // The page: record or choose a clip, send it to /predict, and show the answer, the clip's
-// histogram, the network at work, and a report on the loaded model (GET /model). Teaching it a
-// new voice (teach.js) and its versions (versions.js) have modules of their own.
+// histogram, the network at work, and a report on the loaded model (GET /model). Listening live
+// (live.js), teaching it a new voice (teach.js) and its versions (versions.js) have modules of
+// their own.
 
 import { KEY_STORAGE, keyHeaders, requestJson, storedKey } from "./api.js";
-import { $, capitalise, element } from "./dom.js";
+import { $, capitalise, element, messages } from "./dom.js";
 import { drawHistogram, drawNetwork, speakerClass } from "./drawings.js";
 import { formatHz, formatPercent, listInWords } from "./format.js";
+import { LiveListener } from "./live.js";
 import { MicButton } from "./microphone.js";
 import { canRecord } from "./recorder.js";
 import { startTeaching } from "./teach.js";
@@ -376,6 +378,27 @@ const hooks = {
   onModelLoaded: (listener) => state.onModelLoaded.push(listener),
 };
 
+/** "Listen live" beside Record: its section fills in as the server answers. */
+function startListening() {
+  const { say: sayLive, showError: showLiveError } = messages($("live-status"), $("live-error"));
+  new LiveListener({
+    ui: {
+      button: $("listen"),
+      panel: $("live"),
+      name: $("live-name"),
+      silence: $("live-silence"),
+      timeline: $("live-timeline"),
+      timelineBox: $("live-timeline-box"),
+      histogram: $("live-histogram"),
+      histogramBox: $("live-histogram-box"),
+    },
+    model: () => state.model,
+    say: sayLive,
+    showError: showLiveError,
+    onKeyNeeded: (detail, retry) => needKey(detail, "listen live", retry),
+  });
+}
+
 function start() {
   new MicButton({
     button: ui.record,
@@ -386,6 +409,7 @@ function start() {
     onTake: (wav) => identify(wav, "recording.wav"),
     ready: () => !state.busy,
   });
+  startListening();
   ui.clip.addEventListener("change", chooseFile);
   ui.clip.addEventListener("click", (event) => {
     if (state.busy) event.preventDefault();

@@ -342,3 +342,48 @@ export function drawNetwork(svg, width, model, answer) {
   drawHidden(svg, layout.hidden, hidden);
   drawOutputs(svg, layout.outputs, model.labels, scores);
 }
+
+const TIMELINE_HEIGHT = 64; // px: the bar and its time axis
+
+/** The class of one hop of a live timeline: its voice's colour, unknown, or silence. */
+export function hopClass(hop, labels) {
+  if (!hop.speech) return "hop silence";
+  if (hop.unknown) return "hop unknown";
+  const index = labels.indexOf(hop.speaker);
+  return index >= 0 ? `hop ${speakerClass(index)}` : "hop unknown";
+}
+
+/**
+ * The last `shownS` seconds of a live stream's `hops` (answers of /listen, oldest first) as a
+ * bar scrolling left, one rectangle per hop from `t - hop / 2` to `t + hop / 2`, newest at the
+ * right edge; each carries its `data-t` and `data-speaker` ("" for silence).
+ */
+export function drawTimeline(svg, width, hops, labels, shownS) {
+  const barHeight = TIMELINE_HEIGHT - 22;
+  const now = hops.length ? hops[hops.length - 1].t : 0;
+  const hopS = hops.length > 1 ? hops[1].t - hops[0].t : 0.25;
+  const x = (t) => width - ((now + hopS / 2 - t) / shownS) * width;
+  const voices = new Set(hops.filter((h) => h.speech).map((h) => h.speaker));
+  resetSvg(
+    svg,
+    width,
+    TIMELINE_HEIGHT,
+    `Who spoke in the last ${shownS} s: ${voices.size ? [...voices].join(", ") : "nobody yet"}.`,
+  );
+  svgElement("rect", { class: "timeline-track", x: 0, y: 0, width, height: barHeight }, svg);
+  for (const hop of hops) {
+    const left = Math.max(x(hop.t - hopS / 2), 0);
+    const rect = svgElement(
+      "rect",
+      { class: hopClass(hop, labels), x: left, y: 0, width: Math.max(x(hop.t + hopS / 2) - left, 0),
+        height: barHeight, "data-t": hop.t, "data-speaker": hop.speech ? hop.speaker : "" },
+      svg,
+    );
+    addTitle(rect, `${hop.t.toFixed(2)} s: ${hop.speech ? hop.speaker : "silence"}`);
+  }
+  for (let ago = 0; ago <= shownS; ago += 10) {
+    const tickX = Math.min(Math.max(width - (ago / shownS) * width, 12), width - 12);
+    svgText({ x: tickX, y: TIMELINE_HEIGHT - 4, "text-anchor": "middle", class: "unit" },
+      ago === 0 ? "now" : `${ago} s ago`, svg);
+  }
+}

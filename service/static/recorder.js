@@ -63,7 +63,9 @@ export function canRecord() {
 /**
  * One recording from the default microphone.
  *
- * `onChunk(samples)` receives each Float32Array of new samples as it arrives, for a level meter.
+ * `onChunk(samples)` receives each Float32Array of new samples as it arrives, for a level meter
+ * or a live stream; with `keep: false` nothing else is kept, so a recording of any length holds
+ * no memory (and `stop` returns no WAV).
  */
 export class Recording {
   #context;
@@ -71,11 +73,18 @@ export class Recording {
   #node;
   #chunks = [];
   #onChunk;
+  #keep;
   #starting = Promise.resolve();
   #flushed = () => {};
 
-  constructor({ onChunk = () => {} } = {}) {
+  constructor({ onChunk = () => {}, keep = true } = {}) {
     this.#onChunk = onChunk;
+    this.#keep = keep;
+  }
+
+  /** The microphone's sample rate, Hz, once `start` has resolved. */
+  get sampleRate() {
+    return this.#context.sampleRate;
   }
 
   /** Asks for the microphone and starts capturing; rejects with the browser's DOMException. */
@@ -123,7 +132,7 @@ export class Recording {
 
   async #tapNode() {
     const take = (samples) => {
-      this.#chunks.push(samples);
+      if (this.#keep) this.#chunks.push(samples);
       this.#onChunk(samples);
     };
     if (this.#context.audioWorklet) {

@@ -21,7 +21,8 @@ TRAINING_STACK = ("librosa", "numba", "llvmlite", "tensorflow", "keras", "matplo
 TRAINING_MODULES = ("pipeline.train", "pipeline.model", "pipeline.plots", "pipeline.augment",
                     "pipeline.dataset", "scipy.signal")  # fmt: skip
 
-# Loads the shipped bundle in the app, answers one clip and /metrics, prints what is imported.
+# Loads the shipped bundle in the app, answers one clip, /metrics, a timeline and a live stream,
+# prints what is imported.
 SERVE_ONE_CLIP = """
 import json, sys
 {preamble}
@@ -35,7 +36,13 @@ with TestClient(app, base_url="http://127.0.0.1") as client:
     wav = encode(harmonics(seconds=1.0))
     answer = client.post("/predict", files={{"file": ("a.wav", wav, "audio/wav")}})
     metrics = client.get("/metrics")
-print(json.dumps({{"status": [answer.status_code, metrics.status_code],
+    timeline = client.post("/timeline", content=wav, headers={{"content-type": "audio/wav"}})
+    with client.websocket_connect("/listen") as ws:  # a live stream, answered once
+        ws.send_text(json.dumps({{"sample_rate": 16000}}))
+        ws.receive_json()
+        ws.send_bytes((harmonics(seconds=1.0) * 32767).astype("<i2").tobytes())
+        ws.receive_json()
+print(json.dumps({{"status": [answer.status_code, metrics.status_code, timeline.status_code],
                   "modules": sorted(sys.modules)}}))
 """
 
@@ -46,7 +53,7 @@ def modules_after_one_clip(preamble: str) -> set[str]:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     result = json.loads(out.splitlines()[-1])
-    assert result["status"] == [200, 200]
+    assert result["status"] == [200, 200, 200]
     return set(result["modules"])
 
 

@@ -1,0 +1,86 @@
+"""The timeline of a whole recording: windows named in one batch, smoothed and merged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.audio import decode
+from pipeline.bundle import Bundle
+from pipeline.predict import UNKNOWN, predict_features
+from pipeline.timeline.config import TimelineConfig
+from pipeline.timeline.turns import (
+    HopLabel,
+    Segment,
+    bridge_pauses,
+    merge_turns,
+    refine_edges,
+    smooth_labels,
+    speaking_time,
+)
+from pipeline.timeline.windows import Windows, recording_windows
+
+__all__ = ["DEFAULT_MAX_TIMELINE_S", "Timeline", "hop_labels", "timeline", "timeline_of_clip"]
+
+DEFAULT_MAX_TIMELINE_S = 600.0  # longest recording a timeline is made of, seconds
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Who spoke when: ``segments`` in time order, ``totals`` seconds per speaker."""
+
+    segments: list[Segment]
+    totals: dict[str, float]
+    duration_s: float
+    hops: int  # windows named, one per hop
+    speech_hops: int
+
+
+def hop_labels(
+    bundle: Bundle, windows: Windows, *, threshold: float | None = None
+) -> list[HopLabel]:
+    """Each window's answer: silence, or the decision ``/predict`` makes (one batch for all)."""
+    labels = [HopLabel(None)] * len(windows.speech)
+    spoken = np.flatnonzero(windows.speech)
+    if len(spoken):
+        predictions = predict_features(bundle, windows.rows[spoken], threshold=threshold)
+        for i, p in zip(spoken, predictions, strict=True):
+            labels[i] = HopLabel(p.speaker, p.confidence, p.reason)
+    return labels
+
+
+def timeline(
+    bundle: Bundle, y: np.ndarray, tcfg: TimelineConfig, *, threshold: float | None = None
+) -> Timeline:
+    """The timeline of waveform ``y`` (1-D float32 at the bundle's sample rate); ``threshold``
+    overrides the bundle's top-score threshold, as for ``/predict``."""
+    windows = recording_windows(y, bundle.feature_config, tcfg)
+    labels = hop_labels(bundle, windows, threshold=threshold)
+    smoothed = smooth_labels([h.speaker for h in labels], tcfg.smooth)
+    smoothed = bridge_pauses(smoothed, round(tcfg.pause_s / tcfg.hop_s))
+    segments = merge_turns(labels, smoothed, windows.times, tcfg.hop_s, windows.duration_s,
+                           UNKNOWN)  # fmt: skip
+    segments = refine_edges(segments, windows.frame_speech, windows.frame_s, tcfg.hop_s)
+    return Timeline(
+        segments=segments,
+        totals=speaking_time(segments),
+        duration_s=round(windows.duration_s, 3),
+        hops=len(labels),
+        speech_hops=int(windows.speech.sum()),
+    )
+
+
+def timeline_of_clip(
+    bundle: Bundle,
+    source: bytes | str | Path,
+    tcfg: TimelineConfig,
+    *,
+    max_seconds: float = DEFAULT_MAX_TIMELINE_S,
+    threshold: float | None = None,
+) -> Timeline:
+    """Decode a recording (raises ``AudioError`` for unusable input, or one longer than
+    ``max_seconds``) and return its timeline."""
+    clip = decode(source, sample_rate=bundle.feature_config.sample_rate, max_seconds=max_seconds)
+    return timeline(bundle, clip.samples, tcfg, threshold=threshold)

@@ -1,0 +1,160 @@
+"""From one label per hop to turns: one-hop flickers smoothed away, runs merged, RTTM written."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.openset import Reason
+
+__all__ = [
+    "HopLabel",
+    "Segment",
+    "bridge_pauses",
+    "merge_turns",
+    "refine_edges",
+    "smooth_labels",
+    "speaking_time",
+    "to_rttm",
+]
+
+
+@dataclass(frozen=True)
+class HopLabel:
+    """What one hop was heard as: ``speaker`` (a label or "unknown"), None for silence."""
+
+    speaker: str | None
+    confidence: float = 0.0
+    reason: Reason | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One turn: ``speaker`` from ``start`` to ``end`` seconds; ``confidence`` is the mean top
+    score of its hops; ``reason`` the commonest reason of an unknown one."""
+
+    start: float
+    end: float
+    speaker: str
+    confidence: float
+    unknown: bool
+    reason: Reason | None
+
+
+def smooth_labels(speakers: Sequence[str | None], width: int) -> list[str | None]:
+    """Each hop's speaker (None: silence) replaced by the commonest among the ``width`` hops
+    centred on it; a tie keeps the hop's own. ``width`` 1 changes nothing."""
+    half = width // 2
+    out: list[str | None] = []
+    for i, own in enumerate(speakers):
+        counts = Counter(speakers[max(0, i - half) : i + half + 1])
+        best, n = counts.most_common(1)[0]
+        out.append(own if counts[own] == n else best)
+    return out
+
+
+def bridge_pauses(speakers: Sequence[str | None], longest: int) -> list[str | None]:
+    """Runs of at most ``longest`` silent hops (None) with speech on both sides given to that
+    speech: its first half to the speaker before, the rest to the speaker after."""
+    out = list(speakers)
+    i = 0
+    while i < len(out):
+        j = i
+        while j < len(out) and out[j] is None:
+            j += 1
+        if j > i and i > 0 and j < len(out) and j - i <= longest:
+            half = i + (j - i) // 2
+            out[i:half] = [out[i - 1]] * (half - i)
+            out[half:j] = [out[j]] * (j - half)
+        i = j + 1
+    return out
+
+
+def merge_turns(
+    labels: Sequence[HopLabel],
+    speakers: Sequence[str | None],
+    times: np.ndarray,
+    hop_s: float,
+    duration_s: float,
+    unknown: str,
+) -> list[Segment]:
+    """Runs of hops with the same (smoothed) ``speakers`` as segments; silence is none. Hop
+    ``i`` stands for ``times[i] -+ hop_s / 2``; the first and last reach the recording's ends.
+    ``labels`` give each hop's score and reason; ``unknown`` is the name of no known voice."""
+    segments = []
+    i = 0
+    while i < len(speakers):
+        j = i
+        while j + 1 < len(speakers) and speakers[j + 1] == speakers[i]:
+            j += 1
+        speaker = speakers[i]
+        if speaker is not None:
+            start = 0.0 if i == 0 else float(times[i]) - hop_s / 2
+            end = duration_s if j == len(speakers) - 1 else float(times[j]) + hop_s / 2
+            own = [h for h in labels[i : j + 1] if h.speaker == speaker] or labels[i : j + 1]
+            reasons = Counter(h.reason for h in own if h.reason is not None)
+            segments.append(
+                Segment(
+                    start=round(max(start, 0.0), 3),
+                    end=round(min(end, duration_s), 3),
+                    speaker=speaker,
+                    confidence=round(float(np.mean([h.confidence for h in own])), 4),
+                    unknown=speaker == unknown,
+                    reason=reasons.most_common(1)[0][0] if speaker == unknown and reasons else None,
+                )
+            )
+        i = j + 1
+    return segments
+
+
+def refine_edges(
+    segments: list[Segment], frame_speech: np.ndarray, frame_s: float, reach_s: float
+) -> list[Segment]:
+    """``segments`` with each edge that meets silence moved to the nearest speech frame within
+    ``reach_s``: hops place an edge to within half a hop, frames to within one frame.
+    ``frame_speech`` (frames,) bool says which frames (``frame_s`` apart, the first centred on
+    0) are speech."""
+    reach = round(reach_s / frame_s)
+    spoken = np.flatnonzero(frame_speech)
+
+    def near(edge: float) -> np.ndarray:  # the speech frames within reach of an edge
+        k = round(edge / frame_s)
+        return spoken[np.searchsorted(spoken, k - reach) : np.searchsorted(spoken, k + reach + 1)]
+
+    out = []
+    for i, s in enumerate(segments):
+        start, end = s.start, s.end
+        if i == 0 or segments[i - 1].end < s.start:
+            found = near(s.start)
+            start = max(found[0] * frame_s - frame_s / 2, 0.0) if len(found) else start
+        if i == len(segments) - 1 or segments[i + 1].start > s.end:
+            found = near(s.end)
+            end = found[-1] * frame_s + frame_s / 2 if len(found) else end
+        if end > start:
+            out.append(dataclasses.replace(s, start=round(start, 3), end=round(end, 3)))
+    return out
+
+
+def speaking_time(segments: Sequence[Segment]) -> dict[str, float]:
+    """Seconds each speaker (and "unknown") speaks in ``segments``, most first."""
+    totals: dict[str, float] = {}
+    for s in segments:
+        totals[s.speaker] = totals.get(s.speaker, 0.0) + s.end - s.start
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    return {name: round(seconds, 3) for name, seconds in ranked}
+
+
+def to_rttm(segments: Sequence[Segment], file_id: str) -> str:
+    """``segments`` as RTTM lines (NIST's diarization format), one ``SPEAKER`` line each:
+    ``SPEAKER <file> 1 <start> <duration> <NA> <NA> <speaker> <NA> <NA>``. Fields are
+    space-separated, so spaces in ``file_id`` and speaker names become underscores."""
+    file_id = "_".join(file_id.split()) or "recording"
+    return "".join(
+        f"SPEAKER {file_id} 1 {s.start:.3f} {s.end - s.start:.3f} <NA> <NA> "
+        f"{'_'.join(s.speaker.split())} <NA> <NA>\n"
+        for s in segments
+    )

@@ -1,0 +1,158 @@
+// "Listen live": the microphone streamed to /listen as 16-bit PCM at the browser's own rate
+// (the server resamples), and each answer shown as it comes: the name, a scrolling timeline of
+// the last 30 s with one colour per voice, and the histogram of the latest window.
+
+import { storedKey } from "./api.js";
+import { drawHistogram, drawTimeline } from "./drawings.js";
+import { Recording, canRecord } from "./recorder.js";
+
+const LISTEN_PATH = "/listen";
+const SHOWN_S = 30; // seconds of timeline on screen; older hops are dropped
+const NO_MICROPHONE =
+  "Listening needs a secure page (https or localhost) and a browser with Web Audio.";
+// Close codes the server uses (service/listen.py), in the person's words.
+const CLOSED = {
+  1008: "the server needs its API key",
+  1009: "a piece of audio was too large for the server",
+  1013: "the server is too busy for another stream; try again in a moment",
+  4408: "the server heard nothing for too long",
+  4413: "the stream reached the server's length limit",
+  4429: "audio arrived faster than the server allows",
+  4503: "the server has no model loaded yet",
+};
+
+/** Float samples in [-1, 1] as 16-bit little-endian PCM (an ArrayBuffer), clipped beyond. */
+export function toPcm16(samples) {
+  const view = new DataView(new ArrayBuffer(samples.length * 2));
+  for (let i = 0; i < samples.length; i += 1) {
+    const s = Math.max(-1, Math.min(1, samples[i]));
+    view.setInt16(i * 2, s < 0 ? s * 0x8000 : s * 0x7fff, true);
+  }
+  return view.buffer;
+}
+
+/** What a close means for the person: null when it was asked for, else the server's words. */
+export function closeMessage(code, reason) {
+  if (code === 1000) return null;
+  const known = CLOSED[code];
+  if (known) return `Stopped: ${known} (${reason || code}).`;
+  return `Stopped: the connection to the server was lost (${reason || `code ${code}`}).`;
+}
+
+export class LiveListener {
+  #socket = null;
+  #recording = null;
+  #stopping = false;
+
+  /**
+   * `ui` holds the toggle button, the name, the timeline and histogram SVGs and their boxes;
+   * `model()` gives the loaded model (labels, band centres); `say`, `showError` speak;
+   * `onKeyNeeded(detail, retry)` asks for the API key.
+   */
+  constructor({ ui, model, say, showError, onKeyNeeded }) {
+    Object.assign(this, { ui, model, say, showError, onKeyNeeded });
+    this.hops = [];
+    ui.button.addEventListener("click", () => (this.#socket ? this.stop() : this.start()));
+  }
+
+  async start() {
+    if (!canRecord()) return this.showError(NO_MICROPHONE);
+    this.showError("");
+    this.hops = [];
+    this.#stopping = false;
+    this.#setUi(true);
+    this.say("Starting the microphone…");
+    const recording = new Recording({ keep: false, onChunk: (s) => this.#send(s) });
+    this.#recording = recording;
+    try {
+      await recording.start();
+    } catch (error) {
+      this.#finish(`Could not start the microphone: ${error.message || error.name}.`);
+      return;
+    }
+    this.#connect(recording.sampleRate);
+  }
+
+  #connect(sampleRate) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(`${scheme}//${location.host}${LISTEN_PATH}`, ["voiceid"]);
+    socket.binaryType = "arraybuffer";
+    this.#socket = socket;
+    socket.onopen = () => {
+      const key = storedKey();
+      socket.send(JSON.stringify({ sample_rate: sampleRate, explain: true, ...(key && { key }) }));
+    };
+    socket.onmessage = ({ data }) => this.#answer(JSON.parse(data));
+    socket.onclose = ({ code, reason }) => this.#closed(code, reason);
+  }
+
+  #send(samples) {
+    if (this.#socket && this.#socket.readyState === WebSocket.OPEN && this.ready)
+      this.#socket.send(toPcm16(samples));
+  }
+
+  #answer(message) {
+    if (message.type === "ready") {
+      this.ready = true;
+      this.say("Listening. Speak, and watch the name follow the voice; press Stop to end.");
+      return;
+    }
+    this.hops.push(message);
+    while (this.hops.length && this.hops[0].t < message.t - SHOWN_S) this.hops.shift();
+    this.#show(message);
+  }
+
+  #show(hop) {
+    const { ui } = this;
+    if (hop.speech) {
+      ui.name.textContent = hop.speaker;
+      ui.name.dataset.state = hop.unknown ? "unknown" : "known";
+      const index = this.model() ? this.model().labels.indexOf(hop.speaker) : -1;
+      ui.name.className = `live-name ${index >= 0 ? `speaker-${index % 6}` : ""}`.trim();
+    }
+    ui.name.dataset.t = String(hop.t);
+    ui.silence.hidden = hop.speech;
+    const labels = this.model() ? this.model().labels : [];
+    drawTimeline(ui.timeline, Math.max(ui.timelineBox.clientWidth, 280), this.hops, labels, SHOWN_S);
+    if (hop.speech && hop.histogram && this.model()) {
+      const centres = this.model().band_centres_hz;
+      drawHistogram(ui.histogram, Math.max(ui.histogramBox.clientWidth, 280), {
+        histogram: hop.histogram,
+        band_centres_hz: centres,
+      });
+    }
+  }
+
+  #closed(code, reason) {
+    const asked = this.#stopping;
+    this.#socket = null;
+    if (code === 1008) {
+      this.#finish("");
+      this.onKeyNeeded(reason, () => this.start());
+      return;
+    }
+    this.#finish(asked ? "" : closeMessage(code, reason) || "");
+  }
+
+  stop() {
+    this.#stopping = true;
+    if (this.#socket) this.#socket.close(1000, "stopped");
+    this.#finish("");
+  }
+
+  #finish(error) {
+    this.ready = false;
+    if (this.#recording) this.#recording.stop();
+    this.#recording = null;
+    this.#setUi(false);
+    this.say(error ? "" : "Stopped listening.");
+    if (error) this.showError(error);
+  }
+
+  #setUi(listening) {
+    this.ui.button.classList.toggle("recording", listening);
+    this.ui.button.setAttribute("aria-pressed", String(listening));
+    this.ui.button.querySelector(".record-label").textContent = listening ? "Stop" : "Listen live";
+    if (listening) this.ui.panel.hidden = false;
+  }
+}

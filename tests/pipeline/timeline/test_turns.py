@@ -1,0 +1,82 @@
+"""Smoothing hop labels, merging them into turns, totals and RTTM."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.timeline.turns import (
+    HopLabel,
+    Segment,
+    bridge_pauses,
+    merge_turns,
+    refine_edges,
+    smooth_labels,
+    speaking_time,
+    to_rttm,
+)
+
+
+def test_a_one_hop_flicker_is_smoothed_away_and_a_two_hop_run_kept() -> None:
+    hops = ["A", "A", "B", "A", "A", "B", "B", "A"]
+
+    assert smooth_labels(hops, 3) == ["A", "A", "A", "A", "A", "B", "B", "A"]  # an end ties
+
+
+def test_a_width_of_one_changes_nothing_and_ties_keep_the_hop() -> None:
+    hops = ["A", None, "B", "A"]
+
+    assert smooth_labels(hops, 1) == hops
+    assert smooth_labels(["A", "B"], 3) == ["A", "B"]
+
+
+def test_runs_become_segments_silence_none_and_the_ends_reach_the_recording() -> None:
+    speakers = ["A", "A", None, "unknown", "B", "B"]
+    far = [HopLabel("unknown", 0.5, "far"), HopLabel("unknown", 0.6, "far")]
+    labels = [HopLabel("A", 0.9), HopLabel("A", 0.7), HopLabel(None), far[0], HopLabel("B", 0.8),
+              far[1]]  # fmt: skip
+    times = np.array([0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
+
+    segments = merge_turns(labels, speakers, times, 0.25, 2.0, "unknown")
+
+    assert segments == [
+        Segment(0.0, 0.875, "A", 0.8, False, None),
+        Segment(1.125, 1.375, "unknown", 0.5, True, "far"),
+        Segment(1.375, 2.0, "B", 0.8, False, None),
+    ]
+
+
+def test_speaking_time_sums_each_speakers_segments_most_first() -> None:
+    segments = [Segment(0, 1, "A", 1, False, None), Segment(1, 4, "B", 1, False, None),
+                Segment(5, 5.5, "A", 1, False, None)]  # fmt: skip
+
+    assert speaking_time(segments) == {"B": 3.0, "A": 1.5}
+
+
+def test_rttm_lines_follow_nist_fields_without_spaces() -> None:
+    segments = [Segment(0.5, 1.75, "Anna Lee", 0.9, False, None),
+                Segment(2.0, 2.5, "unknown", 0.4, True, "far")]  # fmt: skip
+
+    assert to_rttm(segments, "my talk") == (
+        "SPEAKER my_talk 1 0.500 1.250 <NA> <NA> Anna_Lee <NA> <NA>\n"
+        "SPEAKER my_talk 1 2.000 0.500 <NA> <NA> unknown <NA> <NA>\n"
+    )
+
+
+def test_short_pauses_go_to_the_speech_around_them_and_long_ones_stay_silent() -> None:
+    hops = [None, "A", None, "A", None, None, "B", None, None, None, "B", None]
+
+    assert bridge_pauses(hops, 2) == [None, "A", "A", "A", "A", "B", "B", None, None, None, "B",
+                                      None]  # fmt: skip
+    assert bridge_pauses(hops, 0) == hops
+
+
+def test_edges_that_meet_silence_move_to_the_nearest_speech_frame() -> None:
+    frames = np.zeros(200, bool)  # 10 ms frames
+    frames[52:90] = True  # speech from 0.515 s to 0.895 s
+    frames[120:150] = True
+    segments = [Segment(0.375, 0.875, "A", 1, False, None), Segment(0.875, 1.625, "B", 1, False,
+                None)]  # fmt: skip
+
+    refined = refine_edges(segments, frames, 0.01, 0.25)
+
+    assert [(s.start, s.end) for s in refined] == [(0.515, 0.875), (0.875, 1.495)]

@@ -1,0 +1,87 @@
+"""Windows: speech against the noise floor, and each window's histogram as a clip's."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from pipeline.config import FeatureConfig
+from pipeline.errors import ParameterError
+from pipeline.features import histogram
+from pipeline.timeline.config import TimelineConfig
+from pipeline.timeline.windows import full_scale_db, recording_windows
+from tests.conversations import conversation
+from tests.signals import SR, harmonics
+
+CFG = FeatureConfig(sample_rate=SR)
+TCFG = TimelineConfig()
+
+
+def test_a_full_scale_tone_is_zero_dbfs() -> None:
+    from pipeline.features import band_powers
+
+    t = np.arange(SR) / SR
+    _, raw_db = band_powers(np.sin(2 * np.pi * 1000 * t).astype(np.float32), CFG)
+
+    assert float(np.median(raw_db)) - full_scale_db(CFG) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_speech_between_silences_is_found_hop_by_hop() -> None:
+    quiet = 1e-4 * np.random.default_rng(0).standard_normal(2 * SR).astype(np.float32)
+    y = np.concatenate([quiet, harmonics(seconds=2.0), quiet])
+
+    windows = recording_windows(y, CFG, TCFG)
+
+    spoken = windows.times[windows.speech]
+    assert windows.times[0] == 0.5 and np.allclose(np.diff(windows.times), 0.25)
+    assert spoken.min() == pytest.approx(2.0, abs=0.25)
+    assert spoken.max() == pytest.approx(4.0, abs=0.25)
+    assert np.all(np.diff(spoken) == 0.25)  # one run: nothing inside the voice was lost
+    voiced = np.flatnonzero(windows.frame_speech) * windows.frame_s
+    assert voiced.min() == pytest.approx(2.0, abs=0.03)  # frames place it to within a few
+    assert voiced.max() == pytest.approx(4.0, abs=0.03)
+
+
+def test_a_window_has_the_histogram_of_its_samples_as_a_clip() -> None:
+    y, _ = conversation(["Steve"])
+    windows = recording_windows(y, CFG, TCFG)
+
+    i = int(np.flatnonzero(windows.speech)[2])
+    start = i * SR // 4  # a hop is 0.25 s
+    # Only the window's edge frames differ: the clip's see zeros beyond its ends.
+    assert np.allclose(windows.rows[i], histogram(y[start : start + SR], CFG), atol=1.0)
+
+
+def test_a_steady_sound_from_the_start_is_background_not_speech() -> None:
+    assert not recording_windows(harmonics(seconds=3.0), CFG, TCFG).speech.any()
+
+
+def test_silence_and_a_level_under_the_floor_hold_no_speech() -> None:
+    quiet = 1e-6 * np.random.default_rng(0).standard_normal(2 * SR).astype(np.float32)
+    faint = np.concatenate([quiet, harmonics(seconds=2.0) * 10 ** (-70 / 20)])  # peak -76 dBFS
+
+    assert not recording_windows(np.zeros(3 * SR, np.float32), CFG, TCFG).speech.any()
+    assert not recording_windows(faint.astype(np.float32), CFG, TCFG).speech.any()
+
+
+def test_a_recording_shorter_than_a_window_is_one_window() -> None:
+    y, _ = conversation(["David"], takes=1)
+
+    windows = recording_windows(y[: SR // 2], CFG, TCFG)
+
+    assert windows.times.tolist() == [0.25]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("window_s", 0.1, "window_s=0.1 must be from 0.25 to 10 s"),
+        ("hop_s", 2.0, "hop_s=2.0 must be positive and at most window_s=1.0"),
+        ("smooth", 2, "smooth=2 must be an odd positive integer"),
+    ],
+)
+def test_config_refuses_bad_values_naming_them(field: str, value: float, message: str) -> None:
+    with pytest.raises(ParameterError, match=f"^{re.escape(message)}$"):
+        TimelineConfig(**{field: value})  # type: ignore[arg-type]

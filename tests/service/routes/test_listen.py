@@ -1,0 +1,115 @@
+"""The /listen WebSocket: one answer per hop, speech or not, and the key from a browser."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conversations import conversation
+from tests.helpers import ClientFactory
+from tests.listening import closed_with, pcm, start
+
+HOP_BYTES = 4000 * 2  # 0.25 s of 16 kHz 16-bit samples
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> TestClient:
+    """A server that takes the tests' recordings as fast as they are sent."""
+    return make_client(listen_max_speed=1000, listen_burst_s=100)
+
+
+def test_the_stream_says_who_speaks_each_hop_and_when_nobody_does(client: TestClient) -> None:
+    y, truth = conversation(["Steve", "David"])
+    data = pcm(y)
+
+    with client.websocket_connect("/listen") as ws:
+        ready = start(ws)
+        for i in range(0, len(data), 3200):
+            ws.send_bytes(data[i : i + 3200])
+        answers = [ws.receive_json() for _ in range(len(data) // HOP_BYTES - 3)]
+
+    assert ready["type"] == "ready" and ready["model"]["name"] == "default"
+    assert (ready["sample_rate"], ready["window_s"], ready["hop_s"]) == (16000, 1.0, 0.25)
+    assert [a["t"] for a in answers] == [0.5 + 0.25 * i for i in range(len(answers))]
+    silent = [a for a in answers if not a["speech"]]
+    assert silent and all(set(a) == {"t", "speech"} for a in silent)
+    named = {a["speaker"] for a in answers if a["speech"] and not a["unknown"]}
+    assert named == {"Steve", "David"}
+    spoken = [a for a in answers if a["speech"]]
+    assert all({"speaker", "confidence", "unknown"} <= set(a) for a in spoken)
+    assert all("histogram" not in a for a in answers)
+    assert any(a["speaker"] == "Steve" for a in answers if a["t"] < truth[0][1])
+
+
+def test_explain_adds_the_histogram(client: TestClient) -> None:
+    y, _ = conversation(["David"])
+
+    with client.websocket_connect("/listen") as ws:
+        start(ws, explain=True)
+        ws.send_bytes(pcm(y[: 2 * 16000]))
+        answers = [ws.receive_json() for _ in range(5)]
+
+    assert all(len(a["histogram"]) == 60 for a in answers if a["speech"])
+    assert any(a["speech"] for a in answers)
+
+
+def test_the_client_leaving_frees_its_stream(client: TestClient) -> None:
+    with client.websocket_connect("/listen") as ws:
+        start(ws)
+        assert client.app.state.streams.open == 1  # type: ignore[attr-defined]
+
+    with client.websocket_connect("/listen") as ws:  # closing is seen when the next one starts
+        start(ws)
+        assert client.app.state.streams.open == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("where", "headers", "subprotocols", "message"),
+    [
+        ("subprotocol", {}, ["voiceid", "key.sesame"], {}),
+        ("header", {"X-API-Key": "sesame"}, [], {}),
+        ("first message", {}, [], {"key": "sesame"}),
+    ],
+)
+def test_the_key_may_travel_where_a_browser_can_put_it(
+    make_client: ClientFactory,
+    where: str,
+    headers: dict[str, str],
+    subprotocols: list[str],
+    message: dict[str, str],
+) -> None:
+    client = make_client(api_key="sesame")
+
+    with client.websocket_connect("/listen", headers=headers, subprotocols=subprotocols) as ws:
+        assert ws.accepted_subprotocol == ("voiceid" if subprotocols else None)
+        assert start(ws, **message)["type"] == "ready", where
+
+
+@pytest.mark.parametrize(
+    ("subprotocols", "message", "reason"),
+    [
+        ([], {}, "missing API key: send it as the key.<KEY> subprotocol or as 'key'"),
+        (["voiceid", "key.wrong"], {}, "wrong API key"),
+        ([], {"key": "wrong"}, "wrong API key"),
+    ],
+)
+def test_a_missing_or_wrong_key_closes_the_stream_before_any_audio(
+    make_client: ClientFactory, subprotocols: list[str], message: dict[str, str], reason: str
+) -> None:
+    client = make_client(api_key="sesame")
+
+    with client.websocket_connect("/listen", subprotocols=subprotocols) as ws:
+        ws.send_text(json.dumps({"sample_rate": 16000} | message))
+        assert closed_with(ws) == (1008, reason)
+
+
+def test_a_server_without_a_model_closes_the_stream_with_4503(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    client = make_client(model_dir=tmp_path / "no-model")
+
+    with client.websocket_connect("/listen") as ws:
+        assert closed_with(ws) == (4503, "no model is loaded yet")

@@ -1,0 +1,87 @@
+"""``voiceid timeline``: who spoke when, as text, JSON and RTTM."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from tests.conversations import SR, conversation
+from tests.helpers import MODEL_DIR
+from voiceid.cli import main
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("talk") / "team meeting.wav"
+    sf.write(path, conversation(["Steve", "David"])[0], SR, subtype="PCM_16")
+    return path
+
+
+def test_json_holds_segments_and_totals(talk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["timeline", str(MODEL_DIR), str(talk), "--json"]) == 0
+
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"segments", "totals", "duration_s"}
+    assert set(out["segments"][0]) == {"start", "end", "speaker", "confidence", "unknown", "reason"}
+    assert {"Steve", "David"} <= set(out["totals"])
+
+
+def test_rttm_has_one_speaker_line_per_segment(
+    talk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["timeline", str(MODEL_DIR), str(talk), "--json"]) == 0
+    segments = json.loads(capsys.readouterr().out)["segments"]
+
+    assert main(["timeline", str(MODEL_DIR), str(talk), "--rttm"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(segments)
+    first = segments[0]
+    assert lines[0] == (
+        f"SPEAKER team_meeting 1 {first['start']:.3f} {first['end'] - first['start']:.3f} "
+        f"<NA> <NA> {first['speaker']} <NA> <NA>"
+    )
+
+
+def test_text_lists_turns_then_speaking_time(
+    talk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["timeline", str(MODEL_DIR), str(talk), "--smooth", "1"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[2] == "Steve"
+    assert lines[-1].startswith(f"{len(conversation(['Steve', 'David'])[0]) / SR:.1f} s: ")
+
+
+def test_a_bad_option_is_an_error_naming_it(talk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["timeline", str(MODEL_DIR), str(talk), "--hop-s", "2"]) == 2
+
+    assert capsys.readouterr().err == (
+        "voiceid timeline: error: hop_s=2.0 must be positive and at most window_s=1.0\n"
+    )
+
+
+def test_a_missing_file_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.wav"
+
+    assert main(["timeline", str(MODEL_DIR), str(missing)]) == 2
+
+    assert capsys.readouterr().err == (
+        f"voiceid timeline: error: cannot read {str(missing)!r}: No such file or directory\n"
+    )
+
+
+def test_timeline_needs_no_training_extra(
+    talk: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("keras", "tensorflow", "matplotlib", "librosa", "pyarrow"):
+        monkeypatch.setitem(sys.modules, module, None)
+
+    assert main(["timeline", str(MODEL_DIR), str(talk), "--rttm"]) == 0
+    assert capsys.readouterr().out.startswith("SPEAKER team_meeting 1 ")
