@@ -58,6 +58,7 @@ MESSAGE_ARGUMENTS: dict[str, tuple[int | None, str | None]] = {
     "JSONResponse": (0, "content"),  # its {"detail": ...}
     "HTTPException": (1, "detail"),
     "_Refusal": (1, "detail"),  # a request refused before its body is read (service.auth)
+    "RefusedClip": (None, "detail"),  # one file of a clip upload, refused
     "_finish": (2, "detail"),  # a failed training job's detail, GET /train/{id}
     "close": (None, "reason"),  # a WebSocket's close reason
     "WebSocketException": (1, "reason"),

@@ -161,6 +161,7 @@ def test_refusals_parser_errors_and_formatted_constants_are_messages_logs_are_no
         _Refusal(421, f"Host {host!r} is not a name this server answers to")
         _Refusal(403, CROSS_SITE.format(why=why))
         parser.error(f"unrecognized arguments: {unknown}")
+        RefusedClip(file=host, status=409, detail=f"the store holds this clip as {why}'s")
         log.error("job %s failed: %s", host, why)
     """
 
@@ -168,6 +169,7 @@ def test_refusals_parser_errors_and_formatted_constants_are_messages_logs_are_no
         "Host {host} is not a name this server answers to",
         "writes come from this server's page only, and {why}: send no Origin",
         "unrecognized arguments: {unknown}",
+        "the store holds this clip as {why}'s",
     ]
 
 
