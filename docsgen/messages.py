@@ -7,18 +7,20 @@ is parsed, and a message is what reaches a *sink*:
 - a call of one of the project's exception classes (every class of those packages that derives
   from an exception: ``VoiceIdError`` and its family, and any other), the argument its
   ``__init__`` calls ``message``, ``reason`` or ``detail``, else the first;
-- a call in :data:`MESSAGE_ARGUMENTS` (``sys.exit``, ``argparse.ArgumentTypeError``, a failed
-  training job's ``_finish``, a WebSocket's close reason, ...), the argument it names; when that
+- a call in :data:`MESSAGE_ARGUMENTS` (``sys.exit``, ``argparse.ArgumentTypeError``, a parser's
+  ``error``, a failed training job's ``_finish``, a request refused before its body is read, a
+  WebSocket's close reason, ...; never a logger's method), the argument it names; when that
   is a ``{"detail": ...}`` dict, as ``JSONResponse`` takes, the value under ``detail``;
 - a dict of a failed job, ``{"state": "failed", "detail": ...}``;
 - ``problems.append(...)``: a part of a "does not check out" message.
 
 The message expression is resolved to one or more templates: string literals and f-strings,
-``+``, ``a if c else b``, module constants, a local variable's assignments, and the ``return``
-values of a function of these packages that it calls. Anything else (a parameter, ``str(exc)``,
-a join) is a placeholder. A template is found in the page when some code span of it matches
-with each placeholder standing for any text (an example value, or the placeholder itself as
-this module prints it), so ``python -m docsgen.messages`` prints what to paste.
+``+``, ``a if c else b``, ``TEMPLATE.format(...)`` (each ``{name}`` field a placeholder), module
+constants, a local variable's assignments, and the ``return`` values of a function of these
+packages that it calls. Anything else (a parameter, ``str(exc)``, a join) is a placeholder. A
+template is found in the page when some code span of it matches with each placeholder standing
+for any text (an example value, or the placeholder itself as this module prints it), so
+``python -m docsgen.messages`` prints what to paste.
 """
 
 from __future__ import annotations
@@ -55,11 +57,15 @@ MESSAGE_ARGUMENTS: dict[str, tuple[int | None, str | None]] = {
     "ArgumentTypeError": (0, None),  # argparse prints it after the option's name
     "JSONResponse": (0, "content"),  # its {"detail": ...}
     "HTTPException": (1, "detail"),
+    "_Refusal": (1, "detail"),  # a request refused before its body is read (service.auth)
+    "RefusedClip": (None, "detail"),  # one file of a clip upload, refused
     "_finish": (2, "detail"),  # a failed training job's detail, GET /train/{id}
     "close": (None, "reason"),  # a WebSocket's close reason
     "WebSocketException": (1, "reason"),
     "WebSocketDisconnect": (1, "reason"),
+    "error": (0, None),  # an argparse parser's error(): the command's usage, then the message
 }
+NOT_MESSAGES = ("log", "logger", "logging")  # log.error(...) and the like are no answers
 PROBLEM_LISTS = ("problems",)  # lists of parts that a "does not check out" message joins
 MAX_DEPTH = 6  # calls followed into functions, at most
 MIN_WORD = 3  # a template needs a literal word this long to be recognisable
@@ -209,7 +215,7 @@ class _Resolver:
         if isinstance(node, ast.Name):
             return self._name(node, scope)
         if isinstance(node, ast.Call):
-            return self._call(node)
+            return self._call(node, scope)
         return [(Hole(_label(node)),)]
 
     def _piece(self, node: ast.expr, scope: ast.AST | None) -> list[tuple[Part, ...]]:
@@ -243,8 +249,10 @@ class _Resolver:
             return [(Hole(node.id),)]
         return [t for value in values for t in self.resolve(value, scope)]
 
-    def _call(self, node: ast.Call) -> list[tuple[Part, ...]]:
+    def _call(self, node: ast.Call, scope: ast.AST | None) -> list[tuple[Part, ...]]:
         name = _name_of(node.func)
+        if name == "format" and isinstance(node.func, ast.Attribute):
+            return [_formatted(t) for t in self.resolve(node.func.value, scope)]
         defined = self.index.functions.get(name or "", [])
         if not defined or self.depth >= MAX_DEPTH:
             return [(Hole(_label(node)),)]
@@ -267,6 +275,18 @@ def _written_as_text(node: ast.expr) -> bool:
     if isinstance(node, ast.Constant):
         return isinstance(node.value, str)
     return isinstance(node, ast.JoinedStr | ast.IfExp)
+
+
+def _formatted(parts: tuple[Part, ...]) -> tuple[Part, ...]:
+    """``parts`` as ``str.format`` fills them: each ``{name}`` of the literal text a placeholder."""
+    pieces: list[Part] = []
+    for part in parts:
+        if isinstance(part, Hole):
+            pieces.append(part)
+            continue
+        for i, text in enumerate(re.split(r"\{(\w*)\}", part)):
+            pieces.append(Hole(text or "…") if i % 2 else text)
+    return _merge(tuple(pieces))
 
 
 def _targets(node: ast.Assign | ast.AnnAssign) -> list[ast.expr]:
@@ -302,7 +322,7 @@ def _message_arguments(node: ast.AST, errors: dict[str, int]) -> Iterator[ast.ex
             at = errors[name]
             named = [k.value for k in node.keywords if k.arg in MESSAGE_PARAMETERS]
             yield from node.args[at : at + 1] or named
-        elif name in MESSAGE_ARGUMENTS:
+        elif name in MESSAGE_ARGUMENTS and not _is_log(node.func):
             position, keyword = MESSAGE_ARGUMENTS[name]
             values = [k.value for k in node.keywords if k.arg == keyword]
             if position is not None and len(node.args) > position:
@@ -313,6 +333,11 @@ def _message_arguments(node: ast.AST, errors: dict[str, int]) -> Iterator[ast.ex
             yield from node.args[:1] if _name_of(node.func.value) in PROBLEM_LISTS else ()
     elif isinstance(node, ast.Dict) and _is_failed_job(node):
         yield _detail(node)
+
+
+def _is_log(func: ast.expr) -> bool:
+    """Whether ``func`` is a logger's method: ``log.error(...)`` writes a log line."""
+    return isinstance(func, ast.Attribute) and _name_of(func.value) in NOT_MESSAGES
 
 
 def _entry(node: ast.Dict, key: str) -> ast.expr | None:

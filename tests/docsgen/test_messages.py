@@ -151,6 +151,28 @@ def test_declared_sinks_give_their_message_argument(tmp_path: Path) -> None:
     ]
 
 
+def test_refusals_parser_errors_and_formatted_constants_are_messages_logs_are_not(
+    tmp_path: Path,
+) -> None:
+    source = """
+    CROSS_SITE = "writes come from this server's page only, and {why}: send no Origin"
+
+    def refuse(host, why, parser, log, unknown):
+        _Refusal(421, f"Host {host!r} is not a name this server answers to")
+        _Refusal(403, CROSS_SITE.format(why=why))
+        parser.error(f"unrecognized arguments: {unknown}")
+        RefusedClip(file=host, status=409, detail=f"the store holds this clip as {why}'s")
+        log.error("job %s failed: %s", host, why)
+    """
+
+    assert shown(tmp_path, source) == [
+        "Host {host} is not a name this server answers to",
+        "writes come from this server's page only, and {why}: send no Origin",
+        "unrecognized arguments: {unknown}",
+        "the store holds this clip as {why}'s",
+    ]
+
+
 def test_a_message_that_only_passes_on_another_is_left_out(tmp_path: Path) -> None:
     source = """
     def load(path, exc):
