@@ -49,7 +49,12 @@ class InvalidAudioError(AudioError):
 
 class ClipTooLongError(InvalidAudioError):
     """The clip is longer than the limit in force; each front end names its own setting for it
-    (``--max-seconds``, ``VOICEID_MAX_CLIP_SECONDS``)."""
+    (``--max-seconds``, ``VOICEID_MAX_CLIP_SECONDS``); ``setting`` names the service's field of
+    that limit (``max_clip_seconds`` for a clip, ``timeline_max_seconds`` for a timeline)."""
+
+    def __init__(self, message: str, *, setting: str = "max_clip_seconds") -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class DatasetError(VoiceIdError):

@@ -141,8 +141,7 @@ def detail_for(exc: VoiceIdError) -> str:
     if isinstance(exc, StoreLimitError | StoreFullError):
         return f"{exc} ({Settings.env_name(exc.limit)})"
     if isinstance(exc, ClipTooLongError):
-        name = Settings.env_name("max_clip_seconds")
-        return f"{exc}: send a shorter clip, or raise the server's {name}"
+        return f"{exc}: send a shorter clip, or raise the server's {Settings.env_name(exc.setting)}"
     return str(exc)
 
 

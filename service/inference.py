@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from pipeline.bundle import Bundle
-from pipeline.errors import AudioError
+from pipeline.errors import AudioError, ClipTooLongError
 from pipeline.features import band_centres
 from pipeline.predict import Prediction, predict_clip
 from pipeline.timeline.config import TimelineConfig
@@ -105,8 +105,11 @@ def answer_timeline(bundle: Bundle, data: bytes, settings: Settings) -> Timeline
     """Who spoke when in one recording; raises ``AudioError`` for input that cannot be used."""
     started = time.perf_counter()
     tcfg = TimelineConfig()
-    found = timeline_of_clip(bundle, data, tcfg, max_seconds=settings.timeline_max_seconds,
-                             threshold=settings.unknown_threshold)  # fmt: skip
+    try:
+        found = timeline_of_clip(bundle, data, tcfg, max_seconds=settings.timeline_max_seconds,
+                                 threshold=settings.unknown_threshold)  # fmt: skip
+    except ClipTooLongError as exc:  # a timeline's limit is a setting of its own
+        raise ClipTooLongError(str(exc), setting="timeline_max_seconds") from exc
     return TimelineResponse(
         segments=[_segment(s) for s in found.segments],
         totals=found.totals,

@@ -23,7 +23,7 @@ from pipeline.demo.synth import STRANGER, write_demo_data
 from pipeline.train import TrainOptions, train
 from service.app import create_app
 from service.settings import Settings
-from tests.helpers import LOOPBACK_URL, MODEL_DIR, ClientFactory
+from tests.helpers import LOOPBACK_URL, MODEL_DIR, ClientFactory, LoopbackClient
 
 CLIPS_PER_VOICE = 12  # 10 to train on and 2 to validate with, per voice
 STRANGER_CLIPS = 6
@@ -138,7 +138,7 @@ def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
             defaults = {"model_dir": MODEL_DIR, "models_root": Path("/"),
                         "data_dir": tmp_path / "speakers"}  # fmt: skip
             app = create_app(Settings(**(defaults | settings)))
-            return stack.enter_context(TestClient(app, base_url=LOOPBACK_URL))
+            return stack.enter_context(LoopbackClient(app, base_url=LOOPBACK_URL))
 
         yield make
 

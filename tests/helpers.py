@@ -6,11 +6,14 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import numpy as np
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketTestSession
 
 from pipeline.bundle import KERAS_FILE, NETWORK_FILE, load_bundle, sha256_file
 from pipeline.network import Network, OutputActivation
@@ -20,6 +23,7 @@ __all__ = [
     "MODEL_DIR",
     "ROOT",
     "ClientFactory",
+    "LoopbackClient",
     "async_client",
     "make_format_1",
     "switch_network",
@@ -31,6 +35,17 @@ MODEL_DIR = ROOT / "models" / "default"  # the shipped bundle
 # Test clients call the app as a server on loopback: ASGI test transports give the URL's host as
 # the connection's local address, and writes without a key are taken only on loopback.
 LOOPBACK_URL = "http://127.0.0.1"
+
+
+class LoopbackClient(TestClient):
+    """A test client whose WebSockets, too, go to its base URL's host: Starlette's send
+    ``Host: testserver`` whatever the base URL, a name the server refuses (421)."""
+
+    def websocket_connect(self, url: str, *args: Any, **kwargs: Any) -> WebSocketTestSession:
+        host = self.base_url.netloc.decode()
+        return super().websocket_connect(urljoin(f"ws://{host}", url), *args, **kwargs)
+
+
 ClientFactory = Callable[..., TestClient]  # the make_client fixture: settings in, started client
 
 

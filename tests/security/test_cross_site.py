@@ -40,10 +40,10 @@ FROM_EVIL = CROSS_SITE.format(why=f"it came from a page of {EVIL!r} (its Origin)
 
 # Every route that changes something, as a page would send it without a preflight.
 WRITES = {
-    "upload clips": ("POST", "/speakers/Steve/clips"),
-    "delete a clip": ("DELETE", "/speakers/Steve/clips/0123456789abcdef"),
+    "upload clips": ("POST", "/speakers/Mallory/clips"),
+    "delete a clip": ("DELETE", "/speakers/Mallory/clips/0123456789abcdef"),
     "train": ("POST", "/train"),
-    "delete a speaker": ("DELETE", "/speakers/Steve"),
+    "delete a speaker": ("DELETE", "/speakers/Mallory"),
     "activate": ("POST", "/models/{version}/activate"),
     "reload": ("POST", "/admin/reload"),
 }
@@ -132,8 +132,8 @@ def test_the_own_page_and_clients_that_are_no_page_may_write(
 
     answers = {route: _request(client, route, headers, clip_files)[0] for route in WRITES}
 
-    # Each route ran, in this order: no such clip; a store with 3 clips of Steve is refused
-    # training on its merits; then Steve is deleted.
+    # Each route ran, in this order: no such clip; a store with 3 clips of Mallory is refused
+    # training on its merits; then Mallory is deleted.
     assert answers == {"upload clips": 200, "delete a clip": 404, "train": 422,
                        "delete a speaker": 200, "activate": 200, "reload": 200}  # fmt: skip
 
@@ -226,9 +226,9 @@ def test_a_keyed_write_from_another_origin_is_taken_but_not_under_another_name(
     client = make_client(api_key=KEY)
     keyed = {"x-api-key": KEY, "origin": EVIL, "sec-fetch-site": "cross-site"}
 
-    taken = client.post("/speakers/Steve/clips", files=clip_files, headers=keyed)
-    rebound = client.delete("/speakers/Steve", headers=keyed | {"host": "attacker.example"})
-    unkeyed = client.delete("/speakers/Steve", headers={"origin": EVIL})
+    taken = client.post("/speakers/Mallory/clips", files=clip_files, headers=keyed)
+    rebound = client.delete("/speakers/Mallory", headers=keyed | {"host": "attacker.example"})
+    unkeyed = client.delete("/speakers/Mallory", headers={"origin": EVIL})
 
     assert taken.status_code == 200
     assert rebound.status_code == 421

@@ -75,7 +75,7 @@ def test_a_thousand_and_one_parts_are_413_naming_the_setting(filename: bytes | N
     else:
         part = _part(b"files", filename, b"x")
 
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOOPBACK_URL) as client:
         response = client.post(
             "/predict/batch",
             content=part * 1001 + b"--fuzz--\r\n",

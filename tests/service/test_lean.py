@@ -26,13 +26,13 @@ TRAINING_MODULES = ("pipeline.train", "pipeline.model", "pipeline.plots", "pipel
 SERVE_ONE_CLIP = """
 import json, sys
 {preamble}
-from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
+from tests.helpers import LoopbackClient
 from tests.signals import encode, harmonics
 
 app = create_app(Settings(model_dir={model_dir!r}))
-with TestClient(app, base_url="http://127.0.0.1") as client:
+with LoopbackClient(app, base_url="http://127.0.0.1") as client:
     wav = encode(harmonics(seconds=1.0))
     answer = client.post("/predict", files={{"file": ("a.wav", wav, "audio/wav")}})
     metrics = client.get("/metrics")

@@ -112,4 +112,7 @@ def test_a_server_without_a_model_closes_the_stream_with_4503(
     client = make_client(model_dir=tmp_path / "no-model")
 
     with client.websocket_connect("/listen") as ws:
-        assert closed_with(ws) == (4503, "no model is loaded yet")
+        assert closed_with(ws) == (
+            4503,
+            "no model is loaded yet: model bundle 'no-model' does not exist or is not a folder",
+        )

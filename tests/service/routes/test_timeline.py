@@ -42,7 +42,10 @@ def test_a_recording_over_the_limit_is_422_naming_it(make_client: ClientFactory)
     response = post_recording(client, encode(y))
 
     assert response.status_code == 422
-    assert response.json()["detail"] == f"clip is {len(y) / 16000:.2f} s long; the maximum is 2 s"
+    assert response.json()["detail"] == (
+        f"clip is {len(y) / 16000:.2f} s long; the maximum is 2 s: send a shorter clip, or "
+        "raise the server's VOICEID_TIMELINE_MAX_SECONDS"
+    )
 
 
 def test_a_body_over_the_byte_limit_is_413(make_client: ClientFactory) -> None:
