@@ -60,6 +60,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=metadata.version("voiceid"),
         description=DESCRIPTION,
         lifespan=_lifespan,
+        # The service counts and times its requests itself (service.metrics); FastAPI's own
+        # OpenTelemetry would look for a configured provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.store = ModelStore(settings.active_model_file)
