@@ -14,12 +14,16 @@ another checkout of this code, all measured in one run.
   checkout's server: a git worktree of the code before a change
   (``git worktree add ../before HEAD~3``). ``CPU/req`` is the server's own CPU time (all its
   processes, user and system) per answered request, which a loaded machine changes less than
-  requests per second; ``cpu x`` is the compute-only time over it.
+  requests per second; ``cpu x`` is the compute-only time over it. The compute-only time is
+  measured before and after the served runs, and their median taken.
 * **Memory**: each voiceid worker's RSS, sampled while it answers ``--rss-requests`` raw
   requests at concurrency 8: at the start, the highest, and at the end.
 
-    python -m bench.serve [--model models/default] [--duration 5] [--workers 2]
+    python -m bench.serve [--model models/default] [--duration 5] [--workers 2] [--rounds 1]
                           [--against ../before] [--no-naive] [--rss-requests 20000]
+
+On a busy machine, take ``--rounds 3`` (the median run of each step is reported) and read the
+ratios between servers: they share whatever load there is.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import io
 import math
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -74,6 +79,7 @@ class Run:
     requests: int
     errors: int
     cpu_ms: float  # the server's CPU time per request
+    wrk_cpu_ms: float  # wrk's own
 
 
 @dataclass
@@ -105,8 +111,9 @@ def multipart(clip: bytes) -> bytes:
     return head + clip + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def compute_ms(model: Path, clip: bytes) -> float:
-    """Median CPU time of the work of one request, in this thread with BLAS at one thread."""
+def compute_times(model: Path, clip: bytes) -> list[float]:
+    """CPU seconds of the work of one request, ``COMPUTE_REPEATS`` times, in this thread with
+    BLAS at one thread."""
     bundle = load_bundle(model)
     with threadpool_limits(limits=1, user_api="blas"):
         for _ in range(COMPUTE_REPEATS // 10):  # warm caches and lazily built arrays
@@ -116,7 +123,7 @@ def compute_ms(model: Path, clip: bytes) -> float:
             started = time.thread_time()
             predict_clip(bundle, clip)
             times.append(time.thread_time() - started)
-    return statistics.median(times) * 1000
+    return times
 
 
 def free_port() -> int:
@@ -154,9 +161,16 @@ def stop(server: Server) -> None:
 
 
 def tree(pid: int) -> list[int]:
-    """``pid`` and its children (the uvicorn workers)."""
+    """``pid`` and its children (the uvicorn workers, and multiprocessing's helpers)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [pid, *map(int, out.split())]
+
+
+def workers_of(pid: int) -> list[int]:
+    """The uvicorn worker processes of ``pid``, or ``pid`` itself when it serves alone."""
+    spawned = [p for p in tree(pid)[1:]
+               if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]  # fmt: skip
+    return spawned or [pid]
 
 
 def cpu_s(pids: list[int]) -> float:
@@ -177,14 +191,14 @@ def rss_mb(pid: int) -> float:
 def wrk(server: Server, script: Path, connections: int, seconds: float) -> Run:
     assert server.proc is not None
     pids = tree(server.proc.pid)
-    cpu_before = cpu_s(pids)
+    cpu_before, wrk_before = cpu_s(pids), _children_cpu_s()
     out = subprocess.run(
         ["wrk", "-t", str(min(connections, 2)), "-c", str(connections),
          "-d", f"{math.ceil(seconds)}s",
          "--latency", "--timeout", "10s", "-s", str(script), server.url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    cpu = cpu_s(pids) - cpu_before
+    cpu, wrk_cpu = cpu_s(pids) - cpu_before, _children_cpu_s() - wrk_before
 
     def latency(pct: str) -> float:
         match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -195,14 +209,20 @@ def wrk(server: Server, script: Path, connections: int, seconds: float) -> Run:
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    n = max(requests, 1)
     return Run(rps, latency("50"), latency("99"), requests, int(errors.group(1)) if errors else 0,
-               1000 * cpu / max(requests, 1))  # fmt: skip
+               1000 * cpu / n, 1000 * wrk_cpu / n)  # fmt: skip
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_over(server: Server, script: Path, requests: int, rps: float) -> dict[int, list[float]]:
     """Each worker's RSS, MB, sampled while the server answers about ``requests`` requests."""
     assert server.proc is not None
-    workers = tree(server.proc.pid)[1:] or [server.proc.pid]
+    workers = workers_of(server.proc.pid)
     samples: dict[int, list[float]] = {pid: [rss_mb(pid)] for pid in workers}
     done = threading.Event()
 
@@ -235,6 +255,10 @@ def main() -> int:
     parser.add_argument("--against", type=Path, help="another checkout to serve side by side")
     parser.add_argument("--no-naive", action="store_true", help="leave the naive server out")
     parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="runs of each step, servers in turns; the median is reported",
+    )  # fmt: skip
+    parser.add_argument(
         "--rss-requests", type=int, default=20_000,
         help="requests answered while worker memory is sampled (0: none)",
     )  # fmt: skip
@@ -244,16 +268,14 @@ def main() -> int:
     model = args.model.resolve()
     clip = one_second_clip()
     cores = min(args.workers, usable_cpus())
-    work_ms = compute_ms(model, clip)
-    limit = cores * 1000 / work_ms
-    print(f"compute-only: {work_ms:.3f} ms of CPU per 1 s clip (median of {COMPUTE_REPEATS}); "
-          f"limit {limit:.0f} req/s on {cores} core(s)", flush=True)  # fmt: skip
+    times = compute_times(model, clip)
+    print(f"compute-only at the start: {statistics.median(times) * 1000:.3f} ms", flush=True)
     servers = [Server("voiceid", VOICEID_APP, ROOT, tuple(KINDS))]
     if args.against is not None:
         servers.append(Server("before", VOICEID_APP, args.against.resolve(), tuple(KINDS)))
     if not args.no_naive:
         servers.append(Server("naive", NAIVE_APP, ROOT, ("multipart",)))
-    results: dict[tuple[str, str, int], Run] = {}
+    runs: dict[tuple[str, str, int], list[Run]] = {}
     rss: dict[str, dict[int, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         scripts = write_scripts(Path(tmp), clip)
@@ -264,13 +286,15 @@ def main() -> int:
                     wrk(server, scripts[kind], 8, 1)  # warm-up
             for c in CONCURRENCY:
                 for kind in KINDS:
-                    for server in (s for s in servers if kind in s.kinds):
-                        results[server.name, kind, c] = run = wrk(
-                            server, scripts[kind], c, args.duration
-                        )
-                        print(f"  {server.name} {kind} c={c}: {run.rps:.1f} req/s, "
-                              f"p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, "
-                              f"{run.cpu_ms:.3f} ms CPU/req", flush=True)  # fmt: skip
+                    for _ in range(args.rounds):
+                        for server in (s for s in servers if kind in s.kinds):
+                            run = wrk(server, scripts[kind], c, args.duration)
+                            runs.setdefault((server.name, kind, c), []).append(run)
+                            print(f"  {server.name} {kind} c={c}: {run.rps:.1f} req/s, "
+                                  f"p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, "
+                                  f"{run.cpu_ms:.3f} ms CPU/req (wrk {run.wrk_cpu_ms:.3f})",
+                                  flush=True)  # fmt: skip
+            results = {key: median_run(of) for key, of in runs.items()}
             if args.rss_requests:
                 for server in servers[:2]:  # voiceid, and the checkout it is compared with
                     rps = results[server.name, "raw", 8].rps
@@ -278,9 +302,20 @@ def main() -> int:
         finally:
             for server in servers:
                 stop(server)
+    end = compute_times(model, clip)
+    work_ms = statistics.median(times + end) * 1000
+    limit = cores * 1000 / work_ms
+    print(f"compute-only at the end: {statistics.median(end) * 1000:.3f} ms; both: "
+          f"{work_ms:.3f} ms of CPU per 1 s clip (median of {2 * COMPUTE_REPEATS}), "
+          f"limit {limit:.0f} req/s on {cores} core(s)")  # fmt: skip
     report(results, servers, work_ms, limit, args.workers)
     report_rss(rss)
     return 0
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run of median throughput (the higher middle one of an even count)."""
+    return sorted(runs, key=lambda run: run.rps)[len(runs) // 2]
 
 
 def write_scripts(folder: Path, clip: bytes) -> dict[str, Path]:
@@ -326,6 +361,9 @@ def report(results: dict[tuple[str, str, int], Run], servers: list[Server], work
         goals.append(f"{kind} at 32: {run.rps / limit:.0%} of the limit (>= {share:.0%}), "
                      f"p99/p50 {run.p99_ms / run.p50_ms:.1f} (<= 2.5)")  # fmt: skip
     print("goals: " + "; ".join(goals))
+    wrk_share = [f"{kind} {run.wrk_cpu_ms / run.cpu_ms:.0%}" for (name, kind, c), run
+                 in results.items() if name == "voiceid" and c == 32]  # fmt: skip
+    print("wrk's own CPU time next to voiceid's at 32: " + ", ".join(wrk_share))
 
 
 def report_rss(rss: dict[str, dict[int, list[float]]]) -> None:
