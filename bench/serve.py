@@ -220,7 +220,7 @@ def _children_cpu_s() -> float:
 
 
 def rss_over(server: Server, script: Path, requests: int, rps: float) -> dict[int, list[float]]:
-    """Each worker's RSS, MB, sampled while the server answers about ``requests`` requests."""
+    """Each worker's RSS, MB, sampled while the server answers at least ``requests`` requests."""
     assert server.proc is not None
     workers = workers_of(server.proc.pid)
     samples: dict[int, list[float]] = {pid: [rss_mb(pid)] for pid in workers}
@@ -233,15 +233,18 @@ def rss_over(server: Server, script: Path, requests: int, rps: float) -> dict[in
 
     sampler = threading.Thread(target=sample)
     sampler.start()
+    answered = errors = 0
     try:
-        run = wrk(server, script, 8, max(2.0, 1.1 * requests / rps))
+        while answered < requests:  # wrk runs for a time: as long again as the rate says
+            run = wrk(server, script, 8, max(2.0, 1.1 * (requests - answered) / rps))
+            answered, errors = answered + run.requests, errors + run.errors
+            rps = min(rps, run.rps)
     finally:
         done.set()
         sampler.join()
     for pid in workers:
         samples[pid].append(rss_mb(pid))
-    print(f"  {server.name}: RSS sampled over {run.requests} raw requests "
-          f"({run.errors} non-2xx)")  # fmt: skip
+    print(f"  {server.name}: RSS sampled over {answered} raw requests ({errors} non-2xx)")
     return samples
 
 
@@ -275,7 +278,6 @@ def main() -> int:
         servers.append(Server("before", VOICEID_APP, args.against.resolve(), tuple(KINDS)))
     if not args.no_naive:
         servers.append(Server("naive", NAIVE_APP, ROOT, ("multipart",)))
-    runs: dict[tuple[str, str, int], list[Run]] = {}
     rss: dict[str, dict[int, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         scripts = write_scripts(Path(tmp), clip)
@@ -284,17 +286,7 @@ def main() -> int:
                 start(server, model, args.workers)
                 for kind in server.kinds:
                     wrk(server, scripts[kind], 8, 1)  # warm-up
-            for c in CONCURRENCY:
-                for kind in KINDS:
-                    for _ in range(args.rounds):
-                        for server in (s for s in servers if kind in s.kinds):
-                            run = wrk(server, scripts[kind], c, args.duration)
-                            runs.setdefault((server.name, kind, c), []).append(run)
-                            print(f"  {server.name} {kind} c={c}: {run.rps:.1f} req/s, "
-                                  f"p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, "
-                                  f"{run.cpu_ms:.3f} ms CPU/req (wrk {run.wrk_cpu_ms:.3f})",
-                                  flush=True)  # fmt: skip
-            results = {key: median_run(of) for key, of in runs.items()}
+            results = serve_in_turns(servers, scripts, args.rounds, args.duration)
             if args.rss_requests:
                 for server in servers[:2]:  # voiceid, and the checkout it is compared with
                     rps = results[server.name, "raw", 8].rps
@@ -311,6 +303,23 @@ def main() -> int:
     report(results, servers, work_ms, limit, args.workers)
     report_rss(rss)
     return 0
+
+
+def serve_in_turns(servers: list[Server], scripts: dict[str, Path], rounds: int,
+                   seconds: float) -> dict[tuple[str, str, int], Run]:  # fmt: skip
+    """The median run of each server, body and concurrency, the servers taking turns."""
+    runs: dict[tuple[str, str, int], list[Run]] = {}
+    for c in CONCURRENCY:
+        for kind in KINDS:
+            for _ in range(rounds):
+                for server in (s for s in servers if kind in s.kinds):
+                    run = wrk(server, scripts[kind], c, seconds)
+                    runs.setdefault((server.name, kind, c), []).append(run)
+                    print(f"  {server.name} {kind} c={c}: {run.rps:.1f} req/s, "
+                          f"p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, "
+                          f"{run.cpu_ms:.3f} ms CPU/req (wrk {run.wrk_cpu_ms:.3f})",
+                          flush=True)  # fmt: skip
+    return {key: median_run(of) for key, of in runs.items()}
 
 
 def median_run(runs: list[Run]) -> Run:
