@@ -1,9 +1,10 @@
 """The one file of a multipart/form-data body already read into memory (RFC 7578).
 
 /predict takes one clip, under its body limit, so the body is read whole and cut at its
-boundaries with ``bytes.find``: a tenth of the CPU of a streaming parser that spools each part
-to a temporary file (``python -m bench.serve``). Anything that is not a well-formed body, with a
-closing boundary and at most ``MAX_PARTS`` parts, is refused with what was wrong.
+boundaries with ``bytes.find``, instead of going through a streaming parser that spools each
+part to a temporary file, which costs more CPU than the clip's features
+(``python -m bench.serve``). Anything that is not a well-formed body, with a closing boundary
+and at most ``MAX_PARTS`` parts, is refused with what was wrong.
 """
 
 from __future__ import annotations
