@@ -22,8 +22,9 @@ another checkout of this code, all measured in one run.
     python -m bench.serve [--model models/default] [--duration 5] [--workers 2] [--rounds 1]
                           [--against ../before] [--no-naive] [--rss-requests 20000]
 
-On a busy machine, take ``--rounds 3`` (the median run of each step is reported) and read the
-ratios between servers: they share whatever load there is.
+On a busy machine, take ``--rounds 3`` (each figure is the median over the rounds, and each ratio
+between servers the median of the ratios within a round) and read the ratios between servers:
+they share whatever load there is.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -286,10 +287,10 @@ def main() -> int:
                 start(server, model, args.workers)
                 for kind in server.kinds:
                     wrk(server, scripts[kind], 8, 1)  # warm-up
-            results = serve_in_turns(servers, scripts, args.rounds, args.duration)
+            runs = serve_in_turns(servers, scripts, args.rounds, args.duration)
             if args.rss_requests:
                 for server in servers[:2]:  # voiceid, and the checkout it is compared with
-                    rps = results[server.name, "raw", 8].rps
+                    rps = median_run(runs[server.name, "raw", 8]).rps
                     rss[server.name] = rss_over(server, scripts["raw"], args.rss_requests, rps)
         finally:
             for server in servers:
@@ -300,14 +301,14 @@ def main() -> int:
     print(f"compute-only at the end: {statistics.median(end) * 1000:.3f} ms; both: "
           f"{work_ms:.3f} ms of CPU per 1 s clip (median of {2 * COMPUTE_REPEATS}), "
           f"limit {limit:.0f} req/s on {cores} core(s)")  # fmt: skip
-    report(results, servers, work_ms, limit, args.workers)
+    report(runs, servers, work_ms, limit, args.workers)
     report_rss(rss)
     return 0
 
 
 def serve_in_turns(servers: list[Server], scripts: dict[str, Path], rounds: int,
-                   seconds: float) -> dict[tuple[str, str, int], Run]:  # fmt: skip
-    """The median run of each server, body and concurrency, the servers taking turns."""
+                   seconds: float) -> dict[tuple[str, str, int], list[Run]]:  # fmt: skip
+    """The runs of each server, body and concurrency, the servers taking turns."""
     runs: dict[tuple[str, str, int], list[Run]] = {}
     for c in CONCURRENCY:
         for kind in KINDS:
@@ -319,12 +320,19 @@ def serve_in_turns(servers: list[Server], scripts: dict[str, Path], rounds: int,
                           f"p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, "
                           f"{run.cpu_ms:.3f} ms CPU/req (wrk {run.wrk_cpu_ms:.3f})",
                           flush=True)  # fmt: skip
-    return {key: median_run(of) for key, of in runs.items()}
+    return runs
 
 
 def median_run(runs: list[Run]) -> Run:
-    """The run of median throughput (the higher middle one of an even count)."""
-    return sorted(runs, key=lambda run: run.rps)[len(runs) // 2]
+    """Each figure's median over ``runs``."""
+    return Run(*(statistics.median(getattr(run, f.name) for run in runs) for f in fields(Run)))
+
+
+def _ratio(ours: list[Run], theirs: list[Run] | None, spec: str) -> str:
+    """The median over rounds of our req/s over theirs in the same round, or "-"."""
+    if not theirs:
+        return "-"
+    return format(statistics.median(a.rps / b.rps for a, b in zip(ours, theirs, strict=True)), spec)
 
 
 def write_scripts(folder: Path, clip: bytes) -> dict[str, Path]:
@@ -338,32 +346,31 @@ def write_scripts(folder: Path, clip: bytes) -> dict[str, Path]:
     return scripts
 
 
-def report(results: dict[tuple[str, str, int], Run], servers: list[Server], work_ms: float,
+def report(runs: dict[tuple[str, str, int], list[Run]], servers: list[Server], work_ms: float,
            limit: float, workers: int) -> None:  # fmt: skip
+    results = {key: median_run(of) for key, of in runs.items()}
     names = [s.name for s in servers]
     print(f"\n1 s 16 kHz WAV, uvicorn with {workers} worker(s) per server, wrk on loopback. "
           f"x limit: req/s over the compute-only limit ({limit:.0f} req/s); cpu x: compute-only "
           f"CPU ({work_ms:.3f} ms) over the server's CPU per request; x naive, x before: "
-          "req/s over theirs.")  # fmt: skip
+          "req/s over theirs in the same round. Medians over the rounds.")  # fmt: skip
     print("| body | conc | server | req/s | p50 ms | p99 ms | p99/p50 | CPU ms/req | x limit "
           "| cpu x | x naive | x before |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for kind in KINDS:
         for c in CONCURRENCY:
-            naive = results.get(("naive", kind, c))
-            before = results.get(("before", kind, c))
             for name in names:
                 run = results.get((name, kind, c))
                 if run is None:
                     continue
-                vs_naive = f"{run.rps / naive.rps:.1f}" if naive else "-"
-                vs_before = f"{run.rps / before.rps:.2f}" if before else "-"
+                vs_naive = _ratio(runs[name, kind, c], runs.get(("naive", kind, c)), ".1f")
+                vs_before = _ratio(runs[name, kind, c], runs.get(("before", kind, c)), ".2f")
                 print(f"| {kind} | {c} | {name} | {run.rps:.0f} | {run.p50_ms:.2f} | "
                       f"{run.p99_ms:.2f} | {run.p99_ms / run.p50_ms:.1f} | {run.cpu_ms:.3f} | "
                       f"{run.rps / limit:.0%} | {work_ms / run.cpu_ms:.0%} | {vs_naive} | "
                       f"{vs_before} |")  # fmt: skip
                 if run.errors:
-                    print(f"|   {name}: {run.errors} non-2xx responses of {run.requests} |")
+                    print(f"|   {name}: {run.errors:g} non-2xx responses of {run.requests:g} |")
     goals = []
     for kind, share in (("raw", 0.6), ("multipart", 0.5)):
         run = results["voiceid", kind, 32]
