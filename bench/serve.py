@@ -133,7 +133,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(server: Server, model: Path, workers: int) -> None:
+def start(server: Server, model: Path, workers: int, log: Path) -> None:
+    """Start ``server``, its output going to ``log`` (TensorFlow's notes would fill the
+    report), and wait until it answers."""
     server.port = free_port()
     # Each server imports its own checkout's code, whatever PYTHONPATH this process has.
     env = os.environ | {"VOICEID_MODEL_DIR": str(model), "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -143,7 +145,8 @@ def start(server: Server, model: Path, workers: int) -> None:
            "--no-access-log"]  # fmt: skip
     if server.app == VOICEID_APP:
         cmd.append("--factory")
-    server.proc = subprocess.Popen(cmd, cwd=server.root, env=env, stdout=subprocess.DEVNULL)
+    with log.open("wb") as out:
+        server.proc = subprocess.Popen(cmd, cwd=server.root, env=env, stdout=out, stderr=out)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -152,7 +155,8 @@ def start(server: Server, model: Path, workers: int) -> None:
         except OSError:
             time.sleep(0.3)
     stop(server)
-    raise SystemExit(f"{server.name} ({server.app} in {server.root}) did not start")
+    raise SystemExit(f"{server.name} ({server.app} in {server.root}) did not start:\n"
+                     + log.read_text(errors="replace")[-4000:])  # fmt: skip
 
 
 def stop(server: Server) -> None:
@@ -284,7 +288,7 @@ def main() -> int:
         scripts = write_scripts(Path(tmp), clip)
         try:
             for server in servers:
-                start(server, model, args.workers)
+                start(server, model, args.workers, Path(tmp) / f"{server.name}.log")
                 for kind in server.kinds:
                     wrk(server, scripts[kind], 8, 1)  # warm-up
             runs = serve_in_turns(servers, scripts, args.rounds, args.duration)
@@ -330,9 +334,8 @@ def median_run(runs: list[Run]) -> Run:
 
 def _ratio(ours: list[Run], theirs: list[Run] | None, spec: str) -> str:
     """The median over rounds of our req/s over theirs in the same round, or "-"."""
-    if not theirs:
-        return "-"
-    return format(statistics.median(a.rps / b.rps for a, b in zip(ours, theirs, strict=True)), spec)
+    ratios = [a.rps / b.rps for a, b in zip(ours, theirs or [], strict=False) if b.rps > 0]
+    return format(statistics.median(ratios), spec) if ratios else "-"
 
 
 def write_scripts(folder: Path, clip: bytes) -> dict[str, Path]:
