@@ -1,10 +1,30 @@
-"""Serving speed: this server against a naive FastAPI + librosa.load + model.predict server.
+"""Serving speed: this server against the compute-only limit, a naive server, and (optionally)
+another checkout of this code, all measured in one run.
 
-Both serve the same bundle under uvicorn on loopback; wrk (Debian package ``wrk``) sends the same
-1 s 16 kHz clip as multipart at concurrency 1, 8 and 32. Prints requests/s, p50 and p99 for both
-and their ratios, then this server's RSS before and after 10,000 requests.
+* **Compute-only limit**: the CPU time of the work a request exists for (decode the clip,
+  60-bin histogram, forward pass, open-set decision), in this process on the same clip and
+  bundle with BLAS held to one thread as the workers hold it, median of many; the limit is the
+  number of cores the server may use divided by that. No server can answer faster.
+* **Served**: each server runs under uvicorn on loopback with the same number of workers, and
+  wrk (the Debian package ``wrk``: ``apt-get install wrk``) posts the same 1 s 16 kHz WAV, as a
+  multipart upload and as a raw ``audio/wav`` body, at concurrency 1, 8 and 32, the servers
+  taking turns at each step so that a change in the machine's load falls on all of them.
+  Each figure is printed with its ratio to the limit, to the naive server (FastAPI,
+  ``librosa.load``, ``model.predict``, multipart only) and, with ``--against``, to that
+  checkout's server: a git worktree of the code before a change
+  (``git worktree add ../before HEAD~3``). ``CPU/req`` is the server's own CPU time (all its
+  processes, user and system) per answered request, which a loaded machine changes less than
+  requests per second; ``cpu x`` is the compute-only time over it. The compute-only time is
+  measured before and after the served runs, and their median taken.
+* **Memory**: each voiceid worker's RSS, sampled while it answers ``--rss-requests`` raw
+  requests at concurrency 8: at the start, the highest, and at the end.
 
-    python -m bench.serve [--model models/default] [--duration 5] [--workers 1]
+    python -m bench.serve [--model models/default] [--duration 5] [--workers 2] [--rounds 1]
+                          [--against ../before] [--no-naive] [--rss-requests 20000]
+
+On a busy machine, take ``--rounds 3`` (each figure is the median over the rounds, and each ratio
+between servers the median of the ratios within a round) and read the ratios between servers:
+they share whatever load there is.
 """
 
 from __future__ import annotations
@@ -14,27 +34,38 @@ import io
 import math
 import os
 import re
+import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from threadpoolctl import threadpool_limits
 
+from pipeline.bundle import load_bundle
 from pipeline.demo.synth import VOICES, synthesize_hello
+from pipeline.predict import predict_clip
+from service.cpus import usable_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)
-RSS_REQUESTS = 10_000
+COMPUTE_REPEATS = 2000  # clips timed in-process for the compute-only limit
+RSS_SAMPLE_S = 0.5
 BOUNDARY = "voiceidbenchboundary"
+KINDS = {"multipart": f"multipart/form-data; boundary={BOUNDARY}", "raw": "audio/wav"}
+VOICEID_APP = "service.main:app_from_env"
+NAIVE_APP = "bench.naive_server:app"
 LUA = """wrk.method = "POST"
-wrk.headers["Content-Type"] = "multipart/form-data; boundary={boundary}"
+wrk.headers["Content-Type"] = "{content_type}"
 local f = io.open("{body}", "rb")
 wrk.body = f:read("*all")
 f:close()
@@ -48,6 +79,22 @@ class Run:
     p99_ms: float
     requests: int
     errors: int
+    cpu_ms: float  # the server's CPU time per request
+    wrk_cpu_ms: float  # wrk's own
+
+
+@dataclass
+class Server:
+    name: str
+    app: str
+    root: Path
+    kinds: tuple[str, ...]
+    proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/predict"
 
 
 def one_second_clip(sample_rate: int = 16_000) -> bytes:
@@ -65,37 +112,98 @@ def multipart(clip: bytes) -> bytes:
     return head + clip + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
+def compute_times(model: Path, clip: bytes) -> list[float]:
+    """CPU seconds of the work of one request, ``COMPUTE_REPEATS`` times, in this thread with
+    BLAS at one thread."""
+    bundle = load_bundle(model)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(COMPUTE_REPEATS // 10):  # warm caches and lazily built arrays
+            predict_clip(bundle, clip)
+        times = []
+        for _ in range(COMPUTE_REPEATS):
+            started = time.thread_time()
+            predict_clip(bundle, clip)
+            times.append(time.thread_time() - started)
+    return times
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def start(app: str, port: int, model: Path, workers: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {"VOICEID_MODEL_DIR": str(model), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    if app.endswith("app_from_env"):
+def start(server: Server, model: Path, workers: int, log: Path) -> None:
+    """Start ``server``, its output going to ``log`` (TensorFlow's notes would fill the
+    report), and wait until it answers."""
+    server.port = free_port()
+    # Each server imports its own checkout's code, whatever PYTHONPATH this process has.
+    env = os.environ | {"VOICEID_MODEL_DIR": str(model), "TF_CPP_MIN_LOG_LEVEL": "3",
+                        "PYTHONPATH": str(server.root)}  # fmt: skip
+    cmd = [sys.executable, "-m", "uvicorn", server.app, "--host", "127.0.0.1",
+           "--port", str(server.port), "--workers", str(workers), "--log-level", "warning",
+           "--no-access-log"]  # fmt: skip
+    if server.app == VOICEID_APP:
         cmd.append("--factory")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    with log.open("wb") as out:
+        server.proc = subprocess.Popen(cmd, cwd=server.root, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=1)
-            return proc
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/docs", timeout=1)
+            return
         except OSError:
             time.sleep(0.3)
-    proc.kill()
-    raise SystemExit(f"{app} did not start on port {port}")
+    stop(server)
+    raise SystemExit(f"{server.name} ({server.app} in {server.root}) did not start:\n"
+                     + log.read_text(errors="replace")[-4000:])  # fmt: skip
 
 
-def wrk(url: str, script: Path, connections: int, seconds: float) -> Run:
+def stop(server: Server) -> None:
+    if server.proc is not None:
+        server.proc.terminate()
+        server.proc.wait(timeout=30)
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its children (the uvicorn workers, and multiprocessing's helpers)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [pid, *map(int, out.split())]
+
+
+def workers_of(pid: int) -> list[int]:
+    """The uvicorn worker processes of ``pid``, or ``pid`` itself when it serves alone."""
+    spawned = [p for p in tree(pid)[1:]
+               if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]  # fmt: skip
+    return spawned or [pid]
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User and system CPU seconds of ``pids`` so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def wrk(server: Server, script: Path, connections: int, seconds: float) -> Run:
+    assert server.proc is not None
+    pids = tree(server.proc.pid)
+    cpu_before, wrk_before = cpu_s(pids), _children_cpu_s()
     out = subprocess.run(
         ["wrk", "-t", str(min(connections, 2)), "-c", str(connections),
          "-d", f"{math.ceil(seconds)}s",
-         "--latency", "--timeout", "10s", "-s", str(script), url],
+         "--latency", "--timeout", "10s", "-s", str(script), server.url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    cpu, wrk_cpu = cpu_s(pids) - cpu_before, _children_cpu_s() - wrk_before
 
     def latency(pct: str) -> float:
         match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -106,81 +214,183 @@ def wrk(url: str, script: Path, connections: int, seconds: float) -> Run:
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return Run(rps, latency("50"), latency("99"), requests, int(errors.group(1)) if errors else 0)
+    n = max(requests, 1)
+    return Run(rps, latency("50"), latency("99"), requests, int(errors.group(1)) if errors else 0,
+               1000 * cpu / n, 1000 * wrk_cpu / n)  # fmt: skip
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its children (the uvicorn workers), MB."""
-    pids = [pid, *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                           text=True).stdout.split())]  # fmt: skip
-    total = 0
-    for p in pids:
-        status = Path(f"/proc/{p}/status").read_text()
-        total += int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
-    return total / 1024
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_over(server: Server, script: Path, requests: int, rps: float) -> dict[int, list[float]]:
+    """Each worker's RSS, MB, sampled while the server answers at least ``requests`` requests."""
+    assert server.proc is not None
+    workers = workers_of(server.proc.pid)
+    samples: dict[int, list[float]] = {pid: [rss_mb(pid)] for pid in workers}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(RSS_SAMPLE_S):
+            for pid in workers:
+                samples[pid].append(rss_mb(pid))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    answered = errors = 0
+    try:
+        while answered < requests:  # wrk runs for a time: as long again as the rate says
+            run = wrk(server, script, 8, max(2.0, 1.1 * (requests - answered) / rps))
+            answered, errors = answered + run.requests, errors + run.errors
+            rps = min(rps, run.rps)
+    finally:
+        done.set()
+        sampler.join()
+    for pid in workers:
+        samples[pid].append(rss_mb(pid))
+    print(f"  {server.name}: RSS sampled over {answered} raw requests ({errors} non-2xx)")
+    return samples
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "default")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers, both servers")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers, every server")
+    parser.add_argument("--against", type=Path, help="another checkout to serve side by side")
+    parser.add_argument("--no-naive", action="store_true", help="leave the naive server out")
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="runs of each step, servers in turns; the median is reported",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rss-requests", type=int, default=20_000,
+        help="requests answered while worker memory is sampled (0: none)",
+    )  # fmt: skip
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("bench/serve.py needs wrk: apt-get install wrk")
+        raise SystemExit("bench/serve.py needs wrk: apt-get install wrk (Debian, Ubuntu)")
+    model = args.model.resolve()
+    clip = one_second_clip()
+    cores = min(args.workers, usable_cpus())
+    times = compute_times(model, clip)
+    print(f"compute-only at the start: {statistics.median(times) * 1000:.3f} ms", flush=True)
+    servers = [Server("voiceid", VOICEID_APP, ROOT, tuple(KINDS))]
+    if args.against is not None:
+        servers.append(Server("before", VOICEID_APP, args.against.resolve(), tuple(KINDS)))
+    if not args.no_naive:
+        servers.append(Server("naive", NAIVE_APP, ROOT, ("multipart",)))
+    rss: dict[str, dict[int, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        body, script = Path(tmp) / "body", Path(tmp) / "post.lua"
-        body.write_bytes(multipart(one_second_clip()))
-        script.write_text(LUA.format(boundary=BOUNDARY, body=body))
-        results: dict[str, dict[int, Run]] = {}
-        servers = {"voiceid": "service.main:app_from_env", "naive": "bench.naive_server:app"}
-        for name, app in servers.items():
-            port = free_port()
-            proc = start(app, port, args.model.resolve(), args.workers)
-            url = f"http://127.0.0.1:{port}/predict"
-            try:
-                wrk(url, script, 8, 1)  # warm-up
-                results[name] = {}
-                for c in CONCURRENCY:
-                    results[name][c] = run = wrk(url, script, c, args.duration)
-                    print(f"{name} c={c}: {run.rps:.1f} req/s, p50 {run.p50_ms:.2f} ms, "
-                          f"p99 {run.p99_ms:.2f} ms", flush=True)  # fmt: skip
-                if name == "voiceid":
-                    rss = measure_rss(proc.pid, url, script, results[name][8].rps)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-    report(results, rss, args.workers)
+        scripts = write_scripts(Path(tmp), clip)
+        try:
+            for server in servers:
+                start(server, model, args.workers, Path(tmp) / f"{server.name}.log")
+                for kind in server.kinds:
+                    wrk(server, scripts[kind], 8, 1)  # warm-up
+            runs = serve_in_turns(servers, scripts, args.rounds, args.duration)
+            if args.rss_requests:
+                for server in servers[:2]:  # voiceid, and the checkout it is compared with
+                    rps = median_run(runs[server.name, "raw", 8]).rps
+                    rss[server.name] = rss_over(server, scripts["raw"], args.rss_requests, rps)
+        finally:
+            for server in servers:
+                stop(server)
+    end = compute_times(model, clip)
+    work_ms = statistics.median(times + end) * 1000
+    limit = cores * 1000 / work_ms
+    print(f"compute-only at the end: {statistics.median(end) * 1000:.3f} ms; both: "
+          f"{work_ms:.3f} ms of CPU per 1 s clip (median of {2 * COMPUTE_REPEATS}), "
+          f"limit {limit:.0f} req/s on {cores} core(s)")  # fmt: skip
+    report(runs, servers, work_ms, limit, args.workers)
+    report_rss(rss)
     return 0
 
 
-def measure_rss(pid: int, url: str, script: Path, rps: float) -> tuple[float, float, int]:
-    before = rss_mb(pid)
-    seconds = max(2.0, 1.15 * RSS_REQUESTS / rps)
-    run = wrk(url, script, 8, seconds)
-    return before, rss_mb(pid), run.requests
-
-
-def report(results: dict[str, dict[int, Run]], rss: tuple[float, float, int], workers: int) -> None:
-    print(f"1 s 16 kHz WAV as multipart, uvicorn with {workers} worker(s) each, wrk on loopback")
-    cols = f"{'req/s':>9} {'p50 ms':>7} {'p99 ms':>7}"
-    print(f"{'conc':>4} | voiceid {cols} | naive {cols} | {'x req/s':>7} {'x p50':>6}")
+def serve_in_turns(servers: list[Server], scripts: dict[str, Path], rounds: int,
+                   seconds: float) -> dict[tuple[str, str, int], list[Run]]:  # fmt: skip
+    """The runs of each server, body and concurrency, the servers taking turns."""
+    runs: dict[tuple[str, str, int], list[Run]] = {}
     for c in CONCURRENCY:
-        ours, naive = results["voiceid"][c], results["naive"][c]
-        print(f"{c:>4} | voiceid {ours.rps:>9.1f} {ours.p50_ms:>7.2f} {ours.p99_ms:>7.2f} | "
-              f"naive {naive.rps:>9.1f} {naive.p50_ms:>7.2f} {naive.p99_ms:>7.2f} | "
-              f"{ours.rps / naive.rps:>7.1f} {naive.p50_ms / ours.p50_ms:>6.1f}")  # fmt: skip
-        for name, run in (("voiceid", ours), ("naive", naive)):
-            if run.errors:
-                print(f"     {name}: {run.errors} non-2xx responses of {run.requests}")
-    before, after, n = rss
-    print(f"voiceid RSS: {before:.1f} MB before, {after:.1f} MB after {n} requests "
-          f"(growth {after - before:+.1f} MB)")  # fmt: skip
-    ours8, naive8 = results["voiceid"][8], results["naive"][8]
-    print(f"goals: x{ours8.rps / naive8.rps:.1f} throughput at 8 (>= 20), "
-          f"p50 {results['voiceid'][1].p50_ms:.2f} ms at 1 (<= 5), "
-          f"p99 {results['voiceid'][32].p99_ms:.2f} ms at 32 (<= 25), "
-          f"RSS growth {after - before:+.1f} MB (< 20)")  # fmt: skip
+        for kind in KINDS:
+            for _ in range(rounds):
+                for server in (s for s in servers if kind in s.kinds):
+                    run = wrk(server, scripts[kind], c, seconds)
+                    runs.setdefault((server.name, kind, c), []).append(run)
+                    print(f"  {server.name} {kind} c={c}: {run.rps:.1f} req/s, "
+                          f"p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, "
+                          f"{run.cpu_ms:.3f} ms CPU/req (wrk {run.wrk_cpu_ms:.3f})",
+                          flush=True)  # fmt: skip
+    return runs
+
+
+def median_run(runs: list[Run]) -> Run:
+    """Each figure's median over ``runs``."""
+    return Run(*(statistics.median(getattr(run, f.name) for run in runs) for f in fields(Run)))
+
+
+def _ratio(ours: list[Run], theirs: list[Run] | None, spec: str) -> str:
+    """The median over rounds of our req/s over theirs in the same round, or "-"."""
+    ratios = [a.rps / b.rps for a, b in zip(ours, theirs or [], strict=False) if b.rps > 0]
+    return format(statistics.median(ratios), spec) if ratios else "-"
+
+
+def write_scripts(folder: Path, clip: bytes) -> dict[str, Path]:
+    bodies = {"multipart": multipart(clip), "raw": clip}
+    scripts = {}
+    for kind, content_type in KINDS.items():
+        body, script = folder / f"{kind}.body", folder / f"{kind}.lua"
+        body.write_bytes(bodies[kind])
+        script.write_text(LUA.format(content_type=content_type, body=body))
+        scripts[kind] = script
+    return scripts
+
+
+def report(runs: dict[tuple[str, str, int], list[Run]], servers: list[Server], work_ms: float,
+           limit: float, workers: int) -> None:  # fmt: skip
+    results = {key: median_run(of) for key, of in runs.items()}
+    names = [s.name for s in servers]
+    print(f"\n1 s 16 kHz WAV, uvicorn with {workers} worker(s) per server, wrk on loopback. "
+          f"x limit: req/s over the compute-only limit ({limit:.0f} req/s); cpu x: compute-only "
+          f"CPU ({work_ms:.3f} ms) over the server's CPU per request; x naive, x before: "
+          "req/s over theirs in the same round. Medians over the rounds.")  # fmt: skip
+    print("| body | conc | server | req/s | p50 ms | p99 ms | p99/p50 | CPU ms/req | x limit "
+          "| cpu x | x naive | x before |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for kind in KINDS:
+        for c in CONCURRENCY:
+            for name in names:
+                run = results.get((name, kind, c))
+                if run is None:
+                    continue
+                vs_naive = _ratio(runs[name, kind, c], runs.get(("naive", kind, c)), ".1f")
+                vs_before = _ratio(runs[name, kind, c], runs.get(("before", kind, c)), ".2f")
+                print(f"| {kind} | {c} | {name} | {run.rps:.0f} | {run.p50_ms:.2f} | "
+                      f"{run.p99_ms:.2f} | {run.p99_ms / run.p50_ms:.1f} | {run.cpu_ms:.3f} | "
+                      f"{run.rps / limit:.0%} | {work_ms / run.cpu_ms:.0%} | {vs_naive} | "
+                      f"{vs_before} |")  # fmt: skip
+                if run.errors:
+                    print(f"|   {name}: {run.errors:g} non-2xx responses of {run.requests:g} |")
+    goals = []
+    for kind, share in (("raw", 0.6), ("multipart", 0.5)):
+        run = results["voiceid", kind, 32]
+        goals.append(f"{kind} at 32: {run.rps / limit:.0%} of the limit (>= {share:.0%}), "
+                     f"p99/p50 {run.p99_ms / run.p50_ms:.1f} (<= 2.5)")  # fmt: skip
+    print("goals: " + "; ".join(goals))
+    wrk_share = [f"{kind} {run.wrk_cpu_ms / run.cpu_ms:.0%}" for (name, kind, c), run
+                 in results.items() if name == "voiceid" and c == 32]  # fmt: skip
+    print("wrk's own CPU time next to voiceid's at 32: " + ", ".join(wrk_share))
+
+
+def report_rss(rss: dict[str, dict[int, list[float]]]) -> None:
+    for name, workers in rss.items():
+        for i, samples in enumerate(workers.values()):
+            print(f"{name} worker {i + 1} RSS: {samples[0]:.1f} MB at the start, "
+                  f"{max(samples):.1f} MB at most, {samples[-1]:.1f} MB at the end "
+                  f"({len(samples)} samples; goal <= 110 MB and flat)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ __all__ = [
     "SILENCE_DBFS",
     "Clip",
     "decode",
+    "is_pcm16_wav",
     "max_decoded_values",
     "read_clip_file",
     "sniff_format",
@@ -259,8 +260,9 @@ def _riff_chunks(data: bytes) -> dict[bytes, tuple[int, int]]:
     return chunks
 
 
-def _read_pcm16_wav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, int] | None:
-    """Samples, rate and channels of a 16-bit PCM WAV; None for anything else (libsndfile's)."""
+def _pcm16_wav_layout(data: bytes) -> tuple[int, int, int, int] | None:
+    """Start of the samples, frames, channels and rate of a 16-bit PCM WAV; None for anything
+    else (libsndfile's)."""
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
     chunks = _riff_chunks(data)
@@ -274,6 +276,21 @@ def _read_pcm16_wav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, i
         return None  # float, 24-bit, WAVE_FORMAT_EXTENSIBLE or a damaged header
     start, end = chunks[b"data"]
     frames = (end - start) // (2 * channels)  # a cut-off last frame is dropped
+    return start, frames, channels, rate
+
+
+def is_pcm16_wav(data: bytes) -> bool:
+    """Whether ``data`` is a 16-bit PCM WAV: read with numpy alone, no library and no
+    subprocess, in time proportional to its size."""
+    return _pcm16_wav_layout(data) is not None
+
+
+def _read_pcm16_wav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, int] | None:
+    """Samples, rate and channels of a 16-bit PCM WAV; None for anything else (libsndfile's)."""
+    layout = _pcm16_wav_layout(data)
+    if layout is None:
+        return None
+    start, frames, channels, rate = layout
     _check_header(frames, rate, channels, max_seconds)
     pcm = np.frombuffer(data, dtype="<i2", count=frames * channels, offset=start)
     return to_mono(pcm.reshape(-1, channels).astype(np.float32) / np.float32(32768)), rate, channels

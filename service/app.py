@@ -74,6 +74,9 @@ def create_app(settings: Settings) -> FastAPI:
         static_url=DOCS_ASSETS,
         favicon_url="/static/favicon.svg",
         swagger_ui_parameters={"validatorUrl": None},
+        # The service counts and times its requests itself (service.metrics); FastAPI's own
+        # OpenTelemetry would look for a configured provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.store = ModelStore(settings.active_model_file)

@@ -5,7 +5,13 @@ run off the event loop on one thread per process (several would only trade the G
 forth). Handing each request to that thread on its own costs two thread wake-ups and GIL
 hand-offs, a large share of the work itself. So jobs that arrive while the thread is busy queue
 up and go over together, one hand-off per batch; each result is delivered as soon as it is ready,
-so a job never waits for the rest of its batch. ``python -m bench.serve`` measures the result.
+so a job never waits for the rest of its batch.
+
+A job its caller knows to be short (a small 16-bit PCM WAV: read by numpy alone, no library or
+subprocess) runs on the event loop itself: its hand-off, and the GIL traded back and forth with
+the thread, cost more CPU than the job. It starts at once, so it never waits past a budget, and
+it holds the loop for less than a client's request takes to arrive. ``python -m bench.serve``
+measures both.
 """
 
 from __future__ import annotations
@@ -31,14 +37,21 @@ class ComputeQueue:
         self._pending: list[_Job] = []
         self._busy_on: asyncio.AbstractEventLoop | None = None  # the loop of the batch out
         self.batches = 0  # hand-offs to the thread so far
-        self.jobs = 0
+        self.jobs = 0  # jobs handed over
+        self.inline = 0  # short jobs run on the event loop
 
-    async def run(self, fn: Callable[[], T], *, budget_s: float | None = None) -> T:
-        """``fn()`` on the compute thread; its exception, if any, is raised here.
+    async def run(
+        self, fn: Callable[[], T], *, budget_s: float | None = None, short: bool = False
+    ) -> T:
+        """``fn()`` on the compute thread, or here when it is ``short``; its exception, if
+        any, is raised here.
 
         With ``budget_s``, a job not done within that many seconds (waiting included) raises
         :class:`OverloadedError`; if it has not started, it never does.
         """
+        if short:
+            self.inline += 1
+            return fn()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((fn, future))

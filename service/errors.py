@@ -24,6 +24,7 @@ __all__ = [
     "RETRY_AFTER_S",
     "ConflictError",
     "ForbiddenError",
+    "MalformedBodyError",
     "MissingFieldError",
     "NotFoundError",
     "NotReadyError",
@@ -64,6 +65,10 @@ class NotReadyError(ServiceError):
 
 class MissingFieldError(ServiceError):
     pass
+
+
+class MalformedBodyError(ServiceError):
+    """A request body that is not what its content type says (400)."""
 
 
 class NotFoundError(ServiceError):
@@ -112,6 +117,7 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (RequestTimeoutError, 408),
     (ForbiddenError, 403),
     (MissingFieldError, 422),
+    (MalformedBodyError, 400),
     (NotFoundError, 404),
     (NotInStoreError, 404),
     (InvalidNameError, 422),

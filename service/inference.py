@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from pipeline.audio import is_pcm16_wav
 from pipeline.bundle import Bundle
 from pipeline.errors import AudioError, ClipTooLongError
 from pipeline.features import band_centres
@@ -28,7 +29,18 @@ from service.schemas import (
 )
 from service.settings import Settings
 
-__all__ = ["answer_batch", "answer_clip", "answer_timeline", "oversized"]
+__all__ = [
+    "SHORT_CLIP_BYTES",
+    "answer_batch",
+    "answer_clip",
+    "answer_timeline",
+    "is_short",
+    "oversized",
+]
+
+# The largest 16-bit PCM WAV answered on the event loop rather than the compute thread
+# (service.compute): 4 s of 16 kHz mono, 1.3 s of 48 kHz mono.
+SHORT_CLIP_BYTES = 128 * 1024
 
 
 def _explanation(bundle: Bundle, prediction: Prediction) -> Explanation:
@@ -66,6 +78,12 @@ def answer_clip(
         timing_ms=round((time.perf_counter() - started) * 1000, 3),
         explain=_explanation(bundle, prediction) if explain else None,
     )
+
+
+def is_short(data: bytes) -> bool:
+    """Whether answering ``data`` is short work, the kind run on the event loop: a 16-bit PCM
+    WAV of at most ``SHORT_CLIP_BYTES`` (its header is read only then)."""
+    return len(data) <= SHORT_CLIP_BYTES and is_pcm16_wav(data)
 
 
 def oversized(data: bytes, settings: Settings) -> str | None:

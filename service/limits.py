@@ -100,7 +100,8 @@ class BodyLimitMiddleware:
         async def counting_receive() -> Message:
             nonlocal received, over
             try:
-                message = await asyncio.wait_for(receive(), BODY_IDLE_S)
+                async with asyncio.timeout(BODY_IDLE_S):  # wait_for would start a task per call
+                    message = await receive()
             except TimeoutError:
                 raise RequestTimeoutError(
                     f"the request body stalled: nothing arrived for {BODY_IDLE_S:g} s "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
 from pipeline.bundle import Bundle
 from pipeline.features import band_centres
@@ -36,7 +37,15 @@ __all__ = [
     "Status",
     "TimelineResponse",
     "TimelineSegment",
+    "json_response",
 ]
+
+
+def json_response(body: BaseModel) -> Response:
+    """``body`` as JSON without its None fields (what ``response_model_exclude_none`` sends),
+    encoded once, without the validation FastAPI would run on it again."""
+    json = body.__pydantic_serializer__.to_json(body, exclude_none=True)
+    return Response(json, media_type="application/json")
 
 
 class ErrorResponse(BaseModel):

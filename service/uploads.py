@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from service.errors import MissingFieldError, UnsupportedMediaError, UploadTooLargeError
+from service.multipart import boundary_of, file_part
 from service.settings import Settings
 
 __all__ = ["CLIP_BODY", "FILES_BODY", "RAW_TYPES", "read_batch", "read_clip"]
@@ -44,11 +45,9 @@ async def read_clip(request: Request) -> tuple[str, bytes]:
     """The clip's name and bytes from multipart field ``file`` or a raw audio body."""
     media = _media_type(request)
     if media == MULTIPART:
-        async with request.form(max_files=1, max_fields=16) as form:
-            part = form.get("file")
-            if not isinstance(part, UploadFile):
-                raise MissingFieldError("multipart body has no 'file' field holding a file")
-            return await _part_bytes(part)
+        boundary = boundary_of(request.headers["content-type"])
+        filename, data = file_part(await request.body(), boundary, "file")
+        return filename or "upload", data
     if media.startswith(RAW_TYPES):
         return "body", await request.body()
     raise UnsupportedMediaError(

@@ -5,11 +5,20 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
+from service.compute import ComputeQueue
 from service.deps import ComputeDep, MetricsDep, SettingsDep, StoreDep
-from service.inference import answer_batch, answer_clip
-from service.schemas import BatchResponse, ErrorResponse, ModelRef, PredictResponse
+from service.inference import answer_batch, answer_clip, is_short
+from service.model_store import ModelStore
+from service.schemas import (
+    BatchResponse,
+    ErrorResponse,
+    ModelRef,
+    PredictResponse,
+    json_response,
+)
+from service.settings import Settings
 from service.uploads import CLIP_BODY, FILES_BODY, read_batch, read_clip
 
 router = APIRouter(tags=["predict"])  # the key: service.auth
@@ -33,20 +42,22 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     openapi_extra=CLIP_BODY,
     summary="Who said this clip?",
 )
-async def predict(
-    request: Request,
-    store: StoreDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    compute: ComputeDep,
-    explain: bool = False,
-) -> PredictResponse:
+async def predict(request: Request, explain: bool = False) -> Response:
     """Send a clip as multipart field `file`, or as the body with an `audio/*` content type.
     With `explain=true` the answer also holds the histogram and hidden activations."""
+    # The hot path: no dependencies (FastAPI solves each one per request) and no response
+    # validation (the answer is built by our code, and encoded once); both cost CPU on the
+    # scale of the clip's own work (python -m bench.serve).
+    state = request.app.state
+    settings: Settings = state.settings
+    store: ModelStore = state.store
+    await store.follow()
     bundle = store.current
     _, data = await read_clip(request)
-    job = partial(answer_clip, bundle, data, settings, metrics, explain=explain)
-    return await compute.run(job, budget_s=settings.clip_budget_s)
+    job = partial(answer_clip, bundle, data, settings, state.metrics, explain=explain)
+    compute: ComputeQueue = state.compute
+    answer = await compute.run(job, budget_s=settings.clip_budget_s, short=is_short(data))
+    return json_response(answer)
 
 
 @router.post(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.audio import decode, sniff_format, to_mono, validate_waveform
+from pipeline.audio import decode, is_pcm16_wav, sniff_format, to_mono, validate_waveform
 from pipeline.config import FeatureConfig
 from pipeline.errors import ClipTooLongError, DecodeError, InvalidAudioError, ParameterError
 from pipeline.features import histogram
@@ -170,6 +170,22 @@ def test_pcm16_wav_skips_libsndfile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sf, "SoundFile", None)  # any call to libsndfile would fail
 
     np.testing.assert_array_equal(decode(data, sample_rate=SR).samples, expected)
+
+
+@pytest.mark.parametrize(("subtype", "fmt"), [("PCM_16", "WAV"), ("PCM_24", "WAV"),
+                                           ("FLOAT", "WAV"), ("PCM_16", "FLAC")])  # fmt: skip
+def test_only_a_pcm16_wav_is_one_numpy_reads_alone(subtype: str, fmt: str) -> None:
+    data = encode(_noise(100, 2), subtype=subtype, fmt=fmt)
+
+    assert is_pcm16_wav(data) is ((subtype, fmt) == ("PCM_16", "WAV"))
+
+
+def test_a_pcm16_wav_header_numpy_cannot_read_is_not_one() -> None:
+    data = bytearray(encode(tone(440), subtype="PCM_16"))
+    data[24:28] = bytes(4)  # the fmt chunk's sample rate: libsndfile's and ffmpeg's to refuse
+
+    assert not is_pcm16_wav(bytes(data))
+    assert not is_pcm16_wav(b"RIFF" + bytes(40))
 
 
 @pytest.mark.parametrize("cut", [1, 2, 3, 1001])

@@ -16,6 +16,7 @@ from service.errors import OverloadedError, status_for
 from service.settings import Settings
 from tests.helpers import LOOPBACK_URL, MODEL_DIR, ClientFactory, async_client
 from tests.security import hostile
+from tests.signals import encode, harmonics
 
 WAV = {"content-type": "audio/wav"}
 HOSTILE = {
@@ -92,12 +93,13 @@ def test_a_clip_over_its_compute_budget_is_503() -> None:
 
 
 def test_the_503_for_a_spent_budget_says_when_to_retry(
-    make_client: ClientFactory, steve_wav: bytes, monkeypatch: pytest.MonkeyPatch
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = make_client(clip_budget_s=0.05)
     monkeypatch.setattr("service.routes.predict.answer_clip", lambda *a, **k: time.sleep(0.5))
+    flac = encode(harmonics(seconds=1.0), fmt="FLAC")  # not short: the compute thread's
 
-    response = client.post("/predict", content=steve_wav, headers=WAV)
+    response = client.post("/predict", content=flac, headers=WAV)
 
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"

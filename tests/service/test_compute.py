@@ -116,3 +116,22 @@ def test_a_new_event_loop_is_served_even_if_the_last_stopped_with_a_batch_out() 
         assert asyncio.run(one()) == 7
     finally:
         queue.close()
+
+
+def test_a_short_job_runs_on_the_event_loop_without_a_hand_off() -> None:
+    async def main(queue: ComputeQueue) -> tuple[int, int]:
+        return threading.get_ident(), await queue.run(threading.get_ident, short=True)
+
+    queue = ComputeQueue()
+    loop_thread, job_thread = asyncio.run(main(queue))
+
+    assert job_thread == loop_thread
+    assert (queue.inline, queue.batches, queue.jobs) == (1, 0, 0)
+
+
+def test_a_short_jobs_exception_is_raised_to_its_caller() -> None:
+    def fail() -> None:
+        raise ValueError("short job failed")
+
+    with pytest.raises(ValueError, match="short job failed"):
+        asyncio.run(ComputeQueue().run(fail, short=True))

@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from pipeline.audio import decode
 from pipeline.bundle import Bundle
 from pipeline.features import band_centres, histogram
+from service.inference import SHORT_CLIP_BYTES
 from tests.helpers import MODEL_DIR, ClientFactory
-from tests.signals import SR, encode, tone
+from tests.signals import SR, encode, harmonics, tone
 
 WAV = {"content-type": "audio/wav"}
 KNOWN = ("Steve", "David")
@@ -95,6 +96,21 @@ def test_flac_and_stereo_clips_are_read(client: TestClient) -> None:
     assert stereo_answer["scores"] == wav_answer["scores"]  # the mean of two equal channels
     # The same tone, rounded to 16 bits a little differently by the two encoders.
     assert flac_answer["scores"] == pytest.approx(wav_answer["scores"], abs=1e-3)
+
+
+def test_a_short_pcm16_wav_is_answered_on_the_event_loop_and_the_rest_on_the_thread(
+    client: TestClient,
+) -> None:
+    short = encode(harmonics(seconds=1.0))
+    long = encode(harmonics(seconds=5.0))  # 160,044 bytes: over SHORT_CLIP_BYTES
+    flac = encode(harmonics(seconds=1.0), fmt="FLAC")
+    compute = client.app.state.compute  # type: ignore[attr-defined]
+
+    answers = [post_clip(client, clip)["speaker"] for clip in (short, long, flac)]
+
+    assert len(answers) == 3
+    assert (len(long), SHORT_CLIP_BYTES) == (160_044, 131_072)
+    assert (compute.inline, compute.jobs) == (1, 2)
 
 
 def test_every_clip_is_unknown_when_no_score_can_reach_the_threshold(
@@ -328,10 +344,11 @@ def test_malformed_multipart_is_400(client: TestClient) -> None:
         "/predict", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"}
     )
 
-    assert no_boundary.status_code == 400
-    assert no_boundary.json() == {"detail": "Missing boundary in multipart."}
-    assert bad_body.status_code == 400
-    assert bad_body.json() == {"detail": "Invalid multipart data."}
+    assert (no_boundary.status_code, no_boundary.json()) == (400, {
+        "detail": "content type 'multipart/form-data' has no boundary: multipart/form-data "
+        "needs one"})  # fmt: skip
+    assert (bad_body.status_code, bad_body.json()) == (
+        400, {"detail": "multipart body does not start with its boundary"})  # fmt: skip
 
 
 def test_explain_must_be_a_boolean(client: TestClient, steve_wav: bytes) -> None:

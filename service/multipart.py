@@ -1,0 +1,86 @@
+"""The one file of a multipart/form-data body already read into memory (RFC 7578).
+
+/predict takes one clip, under its body limit, so the body is read whole and cut at its
+boundaries with ``bytes.find``, instead of going through a streaming parser that spools each
+part to a temporary file, which costs more CPU than the clip's features
+(``python -m bench.serve``). Anything that is not a well-formed body, with a closing boundary
+and at most ``MAX_PARTS`` parts, is refused with what was wrong.
+"""
+
+from __future__ import annotations
+
+from python_multipart.multipart import parse_options_header
+
+from service.errors import MalformedBodyError, MissingFieldError
+
+__all__ = ["MAX_PARTS", "boundary_of", "file_part"]
+
+MAX_PARTS = 16  # parts of any kind in the body of a one-clip upload
+CRLF = b"\r\n"
+HEADERS_END = b"\r\n\r\n"
+
+
+def boundary_of(content_type: str) -> bytes:
+    """The boundary parameter of a ``multipart/form-data`` content type."""
+    boundary = parse_options_header(content_type)[1].get(b"boundary")
+    if not boundary:
+        raise MalformedBodyError(
+            f"content type {content_type!r} has no boundary: multipart/form-data needs one"
+        )
+    return boundary
+
+
+def file_part(body: bytes, boundary: bytes, field: str) -> tuple[str, bytes]:
+    """The file name and bytes of the part holding a file in ``field``; raises
+    :class:`MalformedBodyError` for a body that is not well formed and
+    :class:`MissingFieldError` when no such part is there."""
+    found: list[tuple[str, bytes]] = []
+    for headers, content in _parts(body, b"--" + boundary):
+        name, filename = _disposition(headers)
+        if name == field and filename is not None:
+            found.append((filename, content))
+    if not found:
+        raise MissingFieldError(f"multipart body has no {field!r} field holding a file")
+    if len(found) > 1:
+        raise MalformedBodyError(f"multipart body holds {len(found)} files in {field!r}; send one")
+    return found[0]
+
+
+def _parts(body: bytes, delimiter: bytes) -> list[tuple[bytes, bytes]]:
+    """Headers and content of each part, from the first delimiter to the closing one."""
+    pos = body.find(delimiter)
+    if pos < 0 or (pos > 0 and body[pos - 2 : pos] != CRLF):
+        raise MalformedBodyError("multipart body does not start with its boundary")
+    parts: list[tuple[bytes, bytes]] = []
+    while True:
+        pos += len(delimiter)
+        if body[pos : pos + 2] == b"--":
+            return parts
+        if len(parts) == MAX_PARTS:
+            raise MalformedBodyError(f"multipart body has over {MAX_PARTS} parts")
+        line_end = body.find(CRLF, pos)
+        if line_end < 0 or body[pos:line_end].strip(b" \t"):
+            raise MalformedBodyError("multipart boundary is not followed by a line break")
+        headers_end = body.find(HEADERS_END, line_end)
+        if headers_end < 0:
+            raise MalformedBodyError("multipart body ends inside a part's headers")
+        next_pos = body.find(CRLF + delimiter, headers_end + 4)
+        if next_pos < 0:
+            raise MalformedBodyError("multipart body ends before its closing boundary")
+        parts.append((body[line_end + 2 : headers_end], body[headers_end + 4 : next_pos]))
+        pos = next_pos + 2
+
+
+def _disposition(headers: bytes) -> tuple[str | None, str | None]:
+    """The field name and file name (None when absent) of a part's Content-Disposition."""
+    for line in headers.split(CRLF):
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == b"content-disposition":
+            options = parse_options_header(value.decode("latin-1"))[1]
+            name, filename = options.get(b"name"), options.get(b"filename")
+            return _text(name), _text(filename)
+    return None, None
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", errors="replace")

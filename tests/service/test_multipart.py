@@ -1,0 +1,73 @@
+"""The one-file multipart reader: the file of a well-formed body, and every refusal's words."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from service.errors import MalformedBodyError, MissingFieldError
+from service.multipart import MAX_PARTS, boundary_of, file_part
+
+
+def encoded(files: list[tuple[str, tuple[str | None, bytes]]]) -> tuple[bytes, bytes]:
+    """The body and boundary httpx (what the tests' clients use) sends for ``files``."""
+    request = httpx.Request("POST", "http://x/", files=files)
+    return request.read(), boundary_of(request.headers["content-type"])
+
+
+def test_the_file_of_its_field_comes_back_byte_for_byte() -> None:
+    clip = bytes(range(256)) * 4 + b"\r\n--not-the-boundary\r\n"
+    body, boundary = encoded([("other", (None, b"text")), ("file", ("a b.wav", clip))])
+
+    assert file_part(body, boundary, "file") == ("a b.wav", clip)
+
+
+def test_a_preamble_and_quoted_parameters_are_read() -> None:
+    body = (b"preamble\r\n--b\r\ncontent-disposition: form-data; filename=\"x\\\"y.wav\"; "
+            b"name=\"file\"\r\n\r\nRIFF\r\n--b--")  # fmt: skip
+
+    assert file_part(body, boundary_of('multipart/form-data; boundary="b"'), "file") == (
+        'x"y.wav', b"RIFF")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b"garbage", "multipart body does not start with its boundary"),
+     (b"x--b\r\n", "multipart body does not start with its boundary"),
+     (b"--bjunk\r\n\r\n\r\n--b--", "multipart boundary is not followed by a line break"),
+     (b"--b\r\nContent-Disposition: form-data", "multipart body ends inside a part's headers"),
+     (b"--b\r\n\r\nRIFF", "multipart body ends before its closing boundary"),
+     (b"--b\r\n\r\n\r\n" * (MAX_PARTS + 1) + b"--b--",
+      f"multipart body has over {MAX_PARTS} parts"),
+     (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n1\r\n'
+      b'--b\r\nContent-Disposition: form-data; name="file"; filename="b"\r\n\r\n2\r\n--b--',
+      "multipart body holds 2 files in 'file'; send one")],
+)  # fmt: skip
+def test_a_body_that_is_not_well_formed_is_refused_saying_why(body: bytes, message: str) -> None:
+    with pytest.raises(MalformedBodyError) as caught:
+        file_part(body, b"b", "file")
+
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    "files", [[("file", (None, b"text"))], [("clip", ("a.wav", b"RIFF"))], []],
+    ids=["a text field", "another field", "no parts"],
+)  # fmt: skip
+def test_a_body_without_a_file_in_its_field_is_missing_it(
+    files: list[tuple[str, tuple[str | None, bytes]]],
+) -> None:
+    body, boundary = encoded(files) if files else (b"--b--\r\n", b"b")
+
+    with pytest.raises(MissingFieldError, match="multipart body has no 'file' field holding a"):
+        file_part(body, boundary, "file")
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary="])
+def test_a_content_type_without_a_boundary_is_refused(content_type: str) -> None:
+    with pytest.raises(MalformedBodyError) as caught:
+        boundary_of(content_type)
+
+    assert str(caught.value) == (
+        f"content type {content_type!r} has no boundary: multipart/form-data needs one"
+    )
