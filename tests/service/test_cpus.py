@@ -146,8 +146,9 @@ def test_voiceid_serve_starts_the_usable_cpus_by_default(
     started: dict[str, Any] = {}
     monkeypatch.setattr("uvicorn.run", lambda *a, **kw: started.update(kw))
     monkeypatch.setattr("service.settings.usable_cpus", lambda: 3)
-    monkeypatch.setenv("VOICEID_WORKERS", "")  # recorded, so teardown removes what serve sets
-    monkeypatch.delenv("VOICEID_WORKERS")
+    for name in ("VOICEID_WORKERS", "VOICEID_ACTIVE_MODEL_FILE"):
+        monkeypatch.setenv(name, "")  # recorded, so teardown removes what serve sets
+        monkeypatch.delenv(name)
 
     assert main(["serve", *argv]) == 0
     assert started["workers"] == expected
