@@ -15,7 +15,14 @@ from pipeline.features import band_centres
 from pipeline.predict import Prediction, predict_clip
 from service.errors import status_for
 from service.metrics import Metrics
-from service.schemas import BatchItem, Explanation, ModelRef, PredictResponse
+from service.schemas import (
+    BatchItem,
+    Explanation,
+    ModelRef,
+    PredictResponse,
+    QualityIssue,
+    QualityReport,
+)
 from service.settings import Settings
 
 __all__ = ["answer_batch", "answer_clip", "oversized"]
@@ -50,10 +57,15 @@ def answer_clip(
         scores=prediction.scores,
         unknown=prediction.unknown,
         unknown_reason=prediction.reason,
+        unknown_cause=QualityIssue.of(prediction.cause) if prediction.cause else None,
+        advice=prediction.advice,
         threshold=threshold,
         model=ModelRef.of(bundle),
         duration_s=round(clip.duration_s, 4),
         timing_ms=round((time.perf_counter() - started) * 1000, 3),
+        quality=QualityReport.of(prediction.quality, prediction.issues)
+        if prediction.quality
+        else None,
         explain=_explanation(bundle, prediction) if explain else None,
     )
 

@@ -268,7 +268,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             results.append({"file": str(path), "error": message})
             continue
         results.append({"file": str(path), "speaker": pred.speaker,
-                        "confidence": pred.confidence, "scores": pred.scores})  # fmt: skip
+                        "confidence": pred.confidence, "scores": pred.scores,
+                        "unknown_reason": pred.reason,
+                        "unknown_cause": pred.cause.to_dict() if pred.cause else None,
+                        "advice": pred.advice,
+                        "quality": pred.quality.to_dict() if pred.quality else None,
+                        "issues": [i.to_dict() for i in pred.issues]})  # fmt: skip
     if args.json:
         print(json.dumps(results, indent=2))
     else:

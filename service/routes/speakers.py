@@ -72,6 +72,7 @@ async def get_speaker(name: str, speakers: SpeakersDep, models: StoreDep) -> Spe
 @router.post(
     CLIPS_PATH,
     response_model=ClipsResponse,
+    response_model_exclude_none=True,  # a take that never decoded has no quality
     responses=_WRITE
     | _NAME
     | {
@@ -100,7 +101,11 @@ async def add_clips(
     outcomes = await compute.run(check, budget_s=settings.clip_budget_s * len(files))
     answer = await run_in_threadpool(store_clips, speakers, name, outcomes)
     status = answer_status(answer)
-    return answer if status == 200 else JSONResponse(answer.model_dump(), status_code=status)
+    return (
+        answer
+        if status == 200
+        else JSONResponse(answer.model_dump(exclude_none=True), status_code=status)
+    )
 
 
 @router.delete(

@@ -137,7 +137,10 @@ def test_predict_json_names_each_speaker_and_reports_failures(
     assert code == 1  # one clip failed
     results = json.loads(out)
     for item, clip in zip(results, clips, strict=False):
-        assert sorted(item) == ["confidence", "file", "scores", "speaker"]
+        assert sorted(item) == ["advice", "confidence", "file", "issues", "quality", "scores",
+                                "speaker", "unknown_cause", "unknown_reason"]  # fmt: skip
+        assert item["quality"]["available_hz"] == 8000.0
+        assert (item["unknown_reason"] is None) is (item["speaker"] != "unknown")
         assert item["file"] == str(clip)
         assert sorted(item["scores"]) == ["David", "Steve"]
         assert item["confidence"] == max(item["scores"].values())
