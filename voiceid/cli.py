@@ -249,9 +249,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if report["open_set_auroc"] is not None:
         print(f"open-set AUROC (distance): {report['open_set_auroc']:.4f}")
+    _print_conditions(report["conditions"])
     for item in report["skipped"]:
         print(f"  skipped {item['file']}: {item['error']}")
     return 0
+
+
+def _print_conditions(conditions: dict[str, dict[str, float | int | None]]) -> None:
+    """One line per recording condition met: coverage, precision, FRR and its poor recordings,
+    and the false accepts of unknown speakers."""
+
+    def shown(value: float | int | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    print("by recording condition:")
+    for name, row in conditions.items():
+        if row["n"] or row["n_unknown_speakers"]:
+            print(
+                f"  {name:>12}: n={row['n']} named {shown(row['coverage'])} precision "
+                f"{shown(row['named_precision'])} FRR {shown(row['false_reject_rate'])} "
+                f"(poor recording {shown(row['poor_recording'])}); unknown speakers "
+                f"n={row['n_unknown_speakers']} FAR {shown(row['false_accept_rate'])}"
+            )
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -9,27 +9,43 @@ advice says what would help. The limits are set so that clean recordings of the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from pipeline.quality.measures import Quality
 
 __all__ = [
     "BAND_SHARE",
+    "CONDITIONS",
     "MAX_CLIPPED_FRACTION",
     "MIN_LEVEL_DBFS",
     "MIN_LOW_BAND_DB",
     "MIN_SNR_DB",
     "MIN_SPEECH_S",
     "SPEECH_BAND_HZ",
+    "Condition",
     "Issue",
     "Measure",
+    "condition",
     "issues",
 ]
 
 Measure = Literal[
     "speech_s", "clipped_fraction", "snr_db", "bandwidth_hz", "low_band_db", "level_dbfs"
 ]
+
+Condition = Literal["clean", "short", "clipped", "band-limited", "noisy", "quiet"]
+CONDITIONS: tuple[Condition, ...] = get_args(Condition)
+# The recording condition a clip resembles, by its most telling issue.
+_CONDITION_OF: dict[Measure, Condition] = {
+    "speech_s": "short",
+    "clipped_fraction": "clipped",
+    "bandwidth_hz": "band-limited",
+    "low_band_db": "band-limited",
+    "snr_db": "noisy",
+    "level_dbfs": "quiet",
+}
 
 MIN_SPEECH_S = 0.15  # seconds of speech after trimming; single spoken digits last 0.2-0.5 s
 MAX_CLIPPED_FRACTION = 0.01  # share of samples flat on the peak
@@ -108,3 +124,8 @@ def issues(quality: Quality, band_hz: float) -> tuple[Issue, ...]:
     recording has: an 8 kHz recording is not band-limited for lacking what lies above 4 kHz."""
     band = BAND_SHARE * min(band_hz, quality.available_hz, SPEECH_BAND_HZ)
     return tuple(issue for check in _CHECKS if (issue := check(quality, band)) is not None)
+
+
+def condition(found: Sequence[Issue]) -> Condition:
+    """The recording condition a clip with the issues ``found`` (most telling first) resembles."""
+    return _CONDITION_OF[found[0].measure] if found else "clean"

@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ TEST_CLIPS = 4  # per voice in the held-out folder
 EVALUATE_KEYS = [
     "accepted_accuracy",
     "accuracy",
+    "conditions",
     "confusion",
     "false_reject_rate",
     "labels",
@@ -103,6 +105,9 @@ def test_evaluate_json_scores_known_and_counts_unknown_speakers(
     assert unknown["rejected"] == round(TEST_CLIPS * (1 - unknown["false_accept_rate"]))
     assert report["skipped"] == []
     assert 0.5 < report["open_set_auroc"] <= 1.0  # the Stranger is farther than known voices
+    clean = report["conditions"]["clean"]  # the synthetic voices are clean recordings
+    assert (clean["n"], clean["n_unknown_speakers"]) == (2 * TEST_CLIPS, TEST_CLIPS)
+    assert clean["false_accept_rate"] == unknown["false_accept_rate"]
 
 
 def test_evaluate_prints_a_summary(
@@ -118,6 +123,12 @@ def test_evaluate_prints_a_summary(
     assert lines[1] == "                 David: precision 1.000 recall 1.000 n=4"
     assert lines[2] == "                 Steve: precision 1.000 recall 1.000 n=4"
     assert lines[3].startswith("unknown speakers: 4 clips, false accept rate ")
+    at = lines.index("by recording condition:")
+    assert re.fullmatch(
+        r" {9}clean: n=8 named [01]\.\d{3} precision 1\.000 FRR [01]\.\d{3} \(poor recording "
+        r"[-01.\d]+\); unknown speakers n=4 FAR [01]\.\d{3}",
+        lines[at + 1],
+    )
 
 
 def test_predict_json_names_each_speaker_and_reports_failures(
