@@ -22,7 +22,8 @@ For a mono float32 waveform ``y`` at ``sample_rate`` (decoded from a recording m
   top band is narrow already.
 
 Everything is relative to the clip's own peak and background, so a gain changes only
-``level_dbfs``. The cost is one short-time spectrum at a coarser hop than the features'.
+``level_dbfs``. The cost is one short-time spectrum, coarser than the features' (serving
+measures every clip).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from pipeline.errors import ParameterError
 __all__ = ["FRAME_S", "HOP_S", "Quality", "bandwidth", "clipped_fraction", "low_band_db", "measure"]
 
 FRAME_S = 0.016  # analysis frame, seconds (256 samples at 16 kHz)
-HOP_S = 0.016  # between frames, seconds: frames side by side, a fifth of the features' cost
+HOP_S = 0.016  # between frames, seconds: side by side, fewer and shorter than the features'
 SPEECH_DB = 30.0  # frames within this many dB of the loudest are speech
 NOISE_PERCENTILE = 10  # each bin's background: its power at this percentile over the frames,
 # over this share of its mean: a steady noise's power in one bin is exponentially distributed
@@ -142,7 +143,7 @@ def measure(y: np.ndarray, sample_rate: int, *, source_rate: int | None = None) 
     speech = frame_db >= frame_db.max() - SPEECH_DB
     first, last = np.flatnonzero(speech)[[0, -1]]
     rank = int(NOISE_PERCENTILE / 100 * (len(power) - 1))
-    # Partitioning the contiguous rows of the transpose: a tenth of np.percentile's cost.
+    # Partitioning the contiguous rows of the transpose costs far less than np.percentile.
     floor = np.partition(np.ascontiguousarray(power.T), rank, axis=1)[:, rank]
     background = floor / NOISE_BIAS
     spectrum = power[speech].mean(axis=0)
