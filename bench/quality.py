@@ -5,6 +5,9 @@ of training's degraded-copy conditions (``pipeline.augment``, then a playback le
 with ``pipeline.quality`` for a model that listens up to ``--band-hz``. Prints, per source and
 condition, the share of clips with any issue and with each: clean clips should rarely have one
 (``poor_recording`` refuses only clips the decision refuses anyway), degraded ones often.
+Then the cost of measuring: one 1 s clip through ``predict_clip`` (decode, features, quality,
+decision) against the same path without the quality measures, side by side, best of
+interleaved runs, on the shipped model.
 
     python -m bench.quality [--clips 180] [--band-hz 3800]
 """
@@ -14,16 +17,23 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
+import timeit
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from bench.common import DATA_ROOT, fsdd_dir
+from bench.serve import one_second_clip
 from pipeline import augment
 from pipeline.audio import Clip, decode
+from pipeline.bundle import load_bundle
+from pipeline.predict import clip_histogram, predict_clip, predict_features
 from pipeline.quality.issues import issues
 from pipeline.quality.measures import Quality, measure
 
 SAMPLE_RATE = 16_000
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fsdd_clips(n: int) -> list[Clip]:
@@ -64,6 +74,26 @@ def print_rates(source: str, condition: str, qualities: list[Quality], band_hz: 
     print(f"{source:>6} {condition:>10}: any issue {flagged / len(qualities):.2f} ({shares})")
 
 
+def per_clip_ms(job: Callable[[], object]) -> float:
+    return min(timeit.repeat(job, number=20, repeat=3)) / 20 * 1e3
+
+
+def print_cost() -> None:
+    bundle = load_bundle(ROOT / "models" / "default")
+    data = one_second_clip()
+
+    def without_quality() -> object:
+        row, _ = clip_histogram(data, bundle.feature_config)
+        return predict_features(bundle, row)
+
+    old, new = [], []
+    for _ in range(15):  # interleaved, so that a busy moment hits both
+        old.append(per_clip_ms(without_quality))
+        new.append(per_clip_ms(lambda: predict_clip(bundle, data)))
+    print(f"per 1 s clip: {min(old):.3f} ms without the quality measures, {min(new):.3f} ms "
+          f"with them: x{min(new) / min(old):.3f}")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", type=int, default=180, help="clips per source")
@@ -74,6 +104,7 @@ def main() -> int:
         for condition in ("clean", *augment.CONDITIONS):
             qualities = [degraded(c, condition, rng) for c in clips]
             print_rates(source, condition, qualities, args.band_hz)
+    print_cost()
     return 0
 
 

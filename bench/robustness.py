@@ -20,6 +20,7 @@ from LibriSpeech-mini, which training never sees. MP3 needs ``ffmpeg`` (for exac
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import statistics
 import subprocess
@@ -239,6 +240,12 @@ def decision_figures(report: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def _finite_mean(values: list[float]) -> float:
+    """The mean of the values that are numbers: a condition that names nobody has no precision."""
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.mean(finite) if finite else float("nan")
+
+
 def print_decisions(figures: dict[str, dict[str, float]]) -> None:
     print("\nThe decision per condition, median over seeds: known FSDD clips named (coverage), "
           "rightly (precision), refused (FRR) and of those as a poor recording; strangers named "
@@ -248,7 +255,7 @@ def print_decisions(figures: dict[str, dict[str, float]]) -> None:
         values = " | ".join(f"{row[k]:.3f}" for k in DECISION_FIGURES)
         print(f"{name:>28} | {values}")
     for group, (names, _, _) in GROUPS.items():
-        means = {k: statistics.mean(figures[n][k] for n in names) for k in DECISION_FIGURES}
+        means = {k: _finite_mean([figures[n][k] for n in names]) for k in DECISION_FIGURES}
         print(f"{group:>8}: FRR {means['false_reject_rate']:.3f} (goal harsh <= 0.30, others <= "
               f"0.06), named precision {means['named_precision']:.3f}, poor recording "
               f"{means['poor_recording']:.3f} of refusals, stranger FAR "
