@@ -191,8 +191,8 @@ def test_train_prints_a_summary(
     assert lines[1] == "clips: 24 used, 0 skipped, 24 decoded"
     assert lines[2].startswith("epochs: ")
     assert lines[-1].startswith("time: ")
-    # One cache file for the clips and one for each of their 4 degraded copies.
-    assert len(list((tmp_path / "cache").iterdir())) == 1 + TrainConfig.augment_copies
+    # One cache file for the clips and one for each of their 4 degraded copies and 2 crops.
+    assert len(list((tmp_path / "cache").iterdir())) == 1 + TrainConfig().copies_per_clip
 
 
 def test_train_refuses_a_single_speaker(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
