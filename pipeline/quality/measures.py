@@ -76,6 +76,12 @@ def _window(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
 
 
+@lru_cache(maxsize=8)
+def _unit_power(n: int) -> float:
+    """The one-sided spectrum's sum of a windowed frame of RMS 1 (Parseval)."""
+    return float(np.sum(_window(n).astype(np.float64) ** 2)) * n / 2
+
+
 def _spectrogram(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """(frames, n_fft // 2 + 1) power spectrum of ``y``'s whole frames (at least one, padded)."""
     if len(y) < n_fft:
@@ -148,13 +154,12 @@ def measure(y: np.ndarray, sample_rate: int, *, source_rate: int | None = None) 
     background = floor / NOISE_BIAS
     spectrum = power[speech].mean(axis=0)
     above = np.maximum(spectrum - background, 0.0)
-    window_power = float(np.sum(_window(n_fft) ** 2)) * n_fft / 2  # a unit-RMS frame's sum
     available_hz = min(source_rate or sample_rate, sample_rate) / 2
     bin_hz = sample_rate / n_fft
     top = int(available_hz / bin_hz) + 1  # bins the recording really has
     return Quality(
         speech_s=round(float((last - first + 1) * hop) / sample_rate, 4),
-        level_dbfs=round(_db(float(power[speech].sum(axis=1).mean()) / window_power), 2),
+        level_dbfs=round(_db(float(spectrum.sum()) / _unit_power(n_fft)), 2),
         clipped_fraction=round(clipped_fraction(y), 5),
         snr_db=round(_db(float(above.sum())) - _db(float(background.sum())), 2),
         bandwidth_hz=round(min(bandwidth(spectrum[:top], floor[:top], bin_hz), available_hz), 1),
