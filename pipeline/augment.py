@@ -15,8 +15,10 @@ microphone, a room, a phone line or a codec adds:
   resampling round trip through another rate (the stereo and resampling paths of decoding).
 
 Every function is pure: the waveform and a ``numpy.random.Generator`` in, a float32 waveform of
-the same length out. Which copy a training clip gets is fixed by the seed, the copy number and the
-clip's content (``pipeline.dataset``), so the copies are cached like the clean rows.
+the same length out. :func:`speech_crop` is the exception: a random part of the clip's speech,
+so the network learns a voice from a part of a word as well as from the whole. Which copy a
+training clip gets is fixed by the seed, the copy number and the clip's content
+(``pipeline.dataset``), so the copies are cached like the clean rows.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "dull",
     "overdrive",
     "reverb",
+    "speech_crop",
     "telephone",
 ]
 
@@ -48,6 +51,9 @@ DRIVE_DB = (0.0, 14.0)  # how far overdrive pushes the peak beyond full scale
 RT60_S = (0.2, 1.2)  # reverberation time of the synthetic rooms
 ROLL_OFF_HZ = (1800.0, 4000.0)  # where a dull channel starts to cut, 1-4 dB per 100 Hz above
 MU = 255.0  # mu-law companding, as on G.711 telephone lines
+CROP_SHARE = (0.6, 0.9)  # a crop keeps this share of the clip's speech
+CROP_FRAME_S = 0.01  # frames whose level finds the speech
+CROP_SOUND_DB = 40.0  # frames within this many dB of the loudest are speech
 # libsndfile's MP3 compression levels for about 36, 18 and 9 kbit/s at 8 kHz: the lowest keeps
 # only what lies below about 2.5 kHz, and it is drawn as often as the others.
 MP3_LEVELS = (0.5, 0.85, 0.97)
@@ -192,3 +198,17 @@ def degrade(y: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.nda
     x = CONDITIONS[name](y.astype(np.float64), sample_rate, rng)
     gain = 10 ** (rng.uniform(*GAIN_DB) / 20)
     return np.clip(x * gain, -1.0, 1.0).astype(np.float32)
+
+
+def speech_crop(y: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A random part of ``y``'s speech (the span of 10 ms frames within ``CROP_SOUND_DB`` of the
+    loudest), ``CROP_SHARE`` of its length, anywhere within it. Returns float32."""
+    frame = max(1, round(CROP_FRAME_S * sample_rate))
+    n_frames = max(1, len(y) // frame)
+    power = np.mean(y[: n_frames * frame].astype(np.float64).reshape(n_frames, -1) ** 2, axis=1)
+    level = 10 * np.log10(power + 1e-20)
+    sound = np.flatnonzero(level >= level.max() - CROP_SOUND_DB)
+    start, stop = sound[0] * frame, (sound[-1] + 1) * frame
+    length = max(1, round(rng.uniform(*CROP_SHARE) * (stop - start)))
+    offset = start + int(rng.integers(0, stop - start - length + 1))
+    return y[offset : offset + length].astype(np.float32)

@@ -188,10 +188,23 @@ class TrainConfig:
         "copy number and the clip's content",
     )
 
+    crops: int = option(
+        2,
+        "random parts (60 to 90 percent) of each training clip's speech added as training rows, "
+        "so a voice is learnt from a part of a word too (0: none; a feature table holds none)",
+    )
+
+    @property
+    def copies_per_clip(self) -> int:
+        """Rows of each training clip besides its own: degraded copies first, then crops."""
+        return (self.augment_copies if self.augment else 0) + self.crops
+
     def __post_init__(self) -> None:
         _positive_ints(
             self, ("hidden", "batch_size", "max_epochs", "patience", "candidates", "augment_copies")
         )
+        if not isinstance(self.crops, int) or isinstance(self.crops, bool) or self.crops < 0:
+            raise ParameterError(f"crops={self.crops!r} must be an integer >= 0")
         _positive("learning_rate", self.learning_rate)
         if not (math.isfinite(self.l2) and self.l2 >= 0):
             raise ParameterError(f"l2={self.l2!r} must be >= 0")

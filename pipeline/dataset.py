@@ -32,7 +32,7 @@ from pipeline.audio import (
     decode,
     read_clip_file,
 )
-from pipeline.augment import degrade
+from pipeline.augment import degrade, speech_crop
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
 from pipeline.features import FEATURE_VERSION, histogram
@@ -102,10 +102,12 @@ def lowest_sample_rate(paths: Iterable[Path]) -> int | None:
 
 @dataclass(frozen=True)
 class Degradation:
-    """Which degraded copy of a clip to make: copy number ``copy`` under seed ``seed``."""
+    """Which degraded copy of a clip to make: copy number ``copy`` under seed ``seed``; with
+    ``crop``, a random part of its speech instead (``pipeline.augment.speech_crop``)."""
 
     seed: int
     copy: int = 0
+    crop: bool = False
 
 
 def file_features(
@@ -133,6 +135,9 @@ def degraded_copy(
     the same copy, whichever process or machine computes it.
     """
     content = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
+    if degradation.crop:
+        rng = np.random.default_rng([degradation.seed, degradation.copy, content, 1])
+        return speech_crop(y, sample_rate, rng)
     rng = np.random.default_rng([degradation.seed, degradation.copy, content])
     return degrade(y, sample_rate, rng)
 
@@ -153,7 +158,10 @@ class FeatureCache:
     ) -> None:
         settings = {"cfg": cfg.to_dict(), "max_seconds": max_seconds, "code": FEATURE_VERSION}
         if degradation is not None:
-            settings["degradation"] = dataclasses.asdict(degradation)
+            key = dataclasses.asdict(degradation)
+            if not degradation.crop:
+                del key["crop"]  # a degraded copy keeps the key it had before crops existed
+            settings["degradation"] = key
         token = json.dumps(settings, sort_keys=True)
         self.path = root / f"features-{hashlib.sha256(token.encode()).hexdigest()[:16]}.npz"
         self.rows: dict[str, np.ndarray] = {}

@@ -40,6 +40,7 @@ from pipeline.train import (
     TrainOptions,
     check_counts,
     copies_array,
+    copy_plan,
     first_copies,
     split_indices,
     training_rows,
@@ -194,17 +195,19 @@ def _extract_new(
     )
     split = np.zeros(len(codes), dtype=np.int8)
     split[val_idx] = 1
-    n_copies = tcfg.augment_copies if tcfg.augment else 0
-    trainers = [clean.recordings[i] for i in train_idx]
-    degraded = []
-    for c in range(max(n_copies, 1)):
-        progress(_EXTRACT + (_FIT - _EXTRACT) * (c + 1) / (max(n_copies, 1) + 1),
-                 f"degraded copy {c + 1} of the new clips")  # fmt: skip
-        chosen = trainers if c < n_copies else []
-        if c == 0:  # validation reports on copy 0 of its clips
-            chosen = chosen + [clean.recordings[i] for i in val_idx]
-        degraded.append(extract(chosen, Degradation(tcfg.seed, c)))
-    return clean, split, copies_array(clean, degraded)
+    plan = copy_plan(tcfg)
+    trainers = [clean.recordings[i] for i in train_idx] if plan else []
+    columns = []
+    for j, (copy, crop) in enumerate(plan or [(0, False)]):
+        progress(_EXTRACT + (_FIT - _EXTRACT) * (j + 1) / (max(len(plan), 1) + 1),
+                 f"extra rows {j + 1} of the new clips")  # fmt: skip
+        column = extract(trainers, Degradation(tcfg.seed, copy, crop=crop))
+        if j == 0:  # validation reports on degraded copy 0 of its clips, as training's does
+            val = extract([clean.recordings[i] for i in val_idx], Degradation(tcfg.seed, 0))
+            column = Extraction(column.recordings + val.recordings,
+                                np.concatenate([column.features, val.features]))  # fmt: skip
+        columns.append(column)
+    return clean, split, copies_array(clean, columns)
 
 
 def _joined_copies(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -252,8 +255,9 @@ def prepare_enrolment(
     train_idx, val_idx = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
     copies = _joined_copies(base.copies, new_copies)
     tcfg = topts.train
-    n_copies = tcfg.augment_copies if tcfg.augment else 0
-    x_train, y_train = training_rows(extraction.features, y, train_idx, copies, n_copies)
+    x_train, y_train = training_rows(
+        extraction.features, y, train_idx, copies, tcfg.copies_per_clip
+    )
     enrolled = np.concatenate([base.enrolled, np.full(len(clean.recordings), opts.from_store)])
     return Prepared(opts.root, opts.root, bundle.metadata.training.fmax_derived, labels,
                     bundle.feature_config, len(base) + len(new), extraction, y, train_idx, val_idx,

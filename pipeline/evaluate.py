@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 
 from pipeline import dataset
-from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.audio import DEFAULT_MAX_SECONDS, decode
 from pipeline.config import FeatureConfig
 from pipeline.openset import Decision, auroc, equal_weight_quantile
+from pipeline.predict import clip_quality
+from pipeline.quality.issues import CONDITIONS, Issue, condition, issues
 
 __all__ = [
     "UNSURE_CEILING",
@@ -20,7 +22,9 @@ __all__ = [
     "calibrate_threshold",
     "case_mismatches",
     "classification_report",
+    "condition_figures",
     "evaluate_folder",
+    "measure_recordings",
     "open_set_rates",
 ]
 
@@ -48,9 +52,14 @@ def calibrate_threshold(
 
 
 def classification_report(
-    decision: Decision, labels: Sequence[str], features: np.ndarray, speakers: Sequence[str]
+    decision: Decision,
+    labels: Sequence[str],
+    features: np.ndarray,
+    speakers: Sequence[str],
+    recording_issues: Sequence[Sequence[Issue]] | None = None,
 ) -> dict[str, Any]:
-    """Closed-set figures for clips of known speakers, plus how many the decision rejects.
+    """Closed-set figures for clips of known speakers, plus how many the decision rejects
+    (given each clip's ``recording_issues`` when measured).
 
     ``answers`` counts what a user is told, as the service tells it: ``named_right`` (the clip's
     speaker), ``named_wrong`` (another known speaker) and ``unknown``; ``named_right_rate`` and
@@ -60,7 +69,7 @@ def classification_report(
     index = {label: i for i, label in enumerate(labels)}
     truth = np.array([index[s] for s in speakers], dtype=int)
     if len(truth):
-        _, scores, _, reasons = decision.decide(features)
+        _, scores, _, reasons = decision.decide(features, recording_issues)
         predicted = scores.argmax(axis=1)
         accepted = np.array([r is None for r in reasons], dtype=bool)
     else:
@@ -97,16 +106,74 @@ def classification_report(
     }
 
 
-def open_set_rates(decision: Decision, features: np.ndarray) -> dict[str, float | int]:
+def open_set_rates(
+    decision: Decision,
+    features: np.ndarray,
+    recording_issues: Sequence[Sequence[Issue]] | None = None,
+) -> dict[str, float | int]:
     """How many clips of speakers outside the model are accepted as someone (false accepts)."""
     if len(features) == 0:
         return {"n": 0, "false_accept_rate": 0.0, "rejected": 0}
-    accepted = np.array([r is None for r in decision.decide(features)[3]], dtype=bool)
+    reasons = decision.decide(features, recording_issues)[3]
+    accepted = np.array([r is None for r in reasons], dtype=bool)
     return {
         "n": len(features),
         "false_accept_rate": float(accepted.mean()),
         "rejected": int((~accepted).sum()),
     }
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> float | None:
+    """``part``'s count over ``whole``'s, None when ``whole`` holds none."""
+    return float(part.sum() / whole.sum()) if whole.any() else None
+
+
+def condition_figures(
+    decision: Decision,
+    labels: Sequence[str],
+    features: np.ndarray,
+    speakers: Sequence[str],
+    recording_issues: Sequence[Sequence[Issue]],
+) -> dict[str, dict[str, float | int | None]]:
+    """Per recording condition a clip resembles (``pipeline.quality.issues.condition``), for
+    clips of known and unknown ``speakers`` alike: how many of the known clips are named
+    (``coverage``), how many of those rightly (``named_precision``), how many are refused
+    (``false_reject_rate``) and, of those, for their recording (``poor_recording``); and how
+    many of the unknown speakers' clips are named (``false_accept_rate``). None: no such clip."""
+    _, scores, _, reasons = decision.decide(features, recording_issues)
+    index = {label: i for i, label in enumerate(labels)}
+    truth = np.array([index.get(s, -1) for s in speakers], dtype=int)
+    known = truth >= 0
+    named = np.array([r is None for r in reasons], dtype=bool)
+    poor = np.array([r == "poor_recording" for r in reasons], dtype=bool)
+    kinds = np.array([condition(found) for found in recording_issues])
+    figures: dict[str, dict[str, float | int | None]] = {}
+    for kind in CONDITIONS:
+        here = kinds == kind
+        mine, strangers = here & known, here & ~known
+        figures[kind] = {
+            "n": int(mine.sum()),
+            "coverage": _share(mine & named, mine),
+            "named_precision": _share(
+                mine & named & (scores.argmax(axis=1) == truth), mine & named
+            ),
+            "false_reject_rate": _share(mine & ~named, mine),
+            "poor_recording": _share(mine & poor, mine & ~named),
+            "n_unknown_speakers": int(strangers.sum()),
+            "false_accept_rate": _share(strangers & named, strangers),
+        }
+    return figures
+
+
+def measure_recordings(
+    recordings: Sequence[dataset.Recording], cfg: FeatureConfig, max_seconds: float
+) -> list[tuple[Issue, ...]]:
+    """Each recording's issues for a model of ``cfg``, as ``pipeline.predict`` finds them."""
+    found = []
+    for recording in recordings:
+        clip = decode(recording.path, sample_rate=cfg.sample_rate, max_seconds=max_seconds)
+        found.append(issues(clip_quality(clip), cfg.fmax))
+    return found
 
 
 def evaluate_folder(
@@ -125,6 +192,8 @@ def evaluate_folder(
 
     Clips of speakers in ``labels`` get :func:`classification_report`'s figures; the others are
     counted under ``unknown_speakers`` with their false-accept rate, never silently dropped;
+    ``conditions`` splits both by the recording condition each clip resembles
+    (:func:`condition_figures`), each clip judged with its recording's issues;
     with both, ``open_set_auroc`` says how well the distance alone tells them apart (for a folder
     of strangers only, against ``known_rows``: feature rows of known speakers' clips).
     Files that cannot be used are listed under ``skipped``; ``warnings`` names each folder that
@@ -138,10 +207,15 @@ def evaluate_folder(
     speakers = [r.speaker for r in extraction.recordings]
     known = np.array([s in labels for s in speakers], dtype=bool)
     rows = extraction.features
+    found = measure_recordings(extraction.recordings, cfg, max_seconds)
     report = classification_report(
-        decision, labels, rows[known], [s for s in speakers if s in labels]
+        decision, labels, rows[known], [s for s in speakers if s in labels],
+        [f for f, k in zip(found, known, strict=True) if k],
+    )  # fmt: skip
+    report["unknown_speakers"] = open_set_rates(
+        decision, rows[~known], [f for f, k in zip(found, known, strict=True) if not k]
     )
-    report["unknown_speakers"] = open_set_rates(decision, rows[~known])
+    report["conditions"] = condition_figures(decision, labels, rows, speakers, found)
     known_rows = rows[known] if known.any() or known_rows is None else known_rows
     report["open_set_auroc"] = (
         auroc(decision.decide(known_rows)[2], decision.decide(rows[~known])[2])

@@ -10,6 +10,11 @@ speakers, not whether the voice is one of them. So a clip's answer is accepted o
 2. the network is not unsure between speakers: its top score reaches ``unsure_below``
    (otherwise the clip is "unsure").
 
+A refused clip whose recording has an issue (``pipeline.quality.issues``: clipped, band-limited,
+noisy, too short, ...) is refused as a "poor_recording" instead: outside what the model learned
+from, the refusal says more about the recording than about the voice, and the issue says what
+would help. A clip that passes both tests is named whatever its recording.
+
 A speaker's scale corrects for how many clips it has: the fewer, the farther apart they lie,
 and the farther a fresh clip of the same voice lands from the nearest. Nearest-neighbour
 distances grow as ``n ** (-1 / d)`` when ``n`` clips thin out, where ``d`` is the effective
@@ -39,6 +44,7 @@ import numpy as np
 
 from pipeline.errors import BundleError, ParameterError
 from pipeline.network import Network
+from pipeline.quality.issues import Issue
 
 __all__ = [
     "MAX_REFERENCES_PER_SPEAKER",
@@ -60,7 +66,7 @@ __all__ = [
 METHOD = "nearest-training-clip-scaled"
 UNSCALED_METHOD = "nearest-training-clip"  # bundles before per-speaker scales: every scale is 1
 MAX_REFERENCES_PER_SPEAKER = 1000  # rows kept per speaker; bounds a decision's cost
-Reason = Literal["far", "unsure"]
+Reason = Literal["far", "unsure", "poor_recording"]
 
 
 @dataclass(frozen=True)
@@ -127,23 +133,33 @@ class Decision:
     open_set: OpenSet | None = None
 
     def decide(
-        self, rows: np.ndarray
+        self, rows: np.ndarray, recording_issues: Sequence[Sequence[Issue]] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Reason | None]]:
-        """For raw feature rows (B, D): hidden activations (B, H), scores (B, N), each row's
-        distance (B,) (0 without an open set) and why it is unknown (None when accepted)."""
+        """For raw feature rows (B, D), and each row's recording issues when known: hidden
+        activations (B, H), scores (B, N), each row's distance (B,) (0 without an open set) and
+        why it is unknown (None when accepted)."""
         hidden, scores = self.network.forward(rows)
         top = scores.argmax(axis=1)
         if self.open_set is None:
             distance = np.zeros(len(rows))
         else:
             distance = self.open_set.distances(self.network.standardise(rows), top)
-        threshold = np.inf if self.open_set is None else self.open_set.threshold
-        reasons: list[Reason | None] = []
-        for d, score in zip(distance, scores.max(axis=1), strict=True):
-            reasons.append(
-                "far" if d > threshold else "unsure" if score < self.unsure_below else None
-            )
+        flawed = [bool(i) for i in recording_issues] if recording_issues else [False] * len(rows)
+        reasons = [
+            self.reason(float(d), float(score), has_issue)
+            for d, score, has_issue in zip(distance, scores.max(axis=1), flawed, strict=True)
+        ]
         return hidden, scores, distance, reasons
+
+    def reason(self, distance: float, top_score: float, poor_recording: bool) -> Reason | None:
+        """Why a clip at ``distance`` with ``top_score`` is unknown, None when it is not; a
+        refused clip of a ``poor_recording`` is refused for its recording."""
+        threshold = math.inf if self.open_set is None else self.open_set.threshold
+        if distance <= threshold and top_score >= self.unsure_below:
+            return None
+        if poor_recording:
+            return "poor_recording"
+        return "far" if distance > threshold else "unsure"
 
 
 def _distinct(rows: np.ndarray) -> np.ndarray:

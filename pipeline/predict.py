@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,12 +13,16 @@ from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
 from pipeline.features import histogram
 from pipeline.openset import Reason
+from pipeline.quality.issues import Issue, issues
+from pipeline.quality.measures import Quality, measure
 
 __all__ = [
+    "ADVICE",
     "REASON_WORDS",
     "UNKNOWN",
     "Prediction",
     "clip_histogram",
+    "clip_quality",
     "predict_clip",
     "predict_features",
     "reason_in_words",
@@ -28,6 +33,14 @@ UNKNOWN = "unknown"  # the speaker reported when the open-set decision rejects t
 REASON_WORDS: dict[str, str] = {
     "far": "too far from every voice the model knows",
     "unsure": "unsure between voices",
+    "poor_recording": "the recording is too poor to judge",
+}
+# What would help, for each reason a clip is unknown; a poor recording's comes with its issue.
+ADVICE: dict[Reason, str] = {
+    "far": "this voice is not one the model knows: teach it with a dozen takes to have it named",
+    "unsure": "the voice sounds between known voices: say a longer phrase, or teach the model "
+    "more takes of the voices it confuses",
+    "poor_recording": "the recording, not the voice, is the likely cause: record it again",
 }
 
 
@@ -40,8 +53,10 @@ def reason_in_words(reason: str) -> str:
 @dataclass(frozen=True)
 class Prediction:
     """The answer for one clip. ``best`` is the top label even when ``speaker`` is unknown;
-    ``reason`` says why it is: "far" (from every clip of ``best``) or "unsure" (between
-    speakers); ``distance`` is the clip's distance to ``best``'s nearest training clip."""
+    ``reason`` says why it is: "far" (from every clip of ``best``), "unsure" (between
+    speakers) or "poor_recording" (its first issue the likely cause); ``distance`` is the clip's
+    distance to ``best``'s nearest training clip; ``quality`` and ``issues`` describe the
+    recording when it was measured (``pipeline.quality``)."""
 
     speaker: str
     best: str
@@ -52,15 +67,34 @@ class Prediction:
     distance: float
     histogram: np.ndarray  # (n_bands,) dB
     hidden: np.ndarray  # (hidden,) sigmoid activations in [0, 1]
+    quality: Quality | None = None
+    issues: tuple[Issue, ...] = ()
+
+    @property
+    def cause(self) -> Issue | None:
+        """The issue a "poor_recording" refusal names: the most telling one."""
+        return self.issues[0] if self.reason == "poor_recording" else None
+
+    @property
+    def advice(self) -> str | None:
+        """What would help, when the clip is unknown."""
+        if self.reason is None:
+            return None
+        return self.cause.advice if self.cause else ADVICE[self.reason]
 
 
 def predict_features(
-    bundle: Bundle, features: np.ndarray, *, threshold: float | None = None
+    bundle: Bundle,
+    features: np.ndarray,
+    *,
+    threshold: float | None = None,
+    qualities: Sequence[Quality] | None = None,
 ) -> list[Prediction]:
-    """Predictions for feature rows (B, n_bands); ``threshold`` overrides the bundle's top-score
-    ("unsure") threshold."""
+    """Predictions for feature rows (B, n_bands), with each row's recording ``qualities`` when
+    measured; ``threshold`` overrides the bundle's top-score ("unsure") threshold."""
     rows = np.atleast_2d(features)
-    hidden, scores, distance, reasons = bundle.decision(threshold).decide(rows)
+    found = [issues(q, bundle.feature_config.fmax) for q in qualities] if qualities else None
+    hidden, scores, distance, reasons = bundle.decision(threshold).decide(rows, found)
     out = []
     for i, k in enumerate(scores.argmax(axis=1)):
         out.append(
@@ -74,6 +108,8 @@ def predict_features(
                 distance=float(distance[i]),
                 histogram=rows[i],
                 hidden=hidden[i],
+                quality=qualities[i] if qualities else None,
+                issues=found[i] if found else (),
             )
         )
     return out
@@ -88,6 +124,11 @@ def clip_histogram(
     return histogram(clip.samples, cfg), clip
 
 
+def clip_quality(clip: Clip) -> Quality:
+    """The recording quality of a decoded clip, judged on the band its source really had."""
+    return measure(clip.samples, clip.sample_rate, source_rate=clip.source_rate)
+
+
 def predict_clip(
     bundle: Bundle,
     source: bytes | str | Path,
@@ -95,6 +136,8 @@ def predict_clip(
     max_seconds: float = DEFAULT_MAX_SECONDS,
     threshold: float | None = None,
 ) -> tuple[Prediction, Clip]:
-    """Decode, featurise and classify one clip (raises ``AudioError`` for unusable input)."""
+    """Decode, featurise, measure and classify one clip (raises ``AudioError`` for unusable
+    input)."""
     row, clip = clip_histogram(source, bundle.feature_config, max_seconds=max_seconds)
-    return predict_features(bundle, row, threshold=threshold)[0], clip
+    quality = clip_quality(clip)
+    return predict_features(bundle, row, threshold=threshold, qualities=[quality])[0], clip

@@ -57,6 +57,7 @@ __all__ = [
     "Prepared",
     "TrainOptions",
     "assess",
+    "copy_plan",
     "feature_config_for",
     "fit_and_calibrate",
     "prepare",
@@ -171,6 +172,13 @@ def _extract(
     )  # fmt: skip
 
 
+def copy_plan(tcfg: TrainConfig) -> list[tuple[int, bool]]:
+    """(copy number, crop?) of each training clip's extra rows, in their column order: the
+    degraded copies, then the crops."""
+    degraded = tcfg.augment_copies if tcfg.augment else 0
+    return [(c, False) for c in range(degraded)] + [(c, True) for c in range(tcfg.crops)]
+
+
 def copies_array(extraction: Extraction, degraded: Sequence[Extraction]) -> np.ndarray:
     """(clips, copies, bands): copy ``c`` of clip ``i`` at ``[i, c]``, NaN where it has none."""
     n, bands = extraction.features.shape
@@ -276,11 +284,11 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
     tcfg = opts.train
     train_idx, val_idx = split_indices(y, tcfg.val_fraction, tcfg.seed)
     degraded = feats.degraded if feats.degraded is not None else []
-    if tcfg.augment and feats.degraded is None:
+    if feats.degraded is None:  # a table's copies come with it, without crops
         train_recordings = [extraction.recordings[i] for i in train_idx]
         degraded = [
-            _extract(train_recordings, cfg, opts, Degradation(tcfg.seed, copy))
-            for copy in range(tcfg.augment_copies)
+            _extract(train_recordings, cfg, opts, Degradation(tcfg.seed, copy, crop=crop))
+            for copy, crop in copy_plan(tcfg)
         ]
     copies = copies_array(extraction, degraded)
     val_recordings = [extraction.recordings[i] for i in val_idx]
@@ -288,8 +296,9 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
     if val_degraded is None:
         val_degraded = _extract(val_recordings, cfg, opts, Degradation(tcfg.seed, 0))
     copies[val_idx, 0] = copies_array(extraction, [val_degraded])[val_idx, 0]
-    n_copies = tcfg.augment_copies if tcfg.augment else 0
-    x_train, y_train = training_rows(extraction.features, y, train_idx, copies, n_copies)
+    x_train, y_train = training_rows(
+        extraction.features, y, train_idx, copies, tcfg.copies_per_clip
+    )
     return Prepared(data_dir, feats.root, feats.fmax_derived, labels, cfg, len(feats.recordings),
                     extraction, y, train_idx, val_idx, x_train, y_train, val_degraded, copies,
                     np.zeros(len(y), dtype=bool))  # fmt: skip

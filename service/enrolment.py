@@ -12,16 +12,19 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline.audio import decode
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError
-from pipeline.predict import clip_histogram
+from pipeline.features import histogram
+from pipeline.predict import clip_quality
+from pipeline.quality.issues import issues
 from pipeline.speakers import Added, Clash, NewClip, SpeakerStore, clip_extension
 from service.errors import detail_for, status_for
 from service.inference import oversized
-from service.schemas import AcceptedClip, ClipsResponse, RefusedClip
+from service.schemas import AcceptedClip, ClipsResponse, QualityReport, RefusedClip
 from service.settings import Settings
 
-__all__ = ["CheckedClip", "answer_status", "check_clips", "store_clips"]
+__all__ = ["CheckedClip", "answer_status", "check_clip", "check_clips", "store_clips"]
 
 NOTHING_ACCEPTED_STATUS = 422  # when nothing was accepted and the refusals differ in status
 CLASH_STATUS = 409  # a clip the store holds as another speaker's
@@ -29,31 +32,43 @@ CLASH_STATUS = 409  # a clip the store holds as another speaker's
 
 @dataclass(frozen=True)
 class CheckedClip:
-    """A clip that passed: its part's file name, what to store, and its histogram."""
+    """A clip that passed: its part's file name, what to store, its histogram and quality."""
 
     file: str
     clip: NewClip
     histogram: list[float]
+    quality: QualityReport
+
+
+def check_clip(
+    cfg: FeatureConfig, name: str, data: bytes, settings: Settings
+) -> CheckedClip | RefusedClip:
+    """One take checked as ``/predict`` checks a clip (``pipeline.predict.clip_histogram``'s
+    steps), its recording measured once it decodes, refused or not."""
+    quality = None
+    try:
+        clip = decode(data, sample_rate=cfg.sample_rate, max_seconds=settings.max_clip_seconds)
+        measured = clip_quality(clip)
+        quality = QualityReport.of(measured, issues(measured, cfg.fmax))
+        row = histogram(clip.samples, cfg)
+        extension = clip_extension(data)
+    except AudioError as exc:
+        return RefusedClip(
+            file=name, status=status_for(exc), detail=detail_for(exc), quality=quality
+        )
+    return CheckedClip(name, NewClip(data, extension, clip.duration_s), row.tolist(), quality)
 
 
 def check_clips(
     cfg: FeatureConfig, files: list[tuple[str, bytes]], settings: Settings
 ) -> list[CheckedClip | RefusedClip]:
     """One outcome per file, in order: checked, or refused with the status /predict gives."""
-    out: list[CheckedClip | RefusedClip] = []
-    for name, data in files:
-        if (detail := oversized(data, settings)) is not None:
-            out.append(RefusedClip(file=name, status=413, detail=detail))
-            continue
-        try:
-            row, clip = clip_histogram(data, cfg, max_seconds=settings.max_clip_seconds)
-            extension = clip_extension(data)
-        except AudioError as exc:
-            out.append(RefusedClip(file=name, status=status_for(exc), detail=detail_for(exc)))
-            continue
-        new = NewClip(data, extension, clip.duration_s)
-        out.append(CheckedClip(name, new, row.tolist()))
-    return out
+    return [
+        RefusedClip(file=name, status=413, detail=detail)
+        if (detail := oversized(data, settings)) is not None
+        else check_clip(cfg, name, data, settings)
+        for name, data in files
+    ]
 
 
 def store_clips(
@@ -83,7 +98,8 @@ def store_clips(
 
 def _accepted(checked: CheckedClip, added: Added) -> AcceptedClip:
     return AcceptedClip(id=added.id, file=checked.file, seconds=round(checked.clip.seconds, 4),
-                        duplicate=added.duplicate, histogram=checked.histogram)  # fmt: skip
+                        duplicate=added.duplicate, histogram=checked.histogram,
+                        quality=checked.quality)  # fmt: skip
 
 
 def _clash(file: str, speaker: str) -> RefusedClip:

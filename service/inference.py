@@ -24,6 +24,8 @@ from service.schemas import (
     Explanation,
     ModelRef,
     PredictResponse,
+    QualityIssue,
+    QualityReport,
     TimelineResponse,
     TimelineSegment,
 )
@@ -72,10 +74,15 @@ def answer_clip(
         scores=prediction.scores,
         unknown=prediction.unknown,
         unknown_reason=prediction.reason,
+        unknown_cause=QualityIssue.of(prediction.cause) if prediction.cause else None,
+        advice=prediction.advice,
         threshold=threshold,
         model=ModelRef.of(bundle),
         duration_s=round(clip.duration_s, 4),
         timing_ms=round((time.perf_counter() - started) * 1000, 3),
+        quality=QualityReport.of(prediction.quality, prediction.issues)
+        if prediction.quality
+        else None,
         explain=_explanation(bundle, prediction) if explain else None,
     )
 

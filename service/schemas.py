@@ -11,6 +11,8 @@ from pipeline.bundle import Bundle
 from pipeline.features import band_centres
 from pipeline.metadata import BundleMetadata
 from pipeline.openset import Reason
+from pipeline.quality.issues import Issue, Measure
+from pipeline.quality.measures import Quality
 from pipeline.speakers import SpeakerSummary, StoredClip
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "ModelRef",
     "PlotName",
     "PredictResponse",
+    "QualityIssue",
+    "QualityReport",
     "RefusedClip",
     "ReloadRequest",
     "SpeakerDetail",
@@ -82,21 +86,62 @@ class Explanation(BaseModel):
     distance_threshold: float = Field(description="farther than this answers 'unknown'")
 
 
+class QualityIssue(BaseModel):
+    """One measure of the recording past its limit, and what would help."""
+
+    measure: Measure = Field(examples=["clipped_fraction"])
+    value: float = Field(examples=[0.034])
+    limit: float = Field(description="where the recordings the model knows end",
+                         examples=[0.01])  # fmt: skip
+    problem: str = Field(examples=["the recording is clipped (3.4 % of samples at the peak)"])
+    advice: str = Field(examples=["lower the microphone gain or move back from the microphone"])
+
+    @classmethod
+    def of(cls, issue: Issue) -> QualityIssue:
+        return cls.model_validate(issue.to_dict())
+
+
+class QualityReport(BaseModel):
+    """The recording, measured from its signal (``pipeline.quality.measures``)."""
+
+    speech_s: float = Field(description="seconds of speech once silence is trimmed")
+    level_dbfs: float = Field(description="RMS level of the speech, dB relative to full scale")
+    clipped_fraction: float = Field(description="share of samples flat at the peak, 0-1")
+    snr_db: float = Field(description="speech above the steady background, dB")
+    bandwidth_hz: float = Field(description="highest frequency that carries speech, Hz")
+    available_hz: float = Field(description="the band the recording's own rate allows, Hz")
+    low_band_db: float = Field(description="speech below 250 Hz against 250-1000 Hz, dB")
+    issues: list[QualityIssue] = Field(description="the measures past their limits, most "
+                                       "telling first; empty for a clean recording")  # fmt: skip
+
+    @classmethod
+    def of(cls, quality: Quality, issues: tuple[Issue, ...]) -> QualityReport:
+        return cls.model_validate(
+            quality.to_dict() | {"issues": [QualityIssue.of(i) for i in issues]}
+        )
+
+
 class PredictResponse(BaseModel):
     speaker: str = Field(description='the speaker, or "unknown" (see unknown_reason)',
                          examples=["Steve"])  # fmt: skip
     confidence: float = Field(description="the top score", examples=[0.97])
     scores: dict[str, float] = Field(examples=[{"David": 0.03, "Steve": 0.97}])
     unknown: bool = Field(description="true when the clip is nobody the model knows")
-    unknown_reason: Literal["far", "unsure"] | None = Field(
+    unknown_reason: Literal["far", "unsure", "poor_recording"] | None = Field(
         None,
         description="far: too far from every known voice; unsure: the top score is below the "
-        "threshold, between two voices; absent when a speaker is named",
+        "threshold, between two voices; poor_recording: refused, and the recording has an "
+        "issue (see unknown_cause); absent when a speaker is named",
     )
+    unknown_cause: QualityIssue | None = Field(
+        None, description="for poor_recording: the recording's most telling issue"
+    )
+    advice: str | None = Field(None, description="what would help, when the clip is unknown")
     threshold: float = Field(description="the top-score threshold in force ('unsure' below it)")
     model: ModelRef
     duration_s: float = Field(description="clip length in seconds", examples=[0.82])
     timing_ms: float = Field(description="server time spent on this clip", examples=[1.4])
+    quality: QualityReport | None = Field(None, description="the recording, measured")
     explain: Explanation | None = None
 
 
@@ -282,12 +327,16 @@ class AcceptedClip(BaseModel):
     duplicate: bool = Field(description="the store held this clip already")
     histogram: list[float] = Field(description="the clip's 60-bin histogram under the current "
                                    "model's feature config, dB")  # fmt: skip
+    quality: QualityReport = Field(description="the take's recording, measured")
 
 
 class RefusedClip(BaseModel):
     file: str = Field(description="the part's file name")
     status: int = Field(description="the HTTP status /predict would give this clip")
     detail: str = Field(description="what was wrong, and with which value")
+    quality: QualityReport | None = Field(
+        None, description="the take's recording, measured, when it could be decoded"
+    )
 
 
 class ClipsResponse(BaseModel):

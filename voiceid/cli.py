@@ -288,6 +288,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if report["open_set_auroc"] is not None:
         print(f"open-set AUROC (distance): {report['open_set_auroc']:.4f}")
+    _print_conditions(report["conditions"])
     for item in report["skipped"]:
         print(f"  skipped {item['file']}: {item['error']}")
     return 0
@@ -315,7 +316,8 @@ def _print_answers(report: dict[str, Any]) -> None:
 
 
 def _answer(result: dict[str, Any]) -> str:
-    """One clip's answer: the speaker and the top score, or unknown, the closest voice and why."""
+    """One clip's answer: the speaker and the top score, or unknown, the closest voice, why
+    (for a poor recording, what is wrong with it) and what would help."""
     from pipeline.predict import reason_in_words
 
     why = result["unknown_reason"]
@@ -323,7 +325,28 @@ def _answer(result: dict[str, Any]) -> str:
         return f"{result['speaker']} ({result['confidence']:.3f})"
     closest = max(result["scores"], key=result["scores"].get)
     score = f"{result['confidence']:.3f}, closest {closest}"
-    return f"{result['speaker']} ({score}): {reason_in_words(why)}"
+    cause = result.get("unknown_cause")
+    words = reason_in_words(why) + (f" ({cause['problem']})" if cause else "")
+    advice = cause["advice"] if cause else result.get("advice")
+    return f"{result['speaker']} ({score}): {words}" + (f"; {advice}" if advice else "")
+
+
+def _print_conditions(conditions: dict[str, dict[str, float | int | None]]) -> None:
+    """One line per recording condition met: coverage, precision, FRR and its poor recordings,
+    and the false accepts of unknown speakers."""
+
+    def shown(value: float | int | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    print("by recording condition:")
+    for name, row in conditions.items():
+        if row["n"] or row["n_unknown_speakers"]:
+            print(
+                f"  {name:>12}: n={row['n']} named {shown(row['coverage'])} precision "
+                f"{shown(row['named_precision'])} FRR {shown(row['false_reject_rate'])} "
+                f"(poor recording {shown(row['poor_recording'])}); unknown speakers "
+                f"n={row['n_unknown_speakers']} FAR {shown(row['false_accept_rate'])}"
+            )
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -340,7 +363,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             continue
         results.append({"file": str(path), "speaker": pred.speaker,
                         "confidence": pred.confidence, "scores": pred.scores,
-                        "unknown_reason": pred.reason})  # fmt: skip
+                        "unknown_reason": pred.reason,
+                        "unknown_cause": pred.cause.to_dict() if pred.cause else None,
+                        "advice": pred.advice,
+                        "quality": pred.quality.to_dict() if pred.quality else None,
+                        "issues": [i.to_dict() for i in pred.issues]})  # fmt: skip
     if args.json:
         print(json.dumps(results, indent=2))
     else:

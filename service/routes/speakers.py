@@ -85,6 +85,7 @@ async def get_speaker(name: SpeakerName, speakers: SpeakersDep, models: StoreDep
 @router.post(
     CLIPS_PATH,
     response_model=ClipsResponse,
+    response_model_exclude_none=True,  # a take that never decoded has no quality
     responses=_WRITE
     | _NAME
     | {
@@ -126,7 +127,11 @@ async def add_clips(
     store = partial(store_clips, model_labels=_labels(models), add_to_existing=add_to_existing)
     answer = await run_in_threadpool(store, speakers, name, outcomes)
     status = answer_status(answer)
-    return answer if status == 200 else JSONResponse(answer.model_dump(), status_code=status)
+    return (
+        answer
+        if status == 200
+        else JSONResponse(answer.model_dump(exclude_none=True), status_code=status)
+    )
 
 
 @router.delete(

@@ -6,7 +6,7 @@
 import { KEY_STORAGE, keyHeaders, requestJson, storedKey } from "./api.js";
 import { $, capitalise, element, messages } from "./dom.js";
 import { drawHistogram, drawNetwork, speakerClass } from "./drawings.js";
-import { formatHz, formatPercent, listInWords } from "./format.js";
+import { formatHz, formatPercent, listInWords, qualityInWords } from "./format.js";
 import { LiveListener } from "./live.js";
 import { MicButton } from "./microphone.js";
 import { canRecord } from "./recorder.js";
@@ -30,6 +30,7 @@ const ui = {
   confidence: $("confidence"),
   scores: $("scores"),
   answerMeta: $("answer-meta"),
+  quality: $("quality"),
   histogram: $("histogram"),
   histogramBox: $("histogram-box"),
   histogramEmpty: $("histogram-empty"),
@@ -170,15 +171,25 @@ function showAnswer(answer) {
     `${answer.duration_s.toFixed(2)} s clip · answered in ${Math.round(answer.timing_ms)} ms · ` +
     `model ${answer.model.name} (${answer.model.version.slice(0, 8)})`;
   renderScores(answer);
+  ui.quality.replaceChildren(...qualityInWords(answer.quality).map((s) => element("li", "", s)));
   redraw();
 }
 
-/** Why a clip was answered "unknown": too far from every known voice, or unsure between two. */
+/**
+ * Why a clip was answered "unknown": a recording too poor to judge, a voice too far from every
+ * known one, or unsure between two; and what would help.
+ */
 function unknownWhy(answer, closest, needed) {
+  if (answer.unknown_reason === "poor_recording")
+    return (
+      `Not named, and the recording is the likely cause: ${answer.unknown_cause.problem}. ` +
+      `To be named, ${answer.unknown_cause.advice}, then try again.`
+    );
   if (answer.unknown_reason === "far")
     return (
       `Too far from every voice this model knows. The closest voice is ${closest[0]} at ` +
-      `${formatPercent(closest[1])}, but the clip is unlike all of ${closest[0]}'s recordings.`
+      `${formatPercent(closest[1])}, but the clip is unlike all of ${closest[0]}'s recordings. ` +
+      `If this is a new voice, teach it to the model below.`
     );
   return (
     `Not sure enough to name anyone: it sounds between voices. The closest voice is ` +
@@ -353,6 +364,7 @@ function clearAnswer(note) {
   ui.answerMeta.textContent = "";
   renderScores(null);
   redraw();
+  ui.quality.replaceChildren();
 }
 
 // ---- start -----------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-// How numbers are written on the page.
+// How numbers and measures are written on the page.
+
+import { capitalise } from "./dom.js";
 
 /**
  * A score in [0, 1] as a percentage, with enough digits to tell 99.98% from 99.99%:
@@ -33,4 +35,18 @@ export function listInWords(items) {
 export function formatSeconds(seconds) {
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
   return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+/**
+ * What a clip's `quality` (from /predict or an enrolment answer) says, in plain words: one
+ * sentence per issue with what would help, or that the recording sounds clean. `[]` without one.
+ */
+export function qualityInWords(quality) {
+  if (!quality) return [];
+  if (quality.issues.length === 0)
+    return [
+      `The recording sounds clean: ${quality.speech_s.toFixed(1)} s of speech, ` +
+        `${Math.round(quality.snr_db)} dB above the background.`,
+    ];
+  return quality.issues.map((issue) => `${capitalise(issue.problem)}: ${issue.advice}.`);
 }

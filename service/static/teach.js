@@ -5,7 +5,7 @@
 import { api, speakerPath } from "./api.js";
 import { $, button, capitalise, element, messages } from "./dom.js";
 import { drawHistogram } from "./drawings.js";
-import { formatSeconds, listInWords } from "./format.js";
+import { formatSeconds, listInWords, qualityInWords } from "./format.js";
 import { MicButton } from "./microphone.js";
 
 // The server trains from 4 clips a speaker; 5 leave one for its validation split to check.
@@ -212,11 +212,12 @@ function settleTake(take, answer) {
     return;
   }
   if (accepted) {
-    const { id, seconds, histogram } = accepted;
-    Object.assign(take, { state: "accepted", id, seconds, histogram });
+    const { id, seconds, histogram, quality } = accepted;
+    Object.assign(take, { state: "accepted", id, seconds, histogram, quality });
     say(`Take ${goodTakes().length} of ${take.speaker} stored.`);
   } else {
-    Object.assign(take, { state: "refused", detail: refused ? refused.detail : "refused" });
+    const detail = refused ? refused.detail : "refused";
+    Object.assign(take, { state: "refused", detail, quality: refused && refused.quality });
     say(`${take.file} was refused.`);
   }
   renderTakes();
@@ -310,6 +311,12 @@ function takeBody(take) {
   return element("p", "take-note", notes[take.state]);
 }
 
+/** What a take's recording needs, when it has issues: the first one's words. */
+function takeAdvice(take) {
+  const [words] = take.quality && take.quality.issues.length ? qualityInWords(take.quality) : [];
+  return words ? element("p", "take-advice", words) : null;
+}
+
 function takeAction(take) {
   const title = takeTitle(take);
   if (take.state === "refused")
@@ -321,6 +328,8 @@ function takeAction(take) {
 function takeCard(take) {
   const card = element("li", `take ${take.state}`);
   card.append(element("p", "take-title", takeTitle(take)), takeBody(take));
+  const advice = takeAdvice(take);
+  if (advice) card.append(advice);
   const action = takeAction(take);
   if (action) card.append(action);
   return card;

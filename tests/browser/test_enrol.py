@@ -294,6 +294,28 @@ def test_takes_for_a_voice_of_the_model_are_sent_once_the_person_agrees(
     assert console_errors(driver) == []
 
 
+def test_a_take_without_speech_says_what_would_help(
+    driver: WebDriver, server: Server, tmp_path: Path
+) -> None:
+    click = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    click[SAMPLE_RATE // 2] = 0.5
+    path = tmp_path / "click.wav"
+    sf.write(path, click, SAMPLE_RATE, subtype="PCM_16")
+    open_page(driver, server)
+    type_name(driver, NAME)
+
+    driver.find_element(By.ID, "take-files").send_keys(str(path))
+
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: takes(d, "refused"))
+    [card] = takes(driver, "refused")
+    assert card.find_element(By.CLASS_NAME, "take-reason").text.startswith("Clip holds no speech")
+    advice = card.find_element(By.CLASS_NAME, "take-advice").text
+    assert advice.startswith("Only 0.0") and advice.endswith(
+        " s of speech: say a whole word or more, at least half a second."
+    )
+    assert [e for e in console_errors(driver) if "/clips - Failed" not in e] == []
+
+
 @pytest.mark.slow
 def test_a_third_voice_is_taught_named_and_forgotten_by_the_first_version(
     driver: WebDriver, server: Server

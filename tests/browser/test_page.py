@@ -318,6 +318,33 @@ def test_the_api_docs_render_without_other_sites(driver: WebDriver, server: Serv
     assert console_errors(driver) == []
 
 
+def test_the_page_says_how_the_clip_was_recorded_and_what_would_help(
+    driver: WebDriver, server: Server, clips: Clips, tmp_path: Path
+) -> None:
+    david, _ = sf.read(clips.david, dtype="float32")
+    clipped = _write(tmp_path / "clipped.wav", np.clip(8 * david / np.abs(david).max(), -1, 1))
+    open_page(driver, server)
+
+    driver.find_element(By.ID, "clip").send_keys(str(clips.david))
+    wait_for_answer(driver)
+    clean = texts_of(driver, "#quality li")
+    driver.find_element(By.ID, "clip").send_keys(str(clipped))
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: texts_of(d, "#quality li") != clean)
+
+    assert len(clean) == 1 and clean[0].startswith("The recording sounds clean: ")
+    [words] = texts_of(driver, "#quality li")
+    assert words.startswith("The recording is clipped (")
+    assert words.endswith("samples at the peak): lower the microphone gain or move back from "
+                          "the microphone.")  # fmt: skip
+    answer = api_answer(server, clipped)
+    if answer["unknown"]:  # refused: the recording is blamed, with what would help
+        assert answer["unknown_reason"] == "poor_recording"
+        assert text_of(driver, "confidence").startswith(
+            "Not named, and the recording is the likely cause: the recording is clipped"
+        )
+    assert console_errors(driver) == []
+
+
 def test_the_page_fits_a_phone(driver: WebDriver, server: Server, clips: Clips) -> None:
     open_page(driver, server)
     driver.find_element(By.ID, "clip").send_keys(str(clips.david))

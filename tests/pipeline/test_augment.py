@@ -131,3 +131,18 @@ def test_dull_cuts_above_the_corner_and_keeps_the_low_band() -> None:
         out = dull(y, SR, np.random.default_rng(seed))
         assert abs(_level_db(out, 300) - _level_db(y, 300)) < 6.0  # the tilt: +-3 dB an octave
         assert _level_db(out, 6000) < _level_db(y, 6000) - 15.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_crop_is_60_to_90_percent_of_the_speech_and_lies_within_it(seed: int) -> None:
+    voice = harmonics(seconds=1.0)
+    gap = np.zeros(SR // 2, np.float32)
+    y = np.concatenate([gap, voice, gap])
+
+    crop = augment.speech_crop(y, SR, np.random.default_rng(seed))
+
+    assert 0.6 * SR - 160 <= len(crop) <= 0.9 * SR + 160  # the speech span to a 10 ms frame
+    windows = np.lib.stride_tricks.sliding_window_view(y, len(crop))
+    start = int(np.flatnonzero(np.all(windows == crop, axis=1))[0])
+    assert start >= SR // 2 - 160 and start + len(crop) <= SR // 2 + SR + 160
+    assert crop.dtype == np.float32

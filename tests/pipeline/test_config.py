@@ -80,6 +80,7 @@ def test_feature_config_is_frozen() -> None:
         ({"hidden": 0}, "hidden=0 must be a positive integer"),
         ({"candidates": 0}, "candidates=0 must be a positive integer"),
         ({"augment_copies": 0}, "augment_copies=0 must be a positive integer"),
+        ({"crops": -1}, "crops=-1 must be an integer >= 0"),
         ({"max_epochs": False}, "max_epochs=False must be a positive integer"),
         ({"learning_rate": 0.0}, "learning_rate=0.0 must be a positive number"),
         ({"val_fraction": 1.0}, "val_fraction=1.0 must be between 0 and 1"),
@@ -94,3 +95,9 @@ def test_train_config_rejects_bad_values(fields: dict[str, Any], message: str) -
         TrainConfig(**fields)
 
     assert str(error.value) == message
+
+
+def test_a_clips_extra_rows_are_its_degraded_copies_then_its_crops() -> None:
+    assert TrainConfig().copies_per_clip == 4 + 2
+    assert TrainConfig(augment=False).copies_per_clip == 2
+    assert TrainConfig(crops=0, augment_copies=3).copies_per_clip == 3

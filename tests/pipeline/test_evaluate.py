@@ -9,9 +9,11 @@ from pipeline.evaluate import (
     calibrate_threshold,
     case_mismatches,
     classification_report,
+    condition_figures,
     open_set_rates,
 )
 from pipeline.openset import Decision, OpenSet
+from pipeline.quality.issues import Issue
 from tests.helpers import switch_network
 
 LABELS = ["left", "right"]
@@ -128,3 +130,30 @@ def test_far_clips_of_known_speakers_count_as_false_rejects() -> None:
 
     assert (report["accuracy"], report["named_right_rate"]) == (1.0, 0.5)
     assert report["false_reject_rate"] == 0.5
+
+
+CLIPPED = Issue("clipped_fraction", 0.2, 0.01, "the recording is clipped", "lower the gain")
+NOISY = Issue("snr_db", -4.0, 0.0, "too much background noise", "record somewhere quieter")
+
+
+def test_condition_figures_split_known_and_unknown_clips_by_their_recording() -> None:
+    far_left = [2.0, 3.0]  # refused as far from "left"; as poor_recording when its recording is
+    features = np.array([LEFT, RIGHT, far_left, LEFT, far_left, LEFT, far_left])
+    speakers = ["left", "left", "left", "left", "left", "nobody", "nobody"]
+    found = [(), (), (), (CLIPPED,), (CLIPPED, NOISY), (), (NOISY,)]
+
+    figures = condition_figures(_near_left_only(2.5), LABELS, features, speakers, found)
+
+    assert figures["clean"] == {
+        "n": 3, "coverage": 2 / 3, "named_precision": 1 / 2, "false_reject_rate": 1 / 3,
+        "poor_recording": 0.0, "n_unknown_speakers": 1, "false_accept_rate": 1.0,
+    }  # fmt: skip
+    assert figures["clipped"] == {
+        "n": 2, "coverage": 1 / 2, "named_precision": 1.0, "false_reject_rate": 1 / 2,
+        "poor_recording": 1.0, "n_unknown_speakers": 0, "false_accept_rate": None,
+    }  # fmt: skip
+    assert figures["noisy"] == {
+        "n": 0, "coverage": None, "named_precision": None, "false_reject_rate": None,
+        "poor_recording": None, "n_unknown_speakers": 1, "false_accept_rate": 0.0,
+    }  # fmt: skip
+    assert list(figures) == ["clean", "short", "clipped", "band-limited", "noisy", "quiet"]

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from pipeline.errors import BundleError, ParameterError
+from pipeline.network import Network
 from pipeline.openset import (
+    Decision,
     OpenSet,
     auroc,
     calibrate,
@@ -19,6 +21,7 @@ from pipeline.openset import (
     load_open_set,
     save_open_set,
 )
+from pipeline.quality.issues import Issue
 
 # Speaker 0 at x = 0, 1, 3 on a line; speaker 1 at x = 10, 12, 16. As many clips each: every
 # scale is 1.
@@ -189,3 +192,37 @@ def test_offsets_that_do_not_cover_the_rows_are_refused() -> None:
     assert str(error.value) == (
         "open-set offsets run from 0 to 4, not from 0 to the 6 reference rows"
     )
+
+
+def _decision(unsure_below: float) -> Decision:
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0)  # threshold 4
+    network = Network(np.zeros((2, 1)), np.zeros(1), np.zeros((1, 2)), np.zeros(2),
+                      "softmax", np.zeros(2), np.ones(2))  # fmt: skip
+    return Decision(network, unsure_below, open_set)
+
+
+@pytest.mark.parametrize(
+    ("distance", "score", "poor", "reason"),
+    [
+        (3.0, 0.9, False, None),
+        (3.0, 0.9, True, None),  # a named voice stays named whatever its recording
+        (5.0, 0.9, False, "far"),
+        (3.0, 0.4, False, "unsure"),
+        (5.0, 0.9, True, "poor_recording"),
+        (3.0, 0.4, True, "poor_recording"),
+    ],
+)
+def test_a_refusal_of_a_poor_recording_is_blamed_on_the_recording(
+    distance: float, score: float, poor: bool, reason: str | None
+) -> None:
+    assert _decision(unsure_below=0.5).reason(distance, score, poor) == reason
+
+
+def test_decide_takes_each_rows_recording_issues() -> None:
+    issue = Issue("snr_db", -5.0, 0.0, "too much background noise", "record somewhere quieter")
+    decision = _decision(unsure_below=0.6)  # both scores are 0.5: every row is unsure
+
+    *_, reasons = decision.decide(ROWS[:2], [(), (issue,)])
+
+    assert reasons == ["unsure", "poor_recording"]
+    assert decision.decide(ROWS[:2])[3] == ["unsure", "unsure"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from pipeline.audio import decode
 from pipeline.bundle import Bundle, load_bundle
 from pipeline.errors import DecodeError
 from pipeline.features import histogram
-from pipeline.predict import UNKNOWN, predict_clip, predict_features
+from pipeline.predict import ADVICE, UNKNOWN, clip_quality, predict_clip, predict_features
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +84,36 @@ def test_predict_clip_refuses_what_is_not_audio(
         "cannot decode PDF document data: it is not WAV, FLAC, OGG/Vorbis or MP3, "
         "and ffmpeg is not installed"
     )
+
+
+def test_a_refused_clip_of_a_poor_recording_names_its_issue(
+    bundle: Bundle, demo_data: Path
+) -> None:
+    clip = decode(demo_data / "David" / "hello_000.wav", sample_rate=16000)
+    row = histogram(clip.samples, bundle.feature_config)
+    clean = clip_quality(clip)
+    clipped = dataclasses.replace(clean, clipped_fraction=0.2)
+
+    [unsure, poor] = predict_features(
+        bundle, np.stack([row, row]), threshold=1.01, qualities=[clean, clipped]
+    )
+
+    assert (unsure.reason, unsure.cause, unsure.issues, unsure.quality) == (
+        "unsure",
+        None,
+        (),
+        clean,
+    )
+    assert unsure.advice == ADVICE["unsure"]
+    assert poor.reason == "poor_recording"
+    assert poor.cause is not None and poor.cause.measure == "clipped_fraction"
+    assert poor.advice == poor.cause.advice
+
+
+def test_predict_clip_measures_the_recording_on_its_source_band(
+    bundle: Bundle, demo_data: Path
+) -> None:
+    prediction, clip = predict_clip(bundle, demo_data / "Steve" / "hello_000.wav")
+
+    assert prediction.quality == clip_quality(clip)
+    assert prediction.quality.available_hz == clip.source_rate / 2

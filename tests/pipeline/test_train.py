@@ -108,7 +108,7 @@ def test_report_holds_validation_and_unknown_speaker_figures(trained_bundle: Pat
         "val_false_reject_rate",
     ]
     assert (metrics["n_train"], metrics["n_val"], metrics["val_accuracy"]) == (20, 4, 1.0)
-    assert metrics["n_train_degraded"] == 20 * TrainConfig.augment_copies  # each clip's copies
+    assert metrics["n_train_degraded"] == 20 * TrainConfig().copies_per_clip  # copies and crops
     unknown = report["unknown"]
     assert isinstance(unknown, dict)
     assert unknown["n"] == 6

@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ TEST_CLIPS = 4  # per voice in the held-out folder
 EVALUATE_KEYS = [
     "accuracy",
     "answers",
+    "conditions",
     "confusion",
     "false_reject_rate",
     "labels",
@@ -108,6 +110,9 @@ def test_evaluate_json_scores_known_and_counts_unknown_speakers(
     assert unknown["rejected"] == round(TEST_CLIPS * (1 - unknown["false_accept_rate"]))
     assert report["skipped"] == []
     assert 0.5 < report["open_set_auroc"] <= 1.0  # the Stranger is farther than known voices
+    clean = report["conditions"]["clean"]  # the synthetic voices are clean recordings
+    assert (clean["n"], clean["n_unknown_speakers"]) == (2 * TEST_CLIPS, TEST_CLIPS)
+    assert clean["false_accept_rate"] == unknown["false_accept_rate"]
 
 
 def test_evaluate_prints_a_summary(
@@ -130,6 +135,12 @@ def test_evaluate_prints_a_summary(
     assert lines[2] == "                 David: precision 1.000 recall 1.000 n=4"
     assert lines[3] == "                 Steve: precision 1.000 recall 1.000 n=4"
     assert lines[4].startswith("unknown speakers: 4 clips, false accept rate ")
+    at = lines.index("by recording condition:")
+    assert re.fullmatch(
+        r" {9}clean: n=8 named [01]\.\d{3} precision 1\.000 FRR [01]\.\d{3} \(poor recording "
+        r"[-01.\d]+\); unknown speakers n=4 FAR [01]\.\d{3}",
+        lines[at + 1],
+    )
 
 
 def test_predict_json_names_each_speaker_and_reports_failures(
@@ -149,7 +160,10 @@ def test_predict_json_names_each_speaker_and_reports_failures(
     assert code == 1  # one clip failed
     results = json.loads(out)
     for item, clip in zip(results, clips, strict=False):
-        assert sorted(item) == ["confidence", "file", "scores", "speaker", "unknown_reason"]
+        assert sorted(item) == ["advice", "confidence", "file", "issues", "quality", "scores",
+                                "speaker", "unknown_cause", "unknown_reason"]  # fmt: skip
+        assert item["quality"]["available_hz"] == 8000.0
+        assert (item["unknown_reason"] is None) is (item["speaker"] != "unknown")
         assert item["file"] == str(clip)
         assert sorted(item["scores"]) == ["David", "Steve"]
         assert item["confidence"] == max(item["scores"].values())
@@ -189,8 +203,8 @@ def test_train_prints_a_summary(
     assert lines[1] == "clips: 24 used, 0 skipped, 24 decoded"
     assert lines[2].startswith("epochs: ")
     assert lines[-1].startswith("time: ")
-    # One cache file for the clips and one for each of their 4 degraded copies.
-    assert len(list((tmp_path / "cache").iterdir())) == 1 + TrainConfig.augment_copies
+    # One cache file for the clips and one for each of their 4 degraded copies and 2 crops.
+    assert len(list((tmp_path / "cache").iterdir())) == 1 + TrainConfig().copies_per_clip
 
 
 def test_train_refuses_a_single_speaker(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

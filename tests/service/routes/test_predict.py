@@ -22,7 +22,9 @@ from tests.signals import SR, encode, harmonics, tone
 WAV = {"content-type": "audio/wav"}
 KNOWN = ("Steve", "David")
 PREDICT_KEYS = {"speaker", "confidence", "scores", "unknown", "threshold", "model", "duration_s",
-                "timing_ms"}  # fmt: skip
+                "timing_ms", "quality"}  # fmt: skip
+QUALITY_KEYS = {"speech_s", "level_dbfs", "clipped_fraction", "snr_db", "bandwidth_hz",
+                "available_hz", "low_band_db", "issues"}  # fmt: skip
 
 
 def post_clip(client: TestClient, clip: bytes, **params: Any) -> dict[str, Any]:
@@ -149,6 +151,41 @@ def test_a_known_voice_is_named_with_no_reason_and_a_distance_within_the_thresho
     assert (answer["speaker"], answer.get("unknown_reason")) == ("Steve", None)
     assert answer["explain"]["distance_threshold"] == default_bundle.open_set.threshold
     assert 0 <= answer["explain"]["distance"] <= answer["explain"]["distance_threshold"]
+
+
+def test_the_answer_measures_the_recording(client: TestClient, steve_wav: bytes) -> None:
+    quality = post_clip(client, steve_wav)["quality"]
+
+    assert set(quality) == QUALITY_KEYS
+    assert quality["issues"] == []
+    assert quality["available_hz"] == 8000.0
+    assert quality["clipped_fraction"] == 0.0
+
+
+def test_a_refused_clipped_clip_is_a_poor_recording_naming_the_clipping(
+    make_client: ClientFactory, demo_clips: dict[str, list[bytes]]
+) -> None:
+    client = make_client(unknown_threshold=1.0)  # nothing is named: every clip is refused
+    steve = decode(demo_clips["Steve"][0], sample_rate=SR).samples
+    clipped = encode(np.clip(8 * steve / np.abs(steve).max(), -1, 1))
+
+    clean, overdriven = post_clip(client, demo_clips["Steve"][0]), post_clip(client, clipped)
+
+    assert (clean["unknown_reason"], clean.get("unknown_cause")) == ("unsure", None)
+    assert clean["advice"].startswith("the voice sounds between known voices")
+    assert overdriven["unknown_reason"] == "poor_recording"
+    cause = overdriven["unknown_cause"]
+    assert cause["measure"] == "clipped_fraction"
+    assert cause["value"] == overdriven["quality"]["clipped_fraction"] > cause["limit"] == 0.01
+    assert overdriven["advice"] == "lower the microphone gain or move back from the microphone"
+    assert overdriven["quality"]["issues"][0] == cause
+
+
+def test_each_batch_result_measures_its_recording(client: TestClient, steve_wav: bytes) -> None:
+    response = client.post("/predict/batch", files=[("files", ("a.wav", steve_wav, "audio/wav"))])
+
+    [item] = response.json()["results"]
+    assert set(item["result"]["quality"]) == QUALITY_KEYS
 
 
 # --- explanations and agreement with Keras -------------------------------------------------------

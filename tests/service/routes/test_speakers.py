@@ -19,7 +19,7 @@ from pipeline.bundle import Bundle
 from pipeline.predict import clip_histogram
 from pipeline.speakers import clip_id
 from tests.helpers import ClientFactory
-from tests.signals import PNG_BYTES, encode, tone
+from tests.signals import PNG_BYTES, SR, encode, tone
 
 MODEL_ONLY = [
     {"name": "David", "clips": 0, "seconds": 0.0, "in_store": False, "in_model": True},
@@ -126,6 +126,23 @@ def test_refused_clips_say_why_beside_the_accepted(
         {"file": "big.wav", "status": 413, "detail": f"file of {len(big)} bytes is over the "
                                                      f"limit of {len(stranger[0]) + 10} bytes"},
     ]  # fmt: skip
+
+
+def test_each_take_says_how_it_was_recorded_refused_or_not(
+    client: TestClient, stranger: list[bytes]
+) -> None:
+    click = np.zeros(SR, np.float32)
+    click[SR // 2] = 0.5
+
+    status, answer = upload(client, "Zoë", ("ok.wav", stranger[0]), ("click.wav", encode(click)),
+                            ("junk.wav", PNG_BYTES))  # fmt: skip
+
+    assert status == 200
+    assert answer["accepted"][0]["quality"]["issues"] == []
+    click_answer, junk_answer = answer["refused"]
+    assert click_answer["detail"].startswith("clip holds no speech")
+    assert [i["measure"] for i in click_answer["quality"]["issues"]] == ["speech_s"]
+    assert "quality" not in junk_answer  # it never decoded
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,131 @@
+"""What is wrong with a recording, in words a person can act on, from its :class:`Quality`.
+
+Each limit marks where a clip leaves the recordings a model learns from and is calibrated on:
+its training clips and their degraded copies (``pipeline.augment``). A clip past one is still
+answered; when the answer is "unknown", the issue, not the voice, is the likely cause, and the
+advice says what would help. The limits are set so that clean recordings of the datasets in
+``bench/`` rarely pass them (``python -m bench.quality`` prints how often each does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal, get_args
+
+from pipeline.quality.measures import Quality
+
+__all__ = [
+    "BAND_SHARE",
+    "CONDITIONS",
+    "MAX_CLIPPED_FRACTION",
+    "MIN_LEVEL_DBFS",
+    "MIN_LOW_BAND_DB",
+    "MIN_SNR_DB",
+    "MIN_SPEECH_S",
+    "SPEECH_BAND_HZ",
+    "Condition",
+    "Issue",
+    "Measure",
+    "condition",
+    "issues",
+]
+
+Measure = Literal[
+    "speech_s", "clipped_fraction", "snr_db", "bandwidth_hz", "low_band_db", "level_dbfs"
+]
+
+Condition = Literal["clean", "short", "clipped", "band-limited", "noisy", "quiet"]
+CONDITIONS: tuple[Condition, ...] = get_args(Condition)
+# The recording condition a clip resembles, by its most telling issue.
+_CONDITION_OF: dict[Measure, Condition] = {
+    "speech_s": "short",
+    "clipped_fraction": "clipped",
+    "bandwidth_hz": "band-limited",
+    "low_band_db": "band-limited",
+    "snr_db": "noisy",
+    "level_dbfs": "quiet",
+}
+
+MIN_SPEECH_S = 0.15  # seconds of speech after trimming; single spoken digits last 0.2-0.5 s
+MAX_CLIPPED_FRACTION = 0.01  # share of samples flat on the peak
+MIN_SNR_DB = 0.0  # dB of speech above the steady background: no more than the noise
+SPEECH_BAND_HZ = 4000.0  # what carries a voice: a wider band is welcome, never required
+BAND_SHARE = 0.8  # the bandwidth must reach this share of the speech band the model hears ...
+MIN_LOW_BAND_DB = -18.0  # ... and a voice's low band must not be cut below this (dB vs the mid)
+MIN_LEVEL_DBFS = -60.0  # quieter speech is close to the converter's own noise
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One measure past its limit: which, its value, the limit, and what would help."""
+
+    measure: Measure
+    value: float
+    limit: float
+    problem: str
+    advice: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+ADVICE_BAND = "record directly with a microphone, not through a phone call or a compressed file"
+
+
+def _short(q: Quality, band: float) -> Issue | None:
+    if q.speech_s >= MIN_SPEECH_S:
+        return None
+    return Issue("speech_s", q.speech_s, MIN_SPEECH_S, f"only {q.speech_s:.2f} s of speech",
+                 "say a whole word or more, at least half a second")  # fmt: skip
+
+
+def _clipped(q: Quality, band: float) -> Issue | None:
+    if q.clipped_fraction <= MAX_CLIPPED_FRACTION:
+        return None
+    problem = f"the recording is clipped ({100 * q.clipped_fraction:.1f} % of samples at the peak)"
+    advice = "lower the microphone gain or move back from the microphone"
+    return Issue("clipped_fraction", q.clipped_fraction, MAX_CLIPPED_FRACTION, problem, advice)
+
+
+def _band_limited(q: Quality, band: float) -> Issue | None:
+    if q.bandwidth_hz < band:
+        problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
+        return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
+    if q.low_band_db < MIN_LOW_BAND_DB:
+        problem = "the recording lacks the voice's low tones, as over a telephone line"
+        return Issue("low_band_db", q.low_band_db, MIN_LOW_BAND_DB, problem, ADVICE_BAND)
+    return None
+
+
+def _noisy(q: Quality, band: float) -> Issue | None:
+    if q.snr_db >= MIN_SNR_DB:
+        return None
+    return Issue("snr_db", q.snr_db, MIN_SNR_DB,
+                 f"too much background noise (speech {q.snr_db:.0f} dB above it)",
+                 "record somewhere quieter, or closer to the microphone")  # fmt: skip
+
+
+def _quiet(q: Quality, band: float) -> Issue | None:
+    if q.level_dbfs >= MIN_LEVEL_DBFS:
+        return None
+    return Issue("level_dbfs", q.level_dbfs, MIN_LEVEL_DBFS,
+                 f"the speech is very quiet ({q.level_dbfs:.0f} dBFS)",
+                 "speak closer to the microphone or raise its gain")  # fmt: skip
+
+
+_CHECKS = (_short, _clipped, _band_limited, _noisy, _quiet)  # the most telling first
+
+
+def issues(quality: Quality, band_hz: float) -> tuple[Issue, ...]:
+    """The issues of a clip of ``quality`` for a model that listens up to ``band_hz``, the most
+    telling first (an empty tuple for a clean recording). The bandwidth is judged against the
+    speech band (``SPEECH_BAND_HZ``) within the band the model listens to and the band the
+    recording has: an 8 kHz recording is not band-limited for lacking what lies above 4 kHz."""
+    band = BAND_SHARE * min(band_hz, quality.available_hz, SPEECH_BAND_HZ)
+    return tuple(issue for check in _CHECKS if (issue := check(quality, band)) is not None)
+
+
+def condition(found: Sequence[Issue]) -> Condition:
+    """The recording condition a clip with the issues ``found`` (most telling first) resembles."""
+    return _CONDITION_OF[found[0].measure] if found else "clean"

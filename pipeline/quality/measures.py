@@ -1,0 +1,168 @@
+"""Recording-quality measures of one clip: pure functions of a waveform and its sample rate.
+
+For a mono float32 waveform ``y`` at ``sample_rate`` (decoded from a recording made at
+``source_rate``), on frames of ``FRAME_S`` every ``HOP_S``:
+
+- ``speech_s``: seconds from the first to the last frame within ``SPEECH_DB`` of the loudest,
+  the speech left once leading and trailing silence are trimmed;
+- ``level_dbfs``: the RMS level of those speech frames, dB relative to full scale (1.0);
+- ``clipped_fraction``: the share of samples within ``CLIP_MARGIN`` of the clip's own peak
+  magnitude beside another that does: a clipped waveform sits flat on its peak,
+  at full scale or wherever a later gain has put it;
+- ``snr_db``: speech against background. Each frequency bin's background is its
+  ``NOISE_PERCENTILE`` over the frames (speech moves between bins, a steady noise does not), and
+  the SNR is the speech frames' power above that background over the background's power;
+- ``bandwidth_hz``: the highest frequency where the speech frames' spectrum is within
+  ``BAND_DB`` of its peak and ``BAND_SNR_DB`` above its ``NOISE_PERCENTILE`` over the frames,
+  within the band the recording really has;
+- ``available_hz``: that band's top, ``min(source_rate, sample_rate) / 2``: an 8 kHz recording
+  holds nothing above 4 kHz, so its bandwidth is judged against 4 kHz, not against 8;
+- ``low_band_db``: the speech power below 250 Hz against that from 250 Hz to 1 kHz: a telephone
+  line or a small loudspeaker cuts a voice's fundamental, and that shows even in a recording whose
+  top band is narrow already.
+
+Everything is relative to the clip's own peak and background, so a gain changes only
+``level_dbfs``. The cost is one short-time spectrum, coarser than the features' (serving
+measures every clip).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft
+from numpy.lib.stride_tricks import as_strided
+
+from pipeline.errors import ParameterError
+
+__all__ = ["FRAME_S", "HOP_S", "Quality", "bandwidth", "clipped_fraction", "low_band_db", "measure"]
+
+FRAME_S = 0.016  # analysis frame, seconds (256 samples at 16 kHz)
+HOP_S = 0.016  # between frames, seconds: side by side, fewer and shorter than the features'
+SPEECH_DB = 30.0  # frames within this many dB of the loudest are speech
+NOISE_PERCENTILE = 10  # each bin's background: its power at this percentile over the frames,
+# over this share of its mean: a steady noise's power in one bin is exponentially distributed
+NOISE_BIAS = -math.log(1 - NOISE_PERCENTILE / 100)
+CLIP_MARGIN = 0.001  # samples within 0.1 % of the peak magnitude sit on it
+SMOOTH_BINS = 5  # spectra are smoothed over this many bins (300 Hz) before edges are found
+BAND_DB = 50.0  # a bin carries speech within this many dB of the speech spectrum's peak ...
+BAND_SNR_DB = 6.0  # ... and this many dB above its own background
+LOW_BAND_HZ = (60.0, 250.0)  # a voice's fundamental and first harmonics: what phone lines cut
+MID_BAND_HZ = (250.0, 1000.0)  # what every channel keeps
+POWER_FLOOR = 1e-12  # added before logs and divisions
+
+
+@dataclass(frozen=True)
+class Quality:
+    """What one clip's signal says about its recording (see the module's text for each)."""
+
+    speech_s: float
+    level_dbfs: float
+    clipped_fraction: float
+    snr_db: float
+    bandwidth_hz: float
+    available_hz: float
+    low_band_db: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@lru_cache(maxsize=8)
+def _window(n: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _unit_power(n: int) -> float:
+    """The one-sided spectrum's sum of a windowed frame of RMS 1 (Parseval)."""
+    return float(np.sum(_window(n).astype(np.float64) ** 2)) * n / 2
+
+
+def _spectrogram(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """(frames, n_fft // 2 + 1) power spectrum of ``y``'s whole frames (at least one, padded)."""
+    if len(y) < n_fft:
+        y = np.pad(y, (0, n_fft - len(y)))
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    n_frames = 1 + (len(y) - n_fft) // hop
+    step = y.strides[0]
+    frames = as_strided(y, (n_frames, n_fft), (hop * step, step), writeable=False)
+    spec = scipy.fft.rfft(frames * _window(n_fft), axis=1)
+    return spec.real**2 + spec.imag**2
+
+
+def _db(power: float) -> float:
+    return 10 * math.log10(power + POWER_FLOOR)
+
+
+def clipped_fraction(y: np.ndarray) -> float:
+    """The share of ``y``'s samples that sit on its peak magnitude beside another that does."""
+    magnitude = np.abs(y)
+    on_peak = magnitude >= (1 - CLIP_MARGIN) * magnitude.max()
+    pairs = on_peak[1:] & on_peak[:-1]  # a sample and the next both on the peak
+    flat = np.zeros(len(y), dtype=bool)
+    flat[1:] |= pairs
+    flat[:-1] |= pairs
+    return float(np.count_nonzero(flat) / len(y))
+
+
+def _smoothed(values: np.ndarray) -> np.ndarray:
+    """``values`` (bins,) averaged over ``SMOOTH_BINS`` neighbouring bins."""
+    return np.convolve(values, np.full(SMOOTH_BINS, 1 / SMOOTH_BINS), mode="same")
+
+
+def bandwidth(speech: np.ndarray, background: np.ndarray, bin_hz: float) -> float:
+    """Hz up to which the (bins,) mean ``speech`` power spectrum carries speech: the top of the
+    highest bin within ``BAND_DB`` of the spectrum's peak and ``BAND_SNR_DB`` above the
+    (bins,) ``background``, both smoothed; 0 when none is."""
+    level, floor = _smoothed(speech), _smoothed(background)
+    carries = (level >= level.max() * 10 ** (-BAND_DB / 10)) & (
+        level >= floor * 10 ** (BAND_SNR_DB / 10)
+    )
+    found = np.flatnonzero(carries)
+    return float((found[-1] + 0.5) * bin_hz) if found.size else 0.0
+
+
+def low_band_db(speech: np.ndarray, bin_hz: float) -> float:
+    """dB of the (bins,) ``speech`` power in ``LOW_BAND_HZ`` against that in ``MID_BAND_HZ``."""
+    freqs = np.arange(len(speech)) * bin_hz
+    low = speech[(freqs >= LOW_BAND_HZ[0]) & (freqs < LOW_BAND_HZ[1])].sum()
+    mid = speech[(freqs >= MID_BAND_HZ[0]) & (freqs < MID_BAND_HZ[1])].sum()
+    return _db(float(low)) - _db(float(mid))
+
+
+def measure(y: np.ndarray, sample_rate: int, *, source_rate: int | None = None) -> Quality:
+    """The :class:`Quality` of 1-D float ``y`` at ``sample_rate`` Hz, recorded at
+    ``source_rate`` Hz (``sample_rate`` when not given)."""
+    if sample_rate < 1 or (source_rate is not None and source_rate < 1):
+        raise ParameterError(
+            f"sample_rate={sample_rate!r} and source_rate={source_rate!r} must be positive"
+        )
+    if y.ndim != 1 or len(y) == 0:
+        raise ParameterError(f"waveform must be 1-D and not empty, not of shape {y.shape}")
+    n_fft, hop = round(FRAME_S * sample_rate), round(HOP_S * sample_rate)
+    power = _spectrogram(y, n_fft, hop)
+    frame_db = 10 * np.log10(power.sum(axis=1) + POWER_FLOOR)
+    speech = frame_db >= frame_db.max() - SPEECH_DB
+    first, last = np.flatnonzero(speech)[[0, -1]]
+    rank = int(NOISE_PERCENTILE / 100 * (len(power) - 1))
+    # Partitioning the contiguous rows of the transpose costs far less than np.percentile.
+    floor = np.partition(np.ascontiguousarray(power.T), rank, axis=1)[:, rank]
+    background = floor / NOISE_BIAS
+    spectrum = power[speech].mean(axis=0)
+    above = np.maximum(spectrum - background, 0.0)
+    available_hz = min(source_rate or sample_rate, sample_rate) / 2
+    bin_hz = sample_rate / n_fft
+    top = int(available_hz / bin_hz) + 1  # bins the recording really has
+    return Quality(
+        speech_s=round(float((last - first + 1) * hop) / sample_rate, 4),
+        level_dbfs=round(_db(float(spectrum.sum()) / _unit_power(n_fft)), 2),
+        clipped_fraction=round(clipped_fraction(y), 5),
+        snr_db=round(_db(float(above.sum())) - _db(float(background.sum())), 2),
+        bandwidth_hz=round(min(bandwidth(spectrum[:top], floor[:top], bin_hz), available_hz), 1),
+        available_hz=available_hz,
+        low_band_db=round(low_band_db(spectrum, bin_hz), 2),
+    )

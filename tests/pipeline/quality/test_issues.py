@@ -1,0 +1,74 @@
+"""Which recordings have issues, and the words for them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pipeline.quality.issues import (
+    BAND_SHARE,
+    MAX_CLIPPED_FRACTION,
+    MIN_LOW_BAND_DB,
+    MIN_SNR_DB,
+    MIN_SPEECH_S,
+    SPEECH_BAND_HZ,
+    issues,
+)
+from pipeline.quality.measures import Quality
+
+CLEAN = Quality(speech_s=1.0, level_dbfs=-20.0, clipped_fraction=0.0, snr_db=35.0,
+                bandwidth_hz=7000.0, available_hz=8000.0, low_band_db=-6.0)  # fmt: skip
+
+
+def test_a_clean_recording_has_no_issue() -> None:
+    assert issues(CLEAN, band_hz=7600.0) == ()
+
+
+@pytest.mark.parametrize(
+    ("change", "measure", "limit"),
+    [
+        ({"speech_s": 0.1}, "speech_s", MIN_SPEECH_S),
+        ({"clipped_fraction": 0.05}, "clipped_fraction", MAX_CLIPPED_FRACTION),
+        ({"snr_db": -3.0}, "snr_db", MIN_SNR_DB),
+        ({"low_band_db": -25.0}, "low_band_db", MIN_LOW_BAND_DB),
+        ({"bandwidth_hz": 2400.0}, "bandwidth_hz", BAND_SHARE * SPEECH_BAND_HZ),
+        ({"level_dbfs": -70.0}, "level_dbfs", -60.0),
+    ],
+)
+def test_each_measure_past_its_limit_is_one_issue(
+    change: dict[str, float], measure: str, limit: float
+) -> None:
+    [issue] = issues(dataclasses.replace(CLEAN, **change), band_hz=7600.0)
+
+    assert (issue.measure, issue.value, issue.limit) == (
+        measure,
+        next(iter(change.values())),
+        limit,
+    )
+
+
+def test_the_words_name_the_value_and_what_would_help() -> None:
+    [issue] = issues(dataclasses.replace(CLEAN, clipped_fraction=0.034), band_hz=7600.0)
+
+    assert issue.problem == "the recording is clipped (3.4 % of samples at the peak)"
+    assert issue.advice == "lower the microphone gain or move back from the microphone"
+
+
+def test_an_8_khz_recording_is_judged_on_its_own_band_not_on_the_models() -> None:
+    narrow = dataclasses.replace(CLEAN, bandwidth_hz=3300.0, available_hz=4000.0)
+    muffled = dataclasses.replace(narrow, bandwidth_hz=3000.0)
+
+    assert issues(narrow, band_hz=7600.0) == ()
+    assert issues(muffled, band_hz=2000.0) == ()  # the model hears no more than 2 kHz
+    assert [i.measure for i in issues(muffled, band_hz=7600.0)] == ["bandwidth_hz"]
+
+
+def test_issues_come_most_telling_first() -> None:
+    bad = dataclasses.replace(CLEAN, speech_s=0.1, clipped_fraction=0.2, snr_db=-2.0)
+
+    assert [i.measure for i in issues(bad, band_hz=7600.0)] == [
+        "speech_s",
+        "clipped_fraction",
+        "snr_db",
+    ]

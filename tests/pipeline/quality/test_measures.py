@@ -1,0 +1,92 @@
+"""Recording-quality measures on signals with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soxr
+
+from pipeline.errors import ParameterError
+from pipeline.quality.measures import HOP_S, bandwidth, clipped_fraction, low_band_db, measure
+from tests.signals import SR, harmonics, tone
+
+
+def padded(y: np.ndarray, silence_s: float = 0.5) -> np.ndarray:
+    gap = np.zeros(round(silence_s * SR), np.float32)
+    return np.concatenate([gap, y, gap])
+
+
+def test_a_full_scale_tone_is_at_minus_3_dbfs_and_its_level_follows_the_gain() -> None:
+    loud = measure(tone(seconds=1.0, amplitude=1.0), SR)
+    quiet = measure(tone(seconds=1.0, amplitude=0.01), SR)
+
+    assert loud.level_dbfs == pytest.approx(-3.01, abs=0.05)
+    assert quiet.level_dbfs == pytest.approx(-43.01, abs=0.05)
+
+
+def test_the_speech_lasts_as_long_as_the_burst_once_the_silence_is_trimmed() -> None:
+    quality = measure(padded(harmonics(seconds=0.6)), SR)
+
+    assert quality.speech_s == pytest.approx(0.6, abs=2 * HOP_S)
+
+
+def test_a_clean_clip_has_no_clipping_and_a_clipped_sine_sits_on_its_peak() -> None:
+    sine = tone(seconds=1.0, amplitude=1.0)
+
+    assert clipped_fraction(sine) == 0.0
+    # |cos| >= 0.5 for two thirds of every period: those samples sit on the clipped peak.
+    assert clipped_fraction(np.clip(sine, -0.5, 0.5)) == pytest.approx(2 / 3, abs=0.01)
+    # and as much after a later gain: clipping is judged against the clip's own peak
+    assert clipped_fraction(0.1 * np.clip(sine, -0.5, 0.5)) == pytest.approx(2 / 3, abs=0.01)
+
+
+def test_noise_lowers_the_snr_estimate() -> None:
+    speech = harmonics(seconds=1.0)
+    voice = padded(speech)
+    noise = np.random.default_rng(0).standard_normal(len(voice)).astype(np.float32)
+    power = float(np.mean(speech**2))
+
+    clean = measure(voice + 1e-4 * noise, SR)
+    noisy = measure(voice + math.sqrt(power) * noise, SR)  # as loud as the speech
+
+    assert clean.snr_db > 40
+    # The noise alone is within 30 dB of the loudest frame, so the gaps count as speech too:
+    # the voice fills half of those frames, -3 dB.
+    assert noisy.snr_db == pytest.approx(-3.0, abs=1.5)
+
+
+def test_bandwidth_is_the_top_of_the_smoothed_band_above_the_background() -> None:
+    speech = np.zeros(257)
+    speech[:50] = 1.0
+
+    # Smoothing over 5 bins spreads the edge by two bins, each within 50 dB of the peak.
+    assert bandwidth(speech, np.full(257, 1e-9), 31.25) == 51.5 * 31.25
+    assert bandwidth(speech, np.full(257, 1.0), 31.25) == 0.0  # nowhere 6 dB above the floor
+
+
+def test_an_8_khz_recording_is_measured_on_its_own_band() -> None:
+    voice = padded(harmonics(seconds=1.0))
+    narrow = soxr.resample(soxr.resample(voice, SR, 8000), 8000, SR).astype(np.float32)
+
+    quality = measure(narrow, SR, source_rate=8000)
+
+    assert quality.available_hz == 4000.0
+    assert 3500 <= quality.bandwidth_hz <= 4000
+
+
+def test_low_band_db_compares_below_250_hz_with_250_hz_to_1_khz() -> None:
+    bin_hz = 10.0
+    speech = np.zeros(400)
+    speech[10:25] = 1.0  # 100-240 Hz: 15 bins
+    speech[25:100] = 0.2  # 250-990 Hz: 75 bins, the same power
+
+    assert low_band_db(speech, bin_hz) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ParameterError, match=r"sample_rate=0 and source_rate=None"):
+        measure(tone(), 0)
+    with pytest.raises(ParameterError, match=r"not of shape \(0,\)"):
+        measure(np.zeros(0, np.float32), SR)
