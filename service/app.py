@@ -8,16 +8,18 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.routing import BaseRoute
 
 from pipeline.errors import BundleError
 from pipeline.speakers import SpeakerStore
 from service.auth import AuthMiddleware, write_refusal
 from service.compute import ComputeQueue
 from service.errors import install_error_handlers
+from service.fastpath import PREDICT_PATH, PredictFastPath
 from service.limits import BodyLimitMiddleware
 from service.listen import Streams
 from service.metrics import Metrics, MetricsMiddleware
@@ -90,19 +92,25 @@ def create_app(settings: Settings) -> FastAPI:
         settings.train_timeout_s,
     )  # fmt: skip
     install_error_handlers(app)
+    for router in (predict.router, model.router, ops.router, admin.router, speakers.router,
+                   training.router, timeline.router, listen.router):  # fmt: skip
+        app.include_router(router)
+    # Innermost: /predict's fast path, below every check the middleware makes.
+    app.add_middleware(PredictFastPath, route=_route_of(predict.router, PREDICT_PATH))
     batch = settings.batch_max_bytes
     app.add_middleware(
         BodyLimitMiddleware,
-        limits={"/predict": settings.max_upload_bytes, "/predict/batch": batch,
+        limits={PREDICT_PATH: settings.max_upload_bytes, "/predict/batch": batch,
                 speakers.CLIPS_PATH: batch, "/timeline": settings.timeline_max_bytes},
     )  # fmt: skip
     app.add_middleware(AuthMiddleware, settings=settings)  # before any body is read
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
-    for router in (predict.router, model.router, ops.router, admin.router, speakers.router,
-                   training.router, timeline.router, listen.router):  # fmt: skip
-        app.include_router(router)
     _mount_page(app)
     return app
+
+
+def _route_of(router: APIRouter, path: str) -> BaseRoute:
+    return next(r for r in router.routes if getattr(r, "path", None) == path)
 
 
 def _mount_page(app: FastAPI) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "UnsupportedMediaError",
     "UploadTooLargeError",
     "detail_for",
+    "error_response",
     "install_error_handlers",
     "status_for",
 ]
@@ -151,14 +152,23 @@ def detail_for(exc: VoiceIdError) -> str:
     return str(exc)
 
 
-async def _handle(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, VoiceIdError)  # registered for VoiceIdError only
+def error_response(exc: VoiceIdError | ClientDisconnect) -> Response:
+    """The answer to ``exc``, wherever it is raised: in a route, or on /predict's fast path
+    (``service.fastpath``), which runs below FastAPI's handlers."""
+    if isinstance(exc, ClientDisconnect):
+        # The client hung up mid-upload: nobody is left to answer, and it is no server error.
+        return Response(status_code=499)
     headers = None
     if isinstance(exc, UnauthorizedError):
         headers = {"WWW-Authenticate": "ApiKey"}
     elif isinstance(exc, OverloadedError):
         headers = {"Retry-After": str(RETRY_AFTER_S)}
     return JSONResponse({"detail": detail_for(exc)}, status_code=status_for(exc), headers=headers)
+
+
+async def _handle(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, VoiceIdError | ClientDisconnect)  # registered for these only
+    return error_response(exc)
 
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -170,12 +180,7 @@ async def _server_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _client_gone(request: Request, exc: Exception) -> Response:
-    # The client hung up mid-upload: nobody is left to answer, and it is no server error.
-    return Response(status_code=499)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VoiceIdError, _handle)
-    app.add_exception_handler(ClientDisconnect, _client_gone)
+    app.add_exception_handler(ClientDisconnect, _handle)
     app.add_exception_handler(Exception, _server_error)

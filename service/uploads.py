@@ -12,7 +12,15 @@ from service.errors import MissingFieldError, UnsupportedMediaError, UploadTooLa
 from service.multipart import boundary_of, file_part
 from service.settings import Settings
 
-__all__ = ["CLIP_BODY", "FILES_BODY", "RAW_TYPES", "read_batch", "read_clip"]
+__all__ = [
+    "CLIP_BODY",
+    "FILES_BODY",
+    "RAW_TYPES",
+    "media_type",
+    "read_batch",
+    "read_clip",
+    "takes_clip",
+]
 
 RAW_TYPES = ("audio/", "application/octet-stream")
 _BINARY = {"type": "string", "format": "binary"}
@@ -33,8 +41,19 @@ MULTIPART = "multipart/form-data"
 _TOO_MANY = ("Too many files", "Too many fields")  # how Starlette's refusals of parts begin
 
 
+def media_type(content_type: str) -> str:
+    """The media type of a ``Content-Type`` value, lower-cased, without its parameters."""
+    return content_type.split(";")[0].strip().lower()
+
+
 def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type(request.headers.get("content-type", ""))
+
+
+def takes_clip(content_type: str) -> bool:
+    """Whether :func:`read_clip` reads a clip from a body of ``content_type``."""
+    media = media_type(content_type)
+    return media == MULTIPART or media.startswith(RAW_TYPES)
 
 
 async def _part_bytes(part: UploadFile) -> tuple[str, bytes]:

@@ -45,6 +45,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def predict(request: Request, explain: bool = False) -> Response:
     """Send a clip as multipart field `file`, or as the body with an `audio/*` content type.
     With `explain=true` the answer also holds the histogram and hidden activations."""
+    return await answer(request, explain=explain)
+
+
+async def answer(request: Request, *, explain: bool = False) -> Response:
+    """The answer to a /predict ``request``: this route's, and its fast path's
+    (``service.fastpath``), which answers most requests below FastAPI."""
     # The hot path: no dependencies (FastAPI solves each one per request) and no response
     # validation (the answer is built by our code, and encoded once); both cost CPU on the
     # scale of the clip's own work (python -m bench.serve).
@@ -56,8 +62,8 @@ async def predict(request: Request, explain: bool = False) -> Response:
     _, data = await read_clip(request)
     job = partial(answer_clip, bundle, data, settings, state.metrics, explain=explain)
     compute: ComputeQueue = state.compute
-    answer = await compute.run(job, budget_s=settings.clip_budget_s, short=is_short(data))
-    return json_response(answer)
+    result = await compute.run(job, budget_s=settings.clip_budget_s, short=is_short(data))
+    return json_response(result)
 
 
 @router.post(
