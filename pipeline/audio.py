@@ -35,6 +35,7 @@ from pipeline.errors import (
     ParameterError,
     VoiceIdError,
 )
+from pipeline.quality.measures import clipped_fraction
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -96,12 +97,18 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
 
 @dataclass(frozen=True)
 class Clip:
-    """A decoded clip: ``samples`` is 1-D float32 in [-1, 1] at ``sample_rate`` Hz."""
+    """A decoded clip: ``samples`` is 1-D float32 in [-1, 1] at ``sample_rate`` Hz.
+
+    ``source_clipped_fraction`` is the share of the recording's own samples, before any
+    resampling, that sit flat on its peak (``pipeline.quality.measures.clipped_fraction``):
+    resampling rounds the flat tops of a clipped recording away, so it is measured here, where
+    the source's samples still are (None for a clip made otherwise)."""
 
     samples: np.ndarray
     sample_rate: int
     source_rate: int
     channels: int
+    source_clipped_fraction: float | None = None
 
     @property
     def duration_s(self) -> float:
@@ -168,10 +175,11 @@ def decode(
         raise InvalidAudioError("clip is empty (0 bytes)")
     samples, source_rate, channels = _read_any(data, sample_rate, max_seconds)
     validate_waveform(samples, source_rate, max_seconds=max_seconds)
+    clipped = clipped_fraction(samples)
     if source_rate != sample_rate:
         samples = soxr.resample(samples, source_rate, sample_rate, quality="HQ")
         samples = samples.astype(np.float32, copy=False)
-    return Clip(samples, sample_rate, source_rate, channels)
+    return Clip(samples, sample_rate, source_rate, channels, clipped)
 
 
 def max_decoded_values(max_seconds: float) -> int:

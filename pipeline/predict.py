@@ -126,7 +126,8 @@ def clip_histogram(
 
 def clip_quality(clip: Clip) -> Quality:
     """The recording quality of a decoded clip, judged on the band its source really had."""
-    return measure(clip.samples, clip.sample_rate, source_rate=clip.source_rate)
+    return measure(clip.samples, clip.sample_rate, source_rate=clip.source_rate,
+                   clipped=clip.source_clipped_fraction)  # fmt: skip
 
 
 def predict_clip(

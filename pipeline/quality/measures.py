@@ -134,9 +134,16 @@ def low_band_db(speech: np.ndarray, bin_hz: float) -> float:
     return _db(float(low)) - _db(float(mid))
 
 
-def measure(y: np.ndarray, sample_rate: int, *, source_rate: int | None = None) -> Quality:
+def measure(
+    y: np.ndarray,
+    sample_rate: int,
+    *,
+    source_rate: int | None = None,
+    clipped: float | None = None,
+) -> Quality:
     """The :class:`Quality` of 1-D float ``y`` at ``sample_rate`` Hz, recorded at
-    ``source_rate`` Hz (``sample_rate`` when not given)."""
+    ``source_rate`` Hz (``sample_rate`` when not given); ``clipped`` is the clipped fraction
+    measured on the recording before it was resampled (measured on ``y`` when not given)."""
     if sample_rate < 1 or (source_rate is not None and source_rate < 1):
         raise ParameterError(
             f"sample_rate={sample_rate!r} and source_rate={source_rate!r} must be positive"
@@ -160,7 +167,7 @@ def measure(y: np.ndarray, sample_rate: int, *, source_rate: int | None = None) 
     return Quality(
         speech_s=round(float((last - first + 1) * hop) / sample_rate, 4),
         level_dbfs=round(_db(float(spectrum.sum()) / _unit_power(n_fft)), 2),
-        clipped_fraction=round(clipped_fraction(y), 5),
+        clipped_fraction=round(clipped_fraction(y) if clipped is None else clipped, 5),
         snr_db=round(_db(float(above.sum())) - _db(float(background.sum())), 2),
         bandwidth_hz=round(min(bandwidth(spectrum[:top], floor[:top], bin_hz), available_hz), 1),
         available_hz=available_hz,

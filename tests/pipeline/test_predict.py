@@ -13,6 +13,8 @@ from pipeline.bundle import Bundle, load_bundle
 from pipeline.errors import DecodeError
 from pipeline.features import histogram
 from pipeline.predict import ADVICE, UNKNOWN, clip_quality, predict_clip, predict_features
+from pipeline.quality.measures import clipped_fraction
+from tests.signals import encode, harmonics
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +119,17 @@ def test_predict_clip_measures_the_recording_on_its_source_band(
 
     assert prediction.quality == clip_quality(clip)
     assert prediction.quality.available_hz == clip.source_rate / 2
+
+
+def test_clipping_is_measured_on_the_recording_before_it_is_resampled() -> None:
+    """Resampling an 8 kHz recording to the model's 16 kHz rounds its flat tops away: measured
+    on the resampled samples, a hard-clipped take would read as unclipped."""
+    clipped = np.clip(8 * harmonics(sample_rate=8000), -0.9, 0.9)
+    expected = clipped_fraction(np.clip(8 * harmonics(sample_rate=8000), -0.9, 0.9))
+
+    clip = decode(encode(clipped, 8000, subtype="FLOAT"), sample_rate=16_000)
+
+    assert clip.source_clipped_fraction == pytest.approx(expected)
+    assert clip_quality(clip).clipped_fraction == round(expected, 5)
+    assert expected > 0.3
+    assert clipped_fraction(clip.samples) < 0.05  # what the resampled samples alone would say
