@@ -59,7 +59,7 @@ def serve(
     for name, value in overrides.items():
         if value is not None:
             # Through the environment, so that every worker process sees the same settings.
-            os.environ[f"VOICEID_{name.upper()}"] = str(value)
+            os.environ[Settings.env_name(name)] = str(value)
     settings = settings_from_env()
     refusal = open_without_key(settings)
     if refusal:
@@ -97,10 +97,9 @@ def check_model(settings: Settings) -> None:
     try:
         load_bundle(settings.model_dir)
     except BundleError as exc:
-        prefix = Settings.model_config["env_prefix"]
         raise BundleError(
-            f"{exc} (--model or {prefix}MODEL_DIR names the model to serve; with "
-            f"{prefix}MODELS_ROOT set, the server starts without one)"
+            f"{exc} (--model or {Settings.env_name('model_dir')} names the model to serve; "
+            f"with {Settings.env_name('models_root')} set, the server starts without one)"
         ) from exc
 
 

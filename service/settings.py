@@ -192,7 +192,7 @@ def settings_from_env() -> Settings:
 
 def _problem(error: Any) -> str:
     field = str(error["loc"][0]) if error["loc"] else ""
-    name = f"VOICEID_{field.upper()}"
+    name = Settings.env_name(field)
     message = str(error["msg"]).removeprefix("Value error, ")
     if message.startswith(name):
         return message

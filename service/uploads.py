@@ -100,5 +100,5 @@ async def read_batch(request: Request, max_files: int) -> list[tuple[str, bytes]
             raise
         raise UploadTooLargeError(
             f"multipart body has more than {cap} parts: a batch takes at most {max_files} files "
-            f"({Settings.model_config['env_prefix']}BATCH_MAX_FILES)"
+            f"({Settings.env_name('batch_max_files')})"
         ) from exc
