@@ -312,12 +312,14 @@ function drawHidden(svg, nodes, shown, hidden) {
 function drawOutputs(svg, nodes, labels, scores) {
   const layer = svgElement("g", { class: "nodes outputs" }, svg);
   const winner = scores ? scores.indexOf(Math.max(...scores)) : -1;
+  // Many voices lie closer together than two 20 px rings: smaller rings then, 4 px apart.
+  const r = nodes.length > 1 ? Math.min(20, (nodes[1].y - nodes[0].y - 4) / 2) : 20;
   nodes.forEach(({ x, y }, k) => {
     const classes = `${speakerClass(k)}${k === winner ? " winner" : ""}`;
     const group = svgElement("g", { class: classes }, layer);
-    svgElement("circle", { cx: x, cy: y, r: 20, class: "ring" }, group);
+    svgElement("circle", { cx: x, cy: y, r, class: "ring" }, group);
     if (scores) {
-      const fill = { cx: x, cy: y, r: 20, class: "fill", "fill-opacity": scores[k].toFixed(3) };
+      const fill = { cx: x, cy: y, r, class: "fill", "fill-opacity": scores[k].toFixed(3) };
       svgElement("circle", fill, group);
       svgText({ x: x + 28, y: y - 2, class: "name" }, labels[k], group);
       svgText({ x: x + 28, y: y + 15, class: "score" }, formatPercent(scores[k]), group);

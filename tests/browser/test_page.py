@@ -210,23 +210,24 @@ def test_report_shows_the_loaded_model(driver: WebDriver, server: Server) -> Non
     save_full_page(driver, "desktop-start", DESKTOP)
 
 
-# A model of 3 voices whose hidden neuron j sends weights of size j + 1 to the outputs: the
-# later a neuron, the more signal it carries. Drawn into a fresh SVG with drawings.js itself.
+# A model of `voices` voices whose hidden neuron j sends weights of size j + 1 to the outputs:
+# the later a neuron, the more signal it carries. Drawn into a fresh SVG with drawings.js itself.
 DRAW_WIDE_NETWORK = """
-const [hidden, activations, done] = arguments;
+const [hidden, activations, voices, done] = arguments;
 import("/static/drawings.js").then(({ drawNetwork }) => {
-  const labels = ["A", "B", "C"];
+  const labels = Array.from({ length: voices }, (_, k) => `Voice ${k + 1}`);
   const model = {
     labels,
     band_centres_hz: Array.from({ length: 60 }, (_, i) => 100 + 60 * i),
     weights: {
       hidden_kernel: Array.from({ length: 60 }, (_, i) => Array(hidden).fill(i % 2 ? 0.1 : -0.1)),
-      output_kernel: Array.from({ length: hidden }, (_, j) => [j + 1, -(j + 1), 0.5]),
+      output_kernel: Array.from({ length: hidden }, (_, j) =>
+        labels.map((_, k) => (k % 2 ? -(j + 1) : j + 1))),
     },
   };
   const answer = activations && {
     explain: { inputs: Array(60).fill(0.5), hidden: activations },
-    scores: { A: 0.7, B: 0.2, C: 0.1 },
+    scores: Object.fromEntries(labels.map((label, k) => [label, k ? 0.1 / (voices - 1) : 0.9])),
   };
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   document.body.append(svg);
@@ -237,6 +238,9 @@ import("/static/drawings.js").then(({ drawNetwork }) => {
     neurons: neurons.map((g) => g.querySelector("title").textContent.split(":")[0]),
     ys: neurons.map((g) => Number(g.querySelector("circle").getAttribute("cy"))),
     edges: svg.querySelectorAll("line.edge").length,
+    outputs: [...svg.querySelectorAll(".outputs circle.ring")].map((c) => [
+      Number(c.getAttribute("cy")), Number(c.getAttribute("r")),
+    ]),
     label: svg.getAttribute("aria-label"),
   });
   svg.remove();
@@ -244,8 +248,10 @@ import("/static/drawings.js").then(({ drawNetwork }) => {
 """
 
 
-def _draw_wide_network(driver: WebDriver, hidden: int, activations: list[float] | None) -> Any:
-    return driver.execute_async_script(DRAW_WIDE_NETWORK, hidden, activations)
+def _draw_wide_network(
+    driver: WebDriver, hidden: int, activations: list[float] | None, voices: int = 3
+) -> Any:
+    return driver.execute_async_script(DRAW_WIDE_NETWORK, hidden, activations, voices)
 
 
 def test_the_network_drawing_has_every_hidden_neuron_of_a_12_unit_model(
@@ -282,6 +288,21 @@ def test_a_hidden_layer_too_wide_to_draw_shows_the_neurons_carrying_most_signal(
     )
     assert "with activations neuron 1 1.00, neuron 2 1.00," in after["label"]
     assert console_errors(driver) == []
+
+
+def test_the_rings_of_many_voices_shrink_so_that_none_overlaps(
+    driver: WebDriver, server: Server
+) -> None:
+    open_page(driver, server)
+
+    few = _draw_wide_network(driver, 24, None, voices=3)["outputs"]
+    many = _draw_wide_network(driver, 24, None, voices=16)["outputs"]
+
+    assert [r for _, r in few] == [20, 20, 20]
+    assert len(many) == 16
+    step = many[1][0] - many[0][0]
+    assert [r for _, r in many] == [pytest.approx((step - 4) / 2)] * 16
+    assert (step - 4) / 2 < 20
 
 
 def test_an_upload_asks_for_the_api_key_then_answers_david(
