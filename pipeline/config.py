@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar, get_args
 from pipeline.errors import ParameterError
 
 __all__ = ["DEFAULT_SAMPLE_RATE", "Device", "FeatureConfig", "Loss", "TrainConfig", "default_fmax",
-           "derived_feature_config", "option"]  # fmt: skip
+           "derived_feature_config", "hidden_units", "option"]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -116,6 +116,30 @@ class FeatureConfig:
         return cls(**data)
 
 
+CLASSIC_HIDDEN = 6  # hidden units of the classic 60-6-N network, kept up to this many speakers
+HIDDEN_PER_SPEAKER = 1.5  # past CLASSIC_HIDDEN speakers; `python -m bench.capacity` measures it
+MAX_HIDDEN = 1024  # widest hidden layer accepted, and the most the rule chooses
+
+
+def hidden_units(n_speakers: int) -> int:
+    """The hidden width training chooses for ``n_speakers`` when none is pinned: the classic
+    width up to as many speakers, then ``HIDDEN_PER_SPEAKER`` units a speaker, rounded up
+    (``hidden_units(6) == 6``, ``hidden_units(7) == 11``, ``hidden_units(16) == 24``)."""
+    if n_speakers <= CLASSIC_HIDDEN:
+        return CLASSIC_HIDDEN
+    return min(math.ceil(HIDDEN_PER_SPEAKER * n_speakers), MAX_HIDDEN)
+
+
+def _check_hidden(hidden: object) -> None:
+    if hidden is None:
+        return
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or not 1 <= hidden <= MAX_HIDDEN:
+        raise ParameterError(
+            f"hidden={hidden!r} must be a whole number from 1 to {MAX_HIDDEN}; leave it out "
+            "(None) to choose the width from the speaker count"
+        )
+
+
 Loss = Literal["crossentropy", "mse"]
 Device = Literal["auto", "cpu", "gpu"]
 
@@ -140,7 +164,12 @@ class TrainConfig:
     """How the 60-6-N network is trained. Each field's help text (see :func:`option`) is what
     ``voiceid train --help`` and ``bench/accuracy.py`` show for it."""
 
-    hidden: int = option(6, "hidden sigmoid units (the classic 6)")
+    hidden: int | None = option(
+        None,
+        f"hidden sigmoid units (default: chosen from the speaker count: {CLASSIC_HIDDEN}, the "
+        f"classic network, for up to {CLASSIC_HIDDEN} speakers, then {HIDDEN_PER_SPEAKER:g} a "
+        "speaker rounded up)",
+    )
     loss: Loss = option(
         "crossentropy",
         "crossentropy: softmax outputs; mse: sigmoid outputs with one-hot targets, the original "
@@ -199,10 +228,16 @@ class TrainConfig:
         """Rows of each training clip besides its own: degraded copies first, then crops."""
         return (self.augment_copies if self.augment else 0) + self.crops
 
+    def hidden_for(self, n_speakers: int) -> int:
+        """The hidden width of a network for ``n_speakers``: ``hidden`` when pinned, else the
+        rule's (:func:`hidden_units`)."""
+        return self.hidden if self.hidden is not None else hidden_units(n_speakers)
+
     def __post_init__(self) -> None:
         _positive_ints(
-            self, ("hidden", "batch_size", "max_epochs", "patience", "candidates", "augment_copies")
+            self, ("batch_size", "max_epochs", "patience", "candidates", "augment_copies")
         )
+        _check_hidden(self.hidden)
         if not isinstance(self.crops, int) or isinstance(self.crops, bool) or self.crops < 0:
             raise ParameterError(f"crops={self.crops!r} must be an integer >= 0")
         _positive("learning_rate", self.learning_rate)

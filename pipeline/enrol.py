@@ -162,8 +162,10 @@ def store_recordings(store: Path) -> list[Recording]:
 
 
 def _train_config(bundle: Bundle) -> TrainConfig:
+    """The base's settings; a width the rule chose is chosen again for the new speaker count."""
     record = bundle.metadata.training
-    return TrainConfig(**{f.name: getattr(record, f.name) for f in fields(TrainConfig)})
+    settings = {f.name: getattr(record, f.name) for f in fields(TrainConfig)}
+    return TrainConfig(**settings | {"hidden": record.hidden if record.hidden_pinned else None})
 
 
 def _train_options(bundle: Bundle, opts: EnrolOptions) -> TrainOptions:

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from pipeline.audio import DEFAULT_MAX_SECONDS
-from pipeline.config import FeatureConfig, TrainConfig
+from pipeline.config import CLASSIC_HIDDEN, FeatureConfig, TrainConfig
 from pipeline.network import OutputActivation
 
 __all__ = [
@@ -44,11 +44,23 @@ FORMAT_VERSION = 2
 
 @dataclass(frozen=True)
 class TrainingRecord(TrainConfig):
-    """The settings a bundle was trained with: its :class:`TrainConfig`, the longest clip read,
-    and whether the feature config's ``fmax`` came from the data rather than the user."""
+    """The settings a bundle was trained with: its :class:`TrainConfig` with the hidden width
+    the network has, the longest clip read, whether the feature config's ``fmax`` came from the
+    data rather than the user, and whether the width was pinned (``--hidden``) rather than
+    chosen from the speaker count (:func:`pipeline.config.hidden_units`)."""
 
+    hidden: int = CLASSIC_HIDDEN
     max_seconds: float = DEFAULT_MAX_SECONDS
     fmax_derived: bool = True
+    hidden_pinned: bool = False
+
+
+def _pinned_in_old_bundles(value: Any) -> Any:
+    """Bundles from before the width followed the speaker count do not say whether it was
+    pinned: their default was the classic width, so any other was pinned."""
+    if isinstance(value, dict) and "hidden_pinned" not in value:
+        return value | {"hidden_pinned": value.get("hidden", CLASSIC_HIDDEN) != CLASSIC_HIDDEN}
+    return value
 
 
 def _known_keys_only(kind: type) -> Callable[[Any], Any]:
@@ -124,7 +136,11 @@ class ModelDescription(BaseModel):
     open_set: OpenSetSummary
     output_activation: OutputActivation
     architecture: tuple[int, int, int] = Field(description="inputs, hidden units, outputs")
-    training: Annotated[TrainingRecord, BeforeValidator(_known_keys_only(TrainingRecord))]
+    training: Annotated[
+        TrainingRecord,
+        BeforeValidator(_known_keys_only(TrainingRecord)),
+        BeforeValidator(_pinned_in_old_bundles),
+    ]
     metrics: Metrics
     versions: dict[str, str] = Field(description="Python's and the libraries' versions")
     device: str = Field(description="the TensorFlow device it was trained on")

@@ -195,7 +195,8 @@ def fit(
     weights = _class_weights(y_train, n_classes) if cfg.class_weights else np.ones(n_classes)
     with tf.device(device):
         data = _Tensors.of(x_train, y_train, x_val, y_val, weights)
-        nets = _Candidates(rng, cfg.candidates, x_train.shape[1], cfg.hidden, n_classes)
+        hidden = cfg.hidden_for(n_classes)
+        nets = _Candidates(rng, cfg.candidates, x_train.shape[1], hidden, n_classes)
         epoch = _epoch_function(nets, keras.optimizers.Adam(cfg.learning_rate), data, cfg)
         history, best = _run_epochs(epoch, nets, len(x_train), cfg, rng, on_epoch)
         return _fit_result(history, best, x_train.shape[1], n_classes, cfg, device)
@@ -284,7 +285,9 @@ def _fit_result(
 ) -> FitResult:  # fmt: skip
     """The leading candidate at its best epoch, as a Keras model, with its own history."""
     chosen = best.leader
-    model = build_model(n_inputs, n_classes, hidden=cfg.hidden, output=output_activation(cfg))
+    model = build_model(
+        n_inputs, n_classes, hidden=cfg.hidden_for(n_classes), output=output_activation(cfg)
+    )
     w1, b1, w2, b2 = best.weights
     model.set_weights([w1[chosen], b1[chosen, 0], w2[chosen], b2[chosen, 0]])
     own = {name: [float(getattr(s, name)[chosen]) for s in history] for name in EpochStats._fields}

@@ -393,7 +393,10 @@ def describe(
         output_activation=fitted.network.output_activation,
         architecture=fitted.network.sizes,
         training=TrainingRecord(
-            **opts.train.to_dict(), max_seconds=opts.max_seconds, fmax_derived=data.fmax_derived
+            **opts.train.to_dict() | {"hidden": fitted.network.sizes[1]},
+            max_seconds=opts.max_seconds,
+            fmax_derived=data.fmax_derived,
+            hidden_pinned=opts.train.hidden is not None,
         ),
         metrics=metrics,
         versions=_library_versions(),
@@ -424,6 +427,7 @@ def training_report(
         "history": fitted.fit.history,
         "best_epoch": fitted.fit.best_epoch,
         "epochs_run": fitted.fit.epochs_run,
+        "architecture": list(fitted.network.sizes),
         "candidate": fitted.fit.candidate,
         "candidate_val_losses": fitted.fit.candidate_val_losses,
         "metrics": metrics.model_dump(),

@@ -231,6 +231,11 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _layers(report: dict[str, Any]) -> str:
+    """``60-12-12``: a training report's inputs, hidden units and outputs."""
+    return "-".join(map(str, report["architecture"]))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     require_training_stack("voiceid train")
     from pipeline.config import TrainConfig
@@ -249,6 +254,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"clips: {files['used']} used, {files['skipped']} skipped, {files['decoded']} decoded")
     for item in report["skipped"]:
         print(f"  skipped {item['file']}: {item['error']}")
+    speakers = len(report["labels"])
+    width = "pinned by --hidden" if args.hidden is not None else f"chosen for {speakers} speakers"
+    print(f"network: {_layers(report)} (hidden width {width})")
     print(
         f"epochs: {report['epochs_run']} (best {report['best_epoch'] + 1}), "
         f"train accuracy {m['train_accuracy']:.4f}, validation accuracy {m['val_accuracy']:.4f}"
@@ -475,6 +483,7 @@ def _cmd_enrol(args: argparse.Namespace) -> int:
     for item in skipped:
         print(f"  skipped {item['file']}: {item['error']}")
     m = report["metrics"]
+    print(f"network: {_layers(report)}")
     print(f"train accuracy {m['train_accuracy']:.4f}, validation accuracy {m['val_accuracy']:.4f}")
     print(f"time: {report['timing_s']['total']:.1f} s")
     return 0

@@ -298,7 +298,13 @@ function renderReport(model) {
   const created = model.created ? new Date(model.created) : null;
   fillList(ui.modelFacts, [
     ["Name", `${model.name}, version ${model.version}`],
-    ["Layers", `${model.architecture.join(" → ")} neurons (${model.output_activation} outputs)`],
+    [
+      "Layers",
+      `${model.architecture.join(" → ")} neurons (${model.output_activation} outputs); ` +
+        (model.training.hidden_pinned
+          ? "the hidden width was set when training"
+          : `the hidden width is the one chosen for ${model.labels.length} voices`),
+    ],
     ["Threshold", `${formatPercent(model.threshold)}: a lower top score answers “unknown”`],
     [
       "Strangers",

@@ -178,7 +178,12 @@ export function drawHistogram(svg, width, explain, { thumbnail = false, height =
   if (!thumbnail) drawFrequencyAxis(svg, scale, centres, width, tall, margin);
 }
 
-/** Pixel positions of every node of a `sizes = [inputs, hidden, outputs]` network. */
+const HIDDEN_STEP = 40; // px between hidden neurons' centres at the closest: 17 px rings apart
+
+/**
+ * Pixel positions of the nodes of a `sizes = [inputs, hidden, outputs]` network. The hidden
+ * column holds as many neurons as fit legibly: all of them, or `hidden.length < sizes[1]`.
+ */
 function networkLayout(sizes, width) {
   const [nIn, nHidden, nOut] = sizes;
   const top = 44; // room for the column titles
@@ -192,14 +197,30 @@ function networkLayout(sizes, width) {
   };
   const xIn = 54;
   const xOut = width - 104; // room for "Name 99.999%" on the right
+  const hiddenRoom = Math.floor(plotHeight / HIDDEN_STEP) + 1;
   return {
     width,
     height,
     titleY: 18,
     inputs: column(nIn, xIn, rowGap),
-    hidden: column(nHidden, (xIn + xOut) / 2, 72),
+    hidden: column(Math.min(nHidden, hiddenRoom), (xIn + xOut) / 2, 72),
     outputs: column(nOut, xOut, 120),
   };
+}
+
+/**
+ * The hidden neurons a drawing with room for `room` of them shows, in their own order: all of
+ * them when they fit, else those carrying the most signal to the outputs (the sum of their
+ * outgoing weights' sizes, times their activation `hidden[j]` after a clip).
+ *
+ * `w2` is the output kernel (hidden × outputs); `hidden` the activations, or null.
+ */
+export function shownHidden(w2, hidden, room) {
+  const all = w2.map((_, j) => j);
+  if (all.length <= room) return all;
+  const signal = (j) => w2[j].reduce((sum, w) => sum + Math.abs(w), 0) * (hidden ? hidden[j] : 1);
+  const strongest = [...all].sort((a, b) => signal(b) - signal(a) || a - b).slice(0, room);
+  return strongest.sort((a, b) => a - b);
 }
 
 /**
@@ -230,18 +251,21 @@ function drawConnections(parent, from, to, strength, idle) {
 }
 
 /** What the network drawing shows, in words, for screen readers. */
-function networkDescription(model, sizes, hidden, scores) {
+function networkDescription(model, sizes, shown, hidden, scores) {
   const [nIn, nHidden, nOut] = sizes;
+  const drawn =
+    shown.length < nHidden ? ` (the ${shown.length} carrying the most signal are drawn)` : "";
   if (!hidden) {
     return (
-      `Network diagram: ${nIn} inputs, ${nHidden} hidden neurons and ${nOut} outputs ` +
+      `Network diagram: ${nIn} inputs, ${nHidden} hidden neurons${drawn} and ${nOut} outputs ` +
       `(${model.labels.join(", ")}), showing the learned weights before any clip.`
     );
   }
   const outputs = model.labels.map((label, k) => `${label} ${formatPercent(scores[k])}`);
+  const activations = shown.map((j) => (drawn ? `neuron ${j + 1} ` : "") + hidden[j].toFixed(2));
   return (
-    `Network diagram: ${nIn} inputs, ${nHidden} hidden neurons with activations ` +
-    `${hidden.map((h) => h.toFixed(2)).join(", ")}, and ${nOut} outputs: ${outputs.join(", ")}.`
+    `Network diagram: ${nIn} inputs, ${nHidden} hidden neurons${drawn} with activations ` +
+    `${activations.join(", ")}, and ${nOut} outputs: ${outputs.join(", ")}.`
   );
 }
 
@@ -263,9 +287,10 @@ function drawInputs(svg, nodes, centres, inputs) {
   }
 }
 
-function drawHidden(svg, nodes, hidden) {
+function drawHidden(svg, nodes, shown, hidden) {
   const layer = svgElement("g", { class: "nodes hidden-layer" }, svg);
-  nodes.forEach(({ x, y }, j) => {
+  nodes.forEach(({ x, y }, n) => {
+    const j = shown[n];
     const group = svgElement("g", {}, layer);
     svgElement("circle", { cx: x, cy: y, r: 17, class: "ring" }, group);
     if (hidden) {
@@ -287,12 +312,14 @@ function drawHidden(svg, nodes, hidden) {
 function drawOutputs(svg, nodes, labels, scores) {
   const layer = svgElement("g", { class: "nodes outputs" }, svg);
   const winner = scores ? scores.indexOf(Math.max(...scores)) : -1;
+  // Many voices lie closer together than two 20 px rings: smaller rings then, 4 px apart.
+  const r = nodes.length > 1 ? Math.min(20, (nodes[1].y - nodes[0].y - 4) / 2) : 20;
   nodes.forEach(({ x, y }, k) => {
     const classes = `${speakerClass(k)}${k === winner ? " winner" : ""}`;
     const group = svgElement("g", { class: classes }, layer);
-    svgElement("circle", { cx: x, cy: y, r: 20, class: "ring" }, group);
+    svgElement("circle", { cx: x, cy: y, r, class: "ring" }, group);
     if (scores) {
-      const fill = { cx: x, cy: y, r: 20, class: "fill", "fill-opacity": scores[k].toFixed(3) };
+      const fill = { cx: x, cy: y, r, class: "fill", "fill-opacity": scores[k].toFixed(3) };
       svgElement("circle", fill, group);
       svgText({ x: x + 28, y: y - 2, class: "name" }, labels[k], group);
       svgText({ x: x + 28, y: y + 15, class: "score" }, formatPercent(scores[k]), group);
@@ -307,7 +334,8 @@ function drawOutputs(svg, nodes, labels, scores) {
  * The 60-H-N network: weights from `model` (a GET /model answer) and, after a clip, its
  * activations. Each line's colour and width show weight × activation of the node it leaves:
  * the share of the signal it carries for this clip. Without a clip the lines show the
- * weights alone, faintly.
+ * weights alone, faintly. A hidden layer too wide to draw legibly shows the neurons that carry
+ * the most signal (`shownHidden`), its title saying how many of how many.
  *
  * `answer` is a /predict answer with `explain`, or null.
  */
@@ -318,28 +346,30 @@ export function drawNetwork(svg, width, model, answer) {
   const inputs = answer ? answer.explain.inputs : null;
   const hidden = answer ? answer.explain.hidden : null;
   const scores = answer ? model.labels.map((label) => answer.scores[label]) : null;
-  resetSvg(svg, layout.width, layout.height, networkDescription(model, sizes, hidden, scores));
+  const shown = shownHidden(w2, hidden, layout.hidden.length);
+  const description = networkDescription(model, sizes, shown, hidden, scores);
+  resetSvg(svg, layout.width, layout.height, description);
 
   const titles = svgElement("g", { class: "column-title" }, svg);
   const columns = [
-    [layout.inputs, "inputs"],
-    [layout.hidden, "hidden"],
-    [layout.outputs, "outputs"],
+    [layout.inputs, `${sizes[0]} inputs`],
+    [layout.hidden, `${shown.length < sizes[1] ? `${shown.length} of ` : ""}${sizes[1]} hidden`],
+    [layout.outputs, `${sizes[2]} outputs`],
   ];
-  for (const [nodes, name] of columns) {
+  for (const [nodes, text] of columns) {
     const title = { x: nodes[0].x, y: layout.titleY, "text-anchor": "middle" };
-    svgText(title, `${nodes.length} ${name}`, titles);
+    svgText(title, text, titles);
   }
 
   const edges = svgElement("g", { class: "edges" }, svg);
   const idle = !answer;
-  const inputSignal = (i, j) => w1[i][j] * (inputs ? inputs[i] : 1);
-  const hiddenSignal = (j, k) => w2[j][k] * (hidden ? hidden[j] : 1);
+  const inputSignal = (i, n) => w1[i][shown[n]] * (inputs ? inputs[i] : 1);
+  const hiddenSignal = (n, k) => w2[shown[n]][k] * (hidden ? hidden[shown[n]] : 1);
   drawConnections(edges, layout.inputs, layout.hidden, inputSignal, idle);
   drawConnections(edges, layout.hidden, layout.outputs, hiddenSignal, idle);
 
   drawInputs(svg, layout.inputs, model.band_centres_hz, inputs);
-  drawHidden(svg, layout.hidden, hidden);
+  drawHidden(svg, layout.hidden, shown, hidden);
   drawOutputs(svg, layout.outputs, model.labels, scores);
 }
 

@@ -192,7 +192,10 @@ def test_report_shows_the_loaded_model(driver: WebDriver, server: Server) -> Non
     assert f"Training clips\n{model['metrics']['n_train']}\nused to learn the weights" in metrics
     assert f"Validation clips\n{model['metrics']['n_val']}\nused only to check" in metrics
     assert "Validation accuracy\n" in metrics
-    assert "60 → 6 → 2 neurons (softmax outputs)" in text_of(driver, "model-facts")
+    assert (
+        "60 → 6 → 2 neurons (softmax outputs); the hidden width is the one chosen for 2 voices"
+        in text_of(driver, "model-facts")
+    )
     # Both of the bundle's pictures arrive.
     WebDriverWait(driver, 5).until(
         lambda d: d.execute_script(
@@ -205,6 +208,101 @@ def test_report_shows_the_loaded_model(driver: WebDriver, server: Server) -> Non
     assert len(driver.find_elements(By.CSS_SELECTOR, "#network circle")) == 60 + 6 + 2
     assert console_errors(driver) == []
     save_full_page(driver, "desktop-start", DESKTOP)
+
+
+# A model of `voices` voices whose hidden neuron j sends weights of size j + 1 to the outputs:
+# the later a neuron, the more signal it carries. Drawn into a fresh SVG with drawings.js itself.
+DRAW_WIDE_NETWORK = """
+const [hidden, activations, voices, done] = arguments;
+import("/static/drawings.js").then(({ drawNetwork }) => {
+  const labels = Array.from({ length: voices }, (_, k) => `Voice ${k + 1}`);
+  const model = {
+    labels,
+    band_centres_hz: Array.from({ length: 60 }, (_, i) => 100 + 60 * i),
+    weights: {
+      hidden_kernel: Array.from({ length: 60 }, (_, i) => Array(hidden).fill(i % 2 ? 0.1 : -0.1)),
+      output_kernel: Array.from({ length: hidden }, (_, j) =>
+        labels.map((_, k) => (k % 2 ? -(j + 1) : j + 1))),
+    },
+  };
+  const answer = activations && {
+    explain: { inputs: Array(60).fill(0.5), hidden: activations },
+    scores: Object.fromEntries(labels.map((label, k) => [label, k ? 0.1 / (voices - 1) : 0.9])),
+  };
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  document.body.append(svg);
+  drawNetwork(svg, 800, model, answer);
+  const neurons = [...svg.querySelectorAll(".hidden-layer > g")];
+  done({
+    titles: [...svg.querySelectorAll(".column-title text")].map((t) => t.textContent),
+    neurons: neurons.map((g) => g.querySelector("title").textContent.split(":")[0]),
+    ys: neurons.map((g) => Number(g.querySelector("circle").getAttribute("cy"))),
+    edges: svg.querySelectorAll("line.edge").length,
+    outputs: [...svg.querySelectorAll(".outputs circle.ring")].map((c) => [
+      Number(c.getAttribute("cy")), Number(c.getAttribute("r")),
+    ]),
+    label: svg.getAttribute("aria-label"),
+  });
+  svg.remove();
+});
+"""
+
+
+def _draw_wide_network(
+    driver: WebDriver, hidden: int, activations: list[float] | None, voices: int = 3
+) -> Any:
+    return driver.execute_async_script(DRAW_WIDE_NETWORK, hidden, activations, voices)
+
+
+def test_the_network_drawing_has_every_hidden_neuron_of_a_12_unit_model(
+    driver: WebDriver, server: Server
+) -> None:
+    open_page(driver, server)
+
+    drawing = _draw_wide_network(driver, 12, None)
+
+    assert drawing["titles"] == ["60 inputs", "12 hidden", "3 outputs"]
+    assert drawing["neurons"] == [f"hidden neuron {j}" for j in range(1, 13)]
+    assert drawing["edges"] == 60 * 12 + 12 * 3
+    assert min(np.diff(drawing["ys"])) >= 40  # 17 px rings, apart
+    assert drawing["label"].startswith("Network diagram: 60 inputs, 12 hidden neurons and 3 ")
+
+
+def test_a_hidden_layer_too_wide_to_draw_shows_the_neurons_carrying_most_signal(
+    driver: WebDriver, server: Server
+) -> None:
+    open_page(driver, server)
+
+    before = _draw_wide_network(driver, 24, None)
+    # After a clip: the first 12 neurons at full activation, the others silent.
+    after = _draw_wide_network(driver, 24, [1.0] * 12 + [0.0] * 12)
+
+    assert before["titles"] == after["titles"] == ["60 inputs", "12 of 24 hidden", "3 outputs"]
+    assert before["neurons"] == [f"hidden neuron {j}" for j in range(13, 25)]  # strongest weights
+    assert after["neurons"] == [f"hidden neuron {j}" for j in range(1, 13)]  # the active ones
+    assert before["edges"] == 60 * 12 + 12 * 3
+    assert min(np.diff(before["ys"])) >= 40
+    assert before["label"].startswith(
+        "Network diagram: 60 inputs, 24 hidden neurons (the 12 carrying the most signal are "
+        "drawn) and 3 outputs"
+    )
+    assert "with activations neuron 1 1.00, neuron 2 1.00," in after["label"]
+    assert console_errors(driver) == []
+
+
+def test_the_rings_of_many_voices_shrink_so_that_none_overlaps(
+    driver: WebDriver, server: Server
+) -> None:
+    open_page(driver, server)
+
+    few = _draw_wide_network(driver, 24, None, voices=3)["outputs"]
+    many = _draw_wide_network(driver, 24, None, voices=16)["outputs"]
+
+    assert [r for _, r in few] == [20, 20, 20]
+    assert len(many) == 16
+    step = many[1][0] - many[0][0]
+    assert [r for _, r in many] == [pytest.approx((step - 4) / 2)] * 16
+    assert (step - 4) / 2 < 20
 
 
 def test_an_upload_asks_for_the_api_key_then_answers_david(

@@ -123,6 +123,34 @@ def test_load_bundle_reads_back_labels_config_and_threshold(trained_bundle: Path
     assert bundle.metadata.model_dump(mode="json") == meta
 
 
+def _with_old_training_record(bundle: Path, hidden: int) -> None:
+    """Make ``bundle``'s training record one from before the width followed the speaker count:
+    a ``hidden`` width, and no word on whether it was pinned."""
+    meta = json.loads((bundle / "metadata.json").read_text())
+    meta["training"].pop("hidden_pinned", None)
+    _edit_metadata(bundle, training=meta["training"] | {"hidden": hidden})
+
+
+def test_a_bundle_from_before_the_width_rule_had_the_classic_width_by_default(
+    bundle_copy: Path,
+) -> None:
+    _with_old_training_record(bundle_copy, 6)
+
+    training = load_bundle(bundle_copy).metadata.training
+
+    assert (training.hidden, training.hidden_pinned) == (6, False)
+
+
+def test_a_bundle_from_before_the_width_rule_with_another_width_had_it_pinned(
+    bundle_copy: Path,
+) -> None:
+    _with_old_training_record(bundle_copy, 16)
+
+    training = load_bundle(bundle_copy).metadata.training
+
+    assert (training.hidden, training.hidden_pinned) == (16, True)
+
+
 def test_threshold_is_the_calibrated_quantile_of_validation_scores(trained_bundle: Path) -> None:
     bundle = load_bundle(trained_bundle)
     report = json.loads((trained_bundle / "report.json").read_text())

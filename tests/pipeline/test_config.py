@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import FeatureConfig, TrainConfig, default_fmax
+from pipeline.config import MAX_HIDDEN, FeatureConfig, TrainConfig, default_fmax, hidden_units
 from pipeline.errors import ParameterError
 
 
@@ -77,7 +77,6 @@ def test_feature_config_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"hidden": 0}, "hidden=0 must be a positive integer"),
         ({"candidates": 0}, "candidates=0 must be a positive integer"),
         ({"augment_copies": 0}, "augment_copies=0 must be a positive integer"),
         ({"crops": -1}, "crops=-1 must be an integer >= 0"),
@@ -101,3 +100,32 @@ def test_a_clips_extra_rows_are_its_degraded_copies_then_its_crops() -> None:
     assert TrainConfig().copies_per_clip == 4 + 2
     assert TrainConfig(augment=False).copies_per_clip == 2
     assert TrainConfig(crops=0, augment_copies=3).copies_per_clip == 3
+
+
+# The hidden width
+
+HIDDEN_CHOICE = "leave it out (None) to choose the width from the speaker count"
+
+
+@pytest.mark.parametrize("hidden", [0, -3, MAX_HIDDEN + 1, True, 6.0, "auto", "12"])
+def test_a_bad_hidden_width_is_refused_naming_it(hidden: object) -> None:
+    with pytest.raises(ParameterError) as error:
+        TrainConfig(hidden=hidden)  # type: ignore[arg-type]
+
+    assert str(error.value) == (
+        f"hidden={hidden!r} must be a whole number from 1 to {MAX_HIDDEN}; {HIDDEN_CHOICE}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("speakers", "width"),
+    [(2, 6), (6, 6), (7, 11), (8, 12), (12, 18), (15, 23), (16, 24), (100, 150), (5000, 1024)],
+)
+def test_the_width_follows_the_speaker_count_past_six(speakers: int, width: int) -> None:
+    assert hidden_units(speakers) == width
+    assert TrainConfig().hidden_for(speakers) == width
+
+
+def test_a_pinned_width_is_kept_whatever_the_speaker_count() -> None:
+    assert TrainConfig().hidden is None
+    assert [TrainConfig(hidden=4).hidden_for(n) for n in (2, 16, 100)] == [4, 4, 4]

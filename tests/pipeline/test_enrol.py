@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,16 @@ import numpy as np
 import pytest
 
 from pipeline.bundle import TRAIN_FEATURES_FILE, load_bundle
+from pipeline.config import hidden_units
 from pipeline.demo.synth import VoiceSpec, write_demo_data
-from pipeline.enrol import EnrolOptions, ProgressFile, enrol, read_training_set, store_recordings
+from pipeline.enrol import (
+    EnrolOptions,
+    ProgressFile,
+    _train_config,
+    enrol,
+    read_training_set,
+    store_recordings,
+)
 from pipeline.errors import BundleError, DatasetError
 from pipeline.predict import predict_clip
 from pipeline.train import SPLIT_VALIDATION
@@ -99,6 +108,48 @@ def test_training_from_the_store_again_replaces_its_voices(
     enrol(out, tmp_path / "v2", [], EnrolOptions(from_store=True, root=empty))
 
     assert load_bundle(tmp_path / "v2").labels == ("David", "Steve")  # Alice left the store
+
+
+def _with_training_record(bundle: Path, **changes: Any) -> None:
+    """Change ``bundle``'s recorded training settings (metadata.json is not checksummed)."""
+    path = bundle / "metadata.json"
+    meta = json.loads(path.read_text())
+    meta["training"] |= changes
+    path.write_text(json.dumps(meta))
+
+
+# Five voices besides the shipped model's two: a successor that knows them knows seven.
+FIVE = [
+    VoiceSpec(f"Voice{k}", pitch_hz=100.0 + 35 * k, formant_scale=0.8 + 0.1 * k, tilt=4.0 * k,
+              breathiness=0.05)
+    for k in range(5)
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_successor_past_six_speakers_gets_the_rules_width(
+    bundle_copy: Path, tmp_path: Path
+) -> None:
+    _with_training_record(bundle_copy, candidates=2, max_epochs=20, patience=5)
+    write_demo_data(tmp_path / "new", clips_per_voice=5, seed=3, voices=FIVE)
+    new = store_recordings(tmp_path / "new")
+
+    enrol(bundle_copy, tmp_path / "out", new, EnrolOptions(root=tmp_path / "new"))
+
+    successor = load_bundle(tmp_path / "out")
+    assert len(successor.labels) == 7
+    assert successor.network.sizes == (60, hidden_units(7), 7)
+    assert (successor.metadata.training.hidden, successor.metadata.training.hidden_pinned) == (
+        hidden_units(7),
+        False,
+    )
+
+
+def test_a_width_the_rule_chose_is_chosen_again_and_a_pinned_one_kept(bundle_copy: Path) -> None:
+    assert _train_config(load_bundle(bundle_copy)).hidden is None  # the rule's 6 for 2 voices
+    _with_training_record(bundle_copy, hidden=3, hidden_pinned=True)
+
+    assert _train_config(load_bundle(bundle_copy)).hidden == 3
 
 
 def test_a_model_needs_two_speakers_and_a_forgotten_one_must_exist(tmp_path: Path) -> None:

@@ -79,6 +79,23 @@ def test_network_from_model_refuses_other_output_activations() -> None:
     assert str(error.value) == "output activation 'relu' must be 'softmax' or 'sigmoid'"
 
 
+@pytest.mark.parametrize(
+    ("speakers", "hidden", "width"), [(2, None, 6), (16, None, 24), (16, 3, 3)]
+)
+def test_fit_builds_the_width_for_the_speaker_count_unless_pinned(
+    speakers: int, hidden: int | None, width: int
+) -> None:
+    x, y = _blobs(0)
+    x_val, y_val = _blobs(1, n_per_class=5)
+    cfg = TrainConfig(candidates=1, max_epochs=1, hidden=hidden, device="cpu")
+
+    model = fit(x, y, x_val, y_val, speakers, cfg).model
+
+    assert [tuple(w.shape) for w in model.get_weights()] == [
+        (60, width), (width,), (width, speakers), (speakers,)
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def fits() -> dict[str, FitResult]:
     """Two runs with seed 3 and one with seed 4, on the same data (3 fits: ~1 s each)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -134,12 +135,28 @@ def test_metadata_records_training_settings(
     meta = json.loads((trained_bundle / "metadata.json").read_text())
 
     assert meta["training"] == tiny_train_config.to_dict() | {
+        "hidden": 6,  # the width the rule chose for two speakers
         "max_seconds": 60.0,
         "fmax_derived": True,
+        "hidden_pinned": False,
     }
+    assert meta["architecture"] == _report(trained_bundle)["architecture"] == [60, 6, 2]
     assert meta["device"] in ("/CPU:0", "/GPU:0")
     assert meta["name"] == "model"
     assert {"python", "numpy", "keras", "librosa"} <= set(meta["versions"])
+
+
+def test_a_pinned_width_is_the_networks_and_is_recorded_as_pinned(
+    demo_data: Path, tiny_train_config: TrainConfig, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(tiny_train_config, hidden=3, max_epochs=20)
+
+    report = train(demo_data, tmp_path / "model", TrainOptions(train=config, jobs=1))
+
+    bundle = load_bundle(tmp_path / "model")
+    assert bundle.network.sizes == (60, 3, 2)
+    assert report["architecture"] == [60, 3, 2]
+    assert (bundle.metadata.training.hidden, bundle.metadata.training.hidden_pinned) == (3, True)
 
 
 # Refusals

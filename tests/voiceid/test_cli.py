@@ -201,7 +201,8 @@ def test_train_prints_a_summary(
     lines = text.splitlines()
     assert lines[0] == f"wrote {out}  (2 speakers: David, Steve)"
     assert lines[1] == "clips: 24 used, 0 skipped, 24 decoded"
-    assert lines[2].startswith("epochs: ")
+    assert lines[2] == "network: 60-6-2 (hidden width chosen for 2 speakers)"
+    assert lines[3].startswith("epochs: ")
     assert lines[-1].startswith("time: ")
     # One cache file for the clips and one for each of their 4 degraded copies and 2 crops.
     assert len(list((tmp_path / "cache").iterdir())) == 1 + TrainConfig().copies_per_clip
@@ -217,6 +218,20 @@ def test_train_refuses_a_single_speaker(capsys: pytest.CaptureFixture[str], tmp_
     assert err == (
         f"voiceid train: error: '{data}' holds 1 speaker folder(s); at least 2 are needed\n"
     )
+
+
+def test_train_refuses_a_bad_hidden_width_naming_it(
+    capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path
+) -> None:
+    code, out, err = _run(capsys, "train", str(demo_data), "--out", str(tmp_path / "m"),
+                          "--hidden", "0")  # fmt: skip
+
+    assert (code, out) == (2, "")
+    assert err == (
+        "voiceid train: error: hidden=0 must be a whole number from 1 to 1024; leave it out "
+        "(None) to choose the width from the speaker count\n"
+    )
+    assert not (tmp_path / "m").exists()
 
 
 def test_predict_refuses_a_missing_bundle(
