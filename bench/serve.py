@@ -60,6 +60,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)
 COMPUTE_REPEATS = 2000  # clips timed in-process for the compute-only limit
 RSS_SAMPLE_S = 0.5
+WARM_UP_S = 1.0  # each body at the highest concurrency, before the measured runs
+WARMED = (
+    f"warmed: voiceid's workers each answer a synthetic clip through the whole /predict path "
+    f"before they take connections (service.inference.warm_up); every server is waited on "
+    f"until all its processes are idle, then gets {WARM_UP_S:g} s of each body at concurrency "
+    f"{max(CONCURRENCY)}, not measured"
+)
+IDLE_S, IDLE_CPU_SHARE = 0.5, 0.05  # a started server uses under this share of a core
 BOUNDARY = "voiceidbenchboundary"
 KINDS = {"multipart": f"multipart/form-data; boundary={BOUNDARY}", "raw": "audio/wav"}
 VOICEID_APP = "service.main:app_from_env"
@@ -151,12 +159,29 @@ def start(server: Server, model: Path, workers: int, log: Path) -> None:
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{server.port}/docs", timeout=1)
-            return
+            break
         except OSError:
             time.sleep(0.3)
+    else:
+        stop(server)
+        raise SystemExit(f"{server.name} ({server.app} in {server.root}) did not start:\n"
+                         + log.read_text(errors="replace")[-4000:])  # fmt: skip
+    wait_idle(server, deadline)
+
+
+def wait_idle(server: Server, deadline: float) -> None:
+    """Wait until ``server``'s processes stop using CPU: one worker answering is not all of
+    them started (each loads and warms up its model before it takes connections)."""
+    assert server.proc is not None
+    pids = tree(server.proc.pid)
+    used = cpu_s(pids)
+    while time.monotonic() < deadline:
+        time.sleep(IDLE_S)
+        used, before = cpu_s(pids), used
+        if used - before < IDLE_CPU_SHARE * IDLE_S:
+            return
     stop(server)
-    raise SystemExit(f"{server.name} ({server.app} in {server.root}) did not start:\n"
-                     + log.read_text(errors="replace")[-4000:])  # fmt: skip
+    raise SystemExit(f"{server.name} ({server.app} in {server.root}) kept busy after it started")
 
 
 def stop(server: Server) -> None:
@@ -289,8 +314,9 @@ def main() -> int:
         try:
             for server in servers:
                 start(server, model, args.workers, Path(tmp) / f"{server.name}.log")
-                for kind in server.kinds:
-                    wrk(server, scripts[kind], 8, 1)  # warm-up
+                for kind in server.kinds:  # not measured: connections, caches, the heap
+                    wrk(server, scripts[kind], max(CONCURRENCY), WARM_UP_S)
+            print(WARMED, flush=True)
             runs = serve_in_turns(servers, scripts, args.rounds, args.duration)
             if args.rss_requests:
                 for server in servers[:2]:  # voiceid, and the checkout it is compared with

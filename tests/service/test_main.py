@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.main import BALANCED_ACCEPT, app_from_env
 from tests.helpers import MODEL_DIR
 
 pytestmark = pytest.mark.slow
@@ -213,18 +212,3 @@ def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> Non
     assert len(mapped) == 2
     assert mapped == {pid: [] for pid in mapped}
     assert_stopped_cleanly(server, returncode, workers=2)
-
-
-@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("0", "0")])
-def test_workers_accept_one_connection_at_a_time_unless_told_otherwise(
-    monkeypatch: pytest.MonkeyPatch, preset: str | None, expected: str
-) -> None:
-    name, _ = BALANCED_ACCEPT
-    monkeypatch.setenv("VOICEID_MODEL_DIR", str(MODEL_DIR))
-    monkeypatch.setenv(name, preset or "")  # recorded, so teardown restores what was there
-    if preset is None:
-        monkeypatch.delenv(name)
-
-    app_from_env()
-
-    assert os.environ[name] == expected
