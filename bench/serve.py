@@ -70,7 +70,7 @@ WARMED = (
 IDLE_S, IDLE_CPU_SHARE = 0.5, 0.05  # a started server uses under this share of a core
 BOUNDARY = "voiceidbenchboundary"
 KINDS = {"multipart": f"multipart/form-data; boundary={BOUNDARY}", "raw": "audio/wav"}
-VOICEID_APP = "service.main:app_from_env"
+VOICEID_APP = "voiceid serve"
 NAIVE_APP = "bench.naive_server:app"
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "{content_type}"
@@ -148,11 +148,14 @@ def start(server: Server, model: Path, workers: int, log: Path) -> None:
     # Each server imports its own checkout's code, whatever PYTHONPATH this process has.
     env = os.environ | {"VOICEID_MODEL_DIR": str(model), "TF_CPP_MIN_LOG_LEVEL": "3",
                         "PYTHONPATH": str(server.root)}  # fmt: skip
-    cmd = [sys.executable, "-m", "uvicorn", server.app, "--host", "127.0.0.1",
-           "--port", str(server.port), "--workers", str(workers), "--log-level", "warning",
-           "--no-access-log"]  # fmt: skip
-    if server.app == VOICEID_APP:
-        cmd.append("--factory")
+    where = ["--host", "127.0.0.1", "--port", str(server.port), "--workers", str(workers)]
+    if server.app == VOICEID_APP:  # as people run it, with its own uvicorn settings
+        cmd = [sys.executable, "-m", "voiceid", "serve", "--model", str(model), *where]
+        env |= {"VOICEID_LOG_LEVEL": "warning",
+                "VOICEID_DATA_DIR": str(log.with_suffix(".speakers"))}  # fmt: skip
+    else:
+        cmd = [sys.executable, "-m", "uvicorn", server.app, *where, "--log-level", "warning",
+               "--no-access-log"]  # fmt: skip
     with log.open("wb") as out:
         server.proc = subprocess.Popen(cmd, cwd=server.root, env=env, stdout=out, stderr=out)
     deadline = time.monotonic() + 120

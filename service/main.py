@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from pipeline.errors import BundleError
+from service.protocol import OneWriteHttpProtocol
 from service.settings import Settings, settings_from_env
 from service.sites import listens_everywhere
 
@@ -68,6 +69,7 @@ def serve(
             workers=settings.worker_count(),
             log_level=settings.log_level,
             access_log=False,
+            http=OneWriteHttpProtocol,  # each answer in one write (service.protocol)
             timeout_keep_alive=KEEP_ALIVE_S,
             limit_concurrency=MAX_CONNECTIONS,
             # A /listen message over its limit is refused by the protocol, before it is read.
