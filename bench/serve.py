@@ -5,11 +5,15 @@ another checkout of this code, all measured in one run.
   60-bin histogram, forward pass, open-set decision), in this process on the same clip and
   bundle with BLAS held to one thread as the workers hold it, median of many; the limit is the
   number of cores the server may use divided by that. No server can answer faster.
-* **Served**: each server runs under uvicorn on loopback with the same number of workers, and
-  wrk (the Debian package ``wrk``: ``apt-get install wrk``) posts the same 1 s 16 kHz WAV, as a
-  multipart upload and as a raw ``audio/wav`` body, at concurrency 1, 8 and 32, the servers
-  taking turns at each step so that a change in the machine's load falls on all of them.
-  Each figure is printed with its ratio to the limit, to the naive server (FastAPI,
+* **Served**: each voiceid server runs as ``voiceid serve`` (the naive one under uvicorn) on
+  loopback with the same number of workers, and wrk (the Debian package ``wrk``:
+  ``apt-get install wrk``) posts the same 1 s 16 kHz WAV, as a multipart upload and as a raw
+  ``audio/wav`` body, at concurrency 1, 8 and 32, the servers taking turns at each step so that
+  a change in the machine's load falls on all of them. A server is measured once all its
+  processes are idle (every worker has started; voiceid's warm up their whole /predict path
+  before they take connections), after a second of each body at concurrency 32 that is not
+  measured; the output says so. Each figure is printed with p99/p50, its ratio to the limit,
+  to the naive server (FastAPI,
   ``librosa.load``, ``model.predict``, multipart only) and, with ``--against``, to that
   checkout's server: a git worktree of the code before a change
   (``git worktree add ../before HEAD~3``). ``CPU/req`` is the server's own CPU time (all its
