@@ -386,7 +386,8 @@ def report(runs: dict[tuple[str, str, int], list[Run]], servers: list[Server], w
            limit: float, workers: int) -> None:  # fmt: skip
     results = {key: median_run(of) for key, of in runs.items()}
     names = [s.name for s in servers]
-    print(f"\n1 s 16 kHz WAV, uvicorn with {workers} worker(s) per server, wrk on loopback. "
+    print(f"\n1 s 16 kHz WAV, {workers} worker(s) per server (voiceid serve; the naive one "
+          f"under uvicorn), wrk on loopback. "
           f"x limit: req/s over the compute-only limit ({limit:.0f} req/s); cpu x: compute-only "
           f"CPU ({work_ms:.3f} ms) over the server's CPU per request; x naive, x before: "
           "req/s over theirs in the same round. Medians over the rounds.")  # fmt: skip
