@@ -5,11 +5,15 @@ another checkout of this code, all measured in one run.
   60-bin histogram, forward pass, open-set decision), in this process on the same clip and
   bundle with BLAS held to one thread as the workers hold it, median of many; the limit is the
   number of cores the server may use divided by that. No server can answer faster.
-* **Served**: each server runs under uvicorn on loopback with the same number of workers, and
-  wrk (the Debian package ``wrk``: ``apt-get install wrk``) posts the same 1 s 16 kHz WAV, as a
-  multipart upload and as a raw ``audio/wav`` body, at concurrency 1, 8 and 32, the servers
-  taking turns at each step so that a change in the machine's load falls on all of them.
-  Each figure is printed with its ratio to the limit, to the naive server (FastAPI,
+* **Served**: each voiceid server runs as ``voiceid serve`` (the naive one under uvicorn) on
+  loopback with the same number of workers, and wrk (the Debian package ``wrk``:
+  ``apt-get install wrk``) posts the same 1 s 16 kHz WAV, as a multipart upload and as a raw
+  ``audio/wav`` body, at concurrency 1, 8 and 32, the servers taking turns at each step so that
+  a change in the machine's load falls on all of them. A server is measured once all its
+  processes are idle (every worker has started; voiceid's warm up their whole /predict path
+  before they take connections), after a second of each body at concurrency 32 that is not
+  measured; the output says so. Each figure is printed with p99/p50, its ratio to the limit,
+  to the naive server (FastAPI,
   ``librosa.load``, ``model.predict``, multipart only) and, with ``--against``, to that
   checkout's server: a git worktree of the code before a change
   (``git worktree add ../before HEAD~3``). ``CPU/req`` is the server's own CPU time (all its
@@ -60,9 +64,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)
 COMPUTE_REPEATS = 2000  # clips timed in-process for the compute-only limit
 RSS_SAMPLE_S = 0.5
+WARM_UP_S = 1.0  # each body at the highest concurrency, before the measured runs
+WARMED = (
+    f"warmed: voiceid's workers each answer a synthetic clip through the whole /predict path "
+    f"before they take connections (service.inference.warm_up); every server is waited on "
+    f"until all its processes are idle, then gets {WARM_UP_S:g} s of each body at concurrency "
+    f"{max(CONCURRENCY)}, not measured"
+)
+IDLE_S, IDLE_CPU_SHARE = 0.5, 0.05  # a started server uses under this share of a core
 BOUNDARY = "voiceidbenchboundary"
 KINDS = {"multipart": f"multipart/form-data; boundary={BOUNDARY}", "raw": "audio/wav"}
-VOICEID_APP = "service.main:app_from_env"
+VOICEID_APP = "voiceid serve"
 NAIVE_APP = "bench.naive_server:app"
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "{content_type}"
@@ -140,23 +152,43 @@ def start(server: Server, model: Path, workers: int, log: Path) -> None:
     # Each server imports its own checkout's code, whatever PYTHONPATH this process has.
     env = os.environ | {"VOICEID_MODEL_DIR": str(model), "TF_CPP_MIN_LOG_LEVEL": "3",
                         "PYTHONPATH": str(server.root)}  # fmt: skip
-    cmd = [sys.executable, "-m", "uvicorn", server.app, "--host", "127.0.0.1",
-           "--port", str(server.port), "--workers", str(workers), "--log-level", "warning",
-           "--no-access-log"]  # fmt: skip
-    if server.app == VOICEID_APP:
-        cmd.append("--factory")
+    where = ["--host", "127.0.0.1", "--port", str(server.port), "--workers", str(workers)]
+    if server.app == VOICEID_APP:  # as people run it, with its own uvicorn settings
+        cmd = [sys.executable, "-m", "voiceid", "serve", "--model", str(model), *where]
+        env |= {"VOICEID_LOG_LEVEL": "warning",
+                "VOICEID_DATA_DIR": str(log.with_suffix(".speakers"))}  # fmt: skip
+    else:
+        cmd = [sys.executable, "-m", "uvicorn", server.app, *where, "--log-level", "warning",
+               "--no-access-log"]  # fmt: skip
     with log.open("wb") as out:
         server.proc = subprocess.Popen(cmd, cwd=server.root, env=env, stdout=out, stderr=out)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{server.port}/docs", timeout=1)
-            return
+            break
         except OSError:
             time.sleep(0.3)
+    else:
+        stop(server)
+        raise SystemExit(f"{server.name} ({server.app} in {server.root}) did not start:\n"
+                         + log.read_text(errors="replace")[-4000:])  # fmt: skip
+    wait_idle(server, deadline)
+
+
+def wait_idle(server: Server, deadline: float) -> None:
+    """Wait until ``server``'s processes stop using CPU: one worker answering is not all of
+    them started (each loads and warms up its model before it takes connections)."""
+    assert server.proc is not None
+    pids = tree(server.proc.pid)
+    used = cpu_s(pids)
+    while time.monotonic() < deadline:
+        time.sleep(IDLE_S)
+        used, before = cpu_s(pids), used
+        if used - before < IDLE_CPU_SHARE * IDLE_S:
+            return
     stop(server)
-    raise SystemExit(f"{server.name} ({server.app} in {server.root}) did not start:\n"
-                     + log.read_text(errors="replace")[-4000:])  # fmt: skip
+    raise SystemExit(f"{server.name} ({server.app} in {server.root}) kept busy after it started")
 
 
 def stop(server: Server) -> None:
@@ -289,8 +321,9 @@ def main() -> int:
         try:
             for server in servers:
                 start(server, model, args.workers, Path(tmp) / f"{server.name}.log")
-                for kind in server.kinds:
-                    wrk(server, scripts[kind], 8, 1)  # warm-up
+                for kind in server.kinds:  # not measured: connections, caches, the heap
+                    wrk(server, scripts[kind], max(CONCURRENCY), WARM_UP_S)
+            print(WARMED, flush=True)
             runs = serve_in_turns(servers, scripts, args.rounds, args.duration)
             if args.rss_requests:
                 for server in servers[:2]:  # voiceid, and the checkout it is compared with
@@ -353,7 +386,8 @@ def report(runs: dict[tuple[str, str, int], list[Run]], servers: list[Server], w
            limit: float, workers: int) -> None:  # fmt: skip
     results = {key: median_run(of) for key, of in runs.items()}
     names = [s.name for s in servers]
-    print(f"\n1 s 16 kHz WAV, uvicorn with {workers} worker(s) per server, wrk on loopback. "
+    print(f"\n1 s 16 kHz WAV, {workers} worker(s) per server (voiceid serve; the naive one "
+          f"under uvicorn), wrk on loopback. "
           f"x limit: req/s over the compute-only limit ({limit:.0f} req/s); cpu x: compute-only "
           f"CPU ({work_ms:.3f} ms) over the server's CPU per request; x naive, x before: "
           "req/s over theirs in the same round. Medians over the rounds.")  # fmt: skip

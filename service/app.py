@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from pipeline.speakers import SpeakerStore
 from service.auth import AuthMiddleware, write_refusal
 from service.compute import ComputeQueue
 from service.errors import install_error_handlers
-from service.fastpath import PREDICT_PATH, PredictFastPath
+from service.fastpath import PREDICT_PATH, install_fast_path
+from service.inference import warm_up
 from service.limits import BodyLimitMiddleware
 from service.listen import Streams
 from service.metrics import Metrics, MetricsMiddleware
@@ -81,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    app.state.store = ModelStore(settings.active_model_file)
+    app.state.store = ModelStore(settings.active_model_file, partial(warm_up, settings=settings))
     app.state.metrics = metrics = Metrics()
     app.state.compute = ComputeQueue()
     app.state.streams = Streams(settings.listen_max_streams)
@@ -95,8 +97,6 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (predict.router, model.router, ops.router, admin.router, speakers.router,
                    training.router, timeline.router, listen.router):  # fmt: skip
         app.include_router(router)
-    # Innermost: /predict's fast path, below every check the middleware makes.
-    app.add_middleware(PredictFastPath, route=_route_of(predict.router, PREDICT_PATH))
     batch = settings.batch_max_bytes
     app.add_middleware(
         BodyLimitMiddleware,
@@ -105,6 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
     )  # fmt: skip
     app.add_middleware(AuthMiddleware, settings=settings)  # before any body is read
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
+    # Outside all of it: /predict's fast path, which runs these same middleware itself.
+    install_fast_path(app, _route_of(predict.router, PREDICT_PATH))
     _mount_page(app)
     return app
 

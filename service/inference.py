@@ -7,7 +7,12 @@ on four small arrays.
 
 from __future__ import annotations
 
+import io
+import logging
 import time
+import wave
+
+import numpy as np
 
 from pipeline.audio import is_pcm16_wav
 from pipeline.bundle import Bundle
@@ -28,6 +33,7 @@ from service.schemas import (
     QualityReport,
     TimelineResponse,
     TimelineSegment,
+    json_response,
 )
 from service.settings import Settings
 
@@ -38,7 +44,11 @@ __all__ = [
     "answer_timeline",
     "is_short",
     "oversized",
+    "synthetic_clip",
+    "warm_up",
 ]
+
+log = logging.getLogger("voiceid.service")
 
 # The largest 16-bit PCM WAV answered on the event loop rather than the compute thread
 # (service.compute): 4 s of 16 kHz mono, 1.3 s of 48 kHz mono.
@@ -85,6 +95,34 @@ def answer_clip(
         else None,
         explain=_explanation(bundle, prediction) if explain else None,
     )
+
+
+def synthetic_clip(sample_rate: int, seconds: float) -> bytes:
+    """A 16-bit PCM WAV of ``seconds`` of a voiced 120 Hz buzz (its harmonics under an
+    amplitude that rises and falls like a word) at ``sample_rate``."""
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    buzz = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 20))
+    envelope = np.sin(np.pi * t / seconds) ** 2
+    pcm = (0.2 * 32767 * buzz * envelope / np.max(np.abs(buzz))).astype("<i2")
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+    return out.getvalue()
+
+
+def warm_up(bundle: Bundle, settings: Settings) -> None:
+    """Answer a synthetic clip as /predict answers one, up to the JSON sent (decode, features,
+    quality, forward pass, decision), counted in metrics nobody reads: each first call's setup
+    (caches, lazily built arrays, allocations) is then paid before the worker takes requests,
+    not by its first clients. A clip it cannot answer keeps no model out: it is logged."""
+    clip = synthetic_clip(bundle.feature_config.sample_rate, min(1.0, settings.max_clip_seconds))
+    try:
+        json_response(answer_clip(bundle, clip, settings, Metrics()))
+    except AudioError as exc:
+        log.warning("warm-up clip not answered (the first request pays for its setup): %s", exc)
 
 
 def is_short(data: bytes) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from pipeline.errors import BundleError
+from service.protocol import OneWriteHttpProtocol
 from service.settings import Settings, settings_from_env
 from service.sites import listens_everywhere
 
@@ -26,21 +27,12 @@ KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
 MAX_CONNECTIONS = 256  # per worker; more get 503 at once instead of queueing without bound
 
 
-# libuv (under uvloop) accepts every pending connection at once, so with several workers on one
-# socket, whichever wakes first takes a burst, and the crowded worker's tail latency grows. With
-# this set, each worker accepts one connection at a time and yields, so they spread about evenly
-# (python -m bench.serve shows the latency). libuv reads it when a worker starts listening, after
-# the factory below has run.
-BALANCED_ACCEPT = ("UV_TCP_SINGLE_ACCEPT", "1")
-
-
 def app_from_env() -> FastAPI:
     """The app factory uvicorn's workers call: settings come from ``VOICEID_*``."""
     # Imported here: `voiceid serve`'s parent process only starts the workers, and importing
     # the app there (0.3 s of CPU, about 30 MB) would delay them and hold memory nothing uses.
     from service.app import create_app
 
-    os.environ.setdefault(*BALANCED_ACCEPT)
     return create_app(Settings())
 
 
@@ -77,6 +69,7 @@ def serve(
             workers=settings.worker_count(),
             log_level=settings.log_level,
             access_log=False,
+            http=OneWriteHttpProtocol,  # each answer in one write (service.protocol)
             timeout_keep_alive=KEEP_ALIVE_S,
             limit_concurrency=MAX_CONNECTIONS,
             # A /listen message over its limit is refused by the protocol, before it is read.

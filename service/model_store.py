@@ -18,16 +18,14 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from starlette.concurrency import run_in_threadpool
 from threadpoolctl import threadpool_limits
 
 from pipeline.bundle import Bundle, load_bundle
 from pipeline.errors import BundleError
-from pipeline.features import histogram
-from pipeline.predict import predict_features
 from service.errors import ForbiddenError, NotReadyError
 
 __all__ = ["NOT_READY", "ModelStore", "inside_root"]
@@ -35,6 +33,7 @@ __all__ = ["NOT_READY", "ModelStore", "inside_root"]
 NOT_READY = "no model is loaded yet"
 log = logging.getLogger("voiceid.service")
 _Stamp = tuple[int, int, int]  # inode, size and mtime of the active-model file
+WarmUp = Callable[[Bundle], object]
 
 
 def inside_root(requested: str, root: Path) -> Path:
@@ -83,20 +82,21 @@ def _write_active(active: Path, bundle: Bundle) -> _Stamp | None:
     return _stamp(active)
 
 
-def _load_and_warm_up(path: Path) -> Bundle:
-    """Load a bundle and run one clip through it, so the first request does not pay for
-    librosa's first-call setup (numba compiling its kernels)."""
+def _load_and_warm_up(path: Path, warm_up: WarmUp | None) -> Bundle:
+    """Load a bundle and run ``warm_up`` on it, so the first request does not pay for the
+    first calls' setup."""
     bundle = load_bundle(path)
-    cfg = bundle.feature_config
-    t = np.arange(cfg.sample_rate // 2) / cfg.sample_rate
-    predict_features(bundle, histogram((0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), cfg))
+    if warm_up is not None:
+        warm_up(bundle)
     return bundle
 
 
 class ModelStore:
-    """The one owner of the served bundle and of the last load error."""
+    """The one owner of the served bundle and of the last load error. ``warm_up`` runs on
+    each bundle loaded before it serves (``service.inference.warm_up``)."""
 
-    def __init__(self, active_file: Path | None = None) -> None:
+    def __init__(self, active_file: Path | None = None, warm_up: WarmUp | None = None) -> None:
+        self._warm_up = warm_up
         self._bundle: Bundle | None = None
         self._lock = asyncio.Lock()
         self.load_error: str | None = None  # why the last load failed; None after a success
@@ -153,7 +153,7 @@ class ModelStore:
 
     async def _swap_in(self, path: Path) -> Bundle:
         try:
-            bundle = await run_in_threadpool(_load_and_warm_up, path)
+            bundle = await run_in_threadpool(_load_and_warm_up, path, self._warm_up)
         except BundleError as exc:
             self.load_error = _without_paths(str(exc), path)
             raise

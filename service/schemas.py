@@ -116,9 +116,9 @@ class QualityReport(BaseModel):
 
     @classmethod
     def of(cls, quality: Quality, issues: tuple[Issue, ...]) -> QualityReport:
-        return cls.model_validate(
-            quality.to_dict() | {"issues": [QualityIssue.of(i) for i in issues]}
-        )
+        # vars(), not Quality.to_dict(): dataclasses.asdict deep-copies each field, which costs
+        # more than the rest of the answer's building (python -m bench.serve).
+        return cls.model_validate(vars(quality) | {"issues": [QualityIssue.of(i) for i in issues]})
 
 
 class PredictResponse(BaseModel):

@@ -111,8 +111,10 @@ def test_a_zip_bomb_network_is_refused_before_decompressing(tmp_path: Path) -> N
 
 def test_serving_never_imports_h5py_or_keras() -> None:
     code = (
-        "import sys; from service.model_store import _load_and_warm_up; "
-        f"_load_and_warm_up(__import__('pathlib').Path({str(MODEL_DIR)!r})); "
+        "import sys, pathlib; from service.model_store import _load_and_warm_up; "
+        "from service.inference import warm_up; from service.settings import Settings; "
+        f"path = pathlib.Path({str(MODEL_DIR)!r}); "
+        "_load_and_warm_up(path, lambda b: warm_up(b, Settings(model_dir=path))); "
         "print(sorted(m for m in ('h5py', 'keras', 'tensorflow') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,5 @@
-"""/predict's fast path: which requests it answers, and that its answers are the route's."""
+"""/predict's fast path, the app's outermost layer: which requests it answers, and that its
+answers, refusals and errors are the app's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.fastpath import PredictFastPath
-from tests.helpers import ClientFactory
+from tests.helpers import LOOPBACK_URL, ClientFactory, LoopbackClient
 from tests.signals import SR, encode, tone
 
 WAV = {"content-type": "audio/wav"}
@@ -141,6 +142,56 @@ def test_the_checks_before_it_still_hold(make_client: ClientFactory, steve_wav: 
     stopped = f"stopped reading at {len(steve_wav)} bytes"  # the test client sends it whole
     assert streamed.json() == {"detail": f"upload is over the limit of 2048 bytes ({stopped})"}
     assert passed.paths == []
+
+
+REFUSALS: dict[str, dict[str, Any]] = {
+    "no key": {"headers": WAV},
+    "wrong key": {"headers": WAV | {"x-api-key": "w" * 32}},
+    "wrong host": {"headers": WAV | {"host": "evil.test", "x-api-key": KEY}},
+    "declared too large": {"headers": WAV | {"x-api-key": KEY}, "size": 4096},
+    # Found too large as the route reads it, so counted under the route's name.
+    "streamed too large": {"headers": WAV | {"x-api-key": KEY}, "size": 4096, "chunked": True,
+                           "route": "/predict"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(REFUSALS))
+def test_its_refusals_are_the_apps(make_client: ClientFactory, name: str) -> None:
+    client = make_client(api_key=KEY, max_upload_bytes=2048)
+    case = REFUSALS[name]
+    body = b"\0" * case.get("size", 16)
+
+    def send(params: dict[str, str]) -> Any:
+        content = iter([body]) if case.get("chunked") else body  # an iterator: no length
+        return client.post("/predict", content=content, headers=case["headers"], params=params)
+
+    fast = send({})
+    routed = send({"explain": "false"})  # FastAPI's
+
+    assert fast.status_code == routed.status_code >= 400
+    assert fast.json() == routed.json()
+    assert fast.headers.get("www-authenticate") == routed.headers.get("www-authenticate")
+    route, status = case.get("route", "unmatched"), fast.status_code
+    page = client.get("/metrics", headers={"x-api-key": KEY}).text
+    assert f'voiceid_requests_total{{method="POST",route="{route}",status="{status}"}} 2.0' in page
+
+
+def test_a_bug_on_it_is_the_apps_500(
+    make_client: ClientFactory, steve_wav: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("service.routes.predict.answer_clip", broken)
+    app = make_client().app
+    with LoopbackClient(app, base_url=LOOPBACK_URL, raise_server_exceptions=False) as client:
+        fast = client.post("/predict", content=steve_wav, headers=WAV)
+        routed = client.post("/predict?explain=false", content=steve_wav, headers=WAV)
+
+    for answer in (fast, routed):
+        assert answer.status_code == 500
+        assert answer.json() == {"detail": "internal server error"}
+        assert answer.headers["connection"] == "close"
 
 
 def test_its_requests_are_counted_as_the_routes(client: TestClient, steve_wav: bytes) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
-from service.main import BALANCED_ACCEPT, app_from_env
 from tests.helpers import MODEL_DIR
 
 pytestmark = pytest.mark.slow
@@ -201,30 +201,22 @@ def training_libraries_mapped(pid: int) -> list[str]:
 def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> None:
     command = [*voiceid_command(), "serve", "--model", str(MODEL_DIR), "--workers", "2"]
     with running(command, tmp_path, workers=2) as server:
-        answers = [
-            httpx.post(f"{server.url}/predict", content=steve_wav,
-                       headers={"content-type": "audio/wav"}, timeout=30)
-            for _ in range(6)
-        ]  # fmt: skip
+        with httpx.Client(timeout=30) as client:  # answers in one write, on one connection
+            answers = [
+                client.post(f"{server.url}/predict", content=steve_wav,
+                            headers={"content-type": "audio/wav"})
+                for _ in range(6)
+            ]  # fmt: skip
+        # A WebSocket takes the connection from the HTTP protocol (service.protocol).
+        with connect(f"ws://127.0.0.1:{server.port}/listen", open_timeout=30) as ws:
+            ws.send(json.dumps({"sample_rate": 16000}))
+            ready = json.loads(ws.recv(timeout=30))
         mapped = {pid: training_libraries_mapped(pid) for pid in worker_pids(server)}
         returncode = server.stop()
 
     assert [a.status_code for a in answers] == [200] * 6
+    assert {a.json()["speaker"] for a in answers} == {"Steve"}
+    assert ready["type"] == "ready"
     assert len(mapped) == 2
     assert mapped == {pid: [] for pid in mapped}
     assert_stopped_cleanly(server, returncode, workers=2)
-
-
-@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("0", "0")])
-def test_workers_accept_one_connection_at_a_time_unless_told_otherwise(
-    monkeypatch: pytest.MonkeyPatch, preset: str | None, expected: str
-) -> None:
-    name, _ = BALANCED_ACCEPT
-    monkeypatch.setenv("VOICEID_MODEL_DIR", str(MODEL_DIR))
-    monkeypatch.setenv(name, preset or "")  # recorded, so teardown restores what was there
-    if preset is None:
-        monkeypatch.delenv(name)
-
-    app_from_env()
-
-    assert os.environ[name] == expected

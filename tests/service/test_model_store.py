@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.bundle import Bundle
 from pipeline.errors import BundleError
 from service.model_store import ModelStore
 from tests.helpers import MODEL_DIR
@@ -66,3 +67,22 @@ def test_a_failed_reload_keeps_the_model_and_records_the_reason(tmp_path: Path) 
 
     assert store.current.path == MODEL_DIR
     assert store.load_error == f"'{tmp_path.name}' is not a model bundle: metadata.json is missing"
+
+
+def test_each_bundle_is_warmed_up_before_it_serves(bundle_copy: Path) -> None:
+    warmed: list[tuple[str, bool]] = []
+    store: ModelStore
+
+    def warm_up(bundle: Bundle) -> None:
+        warmed.append((bundle.version, store.ready and store.current is bundle))
+
+    store = ModelStore(warm_up=warm_up)
+
+    async def main() -> tuple[str, str]:
+        first = await store.start(MODEL_DIR)
+        second = await store.load(bundle_copy)
+        return first.version, second.version
+
+    first, second = asyncio.run(main())
+
+    assert warmed == [(first, False), (second, False)]  # neither served before its warm-up
