@@ -344,6 +344,7 @@ def test_takes_all_from_one_sitting_are_told_to_be_recorded_again_later(
     paths = write_takes(tmp_path, [0.3 * h / np.abs(h).max() for h in hellos])
 
     advice = drop_takes(driver, server, "Ada Sitting", paths)
+    save_full_page(driver, "phone-teach-one-sitting", PHONE)
     click_css(driver, "#takes li.take.accepted button")  # delete one: two say nothing yet
     WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
         lambda d: not d.find_element(By.ID, "takes-advice").is_displayed()
