@@ -36,19 +36,23 @@ UNSURE_QUANTILE = 0.01
 # where it tells apart how saturated known voices are, not whether the network is torn between
 # two: a new voice taught with a dozen clips would be "unsure" half the time.
 UNSURE_CEILING = 0.95
+# And never below this: a top score of two thirds is at least twice the runner-up's (the scores
+# sum to 1), so the answer is never torn between two voices, however low a new voice's few
+# validation clips score (a dozen takes give it two, and the lowest of them would set it).
+UNSURE_FLOOR = 2 / 3
 
 
 def calibrate_threshold(
     top_scores: np.ndarray, quantile: float, speakers: np.ndarray | None = None
 ) -> float:
     """The score that keeps ``1 - quantile`` of known speakers' clips (0.05 keeps 95%), each
-    speaker in ``speakers`` (one label per score) weighing the same, and at most
+    speaker in ``speakers`` (one label per score) weighing the same, within ``UNSURE_FLOOR`` and
     ``UNSURE_CEILING``."""
     if top_scores.size == 0 or quantile == 0:
         return 0.0
     groups = np.zeros(len(top_scores)) if speakers is None else speakers
     parts = [top_scores[groups == g] for g in np.unique(groups)]
-    return min(equal_weight_quantile(parts, quantile), UNSURE_CEILING)
+    return float(np.clip(equal_weight_quantile(parts, quantile), UNSURE_FLOOR, UNSURE_CEILING))
 
 
 def classification_report(

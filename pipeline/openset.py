@@ -20,15 +20,23 @@ and the farther a fresh clip of the same voice lands from the nearest. Nearest-n
 distances grow as ``n ** (-1 / d)`` when ``n`` clips thin out, where ``d`` is the effective
 dimension of the voices' clouds, measured on the speakers with many clips by subsampling them
 (``effective_dimension``). So speaker ``s`` with ``n_s`` clips has the scale
-``(n / n_s) ** (1 / d)``, ``n`` the median count: 1 when every speaker has about as many clips,
-more for a voice taught with a dozen clips beside voices with hundreds.
+``(n / n_s) ** (1 / d)``, ``n`` the median count: 1 when every speaker has about as many clips.
 The threshold is calibrated on the training clips alone, so no recordings of strangers are
 needed: it is the ``1 - quantile`` quantile of the scaled leave-one-out distances, each speaker
-weighing the same whatever its number of clips. Identical rows (the same recording twice) are
-kept once, so duplicates cannot tighten it. Each speaker keeps at most
-``MAX_REFERENCES_PER_SPEAKER`` rows, spread over its clips by farthest-point sampling, so the cost
-of a decision is bounded whatever the number of speakers: it compares one clip with one speaker's
-rows.
+weighing the same whatever its number of clips.
+
+A voice taught with a dozen takes beside voices with ``MIN_CLIPS_TO_MEASURE`` clips or more
+cannot place that tail itself (each of its takes would weigh more than ``quantile``, so its one
+widest gap would set everybody's threshold), nor is it as tight as they are (a real voice beside
+synthetic ones). So the threshold comes from the measured speakers alone, and such a voice gets
+a radius of its own (``few_take_radii``): twice the median gap between its takes, or their widest
+gap when that is more, at most about where other people's voices lie; its scale is that radius
+over the threshold.
+
+Identical rows (the same recording twice) are kept once, so duplicates cannot tighten it. Each
+speaker keeps at most ``MAX_REFERENCES_PER_SPEAKER`` rows, spread over its clips by farthest-point
+sampling, so the cost of a decision is bounded whatever the number of speakers: it compares one
+clip with one speaker's rows.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ __all__ = [
     "count_scales",
     "effective_dimension",
     "equal_weight_quantile",
+    "few_take_radii",
     "leave_one_out_distances",
     "load_open_set",
     "save_open_set",
@@ -225,12 +234,33 @@ def calibrate(
         rows = _farthest_points(rows, limit)
         parts.append(rows)
         loo.append(leave_one_out_distances(rows.astype(np.float64)))
-    dimension = effective_dimension(parts, loo=loo)
-    scales = count_scales(np.array([len(p) for p in parts]), dimension)
+    threshold, scales = _threshold_and_scales(loo, effective_dimension(parts, loo=loo), quantile,
+                                              z.shape[1])  # fmt: skip
     scaled = [d / s for d, s in zip(loo, scales, strict=True)]
-    threshold = equal_weight_quantile(scaled, 1 - quantile)
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
     return OpenSet(np.concatenate(parts), offsets, threshold, scales), np.concatenate(scaled)
+
+
+def _threshold_and_scales(
+    loo: Sequence[np.ndarray], dimension: float, quantile: float, n_inputs: int
+) -> tuple[float, np.ndarray]:
+    """The threshold and each speaker's scale. With speakers of ``MIN_CLIPS_TO_MEASURE`` rows or
+    more beside speakers with fewer, both come from the measured ones alone (so teaching a voice
+    leaves theirs as they were), and each of the others gets its few-take radius
+    (:func:`few_take_radii`) over the threshold; otherwise every speaker counts."""
+    counts = np.array([len(d) for d in loo])
+    measured = counts >= MIN_CLIPS_TO_MEASURE
+    if not measured.any() or measured.all():
+        scales = count_scales(counts, dimension)
+        scaled = [d / s for d, s in zip(loo, scales, strict=True)]
+        return equal_weight_quantile(scaled, 1 - quantile), scales
+    scales = np.ones(len(loo))
+    scales[measured] = count_scales(counts[measured], dimension)
+    scaled = [d / s for d, s, m in zip(loo, scales, measured, strict=True) if m]
+    threshold = equal_weight_quantile(scaled, 1 - quantile)
+    scales[~measured] = few_take_radii([d for d, m in zip(loo, measured, strict=True) if not m],
+                                       n_inputs) / threshold  # fmt: skip
+    return threshold, scales
 
 
 DEFAULT_DIMENSION = 5.0  # d without a speaker of enough clips to measure it (the demo voices')
@@ -270,6 +300,27 @@ def count_scales(counts: np.ndarray, dimension: float) -> np.ndarray:
     """Each speaker's scale ``(median count / its count) ** (1 / dimension)``."""
     counts = np.asarray(counts, dtype=np.float64)
     return np.asarray((np.median(counts) / counts) ** (1.0 / dimension))
+
+
+FEW_TAKES_MARGIN = 2.0  # a few-take voice's radius: at least twice the median gap between its
+# takes, and at least their widest gap ...
+FEW_TAKES_CAP = 1.0  # ... but at most this many times sqrt(D), a training row's RMS distance
+# from the centre of all of them (every band has unit variance in the standardised space)
+
+
+def few_take_radii(loo: Sequence[np.ndarray], n_inputs: int) -> np.ndarray:
+    """Each speaker's radius, in standardised units, for voices with too few takes to place the
+    threshold's tail themselves: the larger of ``FEW_TAKES_MARGIN`` times the median of its
+    leave-one-out distances ``loo`` and the largest of them (a fresh take from another sitting
+    lands farther than a dozen takes lie from one another), at most
+    ``FEW_TAKES_CAP * sqrt(n_inputs)``, about where other people's voices lie from its takes
+    whatever their spread (``bench/enrol.py``'s FSDD rows); the cap for a voice of one take."""
+    radii = []
+    for distances in loo:
+        finite = distances[np.isfinite(distances)]
+        radii.append(max(FEW_TAKES_MARGIN * float(np.median(finite)), float(finite.max()))
+                     if finite.size else math.inf)  # fmt: skip
+    return np.minimum(np.array(radii), FEW_TAKES_CAP * math.sqrt(n_inputs))
 
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float | None:

@@ -191,6 +191,10 @@ class SpeakerStore:
         """The clips of speaker ``name``, sorted by id; none for a speaker the store lacks."""
         return self._clips_in(self._folder(name))
 
+    def clip_paths(self, name: str) -> list[Path]:
+        """The files of speaker ``name``'s clips, sorted; none for a speaker the store lacks."""
+        return self._clip_files(self._folder(name))
+
     # Writing
 
     def add(

@@ -11,23 +11,32 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
 
 from pipeline.audio import decode
+from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError
 from pipeline.features import histogram
 from pipeline.predict import clip_quality
 from pipeline.quality.issues import issues
+from pipeline.quality.measures import Quality
 from pipeline.speakers import Added, Clash, NewClip, SpeakerStore, clip_extension
+from pipeline.takes import check_takes
 from service.errors import detail_for, status_for
 from service.inference import oversized
-from service.schemas import AcceptedClip, ClipsResponse, QualityReport, RefusedClip
+from service.schemas import AcceptedClip, ClipsResponse, QualityReport, RefusedClip, TakesReport
 from service.settings import Settings
 
-__all__ = ["CheckedClip", "answer_status", "check_clip", "check_clips", "store_clips"]
+__all__ = ["CheckedClip", "answer_status", "check_clip", "check_clips", "store_clips",
+           "takes_report"]  # fmt: skip
 
 NOTHING_ACCEPTED_STATUS = 422  # when nothing was accepted and the refusals differ in status
 CLASH_STATUS = 409  # a clip the store holds as another speaker's
+TAKES_REMEMBERED = 2048  # stored takes whose measures are kept, a few hundred bytes each
 
 
 @dataclass(frozen=True)
@@ -117,3 +126,41 @@ def answer_status(response: ClipsResponse) -> int:
         return 200
     statuses = Counter(r.status for r in response.refused)
     return next(iter(statuses)) if len(statuses) == 1 else NOTHING_ACCEPTED_STATUS
+
+
+def takes_report(
+    store: SpeakerStore, name: str, bundle: Bundle, settings: Settings
+) -> TakesReport | None:
+    """How the store's takes of ``name`` hang together (``pipeline.takes``), in ``bundle``'s
+    feature space, when each was stored being its file's time; None when it holds none. A take
+    removed or unreadable since it was listed is left out."""
+    rows: list[np.ndarray] = []
+    qualities: list[Quality] = []
+    stored_at: list[float] = []
+    for path in store.clip_paths(name):
+        try:
+            stat = path.stat()
+            row, quality = _take_measures(
+                path, stat.st_mtime_ns, stat.st_size, bundle.feature_config,
+                settings.max_clip_seconds,
+            )  # fmt: skip
+        except (OSError, AudioError):
+            continue
+        rows.append(row)
+        qualities.append(quality)
+        stored_at.append(stat.st_mtime)
+    if not rows:
+        return None
+    check = check_takes(bundle.network.standardise(np.array(rows)), qualities, np.array(stored_at))
+    return TakesReport.of(check)
+
+
+@lru_cache(maxsize=TAKES_REMEMBERED)
+def _take_measures(
+    path: Path, mtime_ns: int, size: int, cfg: FeatureConfig, max_seconds: float
+) -> tuple[np.ndarray, Quality]:
+    """A stored take's histogram and recording measures, decoded once while its file is
+    unchanged (``mtime_ns`` and ``size`` are part of the key): each new take is judged with
+    all the earlier ones, and decoding them all again each time would grow with their number."""
+    clip = decode(path.read_bytes(), sample_rate=cfg.sample_rate, max_seconds=max_seconds)
+    return histogram(clip.samples, cfg), clip_quality(clip)

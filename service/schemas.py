@@ -14,6 +14,7 @@ from pipeline.openset import Reason
 from pipeline.quality.issues import Issue, Measure
 from pipeline.quality.measures import Quality
 from pipeline.speakers import SpeakerSummary, StoredClip
+from pipeline.takes import TakesCheck
 
 __all__ = [
     "PLOT_NAMES",
@@ -314,10 +315,37 @@ class ClipEntry(BaseModel):
         return cls(id=clip.id, seconds=clip.seconds, bytes=clip.bytes)
 
 
+class TakesReport(BaseModel):
+    """How a voice's takes in the store hang together (``pipeline.takes``): advice, never a
+    refusal. Either flag says that a few more takes, recorded later, would teach it better."""
+
+    takes: int = Field(description="the store's takes of the voice that were judged")
+    spread: float | None = Field(description="median distance from a take to its nearest other "
+                                 "take, in the model's standardised feature space; absent or "
+                                 "null with fewer than 3 takes")  # fmt: skip
+    spread_limit: float = Field(description="the spread beyond which the takes are inconsistent: "
+                                "a share of how far other people's voices lie")  # fmt: skip
+    minutes: float = Field(description="from the first take stored to the last")
+    inconsistent: bool = Field(description="the takes differ from one another about as much as "
+                               "different voices do")  # fmt: skip
+    one_sitting: bool = Field(description="every take was stored within a few minutes, at the "
+                              "same level, background and bandwidth")  # fmt: skip
+
+    @classmethod
+    def of(cls, check: TakesCheck) -> TakesReport:
+        spread = None if check.spread is None else round(check.spread, 4)
+        return cls(takes=check.takes, spread=spread, spread_limit=round(check.spread_limit, 4),
+                   minutes=round(check.minutes, 2), inconsistent=check.inconsistent,
+                   one_sitting=check.one_sitting)  # fmt: skip
+
+
 class SpeakerDetail(BaseModel):
     name: str
     in_model: bool
     clips: list[ClipEntry] = Field(description="the store's clips of this speaker, by id")
+    takes: TakesReport | None = Field(
+        None, description="how the store's takes hang together; null when it holds none"
+    )
 
 
 class AcceptedClip(BaseModel):
@@ -343,6 +371,11 @@ class ClipsResponse(BaseModel):
     speaker: str
     accepted: list[AcceptedClip]
     refused: list[RefusedClip]
+    takes: TakesReport | None = Field(
+        None,
+        description="how all the store's takes of the speaker hang together, once these "
+        "are stored; absent when none was accepted or the server was too busy to judge them",
+    )
 
 
 class SpeakerRemoved(BaseModel):

@@ -11,9 +11,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.names import check_speaker_name
+from pipeline.speakers import SpeakerStore
+from service.compute import ComputeQueue
 from service.deps import ComputeDep, SettingsDep, SpeakersDep, StoreDep
-from service.enrolment import answer_status, check_clips, store_clips
-from service.errors import ConflictError, NotFoundError
+from service.enrolment import answer_status, check_clips, store_clips, takes_report
+from service.errors import ConflictError, NotFoundError, OverloadedError
 from service.model_store import ModelStore
 from service.schemas import (
     ClipEntry,
@@ -23,7 +25,9 @@ from service.schemas import (
     SpeakerDetail,
     SpeakerRemoved,
     SpeakersResponse,
+    TakesReport,
 )
+from service.settings import Settings
 from service.uploads import FILES_BODY, read_batch
 
 __all__ = ["CLIPS_PATH", "router"]
@@ -74,12 +78,37 @@ async def list_speakers(speakers: SpeakersDep, models: StoreDep) -> SpeakersResp
     responses=_KEY | _NAME | {404: {"model": ErrorResponse, "description": "unknown speaker"}},
     summary="One speaker's clips in the store",
 )
-async def get_speaker(name: SpeakerName, speakers: SpeakersDep, models: StoreDep) -> SpeakerDetail:
+async def get_speaker(
+    name: SpeakerName,
+    speakers: SpeakersDep,
+    models: StoreDep,
+    settings: SettingsDep,
+    compute: ComputeDep,
+) -> SpeakerDetail:
     clips = await run_in_threadpool(speakers.clips, name)
     in_model = name in _labels(models)
     if not clips and not in_model:
         raise NotFoundError(f"no speaker {name!r} in the store or the model")
-    return SpeakerDetail(name=name, in_model=in_model, clips=[ClipEntry.of(c) for c in clips])
+    takes = await _takes(compute, speakers, name, models, settings) if clips else None
+    return SpeakerDetail(name=name, in_model=in_model, clips=[ClipEntry.of(c) for c in clips],
+                         takes=takes)  # fmt: skip
+
+
+async def _takes(
+    compute: ComputeQueue, speakers: SpeakerStore, name: str, models: ModelStore,
+    settings: Settings,
+) -> TakesReport | None:  # fmt: skip
+    """The store's takes of ``name`` judged on the compute thread, within a clip's budget each;
+    None without a model or when the server is too busy: advice never fails an answer."""
+    if not models.ready:
+        return None
+    takes = len(await run_in_threadpool(speakers.clip_paths, name))
+    budget = settings.clip_budget_s * max(takes, 1)
+    try:
+        return await compute.run(partial(takes_report, speakers, name, models.current, settings),
+                                 budget_s=budget)  # fmt: skip
+    except OverloadedError:
+        return None
 
 
 @router.post(
@@ -126,6 +155,9 @@ async def add_clips(
     outcomes = await compute.run(check, budget_s=settings.clip_budget_s * len(files))
     store = partial(store_clips, model_labels=_labels(models), add_to_existing=add_to_existing)
     answer = await run_in_threadpool(store, speakers, name, outcomes)
+    if answer.accepted:
+        takes = await _takes(compute, speakers, name, models, settings)
+        answer = answer.model_copy(update={"takes": takes})
     status = answer_status(answer)
     return (
         answer

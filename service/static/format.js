@@ -50,3 +50,31 @@ export function qualityInWords(quality) {
     ];
   return quality.issues.map((issue) => `${capitalise(issue.problem)}: ${issue.advice}.`);
 }
+
+/**
+ * What the server's check of a voice's takes (`takes` in a speaker or enrolment answer) says, in
+ * plain words: a sentence for takes that differ as much as different voices do, one for takes
+ * all from one sitting, then what would help. `[]` when neither applies, or without a check.
+ */
+export function takesInWords(takes) {
+  if (!takes || !(takes.inconsistent || takes.one_sitting)) return [];
+  const sentences = [];
+  if (takes.inconsistent)
+    sentences.push(
+      "Your takes differ from one another about as much as two different voices do: " +
+        "say the same words, the same way, in each take, and delete any take that is not you.",
+    );
+  if (takes.one_sitting) {
+    const minutes = Math.max(1, Math.round(takes.minutes));
+    sentences.push(
+      `All ${takes.takes} takes come from one sitting (within ${minutes} ` +
+        `${minutes === 1 ? "minute" : "minutes"}, at the same level and background): the model ` +
+        "would know your voice only as it sounds right now.",
+    );
+  }
+  sentences.push(
+    "Record a few more takes later, at another time or in another room, to have your voice " +
+      "named wherever you are.",
+  );
+  return sentences;
+}

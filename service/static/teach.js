@@ -5,7 +5,7 @@
 import { api, speakerPath } from "./api.js";
 import { $, button, capitalise, element, messages } from "./dom.js";
 import { drawHistogram } from "./drawings.js";
-import { formatSeconds, listInWords, qualityInWords } from "./format.js";
+import { formatSeconds, listInWords, qualityInWords, takesInWords } from "./format.js";
 import { MicButton } from "./microphone.js";
 
 // The server trains from 4 clips a speaker; 5 leave one for its validation split to check.
@@ -58,6 +58,7 @@ const ui = {
   takes: $("takes"),
   takesEmpty: $("takes-empty"),
   count: $("take-count"),
+  takesAdvice: $("takes-advice"),
   train: $("train"),
   progress: $("train-progress"),
   progressDetail: $("train-detail"),
@@ -71,6 +72,7 @@ const state = {
   known: Promise.resolve(null), // what GET /speakers says of that name: {in_model, in_store}
   addToVoice: "", // the model's voice the person agreed to add takes to
   takes: [], // {speaker, state: sending|accepted|stored|refused, file, id, seconds, histogram, detail}
+  takesCheck: null, // the server's check of the shown speaker's stored takes, as a whole
   recorded: 0, // takes recorded in this page, for their file names
   job: null, // the id of the training job being followed
 };
@@ -118,6 +120,7 @@ function nameOrFocus() {
 function showSpeaker(name) {
   state.name = name;
   state.takes = [];
+  state.takesCheck = null;
   state.known = knownSpeaker(name);
   renderTakes();
   loadStoredTakes(name);
@@ -142,6 +145,7 @@ async function loadStoredTakes(name) {
     return;
   }
   if (name !== state.name) return; // another name was typed meanwhile
+  state.takesCheck = speaker.takes;
   const shown = new Set(state.takes.map((take) => take.id));
   const stored = speaker.clips
     .filter((clip) => !shown.has(clip.id))
@@ -211,6 +215,7 @@ function settleTake(take, answer) {
     say(`${take.file} is a take of ${take.speaker} already.`);
     return;
   }
+  if (answer.takes && take.speaker === state.name) state.takesCheck = answer.takes;
   if (accepted) {
     const { id, seconds, histogram, quality } = accepted;
     Object.assign(take, { state: "accepted", id, seconds, histogram, quality });
@@ -256,6 +261,20 @@ async function deleteTake(take) {
   ui.record.focus(); // the take's button has gone with it
   say(`Take deleted; ${countText()}`);
   document.dispatchEvent(new Event(STORE_CHANGED));
+  recheckTakes(take.speaker);
+}
+
+/** The server's check of `name`'s stored takes again, once one has gone; none when it fails. */
+async function recheckTakes(name) {
+  let speaker = null;
+  try {
+    speaker = await api(speakerPath(name));
+  } catch {
+    // no speaker left (404), or the server is away: nothing to advise on
+  }
+  if (name !== state.name) return;
+  state.takesCheck = speaker ? speaker.takes : null;
+  renderTakes();
 }
 
 async function sendFiles(files) {
@@ -347,6 +366,9 @@ function renderTakes() {
   ui.takes.replaceChildren(...state.takes.map(takeCard));
   ui.takesEmpty.hidden = state.takes.length > 0;
   ui.count.textContent = countText();
+  const advice = takesInWords(state.takesCheck);
+  ui.takesAdvice.replaceChildren(...advice.map((sentence) => element("li", "", sentence)));
+  ui.takesAdvice.hidden = advice.length === 0;
   const ready = goodTakes().length >= MIN_TAKES && state.job === null;
   ui.train.setAttribute("aria-disabled", String(!ready));
 }

@@ -316,6 +316,66 @@ def test_a_take_without_speech_says_what_would_help(
     assert [e for e in console_errors(driver) if "/clips - Failed" not in e] == []
 
 
+def write_takes(folder: Path, takes: list[np.ndarray]) -> list[Path]:
+    paths = [folder / f"take-{k}.wav" for k in range(len(takes))]
+    for path, samples in zip(paths, takes, strict=True):
+        sf.write(path, samples, SAMPLE_RATE, subtype="PCM_16")
+    return paths
+
+
+def drop_takes(driver: WebDriver, server: Server, name: str, paths: list[Path]) -> list[str]:
+    """Send ``paths`` as takes of ``name``; the advice the page then gives about them."""
+    open_page(driver, server)
+    type_name(driver, name)
+    driver.find_element(By.ID, "take-files").send_keys("\n".join(str(p) for p in paths))
+    wait_for_takes(driver, accepted=len(paths))
+    return texts_of(driver, "#takes-advice li")
+
+
+ADVICE_LATER = ("Record a few more takes later, at another time or in another room, to have "
+                "your voice named wherever you are.")  # fmt: skip
+
+
+def test_takes_all_from_one_sitting_are_told_to_be_recorded_again_later(
+    driver: WebDriver, server: Server, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(11)
+    hellos = [synthesize_hello(NEW_VOICE, rng, SAMPLE_RATE) for _ in range(3)]
+    paths = write_takes(tmp_path, [0.3 * h / np.abs(h).max() for h in hellos])
+
+    advice = drop_takes(driver, server, "Ada Sitting", paths)
+    save_full_page(driver, "phone-teach-one-sitting", PHONE)
+    click_css(driver, "#takes li.take.accepted button")  # delete one: two say nothing yet
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
+        lambda d: not d.find_element(By.ID, "takes-advice").is_displayed()
+    )
+
+    assert advice == [
+        "All 3 takes come from one sitting (within 1 minute, at the same level and background): "
+        "the model would know your voice only as it sounds right now.",
+        ADVICE_LATER,
+    ]
+    assert call_api(server, "/speakers/Ada%20Sitting", method="DELETE")[0] == 200
+    assert console_errors(driver) == []
+
+
+def test_takes_as_different_as_other_voices_are_told_so(
+    driver: WebDriver, server: Server, tmp_path: Path
+) -> None:
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tones = [0.3 * np.sin(2 * np.pi * f * t).astype(np.float32) for f in (150.0, 900.0, 3000.0)]
+
+    advice = drop_takes(driver, server, "Ada Tones", write_takes(tmp_path, tones))
+
+    assert advice[0] == (
+        "Your takes differ from one another about as much as two different voices do: say the "
+        "same words, the same way, in each take, and delete any take that is not you."
+    )
+    assert advice[-1] == ADVICE_LATER
+    assert call_api(server, "/speakers/Ada%20Tones", method="DELETE")[0] == 200
+    assert console_errors(driver) == []
+
+
 @pytest.mark.slow
 def test_a_third_voice_is_taught_named_and_forgotten_by_the_first_version(
     driver: WebDriver, server: Server

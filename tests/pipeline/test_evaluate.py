@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline.evaluate import (
+    UNSURE_CEILING,
+    UNSURE_FLOOR,
     calibrate_threshold,
     case_mismatches,
     classification_report,
@@ -79,8 +81,10 @@ def test_folders_matching_a_label_only_in_case_are_named_with_the_label() -> Non
 @pytest.mark.parametrize(
     ("scores", "quantile", "threshold"),
     [
-        ([0.9, 0.5, 0.7, 0.8], 0.25, 0.5),  # the lower of the two values around the quantile
-        ([0.9, 0.5, 0.7, 0.8], 0.5, 0.7),
+        ([0.9, 0.75, 0.7, 0.8], 0.25, 0.7),  # the lower of the two values around the quantile
+        ([0.9, 0.75, 0.7, 0.8], 0.5, 0.75),
+        ([0.9, 0.5, 0.7, 0.8], 0.25, UNSURE_FLOOR),  # never below two thirds ...
+        ([0.99, 0.98, 0.97], 0.25, UNSURE_CEILING),  # ... nor above the ceiling
         ([0.9, 0.5, 0.7, 0.8], 0.0, 0.0),  # 0: accept everything
         ([], 0.05, 0.0),
     ],
@@ -89,6 +93,19 @@ def test_calibrate_threshold_keeps_the_share_asked_for(
     scores: list[float], quantile: float, threshold: float
 ) -> None:
     assert calibrate_threshold(np.array(scores), quantile) == threshold
+
+
+def test_a_new_voice_s_low_validation_clip_leaves_a_clip_torn_between_two_voices_unsure() -> None:
+    # Two voices' validation clips score high; a new voice's two score 0.98 and 0.456.
+    scores = np.array([0.99, 0.98, 0.97, 0.99, 0.98, 0.456])
+    speakers = np.array([0, 0, 0, 1, 1, 2])
+    threshold = calibrate_threshold(scores, 0.01, speakers)
+    net = switch_network()
+
+    torn = Decision(net, threshold).reason(0.0, top_score=0.485, poor_recording=False)
+
+    assert threshold == UNSURE_FLOOR
+    assert torn == "unsure"  # 0.485 against 0.479 for another voice is no answer
 
 
 def test_open_set_rates_count_unknown_clips_that_pass() -> None:

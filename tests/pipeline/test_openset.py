@@ -10,6 +10,9 @@ import pytest
 from pipeline.errors import BundleError, ParameterError
 from pipeline.network import Network
 from pipeline.openset import (
+    DEFAULT_DIMENSION,
+    FEW_TAKES_CAP,
+    FEW_TAKES_MARGIN,
     Decision,
     OpenSet,
     auroc,
@@ -17,6 +20,7 @@ from pipeline.openset import (
     count_scales,
     effective_dimension,
     equal_weight_quantile,
+    few_take_radii,
     leave_one_out_distances,
     load_open_set,
     save_open_set,
@@ -68,17 +72,45 @@ def test_the_effective_dimension_is_measured_by_thinning_the_clips() -> None:
     assert effective_dimension([rng.standard_normal((10, 4))]) == 5.0  # too few to measure
 
 
-def test_a_sparse_speaker_is_judged_by_its_count(tmp_path: Path) -> None:
+def test_sparse_speakers_alone_are_judged_by_their_count() -> None:
     rng = np.random.default_rng(1)
-    dense, sparse = rng.standard_normal((400, 3)), rng.standard_normal((12, 3)) + 20
-    rows = np.concatenate([dense, sparse])
-    open_set, _ = calibrate(rows, np.repeat([0, 1], [400, 12]), 2, quantile=0.05)
+    rows = np.concatenate([rng.standard_normal((30, 3)), rng.standard_normal((12, 3)) + 20])
+
+    open_set, _ = calibrate(rows, np.repeat([0, 1], [30, 12]), 2, quantile=0.05)
 
     assert open_set.scales is not None
-    assert open_set.scales[1] > 1.5 * open_set.scales[0]
-    fresh = rng.standard_normal((200, 3)) + 20  # new clips of the sparse voice
-    accepted = open_set.distances(fresh, np.ones(200, dtype=int)) <= open_set.threshold
-    assert accepted.mean() >= 0.85
+    assert open_set.scales[1] == pytest.approx((21 / 12) ** (1 / DEFAULT_DIMENSION))
+
+
+def test_a_voice_of_a_dozen_takes_beside_measured_ones_gets_its_own_radius() -> None:
+    rng = np.random.default_rng(1)
+    dense = rng.standard_normal((400, 3))
+    sparse = 3 * rng.standard_normal((12, 3)) + 20  # wider than the dense voice
+    labels = np.repeat([0, 1], [400, 12])
+
+    open_set, _ = calibrate(np.concatenate([dense, sparse]), labels, 2, quantile=0.05)
+    radius = open_set.threshold * open_set.scales[1] if open_set.scales is not None else 0.0
+
+    dense_alone, _ = calibrate(dense, np.zeros(400, dtype=int), 1, quantile=0.05)
+    assert open_set.threshold == dense_alone.threshold  # its takes do not set the threshold ...
+    assert open_set.scales is not None and open_set.scales[0] == 1.0  # ... nor the others' scale
+    loo = leave_one_out_distances(sparse)
+    assert radius == pytest.approx(few_take_radii([loo], 3)[0])
+    widest = max(FEW_TAKES_MARGIN * np.median(loo), loo.max())
+    assert few_take_radii([loo], 3)[0] == min(widest, FEW_TAKES_CAP * np.sqrt(3))
+
+
+@pytest.mark.parametrize(
+    ("gaps", "radius"),
+    [
+        ([1.0, 1.0, 1.5], 2.0),  # twice the median gap
+        ([1.0, 1.0, 3.0], 3.0),  # the widest gap, when more
+        ([4.0, 4.0, 4.0], FEW_TAKES_CAP * 4.0),  # never beyond where other voices lie
+        ([np.inf], FEW_TAKES_CAP * 4.0),  # a voice of one take
+    ],
+)
+def test_a_few_take_radius_has_known_answers(gaps: list[float], radius: float) -> None:
+    assert few_take_radii([np.array(gaps)], 16)[0] == pytest.approx(radius)  # sqrt(16) = 4
 
 
 def test_duplicate_clips_do_not_tighten_the_threshold() -> None:

@@ -86,7 +86,9 @@ def test_enrolled_clips_are_listed(client: TestClient, stranger: list[bytes]) ->
             {"id": clip_id(c), "seconds": seconds(c), "bytes": len(c)}
             for c in sorted(stranger, key=clip_id)
         ],
+        "takes": detail["takes"],  # judged: see the tests of takes below
     }
+    assert detail["takes"]["takes"] == 3
 
 
 def test_the_store_holds_the_uploaded_bytes_under_their_id(
@@ -401,13 +403,60 @@ def test_a_full_disk_is_507_and_stores_none(
     assert [c["id"] for c in client.get("/speakers/Zoë").json()["clips"]] == [clip_id(stranger[0])]
 
 
+# --- how the takes hang together (pipeline.takes) -------------------------------------------------
+
+
+def test_takes_sent_together_in_the_same_conditions_are_one_sitting(
+    client: TestClient, stranger: list[bytes]
+) -> None:
+    _, first = upload(client, "Zoë", ("a.wav", stranger[0]))
+    _, answer = upload(client, "Zoë", *[(f"{i}.wav", clip) for i, clip in enumerate(stranger)])
+
+    assert first["takes"] == {"takes": 1, "spread_limit": first["takes"]["spread_limit"],
+                              "minutes": 0.0, "inconsistent": False,
+                              "one_sitting": False}  # one take: nothing to judge  # fmt: skip
+    takes = answer["takes"]
+    assert (takes["takes"], takes["one_sitting"], takes["inconsistent"]) == (3, True, False)
+    assert takes["minutes"] < 1 and 0 < takes["spread"] < takes["spread_limit"]
+    assert client.get("/speakers/Zoë").json()["takes"] == takes
+
+
+def test_takes_stored_hours_apart_are_not_one_sitting(
+    make_client: ClientFactory, tmp_path: Path, stranger: list[bytes]
+) -> None:
+    client = make_client(data_dir=tmp_path / "store")
+    upload(client, "Zoë", *[(f"{i}.wav", clip) for i, clip in enumerate(stranger)])
+    for hours, path in enumerate(sorted((tmp_path / "store" / "Zoë").iterdir())):
+        os.utime(path, (1e9 + 3600 * hours, 1e9 + 3600 * hours))
+
+    takes = client.get("/speakers/Zoë").json()["takes"]
+
+    assert (takes["one_sitting"], takes["minutes"]) == (False, 120.0)
+
+
+def test_takes_far_apart_are_inconsistent(client: TestClient) -> None:
+    tones = [encode(tone(f, seconds=1.0)) for f in (150.0, 900.0, 3000.0)]
+
+    _, answer = upload(client, "Zoë", *[(f"{i}.wav", t) for i, t in enumerate(tones)])
+
+    takes = answer["takes"]
+    assert (takes["inconsistent"], takes["one_sitting"]) == (True, False)  # other bandwidths
+    assert takes["spread"] > takes["spread_limit"]
+
+
+def test_no_take_accepted_judges_none(client: TestClient) -> None:
+    _, answer = upload(client, "Zoë", ("silent.wav", SILENT))
+
+    assert "takes" not in answer
+
+
 # --- reading one speaker, removing ---------------------------------------------------------------
 
 
 def test_a_model_speaker_has_no_clips_in_the_store(client: TestClient) -> None:
     response = client.get("/speakers/Steve")
 
-    assert response.json() == {"name": "Steve", "in_model": True, "clips": []}
+    assert response.json() == {"name": "Steve", "in_model": True, "clips": [], "takes": None}
 
 
 def test_an_unknown_speaker_is_404(client: TestClient) -> None:
