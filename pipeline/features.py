@@ -31,7 +31,6 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from numpy.lib.stride_tricks import as_strided
 
 from pipeline.config import FeatureConfig
 from pipeline.errors import InvalidAudioError
@@ -93,17 +92,31 @@ def _window(n_fft: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
-def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """The (frames, n_fft // 2 + 1) power spectrogram of float32 ``y``: ``|STFT|**2`` with
-    librosa's framing (``center=True``, zero padding), frames as rows."""
+def _spectrum(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The (frames, n_fft // 2 + 1) complex STFT of float32 ``y`` with librosa's framing
+    (``center=True``, zero padding), frames as rows."""
     n_fft, hop = cfg.n_fft, cfg.hop_length
     padded = np.zeros(len(y) + n_fft, np.float32)  # np.pad costs as much as the FFT's setup
     padded[n_fft // 2 : n_fft // 2 + len(y)] = y
     n_frames = 1 + len(y) // hop  # what librosa.util.frame gives, without its checks
     step = padded.strides[0]
-    frames = as_strided(padded, (n_frames, n_fft), (hop * step, step), writeable=False)
-    spec = scipy.fft.rfft(frames * _window(n_fft), axis=1)
-    return spec.real**2 + spec.imag**2
+    # The overlapping frames as a strided view: np.ndarray skips as_strided's per-call checks.
+    frames = np.ndarray((n_frames, n_fft), np.float32, padded, 0, (hop * step, step))
+    frames = np.multiply(frames, _window(n_fft))
+    return scipy.fft.rfft(frames, axis=1, overwrite_x=True, workers=1)
+
+
+def _squared_magnitude(spec: np.ndarray) -> np.ndarray:
+    """``|spec|**2``, computed in place of one temporary rather than two."""
+    power = np.square(spec.real)
+    power += np.square(spec.imag)
+    return power
+
+
+def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The (frames, n_fft // 2 + 1) power spectrogram of float32 ``y``: ``|STFT|**2`` with
+    librosa's framing (``center=True``, zero padding), frames as rows."""
+    return _squared_magnitude(_spectrum(y, cfg))
 
 
 def band_edges(cfg: FeatureConfig) -> np.ndarray:
@@ -164,7 +177,8 @@ def band_powers(y: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarr
     """
     weights = _band_weights(cfg)
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-        bands = power_spectrogram(y, cfg)[:, : len(weights)] @ weights
+        # Only the bins some band uses are squared: the rest would be multiplied by 0.
+        bands = _squared_magnitude(_spectrum(y, cfg)[:, : len(weights)]) @ weights
         bands += POWER_FLOOR
         raw_db = 10 * np.log10(bands.sum(axis=1))
     if not np.isfinite(raw_db).all():

@@ -34,7 +34,6 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from numpy.lib.stride_tricks import as_strided
 
 from pipeline.errors import ParameterError
 
@@ -53,6 +52,8 @@ BAND_SNR_DB = 6.0  # ... and this many dB above its own background
 LOW_BAND_HZ = (60.0, 250.0)  # a voice's fundamental and first harmonics: what phone lines cut
 MID_BAND_HZ = (250.0, 1000.0)  # what every channel keeps
 POWER_FLOOR = 1e-12  # added before logs and divisions
+SPEECH_SHARE = 10 ** (-SPEECH_DB / 10)  # SPEECH_DB as a power ratio
+_SMOOTHING = np.full(SMOOTH_BINS, 1 / SMOOTH_BINS)  # the kernel of a moving average
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,12 @@ def _spectrogram(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     y = np.ascontiguousarray(y, dtype=np.float32)
     n_frames = 1 + (len(y) - n_fft) // hop
     step = y.strides[0]
-    frames = as_strided(y, (n_frames, n_fft), (hop * step, step), writeable=False)
-    spec = scipy.fft.rfft(frames * _window(n_fft), axis=1)
-    return spec.real**2 + spec.imag**2
+    # The frames as a strided view: np.ndarray skips as_strided's per-call checks.
+    frames = np.ndarray((n_frames, n_fft), np.float32, y, 0, (hop * step, step))
+    spec = scipy.fft.rfft(np.multiply(frames, _window(n_fft)), axis=1, overwrite_x=True, workers=1)
+    power = np.square(spec.real)
+    power += np.square(spec.imag)
+    return power
 
 
 def _db(power: float) -> float:
@@ -102,6 +106,8 @@ def clipped_fraction(y: np.ndarray) -> float:
     """The share of ``y``'s samples that sit on its peak magnitude beside another that does."""
     magnitude = np.abs(y)
     on_peak = magnitude >= (1 - CLIP_MARGIN) * magnitude.max()
+    if np.count_nonzero(on_peak) < 2:  # most recordings: no pair can sit on the peak
+        return 0.0
     pairs = on_peak[1:] & on_peak[:-1]  # a sample and the next both on the peak
     flat = np.zeros(len(y), dtype=bool)
     flat[1:] |= pairs
@@ -111,7 +117,7 @@ def clipped_fraction(y: np.ndarray) -> float:
 
 def _smoothed(values: np.ndarray) -> np.ndarray:
     """``values`` (bins,) averaged over ``SMOOTH_BINS`` neighbouring bins."""
-    return np.convolve(values, np.full(SMOOTH_BINS, 1 / SMOOTH_BINS), mode="same")
+    return np.convolve(values, _SMOOTHING, mode="same")
 
 
 def bandwidth(speech: np.ndarray, background: np.ndarray, bin_hz: float) -> float:
@@ -128,10 +134,18 @@ def bandwidth(speech: np.ndarray, background: np.ndarray, bin_hz: float) -> floa
 
 def low_band_db(speech: np.ndarray, bin_hz: float) -> float:
     """dB of the (bins,) ``speech`` power in ``LOW_BAND_HZ`` against that in ``MID_BAND_HZ``."""
-    freqs = np.arange(len(speech)) * bin_hz
-    low = speech[(freqs >= LOW_BAND_HZ[0]) & (freqs < LOW_BAND_HZ[1])].sum()
-    mid = speech[(freqs >= MID_BAND_HZ[0]) & (freqs < MID_BAND_HZ[1])].sum()
-    return _db(float(low)) - _db(float(mid))
+    low, mid = _bins_within(len(speech), bin_hz)
+    return _db(float(speech[low].sum())) - _db(float(speech[mid].sum()))
+
+
+@lru_cache(maxsize=16)
+def _bins_within(n_bins: int, bin_hz: float) -> tuple[slice, slice]:
+    """The bins of ``n_bins`` spaced ``bin_hz`` apart from 0 Hz whose frequencies lie in
+    ``LOW_BAND_HZ`` and in ``MID_BAND_HZ`` (each from its low edge up to, not including, its
+    high edge)."""
+    freqs = np.arange(n_bins) * bin_hz
+    low, mid = (slice(*map(int, np.searchsorted(freqs, band))) for band in (LOW_BAND_HZ, MID_BAND_HZ))
+    return low, mid
 
 
 def measure(
@@ -152,14 +166,15 @@ def measure(
         raise ParameterError(f"waveform must be 1-D and not empty, not of shape {y.shape}")
     n_fft, hop = round(FRAME_S * sample_rate), round(HOP_S * sample_rate)
     power = _spectrogram(y, n_fft, hop)
-    frame_db = 10 * np.log10(power.sum(axis=1) + POWER_FLOOR)
-    speech = frame_db >= frame_db.max() - SPEECH_DB
+    frame_power = power.sum(axis=1)
+    # Within SPEECH_DB of the loudest frame, compared as powers rather than as decibels.
+    speech = frame_power >= (frame_power.max() + POWER_FLOOR) * SPEECH_SHARE - POWER_FLOOR
     first, last = np.flatnonzero(speech)[[0, -1]]
     rank = int(NOISE_PERCENTILE / 100 * (len(power) - 1))
     # Partitioning the contiguous rows of the transpose costs far less than np.percentile.
     floor = np.partition(np.ascontiguousarray(power.T), rank, axis=1)[:, rank]
     background = floor / NOISE_BIAS
-    spectrum = power[speech].mean(axis=0)
+    spectrum = power[speech].sum(axis=0) / np.count_nonzero(speech)  # np.mean's, less overhead
     above = np.maximum(spectrum - background, 0.0)
     available_hz = min(source_rate or sample_rate, sample_rate) / 2
     bin_hz = sample_rate / n_fft
