@@ -82,6 +82,7 @@ class Worker:
     """One checkout's timing process (this file run with only that checkout importable)."""
 
     def __init__(self, root: Path, model: Path) -> None:
+        self.root = root
         env = os.environ | {"PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
         # -P: this file's own folder is not put on the path; only ``root``'s code is imported.
         self.proc = subprocess.Popen(
@@ -95,7 +96,7 @@ class Worker:
         self.proc.stdin.flush()
         answer = self.proc.stdout.readline()
         if not answer:
-            raise SystemExit(f"the timing process in {self.proc.args} stopped")
+            raise SystemExit(f"the timing process for {self.root} stopped")
         return float(json.loads(answer))
 
     def close(self) -> None:
