@@ -54,8 +54,10 @@ def clip_wav(sample_rate: int, seconds: float) -> bytes:
 
 def serve_timings(model: Path) -> None:
     """The worker: read "<wav path> <repeats>" lines, answer each with the JSON median CPU
-    seconds of ``predict_clip`` on that file's bytes. Imports only the checkout on the path,
-    whose ``predict_clip`` must exist there (it has since the first version)."""
+    seconds of ``predict_clip`` on that file's bytes and the page faults per call. Imports only
+    the checkout on the path, whose ``predict_clip`` must exist there (it has since the first
+    version)."""
+    import resource
     import time
 
     from threadpoolctl import threadpool_limits
@@ -71,11 +73,13 @@ def serve_timings(model: Path) -> None:
             for _ in range(WARM_UP):
                 predict_clip(bundle, data)
             times = []
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             for _ in range(int(repeats)):
                 started = time.thread_time()
                 predict_clip(bundle, data)
                 times.append(time.thread_time() - started)
-            print(json.dumps(statistics.median(times)), flush=True)
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            print(json.dumps([statistics.median(times), faults / int(repeats)]), flush=True)
 
 
 class Worker:
@@ -83,6 +87,7 @@ class Worker:
 
     def __init__(self, root: Path, model: Path) -> None:
         self.root = root
+        self.faults: dict[Path, list[float]] = {}  # minor page faults per call, per WAV
         env = os.environ | {"PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
         # -P: this file's own folder is not put on the path; only ``root``'s code is imported.
         self.proc = subprocess.Popen(
@@ -91,13 +96,17 @@ class Worker:
         )  # fmt: skip
 
     def median_s(self, wav: Path, repeats: int) -> float:
+        """The median CPU seconds of ``repeats`` calls on ``wav``; their page faults per call
+        are added to ``faults``."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(f"{wav} {repeats}\n")
         self.proc.stdin.flush()
         answer = self.proc.stdout.readline()
         if not answer:
             raise SystemExit(f"the timing process for {self.root} stopped")
-        return float(json.loads(answer))
+        seconds, faults = json.loads(answer)
+        self.faults.setdefault(wav, []).append(faults)
+        return float(seconds)
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -120,17 +129,22 @@ def side_by_side(ours: Worker, theirs: Worker, wavs: list[Path], rounds: int,
     return times
 
 
-def report(times: list[tuple[list[float], list[float]]], against: Path) -> bool:
+def report(times: list[tuple[list[float], list[float]]], faults: list[tuple[float, float]],
+           against: Path) -> bool:  # fmt: skip
     """Print one line per clip; whether every ratio meets the goal."""
     met = True
     print(f"predict_clip CPU per clip, this checkout against {against} (each with its own "
-          "models/default), median over rounds; ratio: median of the rounds' ratios")  # fmt: skip
-    for (rate, seconds), (our, their) in zip(CLIPS, times, strict=True):
+          "models/default), median over rounds; ratio: median of the rounds' ratios; faults: "
+          "minor page faults per call (memory the allocator gave back and took again)")  # fmt: skip
+    for (rate, seconds), (our, their), (our_faults, their_faults) in zip(
+        CLIPS, times, faults, strict=True
+    ):
         ratio = statistics.median(a / b for a, b in zip(our, their, strict=True))
         met &= ratio <= GOAL_RATIO
         print(f"{seconds:g} s {rate / 1000:g} kHz WAV: {statistics.median(our) * 1e3:.3f} ms "
               f"against {statistics.median(their) * 1e3:.3f} ms: x{ratio:.3f} "
-              f"(goal <= x{GOAL_RATIO:g})")  # fmt: skip
+              f"(goal <= x{GOAL_RATIO:g}); faults {our_faults:.0f} against "
+              f"{their_faults:.0f}")  # fmt: skip
     return met
 
 
@@ -161,7 +175,9 @@ def main() -> int:
         finally:
             ours.close()
             theirs.close()
-    return 0 if report(times, args.against) else 1
+        faults = [(statistics.median(ours.faults[w]), statistics.median(theirs.faults[w]))
+                  for w in wavs]  # fmt: skip
+    return 0 if report(times, faults, args.against) else 1
 
 
 if __name__ == "__main__":
