@@ -96,7 +96,7 @@ def _window(n_fft: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays do not compare as one truth value
 class Stft:
     """A waveform's short-time Fourier transform with librosa's framing (``center=True``, zero
     padding): ``values`` is (frames, n_fft // 2 + 1) complex64, frame ``t`` centred on sample
@@ -143,7 +143,7 @@ def _stft_of(y: np.ndarray, cfg: FeatureConfig, given: Stft | None) -> Stft:
 def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """The (frames, n_fft // 2 + 1) power spectrogram of float32 ``y``: ``|STFT|**2`` with
     librosa's framing (``center=True``, zero padding), frames as rows."""
-    return squared_magnitude(_stft_of(y, cfg, None).values)
+    return squared_magnitude(stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length).values)
 
 
 def band_edges(cfg: FeatureConfig) -> np.ndarray:
