@@ -27,17 +27,18 @@ The robustness of the whole chain is measured by ``python -m bench.robustness``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from numpy.lib.stride_tricks import as_strided
 
 from pipeline.config import FeatureConfig
 from pipeline.errors import InvalidAudioError
 
 __all__ = [
     "FEATURE_VERSION",
+    "Stft",
     "band_centres",
     "band_edges",
     "band_powers",
@@ -47,6 +48,8 @@ __all__ = [
     "power_spectrogram",
     "remove_background",
     "require_speech",
+    "squared_magnitude",
+    "stft",
     "voiced_frames",
 ]
 
@@ -93,17 +96,54 @@ def _window(n_fft: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
+@dataclass(frozen=True, eq=False)  # arrays do not compare as one truth value
+class Stft:
+    """A waveform's short-time Fourier transform with librosa's framing (``center=True``, zero
+    padding): ``values`` is (frames, n_fft // 2 + 1) complex64, frame ``t`` centred on sample
+    ``t * hop_length``, Hann-windowed. Computed once, it serves every reader whose frames these
+    are (the histogram, the recording-quality measures)."""
+
+    values: np.ndarray
+    n_fft: int
+    hop_length: int
+
+    def has_frames(self, n_fft: int, hop_length: int) -> bool:
+        return (self.n_fft, self.hop_length) == (n_fft, hop_length)
+
+
+def stft(y: np.ndarray, *, n_fft: int, hop_length: int) -> Stft:
+    """The :class:`Stft` of 1-D float32 ``y`` with frames of ``n_fft`` samples every
+    ``hop_length``: ``librosa.stft(y, n_fft=n_fft, hop_length=hop_length, center=True)``,
+    frames as rows, with the window cached and no per-call checks."""
+    padded = np.zeros(len(y) + n_fft, np.float32)  # np.pad costs as much as the FFT's setup
+    padded[n_fft // 2 : n_fft // 2 + len(y)] = y
+    n_frames = 1 + len(y) // hop_length  # what librosa.util.frame gives, without its checks
+    step = padded.strides[0]
+    # The overlapping frames as a strided view: np.ndarray skips as_strided's per-call checks.
+    frames = np.ndarray((n_frames, n_fft), np.float32, padded, 0, (hop_length * step, step))
+    frames = np.multiply(frames, _window(n_fft))
+    values = scipy.fft.rfft(frames, axis=1, overwrite_x=True, workers=1)
+    return Stft(values, n_fft, hop_length)
+
+
+def squared_magnitude(values: np.ndarray) -> np.ndarray:
+    """``|values|**2`` of complex ``values``, float32, with one temporary rather than two."""
+    power = np.square(values.real)
+    power += np.square(values.imag)
+    return power
+
+
+def _stft_of(y: np.ndarray, cfg: FeatureConfig, given: Stft | None) -> Stft:
+    """``given`` when it is ``y``'s STFT with ``cfg``'s frames, else computed."""
+    if given is not None and given.has_frames(cfg.n_fft, cfg.hop_length):
+        return given
+    return stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length)
+
+
 def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """The (frames, n_fft // 2 + 1) power spectrogram of float32 ``y``: ``|STFT|**2`` with
     librosa's framing (``center=True``, zero padding), frames as rows."""
-    n_fft, hop = cfg.n_fft, cfg.hop_length
-    padded = np.zeros(len(y) + n_fft, np.float32)  # np.pad costs as much as the FFT's setup
-    padded[n_fft // 2 : n_fft // 2 + len(y)] = y
-    n_frames = 1 + len(y) // hop  # what librosa.util.frame gives, without its checks
-    step = padded.strides[0]
-    frames = as_strided(padded, (n_frames, n_fft), (hop * step, step), writeable=False)
-    spec = scipy.fft.rfft(frames * _window(n_fft), axis=1)
-    return spec.real**2 + spec.imag**2
+    return squared_magnitude(stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length).values)
 
 
 def band_edges(cfg: FeatureConfig) -> np.ndarray:
@@ -156,15 +196,20 @@ def remove_background(bands: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return np.maximum(cleaned, NOISE_KEEP * bands, out=cleaned)
 
 
-def band_powers(y: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+def band_powers(
+    y: np.ndarray, cfg: FeatureConfig, *, spectrum: Stft | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Steps 1, 2 and 4 of the module docstring for waveform ``y``: the (frames, n_bands)
     float32 band powers (floored at ``POWER_FLOOR``) and each frame's (frames,) level in dB.
+    ``spectrum`` is ``y``'s :func:`stft` when at hand (used when its frames are ``cfg``'s).
 
     Raises :class:`InvalidAudioError` when the power overflows (samples far beyond full scale).
     """
     weights = _band_weights(cfg)
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-        bands = power_spectrogram(y, cfg)[:, : len(weights)] @ weights
+        # Only the bins some band uses are squared: the rest would be multiplied by 0.
+        values = _stft_of(y, cfg, spectrum).values[:, : len(weights)]
+        bands = squared_magnitude(values) @ weights
         bands += POWER_FLOOR
         raw_db = 10 * np.log10(bands.sum(axis=1))
     if not np.isfinite(raw_db).all():
@@ -190,10 +235,11 @@ def histogram_of_bands(bands: np.ndarray, raw_db: np.ndarray, cfg: FeatureConfig
     return (floored.mean(axis=0) - loudest.mean()).astype(np.float32)
 
 
-def histogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+def histogram(y: np.ndarray, cfg: FeatureConfig, *, spectrum: Stft | None = None) -> np.ndarray:
     """The (n_bands,) float32 frequency histogram of waveform ``y`` (see the module docstring),
     in dB relative to each frame's loudest band: values from ``-cfg.band_floor_db`` to 0.
 
-    ``y`` is 1-D float32 at ``cfg.sample_rate``, already validated by ``pipeline.audio``.
+    ``y`` is 1-D float32 at ``cfg.sample_rate``, already validated by ``pipeline.audio``;
+    ``spectrum`` is its :func:`stft` when at hand (used when its frames are ``cfg``'s).
     """
-    return histogram_of_bands(*band_powers(y, cfg), cfg)
+    return histogram_of_bands(*band_powers(y, cfg, spectrum=spectrum), cfg)

@@ -11,7 +11,7 @@ import numpy as np
 from pipeline.audio import DEFAULT_MAX_SECONDS, Clip, decode
 from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
-from pipeline.features import histogram
+from pipeline.features import Stft, histogram, stft
 from pipeline.openset import Reason
 from pipeline.quality.issues import Issue, issues
 from pipeline.quality.measures import Quality, measure
@@ -21,8 +21,10 @@ __all__ = [
     "REASON_WORDS",
     "UNKNOWN",
     "Prediction",
+    "clip_features",
     "clip_histogram",
     "clip_quality",
+    "clip_spectrum",
     "predict_clip",
     "predict_features",
     "reason_in_words",
@@ -119,15 +121,34 @@ def clip_histogram(
     source: bytes | str | Path, cfg: FeatureConfig, *, max_seconds: float = DEFAULT_MAX_SECONDS
 ) -> tuple[np.ndarray, Clip]:
     """Decode one clip and return its (n_bands,) histogram under ``cfg``, and the clip (raises
-    ``AudioError`` for unusable input): the checks every clip a model hears goes through."""
+    ``AudioError`` for unusable input): :func:`clip_features` without the quality measures."""
     clip = decode(source, sample_rate=cfg.sample_rate, max_seconds=max_seconds)
     return histogram(clip.samples, cfg), clip
 
 
-def clip_quality(clip: Clip) -> Quality:
-    """The recording quality of a decoded clip, judged on the band its source really had."""
+def clip_features(
+    source: bytes | str | Path, cfg: FeatureConfig, *, max_seconds: float = DEFAULT_MAX_SECONDS
+) -> tuple[np.ndarray, Quality, Clip]:
+    """Decode one clip and return its (n_bands,) histogram under ``cfg``, its recording quality
+    and the clip (raises ``AudioError`` for unusable input): the checks every clip a model
+    hears goes through. One short-time spectrum serves both where their frames agree, as the
+    default features' do."""
+    clip = decode(source, sample_rate=cfg.sample_rate, max_seconds=max_seconds)
+    spectrum = clip_spectrum(clip, cfg)
+    return histogram(clip.samples, cfg, spectrum=spectrum), clip_quality(clip, spectrum), clip
+
+
+def clip_spectrum(clip: Clip, cfg: FeatureConfig) -> Stft:
+    """The decoded clip's short-time spectrum with ``cfg``'s frames, for :func:`histogram` and
+    :func:`clip_quality` to share."""
+    return stft(clip.samples, n_fft=cfg.n_fft, hop_length=cfg.hop_length)
+
+
+def clip_quality(clip: Clip, spectrum: Stft | None = None) -> Quality:
+    """The recording quality of a decoded clip, judged on the band its source really had;
+    ``spectrum`` is its :func:`clip_spectrum` when at hand."""
     return measure(clip.samples, clip.sample_rate, source_rate=clip.source_rate,
-                   clipped=clip.source_clipped_fraction)  # fmt: skip
+                   clipped=clip.source_clipped_fraction, spectrum=spectrum)  # fmt: skip
 
 
 def predict_clip(
@@ -139,6 +160,5 @@ def predict_clip(
 ) -> tuple[Prediction, Clip]:
     """Decode, featurise, measure and classify one clip (raises ``AudioError`` for unusable
     input)."""
-    row, clip = clip_histogram(source, bundle.feature_config, max_seconds=max_seconds)
-    quality = clip_quality(clip)
+    row, quality, clip = clip_features(source, bundle.feature_config, max_seconds=max_seconds)
     return predict_features(bundle, row, threshold=threshold, qualities=[quality])[0], clip

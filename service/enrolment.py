@@ -21,7 +21,7 @@ from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError
 from pipeline.features import histogram
-from pipeline.predict import clip_quality
+from pipeline.predict import clip_quality, clip_spectrum
 from pipeline.quality.issues import issues
 from pipeline.quality.measures import Quality
 from pipeline.speakers import Added, Clash, NewClip, SpeakerStore, clip_extension
@@ -57,9 +57,10 @@ def check_clip(
     quality = None
     try:
         clip = decode(data, sample_rate=cfg.sample_rate, max_seconds=settings.max_clip_seconds)
-        measured = clip_quality(clip)
+        spectrum = clip_spectrum(clip, cfg)  # one short-time spectrum for both
+        measured = clip_quality(clip, spectrum)
         quality = QualityReport.of(measured, issues(measured, cfg.fmax))
-        row = histogram(clip.samples, cfg)
+        row = histogram(clip.samples, cfg, spectrum=spectrum)
         extension = clip_extension(data)
     except AudioError as exc:
         return RefusedClip(

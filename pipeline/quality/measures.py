@@ -1,7 +1,8 @@
 """Recording-quality measures of one clip: pure functions of a waveform and its sample rate.
 
 For a mono float32 waveform ``y`` at ``sample_rate`` (decoded from a recording made at
-``source_rate``), on frames of ``FRAME_S`` every ``HOP_S``:
+``source_rate``), on Hann-windowed frames of ``FRAME_S`` every ``HOP_S`` that lie wholly inside
+the clip (a clip shorter than that is measured on its zero-padded frames):
 
 - ``speech_s``: seconds from the first to the last frame within ``SPEECH_DB`` of the loudest,
   the speech left once leading and trailing silence are trimmed;
@@ -22,8 +23,11 @@ For a mono float32 waveform ``y`` at ``sample_rate`` (decoded from a recording m
   top band is narrow already.
 
 Everything is relative to the clip's own peak and background, so a gain changes only
-``level_dbfs``. The cost is one short-time spectrum, coarser than the features' (serving
-measures every clip).
+``level_dbfs``. The frames are every ``FRAME_STEP``-th frame of a ``pipeline.features.stft``
+with frames of ``FRAME_S`` every ``STFT_HOP_S``: those of the default features, so that serving,
+which measures every clip, computes one short-time spectrum for both (:func:`measure`'s
+``spectrum``); measuring fewer frames than the features keeps the cost of the per-bin
+statistics low.
 """
 
 from __future__ import annotations
@@ -34,25 +38,40 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from numpy.lib.stride_tricks import as_strided
 
 from pipeline.errors import ParameterError
+from pipeline.features import Stft, squared_magnitude, stft
 
-__all__ = ["FRAME_S", "HOP_S", "Quality", "bandwidth", "clipped_fraction", "low_band_db", "measure"]
+__all__ = [
+    "FRAME_S",
+    "FRAME_STEP",
+    "HOP_S",
+    "STFT_HOP_S",
+    "Quality",
+    "bandwidth",
+    "clipped_fraction",
+    "low_band_db",
+    "measure",
+]
 
-FRAME_S = 0.016  # analysis frame, seconds (256 samples at 16 kHz)
-HOP_S = 0.016  # between frames, seconds: side by side, fewer and shorter than the features'
+FRAME_S = 0.032  # analysis frame, seconds (512 samples at 16 kHz, as the features' frame)
+STFT_HOP_S = 0.010  # between the frames of the STFT they come from (the features' hop) ...
+FRAME_STEP = 3  # ... of which every third is measured,
+HOP_S = FRAME_STEP * STFT_HOP_S  # so that measured frames are about one frame's length apart
 SPEECH_DB = 30.0  # frames within this many dB of the loudest are speech
 NOISE_PERCENTILE = 10  # each bin's background: its power at this percentile over the frames,
 # over this share of its mean: a steady noise's power in one bin is exponentially distributed
 NOISE_BIAS = -math.log(1 - NOISE_PERCENTILE / 100)
 CLIP_MARGIN = 0.001  # samples within 0.1 % of the peak magnitude sit on it
-SMOOTH_BINS = 5  # spectra are smoothed over this many bins (300 Hz) before edges are found
+SMOOTH_BINS = 5  # spectra are smoothed over this many bins (of 1 / FRAME_S Hz) before edges
+# are found
 BAND_DB = 50.0  # a bin carries speech within this many dB of the speech spectrum's peak ...
 BAND_SNR_DB = 6.0  # ... and this many dB above its own background
 LOW_BAND_HZ = (60.0, 250.0)  # a voice's fundamental and first harmonics: what phone lines cut
 MID_BAND_HZ = (250.0, 1000.0)  # what every channel keeps
 POWER_FLOOR = 1e-12  # added before logs and divisions
+SPEECH_SHARE = 10 ** (-SPEECH_DB / 10)  # SPEECH_DB as a power ratio
+_SMOOTHING = np.full(SMOOTH_BINS, 1 / SMOOTH_BINS)  # the kernel of a moving average
 
 
 @dataclass(frozen=True)
@@ -71,27 +90,26 @@ class Quality:
         return asdict(self)
 
 
-@lru_cache(maxsize=8)
-def _window(n: int) -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
-
-
-@lru_cache(maxsize=8)
 def _unit_power(n: int) -> float:
-    """The one-sided spectrum's sum of a windowed frame of RMS 1 (Parseval)."""
-    return float(np.sum(_window(n).astype(np.float64) ** 2)) * n / 2
+    """The one-sided spectrum's sum of a Hann-windowed frame of ``n`` samples of RMS 1
+    (Parseval): the periodic Hann window's squares sum to ``3 n / 8``."""
+    return 3 * n / 8 * n / 2
 
 
-def _spectrogram(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """(frames, n_fft // 2 + 1) power spectrum of ``y``'s whole frames (at least one, padded)."""
-    if len(y) < n_fft:
-        y = np.pad(y, (0, n_fft - len(y)))
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    n_frames = 1 + (len(y) - n_fft) // hop
-    step = y.strides[0]
-    frames = as_strided(y, (n_frames, n_fft), (hop * step, step), writeable=False)
-    spec = scipy.fft.rfft(frames * _window(n_fft), axis=1)
-    return spec.real**2 + spec.imag**2
+def _frame_power(
+    y: np.ndarray, sample_rate: int, spectrum: Stft | None
+) -> tuple[np.ndarray, int, int]:
+    """The (frames, n_fft // 2 + 1) power spectrum of the measured frames of ``y`` (see the
+    module's text), their length and their spacing in samples; ``spectrum`` is ``y``'s
+    ``pipeline.features.stft``, read when its frames are the measures' own."""
+    n_fft = scipy.fft.next_fast_len(round(FRAME_S * sample_rate), real=True)
+    hop = round(STFT_HOP_S * sample_rate)
+    if spectrum is None or not spectrum.has_frames(n_fft, hop):
+        spectrum = stft(y, n_fft=n_fft, hop_length=hop)
+    first = -(-(n_fft // 2) // hop)  # the first frame centred far enough in to lie inside
+    last = (len(y) - n_fft // 2) // hop  # and the last
+    inside = slice(first, last + 1) if last >= first else slice(None)
+    return squared_magnitude(spectrum.values[inside][::FRAME_STEP]), n_fft, FRAME_STEP * hop
 
 
 def _db(power: float) -> float:
@@ -102,6 +120,8 @@ def clipped_fraction(y: np.ndarray) -> float:
     """The share of ``y``'s samples that sit on its peak magnitude beside another that does."""
     magnitude = np.abs(y)
     on_peak = magnitude >= (1 - CLIP_MARGIN) * magnitude.max()
+    if np.count_nonzero(on_peak) < 2:  # most recordings: no pair can sit on the peak
+        return 0.0
     pairs = on_peak[1:] & on_peak[:-1]  # a sample and the next both on the peak
     flat = np.zeros(len(y), dtype=bool)
     flat[1:] |= pairs
@@ -111,7 +131,7 @@ def clipped_fraction(y: np.ndarray) -> float:
 
 def _smoothed(values: np.ndarray) -> np.ndarray:
     """``values`` (bins,) averaged over ``SMOOTH_BINS`` neighbouring bins."""
-    return np.convolve(values, np.full(SMOOTH_BINS, 1 / SMOOTH_BINS), mode="same")
+    return np.convolve(values, _SMOOTHING, mode="same")
 
 
 def bandwidth(speech: np.ndarray, background: np.ndarray, bin_hz: float) -> float:
@@ -128,10 +148,20 @@ def bandwidth(speech: np.ndarray, background: np.ndarray, bin_hz: float) -> floa
 
 def low_band_db(speech: np.ndarray, bin_hz: float) -> float:
     """dB of the (bins,) ``speech`` power in ``LOW_BAND_HZ`` against that in ``MID_BAND_HZ``."""
-    freqs = np.arange(len(speech)) * bin_hz
-    low = speech[(freqs >= LOW_BAND_HZ[0]) & (freqs < LOW_BAND_HZ[1])].sum()
-    mid = speech[(freqs >= MID_BAND_HZ[0]) & (freqs < MID_BAND_HZ[1])].sum()
-    return _db(float(low)) - _db(float(mid))
+    low, mid = _bins_within(len(speech), bin_hz)
+    return _db(float(speech[low].sum())) - _db(float(speech[mid].sum()))
+
+
+@lru_cache(maxsize=16)
+def _bins_within(n_bins: int, bin_hz: float) -> tuple[slice, slice]:
+    """The bins of ``n_bins`` spaced ``bin_hz`` apart from 0 Hz whose frequencies lie in
+    ``LOW_BAND_HZ`` and in ``MID_BAND_HZ`` (each from its low edge up to, not including, its
+    high edge)."""
+    freqs = np.arange(n_bins) * bin_hz
+    low, mid = (
+        slice(*map(int, np.searchsorted(freqs, band))) for band in (LOW_BAND_HZ, MID_BAND_HZ)
+    )
+    return low, mid
 
 
 def measure(
@@ -140,36 +170,44 @@ def measure(
     *,
     source_rate: int | None = None,
     clipped: float | None = None,
+    spectrum: Stft | None = None,
 ) -> Quality:
     """The :class:`Quality` of 1-D float ``y`` at ``sample_rate`` Hz, recorded at
     ``source_rate`` Hz (``sample_rate`` when not given); ``clipped`` is the clipped fraction
-    measured on the recording before it was resampled (measured on ``y`` when not given)."""
+    measured on the recording before it was resampled (measured on ``y`` when not given);
+    ``spectrum`` is ``y``'s ``pipeline.features.stft`` when at hand, read when its frames are
+    ``FRAME_S`` every ``STFT_HOP_S`` (computed here otherwise: the values are the same)."""
     if sample_rate < 1 or (source_rate is not None and source_rate < 1):
         raise ParameterError(
             f"sample_rate={sample_rate!r} and source_rate={source_rate!r} must be positive"
         )
     if y.ndim != 1 or len(y) == 0:
         raise ParameterError(f"waveform must be 1-D and not empty, not of shape {y.shape}")
-    n_fft, hop = round(FRAME_S * sample_rate), round(HOP_S * sample_rate)
-    power = _spectrogram(y, n_fft, hop)
-    frame_db = 10 * np.log10(power.sum(axis=1) + POWER_FLOOR)
-    speech = frame_db >= frame_db.max() - SPEECH_DB
+    power, n_fft, hop = _frame_power(y, sample_rate, spectrum)
+    frame_power = power.sum(axis=1)
+    # Within SPEECH_DB of the loudest frame, compared as powers rather than as decibels.
+    speech = frame_power >= (frame_power.max() + POWER_FLOOR) * SPEECH_SHARE - POWER_FLOOR
     first, last = np.flatnonzero(speech)[[0, -1]]
     rank = int(NOISE_PERCENTILE / 100 * (len(power) - 1))
-    # Partitioning the contiguous rows of the transpose costs far less than np.percentile.
-    floor = np.partition(np.ascontiguousarray(power.T), rank, axis=1)[:, rank]
+    # Partitioning the contiguous rows of the transpose, in place, costs far less than
+    # np.percentile.
+    floor = np.ascontiguousarray(power.T)
+    floor.partition(rank, axis=1)
+    floor = floor[:, rank]
     background = floor / NOISE_BIAS
-    spectrum = power[speech].mean(axis=0)
-    above = np.maximum(spectrum - background, 0.0)
+    spectrum_mean = power[speech].sum(axis=0) / np.count_nonzero(speech)  # np.mean's, less overhead
+    above = np.maximum(spectrum_mean - background, 0.0)
     available_hz = min(source_rate or sample_rate, sample_rate) / 2
     bin_hz = sample_rate / n_fft
     top = int(available_hz / bin_hz) + 1  # bins the recording really has
     return Quality(
-        speech_s=round(float((last - first + 1) * hop) / sample_rate, 4),
-        level_dbfs=round(_db(float(spectrum.sum()) / _unit_power(n_fft)), 2),
+        speech_s=round(float((last - first) * hop + n_fft) / sample_rate, 4),
+        level_dbfs=round(_db(float(spectrum_mean.sum()) / _unit_power(n_fft)), 2),
         clipped_fraction=round(clipped_fraction(y) if clipped is None else clipped, 5),
         snr_db=round(_db(float(above.sum())) - _db(float(background.sum())), 2),
-        bandwidth_hz=round(min(bandwidth(spectrum[:top], floor[:top], bin_hz), available_hz), 1),
+        bandwidth_hz=round(
+            min(bandwidth(spectrum_mean[:top], floor[:top], bin_hz), available_hz), 1
+        ),
         available_hz=available_hz,
-        low_band_db=round(low_band_db(spectrum, bin_hz), 2),
+        low_band_db=round(low_band_db(spectrum_mean, bin_hz), 2),
     )

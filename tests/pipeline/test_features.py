@@ -17,6 +17,7 @@ from pipeline.features import (
     histogram,
     power_spectrogram,
     require_speech,
+    stft,
     voiced_frames,
 )
 from tests.signals import SR, harmonics, tone
@@ -73,6 +74,19 @@ FILTERBANK_CONFIGS = [
 
 def _config_id(cfg: FeatureConfig) -> str:
     return f"{cfg.n_bands}x{cfg.n_fft}@{cfg.sample_rate}:{cfg.fmin:g}-{cfg.fmax:g}"
+
+
+@pytest.mark.parametrize("cfg", [CFG, FeatureConfig(n_fft=400, hop_length=128)], ids=_config_id)
+def test_a_shared_stft_gives_the_same_histogram_and_one_of_other_frames_is_not_read(
+    cfg: FeatureConfig,
+) -> None:
+    y = harmonics(seconds=1.0)
+    other = stft(np.zeros_like(y), n_fft=cfg.n_fft, hop_length=2 * cfg.hop_length)
+
+    shared = histogram(y, cfg, spectrum=stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length))
+
+    np.testing.assert_array_equal(shared, histogram(y, cfg))
+    np.testing.assert_array_equal(histogram(y, cfg, spectrum=other), histogram(y, cfg))
 
 
 @pytest.mark.parametrize("cfg", FILTERBANK_CONFIGS, ids=_config_id)

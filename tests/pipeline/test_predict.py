@@ -12,7 +12,15 @@ from pipeline.audio import decode
 from pipeline.bundle import Bundle, load_bundle
 from pipeline.errors import DecodeError
 from pipeline.features import histogram
-from pipeline.predict import ADVICE, UNKNOWN, clip_quality, predict_clip, predict_features
+from pipeline.predict import (
+    ADVICE,
+    UNKNOWN,
+    clip_features,
+    clip_histogram,
+    clip_quality,
+    predict_clip,
+    predict_features,
+)
 from pipeline.quality.measures import clipped_fraction
 from tests.signals import encode, harmonics
 
@@ -119,6 +127,17 @@ def test_predict_clip_measures_the_recording_on_its_source_band(
 
     assert prediction.quality == clip_quality(clip)
     assert prediction.quality.available_hz == clip.source_rate / 2
+
+
+def test_one_shared_spectrum_gives_the_histogram_and_the_quality_of_each_alone(
+    bundle: Bundle, demo_data: Path
+) -> None:
+    path = demo_data / "David" / "hello_001.wav"
+
+    row, quality, clip = clip_features(path, bundle.feature_config)
+
+    np.testing.assert_array_equal(row, clip_histogram(path, bundle.feature_config)[0])
+    assert quality == clip_quality(clip)
 
 
 def test_clipping_is_measured_on_the_recording_before_it_is_resampled() -> None:

@@ -9,7 +9,16 @@ import pytest
 import soxr
 
 from pipeline.errors import ParameterError
-from pipeline.quality.measures import HOP_S, bandwidth, clipped_fraction, low_band_db, measure
+from pipeline.features import stft
+from pipeline.quality.measures import (
+    FRAME_S,
+    HOP_S,
+    STFT_HOP_S,
+    bandwidth,
+    clipped_fraction,
+    low_band_db,
+    measure,
+)
 from tests.signals import SR, harmonics, tone
 
 
@@ -40,6 +49,33 @@ def test_a_clean_clip_has_no_clipping_and_a_clipped_sine_sits_on_its_peak() -> N
     assert clipped_fraction(np.clip(sine, -0.5, 0.5)) == pytest.approx(2 / 3, abs=0.01)
     # and as much after a later gain: clipping is judged against the clip's own peak
     assert clipped_fraction(0.1 * np.clip(sine, -0.5, 0.5)) == pytest.approx(2 / 3, abs=0.01)
+
+
+def test_one_or_two_lone_samples_on_the_peak_are_not_clipping_but_two_side_by_side_are() -> None:
+    y = np.zeros(1000, np.float32)
+    y[100] = 0.5
+
+    assert clipped_fraction(y) == 0.0
+    y[500] = -0.5
+    assert clipped_fraction(y) == 0.0
+    y[501] = -0.5
+    assert clipped_fraction(y) == 2 / 1000
+
+
+def test_the_features_stft_gives_the_same_quality_and_one_of_other_frames_is_not_read() -> None:
+    y = padded(harmonics(seconds=0.6)) + 0.01 * tone(3000.0, seconds=1.6)
+    frames = {"n_fft": round(FRAME_S * SR), "hop_length": round(STFT_HOP_S * SR)}
+    other = stft(np.zeros_like(y), n_fft=frames["n_fft"], hop_length=2 * frames["hop_length"])
+
+    assert measure(y, SR, spectrum=stft(y, **frames)) == measure(y, SR)
+    assert measure(y, SR, spectrum=other) == measure(y, SR)
+
+
+def test_a_clip_shorter_than_a_frame_is_measured_on_its_padded_frame() -> None:
+    quality = measure(tone(seconds=0.01, amplitude=1.0), SR)
+
+    assert quality.speech_s == FRAME_S
+    assert quality.level_dbfs < -3.0  # the zeros padding it out count as silence
 
 
 def test_noise_lowers_the_snr_estimate() -> None:
