@@ -320,7 +320,8 @@ def _load_bundle(path: Path) -> Bundle:
     d, _, n = network.sizes
     open_set_file = _checked_file(path, OPEN_SET_FILE, meta.openset_sha256)
     check_npz_size(open_set_file, MAX_OPEN_SET_BYTES, what="an open set")
-    open_set = load_open_set(open_set_file, meta.open_set.threshold, n, d)
+    matched = {str(condition): t for condition, t in meta.open_set.matched.items()}
+    open_set = load_open_set(open_set_file, meta.open_set.threshold, n, d, matched)
     return Bundle(path, meta, network, open_set)
 
 

@@ -32,17 +32,20 @@ from pipeline.audio import (
     decode,
     read_clip_file,
 )
-from pipeline.augment import degrade, speech_crop
+from pipeline.augment import CONDITIONS, degrade, draw_condition, speech_crop
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
 from pipeline.features import FEATURE_VERSION, histogram
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "NO_CONDITION",
     "Degradation",
     "Extraction",
     "FeatureCache",
     "Recording",
+    "condition_codes",
+    "copy_condition",
     "degraded_copy",
     "extract_features",
     "file_features",
@@ -126,6 +129,13 @@ def file_features(
     return histogram(y, cfg)
 
 
+def _copy_rng(data: bytes, degradation: Degradation) -> np.random.Generator:
+    """The generator copy ``degradation`` of the file bytes ``data`` is drawn from."""
+    content = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
+    crop = [1] if degradation.crop else []
+    return np.random.default_rng([degradation.seed, degradation.copy, content, *crop])
+
+
 def degraded_copy(
     y: np.ndarray, data: bytes, sample_rate: int, degradation: Degradation
 ) -> np.ndarray:
@@ -134,12 +144,38 @@ def degraded_copy(
     Drawn from its seed, its copy number and the file's content, so the same file always gets
     the same copy, whichever process or machine computes it.
     """
-    content = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
+    rng = _copy_rng(data, degradation)
     if degradation.crop:
-        rng = np.random.default_rng([degradation.seed, degradation.copy, content, 1])
         return speech_crop(y, sample_rate, rng)
-    rng = np.random.default_rng([degradation.seed, degradation.copy, content])
     return degrade(y, sample_rate, rng)
+
+
+NO_CONDITION = -1  # the condition code of a crop, a missing copy or an unreadable file
+
+
+def copy_condition(data: bytes, degradation: Degradation) -> str | None:
+    """The condition (``pipeline.augment.CONDITIONS``) that makes copy ``degradation`` of the
+    file bytes ``data``, found without making the copy; None for a crop."""
+    return None if degradation.crop else draw_condition(_copy_rng(data, degradation))
+
+
+def condition_codes(
+    recordings: Sequence[Recording], degradations: Sequence[Degradation]
+) -> np.ndarray:
+    """(recordings, degradations) int8: the index in ``pipeline.augment.CONDITIONS`` of the
+    condition that makes each copy of each recording; ``NO_CONDITION`` for a crop or a file
+    that cannot be read."""
+    names = list(CONDITIONS)
+    codes = np.full((len(recordings), len(degradations)), NO_CONDITION, dtype=np.int8)
+    for i, recording in enumerate(recordings):
+        try:
+            data = recording.path.read_bytes()
+        except OSError:
+            continue
+        for j, degradation in enumerate(degradations):
+            name = copy_condition(data, degradation)
+            codes[i, j] = NO_CONDITION if name is None else names.index(name)
+    return codes
 
 
 class FeatureCache:

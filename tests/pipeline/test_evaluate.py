@@ -13,6 +13,7 @@ from pipeline.evaluate import (
     open_set_rates,
 )
 from pipeline.openset import Decision, OpenSet
+from pipeline.predict import Judged
 from pipeline.quality.issues import Issue
 from tests.helpers import switch_network
 
@@ -140,9 +141,10 @@ def test_condition_figures_split_known_and_unknown_clips_by_their_recording() ->
     far_left = [2.0, 3.0]  # refused as far from "left"; as poor_recording when its recording is
     features = np.array([LEFT, RIGHT, far_left, LEFT, far_left, LEFT, far_left])
     speakers = ["left", "left", "left", "left", "left", "nobody", "nobody"]
-    found = [(), (), (), (CLIPPED,), (CLIPPED, NOISY), (), (NOISY,)]
+    found: list[tuple[Issue, ...]] = [(), (), (), (CLIPPED,), (CLIPPED, NOISY), (), (NOISY,)]
+    judged = Judged(found, [()] * len(found), ["clean"] * len(found))
 
-    figures = condition_figures(_near_left_only(2.5), LABELS, features, speakers, found)
+    figures = condition_figures(_near_left_only(2.5), LABELS, features, speakers, judged)
 
     assert figures["clean"] == {
         "n": 3, "coverage": 2 / 3, "named_precision": 1 / 2, "false_reject_rate": 1 / 3,
