@@ -10,6 +10,7 @@ import pytest
 from pipeline.errors import BundleError, ParameterError
 from pipeline.network import Network
 from pipeline.openset import (
+    Copies,
     Decision,
     OpenSet,
     auroc,
@@ -18,6 +19,7 @@ from pipeline.openset import (
     effective_dimension,
     equal_weight_quantile,
     leave_one_out_distances,
+    leave_one_recording_out_distances,
     load_open_set,
     save_open_set,
 )
@@ -226,3 +228,79 @@ def test_decide_takes_each_rows_recording_issues() -> None:
 
     assert reasons == ["unsure", "poor_recording"]
     assert decision.decide(ROWS[:2])[3] == ["unsure", "unsure"]
+
+
+# Condition-matched references. Noisy copies of clips 0 and 1 (speaker 0) and of clips 3 and 4
+# (speaker 1), 5 above their clean rows.
+NOISY = Copies(np.array([[0.0, 5.0], [1.0, 5.0], [10.0, 5.0], [12.0, 5.0]]), np.array([0, 1, 3, 4]),
+               np.array(["noisy"] * 4))  # fmt: skip
+
+
+def test_leave_one_recording_out_skips_every_row_of_the_same_recording() -> None:
+    rows = np.array([[0.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 4.0]])
+    recordings = np.array([0, 0, 1, 2])  # rows 0 and 1: a clip and its copy
+
+    distances = leave_one_recording_out_distances(rows, recordings, np.array([0, 1, 1, 0], bool))
+
+    assert distances.tolist() == [3.0, 3.0]  # row 1 to row 3, not to row 0 1 away
+    alone = leave_one_recording_out_distances(rows[:2], recordings[:2], np.ones(2, bool))
+    assert alone.tolist() == [np.inf, np.inf]
+
+
+def test_a_matched_threshold_holds_the_copies_by_leave_one_recording_out() -> None:
+    # Speaker 0's copies lie 1 apart, speaker 1's 2 apart; each copy's own clean row is 5 away
+    # and never counts.
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.0)
+    half, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.5)
+
+    assert list(open_set.matched) == ["noisy"]
+    noisy = open_set.matched["noisy"]
+    assert noisy.threshold == 2.0 and half.matched["noisy"].threshold == 1.0
+    assert noisy.offsets.tolist() == [0, 5, 10]  # each speaker's clean rows and its copies
+    assert open_set.threshold == 4.0  # the clean threshold is the clean rows' alone
+
+
+def test_a_clip_is_judged_by_its_conditions_references_where_they_pass_more_easily() -> None:
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.0)
+    noisy_clip, clean_clip = np.array([0.5, 5.0]), np.array([2.0, 0.0])
+
+    assert open_set.judge(noisy_clip, 0, "noisy") == (0.5, 2.0)
+    assert open_set.judge(noisy_clip, 0, "clean") == pytest.approx((np.sqrt(25.25), 4.0))
+    assert open_set.judge(noisy_clip, 0, "clipped") == pytest.approx((np.sqrt(25.25), 4.0))
+    # A clean clip taken for a noisy one keeps the clean judgement when it passes more easily.
+    assert open_set.judge(clean_clip, 0, "noisy") == (1.0, 4.0)
+
+
+def test_decide_judges_each_row_under_the_condition_its_recording_resembles() -> None:
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.0)
+    network = Network(np.zeros((2, 1)), np.zeros(1), np.zeros((1, 2)), np.zeros(2),
+                      "softmax", np.zeros(2), np.ones(2))  # fmt: skip
+    decision = Decision(network, 0.4, open_set)  # every row's top speaker is 0
+    rows = np.array([[0.5, 5.0], [0.5, 5.0]])
+
+    _, _, distance, reasons = decision.decide(rows, None, ["noisy", "clean"])
+
+    assert reasons == [None, "far"]
+    assert distance.tolist() == [0.5, pytest.approx(np.sqrt(25.25))]
+    assert decision.decide(rows)[3] == ["far", "far"]  # without conditions: all clean
+
+
+def test_matched_references_survive_a_round_trip_and_old_files_have_none(tmp_path: Path) -> None:
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.0)
+    path = tmp_path / "openset.npz"
+    save_open_set(open_set, path)
+
+    loaded = load_open_set(path, 4.0, 2, 2, {"noisy": 2.0})
+    without = load_open_set(path, 4.0, 2, 2)
+
+    np.testing.assert_array_equal(loaded.matched["noisy"].references,
+                                  open_set.matched["noisy"].references)  # fmt: skip
+    assert loaded.matched["noisy"].threshold == 2.0
+    assert without.matched == {}
+    with pytest.raises(BundleError, match=r"cannot read .*'clipped\.references'"):
+        load_open_set(path, 4.0, 2, 2, {"clipped": 2.0})
+
+
+def test_calibrate_refuses_a_copy_quantile_outside_0_to_1() -> None:
+    with pytest.raises(ParameterError, match=r"copy_quantile=1.0 must be in \[0, 1\)"):
+        calibrate(ROWS, LABELS, 2, quantile=0.05, copies=NOISY, copy_quantile=1.0)
