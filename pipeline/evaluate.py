@@ -113,15 +113,17 @@ def open_set_rates(
     recording_issues: Sequence[Sequence[Issue]] | None = None,
     conditions: Sequence[str] | None = None,
 ) -> dict[str, float | int]:
-    """How many clips of speakers outside the model are accepted as someone (false accepts)."""
+    """How many clips of speakers outside the model are accepted as someone (false accepts),
+    and how many are refused as a poor recording."""
     if len(features) == 0:
-        return {"n": 0, "false_accept_rate": 0.0, "rejected": 0}
+        return {"n": 0, "false_accept_rate": 0.0, "rejected": 0, "poor_recording": 0}
     reasons = decision.decide(features, recording_issues, conditions)[3]
     accepted = np.array([r is None for r in reasons], dtype=bool)
     return {
         "n": len(features),
         "false_accept_rate": float(accepted.mean()),
         "rejected": int((~accepted).sum()),
+        "poor_recording": reasons.count("poor_recording"),
     }
 
 

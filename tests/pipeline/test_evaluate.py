@@ -99,11 +99,14 @@ def test_open_set_rates_count_unknown_clips_that_pass() -> None:
     rates = open_set_rates(Decision(net, 0.9), np.array([LEFT, [1.0, 0.0]]))
 
     assert scores[1].tolist() == [0.5, 0.5]
-    assert rates == {"n": 2, "false_accept_rate": 0.5, "rejected": 1}
+    assert rates == {"n": 2, "false_accept_rate": 0.5, "rejected": 1, "poor_recording": 0}
+    poor = open_set_rates(Decision(net, 0.9), np.array([[1.0, 0.0]]), [(CLIPPED,)])
+    assert (poor["rejected"], poor["poor_recording"]) == (1, 1)
     assert open_set_rates(Decision(net, 0.9), np.zeros((0, 2))) == {
         "n": 0,
         "false_accept_rate": 0.0,
         "rejected": 0,
+        "poor_recording": 0,
     }
 
 
