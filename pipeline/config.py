@@ -176,6 +176,11 @@ class TrainConfig:
         "share of the degraded copies each condition-matched open-set threshold rejects by "
         "leave-one-recording-out (pipeline.openset)",
     )
+    open_set_hidden_weight: float = option(
+        6.0,
+        "weight of the network's hidden activations beside the standardised histogram in the "
+        "open set's distances (pipeline.openset; 0: the histogram alone)",
+    )
     l2: float = option(
         1e-3,
         "weight decay on both kernels; it keeps scores from saturating at 1.0 on easy data, "
@@ -211,8 +216,9 @@ class TrainConfig:
         if not isinstance(self.crops, int) or isinstance(self.crops, bool) or self.crops < 0:
             raise ParameterError(f"crops={self.crops!r} must be an integer >= 0")
         _positive("learning_rate", self.learning_rate)
-        if not (math.isfinite(self.l2) and self.l2 >= 0):
-            raise ParameterError(f"l2={self.l2!r} must be >= 0")
+        for name in ("l2", "open_set_hidden_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ParameterError(f"{name}={getattr(self, name)!r} must be >= 0")
         if not 0 < self.val_fraction < 1:
             raise ParameterError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
         for name in ("unknown_quantile", "matched_quantile"):

@@ -30,6 +30,12 @@ kept once, so duplicates cannot tighten it. Each speaker keeps at most
 of a decision is bounded whatever the number of speakers: it compares one clip with one speaker's
 rows.
 
+**The network's own view.** The space the distances are measured in is the network's
+standardised input, followed by its hidden activations times ``hidden_weight``
+(:func:`open_set_view`; 0: the input alone, as in bundles made before it). The hidden layer is
+what the network learnt to keep of a voice across the degraded copies it trained on, so it moves
+a degraded clip of a known voice less than the raw histogram does, and a stranger no closer.
+
 **Condition-matched references.** In the network's input space a degraded clip of a known voice
 lies about as far from that voice's clean clips as a stranger does. So a clip that resembles a
 degraded recording (``pipeline.quality.conditions``: clipped, band-limited, noisy) is also
@@ -43,6 +49,7 @@ one is never refused for it. A clean clip is judged against the clean clips alon
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -72,6 +79,7 @@ __all__ = [
     "leave_one_out_distances",
     "leave_one_recording_out_distances",
     "load_open_set",
+    "open_set_view",
     "save_open_set",
 ]
 
@@ -91,7 +99,8 @@ class OpenSet:
     scale, is unknown;
     scales: (N,) each speaker's scale (see the module's text); None: all 1;
     matched: the references and threshold for clips that resemble each degraded condition (see
-    the module's text); a condition without one is judged as a clean clip is.
+    the module's text); a condition without one is judged as a clean clip is;
+    hidden_weight: the weight of the hidden activations in the rows (:func:`open_set_view`).
     """
 
     references: np.ndarray
@@ -99,6 +108,7 @@ class OpenSet:
     threshold: float
     scales: np.ndarray | None = None
     matched: Mapping[str, OpenSet] = field(default_factory=dict)
+    hidden_weight: float = 0.0
     # |r|^2 of each row, for d^2 = |r|^2 - 2 r.z + |z|^2 in one matrix-vector product
     norms: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -174,7 +184,7 @@ class Decision:
         kinds = list(conditions) if conditions is not None else ["clean"] * len(rows)
         distance, threshold = np.zeros(len(rows)), np.full(len(rows), math.inf)
         if self.open_set is not None:
-            z = self.network.standardise(rows)
+            z = _with_hidden(self.network.standardise(rows), hidden, self.open_set.hidden_weight)
             for i, kind in enumerate(kinds):
                 distance[i], threshold[i] = self.open_set.judge(z[i], int(top[i]), kind)
         flawed = [bool(i) for i in recording_issues] if recording_issues else [False] * len(rows)
@@ -204,6 +214,19 @@ class Decision:
         if poor_recording:
             return "poor_recording"
         return "far" if distance > threshold else "unsure"
+
+
+def _with_hidden(z: np.ndarray, hidden: np.ndarray, weight: float) -> np.ndarray:
+    """Standardised rows ``z`` (B, D), followed by their ``hidden`` activations (B, H) times
+    ``weight`` unless it is 0."""
+    return np.concatenate([z, weight * hidden], axis=1) if weight > 0 else z
+
+
+def open_set_view(network: Network, rows: np.ndarray, hidden_weight: float) -> np.ndarray:
+    """Raw feature rows (B, D) as the open set measures them: standardised, then (unless
+    ``hidden_weight`` is 0) the network's hidden activations times ``hidden_weight``."""
+    z = network.standardise(np.asarray(rows, dtype=np.float64))
+    return _with_hidden(z, network.forward_standardised(z)[0], hidden_weight)
 
 
 def _distinct(rows: np.ndarray) -> np.ndarray:
@@ -285,12 +308,14 @@ def calibrate(
     limit: int = MAX_REFERENCES_PER_SPEAKER,
     copies: Copies | None = None,
     copy_quantile: float = 0.15,
+    hidden_weight: float = 0.0,
 ) -> tuple[OpenSet, np.ndarray]:
-    """An :class:`OpenSet` from standardised training rows ``z`` (n, D) with integer ``labels``,
-    whose threshold keeps ``1 - quantile`` of them by leave-one-out, each speaker weighing the
-    same; also those distances, scaled. With ``copies`` of those rows, a matched open set for
-    each condition they were made under, whose threshold keeps ``1 - copy_quantile`` of them by
-    leave-one-recording-out (see the module's text)."""
+    """An :class:`OpenSet` from training rows ``z`` (n, D) as :func:`open_set_view` makes them
+    with ``hidden_weight``, with integer ``labels``, whose threshold keeps ``1 - quantile`` of
+    them by leave-one-out, each speaker weighing the same; also those distances, scaled. With
+    ``copies`` of those rows, a matched open set for each condition they were made under, whose
+    threshold keeps ``1 - copy_quantile`` of them by leave-one-recording-out (see the module's
+    text)."""
     for name, value in (("quantile", quantile), ("copy_quantile", copy_quantile)):
         if not 0 <= value < 1:
             raise ParameterError(f"{name}={value!r} must be in [0, 1)")
@@ -311,7 +336,7 @@ def calibrate(
         else _matched(z, labels, n_speakers, copies, copy_quantile, (limit, dimension))
     )
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-    open_set = OpenSet(np.concatenate(parts), offsets, threshold, scales, matched)
+    open_set = OpenSet(np.concatenate(parts), offsets, threshold, scales, matched, hidden_weight)
     return open_set, np.concatenate(scaled)
 
 
@@ -421,10 +446,12 @@ def load_open_set(
     n_speakers: int,
     n_inputs: int,
     matched: Mapping[str, float] | None = None,
+    hidden_weight: float = 0.0,
 ) -> OpenSet:
-    """The :class:`OpenSet` in ``path`` for a network of ``n_inputs`` and ``n_speakers``, with
-    the ``matched`` conditions' (name: threshold; none for a bundle made before them);
-    :class:`BundleError` naming what is wrong when it is unreadable or does not fit."""
+    """The :class:`OpenSet` in ``path`` for ``n_speakers`` and rows of ``n_inputs`` columns
+    (:func:`open_set_view`'s with ``hidden_weight``), with the ``matched`` conditions' (name:
+    threshold; none for a bundle made before them); :class:`BundleError` naming what is wrong
+    when it is unreadable or does not fit."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
@@ -434,7 +461,8 @@ def load_open_set(
         condition: _open_set_of(arrays, f"{condition}.", path, limit, n_speakers, n_inputs)
         for condition, limit in (matched or {}).items()
     }
-    return _open_set_of(arrays, "", path, threshold, n_speakers, n_inputs, conditions)
+    found = _open_set_of(arrays, "", path, threshold, n_speakers, n_inputs, conditions)
+    return dataclasses.replace(found, hidden_weight=hidden_weight)
 
 
 def _open_set_of(

@@ -46,7 +46,7 @@ from pipeline.evaluate import (
 from pipeline.features import FEATURE_VERSION
 from pipeline.metadata import Metrics, ModelDescription, OpenSetSummary, TrainingRecord, created_now
 from pipeline.network import Network
-from pipeline.openset import Copies, Decision, OpenSet, calibrate
+from pipeline.openset import Copies, Decision, OpenSet, calibrate, open_set_view
 from pipeline.quality.conditions import MATCHED_BY_AUGMENT
 
 if TYPE_CHECKING:  # importing pipeline.model loads TensorFlow: only train() does, when it fits
@@ -232,16 +232,17 @@ def copy_conditions(
     return codes
 
 
-def matched_copies(data: Prepared, network: Network) -> Copies:
+def matched_copies(data: Prepared, network: Network, hidden_weight: float) -> Copies:
     """The training clips' copies made under a condition a clip may resemble
-    (``pipeline.quality.conditions.MATCHED_BY_AUGMENT``), standardised by ``network``, for the
-    condition-matched open sets; ``of`` counts within the training split."""
+    (``pipeline.quality.conditions.MATCHED_BY_AUGMENT``), as ``network`` shows them to the open
+    set (``pipeline.openset.open_set_view``), for the condition-matched open sets; ``of`` counts
+    within the training split."""
     kind_of = np.array(["", *(MATCHED_BY_AUGMENT.get(name, "") for name in CONDITIONS)])
     kinds = kind_of[data.conditions[data.train_idx].astype(int) + 1]  # NO_CONDITION: ""
     copies = data.copies[data.train_idx]
     clip, column = np.nonzero((kinds != "") & np.isfinite(copies).all(axis=2))
     rows = copies[clip, column].reshape(len(clip), copies.shape[2])
-    return Copies(network.standardise(rows), clip, kinds[clip, column])
+    return Copies(open_set_view(network, rows, hidden_weight), clip, kinds[clip, column])
 
 
 def _held_out(
@@ -358,10 +359,13 @@ def fit_and_calibrate(
     network = network_from_model(result.model, mean, scale)
     _, val_scores = network.forward(x_val)
     threshold = calibrate_threshold(val_scores.max(axis=1), UNSURE_QUANTILE, data.y[data.val_idx])
-    z_train = network.standardise(data.extraction.features[data.train_idx])
-    open_set, loo = calibrate(z_train, data.y[data.train_idx], len(data.labels),
-                              tcfg.unknown_quantile, copies=matched_copies(data, network),
-                              copy_quantile=tcfg.matched_quantile)  # fmt: skip
+    weight = tcfg.open_set_hidden_weight
+    z_train = open_set_view(network, data.extraction.features[data.train_idx], weight)
+    copies = matched_copies(data, network, weight)
+    open_set, loo = calibrate(
+        z_train, data.y[data.train_idx], len(data.labels), tcfg.unknown_quantile,
+        copies=copies, copy_quantile=tcfg.matched_quantile, hidden_weight=weight,
+    )  # fmt: skip
     return Fitted(network, threshold, open_set, loo, result)
 
 
@@ -425,6 +429,7 @@ def describe(
             leave_one_out_false_reject_rate=float(
                 np.mean(fitted.loo_distances > fitted.open_set.threshold)
             ),
+            hidden_weight=fitted.open_set.hidden_weight,
             matched={c: m.threshold for c, m in fitted.open_set.matched.items()},
         ),
         output_activation=fitted.network.output_activation,

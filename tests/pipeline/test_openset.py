@@ -21,9 +21,11 @@ from pipeline.openset import (
     leave_one_out_distances,
     leave_one_recording_out_distances,
     load_open_set,
+    open_set_view,
     save_open_set,
 )
 from pipeline.quality.issues import Issue
+from tests.helpers import switch_network
 
 # Speaker 0 at x = 0, 1, 3 on a line; speaker 1 at x = 10, 12, 16. As many clips each: every
 # scale is 1.
@@ -304,3 +306,38 @@ def test_matched_references_survive_a_round_trip_and_old_files_have_none(tmp_pat
 def test_calibrate_refuses_a_copy_quantile_outside_0_to_1() -> None:
     with pytest.raises(ParameterError, match=r"copy_quantile=1.0 must be in \[0, 1\)"):
         calibrate(ROWS, LABELS, 2, quantile=0.05, copies=NOISY, copy_quantile=1.0)
+
+
+def test_the_open_set_view_adds_the_weighted_hidden_activations() -> None:
+    network = switch_network()  # standardises x[0] = 2 to +2, hidden units about (1, 0)
+    rows = np.array([[2.0, 3.0]])
+    hidden = network.forward(rows)[0]
+
+    plain, weighted = open_set_view(network, rows, 0.0), open_set_view(network, rows, 5.0)
+
+    assert plain.tolist() == [[2.0, 3.0]]
+    np.testing.assert_allclose(weighted, [[2.0, 3.0, *(5.0 * hidden[0])]])
+
+
+def test_decide_measures_distances_in_the_view_the_open_set_was_calibrated_in() -> None:
+    network = switch_network()
+    references = open_set_view(network, np.array([[2.0, 0.0], [0.0, 0.0]]), 5.0)
+    open_set = OpenSet(references.astype(np.float32), np.array([0, 1, 2]), 0.5,
+                       hidden_weight=5.0)  # fmt: skip
+    rows = np.array([[2.0, 0.0], [2.0, 1.0]])  # a reference itself; one 1 away in the input
+
+    _, _, distance, reasons = Decision(network, 0.0, open_set).decide(rows)
+
+    np.testing.assert_allclose(distance, [0.0, 1.0], atol=1e-6)
+    assert reasons == [None, "far"]
+
+
+def test_an_open_set_of_the_hidden_view_loads_with_its_weight(tmp_path: Path) -> None:
+    open_set = OpenSet(np.zeros((2, 4), np.float32), np.array([0, 1, 2]), 1.0, hidden_weight=6.0)
+    save_open_set(open_set, tmp_path / "openset.npz")
+
+    loaded = load_open_set(tmp_path / "openset.npz", 1.0, 2, 4, hidden_weight=6.0)
+
+    assert loaded.hidden_weight == 6.0
+    with pytest.raises(BundleError, match="do not fit a network of 2 inputs"):
+        load_open_set(tmp_path / "openset.npz", 1.0, 2, 2)
