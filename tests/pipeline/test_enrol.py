@@ -50,6 +50,9 @@ def test_the_shipped_bundle_keeps_its_training_set_with_splits_and_copies() -> N
     assert has_copy[kept.split == 0].all()  # every training clip has its copies and crops
     assert has_copy[kept.split == 1, 0].all() and not has_copy[kept.split == 1, 1:].any()
     assert not kept.enrolled.any()
+    # Which condition made each degraded copy; none for the crops
+    assert ((kept.conditions[:, :4] != NO_CONDITION) == has_copy[:, :4]).all()
+    assert (kept.conditions[:, 4:] == NO_CONDITION).all()
 
 
 @pytest.mark.slow
