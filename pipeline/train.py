@@ -223,6 +223,7 @@ def copy_conditions(
     each validation clip ``val_idx`` in column 0); ``NO_CONDITION`` for a crop, a missing copy or
     an unreadable file."""
     plan = [Degradation(tcfg.seed, copy, crop=crop) for copy, crop in copy_plan(tcfg)]
+    plan = plan[: copies.shape[1]]  # a feature table's copies come without crops
     codes = np.full(copies.shape[:2], NO_CONDITION, dtype=np.int8)
     if plan:
         codes[:, : len(plan)] = dataset.condition_codes(recordings, plan)
