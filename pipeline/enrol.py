@@ -233,7 +233,8 @@ def _extract_new(
                                 np.concatenate([column.features, val.features]))  # fmt: skip
         columns.append(column)
     copies = copies_array(clean, columns)
-    return clean, split, copies, copy_conditions(clean.recordings, tcfg, copies, val_idx)
+    digests = [dataset.file_digest(r.path) for r in clean.recordings]
+    return clean, split, copies, copy_conditions(digests, tcfg, copies, val_idx)
 
 
 def _joined_copies(a: np.ndarray, b: np.ndarray, fill: float) -> np.ndarray:

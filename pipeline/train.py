@@ -216,18 +216,18 @@ def first_copies(data_copies: np.ndarray, extraction: Extraction, idx: np.ndarra
 
 
 def copy_conditions(
-    recordings: Sequence[Recording], tcfg: TrainConfig, copies: np.ndarray, val_idx: np.ndarray
+    digests: Sequence[str | None], tcfg: TrainConfig, copies: np.ndarray, val_idx: np.ndarray
 ) -> np.ndarray:
     """(clips, copies) int8: which condition of ``pipeline.augment.CONDITIONS`` made each of
     ``copies`` (as :func:`copies_array` makes them: :func:`copy_plan`'s columns, and copy 0 of
-    each validation clip ``val_idx`` in column 0); ``NO_CONDITION`` for a crop, a missing copy or
-    an unreadable file."""
+    each validation clip ``val_idx`` in column 0) of the clips whose files' sha256 are
+    ``digests``; ``NO_CONDITION`` for a crop, a missing copy or a clip without a digest."""
     plan = [Degradation(tcfg.seed, copy, crop=crop) for copy, crop in copy_plan(tcfg)]
     plan = plan[: copies.shape[1]]  # a feature table's copies come without crops
     codes = np.full(copies.shape[:2], NO_CONDITION, dtype=np.int8)
     if plan:
-        codes[:, : len(plan)] = dataset.condition_codes(recordings, plan)
-    validation = [recordings[i] for i in val_idx]
+        codes[:, : len(plan)] = dataset.condition_codes(digests, plan)
+    validation = [digests[i] for i in val_idx]
     codes[val_idx, 0] = dataset.condition_codes(validation, [Degradation(tcfg.seed, 0)])[:, 0]
     codes[~np.isfinite(copies).all(axis=2)] = NO_CONDITION
     return codes
@@ -335,7 +335,8 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
     x_train, y_train = training_rows(
         extraction.features, y, train_idx, copies, tcfg.copies_per_clip
     )
-    conditions = copy_conditions(extraction.recordings, tcfg, copies, val_idx)
+    digests = [feats.digests.get(r) or dataset.file_digest(r.path) for r in extraction.recordings]
+    conditions = copy_conditions(digests, tcfg, copies, val_idx)
     return Prepared(data_dir, feats.root, feats.fmax_derived, labels, cfg, len(feats.recordings),
                     extraction, y, train_idx, val_idx, x_train, y_train, val_degraded, copies,
                     np.zeros(len(y), dtype=bool), conditions)  # fmt: skip

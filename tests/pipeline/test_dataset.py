@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from pipeline.dataset import (
     copy_condition,
     degraded_copy,
     extract_features,
+    file_digest,
     file_features,
     lowest_sample_rate,
     scan_folder,
@@ -199,30 +201,32 @@ def test_a_copys_condition_is_known_without_making_it_and_is_the_one_that_makes_
 
     for name in augment.CONDITIONS:
         monkeypatch.setitem(augment.CONDITIONS, name, spy(name))
-    told = [copy_condition(data, Degradation(0, copy)) for copy in range(8)]
+    digest = hashlib.sha256(data).hexdigest()
+    told = [copy_condition(digest, Degradation(0, copy)) for copy in range(8)]
 
     for copy in range(8):
         degraded_copy(tone(440, seconds=0.5), data, SR, Degradation(0, copy))
 
     assert made == told
     assert len(set(told)) > 1  # the copies go through several conditions
-    assert copy_condition(data, Degradation(0, 0, crop=True)) is None
+    assert copy_condition(digest, Degradation(0, 0, crop=True)) is None
 
 
-def test_condition_codes_index_the_conditions_and_mark_crops_and_unreadable_files(
+def test_condition_codes_index_the_conditions_and_mark_crops_and_unknown_files(
     tmp_path: Path,
 ) -> None:
     _tones(tmp_path, "alice", [300.0])
-    recordings = [*scan_folder(tmp_path), Recording(tmp_path / "gone.wav", "alice")]
+    (path,) = [r.path for r in scan_folder(tmp_path)]
+    digests = [file_digest(path), file_digest(tmp_path / "gone.wav")]
     plan = [Degradation(0, 0), Degradation(0, 1), Degradation(0, 0, crop=True)]
 
-    codes = condition_codes(recordings, plan)
+    codes = condition_codes(digests, plan)
 
-    data = recordings[0].path.read_bytes()
     names = list(augment.CONDITIONS)
+    assert digests[0] == hashlib.sha256(path.read_bytes()).hexdigest() and digests[1] is None
     assert codes.dtype == np.int8
     assert codes.tolist() == [
-        [names.index(str(copy_condition(data, d))) for d in plan[:2]] + [NO_CONDITION],
+        [names.index(str(copy_condition(str(digests[0]), d))) for d in plan[:2]] + [NO_CONDITION],
         [NO_CONDITION] * 3,
     ]
 
