@@ -12,8 +12,14 @@ threshold on the top softmax score, keeping 95 % of validation clips) side by si
 
 Reported: FAR and FRR at the model's own calibrated decision, FAR where the rule's score is set
 to reject 5 % and 10 % of known clips (an ROC operating point on these clips), and the AUROC.
+Protocol 1 is repeated under each harsh condition of ``bench.robustness`` (the known and the
+left-out speakers' takes 5-14 altered alike), with the decision's figures per condition: known
+clips named (coverage), rightly (precision), refused (FRR) and of those as a poor recording, and
+left-out speakers' clips named (FAR on degraded strangers).
 Then the cost of one decision against 10,000 reference rows spread over 2 to 10,000 speakers, and
-against a million rows over 5,000 speakers, where each compares with one speaker's rows only.
+against a million rows over 5,000 speakers, where each compares with one speaker's rows only; and
+of a clip that resembles a degraded condition, compared with the clean and the matched references
+(``pipeline.openset``), at 1,000 rows a speaker each.
 
     python -m bench.openset [--seed 0] [--pairs 15] [--cost-only]
 """
@@ -21,6 +27,7 @@ against a million rows over 5,000 speakers, where each compares with one speaker
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import shutil
@@ -29,16 +36,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
 from bench.common import DATA_ROOT, fsdd_dir, split_by_take
+from bench.robustness import HARSH, Babble, alter_folder, conditions
 from pipeline import dataset
 from pipeline.bundle import Bundle, load_bundle
 from pipeline.config import TrainConfig
+from pipeline.evaluate import evaluate_folder
 from pipeline.openset import MAX_REFERENCES_PER_SPEAKER, OpenSet, auroc
 from pipeline.train import TrainOptions, train
 
@@ -117,6 +128,8 @@ def leave_two_out(root: Path, train_dir: Path, test_dir: Path, seed: int, pairs:
                   cache: Path) -> None:  # fmt: skip
     speakers = sorted(p.name for p in train_dir.iterdir())
     known_all, strangers_all = [], []
+    harsh = harsh_folders(root, test_dir)
+    tallies = {name: Tally() for name in ["clean", *harsh]}
     for left_out in list(itertools.combinations(speakers, 2))[:pairs]:
         subset = root / f"l2o-{'-'.join(left_out)}"
         subset.mkdir()
@@ -134,6 +147,9 @@ def leave_two_out(root: Path, train_dir: Path, test_dir: Path, seed: int, pairs:
               f"FRR {k.rejected.mean():.3f} (softmax rule: FAR "
               f"{1 - st.rejected_softmax.mean():.3f} FRR {k.rejected_softmax.mean():.3f})",
               flush=True)  # fmt: skip
+        for name, folder in {"clean": test_dir, **harsh}.items():
+            tallies[name].add(evaluate_folder(folder, bundle.decision(), bundle.labels,
+                                              bundle.feature_config, cache_dir=cache))  # fmt: skip
     fars = [1 - s.rejected.mean() for s in strangers_all]
     frrs = [k.rejected.mean() for k in known_all]
     print(
@@ -143,6 +159,56 @@ def leave_two_out(root: Path, train_dir: Path, test_dir: Path, seed: int, pairs:
     header()
     for line in protocol_row("FSDD leave-2-out (pooled)", merge(known_all), merge(strangers_all)):
         print(line)
+    print_tallies(tallies)
+
+
+def harsh_folders(root: Path, test_dir: Path) -> dict[str, Path]:
+    """FSDD takes 5-14 under each of ``bench.robustness``'s harsh conditions, altered as it
+    alters them (the same seeds)."""
+    table = conditions(Babble(8000))
+    return {name: alter_folder(test_dir, root / f"harsh{i}", table[name], seed=1000 + i)
+            for i, name in enumerate(table) if name in HARSH}  # fmt: skip
+
+
+@dataclass
+class Tally:
+    """Counts of the decision's answers, pooled over the leave-2-out models."""
+
+    known: int = 0
+    named: int = 0
+    right: int = 0
+    poor: int = 0
+    strangers: int = 0
+    accepted: int = 0
+
+    def add(self, report: dict[str, Any]) -> None:
+        answers = report["answers"]
+        self.known += report["n"]
+        self.named += answers["named_right"] + answers["named_wrong"]
+        self.right += answers["named_right"]
+        self.poor += sum(round(r["n"] * r["false_reject_rate"] * (r["poor_recording"] or 0))
+                         for r in report["conditions"].values() if r["n"])  # fmt: skip
+        self.strangers += report["unknown_speakers"]["n"]
+        self.accepted += round(report["unknown_speakers"]["n"]
+                               * report["unknown_speakers"]["false_accept_rate"])  # fmt: skip
+
+
+def print_tallies(tallies: dict[str, Tally]) -> None:
+    print("  per condition, pooled over the pairs: known clips named (coverage), rightly "
+          "(precision), refused (FRR) and of those as a poor recording; left-out speakers' clips "
+          "under the same condition named (FAR)")  # fmt: skip
+    print(f"{'condition':>20} | coverage | precision | FRR   | poor  | FAR")
+    for name, t in tallies.items():
+        refused = t.known - t.named
+        print(f"{name:>20} | {t.named / t.known:8.3f} | {t.right / max(t.named, 1):9.3f} | "
+              f"{refused / t.known:.3f} | {t.poor / max(refused, 1):.3f} | "
+              f"{t.accepted / t.strangers:.3f}")  # fmt: skip
+    harsh = [t for name, t in tallies.items() if name != "clean"]
+    print(f"  harsh: FRR {statistics.mean(1 - t.named / t.known for t in harsh):.3f} (goal <= "
+          f"0.30), FAR on degraded strangers "
+          f"{statistics.mean(t.accepted / t.strangers for t in harsh):.3f} (goal <= 0.15); "
+          f"clean FAR {tallies['clean'].accepted / tallies['clean'].strangers:.3f} "
+          "(goal <= 0.10)")  # fmt: skip
 
 
 def merge(parts: list[Scores]) -> Scores:
@@ -201,17 +267,36 @@ def decision_cost() -> None:
     print(f"(training keeps at most {MAX_REFERENCES_PER_SPEAKER} rows a speaker; the first two "
           "layouts go past that to show the worst case)")  # fmt: skip
     for speakers, per in ((1, 10_000), (2, 5000), (6, 1000), (100, 100), (10_000, 1), (5_000, 200)):
-        rows = rng.standard_normal((speakers * per, 60)).astype(np.float32)
-        open_set = OpenSet(rows, np.arange(speakers + 1, dtype=np.int64) * per, 1.0)
+        open_set = random_open_set(rng, speakers, per)
         clips = rng.standard_normal((2000, 60))
         who = rng.integers(speakers, size=2000)
-        times = []
-        for z, s in zip(clips, who, strict=True):
-            started = time.perf_counter()
-            open_set.distance(z, int(s))
-            times.append(time.perf_counter() - started)
-        print(f"{len(rows):>15,} | {speakers:>8,} | {per:>14,} | "
-              f"{statistics.median(times) * 1e6:9.1f}")  # fmt: skip
+        us = median_us(open_set.distance, clips, who)
+        print(f"{speakers * per:>15,} | {speakers:>8,} | {per:>14,} | {us:9.1f}")
+    matched = random_open_set(rng, 6, 1000, {"noisy": random_open_set(rng, 6, 1000)})
+    clips, who = rng.standard_normal((2000, 60)), rng.integers(6, size=2000)
+    for condition in ("clean", "noisy"):
+        us = median_us(functools.partial(matched.judge, condition=condition), clips, who)
+        print(f"a clip that resembles a {condition} recording, 6 speakers, 1,000 rows a speaker "
+              f"(and as many matched): {us:.1f} us (goal <= 100)")  # fmt: skip
+
+
+def random_open_set(
+    rng: np.random.Generator, speakers: int, per: int, matched: dict[str, OpenSet] | None = None
+) -> OpenSet:
+    rows = rng.standard_normal((speakers * per, 60)).astype(np.float32)
+    return OpenSet(rows, np.arange(speakers + 1, dtype=np.int64) * per, 1.0, None, matched or {})
+
+
+def median_us(
+    judge: Callable[[np.ndarray, int], object], clips: np.ndarray, who: np.ndarray
+) -> float:
+    """Median microseconds of ``judge(clip, speaker)`` over ``clips`` and their ``who``."""
+    times = []
+    for z, s in zip(clips, who, strict=True):
+        started = time.perf_counter()
+        judge(z, int(s))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e6
 
 
 def main() -> int:

@@ -8,8 +8,9 @@ FLAC, 44.1 kHz stereo with silence padding, and clipping at half the peak. Print
 condition's median accuracy over the seeds (a refused clip counts as wrong), its change from
 clean, and the issue's goals per group; then, per condition, the decision's figures: the share of
 known clips named (coverage), how many of those rightly (precision), the share refused (FRR) and,
-of those, refused as a poor recording with a cause, and the share of strangers named (FAR):
-LibriSpeech-mini speakers cut into 1 s pieces at 8 kHz, under the same condition.
+of those, refused as a poor recording with a cause, the share of strangers named (FAR):
+LibriSpeech-mini speakers cut into 1 s pieces at 8 kHz, under the same condition, and the share of
+all known and of all strangers' clips refused as a poor recording.
 
 The alterations are this file's own, independent of ``pipeline.augment``; babble is real speech
 from LibriSpeech-mini, which training never sees. MP3 needs ``ffmpeg`` (for exact bitrates).
@@ -219,7 +220,7 @@ def stranger_folder(dest: Path) -> Path:
 
 
 DECISION_FIGURES = ("coverage", "named_precision", "false_reject_rate", "poor_recording",
-                    "false_accept_rate")  # fmt: skip
+                    "false_accept_rate", "poor_known", "poor_strangers")  # fmt: skip
 
 
 def decision_figures(report: dict[str, Any]) -> dict[str, float]:
@@ -237,6 +238,8 @@ def decision_figures(report: dict[str, Any]) -> dict[str, float]:
         "false_reject_rate": refused / known,
         "poor_recording": poor / refused if refused else float("nan"),
         "false_accept_rate": strangers["false_accept_rate"],
+        "poor_known": poor / known,
+        "poor_strangers": strangers["poor_recording"] / strangers["n"],
     }
 
 
@@ -249,8 +252,10 @@ def _finite_mean(values: list[float]) -> float:
 def print_decisions(figures: dict[str, dict[str, float]]) -> None:
     print("\nThe decision per condition, median over seeds: known FSDD clips named (coverage), "
           "rightly (precision), refused (FRR) and of those as a poor recording; strangers named "
-          "(FAR, LibriSpeech 1 s pieces under the same condition)")  # fmt: skip
-    print(f"{'condition':>28} | coverage | precision | FRR   | poor  | FAR")
+          "(FAR, LibriSpeech 1 s pieces under the same condition); the share of all known clips "
+          "and of all strangers' clips refused as a poor recording")  # fmt: skip
+    print(f"{'condition':>28} | coverage | precision | FRR   | poor  | FAR   | poor of known "
+          "| poor of strangers")  # fmt: skip
     for name, row in figures.items():
         values = " | ".join(f"{row[k]:.3f}" for k in DECISION_FIGURES)
         print(f"{name:>28} | {values}")
@@ -258,8 +263,11 @@ def print_decisions(figures: dict[str, dict[str, float]]) -> None:
         means = {k: _finite_mean([figures[n][k] for n in names]) for k in DECISION_FIGURES}
         print(f"{group:>8}: FRR {means['false_reject_rate']:.3f} (goal harsh <= 0.30, others <= "
               f"0.06), named precision {means['named_precision']:.3f}, poor recording "
-              f"{means['poor_recording']:.3f} of refusals, stranger FAR "
+              f"{means['poor_recording']:.3f} of refusals (goal harsh >= 0.50), stranger FAR "
               f"{means['false_accept_rate']:.3f}")  # fmt: skip
+    clean = figures["clean"]
+    print(f"   clean: poor recording on {clean['poor_known']:.3f} of known clips and "
+          f"{clean['poor_strangers']:.3f} of strangers' (goal <= 0.03 each)")  # fmt: skip
 
 
 def print_groups(median: dict[str, float]) -> None:

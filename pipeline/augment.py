@@ -38,6 +38,7 @@ __all__ = [
     "channel",
     "codec",
     "degrade",
+    "draw_condition",
     "dull",
     "overdrive",
     "reverb",
@@ -190,11 +191,17 @@ CONDITIONS: dict[str, Condition] = {
 }
 
 
+def draw_condition(rng: np.random.Generator) -> str:
+    """The name of the condition in :data:`CONDITIONS` a copy goes through: the first thing
+    :func:`degrade` draws, so that which condition made a copy is known without making it."""
+    return list(CONDITIONS)[int(rng.integers(len(CONDITIONS)))]
+
+
 def degrade(y: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """``y`` (1-D float32) through one condition drawn from :data:`CONDITIONS`, then played back
     at a level drawn from :data:`GAIN_DB` and clipped at full scale. Returns float32, same length.
     """
-    name = list(CONDITIONS)[int(rng.integers(len(CONDITIONS)))]
+    name = draw_condition(rng)
     x = CONDITIONS[name](y.astype(np.float64), sample_rate, rng)
     gain = 10 ** (rng.uniform(*GAIN_DB) / 20)
     return np.clip(x * gain, -1.0, 1.0).astype(np.float32)

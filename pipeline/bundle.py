@@ -317,10 +317,14 @@ def _load_bundle(path: Path) -> Bundle:
     meta = _read_metadata(path)
     network = load_network(_checked_file(path, NETWORK_FILE, meta.network_sha256))
     check_agreement(path, network, meta)
-    d, _, n = network.sizes
+    d, h, n = network.sizes
     open_set_file = _checked_file(path, OPEN_SET_FILE, meta.openset_sha256)
     check_npz_size(open_set_file, MAX_OPEN_SET_BYTES, what="an open set")
-    open_set = load_open_set(open_set_file, meta.open_set.threshold, n, d)
+    summary = meta.open_set
+    matched = {str(condition): t for condition, t in summary.matched.items()}
+    columns = d + (h if summary.hidden_weight > 0 else 0)
+    open_set = load_open_set(open_set_file, summary.threshold, n, columns, matched,
+                             summary.hidden_weight)  # fmt: skip
     return Bundle(path, meta, network, open_set)
 
 

@@ -200,6 +200,16 @@ class TrainConfig:
         "share of the training clips the open-set distance threshold rejects by leave-one-out "
         "(pipeline.openset)",
     )
+    matched_quantile: float = option(
+        0.15,
+        "share of the degraded copies each condition-matched open-set threshold rejects by "
+        "leave-one-recording-out (pipeline.openset)",
+    )
+    open_set_hidden_weight: float = option(
+        6.0,
+        "weight of the network's hidden activations beside the standardised histogram in the "
+        "open set's distances (pipeline.openset; 0: the histogram alone)",
+    )
     l2: float = option(
         1e-3,
         "weight decay on both kernels; it keeps scores from saturating at 1.0 on easy data, "
@@ -241,12 +251,14 @@ class TrainConfig:
         if not isinstance(self.crops, int) or isinstance(self.crops, bool) or self.crops < 0:
             raise ParameterError(f"crops={self.crops!r} must be an integer >= 0")
         _positive("learning_rate", self.learning_rate)
-        if not (math.isfinite(self.l2) and self.l2 >= 0):
-            raise ParameterError(f"l2={self.l2!r} must be >= 0")
+        for name in ("l2", "open_set_hidden_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ParameterError(f"{name}={getattr(self, name)!r} must be >= 0")
         if not 0 < self.val_fraction < 1:
             raise ParameterError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
-        if not 0 <= self.unknown_quantile < 1:
-            raise ParameterError(f"unknown_quantile={self.unknown_quantile!r} must be in [0, 1)")
+        for name in ("unknown_quantile", "matched_quantile"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ParameterError(f"{name}={getattr(self, name)!r} must be in [0, 1)")
         for name, kind in (("loss", Loss), ("device", Device)):
             choices = get_args(kind)
             if getattr(self, name) not in choices:

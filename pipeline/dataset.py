@@ -32,19 +32,23 @@ from pipeline.audio import (
     decode,
     read_clip_file,
 )
-from pipeline.augment import degrade, speech_crop
+from pipeline.augment import CONDITIONS, degrade, draw_condition, speech_crop
 from pipeline.config import FeatureConfig
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
 from pipeline.features import FEATURE_VERSION, histogram
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "NO_CONDITION",
     "Degradation",
     "Extraction",
     "FeatureCache",
     "Recording",
+    "condition_codes",
+    "copy_condition",
     "degraded_copy",
     "extract_features",
+    "file_digest",
     "file_features",
     "lowest_sample_rate",
     "process_pool",
@@ -126,6 +130,14 @@ def file_features(
     return histogram(y, cfg)
 
 
+def _copy_rng(digest: str, degradation: Degradation) -> np.random.Generator:
+    """The generator copy ``degradation`` of a file whose bytes' sha256 is ``digest`` (hex) is
+    drawn from."""
+    content = int.from_bytes(bytes.fromhex(digest)[:8], "little")
+    crop = [1] if degradation.crop else []
+    return np.random.default_rng([degradation.seed, degradation.copy, content, *crop])
+
+
 def degraded_copy(
     y: np.ndarray, data: bytes, sample_rate: int, degradation: Degradation
 ) -> np.ndarray:
@@ -134,12 +146,35 @@ def degraded_copy(
     Drawn from its seed, its copy number and the file's content, so the same file always gets
     the same copy, whichever process or machine computes it.
     """
-    content = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
+    rng = _copy_rng(hashlib.sha256(data).hexdigest(), degradation)
     if degradation.crop:
-        rng = np.random.default_rng([degradation.seed, degradation.copy, content, 1])
         return speech_crop(y, sample_rate, rng)
-    rng = np.random.default_rng([degradation.seed, degradation.copy, content])
     return degrade(y, sample_rate, rng)
+
+
+NO_CONDITION = -1  # the condition code of a crop, a missing copy or an unreadable file
+
+
+def copy_condition(digest: str, degradation: Degradation) -> str | None:
+    """The condition (``pipeline.augment.CONDITIONS``) that makes copy ``degradation`` of a
+    file whose bytes' sha256 is ``digest`` (hex), found without making the copy; None for a
+    crop."""
+    return None if degradation.crop else draw_condition(_copy_rng(digest, degradation))
+
+
+def condition_codes(
+    digests: Sequence[str | None], degradations: Sequence[Degradation]
+) -> np.ndarray:
+    """(files, degradations) int8: the index in ``pipeline.augment.CONDITIONS`` of the
+    condition that makes each copy of each file, given the sha256 of its bytes
+    (:func:`file_digest`); ``NO_CONDITION`` for a crop or a file without a digest."""
+    names = list(CONDITIONS)
+    codes = np.full((len(digests), len(degradations)), NO_CONDITION, dtype=np.int8)
+    for i, digest in enumerate(digests):
+        for j, degradation in enumerate(degradations):
+            name = None if digest is None else copy_condition(digest, degradation)
+            codes[i, j] = NO_CONDITION if name is None else names.index(name)
+    return codes
 
 
 class FeatureCache:
@@ -231,7 +266,7 @@ class Outcome(NamedTuple):
     lasting: bool
 
 
-def _digest(path: Path) -> str | None:
+def file_digest(path: Path) -> str | None:
     """The file's sha256, or None when it cannot be read (it is then decoded, and skipped)."""
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -315,7 +350,7 @@ def extract_features(
     cache = (
         FeatureCache(cache_dir, cfg, max_seconds, degradation) if cache_dir is not None else None
     )
-    keys = [_digest(r.path) if cache is not None else None for r in recordings]
+    keys = [file_digest(r.path) if cache is not None else None for r in recordings]
     missing = [
         i
         for i, k in enumerate(keys)

@@ -29,9 +29,10 @@ import numpy as np
 
 from pipeline import dataset
 from pipeline import train as training
+from pipeline.augment import CONDITIONS
 from pipeline.bundle import TRAIN_FEATURES_FILE, Bundle, load_bundle
 from pipeline.config import TrainConfig
-from pipeline.dataset import Degradation, Extraction, Recording
+from pipeline.dataset import NO_CONDITION, Degradation, Extraction, Recording
 from pipeline.errors import BundleError, DatasetError
 from pipeline.network import check_npz_size
 from pipeline.speakers import SpeakerStore
@@ -40,6 +41,7 @@ from pipeline.train import (
     TrainOptions,
     check_counts,
     copies_array,
+    copy_conditions,
     copy_plan,
     first_copies,
     split_indices,
@@ -88,6 +90,7 @@ class TrainingSet:
     split: np.ndarray  # (clips,) SPLIT_TRAIN or SPLIT_VALIDATION
     copies: np.ndarray  # (clips, copies, bands), NaN where a clip has no such copy
     enrolled: np.ndarray  # (clips,) bool
+    conditions: np.ndarray  # (clips, copies) int8: pipeline.train.copy_conditions
 
     def __len__(self) -> int:
         return len(self.speakers)
@@ -96,13 +99,14 @@ class TrainingSet:
         idx = np.flatnonzero(keep)
         return TrainingSet(self.features[idx], [self.speakers[i] for i in idx],
                            [self.files[i] for i in idx], self.split[idx], self.copies[idx],
-                           self.enrolled[idx])  # fmt: skip
+                           self.enrolled[idx], self.conditions[idx])  # fmt: skip
 
 
 def read_training_set(bundle: Bundle) -> TrainingSet:
     """The training set ``bundle`` keeps; raises :class:`BundleError` when it has none or it
     does not agree with the bundle. Bundles from before it kept splits and copies get the
-    split ``voiceid train`` made and no copies."""
+    split ``voiceid train`` made and no copies; bundles from before it kept which condition made
+    each copy, none (``NO_CONDITION``)."""
     path = bundle.path / TRAIN_FEATURES_FILE
     if not path.is_file():
         raise BundleError(
@@ -149,10 +153,30 @@ def _checked_training_set(bundle: Bundle, arrays: dict[str, np.ndarray], path: P
         problems.append(f"copies are {copies.shape}, expected ({n}, copies, {bands})")
     if enrolled.shape != (n,) or enrolled.dtype != bool:
         problems.append("enrolled is not one flag per row")
-    if problems:
+    conditions = _condition_codes(arrays, copies.shape[:2])
+    if conditions is None:
+        problems.append(f"copy_conditions are not one code per copy {copies.shape[:2]}")
+    if problems or conditions is None:
         raise BundleError(f"{path} does not check out: {'; '.join(problems)}")
     return TrainingSet(features, [names[i] for i in labels], [str(f) for f in arrays["files"]],
-                       split.astype(np.int8), copies.astype(np.float32), enrolled)  # fmt: skip
+                       split.astype(np.int8), copies.astype(np.float32), enrolled,
+                       conditions)  # fmt: skip
+
+
+def _condition_codes(arrays: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray | None:
+    """The training set's copy condition codes, as indices into today's
+    ``pipeline.augment.CONDITIONS`` (a name it no longer has: ``NO_CONDITION``); all
+    ``NO_CONDITION`` when it kept none; None when they do not fit ``shape``."""
+    codes, names = arrays.get("copy_conditions"), arrays.get("condition_names")
+    if codes is None or names is None:
+        return np.full(shape, NO_CONDITION, dtype=np.int8)
+    if codes.shape != shape or codes.dtype.kind != "i" or codes.min(initial=0) < NO_CONDITION:
+        return None
+    if codes.size and codes.max() >= len(names):
+        return None
+    today = list(CONDITIONS)
+    remap = np.array([today.index(str(n)) if str(n) in today else NO_CONDITION for n in names])
+    return np.where(codes == NO_CONDITION, NO_CONDITION, remap[codes]).astype(np.int8)
 
 
 def store_recordings(store: Path) -> list[Recording]:
@@ -176,9 +200,10 @@ def _train_options(bundle: Bundle, opts: EnrolOptions) -> TrainOptions:
 
 def _extract_new(
     new: Sequence[Recording], bundle: Bundle, topts: TrainOptions, progress: Progress
-) -> tuple[Extraction, np.ndarray, np.ndarray]:
-    """The new clips' rows, their split (stratified per speaker, as training splits) and their
-    degraded copies: every copy of a training clip, copy 0 of a validation clip."""
+) -> tuple[Extraction, np.ndarray, np.ndarray, np.ndarray]:
+    """The new clips' rows, their split (stratified per speaker, as training splits), their
+    degraded copies (every copy of a training clip, copy 0 of a validation clip) and which
+    condition made each."""
     cfg, tcfg = bundle.feature_config, topts.train
 
     def extract(
@@ -209,14 +234,17 @@ def _extract_new(
             column = Extraction(column.recordings + val.recordings,
                                 np.concatenate([column.features, val.features]))  # fmt: skip
         columns.append(column)
-    return clean, split, copies_array(clean, columns)
+    copies = copies_array(clean, columns)
+    digests = [dataset.file_digest(r.path) for r in clean.recordings]
+    return clean, split, copies, copy_conditions(digests, tcfg, copies, val_idx)
 
 
-def _joined_copies(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _joined_copies(a: np.ndarray, b: np.ndarray, fill: float) -> np.ndarray:
+    """``a`` above ``b``, both (clips, copies, ...), the narrower padded with ``fill``."""
     width = max(a.shape[1], b.shape[1])
 
     def padded(x: np.ndarray) -> np.ndarray:
-        pad = np.full((x.shape[0], width - x.shape[1], x.shape[2]), np.nan, dtype=np.float32)
+        pad = np.full((x.shape[0], width - x.shape[1], *x.shape[2:]), fill, dtype=x.dtype)
         return np.concatenate([x, pad], axis=1)
 
     return np.concatenate([padded(a), padded(b)])
@@ -240,7 +268,7 @@ def prepare_enrolment(
     """The base bundle's kept rows and the new clips', split and ready to fit."""
     opts.progress(_READ, "reading the model's training set")
     base = _kept_rows(read_training_set(bundle), opts)
-    clean, new_split, new_copies = _extract_new(new, bundle, topts, opts.progress)
+    clean, new_split, new_copies, new_conditions = _extract_new(new, bundle, topts, opts.progress)
     recordings = [Recording(Path(f), s) for f, s in zip(base.files, base.speakers, strict=True)]
     extraction = Extraction(recordings + clean.recordings,
                             np.concatenate([base.features, clean.features]),
@@ -255,7 +283,8 @@ def prepare_enrolment(
     y = np.array([labels.index(r.speaker) for r in extraction.recordings])
     split = np.concatenate([base.split, new_split])
     train_idx, val_idx = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
-    copies = _joined_copies(base.copies, new_copies)
+    copies = _joined_copies(base.copies, new_copies, np.nan)
+    conditions = _joined_copies(base.conditions, new_conditions, NO_CONDITION)
     tcfg = topts.train
     x_train, y_train = training_rows(
         extraction.features, y, train_idx, copies, tcfg.copies_per_clip
@@ -264,7 +293,7 @@ def prepare_enrolment(
     return Prepared(opts.root, opts.root, bundle.metadata.training.fmax_derived, labels,
                     bundle.feature_config, len(base) + len(new), extraction, y, train_idx, val_idx,
                     x_train, y_train, first_copies(copies, extraction, val_idx), copies,
-                    enrolled)  # fmt: skip
+                    enrolled, conditions)  # fmt: skip
 
 
 def enrol(

@@ -13,8 +13,8 @@ from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS, decode
 from pipeline.config import FeatureConfig
 from pipeline.openset import Decision, auroc, equal_weight_quantile
-from pipeline.predict import clip_quality
-from pipeline.quality.issues import CONDITIONS, Issue, condition, issues
+from pipeline.predict import Judged, clip_quality, judge_recordings
+from pipeline.quality.issues import CONDITIONS, Issue, condition
 
 __all__ = [
     "UNSURE_CEILING",
@@ -61,9 +61,10 @@ def classification_report(
     features: np.ndarray,
     speakers: Sequence[str],
     recording_issues: Sequence[Sequence[Issue]] | None = None,
+    conditions: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Closed-set figures for clips of known speakers, plus how many the decision rejects
-    (given each clip's ``recording_issues`` when measured).
+    (given each clip's ``recording_issues`` and the condition it resembles when measured).
 
     ``answers`` counts what a user is told, as the service tells it: ``named_right`` (the clip's
     speaker), ``named_wrong`` (another known speaker) and ``unknown``; ``named_right_rate`` and
@@ -73,7 +74,7 @@ def classification_report(
     index = {label: i for i, label in enumerate(labels)}
     truth = np.array([index[s] for s in speakers], dtype=int)
     if len(truth):
-        _, scores, _, reasons = decision.decide(features, recording_issues)
+        _, scores, _, reasons = decision.decide(features, recording_issues, conditions)
         predicted = scores.argmax(axis=1)
         accepted = np.array([r is None for r in reasons], dtype=bool)
     else:
@@ -114,16 +115,19 @@ def open_set_rates(
     decision: Decision,
     features: np.ndarray,
     recording_issues: Sequence[Sequence[Issue]] | None = None,
+    conditions: Sequence[str] | None = None,
 ) -> dict[str, float | int]:
-    """How many clips of speakers outside the model are accepted as someone (false accepts)."""
+    """How many clips of speakers outside the model are accepted as someone (false accepts),
+    and how many are refused as a poor recording."""
     if len(features) == 0:
-        return {"n": 0, "false_accept_rate": 0.0, "rejected": 0}
-    reasons = decision.decide(features, recording_issues)[3]
+        return {"n": 0, "false_accept_rate": 0.0, "rejected": 0, "poor_recording": 0}
+    reasons = decision.decide(features, recording_issues, conditions)[3]
     accepted = np.array([r is None for r in reasons], dtype=bool)
     return {
         "n": len(features),
         "false_accept_rate": float(accepted.mean()),
         "rejected": int((~accepted).sum()),
+        "poor_recording": reasons.count("poor_recording"),
     }
 
 
@@ -137,20 +141,21 @@ def condition_figures(
     labels: Sequence[str],
     features: np.ndarray,
     speakers: Sequence[str],
-    recording_issues: Sequence[Sequence[Issue]],
+    judged: Judged,
 ) -> dict[str, dict[str, float | int | None]]:
-    """Per recording condition a clip resembles (``pipeline.quality.issues.condition``), for
+    """Per recording condition a clip's issues point to (``pipeline.quality.issues.condition``;
+    each clip judged as ``judged`` says), for
     clips of known and unknown ``speakers`` alike: how many of the known clips are named
     (``coverage``), how many of those rightly (``named_precision``), how many are refused
     (``false_reject_rate``) and, of those, for their recording (``poor_recording``); and how
     many of the unknown speakers' clips are named (``false_accept_rate``). None: no such clip."""
-    _, scores, _, reasons = decision.decide(features, recording_issues)
+    _, scores, _, reasons = decision.decide(features, judged.causes, judged.conditions)
     index = {label: i for i, label in enumerate(labels)}
     truth = np.array([index.get(s, -1) for s in speakers], dtype=int)
     known = truth >= 0
     named = np.array([r is None for r in reasons], dtype=bool)
     poor = np.array([r == "poor_recording" for r in reasons], dtype=bool)
-    kinds = np.array([condition(found) for found in recording_issues])
+    kinds = np.array([condition(found) for found in judged.issues])
     figures: dict[str, dict[str, float | int | None]] = {}
     for kind in CONDITIONS:
         here = kinds == kind
@@ -171,13 +176,14 @@ def condition_figures(
 
 def measure_recordings(
     recordings: Sequence[dataset.Recording], cfg: FeatureConfig, max_seconds: float
-) -> list[tuple[Issue, ...]]:
-    """Each recording's issues for a model of ``cfg``, as ``pipeline.predict`` finds them."""
-    found = []
-    for recording in recordings:
-        clip = decode(recording.path, sample_rate=cfg.sample_rate, max_seconds=max_seconds)
-        found.append(issues(clip_quality(clip), cfg.fmax))
-    return found
+) -> Judged:
+    """Each recording's issues, signs and condition for a model of ``cfg``, as
+    ``pipeline.predict`` finds them."""
+    qualities = [
+        clip_quality(decode(r.path, sample_rate=cfg.sample_rate, max_seconds=max_seconds))
+        for r in recordings
+    ]
+    return judge_recordings(qualities, cfg.fmax)
 
 
 def evaluate_folder(
@@ -211,15 +217,17 @@ def evaluate_folder(
     speakers = [r.speaker for r in extraction.recordings]
     known = np.array([s in labels for s in speakers], dtype=bool)
     rows = extraction.features
-    found = measure_recordings(extraction.recordings, cfg, max_seconds)
+    judged = measure_recordings(extraction.recordings, cfg, max_seconds)
+    causes, kinds = judged.causes, judged.conditions
+    mine, others = np.flatnonzero(known), np.flatnonzero(~known)
     report = classification_report(
         decision, labels, rows[known], [s for s in speakers if s in labels],
-        [f for f, k in zip(found, known, strict=True) if k],
+        [causes[i] for i in mine], [kinds[i] for i in mine],
     )  # fmt: skip
     report["unknown_speakers"] = open_set_rates(
-        decision, rows[~known], [f for f, k in zip(found, known, strict=True) if not k]
+        decision, rows[~known], [causes[i] for i in others], [kinds[i] for i in others]
     )
-    report["conditions"] = condition_figures(decision, labels, rows, speakers, found)
+    report["conditions"] = condition_figures(decision, labels, rows, speakers, judged)
     known_rows = rows[known] if known.any() or known_rows is None else known_rows
     report["open_set_auroc"] = (
         auroc(decision.decide(known_rows)[2], decision.decide(rows[~known])[2])

@@ -26,6 +26,7 @@ from pydantic import (
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.config import CLASSIC_HIDDEN, FeatureConfig, TrainConfig
 from pipeline.network import OutputActivation
+from pipeline.quality.conditions import Matched
 
 __all__ = [
     "FORMAT_VERSION",
@@ -118,6 +119,18 @@ class OpenSetSummary(BaseModel):
     quantile: float = Field(ge=0, lt=1, description="share of training clips the threshold rejects")
     n_references: int = Field(ge=1, description="reference rows kept, all speakers together")
     leave_one_out_false_reject_rate: float = Field(ge=0, le=1)
+    hidden_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the hidden activations beside the standardised histogram in the "
+        "distances (0: the histogram alone, as in bundles made before it)",
+    )
+    matched: dict[Matched, float] = Field(
+        default_factory=dict,
+        description="the distance threshold for clips that resemble each degraded condition "
+        "(pipeline.quality.conditions), against the speaker's references made under it; none "
+        "in a bundle made before them: such clips are judged as clean ones",
+    )
 
 
 class ModelDescription(BaseModel):

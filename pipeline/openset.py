@@ -37,13 +37,30 @@ Identical rows (the same recording twice) are kept once, so duplicates cannot ti
 speaker keeps at most ``MAX_REFERENCES_PER_SPEAKER`` rows, spread over its clips by farthest-point
 sampling, so the cost of a decision is bounded whatever the number of speakers: it compares one
 clip with one speaker's rows.
+
+**The network's own view.** The space the distances are measured in is the network's
+standardised input, followed by its hidden activations times ``hidden_weight``
+(:func:`open_set_view`; 0: the input alone, as in bundles made before it). The hidden layer is
+what the network learnt to keep of a voice across the degraded copies it trained on, so it moves
+a degraded clip of a known voice less than the raw histogram does, and a stranger no closer.
+
+**Condition-matched references.** In the network's input space a degraded clip of a known voice
+lies about as far from that voice's clean clips as a stranger does. So a clip that resembles a
+degraded recording (``pipeline.quality.conditions``: clipped, band-limited, noisy) is also
+compared with its speaker's clean clips *and* the training clips' degraded copies made under that
+condition (``OpenSet.matched``), with a threshold of that condition's own: the ``1 - quantile``
+quantile of the copies' scaled distances to the nearest other reference by
+leave-one-*recording*-out, so that a copy's own clip and its other copies never count as its
+neighbours. It is accepted when either comparison passes, so a clean clip taken for a degraded
+one is never refused for it. A clean clip is judged against the clean clips alone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -58,6 +75,7 @@ __all__ = [
     "MAX_REFERENCES_PER_SPEAKER",
     "METHOD",
     "UNSCALED_METHOD",
+    "Copies",
     "Decision",
     "OpenSet",
     "Reason",
@@ -68,7 +86,9 @@ __all__ = [
     "equal_weight_quantile",
     "few_take_radii",
     "leave_one_out_distances",
+    "leave_one_recording_out_distances",
     "load_open_set",
+    "open_set_view",
     "save_open_set",
 ]
 
@@ -86,13 +106,18 @@ class OpenSet:
     offsets: (N + 1,) int64, speaker ``i``'s rows are ``references[offsets[i]:offsets[i + 1]]``;
     threshold: a clip farther than this from all its speaker's rows, in units of the speaker's
     scale, is unknown;
-    scales: (N,) each speaker's scale (see the module's text); None: all 1.
+    scales: (N,) each speaker's scale (see the module's text); None: all 1;
+    matched: the references and threshold for clips that resemble each degraded condition (see
+    the module's text); a condition without one is judged as a clean clip is;
+    hidden_weight: the weight of the hidden activations in the rows (:func:`open_set_view`).
     """
 
     references: np.ndarray
     offsets: np.ndarray
     threshold: float
     scales: np.ndarray | None = None
+    matched: Mapping[str, OpenSet] = field(default_factory=dict)
+    hidden_weight: float = 0.0
     # |r|^2 of each row, for d^2 = |r|^2 - 2 r.z + |z|^2 in one matrix-vector product
     norms: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -132,6 +157,18 @@ class OpenSet:
         """(B,) distances of standardised rows ``z`` (B, D) to their ``speakers``' nearest rows."""
         return np.array([self.distance(row, int(s)) for row, s in zip(z, speakers, strict=True)])
 
+    def judge(self, z: np.ndarray, speaker: int, condition: str) -> tuple[float, float]:
+        """The distance of a standardised row ``z`` (D,) whose recording resembles ``condition``
+        to ``speaker``, and the threshold it is held to: against the clean references, or the
+        condition's matched ones where that passes more easily (a clean clip taken for a
+        degraded one is never refused for it)."""
+        clean = self.distance(z, speaker), self.threshold
+        matched = self.matched.get(condition)
+        if matched is None:
+            return clean
+        other = matched.distance(z, speaker), matched.threshold
+        return min(clean, other, key=lambda pair: pair[0] / pair[1] if pair[1] > 0 else math.inf)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -142,28 +179,45 @@ class Decision:
     open_set: OpenSet | None = None
 
     def decide(
-        self, rows: np.ndarray, recording_issues: Sequence[Sequence[Issue]] | None = None
+        self,
+        rows: np.ndarray,
+        recording_issues: Sequence[Sequence[Issue]] | None = None,
+        conditions: Sequence[str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Reason | None]]:
-        """For raw feature rows (B, D), and each row's recording issues when known: hidden
+        """For raw feature rows (B, D), each row's recording issues and the condition its
+        recording resembles (``pipeline.quality.conditions``; clean when not given): hidden
         activations (B, H), scores (B, N), each row's distance (B,) (0 without an open set) and
         why it is unknown (None when accepted)."""
         hidden, scores = self.network.forward(rows)
         top = scores.argmax(axis=1)
-        if self.open_set is None:
-            distance = np.zeros(len(rows))
-        else:
-            distance = self.open_set.distances(self.network.standardise(rows), top)
+        kinds = list(conditions) if conditions is not None else ["clean"] * len(rows)
+        distance, threshold = np.zeros(len(rows)), np.full(len(rows), math.inf)
+        if self.open_set is not None:
+            z = _with_hidden(self.network.standardise(rows), hidden, self.open_set.hidden_weight)
+            for i, kind in enumerate(kinds):
+                distance[i], threshold[i] = self.open_set.judge(z[i], int(top[i]), kind)
         flawed = [bool(i) for i in recording_issues] if recording_issues else [False] * len(rows)
         reasons = [
-            self.reason(float(d), float(score), has_issue)
-            for d, score, has_issue in zip(distance, scores.max(axis=1), flawed, strict=True)
+            self.reason(float(d), float(score), has_issue, float(t))
+            for d, score, has_issue, t in zip(
+                distance, scores.max(axis=1), flawed, threshold, strict=True
+            )
         ]
         return hidden, scores, distance, reasons
 
-    def reason(self, distance: float, top_score: float, poor_recording: bool) -> Reason | None:
+    def reason(
+        self,
+        distance: float,
+        top_score: float,
+        poor_recording: bool,
+        threshold: float | None = None,
+    ) -> Reason | None:
         """Why a clip at ``distance`` with ``top_score`` is unknown, None when it is not; a
-        refused clip of a ``poor_recording`` is refused for its recording."""
-        threshold = math.inf if self.open_set is None else self.open_set.threshold
+        refused clip of a ``poor_recording`` is refused for its recording. ``threshold`` is the
+        distance threshold of the condition the clip resembles (the open set's own when not
+        given)."""
+        if threshold is None:
+            threshold = math.inf if self.open_set is None else self.open_set.threshold
         if distance <= threshold and top_score >= self.unsure_below:
             return None
         if poor_recording:
@@ -171,31 +225,60 @@ class Decision:
         return "far" if distance > threshold else "unsure"
 
 
+def _with_hidden(z: np.ndarray, hidden: np.ndarray, weight: float) -> np.ndarray:
+    """Standardised rows ``z`` (B, D), followed by their ``hidden`` activations (B, H) times
+    ``weight`` unless it is 0."""
+    return np.concatenate([z, weight * hidden], axis=1) if weight > 0 else z
+
+
+def open_set_view(network: Network, rows: np.ndarray, hidden_weight: float) -> np.ndarray:
+    """Raw feature rows (B, D) as the open set measures them: standardised, then (unless
+    ``hidden_weight`` is 0) the network's hidden activations times ``hidden_weight``."""
+    z = network.standardise(np.asarray(rows, dtype=np.float64))
+    return _with_hidden(z, network.forward_standardised(z)[0], hidden_weight)
+
+
 def _distinct(rows: np.ndarray) -> np.ndarray:
-    """``rows`` without repeats, in their first order: the same clip twice counts once."""
+    """Indices of ``rows`` without repeats, in their first order: the same clip twice counts
+    once."""
     _, first = np.unique(rows, axis=0, return_index=True)
-    return rows[np.sort(first)]
+    return np.sort(first)
 
 
 def _farthest_points(rows: np.ndarray, limit: int) -> np.ndarray:
-    """At most ``limit`` of ``rows``, spread out: each next one is the farthest from those taken.
-    Deterministic: it starts from the row nearest the mean."""
+    """Indices of at most ``limit`` of ``rows``, spread out: each next one is the farthest from
+    those taken. Deterministic: it starts from the row nearest the mean."""
     if len(rows) <= limit:
-        return rows
+        return np.arange(len(rows))
     taken = [int(np.argmin(((rows - rows.mean(axis=0)) ** 2).sum(axis=1)))]
     nearest = ((rows - rows[taken[0]]) ** 2).sum(axis=1)
     for _ in range(limit - 1):
         taken.append(int(np.argmax(nearest)))
         nearest = np.minimum(nearest, ((rows - rows[taken[-1]]) ** 2).sum(axis=1))
-    return rows[np.sort(taken)]
+    return np.sort(taken)
+
+
+def _kept(rows: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of the distinct ``rows`` a speaker keeps as references, at most ``limit``."""
+    distinct = _distinct(rows)
+    return distinct[_farthest_points(rows[distinct], limit)]
 
 
 def leave_one_out_distances(rows: np.ndarray) -> np.ndarray:
     """(n,) distance from each of ``rows`` (n, D) to its nearest other row; inf when alone."""
+    return leave_one_recording_out_distances(rows, np.arange(len(rows)), np.ones(len(rows), bool))
+
+
+def leave_one_recording_out_distances(
+    rows: np.ndarray, recordings: np.ndarray, judged: np.ndarray
+) -> np.ndarray:
+    """Distance from each of the ``judged`` rows (a (n,) bool mask of ``rows`` (n, D)) to the
+    nearest row of another recording (``recordings``: (n,) one id per row); inf when none."""
     squared = np.einsum("ij,ij->i", rows, rows)
-    gram = squared[:, None] - 2 * rows @ rows.T + squared[None, :]
-    np.fill_diagonal(gram, np.inf)
-    return np.sqrt(np.maximum(gram.min(axis=1), 0.0))
+    picked = rows[judged]
+    gram = squared[judged][:, None] - 2 * picked @ rows.T + squared[None, :]
+    gram[recordings[judged][:, None] == recordings[None, :]] = np.inf
+    return np.sqrt(np.maximum(gram.min(axis=1, initial=np.inf), 0.0))
 
 
 def equal_weight_quantile(values: Sequence[np.ndarray], q: float) -> float:
@@ -213,6 +296,18 @@ def equal_weight_quantile(values: Sequence[np.ndarray], q: float) -> float:
     return float(pooled[order][index])
 
 
+@dataclass(frozen=True)
+class Copies:
+    """Degraded copies of training clips, for condition-matched references: standardised rows
+    ``rows`` (m, D), the index ``of`` the clean row each is a copy of (m,), and the condition
+    a clip made under theirs resembles (``pipeline.quality.conditions.MATCHED``), "" for none
+    (m,)."""
+
+    rows: np.ndarray
+    of: np.ndarray
+    conditions: np.ndarray
+
+
 def calibrate(
     z: np.ndarray,
     labels: np.ndarray,
@@ -220,29 +315,83 @@ def calibrate(
     quantile: float,
     *,
     limit: int = MAX_REFERENCES_PER_SPEAKER,
+    copies: Copies | None = None,
+    copy_quantile: float = 0.15,
+    hidden_weight: float = 0.0,
+    inputs: int | None = None,
 ) -> tuple[OpenSet, np.ndarray]:
-    """An :class:`OpenSet` from standardised training rows ``z`` (n, D) with integer ``labels``,
-    whose threshold keeps ``1 - quantile`` of them by leave-one-out, each speaker weighing the
-    same; also those distances, scaled."""
-    if not 0 <= quantile < 1:
-        raise ParameterError(f"quantile={quantile!r} must be in [0, 1)")
+    """An :class:`OpenSet` from training rows ``z`` (n, D) as :func:`open_set_view` makes them
+    with ``hidden_weight``, with integer ``labels``, whose threshold keeps ``1 - quantile`` of
+    them by leave-one-out, each speaker weighing the same; also those distances, scaled. With
+    ``copies`` of those rows, a matched open set for each condition they were made under, whose
+    threshold keeps ``1 - copy_quantile`` of them by leave-one-recording-out (see the module's
+    text). ``inputs``: how many of ``z``'s columns are the network's standardised input (all of
+    them when None); the rest are the hidden view's."""
+    for name, value in (("quantile", quantile), ("copy_quantile", copy_quantile)):
+        if not 0 <= value < 1:
+            raise ParameterError(f"{name}={value!r} must be in [0, 1)")
     parts, loo = [], []
     for speaker in range(n_speakers):
-        rows = _distinct(z[labels == speaker].astype(np.float32))
+        rows = z[labels == speaker].astype(np.float32)
         if len(rows) == 0:
             raise ParameterError(f"speaker {speaker} has no training rows for the open set")
-        rows = _farthest_points(rows, limit)
-        parts.append(rows)
-        loo.append(leave_one_out_distances(rows.astype(np.float64)))
-    threshold, scales = _threshold_and_scales(loo, effective_dimension(parts, loo=loo), quantile,
-                                              z.shape[1])  # fmt: skip
+        parts.append(rows[_kept(rows, limit)])
+        loo.append(leave_one_out_distances(parts[-1].astype(np.float64)))
+    dimension = effective_dimension(parts, loo=loo)
+    spread = _view_spread(z, z.shape[1] if inputs is None else inputs)
+    threshold, scales = _threshold_and_scales(loo, dimension, quantile, spread)
     scaled = [d / s for d, s in zip(loo, scales, strict=True)]
+    matched = (
+        {}
+        if copies is None
+        else _matched(z, labels, n_speakers, copies, copy_quantile, (limit, dimension))
+    )
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-    return OpenSet(np.concatenate(parts), offsets, threshold, scales), np.concatenate(scaled)
+    open_set = OpenSet(np.concatenate(parts), offsets, threshold, scales, matched, hidden_weight)
+    return open_set, np.concatenate(scaled)
+
+
+def _matched(
+    z: np.ndarray, labels: np.ndarray, n_speakers: int, copies: Copies, quantile: float,
+    limit_and_dimension: tuple[int, float],
+) -> dict[str, OpenSet]:  # fmt: skip
+    """For each condition of ``copies``, every speaker's clean rows and copies made under it,
+    and the threshold that keeps ``1 - quantile`` of those copies by leave-one-recording-out."""
+    limit, dimension = limit_and_dimension
+    matched = {}
+    for condition in sorted(set(copies.conditions.tolist()) - {""}):
+        parts, loo = [], []
+        for speaker in range(n_speakers):
+            clean = np.flatnonzero(labels == speaker)
+            made = (copies.conditions == condition) & (labels[copies.of] == speaker)
+            theirs = np.flatnonzero(made)
+            rows = np.concatenate([z[clean], copies.rows[theirs]]).astype(np.float32)
+            recordings = np.concatenate([clean, copies.of[theirs]])
+            keep = _kept(rows, limit)
+            parts.append(rows[keep])
+            judged = keep >= len(clean)  # the copies are judged, the clean rows were
+            loo.append(leave_one_recording_out_distances(
+                parts[-1].astype(np.float64), recordings[keep], judged))  # fmt: skip
+        scales = count_scales(np.array([len(p) for p in parts]), dimension)
+        threshold = equal_weight_quantile([d / s for d, s in zip(loo, scales, strict=True)],
+                                          1 - quantile)  # fmt: skip
+        if math.isfinite(threshold):
+            offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+            matched[condition] = OpenSet(np.concatenate(parts), offsets, threshold, scales)
+    return matched
+
+
+def _view_spread(z: np.ndarray, inputs: int) -> float:
+    """The root-mean-square distance of a row from the centre of all rows, as the view is made:
+    ``sqrt(inputs)`` for the standardised input (each band has unit variance on the training
+    rows), plus the variance the hidden view's columns of ``z`` add."""
+    hidden = z[:, inputs:]
+    extra = float(hidden.astype(np.float64).var(axis=0).sum()) if hidden.size else 0.0
+    return math.sqrt(inputs + extra)
 
 
 def _threshold_and_scales(
-    loo: Sequence[np.ndarray], dimension: float, quantile: float, n_inputs: int
+    loo: Sequence[np.ndarray], dimension: float, quantile: float, spread: float
 ) -> tuple[float, np.ndarray]:
     """The threshold and each speaker's scale. With speakers of ``MIN_CLIPS_TO_MEASURE`` rows or
     more beside speakers with fewer, both come from the measured ones alone (so teaching a voice
@@ -259,7 +408,7 @@ def _threshold_and_scales(
     scaled = [d / s for d, s, m in zip(loo, scales, measured, strict=True) if m]
     threshold = equal_weight_quantile(scaled, 1 - quantile)
     scales[~measured] = few_take_radii([d for d, m in zip(loo, measured, strict=True) if not m],
-                                       n_inputs) / threshold  # fmt: skip
+                                       spread) / threshold  # fmt: skip
     return threshold, scales
 
 
@@ -308,19 +457,21 @@ FEW_TAKES_CAP = 1.0  # ... but at most this many times sqrt(D), a training row's
 # from the centre of all of them (every band has unit variance in the standardised space)
 
 
-def few_take_radii(loo: Sequence[np.ndarray], n_inputs: int) -> np.ndarray:
+def few_take_radii(loo: Sequence[np.ndarray], spread: float) -> np.ndarray:
     """Each speaker's radius, in standardised units, for voices with too few takes to place the
     threshold's tail themselves: the larger of ``FEW_TAKES_MARGIN`` times the median of its
     leave-one-out distances ``loo`` and the largest of them (a fresh take from another sitting
     lands farther than a dozen takes lie from one another), at most
-    ``FEW_TAKES_CAP * sqrt(n_inputs)``, about where other people's voices lie from its takes
-    whatever their spread (``bench/enrol.py``'s FSDD rows); the cap for a voice of one take."""
+    ``FEW_TAKES_CAP * spread``, about where other people's voices lie from its takes whatever
+    their spread (``bench/enrol.py``'s FSDD rows), ``spread`` being the root-mean-square distance
+    of a row from the centre of all rows (``sqrt(D)`` for D standardised bands); the cap for a
+    voice of one take."""
     radii = []
     for distances in loo:
         finite = distances[np.isfinite(distances)]
         radii.append(max(FEW_TAKES_MARGIN * float(np.median(finite)), float(finite.max()))
                      if finite.size else math.inf)  # fmt: skip
-    return np.minimum(np.array(radii), FEW_TAKES_CAP * math.sqrt(n_inputs))
+    return np.minimum(np.array(radii), FEW_TAKES_CAP * spread)
 
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float | None:
@@ -341,22 +492,55 @@ def auroc(known: np.ndarray, unknown: np.ndarray) -> float | None:
 
 
 def save_open_set(open_set: OpenSet, path: Path) -> None:
-    """Write the reference rows and offsets to ``path`` as an uncompressed ``.npz`` (no pickles);
-    the threshold lives in the bundle's metadata."""
+    """Write the reference rows, offsets and scales to ``path`` as an uncompressed ``.npz`` (no
+    pickles), each matched condition's under its name (``telephone.references``, ...); the
+    thresholds live in the bundle's metadata."""
+    arrays = {"references": open_set.references, "offsets": open_set.offsets,
+              "scales": np.asarray(open_set.scales)}  # fmt: skip
+    for condition, matched in open_set.matched.items():
+        arrays |= {f"{condition}.{name}": value for name, value in (
+            ("references", matched.references), ("offsets", matched.offsets),
+            ("scales", np.asarray(matched.scales)))}  # fmt: skip
     with path.open("wb") as f:
-        np.savez(f, references=open_set.references, offsets=open_set.offsets,
-                 scales=np.asarray(open_set.scales))  # fmt: skip
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
-def load_open_set(path: Path, threshold: float, n_speakers: int, n_inputs: int) -> OpenSet:
-    """The :class:`OpenSet` in ``path`` for a network of ``n_inputs`` and ``n_speakers``;
-    :class:`BundleError` naming what is wrong when it is unreadable or does not fit."""
+def load_open_set(
+    path: Path,
+    threshold: float,
+    n_speakers: int,
+    n_inputs: int,
+    matched: Mapping[str, float] | None = None,
+    hidden_weight: float = 0.0,
+) -> OpenSet:
+    """The :class:`OpenSet` in ``path`` for ``n_speakers`` and rows of ``n_inputs`` columns
+    (:func:`open_set_view`'s with ``hidden_weight``), with the ``matched`` conditions' (name:
+    threshold; none for a bundle made before them); :class:`BundleError` naming what is wrong
+    when it is unreadable or does not fit."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            references = np.asarray(data["references"], dtype=np.float32)
-            offsets = np.asarray(data["offsets"], dtype=np.int64)
-            scales = np.asarray(data["scales"], np.float64) if "scales" in data.files else None
+            arrays = {name: data[name] for name in data.files}
     except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+    conditions = {
+        condition: _open_set_of(arrays, f"{condition}.", path, limit, n_speakers, n_inputs)
+        for condition, limit in (matched or {}).items()
+    }
+    found = _open_set_of(arrays, "", path, threshold, n_speakers, n_inputs, conditions)
+    return dataclasses.replace(found, hidden_weight=hidden_weight)
+
+
+def _open_set_of(
+    arrays: Mapping[str, np.ndarray], prefix: str, path: Path, threshold: float,
+    n_speakers: int, n_inputs: int, matched: Mapping[str, OpenSet] | None = None,
+) -> OpenSet:  # fmt: skip
+    """The open set whose arrays are named ``prefix`` + references, offsets, scales."""
+    try:
+        references = np.asarray(arrays[f"{prefix}references"], dtype=np.float32)
+        offsets = np.asarray(arrays[f"{prefix}offsets"], dtype=np.int64)
+        scales = arrays.get(f"{prefix}scales")
+        scales = None if scales is None else np.asarray(scales, np.float64)
+    except (KeyError, ValueError, TypeError) as exc:
         raise BundleError(f"cannot read {path}: {exc}") from exc
     if (
         references.ndim != 2
@@ -364,12 +548,12 @@ def load_open_set(path: Path, threshold: float, n_speakers: int, n_inputs: int) 
         or offsets.shape != (n_speakers + 1,)
     ):
         raise BundleError(
-            f"{path}: references {references.shape} and offsets {offsets.shape} do not fit a "
-            f"network of {n_inputs} inputs and {n_speakers} speakers"
+            f"{path}: {prefix}references {references.shape} and offsets {offsets.shape} do not "
+            f"fit a network of {n_inputs} inputs and {n_speakers} speakers"
         )
     if not np.all(np.isfinite(references)):
-        raise BundleError(f"{path}: the reference rows hold non-finite values")
+        raise BundleError(f"{path}: the {prefix}reference rows hold non-finite values")
     try:
-        return OpenSet(references, offsets, threshold, scales)
+        return OpenSet(references, offsets, threshold, scales, matched or {})
     except ParameterError as exc:
         raise BundleError(f"{path}: {exc}") from exc

@@ -13,6 +13,7 @@ from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
 from pipeline.features import Stft, histogram, stft
 from pipeline.openset import Reason
+from pipeline.quality.conditions import causes, resembles, signs
 from pipeline.quality.issues import Issue, issues
 from pipeline.quality.measures import Quality, measure
 
@@ -20,11 +21,13 @@ __all__ = [
     "ADVICE",
     "REASON_WORDS",
     "UNKNOWN",
+    "Judged",
     "Prediction",
     "clip_features",
     "clip_histogram",
     "clip_quality",
     "clip_spectrum",
+    "judge_recordings",
     "predict_clip",
     "predict_features",
     "reason_in_words",
@@ -56,8 +59,9 @@ def reason_in_words(reason: str) -> str:
 class Prediction:
     """The answer for one clip. ``best`` is the top label even when ``speaker`` is unknown;
     ``reason`` says why it is: "far" (from every clip of ``best``), "unsure" (between
-    speakers) or "poor_recording" (its first issue the likely cause); ``distance`` is the clip's
-    distance to ``best``'s nearest training clip; ``quality`` and ``issues`` describe the
+    speakers) or "poor_recording" (its first issue, else its first sign, the likely cause);
+    ``distance`` is the clip's distance to ``best``'s nearest reference of the condition the
+    recording resembles (``condition``); ``quality``, ``issues`` and ``signs`` describe the
     recording when it was measured (``pipeline.quality``)."""
 
     speaker: str
@@ -71,11 +75,14 @@ class Prediction:
     hidden: np.ndarray  # (hidden,) sigmoid activations in [0, 1]
     quality: Quality | None = None
     issues: tuple[Issue, ...] = ()
+    signs: tuple[Issue, ...] = ()
+    condition: str = "clean"
 
     @property
     def cause(self) -> Issue | None:
-        """The issue a "poor_recording" refusal names: the most telling one."""
-        return self.issues[0] if self.reason == "poor_recording" else None
+        """What a "poor_recording" refusal names: the most telling issue, else sign blamed."""
+        blamed = causes(self.issues, self.signs)
+        return blamed[0] if self.reason == "poor_recording" and blamed else None
 
     @property
     def advice(self) -> str | None:
@@ -83,6 +90,32 @@ class Prediction:
         if self.reason is None:
             return None
         return self.cause.advice if self.cause else ADVICE[self.reason]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What clips' recordings say, one entry per clip: its issues (``pipeline.quality.issues``),
+    its signs of a degraded recording and the condition it resembles
+    (``pipeline.quality.conditions``)."""
+
+    issues: list[tuple[Issue, ...]]
+    signs: list[tuple[Issue, ...]]
+    conditions: list[str]
+
+    @property
+    def causes(self) -> list[tuple[Issue, ...]]:
+        """Each clip's issues, then the signs that may be blamed: a refusal with any is a poor
+        recording's."""
+        return [causes(found, seen) for found, seen in zip(self.issues, self.signs, strict=True)]
+
+
+def judge_recordings(qualities: Sequence[Quality], band_hz: float) -> Judged:
+    """The issues, signs and condition of each clip of ``qualities`` for a model that listens up
+    to ``band_hz``."""
+    found = [signs(q, band_hz) for q in qualities]
+    return Judged([issues(q, band_hz) for q in qualities],
+                  [tuple(issue for _, issue in f) for f in found],
+                  [resembles(f) for f in found])  # fmt: skip
 
 
 def predict_features(
@@ -95,8 +128,10 @@ def predict_features(
     """Predictions for feature rows (B, n_bands), with each row's recording ``qualities`` when
     measured; ``threshold`` overrides the bundle's top-score ("unsure") threshold."""
     rows = np.atleast_2d(features)
-    found = [issues(q, bundle.feature_config.fmax) for q in qualities] if qualities else None
-    hidden, scores, distance, reasons = bundle.decision(threshold).decide(rows, found)
+    judged = judge_recordings(qualities, bundle.feature_config.fmax) if qualities else None
+    hidden, scores, distance, reasons = bundle.decision(threshold).decide(
+        rows, judged.causes if judged else None, judged.conditions if judged else None
+    )
     out = []
     for i, k in enumerate(scores.argmax(axis=1)):
         out.append(
@@ -111,7 +146,9 @@ def predict_features(
                 histogram=rows[i],
                 hidden=hidden[i],
                 quality=qualities[i] if qualities else None,
-                issues=found[i] if found else (),
+                issues=judged.issues[i] if judged else (),
+                signs=judged.signs[i] if judged else (),
+                condition=judged.conditions[i] if judged else "clean",
             )
         )
     return out

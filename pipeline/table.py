@@ -38,7 +38,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -667,6 +667,7 @@ class TrainingFeatures:
     degraded: list[Extraction] | None
     first_copies: Extraction | None
     fmax_derived: bool
+    digests: dict[Recording, str] = field(default_factory=dict)  # a table's sha256 of each file
 
     def first_copies_of(self, recordings: list[Recording]) -> Extraction | None:
         """Copy 0 of each of ``recordings`` that has one; None from a folder."""
@@ -749,5 +750,7 @@ def training_features(
     degraded = [copy_rows(copy) for copy in range(degraded_copies)]
     drawn_alike = info.degraded_copies > 0 and info.degrade_seed == degrade_seed
     first = copy_rows(0) if drawn_alike else Extraction([], np.zeros((0, n_bands), np.float32))
+    digests = {r: sha for r, sha in zip(recordings, table.column("sha256").to_pylist(),
+                                        strict=True) if sha}  # fmt: skip
     return TrainingFeatures(Path(), recordings, info.cfg, clean, degraded, first,
-                            info.fmax_derived)  # fmt: skip
+                            info.fmax_derived, digests)  # fmt: skip

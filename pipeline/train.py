@@ -26,6 +26,7 @@ import numpy as np
 
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.augment import CONDITIONS
 from pipeline.bundle import TRAIN_FEATURES_FILE, write_bundle
 from pipeline.config import (
     MIN_CLIPS_PER_SPEAKER,
@@ -34,7 +35,7 @@ from pipeline.config import (
     derived_feature_config,
     option,
 )
-from pipeline.dataset import Degradation, Extraction, Recording
+from pipeline.dataset import NO_CONDITION, Degradation, Extraction, Recording
 from pipeline.errors import DatasetError
 from pipeline.evaluate import (
     UNSURE_QUANTILE,
@@ -45,7 +46,8 @@ from pipeline.evaluate import (
 from pipeline.features import FEATURE_VERSION
 from pipeline.metadata import Metrics, ModelDescription, OpenSetSummary, TrainingRecord, created_now
 from pipeline.network import Network
-from pipeline.openset import Decision, OpenSet, calibrate
+from pipeline.openset import Copies, Decision, OpenSet, calibrate, open_set_view
+from pipeline.quality.conditions import MATCHED_BY_AUGMENT
 
 if TYPE_CHECKING:  # importing pipeline.model loads TensorFlow: only train() does, when it fits
     from pipeline.model import EpochCallback, FitResult
@@ -57,9 +59,11 @@ __all__ = [
     "Prepared",
     "TrainOptions",
     "assess",
+    "copy_conditions",
     "copy_plan",
     "feature_config_for",
     "fit_and_calibrate",
+    "matched_copies",
     "prepare",
     "split_indices",
     "train",
@@ -211,6 +215,37 @@ def first_copies(data_copies: np.ndarray, extraction: Extraction, idx: np.ndarra
                       data_copies[kept, 0].reshape(len(kept), data_copies.shape[2]))  # fmt: skip
 
 
+def copy_conditions(
+    digests: Sequence[str | None], tcfg: TrainConfig, copies: np.ndarray, val_idx: np.ndarray
+) -> np.ndarray:
+    """(clips, copies) int8: which condition of ``pipeline.augment.CONDITIONS`` made each of
+    ``copies`` (as :func:`copies_array` makes them: :func:`copy_plan`'s columns, and copy 0 of
+    each validation clip ``val_idx`` in column 0) of the clips whose files' sha256 are
+    ``digests``; ``NO_CONDITION`` for a crop, a missing copy or a clip without a digest."""
+    plan = [Degradation(tcfg.seed, copy, crop=crop) for copy, crop in copy_plan(tcfg)]
+    plan = plan[: copies.shape[1]]  # a feature table's copies come without crops
+    codes = np.full(copies.shape[:2], NO_CONDITION, dtype=np.int8)
+    if plan:
+        codes[:, : len(plan)] = dataset.condition_codes(digests, plan)
+    validation = [digests[i] for i in val_idx]
+    codes[val_idx, 0] = dataset.condition_codes(validation, [Degradation(tcfg.seed, 0)])[:, 0]
+    codes[~np.isfinite(copies).all(axis=2)] = NO_CONDITION
+    return codes
+
+
+def matched_copies(data: Prepared, network: Network, hidden_weight: float) -> Copies:
+    """The training clips' copies made under a condition a clip may resemble
+    (``pipeline.quality.conditions.MATCHED_BY_AUGMENT``), as ``network`` shows them to the open
+    set (``pipeline.openset.open_set_view``), for the condition-matched open sets; ``of`` counts
+    within the training split."""
+    kind_of = np.array(["", *(MATCHED_BY_AUGMENT.get(name, "") for name in CONDITIONS)])
+    kinds = kind_of[data.conditions[data.train_idx].astype(int) + 1]  # NO_CONDITION: ""
+    copies = data.copies[data.train_idx]
+    clip, column = np.nonzero((kinds != "") & np.isfinite(copies).all(axis=2))
+    rows = copies[clip, column].reshape(len(clip), copies.shape[2])
+    return Copies(open_set_view(network, rows, hidden_weight), clip, kinds[clip, column])
+
+
 def _held_out(
     folder: Path, fitted: Fitted, labels: list[str], cfg: FeatureConfig, opts: TrainOptions,
     known_rows: np.ndarray | None = None,
@@ -248,6 +283,7 @@ class Prepared:
     val_degraded: Extraction  # a degraded copy of each validation clip, to report on
     copies: np.ndarray  # (clips, copies, bands) degraded rows, NaN where a clip has none
     enrolled: np.ndarray  # (clips,) bool: the row came from a speaker store (pipeline.enrol)
+    conditions: np.ndarray  # (clips, copies) int8: copy_conditions, which condition made each
 
     @property
     def speakers(self) -> list[str]:
@@ -299,17 +335,20 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
     x_train, y_train = training_rows(
         extraction.features, y, train_idx, copies, tcfg.copies_per_clip
     )
+    digests = [feats.digests.get(r) or dataset.file_digest(r.path) for r in extraction.recordings]
+    conditions = copy_conditions(digests, tcfg, copies, val_idx)
     return Prepared(data_dir, feats.root, feats.fmax_derived, labels, cfg, len(feats.recordings),
                     extraction, y, train_idx, val_idx, x_train, y_train, val_degraded, copies,
-                    np.zeros(len(y), dtype=bool))  # fmt: skip
+                    np.zeros(len(y), dtype=bool), conditions)  # fmt: skip
 
 
 def fit_and_calibrate(
     data: Prepared, tcfg: TrainConfig, on_epoch: EpochCallback | None = None
 ) -> Fitted:
     """Standardise on the training rows, train the network, calibrate the open set on the
-    training split's clean clips at ``tcfg.unknown_quantile``, and set the "unsure" threshold that
-    keeps all but ``UNSURE_QUANTILE`` of the validation clips."""
+    training split's clean clips at ``tcfg.unknown_quantile`` and, matched to each condition, on
+    their degraded copies at ``tcfg.matched_quantile``, and set the "unsure" threshold that keeps
+    all but ``UNSURE_QUANTILE`` of the validation clips."""
     mean = data.x_train.mean(axis=0)
     scale = data.x_train.std(axis=0)
     scale = np.where(scale > 1e-6, scale, 1.0)  # a constant band carries no information
@@ -322,10 +361,14 @@ def fit_and_calibrate(
     network = network_from_model(result.model, mean, scale)
     _, val_scores = network.forward(x_val)
     threshold = calibrate_threshold(val_scores.max(axis=1), UNSURE_QUANTILE, data.y[data.val_idx])
-    z_train = network.standardise(data.extraction.features[data.train_idx])
+    weight = tcfg.open_set_hidden_weight
+    z_train = open_set_view(network, data.extraction.features[data.train_idx], weight)
+    copies = matched_copies(data, network, weight)
     open_set, loo = calibrate(
-        z_train, data.y[data.train_idx], len(data.labels), tcfg.unknown_quantile
-    )
+        z_train, data.y[data.train_idx], len(data.labels), tcfg.unknown_quantile,
+        copies=copies, copy_quantile=tcfg.matched_quantile, hidden_weight=weight,
+        inputs=data.x_train.shape[1],
+    )  # fmt: skip
     return Fitted(network, threshold, open_set, loo, result)
 
 
@@ -389,6 +432,8 @@ def describe(
             leave_one_out_false_reject_rate=float(
                 np.mean(fitted.loo_distances > fitted.open_set.threshold)
             ),
+            hidden_weight=fitted.open_set.hidden_weight,
+            matched={c: m.threshold for c, m in fitted.open_set.matched.items()},
         ),
         output_activation=fitted.network.output_activation,
         architecture=fitted.network.sizes,
@@ -440,8 +485,9 @@ SPLIT_TRAIN, SPLIT_VALIDATION = 0, 1  # train_features.npz's ``split`` values
 def training_set_arrays(data: Prepared, degrade_seed: int) -> dict[str, np.ndarray]:
     """What a bundle keeps of its training set (``train_features.npz``), enough to train a
     successor without the recordings (``pipeline.enrol``): every clip's row, label, file and
-    split, its degraded copies (NaN where it has none), their seed, and which rows came from
-    a speaker store."""
+    split, its degraded copies (NaN where it has none), their seed and which condition made
+    each (an index into ``condition_names``, -1 for none), and which rows came from a speaker
+    store."""
     split = np.full(len(data.y), SPLIT_TRAIN, dtype=np.int8)
     split[data.val_idx] = SPLIT_VALIDATION
     return {
@@ -452,6 +498,8 @@ def training_set_arrays(data: Prepared, degrade_seed: int) -> dict[str, np.ndarr
         "split": split,
         "copies": data.copies,
         "degrade_seed": np.array(degrade_seed),
+        "copy_conditions": data.conditions,
+        "condition_names": np.array(list(CONDITIONS)),
         "enrolled": data.enrolled,
     }
 

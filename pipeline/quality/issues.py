@@ -16,6 +16,9 @@ from typing import Literal, get_args
 from pipeline.quality.measures import Quality
 
 __all__ = [
+    "ADVICE_BAND",
+    "ADVICE_CLIPPED",
+    "ADVICE_NOISY",
     "BAND_SHARE",
     "CONDITIONS",
     "MAX_CLIPPED_FRACTION",
@@ -71,6 +74,8 @@ class Issue:
 
 
 ADVICE_BAND = "record directly with a microphone, not through a phone call or a compressed file"
+ADVICE_CLIPPED = "lower the microphone gain or move back from the microphone"
+ADVICE_NOISY = "record somewhere quieter, or closer to the microphone"
 
 
 def _short(q: Quality, band: float) -> Issue | None:
@@ -84,8 +89,8 @@ def _clipped(q: Quality, band: float) -> Issue | None:
     if q.clipped_fraction <= MAX_CLIPPED_FRACTION:
         return None
     problem = f"the recording is clipped ({100 * q.clipped_fraction:.1f} % of samples at the peak)"
-    advice = "lower the microphone gain or move back from the microphone"
-    return Issue("clipped_fraction", q.clipped_fraction, MAX_CLIPPED_FRACTION, problem, advice)
+    return Issue("clipped_fraction", q.clipped_fraction, MAX_CLIPPED_FRACTION, problem,
+                 ADVICE_CLIPPED)  # fmt: skip
 
 
 def _band_limited(q: Quality, band: float) -> Issue | None:
@@ -103,7 +108,7 @@ def _noisy(q: Quality, band: float) -> Issue | None:
         return None
     return Issue("snr_db", q.snr_db, MIN_SNR_DB,
                  f"too much background noise (speech {q.snr_db:.0f} dB above it)",
-                 "record somewhere quieter, or closer to the microphone")  # fmt: skip
+                 ADVICE_NOISY)  # fmt: skip
 
 
 def _quiet(q: Quality, band: float) -> Issue | None:

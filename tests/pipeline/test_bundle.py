@@ -28,8 +28,9 @@ from pipeline.config import FeatureConfig, default_fmax
 from pipeline.errors import BundleError
 from pipeline.evaluate import calibrate_threshold
 from pipeline.features import FEATURE_VERSION
-from pipeline.metadata import ModelDescription
+from pipeline.metadata import ModelDescription, OpenSetSummary
 from pipeline.network import save_network
+from pipeline.openset import OpenSet
 from tests.helpers import MODEL_DIR, ROOT
 
 BUNDLE_FILES = [
@@ -381,6 +382,37 @@ def test_an_invalid_feature_config_is_refused(trained_copy: Path) -> None:
 
 
 # Writing
+
+
+def test_a_bundle_from_before_the_hidden_view_and_matched_references_loads_as_before(
+    tmp_path: Path, trained_bundle: Path
+) -> None:
+    trained = load_bundle(trained_bundle)
+    d = trained.network.sizes[0]
+    plain = OpenSet(trained.open_set.references[:, :d], trained.open_set.offsets, 4.0)
+    summary = trained.metadata.open_set.model_dump(exclude={"hidden_weight", "matched"})
+    description = _description(trained).model_copy(update={"open_set": OpenSetSummary(**summary)})
+    write_bundle(tmp_path / "old", network=trained.network, open_set=plain,
+                 description=description, files={}, arrays={})  # fmt: skip
+    meta = json.loads((tmp_path / "old" / "metadata.json").read_text())
+    del meta["open_set"]["hidden_weight"], meta["open_set"]["matched"]
+    (tmp_path / "old" / "metadata.json").write_text(json.dumps(meta))
+
+    old = load_bundle(tmp_path / "old")
+
+    assert (old.open_set.hidden_weight, old.open_set.matched) == (0.0, {})
+    assert old.open_set.references.shape[1] == d
+    rows = np.zeros((1, d))
+    assert old.decision().decide(rows, None, ["noisy"])[2] == old.decision().decide(rows)[2]
+
+
+def test_a_trained_bundle_measures_in_the_hidden_view(trained_bundle: Path) -> None:
+    bundle = load_bundle(trained_bundle)
+    d, h, _ = bundle.network.sizes
+
+    assert bundle.metadata.open_set.hidden_weight == bundle.open_set.hidden_weight == 6.0
+    assert bundle.open_set.references.shape[1] == d + h
+    assert all(m.references.shape[1] == d + h for m in bundle.open_set.matched.values())
 
 
 def test_write_bundle_records_format_version_and_checksum(tmp_path: Path) -> None:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pipeline import augment
 from pipeline.config import FeatureConfig
 from pipeline.dataset import (
+    NO_CONDITION,
     PARALLEL_MIN_FILES,
     Degradation,
     FeatureCache,
     Recording,
+    condition_codes,
+    copy_condition,
+    degraded_copy,
     extract_features,
+    file_digest,
     file_features,
     lowest_sample_rate,
     scan_folder,
@@ -177,6 +184,51 @@ def test_degraded_copies_are_fixed_by_seed_copy_and_content(tmp_path: Path) -> N
     assert not np.array_equal(first, clean)
     assert not np.array_equal(first, second)
     assert not np.array_equal(first, other_seed)
+
+
+def test_a_copys_condition_is_known_without_making_it_and_is_the_one_that_makes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = encode(tone(440, seconds=0.5))
+    made: list[str] = []
+
+    def spy(name: str) -> augment.Condition:
+        def apply(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+            made.append(name)
+            return y
+
+        return apply
+
+    for name in augment.CONDITIONS:
+        monkeypatch.setitem(augment.CONDITIONS, name, spy(name))
+    digest = hashlib.sha256(data).hexdigest()
+    told = [copy_condition(digest, Degradation(0, copy)) for copy in range(8)]
+
+    for copy in range(8):
+        degraded_copy(tone(440, seconds=0.5), data, SR, Degradation(0, copy))
+
+    assert made == told
+    assert len(set(told)) > 1  # the copies go through several conditions
+    assert copy_condition(digest, Degradation(0, 0, crop=True)) is None
+
+
+def test_condition_codes_index_the_conditions_and_mark_crops_and_unknown_files(
+    tmp_path: Path,
+) -> None:
+    _tones(tmp_path, "alice", [300.0])
+    (path,) = [r.path for r in scan_folder(tmp_path)]
+    digests = [file_digest(path), file_digest(tmp_path / "gone.wav")]
+    plan = [Degradation(0, 0), Degradation(0, 1), Degradation(0, 0, crop=True)]
+
+    codes = condition_codes(digests, plan)
+
+    names = list(augment.CONDITIONS)
+    assert digests[0] == hashlib.sha256(path.read_bytes()).hexdigest() and digests[1] is None
+    assert codes.dtype == np.int8
+    assert codes.tolist() == [
+        [names.index(str(copy_condition(str(digests[0]), d))) for d in plan[:2]] + [NO_CONDITION],
+        [NO_CONDITION] * 3,
+    ]
 
 
 def test_each_degraded_copy_has_its_own_cache_file(tmp_path: Path) -> None:

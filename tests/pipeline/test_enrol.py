@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipeline.augment import CONDITIONS
 from pipeline.bundle import TRAIN_FEATURES_FILE, load_bundle
 from pipeline.config import hidden_units
+from pipeline.dataset import NO_CONDITION
 from pipeline.demo.synth import VoiceSpec, write_demo_data
 from pipeline.enrol import (
     EnrolOptions,
@@ -57,6 +59,9 @@ def test_the_shipped_bundle_keeps_its_training_set_with_splits_and_copies() -> N
     assert has_copy[kept.split == 0].all()  # every training clip has its copies and crops
     assert has_copy[kept.split == 1, 0].all() and not has_copy[kept.split == 1, 1:].any()
     assert not kept.enrolled.any()
+    # Which condition made each degraded copy; none for the crops
+    assert ((kept.conditions[:, :4] != NO_CONDITION) == has_copy[:, :4]).all()
+    assert (kept.conditions[:, 4:] == NO_CONDITION).all()
 
 
 @pytest.mark.slow
@@ -181,6 +186,44 @@ def test_a_training_set_that_disagrees_with_its_bundle_is_refused(bundle_copy: P
     np.savez(path, **(arrays | {"split": np.full(len(arrays["labels"]), 7)}))
 
     with pytest.raises(BundleError, match=r"split is not one 0 \(train\) or 1 \(validation\)"):
+        read_training_set(load_bundle(bundle_copy))
+
+
+def _rewrite_training_set(bundle: Path, change: dict[str, np.ndarray | None]) -> None:
+    path = bundle / TRAIN_FEATURES_FILE
+    with np.load(path) as npz:
+        arrays = {k: v for k, v in (dict(npz) | change).items() if v is not None}
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+
+
+def test_a_training_set_from_before_copy_conditions_has_none(bundle_copy: Path) -> None:
+    _rewrite_training_set(bundle_copy, {"copy_conditions": None, "condition_names": None})
+
+    kept = read_training_set(load_bundle(bundle_copy))
+
+    assert kept.conditions.shape == kept.copies.shape[:2]
+    assert (kept.conditions == NO_CONDITION).all()
+
+
+def test_copy_conditions_are_read_by_name(bundle_copy: Path) -> None:
+    names = list(CONDITIONS)
+    n, width = read_training_set(load_bundle(bundle_copy)).copies.shape[:2]
+    codes = np.full((n, width), NO_CONDITION, dtype=np.int8)
+    codes[:, 0], codes[:, 1] = 0, 1  # the first and second of the names the file keeps
+    kept_names = np.array([names[2], "gone", *names[3:]])
+    _rewrite_training_set(bundle_copy, {"copy_conditions": codes, "condition_names": kept_names})
+
+    kept = read_training_set(load_bundle(bundle_copy))
+
+    assert (kept.conditions[:, 0] == 2).all()  # today's index of that name
+    assert (kept.conditions[:, 1] == NO_CONDITION).all()  # a condition training no longer has
+
+
+def test_copy_conditions_that_do_not_fit_the_copies_are_refused(bundle_copy: Path) -> None:
+    _rewrite_training_set(bundle_copy, {"copy_conditions": np.zeros((3, 1), dtype=np.int8),
+                                        "condition_names": np.array(list(CONDITIONS))})  # fmt: skip
+
+    with pytest.raises(BundleError, match=r"copy_conditions are not one code per copy \(200, 6\)"):
         read_training_set(load_bundle(bundle_copy))
 
 

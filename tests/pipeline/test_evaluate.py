@@ -15,6 +15,7 @@ from pipeline.evaluate import (
     open_set_rates,
 )
 from pipeline.openset import Decision, OpenSet
+from pipeline.predict import Judged
 from pipeline.quality.issues import Issue
 from tests.helpers import switch_network
 
@@ -115,11 +116,14 @@ def test_open_set_rates_count_unknown_clips_that_pass() -> None:
     rates = open_set_rates(Decision(net, 0.9), np.array([LEFT, [1.0, 0.0]]))
 
     assert scores[1].tolist() == [0.5, 0.5]
-    assert rates == {"n": 2, "false_accept_rate": 0.5, "rejected": 1}
+    assert rates == {"n": 2, "false_accept_rate": 0.5, "rejected": 1, "poor_recording": 0}
+    poor = open_set_rates(Decision(net, 0.9), np.array([[1.0, 0.0]]), [(CLIPPED,)])
+    assert (poor["rejected"], poor["poor_recording"]) == (1, 1)
     assert open_set_rates(Decision(net, 0.9), np.zeros((0, 2))) == {
         "n": 0,
         "false_accept_rate": 0.0,
         "rejected": 0,
+        "poor_recording": 0,
     }
 
 
@@ -157,9 +161,10 @@ def test_condition_figures_split_known_and_unknown_clips_by_their_recording() ->
     far_left = [2.0, 3.0]  # refused as far from "left"; as poor_recording when its recording is
     features = np.array([LEFT, RIGHT, far_left, LEFT, far_left, LEFT, far_left])
     speakers = ["left", "left", "left", "left", "left", "nobody", "nobody"]
-    found = [(), (), (), (CLIPPED,), (CLIPPED, NOISY), (), (NOISY,)]
+    found: list[tuple[Issue, ...]] = [(), (), (), (CLIPPED,), (CLIPPED, NOISY), (), (NOISY,)]
+    judged = Judged(found, [()] * len(found), ["clean"] * len(found))
 
-    figures = condition_figures(_near_left_only(2.5), LABELS, features, speakers, found)
+    figures = condition_figures(_near_left_only(2.5), LABELS, features, speakers, judged)
 
     assert figures["clean"] == {
         "n": 3, "coverage": 2 / 3, "named_precision": 1 / 2, "false_reject_rate": 1 / 3,

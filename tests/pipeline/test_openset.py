@@ -13,6 +13,7 @@ from pipeline.openset import (
     DEFAULT_DIMENSION,
     FEW_TAKES_CAP,
     FEW_TAKES_MARGIN,
+    Copies,
     Decision,
     OpenSet,
     auroc,
@@ -22,10 +23,13 @@ from pipeline.openset import (
     equal_weight_quantile,
     few_take_radii,
     leave_one_out_distances,
+    leave_one_recording_out_distances,
     load_open_set,
+    open_set_view,
     save_open_set,
 )
 from pipeline.quality.issues import Issue
+from tests.helpers import switch_network
 
 # Speaker 0 at x = 0, 1, 3 on a line; speaker 1 at x = 10, 12, 16. As many clips each: every
 # scale is 1.
@@ -95,9 +99,9 @@ def test_a_voice_of_a_dozen_takes_beside_measured_ones_gets_its_own_radius() -> 
     assert open_set.threshold == dense_alone.threshold  # its takes do not set the threshold ...
     assert open_set.scales is not None and open_set.scales[0] == 1.0  # ... nor the others' scale
     loo = leave_one_out_distances(sparse)
-    assert radius == pytest.approx(few_take_radii([loo], 3)[0])
+    assert radius == pytest.approx(few_take_radii([loo], np.sqrt(3))[0])
     widest = max(FEW_TAKES_MARGIN * np.median(loo), loo.max())
-    assert few_take_radii([loo], 3)[0] == min(widest, FEW_TAKES_CAP * np.sqrt(3))
+    assert few_take_radii([loo], np.sqrt(3))[0] == min(widest, FEW_TAKES_CAP * np.sqrt(3))
 
 
 @pytest.mark.parametrize(
@@ -110,7 +114,21 @@ def test_a_voice_of_a_dozen_takes_beside_measured_ones_gets_its_own_radius() -> 
     ],
 )
 def test_a_few_take_radius_has_known_answers(gaps: list[float], radius: float) -> None:
-    assert few_take_radii([np.array(gaps)], 16)[0] == pytest.approx(radius)  # sqrt(16) = 4
+    assert few_take_radii([np.array(gaps)], 4.0)[0] == pytest.approx(radius)
+
+
+def test_the_hidden_view_widens_the_few_take_cap_by_the_variance_it_adds() -> None:
+    rng = np.random.default_rng(3)
+    dense = rng.standard_normal((400, 2))
+    lone = np.array([[50.0, 50.0]])  # a voice of one take: its radius is the cap
+    z = np.concatenate([dense, lone])
+    hidden = np.concatenate([np.zeros(200), np.full(200, 4.0), [2.0]])[:, None]  # variance 4.0
+    labels = np.repeat([0, 1], [400, 1])
+
+    open_set, _ = calibrate(np.hstack([z, hidden]), labels, 2, quantile=0.05, inputs=2)
+    assert open_set.scales is not None
+    spread = np.sqrt(2 + hidden[:, 0].var())
+    assert open_set.threshold * open_set.scales[1] == pytest.approx(FEW_TAKES_CAP * spread)
 
 
 def test_duplicate_clips_do_not_tighten_the_threshold() -> None:
@@ -258,3 +276,114 @@ def test_decide_takes_each_rows_recording_issues() -> None:
 
     assert reasons == ["unsure", "poor_recording"]
     assert decision.decide(ROWS[:2])[3] == ["unsure", "unsure"]
+
+
+# Condition-matched references. Noisy copies of clips 0 and 1 (speaker 0) and of clips 3 and 4
+# (speaker 1), 5 above their clean rows.
+NOISY = Copies(np.array([[0.0, 5.0], [1.0, 5.0], [10.0, 5.0], [12.0, 5.0]]), np.array([0, 1, 3, 4]),
+               np.array(["noisy"] * 4))  # fmt: skip
+
+
+def test_leave_one_recording_out_skips_every_row_of_the_same_recording() -> None:
+    rows = np.array([[0.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 4.0]])
+    recordings = np.array([0, 0, 1, 2])  # rows 0 and 1: a clip and its copy
+
+    distances = leave_one_recording_out_distances(rows, recordings, np.array([0, 1, 1, 0], bool))
+
+    assert distances.tolist() == [3.0, 3.0]  # row 1 to row 3, not to row 0 1 away
+    alone = leave_one_recording_out_distances(rows[:2], recordings[:2], np.ones(2, bool))
+    assert alone.tolist() == [np.inf, np.inf]
+
+
+def test_a_matched_threshold_holds_the_copies_by_leave_one_recording_out() -> None:
+    # Speaker 0's copies lie 1 apart, speaker 1's 2 apart; each copy's own clean row is 5 away
+    # and never counts.
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.0)
+    half, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.5)
+
+    assert list(open_set.matched) == ["noisy"]
+    noisy = open_set.matched["noisy"]
+    assert noisy.threshold == 2.0 and half.matched["noisy"].threshold == 1.0
+    assert noisy.offsets.tolist() == [0, 5, 10]  # each speaker's clean rows and its copies
+    assert open_set.threshold == 4.0  # the clean threshold is the clean rows' alone
+
+
+def test_a_clip_is_judged_by_its_conditions_references_where_they_pass_more_easily() -> None:
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.0)
+    noisy_clip, clean_clip = np.array([0.5, 5.0]), np.array([2.0, 0.0])
+
+    assert open_set.judge(noisy_clip, 0, "noisy") == (0.5, 2.0)
+    assert open_set.judge(noisy_clip, 0, "clean") == pytest.approx((np.sqrt(25.25), 4.0))
+    assert open_set.judge(noisy_clip, 0, "clipped") == pytest.approx((np.sqrt(25.25), 4.0))
+    # A clean clip taken for a noisy one keeps the clean judgement when it passes more easily.
+    assert open_set.judge(clean_clip, 0, "noisy") == (1.0, 4.0)
+
+
+def test_decide_judges_each_row_under_the_condition_its_recording_resembles() -> None:
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.0)
+    network = Network(np.zeros((2, 1)), np.zeros(1), np.zeros((1, 2)), np.zeros(2),
+                      "softmax", np.zeros(2), np.ones(2))  # fmt: skip
+    decision = Decision(network, 0.4, open_set)  # every row's top speaker is 0
+    rows = np.array([[0.5, 5.0], [0.5, 5.0]])
+
+    _, _, distance, reasons = decision.decide(rows, None, ["noisy", "clean"])
+
+    assert reasons == [None, "far"]
+    assert distance.tolist() == [0.5, pytest.approx(np.sqrt(25.25))]
+    assert decision.decide(rows)[3] == ["far", "far"]  # without conditions: all clean
+
+
+def test_matched_references_survive_a_round_trip_and_old_files_have_none(tmp_path: Path) -> None:
+    open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.0)
+    path = tmp_path / "openset.npz"
+    save_open_set(open_set, path)
+
+    loaded = load_open_set(path, 4.0, 2, 2, {"noisy": 2.0})
+    without = load_open_set(path, 4.0, 2, 2)
+
+    np.testing.assert_array_equal(loaded.matched["noisy"].references,
+                                  open_set.matched["noisy"].references)  # fmt: skip
+    assert loaded.matched["noisy"].threshold == 2.0
+    assert without.matched == {}
+    with pytest.raises(BundleError, match=r"cannot read .*'clipped\.references'"):
+        load_open_set(path, 4.0, 2, 2, {"clipped": 2.0})
+
+
+def test_calibrate_refuses_a_copy_quantile_outside_0_to_1() -> None:
+    with pytest.raises(ParameterError, match=r"copy_quantile=1.0 must be in \[0, 1\)"):
+        calibrate(ROWS, LABELS, 2, quantile=0.05, copies=NOISY, copy_quantile=1.0)
+
+
+def test_the_open_set_view_adds_the_weighted_hidden_activations() -> None:
+    network = switch_network()  # standardises x[0] = 2 to +2, hidden units about (1, 0)
+    rows = np.array([[2.0, 3.0]])
+    hidden = network.forward(rows)[0]
+
+    plain, weighted = open_set_view(network, rows, 0.0), open_set_view(network, rows, 5.0)
+
+    assert plain.tolist() == [[2.0, 3.0]]
+    np.testing.assert_allclose(weighted, [[2.0, 3.0, *(5.0 * hidden[0])]])
+
+
+def test_decide_measures_distances_in_the_view_the_open_set_was_calibrated_in() -> None:
+    network = switch_network()
+    references = open_set_view(network, np.array([[2.0, 0.0], [0.0, 0.0]]), 5.0)
+    open_set = OpenSet(references.astype(np.float32), np.array([0, 1, 2]), 0.5,
+                       hidden_weight=5.0)  # fmt: skip
+    rows = np.array([[2.0, 0.0], [2.0, 1.0]])  # a reference itself; one 1 away in the input
+
+    _, _, distance, reasons = Decision(network, 0.0, open_set).decide(rows)
+
+    np.testing.assert_allclose(distance, [0.0, 1.0], atol=1e-6)
+    assert reasons == [None, "far"]
+
+
+def test_an_open_set_of_the_hidden_view_loads_with_its_weight(tmp_path: Path) -> None:
+    open_set = OpenSet(np.zeros((2, 4), np.float32), np.array([0, 1, 2]), 1.0, hidden_weight=6.0)
+    save_open_set(open_set, tmp_path / "openset.npz")
+
+    loaded = load_open_set(tmp_path / "openset.npz", 1.0, 2, 4, hidden_weight=6.0)
+
+    assert loaded.hidden_weight == 6.0
+    with pytest.raises(BundleError, match="do not fit a network of 2 inputs"):
+        load_open_set(tmp_path / "openset.npz", 1.0, 2, 2)

@@ -120,6 +120,26 @@ def test_a_refused_clip_of_a_poor_recording_names_its_issue(
     assert poor.advice == poor.cause.advice
 
 
+def test_a_refusal_with_a_sign_of_a_degraded_recording_blames_the_sign(
+    bundle: Bundle, demo_data: Path
+) -> None:
+    clip = decode(demo_data / "David" / "hello_000.wav", sample_rate=16000)
+    row = histogram(clip.samples, bundle.feature_config)
+    clean = clip_quality(clip)
+    lightly_clipped = dataclasses.replace(clean, clipped_fraction=0.005)  # a sign, not an issue
+    noisy = dataclasses.replace(clean, snr_db=5.0, bandwidth_hz=clean.available_hz)
+
+    [clipped, hissing] = predict_features(
+        bundle, np.stack([row, row]), threshold=1.01, qualities=[lightly_clipped, noisy]
+    )
+
+    assert (clipped.condition, clipped.issues, clipped.reason) == ("clipped", (), "poor_recording")
+    assert clipped.cause is not None and clipped.cause == clipped.signs[0]
+    assert clipped.cause.measure == "clipped_fraction"
+    # A noisy sign picks the references a clip is judged by, but a refusal never blames it.
+    assert (hissing.condition, hissing.reason, hissing.cause) == ("noisy", "unsure", None)
+
+
 def test_predict_clip_measures_the_recording_on_its_source_band(
     bundle: Bundle, demo_data: Path
 ) -> None:

@@ -149,6 +149,8 @@ def test_train_from_table_is_train_from_folder(
     assert table_.metadata.training == folder.metadata.training
     for name in ARRAY_NAMES:  # the weights and the normalisation, bit for bit
         assert np.array_equal(getattr(table_.network, name), getattr(folder.network, name)), name
+    # The same copies, made under the same conditions, give the same matched open sets.
+    assert table_.metadata.open_set.matched == folder.metadata.open_set.matched
 
 
 @pytest.mark.parametrize(

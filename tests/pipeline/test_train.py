@@ -9,9 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.bundle import load_bundle
+from pipeline.augment import CONDITIONS
+from pipeline.bundle import TRAIN_FEATURES_FILE, load_bundle
 from pipeline.config import FeatureConfig, TrainConfig
-from pipeline.dataset import scan_folder
+from pipeline.dataset import (
+    NO_CONDITION,
+    Degradation,
+    copy_condition,
+    file_digest,
+    scan_folder,
+)
 from pipeline.demo.synth import VOICES, write_demo_data
 from pipeline.errors import DatasetError
 from pipeline.train import (
@@ -127,6 +134,37 @@ def test_the_open_set_is_calibrated_on_the_training_clips(trained_bundle: Path) 
     assert summary.threshold == bundle.open_set.threshold
     assert summary.n_references == len(bundle.open_set.references) <= 20  # the training split
     assert summary.leave_one_out_false_reject_rate <= summary.quantile + 0.1
+
+
+def test_the_bundle_records_which_condition_made_each_copy(
+    trained_bundle: Path, demo_data: Path
+) -> None:
+    with np.load(trained_bundle / TRAIN_FEATURES_FILE) as npz:
+        arrays = dict(npz)
+    codes, has_copy = arrays["copy_conditions"], np.isfinite(arrays["copies"]).all(axis=2)
+    names = arrays["condition_names"].tolist()
+
+    assert names == list(CONDITIONS)
+    assert codes.shape == has_copy.shape == (len(arrays["files"]), 4 + 2)
+    assert (codes[:, 4:] == NO_CONDITION).all()  # the crops
+    assert ((codes[:, :4] != NO_CONDITION) == has_copy[:, :4]).all()
+    for i, file in enumerate(arrays["files"]):
+        digest = file_digest(demo_data / str(file))
+        assert digest is not None
+        made = [copy_condition(digest, Degradation(0, c)) for c in range(4)]
+        assert [names[k] for k in codes[i, :4] if k != NO_CONDITION] == [
+            m for m, has in zip(made, has_copy[i, :4], strict=True) if has
+        ]
+
+
+def test_the_open_set_is_matched_to_the_conditions_of_the_copies(trained_bundle: Path) -> None:
+    bundle = load_bundle(trained_bundle)
+
+    thresholds = {c: m.threshold for c, m in bundle.open_set.matched.items()}
+    assert thresholds == bundle.metadata.open_set.matched
+    assert set(thresholds) == {"clipped", "band-limited", "noisy"}
+    for matched in bundle.open_set.matched.values():  # a speaker's clean rows and copies
+        assert (np.diff(matched.offsets) > np.diff(bundle.open_set.offsets)).all()
 
 
 def test_metadata_records_training_settings(

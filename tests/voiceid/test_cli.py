@@ -105,7 +105,7 @@ def test_evaluate_json_scores_known_and_counts_unknown_speakers(
         for label in ("David", "Steve")
     }
     unknown = report["unknown_speakers"]
-    assert sorted(unknown) == ["false_accept_rate", "n", "rejected"]
+    assert sorted(unknown) == ["false_accept_rate", "n", "poor_recording", "rejected"]
     assert unknown["n"] == TEST_CLIPS
     assert unknown["rejected"] == round(TEST_CLIPS * (1 - unknown["false_accept_rate"]))
     assert report["skipped"] == []

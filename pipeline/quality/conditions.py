@@ -1,0 +1,132 @@
+"""Which recording condition a clip resembles, from its quality measures alone.
+
+The open set (``pipeline.openset``) compares a clip with a speaker's references made under the
+condition the clip resembles: a clean clip with the clean training clips, a clip that sounds like
+a phone line with the training clips' band-limited copies as well. What a clip resembles is told
+by *signs*: measures past limits milder than those of ``pipeline.quality.issues`` (where a
+recording leaves what the model was trained on). Every sign is a measure of the recording against
+itself and against the band it really has, never of the voice, so that a voice the model has
+never heard is judged like a known one:
+
+- ``clipped``: more than ``CLIPPED_SIGN`` of the samples sit flat on the peak;
+- ``band-limited``: the voice's low band lies more than ``LOW_BAND_SIGN_DB`` below its mid band,
+  or the bandwidth reaches less than ``BAND_SIGN_SHARE`` of the speech band the recording has
+  (an 8 kHz recording is judged against 4 kHz, not against 8);
+- ``noisy``: the speech stands less than ``NOISY_SIGN_DB`` above a background that fills the whole
+  band the recording has (within ``FULL_BAND_HZ`` of its top).
+
+A refused clip with a sign of clipping or of a band limit is refused as a poor recording, the
+sign its cause (``blames``). A noisy sign is never blamed: the background of a short, trimmed
+take is hard to measure, and clean takes of voices a model has never heard show it as often as
+noise-covered ones of known voices are refused; only the noise issue (``pipeline.quality.issues``)
+is.
+
+``MATCHED_BY_AUGMENT`` says which of the training copies' conditions (``pipeline.augment``) make
+references for each condition a clip may resemble.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal, get_args
+
+from pipeline.quality.issues import (
+    ADVICE_BAND,
+    ADVICE_CLIPPED,
+    ADVICE_NOISY,
+    SPEECH_BAND_HZ,
+    Issue,
+)
+from pipeline.quality.measures import Quality
+
+__all__ = [
+    "BAND_SIGN_SHARE",
+    "CLIPPED_SIGN",
+    "FULL_BAND_HZ",
+    "LOW_BAND_SIGN_DB",
+    "MATCHED",
+    "MATCHED_BY_AUGMENT",
+    "NOISY_SIGN_DB",
+    "Matched",
+    "blames",
+    "causes",
+    "resembles",
+    "signs",
+]
+
+Matched = Literal["clipped", "band-limited", "noisy"]
+MATCHED: tuple[Matched, ...] = get_args(Matched)
+MATCHED_BY_AUGMENT: dict[str, Matched] = {
+    "overdrive": "clipped",
+    "noise": "noisy",
+    "telephone": "band-limited",
+    "codec": "band-limited",
+    "dull": "band-limited",
+}
+
+CLIPPED_SIGN = 0.002  # share of samples flat on the peak; clean takes stay below 0.001
+LOW_BAND_SIGN_DB = -18.0  # dB of the low band (60-250 Hz) against the mid (250 Hz-1 kHz)
+BAND_SIGN_SHARE = 0.85  # of the speech band within the model's and the recording's band
+NOISY_SIGN_DB = 10.0  # dB of speech above the background
+FULL_BAND_HZ = 100.0  # a background this close to the recording's top fills its band
+
+
+def _clipped(q: Quality, band: float) -> Issue | None:
+    if q.clipped_fraction <= CLIPPED_SIGN:
+        return None
+    share = 100 * q.clipped_fraction
+    problem = f"the recording sounds clipped ({share:.1f} % of samples at the peak)"
+    return Issue("clipped_fraction", q.clipped_fraction, CLIPPED_SIGN, problem, ADVICE_CLIPPED)
+
+
+def _band_limited(q: Quality, band: float) -> Issue | None:
+    if q.low_band_db < LOW_BAND_SIGN_DB:
+        problem = "the recording lacks the voice's low tones, as over a telephone line"
+        return Issue("low_band_db", q.low_band_db, LOW_BAND_SIGN_DB, problem, ADVICE_BAND)
+    if q.bandwidth_hz < band:
+        problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
+        return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
+    return None
+
+
+def _noisy(q: Quality, band: float) -> Issue | None:
+    if q.snr_db >= NOISY_SIGN_DB or q.bandwidth_hz < q.available_hz - FULL_BAND_HZ:
+        return None
+    problem = f"background noise fills the recording (speech {q.snr_db:.0f} dB above it)"
+    return Issue("snr_db", q.snr_db, NOISY_SIGN_DB, problem, ADVICE_NOISY)
+
+
+_SIGNS: tuple[tuple[Matched, Callable[[Quality, float], Issue | None]], ...] = (
+    ("clipped", _clipped),
+    ("band-limited", _band_limited),
+    ("noisy", _noisy),
+)
+
+
+def signs(quality: Quality, band_hz: float) -> tuple[tuple[Matched, Issue], ...]:
+    """The signs of a degraded recording in a clip of ``quality`` for a model that listens up to
+    ``band_hz``, each with the condition it points to, the most telling first (none for a clip
+    that resembles a clean recording)."""
+    band = BAND_SIGN_SHARE * min(band_hz, quality.available_hz, SPEECH_BAND_HZ)
+    found = []
+    for condition, check in _SIGNS:
+        sign = check(quality, band)
+        if sign is not None:
+            found.append((condition, sign))
+    return tuple(found)
+
+
+def resembles(found: Sequence[tuple[Matched, Issue]]) -> Matched | Literal["clean"]:
+    """The condition a clip with the signs ``found`` (most telling first) resembles."""
+    return found[0][0] if found else "clean"
+
+
+def blames(sign: Issue) -> bool:
+    """Whether ``sign`` may be named as the cause of a refusal (see the module's text)."""
+    return sign.measure != "snr_db"
+
+
+def causes(found: Sequence[Issue], seen: Sequence[Issue]) -> tuple[Issue, ...]:
+    """What a refusal of a clip with the issues ``found`` and the signs ``seen`` may blame on
+    its recording, the most telling first: the issues, then the signs it ``blames``."""
+    return (*found, *(sign for sign in seen if blames(sign)))

@@ -1,0 +1,94 @@
+"""Which recording condition a clip resembles, from its measures, and what a refusal may blame."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pipeline.augment import CONDITIONS
+from pipeline.quality.conditions import (
+    BAND_SIGN_SHARE,
+    CLIPPED_SIGN,
+    LOW_BAND_SIGN_DB,
+    MATCHED,
+    MATCHED_BY_AUGMENT,
+    NOISY_SIGN_DB,
+    causes,
+    resembles,
+    signs,
+)
+from pipeline.quality.issues import issues
+from pipeline.quality.measures import Quality
+
+CLEAN = Quality(speech_s=1.0, level_dbfs=-20.0, clipped_fraction=0.0, snr_db=35.0,
+                bandwidth_hz=3900.0, available_hz=4000.0, low_band_db=-6.0)  # fmt: skip
+
+
+def _with(**change: float) -> Quality:
+    return dataclasses.replace(CLEAN, **change)
+
+
+def test_a_clean_recording_shows_no_sign_and_resembles_a_clean_one() -> None:
+    assert signs(CLEAN, band_hz=3800.0) == ()
+    assert resembles(signs(CLEAN, band_hz=3800.0)) == "clean"
+
+
+@pytest.mark.parametrize(
+    ("change", "condition", "measure", "limit"),
+    [
+        ({"clipped_fraction": 0.005}, "clipped", "clipped_fraction", CLIPPED_SIGN),
+        ({"low_band_db": -20.0}, "band-limited", "low_band_db", LOW_BAND_SIGN_DB),
+        ({"bandwidth_hz": 3000.0}, "band-limited", "bandwidth_hz", BAND_SIGN_SHARE * 3800.0),
+        ({"snr_db": 6.0, "bandwidth_hz": 4000.0}, "noisy", "snr_db", NOISY_SIGN_DB),
+    ],
+)
+def test_each_sign_points_to_its_condition(
+    change: dict[str, float], condition: str, measure: str, limit: float
+) -> None:
+    (found,) = signs(_with(**change), band_hz=3800.0)
+
+    assert found[0] == condition
+    assert (found[1].measure, found[1].value, found[1].limit) == (measure, change[measure], limit)
+    assert resembles([found]) == condition
+
+
+def test_a_low_snr_is_noise_only_when_the_background_fills_the_band() -> None:
+    # A short take's background is hard to tell from its quiet speech; a steady noise fills the
+    # whole band the recording has.
+    assert signs(_with(snr_db=6.0, bandwidth_hz=3500.0), band_hz=3800.0) == ()
+
+
+def test_the_band_is_judged_against_the_band_the_recording_has() -> None:
+    # An 8 kHz recording holds nothing above 4 kHz: for a model listening up to 7.6 kHz it is
+    # not band-limited for that.
+    eight_khz = _with(bandwidth_hz=3700.0, available_hz=4000.0)
+
+    assert signs(eight_khz, band_hz=7600.0) == ()
+    assert resembles(signs(_with(bandwidth_hz=3300.0), band_hz=7600.0)) == "band-limited"
+
+
+def test_the_most_telling_sign_comes_first() -> None:
+    found = signs(_with(clipped_fraction=0.05, low_band_db=-25.0), band_hz=3800.0)
+
+    assert [condition for condition, _ in found] == ["clipped", "band-limited"]
+    assert resembles(found) == "clipped"
+
+
+def test_a_refusal_blames_issues_then_clipping_and_band_signs_but_never_a_noisy_sign() -> None:
+    noisy = _with(snr_db=6.0, bandwidth_hz=4000.0)
+    telephone = _with(low_band_db=-20.0)
+    very_noisy = _with(snr_db=-3.0, bandwidth_hz=4000.0)
+
+    def blamed(q: Quality) -> list[str]:
+        seen = [sign for _, sign in signs(q, 3800.0)]
+        return [issue.measure for issue in causes(issues(q, 3800.0), seen)]
+
+    assert blamed(noisy) == []
+    assert blamed(telephone) == ["low_band_db", "low_band_db"]  # the issue, then the sign
+    assert blamed(very_noisy) == ["snr_db"]  # the issue alone
+
+
+def test_every_matched_condition_comes_from_conditions_training_makes_copies_under() -> None:
+    assert set(MATCHED_BY_AUGMENT) <= set(CONDITIONS)
+    assert set(MATCHED_BY_AUGMENT.values()) == set(MATCHED)
