@@ -36,10 +36,11 @@ UNSURE_QUANTILE = 0.01
 # where it tells apart how saturated known voices are, not whether the network is torn between
 # two: a new voice taught with a dozen clips would be "unsure" half the time.
 UNSURE_CEILING = 0.95
-# And never below this: a top score of two thirds is at least twice the runner-up's (the scores
+# And never below this: a top score of one half is at least all the others' together (the scores
 # sum to 1), so the answer is never torn between two voices, however low a new voice's few
 # validation clips score (a dozen takes give it two, and the lowest of them would set it).
-UNSURE_FLOOR = 2 / 3
+# Two thirds was tried: it refused twice as many clean FSDD clips (FRR 0.127 against 0.070).
+UNSURE_FLOOR = 0.5
 
 
 def calibrate_threshold(
