@@ -24,7 +24,8 @@ another checkout of this code, all measured in one run.
   requests at concurrency 8: at the start, the highest, and at the end.
 
     python -m bench.serve [--model models/default] [--duration 5] [--workers 2] [--rounds 1]
-                          [--against ../before] [--no-naive] [--rss-requests 20000]
+                          [--against ../before [--against-model ../before/models/default]]
+                          [--no-naive] [--rss-requests 20000]
 
 On a busy machine, take ``--rounds 3`` (each figure is the median over the rounds, and each ratio
 between servers the median of the ratios within a round) and read the ratios between servers:
@@ -293,6 +294,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers, every server")
     parser.add_argument("--against", type=Path, help="another checkout to serve side by side")
+    parser.add_argument(
+        "--against-model", type=Path,
+        help="the bundle that checkout serves (default: --model), for code that reads another "
+             "bundle format",
+    )  # fmt: skip
     parser.add_argument("--no-naive", action="store_true", help="leave the naive server out")
     parser.add_argument(
         "--rounds", type=int, default=1,
@@ -320,7 +326,9 @@ def main() -> int:
         scripts = write_scripts(Path(tmp), clip)
         try:
             for server in servers:
-                start(server, model, args.workers, Path(tmp) / f"{server.name}.log")
+                served = model if server.name != "before" or args.against_model is None else (
+                    args.against_model.resolve())  # fmt: skip
+                start(server, served, args.workers, Path(tmp) / f"{server.name}.log")
                 for kind in server.kinds:  # not measured: connections, caches, the heap
                     wrk(server, scripts[kind], max(CONCURRENCY), WARM_UP_S)
             print(WARMED, flush=True)
