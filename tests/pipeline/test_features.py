@@ -17,6 +17,7 @@ from pipeline.features import (
     histogram,
     power_spectrogram,
     require_speech,
+    squared_magnitude,
     stft,
     voiced_frames,
 )
@@ -57,6 +58,22 @@ def test_power_spectrogram_is_librosas_centred_stft_squared(n_samples: int) -> N
 
     assert power.shape == expected.shape == (1 + n_samples // CFG.hop_length, CFG.n_fft // 2 + 1)
     np.testing.assert_allclose(power, expected, rtol=1e-4, atol=1e-6 * expected.max())
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_squared_magnitude_of_every_third_frame_is_the_real_part_squared_plus_the_imaginary(
+    dtype: type,
+) -> None:
+    rng = np.random.default_rng(0)
+    values: np.ndarray = (rng.standard_normal((30, 9)) + 1j * rng.standard_normal((30, 9))).astype(
+        dtype
+    )
+    some = values[1:][::3, :7]  # rows apart, as the quality measures read the features' STFT
+
+    power = squared_magnitude(some)
+
+    assert power.dtype == some.real.dtype and power.shape == (10, 7)
+    np.testing.assert_array_equal(power, some.real * some.real + some.imag * some.imag)
 
 
 # Configs for the filterbank's equality with librosa: the default, the 8 kHz-derived fmax, a
