@@ -70,9 +70,11 @@ WARMED = (
     f"warmed: voiceid's workers each answer a synthetic clip through the whole /predict path "
     f"before they take connections (service.inference.warm_up); every server is waited on "
     f"until all its processes are idle, then gets {WARM_UP_S:g} s of each body at concurrency "
-    f"{max(CONCURRENCY)}, not measured"
+    f"{max(CONCURRENCY)}, not measured; after every run each server is waited on until it has "
+    f"finished the requests wrk left it, which count in its CPU per request"
 )
 IDLE_S, IDLE_CPU_SHARE = 0.5, 0.05  # a started server uses under this share of a core
+SETTLE_S = 120.0  # the longest a server may take to finish what a run left it
 BOUNDARY = "voiceidbenchboundary"
 KINDS = {"multipart": f"multipart/form-data; boundary={BOUNDARY}", "raw": "audio/wav"}
 VOICEID_APP = "voiceid serve"
@@ -179,7 +181,8 @@ def start(server: Server, model: Path, workers: int, log: Path) -> None:
 
 def wait_idle(server: Server, deadline: float) -> None:
     """Wait until ``server``'s processes stop using CPU: one worker answering is not all of
-    them started (each loads and warms up its model before it takes connections)."""
+    them started (each loads and warms up its model before it takes connections), and a run's
+    last requests may still be in hand when wrk stops."""
     assert server.proc is not None
     pids = tree(server.proc.pid)
     used = cpu_s(pids)
@@ -189,7 +192,7 @@ def wait_idle(server: Server, deadline: float) -> None:
         if used - before < IDLE_CPU_SHARE * IDLE_S:
             return
     stop(server)
-    raise SystemExit(f"{server.name} ({server.app} in {server.root}) kept busy after it started")
+    raise SystemExit(f"{server.name} ({server.app} in {server.root}) kept busy past its deadline")
 
 
 def stop(server: Server) -> None:
@@ -236,7 +239,12 @@ def wrk(server: Server, script: Path, connections: int, seconds: float) -> Run:
          "--latency", "--timeout", "10s", "-s", str(script), server.url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    cpu, wrk_cpu = cpu_s(pids) - cpu_before, _children_cpu_s() - wrk_before
+    wrk_cpu = _children_cpu_s() - wrk_before
+    # A server slower than wrk's clients still holds their last requests when wrk stops (the
+    # naive one, seconds of them): they are its cost too, and the next run must not share the
+    # cores with them.
+    wait_idle(server, time.monotonic() + SETTLE_S)
+    cpu = cpu_s(pids) - cpu_before
 
     def latency(pct: str) -> float:
         match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
