@@ -188,12 +188,13 @@ class Decision:
         recording resembles (``pipeline.quality.conditions``; clean when not given): hidden
         activations (B, H), scores (B, N), each row's distance (B,) (0 without an open set) and
         why it is unknown (None when accepted)."""
-        hidden, scores = self.network.forward(rows)
+        standardised = self.network.standardise(np.asarray(rows, dtype=np.float64))
+        hidden, scores = self.network.forward_standardised(standardised)
         top = scores.argmax(axis=1)
         kinds = list(conditions) if conditions is not None else ["clean"] * len(rows)
         distance, threshold = np.zeros(len(rows)), np.full(len(rows), math.inf)
         if self.open_set is not None:
-            z = _with_hidden(self.network.standardise(rows), hidden, self.open_set.hidden_weight)
+            z = _with_hidden(standardised, hidden, self.open_set.hidden_weight)
             for i, kind in enumerate(kinds):
                 distance[i], threshold[i] = self.open_set.judge(z[i], int(top[i]), kind)
         flawed = [bool(i) for i in recording_issues] if recording_issues else [False] * len(rows)
