@@ -7,7 +7,6 @@ import pytest
 
 from pipeline.evaluate import (
     UNSURE_CEILING,
-    UNSURE_FLOOR,
     calibrate_threshold,
     case_mismatches,
     classification_report,
@@ -84,8 +83,8 @@ def test_folders_matching_a_label_only_in_case_are_named_with_the_label() -> Non
     [
         ([0.9, 0.75, 0.7, 0.8], 0.25, 0.7),  # the lower of the two values around the quantile
         ([0.9, 0.75, 0.7, 0.8], 0.5, 0.75),
-        ([0.9, 0.3, 0.7, 0.8], 0.25, UNSURE_FLOOR),  # never below one half ...
-        ([0.99, 0.98, 0.97], 0.25, UNSURE_CEILING),  # ... nor above the ceiling
+        ([0.9, 0.3, 0.7, 0.8], 0.25, 0.3),  # no floor: torn clips are the odds rule's
+        ([0.99, 0.98, 0.97], 0.25, UNSURE_CEILING),  # never above the ceiling
         ([0.9, 0.5, 0.7, 0.8], 0.0, 0.0),  # 0: accept everything
         ([], 0.05, 0.0),
     ],
@@ -103,10 +102,13 @@ def test_a_new_voice_s_low_validation_clip_leaves_a_clip_torn_between_two_voices
     threshold = calibrate_threshold(scores, 0.01, speakers)
     net = switch_network()
 
-    torn = Decision(net, threshold).reason(0.0, top_score=0.485, poor_recording=False)
+    decision = Decision(net, threshold)
 
-    assert threshold == UNSURE_FLOOR
-    assert torn == "unsure"  # 0.485 against 0.479 for another voice is no answer
+    assert threshold == 0.456
+    # 0.485 against 0.479 for another voice is no answer, however low the threshold fell ...
+    assert decision.reason(0.0, top_score=0.485, poor_recording=False, runner_up=0.479) == "unsure"
+    # ... while 0.485 against 0.3 (odds above 1.25) names the voice
+    assert decision.reason(0.0, top_score=0.485, poor_recording=False, runner_up=0.3) is None
 
 
 def test_open_set_rates_count_unknown_clips_that_pass() -> None:

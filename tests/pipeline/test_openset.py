@@ -268,6 +268,30 @@ def test_a_refusal_of_a_poor_recording_is_blamed_on_the_recording(
     assert _decision(unsure_below=0.5).reason(distance, score, poor) == reason
 
 
+@pytest.mark.parametrize(
+    ("score", "runner_up", "reason"),
+    [
+        (0.55, 0.45, "unsure"),  # odds 1.22: torn between two voices
+        (0.55, 0.40, None),  # odds 1.375
+        (0.40, 0.30, None),  # odds 1.33, the rest spread over other voices
+        (0.40, 0.35, "unsure"),  # odds 1.14
+    ],
+)
+def test_a_clip_under_the_odds_against_the_runner_up_is_unsure_whatever_the_threshold(
+    score: float, runner_up: float, reason: str | None
+) -> None:
+    decision = _decision(unsure_below=0.0)
+
+    assert decision.reason(3.0, score, False, runner_up=runner_up) == reason
+    assert decision.reason(5.0, score, False, runner_up=runner_up) == "far"
+
+
+def test_decide_holds_a_tie_between_two_voices_unsure_with_no_threshold() -> None:
+    *_, reasons = _decision(unsure_below=0.0).decide(ROWS[:2])  # both scores are 0.5
+
+    assert reasons == ["unsure", "unsure"]
+
+
 def test_decide_takes_each_rows_recording_issues() -> None:
     issue = Issue("snr_db", -5.0, 0.0, "too much background noise", "record somewhere quieter")
     decision = _decision(unsure_below=0.6)  # both scores are 0.5: every row is unsure
@@ -321,9 +345,9 @@ def test_a_clip_is_judged_by_its_conditions_references_where_they_pass_more_easi
 
 def test_decide_judges_each_row_under_the_condition_its_recording_resembles() -> None:
     open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.0)
-    network = Network(np.zeros((2, 1)), np.zeros(1), np.zeros((1, 2)), np.zeros(2),
+    network = Network(np.zeros((2, 1)), np.zeros(1), np.zeros((1, 2)), np.array([1.0, 0.0]),
                       "softmax", np.zeros(2), np.ones(2))  # fmt: skip
-    decision = Decision(network, 0.4, open_set)  # every row's top speaker is 0
+    decision = Decision(network, 0.4, open_set)  # every row's top speaker is 0, at odds e:1
     rows = np.array([[0.5, 5.0], [0.5, 5.0]])
 
     _, _, distance, reasons = decision.decide(rows, None, ["noisy", "clean"])
