@@ -10,7 +10,7 @@ from starlette.responses import Response
 from pipeline.bundle import Bundle
 from pipeline.features import band_centres
 from pipeline.metadata import BundleMetadata
-from pipeline.openset import Reason
+from pipeline.openset import UNSURE_ODDS, Reason
 from pipeline.quality.issues import Issue, Measure
 from pipeline.quality.measures import Quality
 from pipeline.speakers import SpeakerSummary, StoredClip
@@ -130,8 +130,9 @@ class PredictResponse(BaseModel):
     unknown: bool = Field(description="true when the clip is nobody the model knows")
     unknown_reason: Literal["far", "unsure", "poor_recording"] | None = Field(
         None,
-        description="far: too far from every known voice; unsure: the top score is below the "
-        "threshold, between two voices; poor_recording: refused, and the recording has an "
+        description="far: too far from every known voice; unsure: between two voices (the top "
+        "score is below the threshold, or under unsure_odds times the runner-up's); "
+        "poor_recording: refused, and the recording has an "
         "issue (see unknown_cause); absent when a speaker is named",
     )
     unknown_cause: QualityIssue | None = Field(
@@ -215,6 +216,10 @@ class ModelInfo(BundleMetadata):
         description="hidden_kernel (60xH), hidden_bias (H), output_kernel (HxN), output_bias (N)"
     )
     plots: dict[str, str] = Field(description="URLs of the bundle's PNG pictures")
+    unsure_odds: float = Field(
+        description="a top score under this many times the runner-up's is 'unsure', whatever "
+        "the threshold"
+    )
 
     @classmethod
     def of(cls, bundle: Bundle) -> ModelInfo:
@@ -225,6 +230,7 @@ class ModelInfo(BundleMetadata):
                 "version": bundle.version,
                 "path": bundle.path.name,
                 "band_centres_hz": band_centres(bundle.feature_config).tolist(),
+                "unsure_odds": UNSURE_ODDS,
                 "weights": {
                     "hidden_kernel": net.hidden_kernel.tolist(),
                     "hidden_bias": net.hidden_bias.tolist(),

@@ -305,7 +305,11 @@ function renderReport(model) {
           ? "the hidden width was set when training"
           : `the hidden width is the one chosen for ${model.labels.length} voices`),
     ],
-    ["Threshold", `${formatPercent(model.threshold)}: a lower top score answers “unknown”`],
+    [
+      "Threshold",
+      `${formatPercent(model.threshold)}: a lower top score, or one under ${model.unsure_odds} ` +
+        "times the runner-up’s, answers “unknown” (unsure between voices)",
+    ],
     [
       "Strangers",
       `a clip farther than ${model.open_set.threshold.toFixed(2)} from every recording of its ` +

@@ -29,6 +29,7 @@ def test_model_describes_the_served_bundle(client: TestClient, default_bundle: B
     assert info["threshold"] == default_bundle.threshold
     assert info["feature_config"] == default_bundle.feature_config.to_dict()
     assert info["band_centres_hz"] == band_centres(default_bundle.feature_config).tolist()
+    assert info["unsure_odds"] == 1.25
     assert info["metrics"] == default_bundle.metadata.metrics.model_dump()
     assert info["created"] == default_bundle.metadata.model_dump(mode="json")["created"]
     assert info["plots"] == {
@@ -45,7 +46,7 @@ def test_model_serves_the_whole_of_the_bundles_metadata(
     metadata = default_bundle.metadata.model_dump(mode="json")
     assert {key: info[key] for key in metadata} == metadata
     assert sorted(set(info) - set(metadata)) == [
-        "band_centres_hz", "path", "plots", "version", "weights"
+        "band_centres_hz", "path", "plots", "unsure_odds", "version", "weights"
     ]  # fmt: skip
 
 
