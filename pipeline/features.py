@@ -28,7 +28,7 @@ The robustness of the whole chain is measured by ``python -m bench.robustness``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import scipy.fft
@@ -101,7 +101,7 @@ class Stft:
     """A waveform's short-time Fourier transform with librosa's framing (``center=True``, zero
     padding): ``values`` is (frames, n_fft // 2 + 1) complex64, frame ``t`` centred on sample
     ``t * hop_length``, Hann-windowed. Computed once, it serves every reader whose frames these
-    are (the histogram, the recording-quality measures)."""
+    are (the histogram, the recording-quality measures), and so does its :attr:`power`."""
 
     values: np.ndarray
     n_fft: int
@@ -109,6 +109,13 @@ class Stft:
 
     def has_frames(self, n_fft: int, hop_length: int) -> bool:
         return (self.n_fft, self.hop_length) == (n_fft, hop_length)
+
+    @cached_property
+    def power(self) -> np.ndarray:
+        """The (frames, n_fft // 2 + 1) float32 power spectrum ``|values|**2``, squared once
+        for every reader, and whole: squaring the bins or frames each reader wants costs more
+        (their slices are strided and go through numpy's buffers)."""
+        return squared_magnitude(self.values)
 
 
 def stft(y: np.ndarray, *, n_fft: int, hop_length: int) -> Stft:
@@ -143,7 +150,7 @@ def _stft_of(y: np.ndarray, cfg: FeatureConfig, given: Stft | None) -> Stft:
 def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """The (frames, n_fft // 2 + 1) power spectrogram of float32 ``y``: ``|STFT|**2`` with
     librosa's framing (``center=True``, zero padding), frames as rows."""
-    return squared_magnitude(stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length).values)
+    return stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length).power
 
 
 def band_edges(cfg: FeatureConfig) -> np.ndarray:
@@ -207,9 +214,8 @@ def band_powers(
     """
     weights = _band_weights(cfg)
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-        # Only the bins some band uses are squared: the rest would be multiplied by 0.
-        values = _stft_of(y, cfg, spectrum).values[:, : len(weights)]
-        bands = squared_magnitude(values) @ weights
+        # Only the bins some band uses are read: the rest would be multiplied by 0.
+        bands = _stft_of(y, cfg, spectrum).power[:, : len(weights)] @ weights
         bands += POWER_FLOOR
         raw_db = 10 * np.log10(bands.sum(axis=1))
     if not np.isfinite(raw_db).all():

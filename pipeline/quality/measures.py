@@ -41,7 +41,7 @@ import numpy as np
 import scipy.fft
 
 from pipeline.errors import ParameterError
-from pipeline.features import Stft, squared_magnitude, stft
+from pipeline.features import Stft, stft
 
 __all__ = [
     "FRAME_S",
@@ -112,7 +112,7 @@ def _frame_power(
     first = -(-(n_fft // 2) // hop)  # the first frame centred far enough in to lie inside
     last = (len(y) - n_fft // 2) // hop  # and the last
     inside = slice(first, last + 1) if last >= first else slice(None)
-    return squared_magnitude(spectrum.values[inside][::FRAME_STEP]), n_fft, FRAME_STEP * hop
+    return spectrum.power[inside][::FRAME_STEP], n_fft, FRAME_STEP * hop
 
 
 @lru_cache(maxsize=16)
