@@ -143,9 +143,10 @@ def _db(power: float) -> float:
     return 10 * math.log10(power + POWER_FLOOR)
 
 
-def clipped_fraction(y: np.ndarray) -> float:
-    """The share of ``y``'s samples that sit on its peak magnitude beside another that does."""
-    magnitude = np.abs(y)
+def clipped_fraction(y: np.ndarray, *, magnitude: np.ndarray | None = None) -> float:
+    """The share of ``y``'s samples that sit on its peak magnitude beside another that does;
+    ``magnitude`` is ``np.abs(y)`` when at hand."""
+    magnitude = np.abs(y) if magnitude is None else magnitude
     on_peak = magnitude >= (1 - CLIP_MARGIN) * magnitude.max()
     if np.count_nonzero(on_peak) < 2:  # most recordings: no pair can sit on the peak
         return 0.0
