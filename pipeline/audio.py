@@ -149,7 +149,7 @@ def _validated_magnitude(samples: np.ndarray, sample_rate: int, max_seconds: flo
     if duration > max_seconds:
         raise ClipTooLongError(f"clip is {duration:.2f} s long; the maximum is {max_seconds:g} s")
     magnitude = np.abs(samples)
-    peak = float(magnitude.max())  # NaN or infinite when any sample is: only then are they counted
+    peak = float(np.maximum.reduce(magnitude))  # NaN or infinite when any sample is: counted then
     if not math.isfinite(peak):
         bad = int(np.count_nonzero(~np.isfinite(samples)))
         raise InvalidAudioError(f"clip has {bad} non-finite samples (NaN or infinity)")
