@@ -138,21 +138,28 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
 
 def validate_waveform(samples: np.ndarray, sample_rate: int, *, max_seconds: float) -> None:
     """Raise :class:`InvalidAudioError` for an empty, too long, non-finite or silent waveform."""
+    _validated_magnitude(samples, sample_rate, max_seconds)
+
+
+def _validated_magnitude(samples: np.ndarray, sample_rate: int, max_seconds: float) -> np.ndarray:
+    """:func:`validate_waveform`, returning ``|samples|``, which the clipping measure reads too."""
     if samples.size == 0:
         raise InvalidAudioError("clip has no samples")
     duration = len(samples) / sample_rate
     if duration > max_seconds:
         raise ClipTooLongError(f"clip is {duration:.2f} s long; the maximum is {max_seconds:g} s")
-    bad = int(np.count_nonzero(~np.isfinite(samples)))
-    if bad:
+    magnitude = np.abs(samples)
+    peak = float(np.maximum.reduce(magnitude))  # NaN or infinite when any sample is: counted then
+    if not math.isfinite(peak):
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
         raise InvalidAudioError(f"clip has {bad} non-finite samples (NaN or infinity)")
-    peak = float(np.max(np.abs(samples)))
     peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
     if peak_db < SILENCE_DBFS:
         shown = "-inf" if peak == 0 else f"{peak_db:.1f}"
         raise InvalidAudioError(
             f"clip is silent: peak level {shown} dBFS is below {SILENCE_DBFS:g} dBFS"
         )
+    return magnitude
 
 
 def decode(
@@ -174,8 +181,8 @@ def decode(
     if not data:
         raise InvalidAudioError("clip is empty (0 bytes)")
     samples, source_rate, channels = _read_any(data, sample_rate, max_seconds)
-    validate_waveform(samples, source_rate, max_seconds=max_seconds)
-    clipped = clipped_fraction(samples)
+    magnitude = _validated_magnitude(samples, source_rate, max_seconds)
+    clipped = clipped_fraction(samples, magnitude=magnitude)
     if source_rate != sample_rate:
         samples = soxr.resample(samples, source_rate, sample_rate, quality="HQ")
         samples = samples.astype(np.float32, copy=False)
@@ -301,7 +308,9 @@ def _read_pcm16_wav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, i
     start, frames, channels, rate = layout
     _check_header(frames, rate, channels, max_seconds)
     pcm = np.frombuffer(data, dtype="<i2", count=frames * channels, offset=start)
-    return to_mono(pcm.reshape(-1, channels).astype(np.float32) / np.float32(32768)), rate, channels
+    # Scaled by 2**-15 as it is cast: exact, as the division by 32768 is, in one pass.
+    samples = np.multiply(pcm.reshape(-1, channels), np.float32(1 / 32768), dtype=np.float32)
+    return to_mono(samples), rate, channels
 
 
 _STDERR_LOCK = threading.Lock()

@@ -45,8 +45,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    z = np.exp(x - x.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    # The ufuncs' own reductions: ndarray.max's and sum's values without their Python layer.
+    z = np.exp(x - np.maximum.reduce(x, axis=-1, keepdims=True))
+    return z / np.add.reduce(z, axis=-1, keepdims=True)
 
 
 @dataclass(frozen=True)
