@@ -75,9 +75,13 @@ class MetricsMiddleware:
         finally:
             # The route template, not the raw path, so label values stay few.
             route = getattr(scope.get("route"), "path", "unmatched")
-            count, latency = self._series(route, scope["method"], status)
-            count.inc()
-            latency.observe(time.perf_counter() - started)
+            self.record(route, scope["method"], status, time.perf_counter() - started)
+
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request to ``route`` (its template) answered with ``status``, and time it."""
+        count, latency = self._series(route, method, status)
+        count.inc()
+        latency.observe(seconds)
 
     def _series(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
         """The request counter and latency histogram for these labels, looked up once: label
