@@ -159,7 +159,7 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            refusal = self._http_refusal(scope)
+            refusal = self.http_refusal(scope)
         elif scope["type"] == "websocket":
             refusal = self._websocket_refusal(scope)
         else:
@@ -172,7 +172,8 @@ class AuthMiddleware:
             await drain(receive)
             await refusal.response()(scope, receive, send)
 
-    def _http_refusal(self, scope: Scope) -> _Refusal | None:
+    def http_refusal(self, scope: Scope) -> _Refusal | None:
+        """Why an HTTP request of ``scope`` is refused (from its headers alone), or None."""
         host, origin, fetch_site = request_site(scope)
         if not self.hosts.allows(host):
             return _Refusal(421, self.hosts.refusal(host or b""))

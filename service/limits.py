@@ -25,7 +25,9 @@ __all__ = [
     "LINGER_BYTES",
     "LINGER_S",
     "BodyLimitMiddleware",
+    "content_length",
     "drain",
+    "receive_body",
     "too_large_message",
 ]
 
@@ -54,6 +56,19 @@ async def drain(receive: Receive) -> None:
         read += len(message.get("body", b""))
         if not message.get("more_body", False):
             return
+
+
+async def receive_body(receive: Receive, received: int) -> Message:
+    """The next message of a request body of which ``received`` bytes came so far;
+    :class:`RequestTimeoutError` when nothing comes for ``BODY_IDLE_S`` (slow clients)."""
+    try:
+        async with asyncio.timeout(BODY_IDLE_S):  # wait_for would start a task per call
+            return await receive()
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body stalled: nothing arrived for {BODY_IDLE_S:g} s "
+            f"after {received} bytes"
+        ) from None
 
 
 class BodyLimitMiddleware:
@@ -89,7 +104,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > limit:
             await drain(receive)
             message = too_large_message(declared, limit, declared=True)
@@ -99,14 +114,7 @@ class BodyLimitMiddleware:
 
         async def counting_receive() -> Message:
             nonlocal received, over
-            try:
-                async with asyncio.timeout(BODY_IDLE_S):  # wait_for would start a task per call
-                    message = await receive()
-            except TimeoutError:
-                raise RequestTimeoutError(
-                    f"the request body stalled: nothing arrived for {BODY_IDLE_S:g} s "
-                    f"after {received} bytes"
-                ) from None
+            message = await receive_body(receive, received)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -122,7 +130,8 @@ class BodyLimitMiddleware:
         await self.app(scope, counting_receive, lingering_send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
+    """The request's declared body length; None when it declares none, or none that reads."""
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:

@@ -39,9 +39,15 @@ class Metrics:
             "Clips whose top score was below the threshold",
             registry=self.registry,
         )
+        self._speakers: dict[str, Counter] = {}
 
     def count_prediction(self, speaker: str, unknown: bool) -> None:
-        self.predictions.labels(speaker=speaker).inc()
+        # Each speaker's counter looked up once (bounded by the labels of the bundles served):
+        # label lookups in prometheus-client cost more than the increments themselves.
+        counter = self._speakers.get(speaker)
+        if counter is None:
+            counter = self._speakers[speaker] = self.predictions.labels(speaker=speaker)
+        counter.inc()
         if unknown:
             self.unknown.inc()
 
@@ -75,9 +81,13 @@ class MetricsMiddleware:
         finally:
             # The route template, not the raw path, so label values stay few.
             route = getattr(scope.get("route"), "path", "unmatched")
-            count, latency = self._series(route, scope["method"], status)
-            count.inc()
-            latency.observe(time.perf_counter() - started)
+            self.record(route, scope["method"], status, time.perf_counter() - started)
+
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request to ``route`` (its template) answered with ``status``, and time it."""
+        count, latency = self._series(route, method, status)
+        count.inc()
+        latency.observe(seconds)
 
     def _series(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
         """The request counter and latency histogram for these labels, looked up once: label

@@ -64,9 +64,9 @@ def _without_paths(message: str, path: Path) -> str:
     return message
 
 
-def _stamp(path: Path) -> _Stamp | None:
+def _stamp(path: Path | str) -> _Stamp | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
@@ -101,6 +101,7 @@ class ModelStore:
         self._lock = asyncio.Lock()
         self.load_error: str | None = None  # why the last load failed; None after a success
         self._active = active_file  # shared by the workers of one server, when there are several
+        self._active_name = str(active_file)
         self._followed: _Stamp | None = None  # the active file's stat when last read or written
 
     @property
@@ -138,7 +139,8 @@ class ModelStore:
 
     async def follow(self) -> None:
         """Serve what the active-model file names, if another worker changed it since."""
-        if self._active is None or _stamp(self._active) == self._followed:
+        # Asked on every request: os.stat on the path as text costs a fraction of Path.stat.
+        if self._active is None or _stamp(self._active_name) == self._followed:
             return
         async with self._lock:
             stamp = _stamp(self._active)

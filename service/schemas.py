@@ -42,15 +42,20 @@ __all__ = [
     "Status",
     "TimelineResponse",
     "TimelineSegment",
+    "json_bytes",
     "json_response",
 ]
 
 
-def json_response(body: BaseModel) -> Response:
+def json_bytes(body: BaseModel) -> bytes:
     """``body`` as JSON without its None fields (what ``response_model_exclude_none`` sends),
     encoded once, without the validation FastAPI would run on it again."""
-    json = body.__pydantic_serializer__.to_json(body, exclude_none=True)
-    return Response(json, media_type="application/json")
+    return body.__pydantic_serializer__.to_json(body, exclude_none=True)
+
+
+def json_response(body: BaseModel) -> Response:
+    """:func:`json_bytes` of ``body``, as a response."""
+    return Response(json_bytes(body), media_type="application/json")
 
 
 class ErrorResponse(BaseModel):

@@ -16,6 +16,8 @@ __all__ = [
     "CLIP_BODY",
     "FILES_BODY",
     "RAW_TYPES",
+    "clip_boundary",
+    "clip_in",
     "media_type",
     "read_batch",
     "read_clip",
@@ -62,17 +64,30 @@ async def _part_bytes(part: UploadFile) -> tuple[str, bytes]:
 
 async def read_clip(request: Request) -> tuple[str, bytes]:
     """The clip's name and bytes from multipart field ``file`` or a raw audio body."""
-    media = _media_type(request)
+    boundary = clip_boundary(request.headers.get("content-type", ""))
+    return clip_in(await request.body(), boundary)
+
+
+def clip_boundary(content_type: str) -> bytes | None:
+    """The multipart boundary of a clip's body of ``content_type``, None for a raw audio body;
+    raises for a content type :func:`read_clip` does not read, before any body is read."""
+    media = media_type(content_type)
     if media == MULTIPART:
-        boundary = boundary_of(request.headers["content-type"])
-        filename, data = file_part(await request.body(), boundary, "file")
-        return filename or "upload", data
+        return boundary_of(content_type)
     if media.startswith(RAW_TYPES):
-        return "body", await request.body()
+        return None
     raise UnsupportedMediaError(
         f"unsupported content type {media or '(none)'!r}: send multipart/form-data with a "
         "'file' field, or the clip itself with an audio/* content type"
     )
+
+
+def clip_in(body: bytes, boundary: bytes | None) -> tuple[str, bytes]:
+    """The clip's name and bytes in a whole ``body`` with ``boundary`` (:func:`clip_boundary`)."""
+    if boundary is None:
+        return "body", body
+    filename, data = file_part(body, boundary, "file")
+    return filename or "upload", data
 
 
 async def read_batch(request: Request, max_files: int) -> list[tuple[str, bytes]]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.datastructures import State
 
 from service.compute import ComputeQueue
 from service.deps import ComputeDep, MetricsDep, SettingsDep, StoreDep
@@ -19,7 +21,7 @@ from service.schemas import (
     json_response,
 )
 from service.settings import Settings
-from service.uploads import CLIP_BODY, FILES_BODY, read_batch, read_clip
+from service.uploads import CLIP_BODY, FILES_BODY, clip_boundary, clip_in, read_batch
 
 router = APIRouter(tags=["predict"])  # the key: service.auth
 
@@ -49,21 +51,30 @@ async def predict(request: Request, explain: bool = False) -> Response:
 
 
 async def answer(request: Request, *, explain: bool = False) -> Response:
-    """The answer to a /predict ``request``: this route's, and its fast path's
-    (``service.fastpath``), which answers most requests below FastAPI."""
+    """The answer to a /predict ``request`` (FastAPI's route's)."""
+    content_type = request.headers.get("content-type", "")
+    return json_response(await prediction(request.app.state, content_type, request.body,
+                                          explain=explain))  # fmt: skip
+
+
+async def prediction(
+    state: State, content_type: str, body: Callable[[], Awaitable[bytes]], *, explain: bool = False
+) -> PredictResponse:
+    """The answer to a /predict request with a body of ``content_type`` that ``body()`` reads,
+    in an app of ``state``: this route's, and its fast path's (``service.fastpath``), which
+    answers most requests below FastAPI."""
     # The hot path: no dependencies (FastAPI solves each one per request) and no response
     # validation (the answer is built by our code, and encoded once); both cost CPU on the
     # scale of the clip's own work (python -m bench.serve).
-    state = request.app.state
     settings: Settings = state.settings
     store: ModelStore = state.store
     await store.follow()
     bundle = store.current
-    _, data = await read_clip(request)
+    boundary = clip_boundary(content_type)  # an unsupported body is refused unread
+    _, data = clip_in(await body(), boundary)
     job = partial(answer_clip, bundle, data, settings, state.metrics, explain=explain)
     compute: ComputeQueue = state.compute
-    result = await compute.run(job, budget_s=settings.clip_budget_s, short=is_short(data))
-    return json_response(result)
+    return await compute.run(job, budget_s=settings.clip_budget_s, short=is_short(data))
 
 
 @router.post(

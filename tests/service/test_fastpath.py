@@ -3,6 +3,7 @@ answers, refusals and errors are the app's."""
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Any
 
@@ -229,4 +230,38 @@ def test_a_client_gone_mid_upload_gets_499(client: TestClient) -> None:
     client.portal.call(partial(app, scope, receive, send))
 
     assert sent[0]["status"] == 499
+    assert passed.paths == []
+
+
+def test_a_body_longer_than_it_declared_is_refused_as_it_is_read(
+    make_client: ClientFactory,
+) -> None:
+    client = make_client(max_upload_bytes=2048)
+    app = client.app
+    sent: list[Message] = []
+    messages: list[Message] = [{"type": "http.request", "body": b"\0" * 1500, "more_body": True},
+                               {"type": "http.request", "body": b"\0" * 1500},
+                               {"type": "http.disconnect"}]  # fmt: skip
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"audio/wav"),
+               (b"content-length", b"1000")]  # fmt: skip
+    scope: Scope = {"type": "http", "method": "POST", "path": "/predict", "raw_path": b"/predict",
+                    "query_string": b"", "headers": headers, "scheme": "http",
+                    "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
+                    "root_path": "", "http_version": "1.1"}  # fmt: skip
+    passed = spy(client)
+
+    assert client.portal is not None
+    client.portal.call(partial(app, scope, receive, send))
+
+    assert sent[0]["status"] == 413
+    detail = "upload is over the limit of 2048 bytes (stopped reading at 3000 bytes)"
+    assert json.loads(sent[1]["body"]) == {"detail": detail}
+    assert messages == []  # the rest was read before the answer
     assert passed.paths == []
