@@ -9,11 +9,12 @@ another checkout of this code, all measured in one run.
   loopback with the same number of workers, and wrk (the Debian package ``wrk``:
   ``apt-get install wrk``) posts the same 1 s 16 kHz WAV, as a multipart upload and as a raw
   ``audio/wav`` body, at concurrency 1, 8 and 32, the servers taking turns at each step so that
-  a change in the machine's load falls on all of them. A server is measured once all its
-  processes are idle (every worker has started; voiceid's warm up their whole /predict path
-  before they take connections), after a second of each body at concurrency 32 that is not
-  measured; the output says so. Each figure is printed with p99/p50, its ratio to the limit,
-  to the naive server (FastAPI,
+  a change in the machine's load falls on all of them; the naive server runs alone, after
+  them, so that its TensorFlow threads and queued requests never share a measured run. A server
+  is measured once all its processes are idle (every worker has started; voiceid's warm up
+  their whole /predict path before they take connections), after a second of each body at
+  concurrency 32 that is not measured; the output says so. Each figure is printed with
+  p99/p50, its ratio to the limit, to the naive server (FastAPI,
   ``librosa.load``, ``model.predict``, multipart only) and, with ``--against``, to that
   checkout's server: a git worktree of the code before a change
   (``git worktree add ../before HEAD~3``). ``CPU/req`` is the server's own CPU time (all its
@@ -327,8 +328,9 @@ def main() -> int:
     servers = [Server("voiceid", VOICEID_APP, ROOT, tuple(KINDS))]
     if args.against is not None:
         servers.append(Server("before", VOICEID_APP, args.against.resolve(), tuple(KINDS)))
-    if not args.no_naive:
-        servers.append(Server("naive", NAIVE_APP, ROOT, ("multipart",)))
+    # The naive server runs alone, after the others: TensorFlow's threads and the seconds of
+    # requests it keeps queued are not to share the machine with another server's run.
+    naive = None if args.no_naive else Server("naive", NAIVE_APP, ROOT, ("multipart",))
     rss: dict[str, dict[int, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         scripts = write_scripts(Path(tmp), clip)
@@ -336,18 +338,23 @@ def main() -> int:
             for server in servers:
                 served = model if server.name != "before" or args.against_model is None else (
                     args.against_model.resolve())  # fmt: skip
-                start(server, served, args.workers, Path(tmp) / f"{server.name}.log")
-                for kind in server.kinds:  # not measured: connections, caches, the heap
-                    wrk(server, scripts[kind], max(CONCURRENCY), WARM_UP_S)
+                start_warm(server, served, args.workers, Path(tmp), scripts)
             print(WARMED, flush=True)
             runs = serve_in_turns(servers, scripts, args.rounds, args.duration)
             if args.rss_requests:
-                for server in servers[:2]:  # voiceid, and the checkout it is compared with
+                for server in servers:  # voiceid, and the checkout it is compared with
                     rps = median_run(runs[server.name, "raw", 8]).rps
                     rss[server.name] = rss_over(server, scripts["raw"], args.rss_requests, rps)
         finally:
             for server in servers:
                 stop(server)
+        if naive is not None:
+            try:
+                start_warm(naive, model, args.workers, Path(tmp), scripts)
+                runs |= serve_in_turns([naive], scripts, args.rounds, args.duration)
+            finally:
+                stop(naive)
+        servers += [naive] if naive is not None else []
     end = compute_times(model, clip)
     work_ms = statistics.median(times + end) * 1000
     limit = cores * 1000 / work_ms
@@ -357,6 +364,15 @@ def main() -> int:
     report(runs, servers, work_ms, limit, args.workers)
     report_rss(rss)
     return 0
+
+
+def start_warm(server: Server, model: Path, workers: int, tmp: Path,
+               scripts: dict[str, Path]) -> None:  # fmt: skip
+    """Start ``server`` serving ``model`` and give it each of its bodies, not measured:
+    connections, caches, the heap."""
+    start(server, model, workers, tmp / f"{server.name}.log")
+    for kind in server.kinds:
+        wrk(server, scripts[kind], max(CONCURRENCY), WARM_UP_S)
 
 
 def serve_in_turns(servers: list[Server], scripts: dict[str, Path], rounds: int,
@@ -403,10 +419,11 @@ def report(runs: dict[tuple[str, str, int], list[Run]], servers: list[Server], w
     results = {key: median_run(of) for key, of in runs.items()}
     names = [s.name for s in servers]
     print(f"\n1 s 16 kHz WAV, {workers} worker(s) per server (voiceid serve; the naive one "
-          f"under uvicorn), wrk on loopback. "
+          f"under uvicorn, alone after the others), wrk on loopback. "
           f"x limit: req/s over the compute-only limit ({limit:.0f} req/s); cpu x: compute-only "
           f"CPU ({work_ms:.3f} ms) over the server's CPU per request; x naive, x before: "
-          "req/s over theirs in the same round. Medians over the rounds.")  # fmt: skip
+          "req/s over theirs in the same round (the naive server's round came after). Medians over "
+          "the rounds.")  # fmt: skip
     print("| body | conc | server | req/s | p50 ms | p99 ms | p99/p50 | CPU ms/req | x limit "
           "| cpu x | x naive | x before |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
