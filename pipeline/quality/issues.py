@@ -21,24 +21,28 @@ __all__ = [
     "ADVICE_NOISY",
     "BAND_SHARE",
     "CONDITIONS",
+    "CUT_BACKGROUND_LOW_BAND_DB",
+    "KEPT_BACKGROUND_LOW_BAND_DB",
     "MAX_CLIPPED_FRACTION",
     "MIN_LEVEL_DBFS",
     "MIN_LOW_BAND_DB",
     "MIN_SNR_DB",
     "MIN_SPEECH_S",
+    "SHALLOW_LOW_BAND_DB",
     "SPEECH_BAND_HZ",
     "Condition",
     "Issue",
     "Measure",
     "condition",
     "issues",
+    "low_band_cut",
 ]
 
 Measure = Literal[
-    "speech_s", "clipped_fraction", "snr_db", "bandwidth_hz", "low_band_db", "level_dbfs"
+    "speech_s", "clipped_fraction", "snr_db", "bandwidth_hz", "low_band_db", "level_dbfs", "fall_db"
 ]
 
-Condition = Literal["clean", "short", "clipped", "band-limited", "noisy", "quiet"]
+Condition = Literal["clean", "short", "clipped", "band-limited", "noisy", "quiet", "reverberant"]
 CONDITIONS: tuple[Condition, ...] = get_args(Condition)
 # The recording condition a clip resembles, by its most telling issue.
 _CONDITION_OF: dict[Measure, Condition] = {
@@ -48,6 +52,7 @@ _CONDITION_OF: dict[Measure, Condition] = {
     "low_band_db": "band-limited",
     "snr_db": "noisy",
     "level_dbfs": "quiet",
+    "fall_db": "reverberant",
 }
 
 MIN_SPEECH_S = 0.15  # seconds of speech after trimming; single spoken digits last 0.2-0.5 s
@@ -55,7 +60,11 @@ MAX_CLIPPED_FRACTION = 0.01  # share of samples flat on the peak
 MIN_SNR_DB = 0.0  # dB of speech above the steady background: no more than the noise
 SPEECH_BAND_HZ = 4000.0  # what carries a voice: a wider band is welcome, never required
 BAND_SHARE = 0.8  # the bandwidth must reach this share of the speech band the model hears ...
-MIN_LOW_BAND_DB = -18.0  # ... and a voice's low band must not be cut below this (dB vs the mid)
+MIN_LOW_BAND_DB = -18.0  # ... and a voice's low band must not be cut below this (dB vs the mid),
+KEPT_BACKGROUND_LOW_BAND_DB = -6.0  # unless the background's low band lies within this of its
+# mid: nothing cut the channel, the voice has little below 250 Hz
+SHALLOW_LOW_BAND_DB = -12.0  # a shallower cut of the voice's low band counts when ...
+CUT_BACKGROUND_LOW_BAND_DB = -20.0  # ... the background's is cut below this as well
 MIN_LEVEL_DBFS = -60.0  # quieter speech is close to the converter's own noise
 
 
@@ -93,11 +102,24 @@ def _clipped(q: Quality, band: float) -> Issue | None:
                  ADVICE_CLIPPED)  # fmt: skip
 
 
+def low_band_cut(q: Quality) -> bool:
+    """Whether the channel of a clip of ``q`` cut the low band: the voice's lies
+    ``MIN_LOW_BAND_DB`` under its mid band and the background's does not keep its own
+    (``KEPT_BACKGROUND_LOW_BAND_DB``), or the voice's lies ``SHALLOW_LOW_BAND_DB`` under and the
+    background's is cut too (``CUT_BACKGROUND_LOW_BAND_DB``). A line or a small loudspeaker cuts
+    whatever it carries, the room's low rumble with the voice; a voice with little below 250 Hz
+    leaves the room's low band as it was."""
+    background = q.background_low_band_db
+    return (q.low_band_db < MIN_LOW_BAND_DB and background < KEPT_BACKGROUND_LOW_BAND_DB) or (
+        q.low_band_db < SHALLOW_LOW_BAND_DB and background < CUT_BACKGROUND_LOW_BAND_DB
+    )
+
+
 def _band_limited(q: Quality, band: float) -> Issue | None:
     if q.bandwidth_hz < band:
         problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
         return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
-    if q.low_band_db < MIN_LOW_BAND_DB:
+    if low_band_cut(q):
         problem = "the recording lacks the voice's low tones, as over a telephone line"
         return Issue("low_band_db", q.low_band_db, MIN_LOW_BAND_DB, problem, ADVICE_BAND)
     return None
