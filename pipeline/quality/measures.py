@@ -222,11 +222,10 @@ def fall_db(power: np.ndarray, background: np.ndarray, bin_hz: float, top_hz: fl
     bands = np.add.reduceat(power[:, edges[0] : edges[-1]], edges[:-1] - edges[0], axis=1)
     floor = np.add.reduceat(background[edges[0] : edges[-1]], edges[:-1] - edges[0])
     start = bands[:-FALL_FRAMES]
-    end = np.maximum(np.maximum(bands[FALL_FRAMES:], floor), POWER_FLOOR)
-    can_start = (start >= bands.max(axis=0) * _FALL_WITHIN) & (start >= floor * _FALL_ABOVE)
-    if not can_start.any():
-        return 0.0
-    return 10 * math.log10(float((start[can_start] / end[can_start]).max()))
+    can_start = start >= np.maximum(bands.max(axis=0) * _FALL_WITHIN, floor * _FALL_ABOVE)
+    falls = start / np.maximum(bands[FALL_FRAMES:], floor + POWER_FLOOR)
+    steepest = float(np.where(can_start, falls, 0.0).max())
+    return 10 * math.log10(steepest) if steepest > 0 else 0.0
 
 
 @lru_cache(maxsize=16)

@@ -131,7 +131,7 @@ def test_fall_db_is_the_steepest_fall_over_two_frames_in_any_octave_band() -> No
 
     assert fall_db(decaying, background, bin_hz, 4000.0) == pytest.approx(6.0, abs=1e-9)
     # From frame 2 (6 dB down, 20 dB within the loudest) to the background two frames later.
-    assert fall_db(stopping, background, bin_hz, 4000.0) == pytest.approx(84.0, abs=1e-9)
+    assert fall_db(stopping, background, bin_hz, 4000.0) == pytest.approx(84.0, abs=1e-3)
     # Nothing stands 20 dB above the background: no fall can be measured.
     assert fall_db(decaying, np.ones(257), bin_hz, 4000.0) == 0.0
 
