@@ -42,9 +42,10 @@ Measure = Literal[
     "speech_s", "clipped_fraction", "snr_db", "bandwidth_hz", "low_band_db", "level_dbfs", "fall_db"
 ]
 
-Condition = Literal["clean", "short", "clipped", "band-limited", "noisy", "quiet", "reverberant"]
+Condition = Literal["clean", "short", "clipped", "band-limited", "noisy", "quiet"]
 CONDITIONS: tuple[Condition, ...] = get_args(Condition)
-# The recording condition a clip resembles, by its most telling issue.
+# The recording condition a clip resembles, by its most telling issue (no issue measures
+# fall_db: the room's echo is a sign only, ``pipeline.quality.conditions``).
 _CONDITION_OF: dict[Measure, Condition] = {
     "speech_s": "short",
     "clipped_fraction": "clipped",
@@ -52,7 +53,6 @@ _CONDITION_OF: dict[Measure, Condition] = {
     "low_band_db": "band-limited",
     "snr_db": "noisy",
     "level_dbfs": "quiet",
-    "fall_db": "reverberant",
 }
 
 MIN_SPEECH_S = 0.15  # seconds of speech after trimming; single spoken digits last 0.2-0.5 s
