@@ -41,10 +41,10 @@ from pipeline.quality.issues import (
     ADVICE_BAND,
     ADVICE_CLIPPED,
     ADVICE_NOISY,
-    MIN_LOW_BAND_DB,
     SPEECH_BAND_HZ,
     Issue,
     low_band_cut,
+    low_band_limit,
 )
 from pipeline.quality.measures import Quality
 
@@ -99,7 +99,7 @@ def _clipped(q: Quality, band: float) -> Issue | None:
 def _band_limited(q: Quality, band: float) -> Issue | None:
     if low_band_cut(q):
         problem = "the recording lacks the voice's low tones, as over a telephone line"
-        return Issue("low_band_db", q.low_band_db, MIN_LOW_BAND_DB, problem, ADVICE_BAND)
+        return Issue("low_band_db", q.low_band_db, low_band_limit(q), problem, ADVICE_BAND)
     if q.bandwidth_hz < band:
         problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
         return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)

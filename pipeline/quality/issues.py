@@ -9,6 +9,7 @@ advice says what would help. The limits are set so that clean recordings of the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
@@ -21,14 +22,13 @@ __all__ = [
     "ADVICE_NOISY",
     "BAND_SHARE",
     "CONDITIONS",
-    "CUT_BACKGROUND_LOW_BAND_DB",
     "KEPT_BACKGROUND_LOW_BAND_DB",
+    "LOW_BAND_CUT_DB",
     "MAX_CLIPPED_FRACTION",
     "MIN_LEVEL_DBFS",
     "MIN_LOW_BAND_DB",
     "MIN_SNR_DB",
     "MIN_SPEECH_S",
-    "SHALLOW_LOW_BAND_DB",
     "SPEECH_BAND_HZ",
     "Condition",
     "Issue",
@@ -36,6 +36,7 @@ __all__ = [
     "condition",
     "issues",
     "low_band_cut",
+    "low_band_limit",
 ]
 
 Measure = Literal[
@@ -60,11 +61,9 @@ MAX_CLIPPED_FRACTION = 0.01  # share of samples flat on the peak
 MIN_SNR_DB = 0.0  # dB of speech above the steady background: no more than the noise
 SPEECH_BAND_HZ = 4000.0  # what carries a voice: a wider band is welcome, never required
 BAND_SHARE = 0.8  # the bandwidth must reach this share of the speech band the model hears ...
-MIN_LOW_BAND_DB = -18.0  # ... and a voice's low band must not be cut below this (dB vs the mid),
-KEPT_BACKGROUND_LOW_BAND_DB = -6.0  # unless the background's low band lies within this of its
-# mid: nothing cut the channel, the voice has little below 250 Hz
-SHALLOW_LOW_BAND_DB = -12.0  # a shallower cut of the voice's low band counts when ...
-CUT_BACKGROUND_LOW_BAND_DB = -20.0  # ... the background's is cut below this as well
+MIN_LOW_BAND_DB = -12.0  # ... and a voice's low band not cut below this (dB vs its mid band),
+KEPT_BACKGROUND_LOW_BAND_DB = -6.0  # nor the background's below this,
+LOW_BAND_CUT_DB = -30.0  # nor both together below this
 MIN_LEVEL_DBFS = -60.0  # quieter speech is close to the converter's own noise
 
 
@@ -102,17 +101,21 @@ def _clipped(q: Quality, band: float) -> Issue | None:
                  ADVICE_CLIPPED)  # fmt: skip
 
 
+def low_band_limit(q: Quality) -> float:
+    """The dB under which the voice's low band of a clip of ``q`` is cut (see
+    :func:`low_band_cut`), given its background's; -inf where the background keeps its own."""
+    if q.background_low_band_db >= KEPT_BACKGROUND_LOW_BAND_DB:
+        return -math.inf
+    return min(MIN_LOW_BAND_DB, LOW_BAND_CUT_DB - q.background_low_band_db)
+
+
 def low_band_cut(q: Quality) -> bool:
-    """Whether the channel of a clip of ``q`` cut the low band: the voice's lies
-    ``MIN_LOW_BAND_DB`` under its mid band and the background's does not keep its own
-    (``KEPT_BACKGROUND_LOW_BAND_DB``), or the voice's lies ``SHALLOW_LOW_BAND_DB`` under and the
-    background's is cut too (``CUT_BACKGROUND_LOW_BAND_DB``). A line or a small loudspeaker cuts
-    whatever it carries, the room's low rumble with the voice; a voice with little below 250 Hz
-    leaves the room's low band as it was."""
-    background = q.background_low_band_db
-    return (q.low_band_db < MIN_LOW_BAND_DB and background < KEPT_BACKGROUND_LOW_BAND_DB) or (
-        q.low_band_db < SHALLOW_LOW_BAND_DB and background < CUT_BACKGROUND_LOW_BAND_DB
-    )
+    """Whether the channel of a clip of ``q`` cut the low band: the voice's lies under its mid
+    band and so does the background's, by ``MIN_LOW_BAND_DB`` and
+    ``KEPT_BACKGROUND_LOW_BAND_DB`` at least and by ``LOW_BAND_CUT_DB`` both together. A line or
+    a small loudspeaker cuts whatever it carries, the room's low rumble with the voice; a voice
+    with little below 250 Hz leaves the room's low band as it was."""
+    return q.low_band_db < low_band_limit(q)
 
 
 def _band_limited(q: Quality, band: float) -> Issue | None:
@@ -121,7 +124,7 @@ def _band_limited(q: Quality, band: float) -> Issue | None:
         return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
     if low_band_cut(q):
         problem = "the recording lacks the voice's low tones, as over a telephone line"
-        return Issue("low_band_db", q.low_band_db, MIN_LOW_BAND_DB, problem, ADVICE_BAND)
+        return Issue("low_band_db", q.low_band_db, low_band_limit(q), problem, ADVICE_BAND)
     return None
 
 

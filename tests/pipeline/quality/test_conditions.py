@@ -18,7 +18,7 @@ from pipeline.quality.conditions import (
     resembles,
     signs,
 )
-from pipeline.quality.issues import MIN_LOW_BAND_DB, issues
+from pipeline.quality.issues import LOW_BAND_CUT_DB, issues
 from pipeline.quality.measures import Quality
 
 CLEAN = Quality(speech_s=1.0, level_dbfs=-20.0, clipped_fraction=0.0, snr_db=35.0,
@@ -39,7 +39,7 @@ def test_a_clean_recording_shows_no_sign_and_resembles_a_clean_one() -> None:
     ("change", "condition", "measure", "limit"),
     [
         ({"clipped_fraction": 0.005}, "clipped", "clipped_fraction", CLIPPED_SIGN),
-        ({"low_band_db": -20.0}, "band-limited", "low_band_db", MIN_LOW_BAND_DB),
+        ({"low_band_db": -25.0}, "band-limited", "low_band_db", LOW_BAND_CUT_DB + 10.0),
         ({"bandwidth_hz": 3000.0}, "band-limited", "bandwidth_hz", BAND_SIGN_SHARE * 3800.0),
         ({"snr_db": 6.0, "bandwidth_hz": 4000.0}, "noisy", "snr_db", NOISY_SIGN_DB),
         ({"fall_db": 9.0}, "reverberant", "fall_db", REVERB_FALL_DB),
@@ -79,7 +79,7 @@ def test_the_most_telling_sign_comes_first() -> None:
 
 def test_a_refusal_blames_issues_then_clipping_and_band_signs_but_never_a_noisy_sign() -> None:
     noisy = _with(snr_db=6.0, bandwidth_hz=4000.0)
-    telephone = _with(low_band_db=-20.0)
+    telephone = _with(low_band_db=-25.0)
     very_noisy = _with(snr_db=-3.0, bandwidth_hz=4000.0)
 
     def blamed(q: Quality) -> list[str]:
