@@ -44,6 +44,7 @@ the cost of the per-bin statistics low.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -216,25 +217,29 @@ def fall_db(power: np.ndarray, background: np.ndarray, bin_hz: float, top_hz: fl
     """dB of the steepest fall of the (frames, bins) ``power`` of frames ``HOP_S`` apart over
     ``FALL_FRAMES`` frames, in any octave band of ``FALL_EDGES_HZ`` below ``top_hz``, against
     the (bins,) ``background`` (see the module's text); 0 when no frame can start one."""
-    edges = _fall_bins(power.shape[1], bin_hz, top_hz)
-    if len(power) <= FALL_FRAMES or len(edges) < 2:
+    octaves = _octaves(power.shape[1], bin_hz, top_hz, power.dtype)
+    if len(power) <= FALL_FRAMES or not octaves.shape[1]:
         return 0.0
-    bands = np.add.reduceat(power[:, edges[0] : edges[-1]], edges[:-1] - edges[0], axis=1)
-    floor = np.add.reduceat(background[edges[0] : edges[-1]], edges[:-1] - edges[0])
+    bands, floor = power @ octaves, background @ octaves  # (frames, bands) and (bands,)
     start = bands[:-FALL_FRAMES]
     can_start = start >= np.maximum(bands.max(axis=0) * _FALL_WITHIN, floor * _FALL_ABOVE)
     falls = start / np.maximum(bands[FALL_FRAMES:], floor + POWER_FLOOR)
-    steepest = float(np.where(can_start, falls, 0.0).max())
+    steepest = float((falls * can_start).max())
     return 10 * math.log10(steepest) if steepest > 0 else 0.0
 
 
 @lru_cache(maxsize=16)
-def _fall_bins(n_bins: int, bin_hz: float, top_hz: float) -> np.ndarray:
-    """The edges, in bins of ``bin_hz`` of ``n_bins``, of the octave bands :func:`fall_db`
-    measures: ``FALL_EDGES_HZ`` below ``top_hz`` and ``FALL_TOP_HZ``, and the top itself."""
+def _octaves(n_bins: int, bin_hz: float, top_hz: float, dtype: np.dtype) -> np.ndarray:
+    """(n_bins, bands) 0/1: which of ``n_bins`` bins of ``bin_hz`` each octave band of
+    :func:`fall_db` sums, ``FALL_EDGES_HZ`` below ``top_hz`` and ``FALL_TOP_HZ`` (one matrix
+    product sums them all)."""
     top = min(top_hz, FALL_TOP_HZ)
-    hz = [edge for edge in FALL_EDGES_HZ if edge < top] + [top]
-    return np.minimum(np.round(np.array(hz) / bin_hz).astype(int), n_bins)
+    hz = np.array([edge for edge in FALL_EDGES_HZ if edge < top] + [top])
+    edges = np.minimum(np.round(hz / bin_hz).astype(int), n_bins)
+    octaves = np.zeros((n_bins, len(edges) - 1), dtype=dtype)
+    for band, (low, high) in enumerate(itertools.pairwise(edges)):
+        octaves[low:high, band] = 1
+    return octaves
 
 
 def measure(
