@@ -7,9 +7,11 @@ import math
 import numpy as np
 import pytest
 import soxr
+from scipy import signal
 
 from pipeline.errors import ParameterError
 from pipeline.features import stft
+from pipeline.quality.issues import low_band_cut
 from pipeline.quality.measures import (
     FRAME_S,
     HOP_S,
@@ -170,3 +172,15 @@ def test_bad_arguments_are_named() -> None:
         measure(tone(), 0)
     with pytest.raises(ParameterError, match=r"not of shape \(0,\)"):
         measure(np.zeros(0, np.float32), SR)
+
+
+def test_a_phone_line_cuts_the_low_band_of_the_voice_and_of_the_room_alike() -> None:
+    rng = np.random.default_rng(0)
+    voice = padded(harmonics(f0_hz=120.0, seconds=1.0))
+    room = voice + (1e-3 * rng.standard_normal(len(voice))).astype(np.float32)
+    line = signal.sosfilt(
+        signal.butter(4, [300, 3400], btype="bandpass", fs=SR, output="sos"), room
+    )
+
+    assert not low_band_cut(measure(room, SR))
+    assert low_band_cut(measure(line.astype(np.float32), SR))
