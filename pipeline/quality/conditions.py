@@ -19,8 +19,7 @@ never heard is judged like a known one:
   energy never falls by ``REVERB_FALL_DB`` within 60 ms (``fall_db``): in a quiet recording a
   voice's stops fall further than that, and only a room's echo, dying away no faster than its
   reverberation time allows, holds every fall back. It comes last, so it never changes the
-  condition a clip with another sign resembles; the training copies of rooms do not make
-  references of their own, so a reverberant clip is judged as a clean one.
+  condition a clip with another sign resembles.
 
 A refused clip with a sign of clipping, of a band limit or of reverberation is refused as a poor
 recording, the sign its cause (``blames``). A noisy sign is never blamed: the background of a
@@ -59,23 +58,21 @@ __all__ = [
     "REVERB_FALL_DB",
     "REVERB_SNR_DB",
     "Matched",
-    "Resembled",
     "blames",
     "causes",
     "resembles",
     "signs",
 ]
 
-# The conditions with references of their own, and every condition a sign points to.
-Matched = Literal["clipped", "band-limited", "noisy"]
+Matched = Literal["clipped", "band-limited", "noisy", "reverberant"]
 MATCHED: tuple[Matched, ...] = get_args(Matched)
-Resembled = Matched | Literal["reverberant"]
 MATCHED_BY_AUGMENT: dict[str, Matched] = {
     "overdrive": "clipped",
     "noise": "noisy",
     "telephone": "band-limited",
     "codec": "band-limited",
     "dull": "band-limited",
+    "reverb": "reverberant",
 }
 
 CLIPPED_SIGN = 0.002  # share of samples flat on the peak; clean takes stay below 0.001
@@ -120,7 +117,7 @@ def _reverberant(q: Quality, band: float) -> Issue | None:
     return Issue("fall_db", q.fall_db, REVERB_FALL_DB, problem, ADVICE_REVERBERANT)
 
 
-_SIGNS: tuple[tuple[Resembled, Callable[[Quality, float], Issue | None]], ...] = (
+_SIGNS: tuple[tuple[Matched, Callable[[Quality, float], Issue | None]], ...] = (
     ("clipped", _clipped),
     ("band-limited", _band_limited),
     ("noisy", _noisy),
@@ -128,7 +125,7 @@ _SIGNS: tuple[tuple[Resembled, Callable[[Quality, float], Issue | None]], ...] =
 )
 
 
-def signs(quality: Quality, band_hz: float) -> tuple[tuple[Resembled, Issue], ...]:
+def signs(quality: Quality, band_hz: float) -> tuple[tuple[Matched, Issue], ...]:
     """The signs of a degraded recording in a clip of ``quality`` for a model that listens up to
     ``band_hz``, each with the condition it points to, the most telling first (none for a clip
     that resembles a clean recording)."""
@@ -141,7 +138,7 @@ def signs(quality: Quality, band_hz: float) -> tuple[tuple[Resembled, Issue], ..
     return tuple(found)
 
 
-def resembles(found: Sequence[tuple[Resembled, Issue]]) -> Resembled | Literal["clean"]:
+def resembles(found: Sequence[tuple[Matched, Issue]]) -> Matched | Literal["clean"]:
     """The condition a clip with the signs ``found`` (most telling first) resembles."""
     return found[0][0] if found else "clean"
 
