@@ -47,9 +47,9 @@ a degraded clip of a known voice less than the raw histogram does, and a strange
 
 **Condition-matched references.** In the network's input space a degraded clip of a known voice
 lies about as far from that voice's clean clips as a stranger does. So a clip that resembles a
-degraded recording (``pipeline.quality.conditions``: clipped, band-limited, noisy) is also
-compared with its speaker's clean clips *and* the training clips' degraded copies made under that
-condition (``OpenSet.matched``), with a threshold of that condition's own: the ``1 - quantile``
+degraded recording (``pipeline.quality.conditions``: clipped, band-limited, noisy, reverberant) is
+also compared with its speaker's clean clips *and* the training clips' degraded copies made under
+that condition (``OpenSet.matched``), with a threshold of that condition's own: the ``1 - quantile``
 quantile of the copies' scaled distances to the nearest other reference by
 leave-one-*recording*-out, so that a copy's own clip and its other copies never count as its
 neighbours. It is accepted when either comparison passes, so a clean clip taken for a degraded

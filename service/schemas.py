@@ -117,6 +117,10 @@ class QualityReport(BaseModel):
     bandwidth_hz: float = Field(description="highest frequency that carries speech, Hz")
     available_hz: float = Field(description="the band the recording's own rate allows, Hz")
     low_band_db: float = Field(description="speech below 250 Hz against 250-1000 Hz, dB")
+    background_low_band_db: float = Field(description="the background below 250 Hz against "
+                                          "250-1000 Hz, dB")  # fmt: skip
+    fall_db: float = Field(description="the steepest fall of the speech's energy within 60 ms, "
+                           "dB (slow in an echoing room); 0 when none is measured")  # fmt: skip
     issues: list[QualityIssue] = Field(description="the measures past their limits, most "
                                        "telling first; empty for a clean recording")  # fmt: skip
 

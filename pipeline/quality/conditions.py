@@ -9,17 +9,23 @@ itself and against the band it really has, never of the voice, so that a voice t
 never heard is judged like a known one:
 
 - ``clipped``: more than ``CLIPPED_SIGN`` of the samples sit flat on the peak;
-- ``band-limited``: the voice's low band lies more than ``LOW_BAND_SIGN_DB`` below its mid band,
-  or the bandwidth reaches less than ``BAND_SIGN_SHARE`` of the speech band the recording has
-  (an 8 kHz recording is judged against 4 kHz, not against 8);
+- ``band-limited``: the channel cut the voice's low band (``pipeline.quality.issues.low_band_cut``:
+  the voice's low band under its mid band, and the background's not kept), or the bandwidth
+  reaches less than ``BAND_SIGN_SHARE`` of the speech band the recording has (an 8 kHz recording
+  is judged against 4 kHz, not against 8);
 - ``noisy``: the speech stands less than ``NOISY_SIGN_DB`` above a background that fills the whole
-  band the recording has (within ``FULL_BAND_HZ`` of its top).
+  band the recording has (within ``FULL_BAND_HZ`` of its top);
+- ``reverberant``: the speech stands ``REVERB_SNR_DB`` or more above its background, yet its
+  energy never falls by ``REVERB_FALL_DB`` within 60 ms (``fall_db``): in a quiet recording a
+  voice's stops fall further than that, and only a room's echo, dying away no faster than its
+  reverberation time allows, holds every fall back. It comes last, so it never changes the
+  condition a clip with another sign resembles.
 
-A refused clip with a sign of clipping or of a band limit is refused as a poor recording, the
-sign its cause (``blames``). A noisy sign is never blamed: the background of a short, trimmed
-take is hard to measure, and clean takes of voices a model has never heard show it as often as
-noise-covered ones of known voices are refused; only the noise issue (``pipeline.quality.issues``)
-is.
+A refused clip with a sign of clipping, of a band limit or of reverberation is refused as a poor
+recording, the sign its cause (``blames``). A noisy sign is never blamed: the background of a
+short, trimmed take is hard to measure, and clean takes of voices a model has never heard show it
+as often as noise-covered ones of known voices are refused; only the noise issue
+(``pipeline.quality.issues``) is.
 
 ``MATCHED_BY_AUGMENT`` says which of the training copies' conditions (``pipeline.augment``) make
 references for each condition a clip may resemble.
@@ -36,17 +42,21 @@ from pipeline.quality.issues import (
     ADVICE_NOISY,
     SPEECH_BAND_HZ,
     Issue,
+    low_band_cut,
+    low_band_limit,
 )
 from pipeline.quality.measures import Quality
 
 __all__ = [
+    "ADVICE_REVERBERANT",
     "BAND_SIGN_SHARE",
     "CLIPPED_SIGN",
     "FULL_BAND_HZ",
-    "LOW_BAND_SIGN_DB",
     "MATCHED",
     "MATCHED_BY_AUGMENT",
     "NOISY_SIGN_DB",
+    "REVERB_FALL_DB",
+    "REVERB_SNR_DB",
     "Matched",
     "blames",
     "causes",
@@ -54,7 +64,7 @@ __all__ = [
     "signs",
 ]
 
-Matched = Literal["clipped", "band-limited", "noisy"]
+Matched = Literal["clipped", "band-limited", "noisy", "reverberant"]
 MATCHED: tuple[Matched, ...] = get_args(Matched)
 MATCHED_BY_AUGMENT: dict[str, Matched] = {
     "overdrive": "clipped",
@@ -62,13 +72,17 @@ MATCHED_BY_AUGMENT: dict[str, Matched] = {
     "telephone": "band-limited",
     "codec": "band-limited",
     "dull": "band-limited",
+    "reverb": "reverberant",
 }
 
 CLIPPED_SIGN = 0.002  # share of samples flat on the peak; clean takes stay below 0.001
-LOW_BAND_SIGN_DB = -18.0  # dB of the low band (60-250 Hz) against the mid (250 Hz-1 kHz)
 BAND_SIGN_SHARE = 0.85  # of the speech band within the model's and the recording's band
 NOISY_SIGN_DB = 10.0  # dB of speech above the background
 FULL_BAND_HZ = 100.0  # a background this close to the recording's top fills its band
+REVERB_SNR_DB = 20.0  # dB of speech above the background, in a recording quiet enough ...
+REVERB_FALL_DB = 14.0  # ... for a voice's stops to fall further than this within 60 ms
+
+ADVICE_REVERBERANT = "record in a smaller or furnished room, close to the microphone"
 
 
 def _clipped(q: Quality, band: float) -> Issue | None:
@@ -80,9 +94,9 @@ def _clipped(q: Quality, band: float) -> Issue | None:
 
 
 def _band_limited(q: Quality, band: float) -> Issue | None:
-    if q.low_band_db < LOW_BAND_SIGN_DB:
+    if low_band_cut(q):
         problem = "the recording lacks the voice's low tones, as over a telephone line"
-        return Issue("low_band_db", q.low_band_db, LOW_BAND_SIGN_DB, problem, ADVICE_BAND)
+        return Issue("low_band_db", q.low_band_db, low_band_limit(q), problem, ADVICE_BAND)
     if q.bandwidth_hz < band:
         problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
         return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
@@ -96,10 +110,18 @@ def _noisy(q: Quality, band: float) -> Issue | None:
     return Issue("snr_db", q.snr_db, NOISY_SIGN_DB, problem, ADVICE_NOISY)
 
 
+def _reverberant(q: Quality, band: float) -> Issue | None:
+    if q.snr_db < REVERB_SNR_DB or not 0 < q.fall_db < REVERB_FALL_DB:
+        return None
+    problem = f"the room echoes (the speech never falls {q.fall_db:.0f} dB within 60 ms)"
+    return Issue("fall_db", q.fall_db, REVERB_FALL_DB, problem, ADVICE_REVERBERANT)
+
+
 _SIGNS: tuple[tuple[Matched, Callable[[Quality, float], Issue | None]], ...] = (
     ("clipped", _clipped),
     ("band-limited", _band_limited),
     ("noisy", _noisy),
+    ("reverberant", _reverberant),
 )
 
 

@@ -9,6 +9,7 @@ advice says what would help. The limits are set so that clean recordings of the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
@@ -21,6 +22,8 @@ __all__ = [
     "ADVICE_NOISY",
     "BAND_SHARE",
     "CONDITIONS",
+    "KEPT_BACKGROUND_LOW_BAND_DB",
+    "LOW_BAND_CUT_DB",
     "MAX_CLIPPED_FRACTION",
     "MIN_LEVEL_DBFS",
     "MIN_LOW_BAND_DB",
@@ -32,15 +35,18 @@ __all__ = [
     "Measure",
     "condition",
     "issues",
+    "low_band_cut",
+    "low_band_limit",
 ]
 
 Measure = Literal[
-    "speech_s", "clipped_fraction", "snr_db", "bandwidth_hz", "low_band_db", "level_dbfs"
+    "speech_s", "clipped_fraction", "snr_db", "bandwidth_hz", "low_band_db", "level_dbfs", "fall_db"
 ]
 
 Condition = Literal["clean", "short", "clipped", "band-limited", "noisy", "quiet"]
 CONDITIONS: tuple[Condition, ...] = get_args(Condition)
-# The recording condition a clip resembles, by its most telling issue.
+# The recording condition a clip resembles, by its most telling issue (no issue measures
+# fall_db: the room's echo is a sign only, ``pipeline.quality.conditions``).
 _CONDITION_OF: dict[Measure, Condition] = {
     "speech_s": "short",
     "clipped_fraction": "clipped",
@@ -55,7 +61,9 @@ MAX_CLIPPED_FRACTION = 0.01  # share of samples flat on the peak
 MIN_SNR_DB = 0.0  # dB of speech above the steady background: no more than the noise
 SPEECH_BAND_HZ = 4000.0  # what carries a voice: a wider band is welcome, never required
 BAND_SHARE = 0.8  # the bandwidth must reach this share of the speech band the model hears ...
-MIN_LOW_BAND_DB = -18.0  # ... and a voice's low band must not be cut below this (dB vs the mid)
+MIN_LOW_BAND_DB = -12.0  # ... and a voice's low band not cut below this (dB vs its mid band),
+KEPT_BACKGROUND_LOW_BAND_DB = -6.0  # nor the background's below this,
+LOW_BAND_CUT_DB = -30.0  # nor both together below this
 MIN_LEVEL_DBFS = -60.0  # quieter speech is close to the converter's own noise
 
 
@@ -93,13 +101,30 @@ def _clipped(q: Quality, band: float) -> Issue | None:
                  ADVICE_CLIPPED)  # fmt: skip
 
 
+def low_band_limit(q: Quality) -> float:
+    """The dB under which the voice's low band of a clip of ``q`` is cut (see
+    :func:`low_band_cut`), given its background's; -inf where the background keeps its own."""
+    if q.background_low_band_db >= KEPT_BACKGROUND_LOW_BAND_DB:
+        return -math.inf
+    return min(MIN_LOW_BAND_DB, LOW_BAND_CUT_DB - q.background_low_band_db)
+
+
+def low_band_cut(q: Quality) -> bool:
+    """Whether the channel of a clip of ``q`` cut the low band: the voice's lies under its mid
+    band and so does the background's, by ``MIN_LOW_BAND_DB`` and
+    ``KEPT_BACKGROUND_LOW_BAND_DB`` at least and by ``LOW_BAND_CUT_DB`` both together. A line or
+    a small loudspeaker cuts whatever it carries, the room's low rumble with the voice; a voice
+    with little below 250 Hz leaves the room's low band as it was."""
+    return q.low_band_db < low_band_limit(q)
+
+
 def _band_limited(q: Quality, band: float) -> Issue | None:
     if q.bandwidth_hz < band:
         problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
         return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
-    if q.low_band_db < MIN_LOW_BAND_DB:
+    if low_band_cut(q):
         problem = "the recording lacks the voice's low tones, as over a telephone line"
-        return Issue("low_band_db", q.low_band_db, MIN_LOW_BAND_DB, problem, ADVICE_BAND)
+        return Issue("low_band_db", q.low_band_db, low_band_limit(q), problem, ADVICE_BAND)
     return None
 
 

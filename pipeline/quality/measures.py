@@ -21,7 +21,18 @@ the clip (a clip shorter than that is measured on its zero-padded frames):
   holds nothing above 4 kHz, so its bandwidth is judged against 4 kHz, not against 8;
 - ``low_band_db``: the speech power below 250 Hz against that from 250 Hz to 1 kHz: a telephone
   line or a small loudspeaker cuts a voice's fundamental, and that shows even in a recording whose
-  top band is narrow already.
+  top band is narrow already;
+- ``background_low_band_db``: the same ratio of the background (each bin's held percentile): a
+  channel that cuts the low band cuts the room's own low rumble with the voice, while a voice
+  with little below 250 Hz leaves the room's as it was (0 for a background of digital silence,
+  which shows nothing);
+- ``fall_db``: the steepest fall of the speech's energy within ``FALL_S``, in any octave band from
+  250 Hz to the top of the recording's band (at most ``FALL_TOP_HZ``), from a frame within
+  ``FALL_WITHIN_DB`` of the band's loudest and ``FALL_ABOVE_DB`` above the band's background, to
+  the next frame but one (or to the background, when that is louder): a voice stops in a few
+  milliseconds, a room's echo dies away no faster than its reverberation time allows (60 dB in
+  RT60), so every fall of a reverberant recording is slow; 0 when no frame stands that far above
+  its band's background.
 
 Everything is relative to the clip's own peak and background, so a gain changes only
 ``level_dbfs``. The frames are every ``FRAME_STEP``-th frame of a ``pipeline.features.stft``
@@ -35,6 +46,7 @@ cost is not small beside that of a reduction over a few hundred bins.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -53,6 +65,7 @@ __all__ = [
     "Quality",
     "bandwidth",
     "clipped_fraction",
+    "fall_db",
     "low_band_db",
     "measure",
 ]
@@ -73,10 +86,18 @@ BAND_DB = 50.0  # a bin carries speech within this many dB of the speech spectru
 BAND_SNR_DB = 6.0  # ... and this many dB above its own background
 LOW_BAND_HZ = (60.0, 250.0)  # a voice's fundamental and first harmonics: what phone lines cut
 MID_BAND_HZ = (250.0, 1000.0)  # what every channel keeps
+FALL_FRAMES = 2  # a fall is measured from one measured frame to the next but one ...
+FALL_S = FALL_FRAMES * HOP_S  # ... 60 ms later
+FALL_EDGES_HZ = (250.0, 500.0, 1000.0, 2000.0)  # the octave bands whose falls are measured ...
+FALL_TOP_HZ = 4000.0  # ... up to this, or the top of the recording's band when lower
+FALL_WITHIN_DB = 20.0  # a fall starts from a frame within this many dB of its band's loudest ...
+FALL_ABOVE_DB = 20.0  # ... and this many dB above the band's background
 POWER_FLOOR = 1e-12  # added before logs and divisions
 SPEECH_SHARE = 10 ** (-SPEECH_DB / 10)  # SPEECH_DB as a power ratio
 BAND_PEAK_RATIO = 10 ** (-BAND_DB / 10)  # BAND_DB as a power ratio
 BAND_SNR_RATIO = 10 ** (BAND_SNR_DB / 10)  # BAND_SNR_DB as a power ratio
+_FALL_WITHIN = 10 ** (-FALL_WITHIN_DB / 10)  # FALL_WITHIN_DB as a power ratio
+_FALL_ABOVE = 10 ** (FALL_ABOVE_DB / 10)  # FALL_ABOVE_DB as a power ratio
 _SMOOTHING = np.full(SMOOTH_BINS, 1 / SMOOTH_BINS)  # the kernel of a moving average
 
 
@@ -91,6 +112,8 @@ class Quality:
     bandwidth_hz: float
     available_hz: float
     low_band_db: float
+    background_low_band_db: float
+    fall_db: float
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -195,6 +218,35 @@ def _bins_within(n_bins: int, bin_hz: float) -> tuple[slice, slice]:
     return low, mid
 
 
+def fall_db(power: np.ndarray, background: np.ndarray, bin_hz: float, top_hz: float) -> float:
+    """dB of the steepest fall of the (frames, bins) ``power`` of frames ``HOP_S`` apart over
+    ``FALL_FRAMES`` frames, in any octave band of ``FALL_EDGES_HZ`` below ``top_hz``, against
+    the (bins,) ``background`` (see the module's text); 0 when no frame can start one."""
+    octaves = _octaves(power.shape[1], bin_hz, top_hz, power.dtype)
+    if len(power) <= FALL_FRAMES or not octaves.shape[1]:
+        return 0.0
+    bands, floor = power @ octaves, background @ octaves  # (frames, bands) and (bands,)
+    start = bands[:-FALL_FRAMES]
+    can_start = start >= np.maximum(bands.max(axis=0) * _FALL_WITHIN, floor * _FALL_ABOVE)
+    falls = start / np.maximum(bands[FALL_FRAMES:], floor + POWER_FLOOR)
+    steepest = float((falls * can_start).max())
+    return 10 * math.log10(steepest) if steepest > 0 else 0.0
+
+
+@lru_cache(maxsize=16)
+def _octaves(n_bins: int, bin_hz: float, top_hz: float, dtype: np.dtype) -> np.ndarray:
+    """(n_bins, bands) 0/1: which of ``n_bins`` bins of ``bin_hz`` each octave band of
+    :func:`fall_db` sums, ``FALL_EDGES_HZ`` below ``top_hz`` and ``FALL_TOP_HZ`` (one matrix
+    product sums them all)."""
+    top = min(top_hz, FALL_TOP_HZ)
+    hz = np.array([edge for edge in FALL_EDGES_HZ if edge < top] + [top])
+    edges = np.minimum(np.round(hz / bin_hz).astype(int), n_bins)
+    octaves = np.zeros((n_bins, len(edges) - 1), dtype=dtype)
+    for band, (low, high) in enumerate(itertools.pairwise(edges)):
+        octaves[low:high, band] = 1
+    return octaves
+
+
 def measure(
     y: np.ndarray,
     sample_rate: int,
@@ -238,4 +290,6 @@ def measure(
         ),
         available_hz=available_hz,
         low_band_db=round(low_band_db(spectrum_mean, bin_hz), 2),
+        background_low_band_db=round(low_band_db(floor, bin_hz), 2),
+        fall_db=round(fall_db(power, background, bin_hz, available_hz), 2),
     )

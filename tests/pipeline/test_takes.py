@@ -24,7 +24,8 @@ LIMIT = SPREAD_SHARE * FEW_TAKES_CAP * 2.0
 
 def quality(level: float = -20.0, snr: float = 30.0, bandwidth: float = 3800.0) -> Quality:
     return Quality(speech_s=1.0, level_dbfs=level, clipped_fraction=0.0, snr_db=snr,
-                   bandwidth_hz=bandwidth, available_hz=4000.0, low_band_db=0.0)  # fmt: skip
+                   bandwidth_hz=bandwidth, available_hz=4000.0, low_band_db=0.0,
+                   background_low_band_db=-10.0, fall_db=30.0)  # fmt: skip
 
 
 def line(gap: float, n: int = 4) -> np.ndarray:

@@ -162,7 +162,7 @@ def test_the_open_set_is_matched_to_the_conditions_of_the_copies(trained_bundle:
 
     thresholds = {c: m.threshold for c, m in bundle.open_set.matched.items()}
     assert thresholds == bundle.metadata.open_set.matched
-    assert set(thresholds) == {"clipped", "band-limited", "noisy"}
+    assert set(thresholds) == {"clipped", "band-limited", "noisy", "reverberant"}
     for matched in bundle.open_set.matched.values():  # a speaker's clean rows and copies
         assert (np.diff(matched.offsets) > np.diff(bundle.open_set.offsets)).all()
 

@@ -10,19 +10,20 @@ from pipeline.augment import CONDITIONS
 from pipeline.quality.conditions import (
     BAND_SIGN_SHARE,
     CLIPPED_SIGN,
-    LOW_BAND_SIGN_DB,
     MATCHED,
     MATCHED_BY_AUGMENT,
     NOISY_SIGN_DB,
+    REVERB_FALL_DB,
     causes,
     resembles,
     signs,
 )
-from pipeline.quality.issues import issues
+from pipeline.quality.issues import LOW_BAND_CUT_DB, issues
 from pipeline.quality.measures import Quality
 
 CLEAN = Quality(speech_s=1.0, level_dbfs=-20.0, clipped_fraction=0.0, snr_db=35.0,
-                bandwidth_hz=3900.0, available_hz=4000.0, low_band_db=-6.0)  # fmt: skip
+                bandwidth_hz=3900.0, available_hz=4000.0, low_band_db=-6.0,
+                background_low_band_db=-10.0, fall_db=30.0)  # fmt: skip
 
 
 def _with(**change: float) -> Quality:
@@ -38,9 +39,10 @@ def test_a_clean_recording_shows_no_sign_and_resembles_a_clean_one() -> None:
     ("change", "condition", "measure", "limit"),
     [
         ({"clipped_fraction": 0.005}, "clipped", "clipped_fraction", CLIPPED_SIGN),
-        ({"low_band_db": -20.0}, "band-limited", "low_band_db", LOW_BAND_SIGN_DB),
+        ({"low_band_db": -25.0}, "band-limited", "low_band_db", LOW_BAND_CUT_DB + 10.0),
         ({"bandwidth_hz": 3000.0}, "band-limited", "bandwidth_hz", BAND_SIGN_SHARE * 3800.0),
         ({"snr_db": 6.0, "bandwidth_hz": 4000.0}, "noisy", "snr_db", NOISY_SIGN_DB),
+        ({"fall_db": 9.0}, "reverberant", "fall_db", REVERB_FALL_DB),
     ],
 )
 def test_each_sign_points_to_its_condition(
@@ -77,7 +79,7 @@ def test_the_most_telling_sign_comes_first() -> None:
 
 def test_a_refusal_blames_issues_then_clipping_and_band_signs_but_never_a_noisy_sign() -> None:
     noisy = _with(snr_db=6.0, bandwidth_hz=4000.0)
-    telephone = _with(low_band_db=-20.0)
+    telephone = _with(low_band_db=-25.0)
     very_noisy = _with(snr_db=-3.0, bandwidth_hz=4000.0)
 
     def blamed(q: Quality) -> list[str]:
@@ -87,6 +89,25 @@ def test_a_refusal_blames_issues_then_clipping_and_band_signs_but_never_a_noisy_
     assert blamed(noisy) == []
     assert blamed(telephone) == ["low_band_db", "low_band_db"]  # the issue, then the sign
     assert blamed(very_noisy) == ["snr_db"]  # the issue alone
+
+
+def test_slow_falls_are_an_echo_only_in_a_quiet_recording() -> None:
+    # Noise holds every fall back too: there, slow falls say nothing of the room.
+    assert signs(_with(fall_db=9.0, snr_db=15.0), band_hz=3800.0) == ()
+    # No fall measured (no frame far enough above its background) is no sign.
+    assert signs(_with(fall_db=0.0), band_hz=3800.0) == ()
+
+
+def test_an_echo_comes_after_every_other_sign_and_is_blamed() -> None:
+    echoing = _with(fall_db=9.0, clipped_fraction=0.005)
+    found = signs(echoing, band_hz=3800.0)
+
+    assert [condition for condition, _ in found] == ["clipped", "reverberant"]
+    assert [issue.measure for issue in causes((), [s for _, s in found])] == [
+        "clipped_fraction",
+        "fall_db",
+    ]
+    assert found[1][1].problem == "the room echoes (the speech never falls 9 dB within 60 ms)"
 
 
 def test_every_matched_condition_comes_from_conditions_training_makes_copies_under() -> None:

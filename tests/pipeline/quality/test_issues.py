@@ -8,17 +8,19 @@ import pytest
 
 from pipeline.quality.issues import (
     BAND_SHARE,
+    LOW_BAND_CUT_DB,
     MAX_CLIPPED_FRACTION,
-    MIN_LOW_BAND_DB,
     MIN_SNR_DB,
     MIN_SPEECH_S,
     SPEECH_BAND_HZ,
     issues,
+    low_band_cut,
 )
 from pipeline.quality.measures import Quality
 
 CLEAN = Quality(speech_s=1.0, level_dbfs=-20.0, clipped_fraction=0.0, snr_db=35.0,
-                bandwidth_hz=7000.0, available_hz=8000.0, low_band_db=-6.0)  # fmt: skip
+                bandwidth_hz=7000.0, available_hz=8000.0, low_band_db=-6.0,
+                background_low_band_db=-10.0, fall_db=30.0)  # fmt: skip
 
 
 def test_a_clean_recording_has_no_issue() -> None:
@@ -31,7 +33,7 @@ def test_a_clean_recording_has_no_issue() -> None:
         ({"speech_s": 0.1}, "speech_s", MIN_SPEECH_S),
         ({"clipped_fraction": 0.05}, "clipped_fraction", MAX_CLIPPED_FRACTION),
         ({"snr_db": -3.0}, "snr_db", MIN_SNR_DB),
-        ({"low_band_db": -25.0}, "low_band_db", MIN_LOW_BAND_DB),
+        ({"low_band_db": -25.0}, "low_band_db", LOW_BAND_CUT_DB + 10.0),  # the background: -10 dB
         ({"bandwidth_hz": 2400.0}, "bandwidth_hz", BAND_SHARE * SPEECH_BAND_HZ),
         ({"level_dbfs": -70.0}, "level_dbfs", -60.0),
     ],
@@ -72,3 +74,24 @@ def test_issues_come_most_telling_first() -> None:
         "clipped_fraction",
         "snr_db",
     ]
+
+
+@pytest.mark.parametrize(
+    ("low_band_db", "background_low_band_db", "cut"),
+    [
+        (-25.0, -10.0, True),  # the voice's low band cut, the room's not kept: a line
+        (-25.0, -3.0, False),  # the room keeps its low rumble: a voice with little below 250 Hz
+        (-15.0, -25.0, True),  # a shallower cut of the voice, the room's cut as well
+        (-15.0, -10.0, False),  # a shallow dip of the voice alone
+        (-10.0, -30.0, False),  # a background without a low band, the voice's kept
+    ],
+)
+def test_the_low_band_is_cut_only_where_the_background_shows_it_too(
+    low_band_db: float, background_low_band_db: float, cut: bool
+) -> None:
+    clip = dataclasses.replace(
+        CLEAN, low_band_db=low_band_db, background_low_band_db=background_low_band_db
+    )
+
+    assert low_band_cut(clip) is cut
+    assert [i.measure for i in issues(clip, band_hz=7600.0)] == (["low_band_db"] if cut else [])

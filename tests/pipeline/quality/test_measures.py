@@ -7,15 +7,18 @@ import math
 import numpy as np
 import pytest
 import soxr
+from scipy import signal
 
 from pipeline.errors import ParameterError
 from pipeline.features import stft
+from pipeline.quality.issues import low_band_cut
 from pipeline.quality.measures import (
     FRAME_S,
     HOP_S,
     STFT_HOP_S,
     bandwidth,
     clipped_fraction,
+    fall_db,
     low_band_db,
     measure,
 )
@@ -121,8 +124,63 @@ def test_low_band_db_compares_below_250_hz_with_250_hz_to_1_khz() -> None:
     assert low_band_db(speech, bin_hz) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_fall_db_is_the_steepest_fall_over_two_frames_in_any_octave_band() -> None:
+    bin_hz, frames = 31.25, 12
+    background = np.full(257, 1e-9)
+    decaying = np.outer(10 ** (-0.3 * np.arange(frames)), np.ones(257))  # 3 dB a frame
+    stopping = decaying.copy()
+    stopping[4:, 64:128] = 0.0  # the 2-4 kHz octave stops after frame 3
+
+    assert fall_db(decaying, background, bin_hz, 4000.0) == pytest.approx(6.0, abs=1e-9)
+    # From frame 2 (6 dB down, 20 dB within the loudest) to the background two frames later.
+    assert fall_db(stopping, background, bin_hz, 4000.0) == pytest.approx(84.0, abs=1e-3)
+    # Nothing stands 20 dB above the background: no fall can be measured.
+    assert fall_db(decaying, np.ones(257), bin_hz, 4000.0) == 0.0
+
+
+def test_a_voice_that_stops_falls_fast_and_an_echoing_one_slowly() -> None:
+    voice = np.concatenate([harmonics(seconds=0.3), np.zeros(SR // 5, np.float32),
+                            harmonics(seconds=0.3)])  # fmt: skip
+    rng = np.random.default_rng(0)
+    t = np.arange(round(0.8 * SR)) / SR  # a room of RT60 0.8 s: 60 dB in 0.8 s
+    room = rng.standard_normal(len(t)) * np.exp(-6.9 * t / 0.8)
+    echoing = np.convolve(voice, room)[: len(voice) + SR // 2]
+    echoing = (0.5 * echoing / np.abs(echoing).max()).astype(np.float32)
+
+    assert measure(padded(voice) + 1e-4 * rng.standard_normal(len(padded(voice))).astype(
+        np.float32), SR).fall_db > 40.0  # fmt: skip
+    assert 0.0 < measure(padded(echoing), SR).fall_db < 14.0
+
+
+def test_the_backgrounds_low_band_follows_the_channel_not_the_voice() -> None:
+    rng = np.random.default_rng(0)
+    voice = padded(harmonics(f0_hz=300.0, seconds=1.0))  # nothing below 300 Hz
+    hiss = (1e-3 * rng.standard_normal(len(voice))).astype(np.float32)
+    line = np.fft.irfft(np.fft.rfft(hiss) * (np.fft.rfftfreq(len(hiss), 1 / SR) >= 300), len(hiss))
+
+    room = measure(voice + hiss, SR)
+    phone = measure(voice + line.astype(np.float32), SR)
+
+    # White noise: 6 bins from 62.5 Hz below 250 against 24 from 250 Hz below 1 kHz.
+    assert room.background_low_band_db == pytest.approx(-6.0, abs=1.5)
+    assert phone.background_low_band_db < -40.0
+    assert measure(padded(harmonics()), SR).background_low_band_db == 0.0  # digital silence
+
+
 def test_bad_arguments_are_named() -> None:
     with pytest.raises(ParameterError, match=r"sample_rate=0 and source_rate=None"):
         measure(tone(), 0)
     with pytest.raises(ParameterError, match=r"not of shape \(0,\)"):
         measure(np.zeros(0, np.float32), SR)
+
+
+def test_a_phone_line_cuts_the_low_band_of_the_voice_and_of_the_room_alike() -> None:
+    rng = np.random.default_rng(0)
+    voice = padded(harmonics(f0_hz=120.0, seconds=1.0))
+    room = voice + (1e-3 * rng.standard_normal(len(voice))).astype(np.float32)
+    line = signal.sosfilt(
+        signal.butter(4, [300, 3400], btype="bandpass", fs=SR, output="sos"), room
+    )
+
+    assert not low_band_cut(measure(room, SR))
+    assert low_band_cut(measure(line.astype(np.float32), SR))
