@@ -196,7 +196,7 @@ def test_report_shows_the_loaded_model(driver: WebDriver, server: Server) -> Non
         "60 → 6 → 2 neurons (softmax outputs); the hidden width is the one chosen for 2 voices"
         in text_of(driver, "model-facts")
     )
-    assert "a lower top score, or one under 1.25 times the runner-up’s, answers" in text_of(
+    assert "a lower top score, or one under 1.25 times the runner-up\u2019s, answers" in text_of(
         driver, "model-facts"
     )
     # Both of the bundle's pictures arrive.

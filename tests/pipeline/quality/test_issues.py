@@ -10,6 +10,7 @@ from pipeline.quality.issues import (
     BAND_SHARE,
     LOW_BAND_CUT_DB,
     MAX_CLIPPED_FRACTION,
+    MIN_NOISE_SPAN_S,
     MIN_SNR_DB,
     MIN_SPEECH_S,
     SPEECH_BAND_HZ,
@@ -67,13 +68,27 @@ def test_an_8_khz_recording_is_judged_on_its_own_band_not_on_the_models() -> Non
 
 
 def test_issues_come_most_telling_first() -> None:
-    bad = dataclasses.replace(CLEAN, speech_s=0.1, clipped_fraction=0.2, snr_db=-2.0)
+    bad = dataclasses.replace(CLEAN, clipped_fraction=0.2, snr_db=-2.0, level_dbfs=-70.0)
+    short = dataclasses.replace(bad, speech_s=0.1)
 
     assert [i.measure for i in issues(bad, band_hz=7600.0)] == [
-        "speech_s",
         "clipped_fraction",
         "snr_db",
+        "level_dbfs",
     ]
+    assert [i.measure for i in issues(short, band_hz=7600.0)][:2] == [
+        "speech_s",
+        "clipped_fraction",
+    ]
+
+
+@pytest.mark.parametrize(("speech_s", "noisy"), [(0.3, False), (0.49, False), (0.5, True)])
+def test_noise_is_judged_only_over_half_a_second_of_speech(speech_s: float, noisy: bool) -> None:
+    """Under half a second, the background percentile is the quietest part of the voice."""
+    clip = dataclasses.replace(CLEAN, speech_s=speech_s, snr_db=-4.0)
+
+    assert ("snr_db" in [i.measure for i in issues(clip, band_hz=7600.0)]) is noisy
+    assert MIN_NOISE_SPAN_S == 0.5
 
 
 @pytest.mark.parametrize(
