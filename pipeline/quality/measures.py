@@ -151,10 +151,11 @@ def _floor(power: np.ndarray) -> np.ndarray:
     """The (bins,) power at ``NOISE_PERCENTILE`` over the frames of each bin of the
     (frames, bins) ``power``, taken on every ``BACKGROUND_STEP``-th bin and held over the bins
     up to the next: neighbouring bins of a Hann-windowed frame overlap, and halving the bins
-    halves the cost of the percentile."""
+    halves the cost of the percentile. Each row is sorted whole: the same value at ``rank`` as
+    a partition, at less cost for rows of a few dozen frames."""
     sampled = np.ascontiguousarray(power[:, ::BACKGROUND_STEP].T)  # each bin's frames in a row
     rank = int(NOISE_PERCENTILE / 100 * (len(power) - 1))
-    sampled.partition(rank, axis=1)
+    sampled.sort(axis=1)
     return sampled[_sampled_row(power.shape[1]), rank]
 
 
