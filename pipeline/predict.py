@@ -112,10 +112,13 @@ class Judged:
 def judge_recordings(qualities: Sequence[Quality], band_hz: float) -> Judged:
     """The issues, signs and condition of each clip of ``qualities`` for a model that listens up
     to ``band_hz``."""
-    found = [signs(q, band_hz) for q in qualities]
-    return Judged([issues(q, band_hz) for q in qualities],
-                  [tuple(issue for _, issue in f) for f in found],
-                  [resembles(f) for f in found])  # fmt: skip
+    judged = Judged([], [], [])
+    for q in qualities:  # a plain loop: comprehensions and generators cost more than the checks
+        seen = signs(q, band_hz)
+        judged.issues.append(issues(q, band_hz))
+        judged.signs.append(tuple(issue for _, issue in seen) if seen else ())
+        judged.conditions.append(resembles(seen))
+    return judged
 
 
 def predict_features(

@@ -130,12 +130,11 @@ def signs(quality: Quality, band_hz: float) -> tuple[tuple[Matched, Issue], ...]
     ``band_hz``, each with the condition it points to, the most telling first (none for a clip
     that resembles a clean recording)."""
     band = BAND_SIGN_SHARE * min(band_hz, quality.available_hz, SPEECH_BAND_HZ)
-    found = []
+    found: tuple[tuple[Matched, Issue], ...] = ()
     for condition, check in _SIGNS:
-        sign = check(quality, band)
-        if sign is not None:
-            found.append((condition, sign))
-    return tuple(found)
+        if (sign := check(quality, band)) is not None:
+            found += ((condition, sign),)
+    return found
 
 
 def resembles(found: Sequence[tuple[Matched, Issue]]) -> Matched | Literal["clean"]:
@@ -151,4 +150,6 @@ def blames(sign: Issue) -> bool:
 def causes(found: Sequence[Issue], seen: Sequence[Issue]) -> tuple[Issue, ...]:
     """What a refusal of a clip with the issues ``found`` and the signs ``seen`` may blame on
     its recording, the most telling first: the issues, then the signs it ``blames``."""
+    if not seen:  # most clips: no sign, and no generator to run
+        return tuple(found)
     return (*found, *(sign for sign in seen if blames(sign)))

@@ -159,7 +159,11 @@ def issues(quality: Quality, band_hz: float) -> tuple[Issue, ...]:
     speech band (``SPEECH_BAND_HZ``) within the band the model listens to and the band the
     recording has: an 8 kHz recording is not band-limited for lacking what lies above 4 kHz."""
     band = BAND_SHARE * min(band_hz, quality.available_hz, SPEECH_BAND_HZ)
-    return tuple(issue for check in _CHECKS if (issue := check(quality, band)) is not None)
+    found: tuple[Issue, ...] = ()  # a plain loop: most clips have none, a generator costs more
+    for check in _CHECKS:
+        if (issue := check(quality, band)) is not None:
+            found += (issue,)
+    return found
 
 
 def condition(found: Sequence[Issue]) -> Condition:
