@@ -76,7 +76,12 @@ class ModelRef(BaseModel):
 
     @classmethod
     def of(cls, bundle: Bundle) -> ModelRef:
-        return cls(name=bundle.name, version=bundle.version)
+        return cls.model_validate(cls.fields(bundle))
+
+    @staticmethod
+    def fields(bundle: Bundle) -> dict[str, str]:
+        """The fields of ``bundle``'s reference, to validate within a larger answer."""
+        return {"name": bundle.name, "version": bundle.version}
 
 
 class Explanation(BaseModel):
@@ -126,9 +131,14 @@ class QualityReport(BaseModel):
 
     @classmethod
     def of(cls, quality: Quality, issues: tuple[Issue, ...]) -> QualityReport:
+        return cls.model_validate(cls.fields(quality, issues))
+
+    @staticmethod
+    def fields(quality: Quality, issues: tuple[Issue, ...]) -> dict[str, object]:
+        """The report's fields as plain values, to validate within a larger answer."""
         # vars(), not Quality.to_dict(): dataclasses.asdict deep-copies each field, which costs
         # more than the rest of the answer's building (python -m bench.serve).
-        return cls.model_validate(vars(quality) | {"issues": [QualityIssue.of(i) for i in issues]})
+        return vars(quality) | {"issues": [i.to_dict() for i in issues]}
 
 
 class PredictResponse(BaseModel):

@@ -66,14 +66,17 @@ async def prediction(
     # The hot path: no dependencies (FastAPI solves each one per request) and no response
     # validation (the answer is built by our code, and encoded once); both cost CPU on the
     # scale of the clip's own work (python -m bench.serve).
-    settings: Settings = state.settings
-    store: ModelStore = state.store
+    # State's values read from its dict: each `state.name` first misses as an attribute, and
+    # the miss formats an AttributeError's message before State.__getattr__ answers.
+    values = state._state
+    settings: Settings = values["settings"]
+    store: ModelStore = values["store"]
     await store.follow()
     bundle = store.current
     boundary = clip_boundary(content_type)  # an unsupported body is refused unread
     _, data = clip_in(await body(), boundary)
-    job = partial(answer_clip, bundle, data, settings, state.metrics, explain=explain)
-    compute: ComputeQueue = state.compute
+    job = partial(answer_clip, bundle, data, settings, values["metrics"], explain=explain)
+    compute: ComputeQueue = values["compute"]
     return await compute.run(job, budget_s=settings.clip_budget_s, short=is_short(data))
 
 

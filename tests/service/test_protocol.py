@@ -140,6 +140,55 @@ def test_the_protocol_sends_an_answer_in_one_write(keep_alive: bool) -> None:
     assert events[1:] == ["closed"]
 
 
+async def _echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers with the body it read, and how many messages it came in."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        chunks.append(message["body"])
+        more = message["more_body"]
+    body = b"%d:%s" % (len(chunks), b"".join(chunks))
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"%d" % len(body))]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.parametrize(
+    ("pieces", "read_first"),
+    [((b"abcdef",), False), ((b"ab", b"cd", b"ef"), False), ((b"ab", b"cd", b"ef"), True)],
+)
+def test_a_body_reaches_the_app_whole_however_it_arrives(
+    pieces: tuple[bytes, ...], read_first: bool
+) -> None:
+    """Kept as the parser's chunks (BodyChunks): those that came before a read are handed on
+    together, those after it in later messages, in order; each request of a connection has its
+    own body."""
+    head = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n"
+
+    async def main() -> list[bytes]:
+        config = Config(app=_echo, http=OneWriteHttpProtocol, lifespan="off", access_log=False)
+        config.load()
+        protocol = OneWriteHttpProtocol(config=config, server_state=ServerState(), app_state={})
+        recording = Recording()
+        protocol.connection_made(recording)
+        for _ in range(2):
+            protocol.data_received(head + (b"" if read_first else pieces[0]))
+            for piece in pieces[1:] if not read_first else pieces:
+                if read_first:
+                    await one_turn()  # the app waits for the body
+                protocol.data_received(piece)
+            for _ in range(100):
+                await one_turn()
+        protocol.connection_lost(None)
+        return [event.split(b"\r\n\r\n")[1] for event in recording.events
+                if isinstance(event, bytes)]  # fmt: skip
+
+    answers = asyncio.run(main())
+
+    messages = b"%d" % len(pieces) if read_first else b"1"
+    assert answers == [messages + b":abcdef"] * 2
+
+
 class WebSocketStandIn(asyncio.Protocol):
     """Takes the place of uvicorn's WebSocket protocol, keeping the transport it is given."""
 
