@@ -207,11 +207,12 @@ def test_its_requests_are_counted_as_the_routes(client: TestClient, steve_wav: b
     assert 'voiceid_request_latency_seconds_count{route="/predict"} 3.0' in page
 
 
-def test_a_client_gone_mid_upload_gets_499(client: TestClient) -> None:
-    app = client.app
+def _post_in_messages(
+    client: TestClient, messages: list[Message], headers: list[tuple[bytes, bytes]]
+) -> tuple[list[Message], Passed]:
+    """What the app sends for a POST /predict whose body arrives as ``messages``, and the spy on
+    the requests that reached the routes."""
     sent: list[Message] = []
-    messages: list[Message] = [{"type": "http.request", "body": b"RIFF", "more_body": True},
-                               {"type": "http.disconnect"}]  # fmt: skip
 
     async def receive() -> Message:
         return messages.pop(0)
@@ -219,15 +220,22 @@ def test_a_client_gone_mid_upload_gets_499(client: TestClient) -> None:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"audio/wav")]
     scope: Scope = {"type": "http", "method": "POST", "path": "/predict", "raw_path": b"/predict",
-                    "query_string": b"", "headers": headers, "scheme": "http",
-                    "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
-                    "root_path": "", "http_version": "1.1"}  # fmt: skip
+                    "query_string": b"", "headers": [(b"host", b"127.0.0.1"), *headers],
+                    "scheme": "http", "server": ("127.0.0.1", 8000),
+                    "client": ("127.0.0.1", 5000), "root_path": "",
+                    "http_version": "1.1"}  # fmt: skip
     passed = spy(client)
-
     assert client.portal is not None
-    client.portal.call(partial(app, scope, receive, send))
+    client.portal.call(partial(client.app, scope, receive, send))
+    return sent, passed
+
+
+def test_a_client_gone_mid_upload_gets_499(client: TestClient) -> None:
+    messages: list[Message] = [{"type": "http.request", "body": b"RIFF", "more_body": True},
+                               {"type": "http.disconnect"}]  # fmt: skip
+
+    sent, passed = _post_in_messages(client, messages, [(b"content-type", b"audio/wav")])
 
     assert sent[0]["status"] == 499
     assert passed.paths == []
@@ -237,28 +245,12 @@ def test_a_body_longer_than_it_declared_is_refused_as_it_is_read(
     make_client: ClientFactory,
 ) -> None:
     client = make_client(max_upload_bytes=2048)
-    app = client.app
-    sent: list[Message] = []
     messages: list[Message] = [{"type": "http.request", "body": b"\0" * 1500, "more_body": True},
                                {"type": "http.request", "body": b"\0" * 1500},
                                {"type": "http.disconnect"}]  # fmt: skip
+    headers = [(b"content-type", b"audio/wav"), (b"content-length", b"1000")]
 
-    async def receive() -> Message:
-        return messages.pop(0)
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"audio/wav"),
-               (b"content-length", b"1000")]  # fmt: skip
-    scope: Scope = {"type": "http", "method": "POST", "path": "/predict", "raw_path": b"/predict",
-                    "query_string": b"", "headers": headers, "scheme": "http",
-                    "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000),
-                    "root_path": "", "http_version": "1.1"}  # fmt: skip
-    passed = spy(client)
-
-    assert client.portal is not None
-    client.portal.call(partial(app, scope, receive, send))
+    sent, passed = _post_in_messages(client, messages, headers)
 
     assert sent[0]["status"] == 413
     detail = "upload is over the limit of 2048 bytes (stopped reading at 3000 bytes)"
