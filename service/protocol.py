@@ -80,7 +80,7 @@ class BodyChunks:
         return self._size
 
     def __bytes__(self) -> bytes:
-        return self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        return b"".join(self._chunks)  # one chunk: that very object, uncopied
 
 
 class OneWriteHttpProtocol(HttpToolsProtocol):
