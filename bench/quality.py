@@ -3,8 +3,10 @@
 Clean FSDD clips (8 kHz) and LibriSpeech-mini 1 s pieces (16 kHz), as they are and through each
 of training's degraded-copy conditions (``pipeline.augment``, then a playback level), measured
 with ``pipeline.quality`` for a model that listens up to ``--band-hz``. Prints, per source and
-condition, the share of clips with any issue and with each: clean clips should rarely have one
-(``poor_recording`` refuses only clips the decision refuses anyway), degraded ones often.
+condition, the share of clips with any issue and with each, and the share a refusal would blame
+on the recording (an issue, or a sign ``pipeline.quality.conditions.blames``): clean clips should
+rarely have either (``poor_recording`` refuses only clips the decision refuses anyway), degraded
+ones often.
 Then the cost of measuring: one 1 s clip through ``predict_clip`` (decode, features, quality,
 decision) against the same path without the quality measures, side by side, best of
 interleaved runs, on the shipped model.
@@ -29,6 +31,7 @@ from pipeline import augment
 from pipeline.audio import Clip, decode
 from pipeline.bundle import load_bundle
 from pipeline.predict import clip_histogram, predict_clip, predict_features
+from pipeline.quality.conditions import causes, signs
 from pipeline.quality.issues import issues
 from pipeline.quality.measures import Quality, measure
 
@@ -65,13 +68,15 @@ def degraded(clip: Clip, name: str, rng: np.random.Generator) -> Quality:
 
 def print_rates(source: str, condition: str, qualities: list[Quality], band_hz: float) -> None:
     counts: collections.Counter[str] = collections.Counter()
-    flagged = 0
+    flagged = blamed = 0
     for quality in qualities:
         found = issues(quality, band_hz)
         flagged += bool(found)
+        blamed += bool(causes(found, [sign for _, sign in signs(quality, band_hz)]))
         counts.update(issue.measure for issue in found)
     shares = ", ".join(f"{k} {v / len(qualities):.2f}" for k, v in counts.most_common())
-    print(f"{source:>6} {condition:>10}: any issue {flagged / len(qualities):.2f} ({shares})")
+    print(f"{source:>6} {condition:>10}: any issue {flagged / len(qualities):.2f} ({shares}); "
+          f"blamed when refused {blamed / len(qualities):.2f}")  # fmt: skip
 
 
 def per_clip_ms(job: Callable[[], object]) -> float:

@@ -35,7 +35,7 @@ from pipeline.errors import (
     ParameterError,
     VoiceIdError,
 )
-from pipeline.quality.measures import clipped_fraction
+from pipeline.quality.measures import clipped_fraction, companded_levels
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -102,13 +102,16 @@ class Clip:
     ``source_clipped_fraction`` is the share of the recording's own samples, before any
     resampling, that sit flat on its peak (``pipeline.quality.measures.clipped_fraction``):
     resampling rounds the flat tops of a clipped recording away, so it is measured here, where
-    the source's samples still are (None for a clip made otherwise)."""
+    the source's samples still are (None for a clip made otherwise). So is
+    ``source_companded_levels`` (``pipeline.quality.measures.companded_levels``): resampling
+    spreads a telephone code's few levels over many."""
 
     samples: np.ndarray
     sample_rate: int
     source_rate: int
     channels: int
     source_clipped_fraction: float | None = None
+    source_companded_levels: int | None = None
 
     @property
     def duration_s(self) -> float:
@@ -183,10 +186,11 @@ def decode(
     samples, source_rate, channels = _read_any(data, sample_rate, max_seconds)
     magnitude = _validated_magnitude(samples, source_rate, max_seconds)
     clipped = clipped_fraction(samples, magnitude=magnitude)
+    companded = companded_levels(samples, magnitude=magnitude)
     if source_rate != sample_rate:
         samples = soxr.resample(samples, source_rate, sample_rate, quality="HQ")
         samples = samples.astype(np.float32, copy=False)
-    return Clip(samples, sample_rate, source_rate, channels, clipped)
+    return Clip(samples, sample_rate, source_rate, channels, clipped, companded)
 
 
 def max_decoded_values(max_seconds: float) -> int:

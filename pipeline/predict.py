@@ -188,7 +188,8 @@ def clip_quality(clip: Clip, spectrum: Stft | None = None) -> Quality:
     """The recording quality of a decoded clip, judged on the band its source really had;
     ``spectrum`` is its :func:`clip_spectrum` when at hand."""
     return measure(clip.samples, clip.sample_rate, source_rate=clip.source_rate,
-                   clipped=clip.source_clipped_fraction, spectrum=spectrum)  # fmt: skip
+                   clipped=clip.source_clipped_fraction,
+                   companded=clip.source_companded_levels, spectrum=spectrum)  # fmt: skip
 
 
 def predict_clip(

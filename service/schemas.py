@@ -126,6 +126,9 @@ class QualityReport(BaseModel):
                                           "250-1000 Hz, dB")  # fmt: skip
     fall_db: float = Field(description="the steepest fall of the speech's energy within 60 ms, "
                            "dB (slow in an echoing room); 0 when none is measured")  # fmt: skip
+    companded_levels: int = Field(description="how many levels the recording's own samples "
+                                  "take when they are few and spaced as a telephone line's "
+                                  "mu-law or A-law code spaces them; 0 otherwise")  # fmt: skip
     issues: list[QualityIssue] = Field(description="the measures past their limits, most "
                                        "telling first; empty for a clean recording")  # fmt: skip
 

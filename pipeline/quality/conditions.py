@@ -45,7 +45,7 @@ from pipeline.quality.issues import (
     low_band_cut,
     low_band_limit,
 )
-from pipeline.quality.measures import Quality
+from pipeline.quality.measures import CODE_LEVELS, Quality
 
 __all__ = [
     "ADVICE_REVERBERANT",
@@ -55,6 +55,7 @@ __all__ = [
     "MATCHED",
     "MATCHED_BY_AUGMENT",
     "NOISY_SIGN_DB",
+    "REVERB_BLAME_DB",
     "REVERB_FALL_DB",
     "REVERB_SNR_DB",
     "Matched",
@@ -80,7 +81,8 @@ BAND_SIGN_SHARE = 0.85  # of the speech band within the model's and the recordin
 NOISY_SIGN_DB = 10.0  # dB of speech above the background
 FULL_BAND_HZ = 100.0  # a background this close to the recording's top fills its band
 REVERB_SNR_DB = 20.0  # dB of speech above the background, in a recording quiet enough ...
-REVERB_FALL_DB = 14.0  # ... for a voice's stops to fall further than this within 60 ms
+REVERB_FALL_DB = 14.0  # ... for a voice's stops to fall further than this within 60 ms;
+REVERB_BLAME_DB = 13.0  # a fall under this is blamed: slow word endings of clean takes reach 13-14
 
 ADVICE_REVERBERANT = "record in a smaller or furnished room, close to the microphone"
 
@@ -100,6 +102,10 @@ def _band_limited(q: Quality, band: float) -> Issue | None:
     if q.bandwidth_hz < band:
         problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
         return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
+    if q.companded_levels:
+        problem = (f"the recording's samples take only {q.companded_levels} levels, in a "
+                   "telephone line's code")  # fmt: skip
+        return Issue("companded_levels", q.companded_levels, CODE_LEVELS, problem, ADVICE_BAND)
     return None
 
 
@@ -125,6 +131,11 @@ _SIGNS: tuple[tuple[Matched, Callable[[Quality, float], Issue | None]], ...] = (
 )
 
 
+# Never blamed: a noisy sign (see the module's text), and a low band cut short of the issue's
+# limit (``pipeline.quality.issues.LOW_BAND_ISSUE_DB``), which is then named as the issue.
+_NEVER_BLAMED = frozenset({"snr_db", "low_band_db"})
+
+
 def signs(quality: Quality, band_hz: float) -> tuple[tuple[Matched, Issue], ...]:
     """The signs of a degraded recording in a clip of ``quality`` for a model that listens up to
     ``band_hz``, each with the condition it points to, the most telling first (none for a clip
@@ -144,7 +155,9 @@ def resembles(found: Sequence[tuple[Matched, Issue]]) -> Matched | Literal["clea
 
 def blames(sign: Issue) -> bool:
     """Whether ``sign`` may be named as the cause of a refusal (see the module's text)."""
-    return sign.measure != "snr_db"
+    if sign.measure == "fall_db":
+        return sign.value < REVERB_BLAME_DB
+    return sign.measure not in _NEVER_BLAMED
 
 
 def causes(found: Sequence[Issue], seen: Sequence[Issue]) -> tuple[Issue, ...]:

@@ -24,6 +24,7 @@ __all__ = [
     "CONDITIONS",
     "KEPT_BACKGROUND_LOW_BAND_DB",
     "LOW_BAND_CUT_DB",
+    "LOW_BAND_ISSUE_DB",
     "MAX_CLIPPED_FRACTION",
     "MIN_LEVEL_DBFS",
     "MIN_LOW_BAND_DB",
@@ -41,7 +42,14 @@ __all__ = [
 ]
 
 Measure = Literal[
-    "speech_s", "clipped_fraction", "snr_db", "bandwidth_hz", "low_band_db", "level_dbfs", "fall_db"
+    "speech_s",
+    "clipped_fraction",
+    "snr_db",
+    "bandwidth_hz",
+    "low_band_db",
+    "level_dbfs",
+    "fall_db",
+    "companded_levels",
 ]
 
 Condition = Literal["clean", "short", "clipped", "band-limited", "noisy", "quiet"]
@@ -53,6 +61,7 @@ _CONDITION_OF: dict[Measure, Condition] = {
     "clipped_fraction": "clipped",
     "bandwidth_hz": "band-limited",
     "low_band_db": "band-limited",
+    "companded_levels": "band-limited",
     "snr_db": "noisy",
     "level_dbfs": "quiet",
 }
@@ -69,7 +78,8 @@ SPEECH_BAND_HZ = 4000.0  # what carries a voice: a wider band is welcome, never 
 BAND_SHARE = 0.8  # the bandwidth must reach this share of the speech band the model hears ...
 MIN_LOW_BAND_DB = -12.0  # ... and a voice's low band not cut below this (dB vs its mid band),
 KEPT_BACKGROUND_LOW_BAND_DB = -6.0  # nor the background's below this,
-LOW_BAND_CUT_DB = -30.0  # nor both together below this
+LOW_BAND_CUT_DB = -30.0  # nor both together below this (a sign, pipeline.quality.conditions),
+LOW_BAND_ISSUE_DB = -35.0  # or this (an issue: clean takes of a few voices reach -30 to -35 dB)
 MIN_LEVEL_DBFS = -60.0  # quieter speech is close to the converter's own noise
 
 
@@ -107,30 +117,35 @@ def _clipped(q: Quality, band: float) -> Issue | None:
                  ADVICE_CLIPPED)  # fmt: skip
 
 
-def low_band_limit(q: Quality) -> float:
+def low_band_limit(q: Quality, together: float = LOW_BAND_CUT_DB) -> float:
     """The dB under which the voice's low band of a clip of ``q`` is cut (see
     :func:`low_band_cut`), given its background's; -inf where the background keeps its own."""
+    if q.companded_levels:
+        return MIN_LOW_BAND_DB
     if q.background_low_band_db >= KEPT_BACKGROUND_LOW_BAND_DB:
         return -math.inf
-    return min(MIN_LOW_BAND_DB, LOW_BAND_CUT_DB - q.background_low_band_db)
+    return min(MIN_LOW_BAND_DB, together - q.background_low_band_db)
 
 
-def low_band_cut(q: Quality) -> bool:
+def low_band_cut(q: Quality, together: float = LOW_BAND_CUT_DB) -> bool:
     """Whether the channel of a clip of ``q`` cut the low band: the voice's lies under its mid
     band and so does the background's, by ``MIN_LOW_BAND_DB`` and
-    ``KEPT_BACKGROUND_LOW_BAND_DB`` at least and by ``LOW_BAND_CUT_DB`` both together. A line or
-    a small loudspeaker cuts whatever it carries, the room's low rumble with the voice; a voice
-    with little below 250 Hz leaves the room's low band as it was."""
-    return q.low_band_db < low_band_limit(q)
+    ``KEPT_BACKGROUND_LOW_BAND_DB`` at least and by ``together`` both together. A line or a
+    small loudspeaker cuts whatever it carries, the room's low rumble with the voice; a voice
+    with little below 250 Hz leaves the room's low band as it was. A recording in a telephone
+    code (``companded_levels``) came over a line, and the code's noise fills the background's low
+    band whatever the line cut: there the voice's low band alone tells."""
+    return q.low_band_db < low_band_limit(q, together)
 
 
 def _band_limited(q: Quality, band: float) -> Issue | None:
     if q.bandwidth_hz < band:
         problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
         return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
-    if low_band_cut(q):
+    if low_band_cut(q, LOW_BAND_ISSUE_DB):
         problem = "the recording lacks the voice's low tones, as over a telephone line"
-        return Issue("low_band_db", q.low_band_db, low_band_limit(q), problem, ADVICE_BAND)
+        limit = low_band_limit(q, LOW_BAND_ISSUE_DB)
+        return Issue("low_band_db", q.low_band_db, limit, problem, ADVICE_BAND)
     return None
 
 

@@ -32,7 +32,13 @@ the clip (a clip shorter than that is measured on its zero-padded frames):
   the next frame but one (or to the background, when that is louder): a voice stops in a few
   milliseconds, a room's echo dies away no faster than its reverberation time allows (60 dB in
   RT60), so every fall of a reverberant recording is slow; 0 when no frame stands that far above
-  its band's background.
+  its band's background;
+- ``companded_levels``: how many distinct values the recording's own samples take, when they
+  take at most ``CODE_LEVELS`` spread unevenly, their smallest step so fine that the peak spans
+  ``COMPANDED_SPAN`` times more such steps than there are levels; 0 otherwise. A telephone line's
+  G.711 code (mu-law or A-law) sends 8 bits a sample on a logarithmic scale: fine steps near
+  silence, coarse ones near the peak. A linear 8-bit recording has as few levels, all one step
+  apart (its peak spans at most about as many steps as it has levels), and a 16-bit one many more.
 
 Everything is relative to the clip's own peak and background, so a gain changes only
 ``level_dbfs``. The frames are every ``FRAME_STEP``-th frame of a ``pipeline.features.stft``
@@ -65,6 +71,7 @@ __all__ = [
     "Quality",
     "bandwidth",
     "clipped_fraction",
+    "companded_levels",
     "fall_db",
     "low_band_db",
     "measure",
@@ -92,6 +99,9 @@ FALL_EDGES_HZ = (250.0, 500.0, 1000.0, 2000.0)  # the octave bands whose falls a
 FALL_TOP_HZ = 4000.0  # ... up to this, or the top of the recording's band when lower
 FALL_WITHIN_DB = 20.0  # a fall starts from a frame within this many dB of its band's loudest ...
 FALL_ABOVE_DB = 20.0  # ... and this many dB above the band's background
+CODE_LEVELS = 256  # an 8-bit code's values: G.711's mu-law and A-law, as telephone lines send
+COMPANDED_SPAN = 3.0  # the peak spans this many times more smallest steps than there are levels
+CODE_WINDOW = 512  # samples around the peak that a code of CODE_LEVELS levels cannot all tell apart
 POWER_FLOOR = 1e-12  # added before logs and divisions
 SPEECH_SHARE = 10 ** (-SPEECH_DB / 10)  # SPEECH_DB as a power ratio
 BAND_PEAK_RATIO = 10 ** (-BAND_DB / 10)  # BAND_DB as a power ratio
@@ -114,6 +124,7 @@ class Quality:
     low_band_db: float
     background_low_band_db: float
     fall_db: float
+    companded_levels: int = 0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -181,6 +192,31 @@ def clipped_fraction(y: np.ndarray, *, magnitude: np.ndarray | None = None) -> f
     flat[1:] |= pairs
     flat[:-1] |= pairs
     return float(np.count_nonzero(flat) / len(y))
+
+
+def companded_levels(y: np.ndarray, *, magnitude: np.ndarray | None = None) -> int:
+    """How many distinct values ``y``'s samples take when they are few and spread as a
+    companding code spreads them (see the module's text), else 0; ``magnitude`` is ``np.abs(y)``
+    when at hand. Most recordings are told apart by the ``CODE_WINDOW`` samples around their peak
+    alone, which take more than ``CODE_LEVELS`` values; the rest are sorted whole."""
+    magnitude = np.abs(y) if magnitude is None else magnitude
+    at = int(np.argmax(magnitude))
+    around = np.sort(y[max(at - CODE_WINDOW // 2, 0) : at + CODE_WINDOW // 2])
+    if _distinct(around) > CODE_LEVELS:
+        return 0
+    values = np.sort(y)
+    steps = np.diff(values)
+    steps = steps[steps > 0]
+    levels = steps.size + 1
+    if levels > CODE_LEVELS or levels < 2:
+        return 0
+    span = float(magnitude[at]) / float(np.minimum.reduce(steps))
+    return levels if span >= COMPANDED_SPAN * levels else 0
+
+
+def _distinct(ordered: np.ndarray) -> int:
+    """How many distinct values the sorted 1-D ``ordered`` holds."""
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1 if ordered.size else 0
 
 
 def bandwidth(speech: np.ndarray, background: np.ndarray, bin_hz: float) -> float:
@@ -261,11 +297,13 @@ def measure(
     *,
     source_rate: int | None = None,
     clipped: float | None = None,
+    companded: int | None = None,
     spectrum: Stft | None = None,
 ) -> Quality:
     """The :class:`Quality` of 1-D float ``y`` at ``sample_rate`` Hz, recorded at
     ``source_rate`` Hz (``sample_rate`` when not given); ``clipped`` is the clipped fraction
-    measured on the recording before it was resampled (measured on ``y`` when not given);
+    measured on the recording before it was resampled (measured on ``y`` when not given), and
+    ``companded`` its companded levels, likewise;
     ``spectrum`` is ``y``'s ``pipeline.features.stft`` when at hand, read when its frames are
     ``FRAME_S`` every ``STFT_HOP_S`` (computed here otherwise: the values are the same)."""
     if sample_rate < 1 or (source_rate is not None and source_rate < 1):
@@ -300,4 +338,5 @@ def measure(
         low_band_db=round(low_band_db(spectrum_mean, bin_hz), 2),
         background_low_band_db=round(low_band_db(floor, bin_hz), 2),
         fall_db=round(fall_db(power, background, bin_hz, available_hz), 2),
+        companded_levels=companded_levels(y) if companded is None else companded,
     )

@@ -15,7 +15,8 @@ from pipeline.audio import decode, is_pcm16_wav, sniff_format, to_mono, validate
 from pipeline.config import FeatureConfig
 from pipeline.errors import ClipTooLongError, DecodeError, InvalidAudioError, ParameterError
 from pipeline.features import histogram
-from tests.signals import PNG_BYTES, SR, encode, peak_hz, tone
+from pipeline.quality.measures import companded_levels
+from tests.signals import PNG_BYTES, SR, encode, harmonics, peak_hz, tone
 
 LIBSNDFILE_FORMATS = [
     "WAV",
@@ -361,3 +362,11 @@ def test_decode_rejects_bad_options(options: dict[str, float], message: str) -> 
 )
 def test_sniff_format_names_the_container(data: bytes, name: str) -> None:
     assert sniff_format(data) == name
+
+
+@pytest.mark.parametrize("subtype", ["ULAW", "ALAW"])
+def test_a_g711_wav_is_measured_as_companded_before_resampling(subtype: str) -> None:
+    clip = decode(encode(harmonics(sample_rate=8000), 8000, subtype=subtype), sample_rate=SR)
+
+    assert clip.source_companded_levels is not None and clip.source_companded_levels > 64
+    assert companded_levels(clip.samples) == 0  # resampled, the code's levels are spread out

@@ -18,6 +18,7 @@ from pipeline.quality.measures import (
     STFT_HOP_S,
     bandwidth,
     clipped_fraction,
+    companded_levels,
     fall_db,
     low_band_db,
     measure,
@@ -184,3 +185,33 @@ def test_a_phone_line_cuts_the_low_band_of_the_voice_and_of_the_room_alike() -> 
 
     assert not low_band_cut(measure(room, SR))
     assert low_band_cut(measure(line.astype(np.float32), SR))
+
+
+def _mu_law(y: np.ndarray, codes: int = 127) -> np.ndarray:
+    """``y`` through a mu-law code of ``codes`` steps a side: fine near silence, coarse near
+    the peak."""
+    mu = 255.0
+    code = np.round(np.sign(y) * np.log1p(mu * np.abs(y)) / np.log1p(mu) * codes) / codes
+    return (np.sign(code) * ((1 + mu) ** np.abs(code) - 1) / mu).astype(np.float32)
+
+
+def test_a_telephone_code_takes_few_unevenly_spaced_levels() -> None:
+    coded = _mu_law(harmonics(seconds=0.5))
+    levels = len(np.unique(coded))
+
+    assert 100 < levels <= 255
+    assert companded_levels(coded) == levels
+    assert measure(coded, SR).companded_levels == levels
+    assert companded_levels(0.3 * coded) == levels  # a later gain keeps the code's spacing
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        harmonics(seconds=0.5),  # a float recording: as many levels as samples
+        np.round(harmonics(seconds=0.5) * 128) / 128,  # 8-bit linear: few levels, evenly spaced
+        np.round(harmonics(seconds=0.5) * 200) / 32768,  # a quiet 16-bit one, evenly spaced too
+    ],
+)
+def test_a_linear_recording_has_no_companded_levels(y: np.ndarray) -> None:
+    assert companded_levels(y.astype(np.float32)) == 0

@@ -25,7 +25,7 @@ PREDICT_KEYS = {"speaker", "confidence", "scores", "unknown", "threshold", "mode
                 "timing_ms", "quality"}  # fmt: skip
 QUALITY_KEYS = {"speech_s", "level_dbfs", "clipped_fraction", "snr_db", "bandwidth_hz",
                 "available_hz", "low_band_db", "background_low_band_db", "fall_db",
-                "issues"}  # fmt: skip
+                "companded_levels", "issues"}  # fmt: skip
 
 
 def post_clip(client: TestClient, clip: bytes, **params: Any) -> dict[str, Any]:
