@@ -109,7 +109,7 @@ def one_run(data: Prepared, tcfg: TrainConfig, rows: np.ndarray, voices: list[st
     fitted = fit_and_calibrate(data, tcfg)
     seconds = time.perf_counter() - started
     decision = fitted.decision
-    _, scores, distance, reasons = decision.decide(rows)
+    _, scores, distance, reasons, _ = decision.decide(rows)
     named = np.array([r is None for r in reasons])
     known = np.isin(voices, data.labels)
     truth = np.array([data.labels.index(v) if v in data.labels else -1 for v in voices])

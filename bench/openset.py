@@ -70,7 +70,7 @@ class Scores:
 
 
 def score(bundle: Bundle, rows: np.ndarray, softmax_threshold: float) -> Scores:
-    _, scores, distance, reasons = bundle.decision().decide(rows)
+    _, scores, distance, reasons, _ = bundle.decision().decide(rows)
     top = scores.max(axis=1)
     return Scores(distance, 1 - top, np.array([r is not None for r in reasons]),
                   top < softmax_threshold)  # fmt: skip

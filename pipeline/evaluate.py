@@ -75,11 +75,12 @@ def classification_report(
     index = {label: i for i, label in enumerate(labels)}
     truth = np.array([index[s] for s in speakers], dtype=int)
     if len(truth):
-        _, scores, _, reasons = decision.decide(features, recording_issues, conditions)
+        _, scores, _, reasons, answered = decision.decide(features, recording_issues, conditions)
         predicted = scores.argmax(axis=1)
         accepted = np.array([r is None for r in reasons], dtype=bool)
     else:
         predicted, accepted = np.zeros(0, dtype=int), np.zeros(0, dtype=bool)
+        answered = predicted
     n_labels = len(labels)
     confusion = np.zeros((n_labels, n_labels), dtype=int)
     np.add.at(confusion, (truth, predicted), 1)
@@ -94,7 +95,7 @@ def classification_report(
             "count": count,
         }
     n = len(truth)
-    right, wrong = (predicted == truth) & accepted, (predicted != truth) & accepted
+    right, wrong = (answered == truth) & accepted, (answered != truth) & accepted
     return {
         "answers": {
             "named_right": int(right.sum()),
@@ -150,7 +151,7 @@ def condition_figures(
     (``coverage``), how many of those rightly (``named_precision``), how many are refused
     (``false_reject_rate``) and, of those, for their recording (``poor_recording``); and how
     many of the unknown speakers' clips are named (``false_accept_rate``). None: no such clip."""
-    _, scores, _, reasons = decision.decide(features, judged.causes, judged.conditions)
+    reasons, answered = decision.decide(features, judged.causes, judged.conditions)[3:]
     index = {label: i for i, label in enumerate(labels)}
     truth = np.array([index.get(s, -1) for s in speakers], dtype=int)
     known = truth >= 0
@@ -164,9 +165,7 @@ def condition_figures(
         figures[kind] = {
             "n": int(mine.sum()),
             "coverage": _share(mine & named, mine),
-            "named_precision": _share(
-                mine & named & (scores.argmax(axis=1) == truth), mine & named
-            ),
+            "named_precision": _share(mine & named & (answered == truth), mine & named),
             "false_reject_rate": _share(mine & ~named, mine),
             "poor_recording": _share(mine & poor, mine & ~named),
             "n_unknown_speakers": int(strangers.sum()),
@@ -198,6 +197,7 @@ def evaluate_folder(
     cache_dir: Path | None = None,
     progress: bool = False,
     known_rows: np.ndarray | None = None,
+    auroc_decision: Decision | None = None,
 ) -> dict[str, Any]:
     """Figures for ``folder/<speaker>/...``, which may hold known and unknown speakers.
 
@@ -206,7 +206,8 @@ def evaluate_folder(
     ``conditions`` splits both by the recording condition each clip resembles
     (:func:`condition_figures`), each clip judged with its recording's issues;
     with both, ``open_set_auroc`` says how well the distance alone tells them apart (for a folder
-    of strangers only, against ``known_rows``: feature rows of known speakers' clips).
+    of strangers only, against ``known_rows``: feature rows of known speakers' clips, measured
+    by ``auroc_decision`` when given, one whose references do not hold them).
     Files that cannot be used are listed under ``skipped``; ``warnings`` names each folder that
     matches a label only in letter case (``dad`` beside ``Dad``), whose clips count as unknown
     speakers. The extraction options are those of ``pipeline.dataset.extract_features``.
@@ -230,8 +231,9 @@ def evaluate_folder(
     )
     report["conditions"] = condition_figures(decision, labels, rows, speakers, judged)
     known_rows = rows[known] if known.any() or known_rows is None else known_rows
+    judge = auroc_decision or decision
     report["open_set_auroc"] = (
-        auroc(decision.decide(known_rows)[2], decision.decide(rows[~known])[2])
+        auroc(judge.decide(known_rows)[2], judge.decide(rows[~known])[2])
         if len(known_rows) and (~known).any()
         else None
     )

@@ -57,9 +57,12 @@ def reason_in_words(reason: str) -> str:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The answer for one clip. ``best`` is the top label even when ``speaker`` is unknown;
-    ``reason`` says why it is: "far" (from every clip of ``best``), "unsure" (between
-    speakers) or "poor_recording" (its first issue, else its first sign, the likely cause);
+    """The answer for one clip. ``best`` is the voice the clip is answered as, even when
+    ``speaker`` is unknown: the top label, or the runner-up where the top voice is far from the
+    clip and the runner-up near (``pipeline.openset``), and ``confidence`` is its score;
+    ``reason`` says why ``speaker`` is unknown: "far" (from every clip of ``best``), "unsure"
+    (between speakers) or "poor_recording" (its first issue, else its first sign, the likely
+    cause);
     ``distance`` is the clip's distance to ``best``'s nearest reference of the condition the
     recording resembles (``condition``); ``quality``, ``issues`` and ``signs`` describe the
     recording when it was measured (``pipeline.quality``)."""
@@ -132,11 +135,11 @@ def predict_features(
     measured; ``threshold`` overrides the bundle's top-score ("unsure") threshold."""
     rows = np.atleast_2d(features)
     judged = judge_recordings(qualities, bundle.feature_config.fmax) if qualities else None
-    hidden, scores, distance, reasons = bundle.decision(threshold).decide(
+    hidden, scores, distance, reasons, voices = bundle.decision(threshold).decide(
         rows, judged.causes if judged else None, judged.conditions if judged else None
     )
     out = []
-    for i, k in enumerate(scores.argmax(axis=1)):
+    for i, k in enumerate(voices):
         out.append(
             Prediction(
                 speaker=bundle.labels[k] if reasons[i] is None else UNKNOWN,

@@ -147,7 +147,9 @@ class QualityReport(BaseModel):
 class PredictResponse(BaseModel):
     speaker: str = Field(description='the speaker, or "unknown" (see unknown_reason)',
                          examples=["Steve"])  # fmt: skip
-    confidence: float = Field(description="the top score", examples=[0.97])
+    confidence: float = Field(description="the score of the voice answered: the top score, or "
+                              "the runner-up's where the clip lies far from the top voice's "
+                              "recordings and near the runner-up's", examples=[0.97])  # fmt: skip
     scores: dict[str, float] = Field(examples=[{"David": 0.03, "Steve": 0.97}])
     unknown: bool = Field(description="true when the clip is nobody the model knows")
     unknown_reason: Literal["far", "unsure", "poor_recording"] | None = Field(

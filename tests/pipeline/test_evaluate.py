@@ -13,6 +13,7 @@ from pipeline.evaluate import (
     condition_figures,
     open_set_rates,
 )
+from pipeline.network import Network
 from pipeline.openset import Decision, OpenSet
 from pipeline.predict import Judged
 from pipeline.quality.issues import Issue
@@ -140,7 +141,7 @@ def _near_left_only(threshold: float) -> Decision:
 def test_a_clip_far_from_its_speakers_clips_is_rejected_as_far() -> None:
     far_left = [2.0, 3.0]  # standardised (2, 3): 3 from the "left" reference
 
-    _, _, distance, reasons = _near_left_only(2.5).decide(np.array([LEFT, far_left]))
+    _, _, distance, reasons, _ = _near_left_only(2.5).decide(np.array([LEFT, far_left]))
 
     assert distance.tolist() == pytest.approx([0.0, 3.0])
     assert reasons == [None, "far"]
@@ -181,3 +182,16 @@ def test_condition_figures_split_known_and_unknown_clips_by_their_recording() ->
         "poor_recording": None, "n_unknown_speakers": 1, "false_accept_rate": 0.0,
     }  # fmt: skip
     assert list(figures) == ["clean", "short", "clipped", "band-limited", "noisy", "quiet"]
+
+
+def test_a_runner_up_named_where_the_top_voice_is_far_counts_as_what_the_user_is_told() -> None:
+    # Speaker 0 is always on top (softmax(1, 0)); the clip lies on speaker 1's one reference.
+    network = Network(np.zeros((2, 1)), np.zeros(1), np.zeros((1, 2)), np.array([1.0, 0.0]),
+                      "softmax", np.zeros(2), np.ones(2))  # fmt: skip
+    open_set = OpenSet(np.array([[0.0, 0.0], [10.0, 0.0]], np.float32), np.array([0, 1, 2]), 1.0)
+
+    report = classification_report(Decision(network, 0.4, open_set), ["a", "b"],
+                                   np.array([[10.0, 0.5]]), ["b"])  # fmt: skip
+
+    assert report["answers"] == {"named_right": 1, "named_wrong": 0, "unknown": 0}
+    assert report["accuracy"] == 0.0  # the network's own top label is "a"

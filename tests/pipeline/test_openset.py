@@ -287,7 +287,7 @@ def test_a_clip_under_the_odds_against_the_runner_up_is_unsure_whatever_the_thre
 
 
 def test_decide_holds_a_tie_between_two_voices_unsure_with_no_threshold() -> None:
-    *_, reasons = _decision(unsure_below=0.0).decide(ROWS[:2])  # both scores are 0.5
+    reasons = _decision(unsure_below=0.0).decide(ROWS[:2]).reasons  # both scores are 0.5
 
     assert reasons == ["unsure", "unsure"]
 
@@ -296,7 +296,7 @@ def test_decide_takes_each_rows_recording_issues() -> None:
     issue = Issue("snr_db", -5.0, 0.0, "too much background noise", "record somewhere quieter")
     decision = _decision(unsure_below=0.6)  # both scores are 0.5: every row is unsure
 
-    *_, reasons = decision.decide(ROWS[:2], [(), (issue,)])
+    reasons = decision.decide(ROWS[:2], [(), (issue,)]).reasons
 
     assert reasons == ["unsure", "poor_recording"]
     assert decision.decide(ROWS[:2])[3] == ["unsure", "unsure"]
@@ -350,11 +350,41 @@ def test_decide_judges_each_row_under_the_condition_its_recording_resembles() ->
     decision = Decision(network, 0.4, open_set)  # every row's top speaker is 0, at odds e:1
     rows = np.array([[0.5, 5.0], [0.5, 5.0]])
 
-    _, _, distance, reasons = decision.decide(rows, None, ["noisy", "clean"])
+    _, _, distance, reasons, _ = decision.decide(rows, None, ["noisy", "clean"])
 
     assert reasons == [None, "far"]
     assert distance.tolist() == [0.5, pytest.approx(np.sqrt(25.25))]
     assert decision.decide(rows)[3] == ["far", "far"]  # without conditions: all clean
+
+
+def _always_speaker_0() -> Network:
+    """A 2-1-2 network whose scores are softmax(1, 0) for every row: speaker 0 on top, at odds
+    e:1, and speaker 1 the runner-up."""
+    return Network(np.zeros((2, 1)), np.zeros(1), np.zeros((1, 2)), np.array([1.0, 0.0]),
+                   "softmax", np.zeros(2), np.ones(2))  # fmt: skip
+
+
+def test_a_clip_far_from_the_top_voice_and_near_the_runner_up_is_named_as_the_runner_up() -> None:
+    open_set = OpenSet(ROWS.astype(np.float32), np.array([0, 3, 6]), 1.5)
+    decision = Decision(_always_speaker_0(), 0.4, open_set)
+    issue = Issue("clipped_fraction", 0.05, 0.01, "clipped", "lower the gain")
+    # near speaker 0's x = 0; 1 from speaker 1's x = 10; 3.5 from either voice's nearest clip
+    rows = np.array([[0.5, 0.0], [11.0, 0.0], [6.5, 0.0], [11.0, 0.0]])
+
+    decided = decision.decide(rows, [(), (), (), (issue,)])
+
+    assert decided.voices.tolist() == [0, 1, 0, 1]
+    assert decided.reasons == [None, None, "far", None]  # named whatever the recording
+    assert decided.distance.tolist() == [0.5, 1.0, 3.5, 1.0]
+
+
+def test_the_runner_up_is_not_named_over_a_top_voice_that_is_near_but_unsure() -> None:
+    open_set = OpenSet(ROWS.astype(np.float32), np.array([0, 3, 6]), 1.5)
+    decision = Decision(_always_speaker_0(), 0.9, open_set)  # the top score 0.73 is unsure
+
+    decided = decision.decide(np.array([[0.5, 0.0]]))
+
+    assert (decided.voices.tolist(), decided.reasons) == ([0], ["unsure"])
 
 
 def test_matched_references_survive_a_round_trip_and_old_files_have_none(tmp_path: Path) -> None:
@@ -396,7 +426,7 @@ def test_decide_measures_distances_in_the_view_the_open_set_was_calibrated_in() 
                        hidden_weight=5.0)  # fmt: skip
     rows = np.array([[2.0, 0.0], [2.0, 1.0]])  # a reference itself; one 1 away in the input
 
-    _, _, distance, reasons = Decision(network, 0.0, open_set).decide(rows)
+    _, _, distance, reasons, _ = Decision(network, 0.0, open_set).decide(rows)
 
     np.testing.assert_allclose(distance, [0.0, 1.0], atol=1e-6)
     assert reasons == [None, "far"]
