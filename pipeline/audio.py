@@ -144,15 +144,19 @@ def validate_waveform(samples: np.ndarray, sample_rate: int, *, max_seconds: flo
     _validated_magnitude(samples, sample_rate, max_seconds)
 
 
-def _validated_magnitude(samples: np.ndarray, sample_rate: int, max_seconds: float) -> np.ndarray:
-    """:func:`validate_waveform`, returning ``|samples|``, which the clipping measure reads too."""
+def _validated_magnitude(
+    samples: np.ndarray, sample_rate: int, max_seconds: float
+) -> tuple[np.ndarray, int]:
+    """:func:`validate_waveform`, returning ``|samples|`` and where its peak is, which the
+    clipping and companding measures read too."""
     if samples.size == 0:
         raise InvalidAudioError("clip has no samples")
     duration = len(samples) / sample_rate
     if duration > max_seconds:
         raise ClipTooLongError(f"clip is {duration:.2f} s long; the maximum is {max_seconds:g} s")
     magnitude = np.abs(samples)
-    peak = float(np.maximum.reduce(magnitude))  # NaN or infinite when any sample is: counted then
+    at = int(np.argmax(magnitude))  # the first NaN when any sample is one
+    peak = float(magnitude[at])  # NaN or infinite when any sample is: counted then
     if not math.isfinite(peak):
         bad = int(np.count_nonzero(~np.isfinite(samples)))
         raise InvalidAudioError(f"clip has {bad} non-finite samples (NaN or infinity)")
@@ -162,7 +166,7 @@ def _validated_magnitude(samples: np.ndarray, sample_rate: int, max_seconds: flo
         raise InvalidAudioError(
             f"clip is silent: peak level {shown} dBFS is below {SILENCE_DBFS:g} dBFS"
         )
-    return magnitude
+    return magnitude, at
 
 
 def decode(
@@ -184,9 +188,9 @@ def decode(
     if not data:
         raise InvalidAudioError("clip is empty (0 bytes)")
     samples, source_rate, channels = _read_any(data, sample_rate, max_seconds)
-    magnitude = _validated_magnitude(samples, source_rate, max_seconds)
-    clipped = clipped_fraction(samples, magnitude=magnitude)
-    companded = companded_levels(samples, magnitude=magnitude)
+    magnitude, at = _validated_magnitude(samples, source_rate, max_seconds)
+    clipped = clipped_fraction(samples, magnitude=magnitude, peak_at=at)
+    companded = companded_levels(samples, magnitude=magnitude, peak_at=at)
     if source_rate != sample_rate:
         samples = soxr.resample(samples, source_rate, sample_rate, quality="HQ")
         samples = samples.astype(np.float32, copy=False)

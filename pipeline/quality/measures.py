@@ -180,11 +180,14 @@ def _db(power: float) -> float:
     return 10 * math.log10(power + POWER_FLOOR)
 
 
-def clipped_fraction(y: np.ndarray, *, magnitude: np.ndarray | None = None) -> float:
+def clipped_fraction(
+    y: np.ndarray, *, magnitude: np.ndarray | None = None, peak_at: int | None = None
+) -> float:
     """The share of ``y``'s samples that sit on its peak magnitude beside another that does;
-    ``magnitude`` is ``np.abs(y)`` when at hand."""
+    ``magnitude`` is ``np.abs(y)`` and ``peak_at`` the index of its peak, when at hand."""
     magnitude = np.abs(y) if magnitude is None else magnitude
-    on_peak = magnitude >= (1 - CLIP_MARGIN) * np.maximum.reduce(magnitude)
+    peak = magnitude[peak_at] if peak_at is not None else np.maximum.reduce(magnitude)
+    on_peak = magnitude >= (1 - CLIP_MARGIN) * peak
     if np.count_nonzero(on_peak) < 2:  # most recordings: no pair can sit on the peak
         return 0.0
     pairs = on_peak[1:] & on_peak[:-1]  # a sample and the next both on the peak
@@ -194,13 +197,16 @@ def clipped_fraction(y: np.ndarray, *, magnitude: np.ndarray | None = None) -> f
     return float(np.count_nonzero(flat) / len(y))
 
 
-def companded_levels(y: np.ndarray, *, magnitude: np.ndarray | None = None) -> int:
+def companded_levels(
+    y: np.ndarray, *, magnitude: np.ndarray | None = None, peak_at: int | None = None
+) -> int:
     """How many distinct values ``y``'s samples take when they are few and spread as a
     companding code spreads them (see the module's text), else 0; ``magnitude`` is ``np.abs(y)``
-    when at hand. Most recordings are told apart by the ``CODE_WINDOW`` samples around their peak
-    alone, which take more than ``CODE_LEVELS`` values; the rest are sorted whole."""
+    and ``peak_at`` the index of its peak, when at hand. Most recordings are told apart by the
+    ``CODE_WINDOW`` samples around their peak alone, which take more than ``CODE_LEVELS``
+    values; the rest are sorted whole."""
     magnitude = np.abs(y) if magnitude is None else magnitude
-    at = int(np.argmax(magnitude))
+    at = int(np.argmax(magnitude)) if peak_at is None else peak_at
     around = np.sort(y[max(at - CODE_WINDOW // 2, 0) : at + CODE_WINDOW // 2])
     if _distinct(around) > CODE_LEVELS:
         return 0
