@@ -7,9 +7,11 @@ condition, the share of clips with any issue and with each, and the share a refu
 on the recording (an issue, or a sign ``pipeline.quality.conditions.blames``): clean clips should
 rarely have either (``poor_recording`` refuses only clips the decision refuses anyway), degraded
 ones often.
-Then the cost of measuring: one 1 s clip through ``predict_clip`` (decode, features, quality,
-decision) against the same path without the quality measures, side by side, best of
-interleaved runs, on the shipped model.
+Then how often a telephone code is read (``companded_levels``): FSDD takes (8 kHz) through a
+300-3400 Hz line saved as G.711 mu-law and A-law WAV files by libsndfile, and as they are, in
+16-bit and in 8-bit linear WAV. Then the cost of measuring: one 1 s clip through
+``predict_clip`` (decode, features, quality, decision) against the same path without the
+quality measures, side by side, best of interleaved runs, on the shipped model.
 
     python -m bench.quality [--clips 180] [--band-hz 3800]
 """
@@ -18,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import collections
+import io
 import sys
 import timeit
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from scipy import signal
 
 from bench.common import DATA_ROOT, fsdd_dir
 from bench.serve import one_second_clip
@@ -79,6 +84,24 @@ def print_rates(source: str, condition: str, qualities: list[Quality], band_hz: 
           f"blamed when refused {blamed / len(qualities):.2f}")  # fmt: skip
 
 
+def print_codes(n: int) -> None:
+    files = sorted(fsdd_dir().glob("*/*.wav"))
+    files = files[:: max(1, len(files) // n)][:n]
+    for subtype, line in (("ULAW", True), ("ALAW", True), ("PCM_16", False), ("PCM_U8", False)):
+        coded = 0
+        for path in files:
+            y, rate = sf.read(path, dtype="float64")
+            if line:
+                sos = signal.butter(4, [300, 3400], btype="bandpass", fs=rate, output="sos")
+                y = signal.sosfilt(sos, y)
+            buffer = io.BytesIO()
+            sf.write(buffer, np.clip(y, -1, 1), rate, format="WAV", subtype=subtype)
+            levels = decode(buffer.getvalue(), sample_rate=SAMPLE_RATE).source_companded_levels
+            coded += bool(levels)
+        what = "through a telephone line" if line else "as recorded"
+        print(f"  fsdd {what}, {subtype} WAV: read as a telephone code {coded / len(files):.2f}")
+
+
 def per_clip_ms(job: Callable[[], object]) -> float:
     return min(timeit.repeat(job, number=20, repeat=3)) / 20 * 1e3
 
@@ -109,6 +132,7 @@ def main() -> int:
         for condition in ("clean", *augment.CONDITIONS):
             qualities = [degraded(c, condition, rng) for c in clips]
             print_rates(source, condition, qualities, args.band_hz)
+    print_codes(args.clips)
     print_cost()
     return 0
 

@@ -3,7 +3,8 @@
 The 60-6-N network always names somebody; its top score says how sure it is *between* the known
 speakers, not whether the voice is one of them. So a clip's answer is accepted only when
 
-1. it lies close to the predicted speaker's own training clips: the Euclidean distance, in the
+1. it lies close to the predicted speaker's own reference clips (training builds them from its
+   training and validation clips, ``pipeline.train``): the Euclidean distance, in the
    network's standardised input space, to the nearest of them, divided by that speaker's *scale*,
    is at most ``threshold`` (otherwise the clip is "far": too far from every clip of that voice),
    and
@@ -28,7 +29,7 @@ distances grow as ``n ** (-1 / d)`` when ``n`` clips thin out, where ``d`` is th
 dimension of the voices' clouds, measured on the speakers with many clips by subsampling them
 (``effective_dimension``). So speaker ``s`` with ``n_s`` clips has the scale
 ``(n / n_s) ** (1 / d)``, ``n`` the median count: 1 when every speaker has about as many clips.
-The threshold is calibrated on the training clips alone, so no recordings of strangers are
+The threshold is calibrated on the reference clips alone, so no recordings of strangers are
 needed: it is the ``1 - quantile`` quantile of the scaled leave-one-out distances, each speaker
 weighing the same whatever its number of clips.
 
@@ -221,7 +222,7 @@ class Decision:
         clean when not given)."""
         standardised = self.network.standardise(np.asarray(rows, dtype=np.float64))
         hidden, scores = self.network.forward_standardised(standardised)
-        top, second = _top_two(scores)
+        top = scores.argmax(axis=1)
         voices = top.copy()
         kinds = list(conditions) if conditions is not None else ["clean"] * len(rows)
         distance, threshold = np.zeros(len(rows)), np.full(len(rows), math.inf)
@@ -230,19 +231,20 @@ class Decision:
             z = _with_hidden(standardised, hidden, self.open_set.hidden_weight).astype(np.float32)
             for i, kind in enumerate(kinds):
                 distance[i], threshold[i] = self.open_set.judge(z[i], int(top[i]), kind)
-                if distance[i] > threshold[i] and second[i] >= 0:
-                    near, limit = self.open_set.judge(z[i], int(second[i]), kind)
+                if distance[i] > threshold[i] and scores.shape[1] > 1:
+                    second = _runner_up(scores[i], int(top[i]))
+                    near, limit = self.open_set.judge(z[i], second, kind)
                     if near <= limit:  # far from the top voice, near the runner-up
-                        voices[i], distance[i], threshold[i] = second[i], near, limit
+                        voices[i], distance[i], threshold[i] = second, near, limit
         flawed = [bool(i) for i in recording_issues] if recording_issues else [False] * len(rows)
-        at = np.arange(len(rows))
-        runner_up = np.where(second >= 0, scores[at, np.maximum(second, 0)], 0.0)
+        ranked = np.sort(scores, axis=1)
+        runner_up = ranked[:, -2] if scores.shape[1] > 1 else np.zeros(len(rows))
         reasons = [
             None
             if voice != first  # the runner-up, named where it is near
             else self.reason(float(d), float(score), has_issue, float(t), float(other))
             for d, score, has_issue, t, other, voice, first in zip(
-                distance, scores[at, top], flawed, threshold, runner_up, voices, top, strict=True
+                distance, ranked[:, -1], flawed, threshold, runner_up, voices, top, strict=True
             )
         ]
         return Decided(hidden, scores, distance, reasons, voices)
@@ -270,15 +272,12 @@ class Decision:
         return "far" if distance > threshold else "unsure"
 
 
-def _top_two(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's top-scored voice of ``scores`` (B, N), the first of a tie as ``argmax`` gives
-    it, and its runner-up (-1 where there is one voice only)."""
-    top = scores.argmax(axis=1)
-    if scores.shape[1] < 2:
-        return top, np.full(len(scores), -1)
+def _runner_up(scores: np.ndarray, top: int) -> int:
+    """The voice of (N,) ``scores``, N > 1, scored highest after voice ``top`` (the other of a
+    tie with it)."""
     others = scores.copy()
-    others[np.arange(len(scores)), top] = -np.inf
-    return top, others.argmax(axis=1)
+    others[top] = -np.inf
+    return int(others.argmax())
 
 
 def _with_hidden(z: np.ndarray, hidden: np.ndarray, weight: float) -> np.ndarray:
