@@ -135,8 +135,8 @@ def test_the_open_set_is_calibrated_on_the_training_and_validation_clips(
     assert summary.method == "nearest-training-clip-scaled"
     assert summary.threshold == bundle.open_set.threshold
     assert metrics.n_val > 0
-    assert summary.n_references == len(bundle.open_set.references) == (
-        metrics.n_train + metrics.n_val
+    assert (
+        summary.n_references == len(bundle.open_set.references) == (metrics.n_train + metrics.n_val)
     )
     assert summary.leave_one_out_false_reject_rate <= summary.quantile + 0.1
 

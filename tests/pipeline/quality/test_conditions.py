@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ CLEAN = Quality(speech_s=1.0, level_dbfs=-20.0, clipped_fraction=0.0, snr_db=35.
                 background_low_band_db=-10.0, fall_db=30.0)  # fmt: skip
 
 
-def _with(**change: float) -> Quality:
+def _with(**change: Any) -> Quality:
     return dataclasses.replace(CLEAN, **change)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_a_clean_recording_has_no_issue() -> None:
     ],
 )
 def test_each_measure_past_its_limit_is_one_issue(
-    change: dict[str, float], measure: str, limit: float
+    change: dict[str, Any], measure: str, limit: float
 ) -> None:
     [issue] = issues(dataclasses.replace(CLEAN, **change), band_hz=7600.0)
 
