@@ -324,14 +324,19 @@ def _print_answers(report: dict[str, Any]) -> None:
 
 
 def _answer(result: dict[str, Any]) -> str:
-    """One clip's answer: the speaker and the top score, or unknown, the closest voice, why
-    (for a poor recording, what is wrong with it) and what would help."""
+    """One clip's answer: the speaker and its score (for a runner-up named where the top voice
+    is far, which voice scored higher), or unknown, the closest voice, why (for a poor
+    recording, what is wrong with it) and what would help."""
     from pipeline.predict import reason_in_words
 
     why = result["unknown_reason"]
-    if why is None:
-        return f"{result['speaker']} ({result['confidence']:.3f})"
     closest = max(result["scores"], key=result["scores"].get)
+    if why is None:
+        named = f"{result['speaker']} ({result['confidence']:.3f})"
+        if result["confidence"] >= result["scores"][closest]:
+            return named
+        return (f"{named}: among {result['speaker']}'s recordings, far from those of {closest}, "
+                f"who scored {result['scores'][closest]:.3f}")  # fmt: skip
     score = f"{result['confidence']:.3f}, closest {closest}"
     cause = result.get("unknown_cause")
     words = reason_in_words(why) + (f" ({cause['problem']})" if cause else "")

@@ -163,6 +163,12 @@ function showAnswer(answer) {
   if (answer.unknown) {
     ui.confidence.textContent = unknownWhy(answer, closest, needed);
     say(`Unknown speaker. The closest voice is ${closest[0]}, at ${formatPercent(closest[1])}.`);
+  } else if (answer.confidence < closest[1]) {
+    // The runner-up, named because the clip lies among its recordings, far from the top voice's.
+    ui.confidence.textContent =
+      `The clip lies among ${answer.speaker}'s recordings and far from those of ${closest[0]}, ` +
+      `whom the network scored higher (${formatPercent(closest[1])}).`;
+    say(`${answer.speaker}.`);
   } else {
     ui.confidence.textContent = `${formatPercent(answer.confidence)} sure (a voice is named from ${needed}).`;
     say(`${answer.speaker}, ${formatPercent(answer.confidence)} sure.`);

@@ -375,6 +375,34 @@ def test_a_stranger_is_unknown_and_the_closest_voice_is_named(
     save_full_page(driver, "desktop-unknown", DESKTOP)
 
 
+def test_a_runner_up_named_where_the_top_voice_is_far_says_which_voice_scored_higher(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    # The server's answer for David, rescored as the decision names a runner-up: Steve on top.
+    open_page(driver, server)
+    driver.execute_script(
+        """const real = window.fetch;
+        window.fetch = async (...args) => {
+          const response = await real(...args);
+          if (!String(args[0]).includes("/predict")) return response;
+          const answer = await response.json();
+          answer.scores = {David: 0.27, Steve: 0.73};
+          answer.confidence = 0.27;
+          return new Response(JSON.stringify(answer),
+                              {status: response.status, headers: response.headers});
+        };"""
+    )
+
+    driver.find_element(By.ID, "clip").send_keys(str(clips.david))
+
+    assert wait_for_answer(driver) == "David"
+    assert text_of(driver, "confidence").startswith(
+        "The clip lies among David's recordings and far from those of Steve, whom the network "
+        "scored higher ("
+    )
+    assert console_errors(driver) == []
+
+
 def test_a_failed_upload_clears_the_earlier_clips_answer(
     driver: WebDriver, server: Server, clips: Clips, tmp_path: Path
 ) -> None:

@@ -554,3 +554,15 @@ def test_serve_with_a_models_root_starts_without_a_model(
 
     assert main(["serve", "--model", str(tmp_path / "later")]) == 0
     assert started["factory"] is True
+
+
+def test_a_runner_up_named_where_the_top_voice_is_far_says_which_voice_scored_higher() -> None:
+    from voiceid.cli import _answer
+
+    named = {"speaker": "David", "confidence": 0.27, "scores": {"David": 0.27, "Steve": 0.73},
+             "unknown_reason": None}  # fmt: skip
+
+    assert _answer(named) == (
+        "David (0.270): among David's recordings, far from those of Steve, who scored 0.730"
+    )
+    assert _answer(named | {"speaker": "Steve", "confidence": 0.73}) == "Steve (0.730)"
