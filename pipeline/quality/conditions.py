@@ -10,9 +10,10 @@ never heard is judged like a known one:
 
 - ``clipped``: more than ``CLIPPED_SIGN`` of the samples sit flat on the peak;
 - ``band-limited``: the channel cut the voice's low band (``pipeline.quality.issues.low_band_cut``:
-  the voice's low band under its mid band, and the background's not kept), or the bandwidth
-  reaches less than ``BAND_SIGN_SHARE`` of the speech band the recording has (an 8 kHz recording
-  is judged against 4 kHz, not against 8);
+  the voice's low band under its mid band, and the background's not kept, or in a telephone
+  code the voice's alone), or the bandwidth reaches less than ``BAND_SIGN_SHARE`` of the speech
+  band the recording has (an 8 kHz recording is judged against 4 kHz, not against 8), or the
+  samples are in a telephone line's code (``companded_levels``);
 - ``noisy``: the speech stands less than ``NOISY_SIGN_DB`` above a background that fills the whole
   band the recording has (within ``FULL_BAND_HZ`` of its top);
 - ``reverberant``: the speech stands ``REVERB_SNR_DB`` or more above its background, yet its
@@ -21,11 +22,14 @@ never heard is judged like a known one:
   reverberation time allows, holds every fall back. It comes last, so it never changes the
   condition a clip with another sign resembles.
 
-A refused clip with a sign of clipping, of a band limit or of reverberation is refused as a poor
-recording, the sign its cause (``blames``). A noisy sign is never blamed: the background of a
-short, trimmed take is hard to measure, and clean takes of voices a model has never heard show it
-as often as noise-covered ones of known voices are refused; only the noise issue
-(``pipeline.quality.issues``) is.
+A refused clip with a sign of clipping, of a narrow band, of a telephone code or of reverberation
+is refused as a poor recording, the sign its cause (``blames``); slow falls only under
+``REVERB_BLAME_DB``, since the slow word endings of clean takes reach 13-14 dB. A cut low band is
+blamed only as the issue (``pipeline.quality.issues.LOW_BAND_ISSUE_DB``), deeper than the sign:
+clean takes of a few voices are cut as far as the sign's limit. A noisy sign is never blamed:
+the background of a short, trimmed take is hard to measure, and clean takes of voices a model
+has never heard show it as often as noise-covered ones of known voices are refused; only the
+noise issue (``pipeline.quality.issues``) is.
 
 ``MATCHED_BY_AUGMENT`` says which of the training copies' conditions (``pipeline.augment``) make
 references for each condition a clip may resemble.
