@@ -380,20 +380,21 @@ def fit_and_calibrate(
     threshold = calibrate_threshold(val_scores.max(axis=1), UNSURE_QUANTILE, data.y[data.val_idx])
     weight = tcfg.open_set_hidden_weight
     copies = matched_copies(data, network, weight)
-
-    def open_set_of(idx: np.ndarray) -> tuple[OpenSet, np.ndarray]:
-        """The open set whose clean references are the sorted clips ``idx``."""
-        within = np.searchsorted(idx, data.train_idx)  # each training clip's row among them
-        return calibrate(
-            open_set_view(network, data.extraction.features[idx], weight), data.y[idx],
-            len(data.labels), tcfg.unknown_quantile,
-            copies=Copies(copies.rows, within[copies.of], copies.conditions),
-            copy_quantile=tcfg.matched_quantile, hidden_weight=weight,
-            inputs=data.x_train.shape[1],
-        )  # fmt: skip
-
-    open_set, loo = open_set_of(np.sort(np.concatenate([data.train_idx, data.val_idx])))
-    held_out, _ = open_set_of(data.train_idx)
+    view = open_set_view(network, data.extraction.features, weight)  # every clip's, once
+    both = np.sort(np.concatenate([data.train_idx, data.val_idx]))
+    within = np.searchsorted(both, data.train_idx)  # each training clip's row among them
+    common = {"hidden_weight": weight, "inputs": data.x_train.shape[1]}
+    open_set, loo = calibrate(
+        view[both], data.y[both], len(data.labels), tcfg.unknown_quantile,
+        copies=Copies(copies.rows, within[copies.of], copies.conditions),
+        copy_quantile=tcfg.matched_quantile, **common,
+    )  # fmt: skip
+    # The validation clips are judged as clean recordings (assess passes no conditions), so the
+    # open set that judges them needs no matched references.
+    held_out, _ = calibrate(
+        view[data.train_idx], data.y[data.train_idx], len(data.labels), tcfg.unknown_quantile,
+        **common,
+    )  # fmt: skip
     return Fitted(network, threshold, open_set, loo, result, held_out)
 
 
