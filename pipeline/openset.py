@@ -399,11 +399,11 @@ def calibrate(
     spread = math.sqrt(z.shape[1] if inputs is None else inputs)
     threshold, scales = _threshold_and_scales(loo, dimension, quantile, spread)
     scaled = [d / s for d, s in zip(loo, scales, strict=True)]
-    matched = (
-        {}
-        if copies is None
-        else _matched(z, labels, n_speakers, copies, copy_quantile, (limit, dimension))
-    )
+    few = np.array([len(d) < MIN_CLIPS_TO_MEASURE for d in loo])
+    matched = {}
+    if copies is not None:
+        matched = _matched(z, labels, n_speakers, copies, copy_quantile, (limit, dimension),
+                           (few, FEW_TAKES_CAP * spread))  # fmt: skip
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
     open_set = OpenSet(np.concatenate(parts), offsets, threshold, scales, matched, hidden_weight)
     return open_set, np.concatenate(scaled)
@@ -411,11 +411,20 @@ def calibrate(
 
 def _matched(
     z: np.ndarray, labels: np.ndarray, n_speakers: int, copies: Copies, quantile: float,
-    limit_and_dimension: tuple[int, float],
+    limit_and_dimension: tuple[int, float], few_and_cap: tuple[np.ndarray, float],
 ) -> dict[str, OpenSet]:  # fmt: skip
     """For each condition of ``copies``, every speaker's clean rows and copies made under it,
-    and the threshold that keeps ``1 - quantile`` of those copies by leave-one-recording-out."""
+    and the threshold that keeps ``1 - quantile`` of those copies by leave-one-recording-out.
+    As in the clean open set, voices of few clean takes (``few``) beside measured ones do not
+    set the threshold, and their radius stays within ``cap``: their copies, a dozen takes'
+    worth, would otherwise weigh as much as a measured voice's hundreds, and the copies' wider
+    spread would carry their radius past where other people's voices lie (measured on
+    ``bench/enrol.py``'s FSDD rows taught with mixed words: strangers' noisy or band-limited
+    clips let in by the copies, 5 of 120, none with the cap)."""
     limit, dimension = limit_and_dimension
+    few, cap = few_and_cap
+    if few.all() or not few.any():  # no voice to set the others' threshold: every one counts
+        few = np.zeros(n_speakers, dtype=bool)
     matched = {}
     for condition in sorted(set(copies.conditions.tolist()) - {""}):
         parts, loo = [], []
@@ -430,10 +439,15 @@ def _matched(
             judged = keep >= len(clean)  # the copies are judged, the clean rows were
             loo.append(leave_one_recording_out_distances(
                 parts[-1].astype(np.float64), recordings[keep], judged))  # fmt: skip
-        scales = count_scales(np.array([len(p) for p in parts]), dimension)
-        threshold = equal_weight_quantile([d / s for d, s in zip(loo, scales, strict=True)],
-                                          1 - quantile)  # fmt: skip
+        counts = np.array([len(p) for p in parts], dtype=np.float64)
+        median = float(np.median(counts[~few]))  # the measured voices' alone, as they were
+        scales = (median / counts) ** (1.0 / dimension)
+        threshold = equal_weight_quantile(
+            [d / s for d, s, f in zip(loo, scales, few, strict=True) if not f], 1 - quantile
+        )
         if math.isfinite(threshold):
+            if threshold > 0:
+                scales[few] = np.minimum(scales[few], cap / threshold)
             offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
             matched[condition] = OpenSet(np.concatenate(parts), offsets, threshold, scales)
     return matched
@@ -502,8 +516,12 @@ def count_scales(counts: np.ndarray, dimension: float) -> np.ndarray:
 
 FEW_TAKES_MARGIN = 2.0  # a few-take voice's radius: at least twice the median gap between its
 # takes, and at least their widest gap ...
-FEW_TAKES_CAP = 1.0  # ... but at most this many times sqrt(D), a training row's RMS distance
-# from the centre of all of them (every band has unit variance in the standardised space)
+FEW_TAKES_CAP = 0.9  # ... but at most this many times sqrt(D), a training row's RMS distance
+# from the centre of all of them (every band has unit variance in the standardised space). Where
+# other people lie, measured on bench/enrol.py's FSDD rows (each speaker taught a dozen takes, the
+# other five speakers' clips as strangers, in-process): at 1.0, 6 of 120 strangers' clips were
+# named as voices taught "zero" and 12 as voices taught mixed words; at 0.9, 4 and 5, with the
+# same 43 of 48 fresh takes of "zero" named, and 21 of 48 fresh takes of mixed words, not 26.
 
 
 def few_take_radii(loo: Sequence[np.ndarray], spread: float) -> np.ndarray:

@@ -332,6 +332,30 @@ def test_a_matched_threshold_holds_the_copies_by_leave_one_recording_out() -> No
     assert open_set.threshold == 4.0  # the clean threshold is the clean rows' alone
 
 
+def test_a_few_take_voice_neither_sets_a_matched_threshold_nor_reaches_past_the_cap() -> None:
+    rng = np.random.default_rng(4)
+    dense = 4 * rng.standard_normal((60, 2))
+    sparse = 4 * rng.standard_normal((3, 2)) + 40  # three wide takes, far from the others
+    z, labels = np.concatenate([dense, sparse]), np.repeat([0, 1], [60, 3])
+    of = np.arange(63)
+    copies = Copies(z[of] + [0.0, 3.0], of, np.array(["noisy"] * 63))  # each copy 3 above
+
+    open_set, _ = calibrate(z, labels, 2, quantile=0.05, copies=copies, copy_quantile=0.15)
+    dense_alone, _ = calibrate(dense, np.zeros(60, dtype=int), 1, quantile=0.05,
+                               copies=Copies(copies.rows[:60], of[:60], copies.conditions[:60]),
+                               copy_quantile=0.15)  # fmt: skip
+
+    noisy, alone = open_set.matched["noisy"], dense_alone.matched["noisy"]
+    assert noisy.threshold == alone.threshold  # the dense voice's copies alone set it ...
+    assert noisy.scales is not None and alone.scales is not None
+    assert noisy.scales[0] == alone.scales[0] == 1.0  # ... and its scale is as it was
+    # Three takes' copies against the dense voice's 60: the count scale alone (at least
+    # (120 / 6) ** (1 / 20), the widest dimension measured) would carry the sparse voice's
+    # radius past the cap (sqrt(D) for D unit-variance bands); the cap holds it.
+    assert noisy.threshold * (120 / 6) ** (1 / 20) > FEW_TAKES_CAP * np.sqrt(2)
+    assert noisy.threshold * noisy.scales[1] == pytest.approx(FEW_TAKES_CAP * np.sqrt(2))
+
+
 def test_a_clip_is_judged_by_its_conditions_references_where_they_pass_more_easily() -> None:
     open_set, _ = calibrate(ROWS, LABELS, 2, quantile=0.0, copies=NOISY, copy_quantile=0.0)
     noisy_clip, clean_clip = np.array([0.5, 5.0]), np.array([2.0, 0.0])
