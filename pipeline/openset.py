@@ -60,7 +60,9 @@ that condition (``OpenSet.matched``), with a threshold of that condition's own: 
 quantile of the copies' scaled distances to the nearest other reference by
 leave-one-*recording*-out, so that a copy's own clip and its other copies never count as its
 neighbours. It is accepted when either comparison passes, so a clean clip taken for a degraded
-one is never refused for it. A clean clip is judged against the clean clips alone.
+one is never refused for it. A clean clip is judged against the clean clips alone. A voice of a
+few takes beside measured ones sets no matched threshold either, and its matched radius stays
+within the few-take cap: its copies make it no wider than its takes do.
 """
 
 from __future__ import annotations
