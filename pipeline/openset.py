@@ -399,9 +399,9 @@ def calibrate(
     # with the hidden view on (bench.enrol's FSDD rows), a cap widened by the hidden columns'
     # spread let 34 of 120 strangers into voices taught with mixed words, this one 11
     spread = math.sqrt(z.shape[1] if inputs is None else inputs)
-    threshold, scales = _threshold_and_scales(loo, dimension, quantile, spread)
+    few = _few_takes(loo)
+    threshold, scales = _threshold_and_scales(loo, few, dimension, quantile, spread)
     scaled = [d / s for d, s in zip(loo, scales, strict=True)]
-    few = np.array([len(d) < MIN_CLIPS_TO_MEASURE for d in loo])
     matched = {}
     if copies is not None:
         matched = _matched(z, labels, n_speakers, copies, copy_quantile, (limit, dimension),
@@ -417,16 +417,14 @@ def _matched(
 ) -> dict[str, OpenSet]:  # fmt: skip
     """For each condition of ``copies``, every speaker's clean rows and copies made under it,
     and the threshold that keeps ``1 - quantile`` of those copies by leave-one-recording-out.
-    As in the clean open set, voices of few clean takes (``few``) beside measured ones do not
-    set the threshold, and their radius stays within ``cap``: their copies, a dozen takes'
-    worth, would otherwise weigh as much as a measured voice's hundreds, and the copies' wider
-    spread would carry their radius past where other people's voices lie (measured on
+    As in the clean open set, voices of few clean takes beside measured ones (``few``,
+    :func:`_few_takes`) set no threshold, and their radius stays within ``cap``: their copies,
+    a dozen takes' worth, would otherwise weigh as much as a measured voice's hundreds, and the
+    copies' wider spread would carry their radius past where other people's voices lie (measured on
     ``bench/enrol.py``'s FSDD rows taught with mixed words: strangers' noisy or band-limited
     clips let in by the copies, 5 of 120, none with the cap)."""
     limit, dimension = limit_and_dimension
     few, cap = few_and_cap
-    if few.all() or not few.any():  # no voice to set the others' threshold: every one counts
-        few = np.zeros(n_speakers, dtype=bool)
     matched = {}
     for condition in sorted(set(copies.conditions.tolist()) - {""}):
         parts, loo = [], []
@@ -441,9 +439,8 @@ def _matched(
             judged = keep >= len(clean)  # the copies are judged, the clean rows were
             loo.append(leave_one_recording_out_distances(
                 parts[-1].astype(np.float64), recordings[keep], judged))  # fmt: skip
-        counts = np.array([len(p) for p in parts], dtype=np.float64)
-        median = float(np.median(counts[~few]))  # the measured voices' alone, as they were
-        scales = (median / counts) ** (1.0 / dimension)
+        # the measured voices' median count, so that their scales are as they were
+        scales = count_scales(np.array([len(p) for p in parts]), dimension, among=~few)
         threshold = equal_weight_quantile(
             [d / s for d, s, f in zip(loo, scales, few, strict=True) if not f], 1 - quantile
         )
@@ -455,25 +452,27 @@ def _matched(
     return matched
 
 
+def _few_takes(loo: Sequence[np.ndarray]) -> np.ndarray:
+    """Which speakers, given their leave-one-out distances ``loo``, have fewer than
+    ``MIN_CLIPS_TO_MEASURE`` rows beside speakers with more; none when all or none have that
+    many, since then no speaker can set the others' threshold and every one counts."""
+    few = np.array([len(d) < MIN_CLIPS_TO_MEASURE for d in loo])
+    return few if few.any() and not few.all() else np.zeros(len(loo), dtype=bool)
+
+
 def _threshold_and_scales(
-    loo: Sequence[np.ndarray], dimension: float, quantile: float, spread: float
+    loo: Sequence[np.ndarray], few: np.ndarray, dimension: float, quantile: float, spread: float
 ) -> tuple[float, np.ndarray]:
-    """The threshold and each speaker's scale. With speakers of ``MIN_CLIPS_TO_MEASURE`` rows or
-    more beside speakers with fewer, both come from the measured ones alone (so teaching a voice
-    leaves theirs as they were), and each of the others gets its few-take radius
-    (:func:`few_take_radii`) over the threshold; otherwise every speaker counts."""
-    counts = np.array([len(d) for d in loo])
-    measured = counts >= MIN_CLIPS_TO_MEASURE
-    if not measured.any() or measured.all():
-        scales = count_scales(counts, dimension)
-        scaled = [d / s for d, s in zip(loo, scales, strict=True)]
-        return equal_weight_quantile(scaled, 1 - quantile), scales
-    scales = np.ones(len(loo))
-    scales[measured] = count_scales(counts[measured], dimension)
-    scaled = [d / s for d, s, m in zip(loo, scales, measured, strict=True) if m]
+    """The threshold and each speaker's scale. The threshold and the scales of the measured
+    speakers come from those alone (so teaching a voice leaves theirs as they were), and each
+    of the ``few`` (:func:`_few_takes`) gets its few-take radius (:func:`few_take_radii`) over
+    the threshold."""
+    scales = count_scales(np.array([len(d) for d in loo]), dimension, among=~few)
+    scaled = [d / s for d, s, f in zip(loo, scales, few, strict=True) if not f]
     threshold = equal_weight_quantile(scaled, 1 - quantile)
-    scales[~measured] = few_take_radii([d for d, m in zip(loo, measured, strict=True) if not m],
-                                       spread) / threshold  # fmt: skip
+    if few.any():
+        scales[few] = few_take_radii([d for d, f in zip(loo, few, strict=True) if f],
+                                     spread) / threshold  # fmt: skip
     return threshold, scales
 
 
@@ -510,10 +509,14 @@ def effective_dimension(
     return float(np.clip(np.median(estimates), *DIMENSION_RANGE))
 
 
-def count_scales(counts: np.ndarray, dimension: float) -> np.ndarray:
-    """Each speaker's scale ``(median count / its count) ** (1 / dimension)``."""
+def count_scales(
+    counts: np.ndarray, dimension: float, among: np.ndarray | None = None
+) -> np.ndarray:
+    """Each speaker's scale ``(median count / its count) ** (1 / dimension)``, the median of
+    the speakers ``among`` (a bool mask; all when None)."""
     counts = np.asarray(counts, dtype=np.float64)
-    return np.asarray((np.median(counts) / counts) ** (1.0 / dimension))
+    median = np.median(counts if among is None else counts[among])
+    return np.asarray((median / counts) ** (1.0 / dimension))
 
 
 FEW_TAKES_MARGIN = 2.0  # a few-take voice's radius: at least twice the median gap between its
