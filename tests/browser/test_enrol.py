@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -175,9 +175,17 @@ def takes(driver: WebDriver, kind: str) -> list[Any]:
 
 
 def wait_for_takes(driver: WebDriver, accepted: int) -> None:
-    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
-        lambda d: len(takes(d, "accepted")) == accepted and not takes(d, "sending")
-    )
+    """Wait until ``accepted`` takes are accepted and none is being sent; on a timeout, fail
+    with what the page shows of each take (a refused one says why)."""
+    try:
+        WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
+            lambda d: len(takes(d, "accepted")) == accepted and not takes(d, "sending")
+        )
+    except TimeoutException:
+        cards = texts_of(driver, "#takes li.take")
+        status = text_of(driver, "teach-status")
+        shown = f"status {status!r}, takes {cards}"
+        raise AssertionError(f"{accepted} takes not accepted; {shown}") from None
 
 
 def wait_for_answer(driver: WebDriver) -> str:
