@@ -183,8 +183,8 @@ def wait_for_takes(driver: WebDriver, accepted: int) -> None:
         )
     except TimeoutException:
         cards = texts_of(driver, "#takes li.take")
-        status = text_of(driver, "teach-status")
-        shown = f"status {status!r}, takes {cards}"
+        status, error = text_of(driver, "teach-status"), text_of(driver, "teach-error")
+        shown = f"status {status!r}, error {error!r}, takes {cards}"
         raise AssertionError(f"{accepted} takes not accepted; {shown}") from None
 
 
