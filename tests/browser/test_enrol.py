@@ -3,9 +3,14 @@ a refused take, takes from the microphone with their histograms, training with i
 "Record" naming the new voice, and activating the first version, which no longer knows it.
 
 The server has an API key, which the page must send on every call, and a speaker store in a
-temporary folder. Chromium's fake microphone loops a file in which the new voice says "Hello"
-once every LOOP_S seconds, so that a take of LOOP_S seconds holds a whole word's worth of it
-wherever the loop stands. Screenshots go to ``artifacts/browser/``.
+temporary folder. Chromium's fake microphone plays a file in which the new voice says "Hello"
+once, after LEAD_SILENCE_S of silence, then silence to LOOP_S, over and over. Chromium starts it
+afresh each time the page opens the microphone (once a take), so every take holds that one whole
+word: the lead lets a take start late and the loop is long enough that a take which stops seconds
+late, on a busy machine, still ends before the next word. (The loop used to be as long as a take:
+a take that started late or stopped late held part of a word, which lies as far from the word the
+voice was taught as another voice does, and "unknown" was the right answer; one clean-clone run
+failed so.) Screenshots go to ``artifacts/browser/``.
 """
 
 from __future__ import annotations
@@ -55,9 +60,10 @@ NEW_VOICE = VoiceSpec(
 NAME = "Ada Byron"  # with a space, which the page must carry in the URL
 SAMPLE_RATE = 16000  # Hz, of the generated clips
 MIC_SEED = 3
-LEAD_SILENCE_S = 0.5  # s of silence before the word in each loop
-LOOP_S = 3.0  # s, one loop of the fake microphone: the word and silence
-TAKE_S = LOOP_S + 0.2  # s between the clicks on a record button
+LEAD_SILENCE_S = 1.5  # s of silence before the word in each loop: a take that starts late
+# (the page sets up its audio after the microphone has started) still holds the whole word
+LOOP_S = 6.0  # s, one loop of the fake microphone: the word and silence
+TAKE_S = 3.4  # s between the clicks on a record button: past the word's end (2.63 s) by 0.77 s
 TAKES = 6  # recorded; one is deleted again, which leaves the 5 the page asks for
 MIN_TAKES = 5  # teach.js's MIN_TAKES
 ANSWER_TIMEOUT_S = 15.0
@@ -80,6 +86,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     assert NEW_VOICE.pitch_hz not in {v.pitch_hz for v in (*VOICES.values(), STRANGER)}
     folder = tmp_path_factory.mktemp("clips")
     hello = synthesize_hello(NEW_VOICE, np.random.default_rng(MIC_SEED), SAMPLE_RATE)
+    word_ends_s = LEAD_SILENCE_S + hello.size / SAMPLE_RATE
+    # Every take holds the whole word and, even one that stops 3 s late, none of the next.
+    assert word_ends_s + 0.5 < TAKE_S and TAKE_S + 0.1 * TAKES + 3.0 < LOOP_S + LEAD_SILENCE_S
     loop = np.zeros(round(LOOP_S * SAMPLE_RATE), dtype=np.float32)
     start = round(LEAD_SILENCE_S * SAMPLE_RATE)
     loop[start : start + hello.size] = hello
