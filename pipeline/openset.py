@@ -38,7 +38,9 @@ cannot place that tail itself (each of its takes would weigh more than ``quantil
 widest gap would set everybody's threshold), nor is it as tight as they are (a real voice beside
 synthetic ones). So the threshold comes from the measured speakers alone, and such a voice gets
 a radius of its own (``few_take_radii``): twice the median gap between its takes, or their widest
-gap when that is more, at most about where other people's voices lie; its scale is that radius
+gap when that is more, never less than the measured voices' threshold (takes that are all but
+identical, a recording played back or a synthetic voice, would otherwise leave it a radius no
+fresh take reaches), at most about where other people's voices lie; its scale is that radius
 over the threshold.
 
 Identical rows (the same recording twice) are kept once, so duplicates cannot tighten it. Each
@@ -472,7 +474,7 @@ def _threshold_and_scales(
     threshold = equal_weight_quantile(scaled, 1 - quantile)
     if few.any():
         scales[few] = few_take_radii([d for d, f in zip(loo, few, strict=True) if f],
-                                     spread) / threshold  # fmt: skip
+                                     spread, threshold) / threshold  # fmt: skip
     return threshold, scales
 
 
@@ -529,19 +531,20 @@ FEW_TAKES_CAP = 0.9  # ... but at most this many times sqrt(D), a training row's
 # same 43 of 48 fresh takes of "zero" named, and 21 of 48 fresh takes of mixed words, not 26.
 
 
-def few_take_radii(loo: Sequence[np.ndarray], spread: float) -> np.ndarray:
+def few_take_radii(loo: Sequence[np.ndarray], spread: float, floor: float = 0.0) -> np.ndarray:
     """Each speaker's radius, in standardised units, for voices with too few takes to place the
     threshold's tail themselves: the larger of ``FEW_TAKES_MARGIN`` times the median of its
     leave-one-out distances ``loo`` and the largest of them (a fresh take from another sitting
-    lands farther than a dozen takes lie from one another), at most
-    ``FEW_TAKES_CAP * spread``, about where other people's voices lie from its takes whatever
-    their spread (``bench/enrol.py``'s FSDD rows), ``spread`` being the root-mean-square distance
-    of a standardised row from the centre of all (``sqrt(D)`` for D bands); the cap for a voice of
-    one take."""
+    lands farther than a dozen takes lie from one another), and at least ``floor`` (the measured
+    voices' threshold: a voice whose takes are all but identical has shown no spread of its own,
+    and is held no tighter than the voices that have), at most ``FEW_TAKES_CAP * spread``, about
+    where other people's voices lie from its takes whatever their spread (``bench/enrol.py``'s
+    FSDD rows), ``spread`` being the root-mean-square distance of a standardised row from the
+    centre of all (``sqrt(D)`` for D bands); the cap for a voice of one take."""
     radii = []
     for distances in loo:
         finite = distances[np.isfinite(distances)]
-        radii.append(max(FEW_TAKES_MARGIN * float(np.median(finite)), float(finite.max()))
+        radii.append(max(FEW_TAKES_MARGIN * float(np.median(finite)), float(finite.max()), floor)
                      if finite.size else math.inf)  # fmt: skip
     return np.minimum(np.array(radii), FEW_TAKES_CAP * spread)
 

@@ -7,10 +7,11 @@ temporary folder. Chromium's fake microphone plays a file in which the new voice
 once, after LEAD_SILENCE_S of silence, then silence to LOOP_S, over and over. Chromium starts it
 afresh each time the page opens the microphone (once a take), so every take holds that one whole
 word: the lead lets a take start late and the loop is long enough that a take which stops seconds
-late, on a busy machine, still ends before the next word. (The loop used to be as long as a take:
-a take that started late or stopped late held part of a word, which lies as far from the word the
-voice was taught as another voice does, and "unknown" was the right answer; one clean-clone run
-failed so.) Screenshots go to ``artifacts/browser/``.
+late, on a busy machine, still ends before the next word (with a loop as long as a take, one that
+stopped late caught the start of the next word). The takes start a few milliseconds apart in the
+file, so they are all but identical and the voice's radius is its floor, the measured voices'
+threshold (``pipeline.openset``); without that floor the answer was "unknown" whenever a take
+started where none of the five had. Screenshots go to ``artifacts/browser/``.
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from pipeline.augment import CONDITIONS
 from pipeline.bundle import TRAIN_FEATURES_FILE, load_bundle
 from pipeline.config import hidden_units
 from pipeline.dataset import NO_CONDITION
-from pipeline.demo.synth import VoiceSpec, write_demo_data
+from pipeline.demo.synth import STRANGER, VoiceSpec, synthesize_hello, write_demo_data
 from pipeline.enrol import (
     EnrolOptions,
     ProgressFile,
@@ -84,6 +85,40 @@ def test_the_successor_knows_the_new_voice_and_the_old_ones(
     assert named.count("Alice") >= 7
     for voice, paths in known.items():
         assert [predict_clip(bundle, p)[0].speaker for p in paths].count(voice) >= 9
+
+
+def _hello_after(silence_ms: int, voice: VoiceSpec, path: Path) -> Path:
+    """One "Hello" of ``voice`` (always the same) after ``silence_ms`` of silence, at 16 kHz."""
+    hello = synthesize_hello(voice, np.random.default_rng(0), 16000)
+    sf.write(path, np.concatenate([np.zeros(16 * silence_ms, np.float32), hello]), 16000)
+    return path
+
+
+@pytest.mark.slow
+def test_a_voice_taught_one_recording_five_times_is_named_when_it_starts_elsewhere(
+    tmp_path: Path,
+) -> None:
+    # As the page records a loop or a played-back file: the takes' frames fall a few ms apart,
+    # their histograms all but identical. Their own gaps would leave the voice a radius that
+    # no other start of the same recording reaches.
+    (tmp_path / "store" / "Alice").mkdir(parents=True)
+    for ms in (0, 10, 20, 30, 40):
+        _hello_after(ms, ALICE, tmp_path / "store" / "Alice" / f"take-{ms}.wav")
+    store = tmp_path / "store"
+    enrol(
+        MODEL_DIR,
+        tmp_path / "v1",
+        store_recordings(store),
+        EnrolOptions(from_store=True, root=store),
+    )
+    bundle = load_bundle(tmp_path / "v1")
+
+    for ms in (5, 13, 27, 61, 250):
+        assert (
+            predict_clip(bundle, _hello_after(ms, ALICE, tmp_path / "again.wav"))[0].speaker
+            == "Alice"
+        )
+    assert predict_clip(bundle, _hello_after(0, STRANGER, tmp_path / "s.wav"))[0].speaker != "Alice"
 
 
 @pytest.mark.slow

@@ -117,6 +117,35 @@ def test_a_few_take_radius_has_known_answers(gaps: list[float], radius: float) -
     assert few_take_radii([np.array(gaps)], 4.0)[0] == pytest.approx(radius)
 
 
+@pytest.mark.parametrize(
+    ("gaps", "radius"),
+    [
+        ([0.01, 0.01, 0.02], 1.5),  # takes all but identical: the floor
+        ([1.0, 1.0, 1.5], 2.0),  # wider than the floor: as without it
+        ([4.0, 4.0, 4.0], FEW_TAKES_CAP * 4.0),  # the cap still holds
+    ],
+)
+def test_a_few_take_radius_is_never_under_its_floor(gaps: list[float], radius: float) -> None:
+    assert few_take_radii([np.array(gaps)], 4.0, floor=1.5)[0] == pytest.approx(radius)
+
+
+def test_a_voice_of_all_but_identical_takes_is_held_no_tighter_than_the_measured_ones() -> None:
+    # Five takes of one recording, as a synthetic voice or a loop played back gives them: their
+    # gaps are a thousandth of the measured voice's, and so would their radius be.
+    rng = np.random.default_rng(4)
+    dense = rng.standard_normal((400, 3))
+    takes = 1e-3 * rng.standard_normal((5, 3)) + 20
+    labels = np.repeat([0, 1], [400, 5])
+
+    open_set, _ = calibrate(np.concatenate([dense, takes]), labels, 2, quantile=0.05)
+
+    assert open_set.scales is not None and open_set.scales[1] == 1.0
+    assert (
+        open_set.threshold
+        == calibrate(dense, np.zeros(400, dtype=int), 1, quantile=0.05)[0].threshold
+    )
+
+
 def test_the_few_take_cap_is_the_standardised_input_s_spread_whatever_the_hidden_view() -> None:
     rng = np.random.default_rng(3)
     dense = rng.standard_normal((400, 2))
