@@ -87,9 +87,8 @@ def test_the_successor_knows_the_new_voice_and_the_old_ones(
         assert [predict_clip(bundle, p)[0].speaker for p in paths].count(voice) >= 9
 
 
-def _hello_after(silence_ms: int, voice: VoiceSpec, path: Path) -> Path:
-    """One "Hello" of ``voice`` (always the same) after ``silence_ms`` of silence, at 16 kHz."""
-    hello = synthesize_hello(voice, np.random.default_rng(0), 16000)
+def _after(silence_ms: int, hello: np.ndarray, path: Path) -> Path:
+    """``hello`` (16 kHz) after ``silence_ms`` of silence, written to ``path``."""
     sf.write(path, np.concatenate([np.zeros(16 * silence_ms, np.float32), hello]), 16000)
     return path
 
@@ -101,10 +100,13 @@ def test_a_voice_taught_one_recording_five_times_is_named_when_it_starts_elsewhe
     # As the page records a loop or a played-back file: the takes' frames fall a few ms apart,
     # their histograms all but identical. Their own gaps would leave the voice a radius that
     # no other start of the same recording reaches.
-    (tmp_path / "store" / "Alice").mkdir(parents=True)
-    for ms in (0, 10, 20, 30, 40):
-        _hello_after(ms, ALICE, tmp_path / "store" / "Alice" / f"take-{ms}.wav")
+    alice, stranger = (
+        synthesize_hello(v, np.random.default_rng(0), 16000) for v in (ALICE, STRANGER)
+    )
     store = tmp_path / "store"
+    (store / "Alice").mkdir(parents=True)
+    for ms in (0, 10, 20, 30, 40):
+        _after(ms, alice, store / "Alice" / f"take-{ms}.wav")
     enrol(
         MODEL_DIR,
         tmp_path / "v1",
@@ -114,11 +116,8 @@ def test_a_voice_taught_one_recording_five_times_is_named_when_it_starts_elsewhe
     bundle = load_bundle(tmp_path / "v1")
 
     for ms in (5, 13, 27, 61, 250):
-        assert (
-            predict_clip(bundle, _hello_after(ms, ALICE, tmp_path / "again.wav"))[0].speaker
-            == "Alice"
-        )
-    assert predict_clip(bundle, _hello_after(0, STRANGER, tmp_path / "s.wav"))[0].speaker != "Alice"
+        assert predict_clip(bundle, _after(ms, alice, tmp_path / "again.wav"))[0].speaker == "Alice"
+    assert predict_clip(bundle, _after(0, stranger, tmp_path / "s.wav"))[0].speaker != "Alice"
 
 
 @pytest.mark.slow
