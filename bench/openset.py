@@ -48,7 +48,7 @@ from bench.common import DATA_ROOT, fsdd_dir, split_by_take
 from bench.robustness import HARSH, Babble, alter_folder, conditions
 from pipeline import dataset
 from pipeline.bundle import Bundle, load_bundle
-from pipeline.config import TrainConfig
+from pipeline.config import BAND_SPREAD, CLASSIC_HIDDEN, FeatureConfig, TrainConfig
 from pipeline.evaluate import evaluate_folder
 from pipeline.openset import MAX_REFERENCES_PER_SPEAKER, OpenSet, auroc
 from pipeline.train import TrainOptions, train
@@ -267,20 +267,27 @@ def other_corpora(root: Path, train_dir: Path, test_dir: Path, seed: int, cache:
             print(line)
 
 
+# a clip's columns in the open set's view: the histogram, the classic network's hidden units and
+# the band spread, as training makes them
+VIEW_COLUMNS = FeatureConfig(band_spread=BAND_SPREAD).row_width + CLASSIC_HIDDEN
+
+
 def decision_cost() -> None:
     """Microseconds for one clip's distance, median of 2,000, at several layouts."""
     rng = np.random.default_rng(0)
+    print(f"({VIEW_COLUMNS} numbers a row: {len(BAND_SPREAD) + 1} of each band, and the hidden "
+          "units)")  # fmt: skip
     print(f"{'reference rows':>15} | {'speakers':>8} | {'rows a speaker':>14} | {'us a clip':>9}")
     print(f"(training keeps at most {MAX_REFERENCES_PER_SPEAKER} rows a speaker; the first two "
           "layouts go past that to show the worst case)")  # fmt: skip
     for speakers, per in ((1, 10_000), (2, 5000), (6, 1000), (100, 100), (10_000, 1), (5_000, 200)):
         open_set = random_open_set(rng, speakers, per)
-        clips = rng.standard_normal((2000, 60))
+        clips = rng.standard_normal((2000, VIEW_COLUMNS))
         who = rng.integers(speakers, size=2000)
         us = median_us(open_set.distance, clips, who)
         print(f"{speakers * per:>15,} | {speakers:>8,} | {per:>14,} | {us:9.1f}")
     matched = random_open_set(rng, 6, 1000, {"noisy": random_open_set(rng, 6, 1000)})
-    clips, who = rng.standard_normal((2000, 60)), rng.integers(6, size=2000)
+    clips, who = rng.standard_normal((2000, VIEW_COLUMNS)), rng.integers(6, size=2000)
     for condition in ("clean", "noisy"):
         us = median_us(functools.partial(matched.judge, condition=condition), clips, who)
         print(f"a clip that resembles a {condition} recording, 6 speakers, 1,000 rows a speaker "
@@ -290,7 +297,7 @@ def decision_cost() -> None:
 def random_open_set(
     rng: np.random.Generator, speakers: int, per: int, matched: dict[str, OpenSet] | None = None
 ) -> OpenSet:
-    rows = rng.standard_normal((speakers * per, 60)).astype(np.float32)
+    rows = rng.standard_normal((speakers * per, VIEW_COLUMNS)).astype(np.float32)
     return OpenSet(rows, np.arange(speakers + 1, dtype=np.int64) * per, 1.0, None, matched or {})
 
 

@@ -322,9 +322,16 @@ def _load_bundle(path: Path) -> Bundle:
     check_npz_size(open_set_file, MAX_OPEN_SET_BYTES, what="an open set")
     summary = meta.open_set
     matched = {str(condition): t for condition, t in summary.matched.items()}
-    columns = d + (h if summary.hidden_weight > 0 else 0)
+    cfg = meta.feature_config
+    spread = cfg.row_width - cfg.n_bands if summary.spread_weight > 0 else 0
+    columns = d + (h if summary.hidden_weight > 0 else 0) + spread
     open_set = load_open_set(open_set_file, summary.threshold, n, columns, matched,
-                             summary.hidden_weight)  # fmt: skip
+                             summary.hidden_weight, summary.spread_weight)  # fmt: skip
+    if open_set.spread is not None and len(open_set.spread.mean) != spread:
+        raise BundleError(
+            f"{open_set_file}: the band spread is standardised over {len(open_set.spread.mean)} "
+            f"numbers, but the feature config's rows carry {spread}"
+        )
     return Bundle(path, meta, network, open_set)
 
 

@@ -117,7 +117,7 @@ class Degradation:
 def file_features(
     path: Path, cfg: FeatureConfig, max_seconds: float, degradation: Degradation | None = None
 ) -> np.ndarray:
-    """Decode one file and return its (n_bands,) histogram.
+    """Decode one file and return its (cfg.row_width,) feature row.
 
     With ``degradation``, the histogram of a degraded copy (``pipeline.augment.degrade``), drawn
     from its seed, its copy number and the file's content, so the same file always gets the same
@@ -227,11 +227,11 @@ class FeatureCache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".tmp{os.getpid()}.npz")
-        n_bands = next(iter(self.rows.values())).shape[0] if self.rows else 0
+        width = next(iter(self.rows.values())).shape[0] if self.rows else 0
         np.savez(
             tmp,
             keys=np.array(list(self.rows), dtype="U64"),
-            rows=np.array(list(self.rows.values()), dtype=np.float32).reshape(-1, n_bands),
+            rows=np.array(list(self.rows.values()), dtype=np.float32).reshape(-1, width),
             error_keys=np.array(list(self.errors), dtype="U64"),
             error_texts=np.array(list(self.errors.values()), dtype=str),
         )
@@ -244,7 +244,7 @@ class Extraction:
     """Feature rows for the recordings that worked, and the reason for each that did not."""
 
     recordings: list[Recording]
-    features: np.ndarray  # (len(recordings), n_bands) float32
+    features: np.ndarray  # (len(recordings), cfg.row_width) float32
     skipped: list[tuple[Recording, str]] = field(default_factory=list)
     decoded: int = 0  # how many files were decoded (cache misses)
 
@@ -382,5 +382,5 @@ def extract_features(
             rows.append(row)
         else:
             skipped.append((rec, error or "unknown error"))
-    features = np.array(rows, dtype=np.float32).reshape(len(rows), cfg.n_bands)
+    features = np.array(rows, dtype=np.float32).reshape(len(rows), cfg.row_width)
     return Extraction(kept, features, skipped, decoded=len(missing))

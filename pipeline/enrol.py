@@ -130,7 +130,7 @@ def _checked_training_set(bundle: Bundle, arrays: dict[str, np.ndarray], path: P
     names, n, bands = (
         [str(x) for x in arrays["label_names"]],
         len(labels),
-        bundle.feature_config.n_bands,
+        bundle.feature_config.row_width,
     )
     problems = []
     if features.shape != (n, bands):

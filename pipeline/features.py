@@ -20,6 +20,10 @@ For a mono float32 waveform ``y`` at ``cfg.sample_rate``:
    frame's loudest band are raised to that floor, and the frame's loudest band is subtracted, so
    that every frame is a spectral shape from ``-band_floor_db`` to 0 dB.
 6. The average over the kept frames: the long-term average spectral shape of the speech.
+7. With ``band_spread`` percentiles (training sets 80 and 20), each band's percentiles over the
+   same frames follow the means, ``n_bands`` numbers each: how far a band moves while the voice
+   speaks. The network reads the means alone; the open set (``pipeline.openset``) measures both.
+   Without them the row is the histogram alone, as bundles made before them have it.
 
 Every step is relative to the clip's own level, so the histogram does not depend on the recording
 gain: a clip 20 dB quieter, or peak-normalised, gives the same 60 numbers. The gain is not a
@@ -43,6 +47,7 @@ __all__ = [
     "Stft",
     "band_centres",
     "band_edges",
+    "band_percentiles",
     "band_powers",
     "filterbank",
     "histogram",
@@ -244,7 +249,7 @@ def band_powers(
 
 
 def histogram_of_bands(bands: np.ndarray, raw_db: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """Steps 3, 5 and 6 of the module docstring: the (n_bands,) histogram of the frames whose
+    """Steps 3, 5, 6 and 7 of the module docstring: the (cfg.row_width,) row of the frames whose
     band powers and levels :func:`band_powers` gave (any run of them, such as one window of a
     longer recording). Raises :class:`InvalidAudioError` when they hold no speech."""
     require_speech(raw_db, cfg)
@@ -256,14 +261,31 @@ def histogram_of_bands(bands: np.ndarray, raw_db: np.ndarray, cfg: FeatureConfig
     # The mean of (floored - loudest), with the loudest subtracted once after averaging; the
     # ufuncs' own reductions are the sums np.mean takes, without its Python layer.
     frames = len(floored)
-    return (
-        np.add.reduce(floored, axis=0) / frames - np.add.reduce(loudest, axis=None) / frames
-    ).astype(np.float32)
+    means = np.add.reduce(floored, axis=0) / frames - np.add.reduce(loudest, axis=None) / frames
+    if not cfg.band_spread:
+        return means.astype(np.float32)
+    floored -= loudest
+    spread = band_percentiles(floored, cfg.band_spread)  # (len(band_spread), n_bands)
+    return np.concatenate([means, spread.ravel()]).astype(np.float32)
+
+
+def band_percentiles(frames: np.ndarray, percentiles: tuple[float, ...]) -> np.ndarray:
+    """Each band's ``percentiles`` over ``frames`` (frames, n_bands), interpolated linearly as
+    ``np.percentile`` does by default (equal to rounding), as (len(percentiles), n_bands): each
+    band's frames sorted as one contiguous row, a quarter of ``np.percentile``'s time."""
+    by_band = np.ascontiguousarray(frames.T)
+    by_band.sort(axis=1)
+    position = np.asarray(percentiles) / 100 * (len(frames) - 1)
+    below = np.floor(position).astype(np.intp)
+    above = np.minimum(below + 1, len(frames) - 1)
+    low, high = by_band[:, below].T, by_band[:, above].T
+    return low + (high - low) * (position - below)[:, None]
 
 
 def histogram(y: np.ndarray, cfg: FeatureConfig, *, spectrum: Stft | None = None) -> np.ndarray:
-    """The (n_bands,) float32 frequency histogram of waveform ``y`` (see the module docstring),
-    in dB relative to each frame's loudest band: values from ``-cfg.band_floor_db`` to 0.
+    """The (cfg.row_width,) float32 feature row of waveform ``y`` (see the module docstring): its
+    frequency histogram, in dB relative to each frame's loudest band (values from
+    ``-cfg.band_floor_db`` to 0), then each band's ``cfg.band_spread`` percentiles, if any.
 
     ``y`` is 1-D float32 at ``cfg.sample_rate``, already validated by ``pipeline.audio``;
     ``spectrum`` is its :func:`stft` when at hand (used when its frames are ``cfg``'s).

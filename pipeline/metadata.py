@@ -125,6 +125,13 @@ class OpenSetSummary(BaseModel):
         description="weight of the hidden activations beside the standardised histogram in the "
         "distances (0: the histogram alone, as in bundles made before it)",
     )
+    spread_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the band spread after the histogram in the distances, "
+        "standardised by the arrays spread.mean and spread.scale of the open set's file (0: "
+        "none, as in bundles made before it)",
+    )
     matched: dict[Matched, float] = Field(
         default_factory=dict,
         description="the distance threshold for clips that resemble each degraded condition "

@@ -72,7 +72,10 @@ class Network:
         return d, h, self.output_kernel.shape[1]
 
     def standardise(self, features: np.ndarray) -> np.ndarray:
-        return (features - self.mean) / self.scale
+        """Raw feature rows (B, D) standardised; rows that carry more than the network's D
+        inputs (the band spread after the histogram, ``FeatureConfig.band_spread``) give their
+        first D."""
+        return (features[..., : len(self.mean)] - self.mean) / self.scale
 
     def forward(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Hidden activations (B, H) and output scores (B, N) for raw features (B, D)."""

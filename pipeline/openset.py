@@ -93,12 +93,14 @@ __all__ = [
     "Decision",
     "OpenSet",
     "Reason",
+    "Spread",
     "auroc",
     "calibrate",
     "count_scales",
     "effective_dimension",
     "equal_weight_quantile",
     "few_take_radii",
+    "fit_spread",
     "leave_one_out_distances",
     "leave_one_recording_out_distances",
     "load_open_set",
@@ -120,6 +122,64 @@ UNSURE_ODDS = 1.25
 
 
 @dataclass(frozen=True)
+class Spread:
+    """How the open set measures the band spread that follows a row's histogram
+    (``FeatureConfig.band_spread``): each column less its ``mean`` over the training clips, over
+    its ``scale``, times ``weight``. :func:`fit_spread` gives every column one scale, and a
+    column the training clips hardly moved an infinite one: it is left out."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weight: float
+
+    def __post_init__(self) -> None:
+        if self.mean.shape != self.scale.shape or self.mean.ndim != 1:
+            raise ParameterError("the spread's mean and scale must be (S,) arrays alike")
+        if not (np.all(np.isfinite(self.mean)) and np.all(self.scale > 0) and self.weight > 0):
+            raise ParameterError("the spread's mean must be finite, its scale and weight positive")
+
+    @property
+    def measured(self) -> int:
+        """How many columns count: those of a finite scale."""
+        return int(np.isfinite(self.scale).sum())
+
+    def view(self, rows: np.ndarray, inputs: int) -> np.ndarray:
+        """The (B, S) spread columns of raw feature rows (B, inputs + S), as the open set
+        measures them."""
+        if rows.shape[1] != inputs + len(self.mean):
+            raise ParameterError(
+                f"feature rows of {rows.shape[1]} numbers, but the open set measures "
+                f"{inputs} bands and {len(self.mean)} numbers of band spread"
+            )
+        return self.weight * (rows[:, inputs:] - self.mean) / self.scale
+
+
+MIN_SPREAD_DB = 1.0  # a spread column whose training clips vary less than this (dB) is left out
+
+
+def fit_spread(rows: np.ndarray, inputs: int, weight: float) -> Spread | None:
+    """The :class:`Spread` of training rows (n, inputs + S) at ``weight``; None when they carry
+    no spread or ``weight`` is 0.
+
+    Every column is scaled by the same number, the root mean square of their standard
+    deviations over ``rows``, so a dB of swing weighs the same in every band; a column whose
+    standard deviation is under ``MIN_SPREAD_DB`` is left out (an infinite scale). Scaled column
+    by column, the two synthetic demo voices, which leave 45 of the 120 columns at the -40 dB
+    floor and others within 1.5 dB, held a voice taught later to a few tenths of a dB in bands
+    where real voices move by several: a synthetic voice taught a dozen takes was named on 4 of
+    8 fresh ones (6 with those 45 left out, 7 with one scale). On FSDD (15 leave-2-out models,
+    seed 0, every column moving 3.8 dB or more) one scale lets in as few strangers as a scale a
+    column (0.057 and 0.060 of them at 5 % of known clips refused; 0.083 without the spread)."""
+    extra = np.asarray(rows, dtype=np.float64)[:, inputs:]
+    if extra.shape[1] == 0 or weight == 0:
+        return None
+    spread = extra.std(axis=0)
+    measured = spread >= MIN_SPREAD_DB
+    pooled = math.sqrt(float(np.mean(spread[measured] ** 2))) if measured.any() else 1.0
+    return Spread(extra.mean(axis=0), np.where(measured, pooled, np.inf), weight)
+
+
+@dataclass(frozen=True)
 class OpenSet:
     """Reference rows of every speaker and the distance threshold.
 
@@ -130,7 +190,9 @@ class OpenSet:
     scales: (N,) each speaker's scale (see the module's text); None: all 1;
     matched: the references and threshold for clips that resemble each degraded condition (see
     the module's text); a condition without one is judged as a clean clip is;
-    hidden_weight: the weight of the hidden activations in the rows (:func:`open_set_view`).
+    hidden_weight: the weight of the hidden activations in the rows (:func:`open_set_view`);
+    spread: how the rows measure the band spread after the histogram (:class:`Spread`); None:
+    not at all (rows of the histogram alone, or a bundle made before it).
     """
 
     references: np.ndarray
@@ -139,6 +201,7 @@ class OpenSet:
     scales: np.ndarray | None = None
     matched: Mapping[str, OpenSet] = field(default_factory=dict)
     hidden_weight: float = 0.0
+    spread: Spread | None = None
     # |r|^2 / 2 of each row, for d^2 = 2 (|r|^2 / 2 - r.z) + |z|^2 in one matrix-vector product
     # (halving and doubling are exact: the same d^2 as |r|^2 - 2 r.z + |z|^2, one product less)
     half_norms: np.ndarray = field(init=False, repr=False, compare=False)
@@ -232,7 +295,9 @@ class Decision:
         distance, threshold = np.zeros(len(rows)), np.full(len(rows), math.inf)
         if self.open_set is not None:
             # As float32 once for the batch, as OpenSet.distance reads it.
-            z = _with_hidden(standardised, hidden, self.open_set.hidden_weight).astype(np.float32)
+            weights = (self.open_set.hidden_weight, self.open_set.spread)
+            z = _view(self.network, np.asarray(rows), standardised, hidden, weights)
+            z = z.astype(np.float32)
             for i, kind in enumerate(kinds):
                 distance[i], threshold[i] = self.open_set.judge(z[i], int(top[i]), kind)
                 if distance[i] > threshold[i] and scores.shape[1] > 1:
@@ -284,17 +349,30 @@ def _runner_up(scores: np.ndarray, top: int) -> int:
     return int(others.argmax())
 
 
-def _with_hidden(z: np.ndarray, hidden: np.ndarray, weight: float) -> np.ndarray:
-    """Standardised rows ``z`` (B, D), followed by their ``hidden`` activations (B, H) times
-    ``weight`` unless it is 0."""
-    return np.concatenate([z, weight * hidden], axis=1) if weight > 0 else z
+def _view(
+    network: Network, rows: np.ndarray, z: np.ndarray, hidden: np.ndarray,
+    weights: tuple[float, Spread | None],
+) -> np.ndarray:  # fmt: skip
+    """Raw rows ``rows`` as :func:`open_set_view` shows them, given their standardised inputs
+    ``z`` (B, D) and ``hidden`` activations (B, H): ``z``, then ``hidden`` times the hidden
+    weight unless it is 0, then the band spread unless there is none."""
+    hidden_weight, spread = weights
+    parts = [z] + ([hidden_weight * hidden] if hidden_weight > 0 else [])
+    if spread is not None:
+        parts.append(spread.view(rows, network.sizes[0]))
+    return np.concatenate(parts, axis=1) if len(parts) > 1 else z
 
 
-def open_set_view(network: Network, rows: np.ndarray, hidden_weight: float) -> np.ndarray:
-    """Raw feature rows (B, D) as the open set measures them: standardised, then (unless
-    ``hidden_weight`` is 0) the network's hidden activations times ``hidden_weight``."""
-    z = network.standardise(np.asarray(rows, dtype=np.float64))
-    return _with_hidden(z, network.forward_standardised(z)[0], hidden_weight)
+def open_set_view(
+    network: Network, rows: np.ndarray, hidden_weight: float, spread: Spread | None = None
+) -> np.ndarray:
+    """Raw feature rows (B, D [+ S]) as the open set measures them: the network's D inputs
+    standardised, then (unless ``hidden_weight`` is 0) its hidden activations times
+    ``hidden_weight``, then (with a ``spread``) the S numbers of band spread as it measures
+    them."""
+    rows = np.asarray(rows, dtype=np.float64)
+    z = network.standardise(rows)
+    return _view(network, rows, z, network.forward_standardised(z)[0], (hidden_weight, spread))
 
 
 def _distinct(rows: np.ndarray) -> np.ndarray:
@@ -378,6 +456,7 @@ def calibrate(
     copy_quantile: float = 0.15,
     hidden_weight: float = 0.0,
     inputs: int | None = None,
+    spread: Spread | None = None,
 ) -> tuple[OpenSet, np.ndarray]:
     """An :class:`OpenSet` from training rows ``z`` (n, D) as :func:`open_set_view` makes them
     with ``hidden_weight``, with integer ``labels``, whose threshold keeps ``1 - quantile`` of
@@ -385,7 +464,9 @@ def calibrate(
     ``copies`` of those rows, a matched open set for each condition they were made under, whose
     threshold keeps ``1 - copy_quantile`` of them by leave-one-recording-out (see the module's
     text). ``inputs``: how many of ``z``'s columns are the network's standardised input (all of
-    them when None); the rest are the hidden view's, which the few-take cap leaves out."""
+    them when None); the rest are the hidden view's, which the few-take cap leaves out, and the
+    band ``spread``'s, recorded in the open set (its columns count in the cap as the inputs do:
+    each has unit variance over the training clips, times its weight)."""
     for name, value in (("quantile", quantile), ("copy_quantile", copy_quantile)):
         if not 0 <= value < 1:
             raise ParameterError(f"{name}={value!r} must be in [0, 1)")
@@ -400,16 +481,20 @@ def calibrate(
     # the few-take cap stays where other voices lie in the standardised input alone: measured
     # with the hidden view on (bench.enrol's FSDD rows), a cap widened by the hidden columns'
     # spread let 34 of 120 strangers into voices taught with mixed words, this one 11
-    spread = math.sqrt(z.shape[1] if inputs is None else inputs)
+    standardised = z.shape[1] if inputs is None else inputs
+    if spread is not None:
+        standardised += spread.weight**2 * spread.measured
+    rms = math.sqrt(standardised)
     few = _few_takes(loo)
-    threshold, scales = _threshold_and_scales(loo, few, dimension, quantile, spread)
+    threshold, scales = _threshold_and_scales(loo, few, dimension, quantile, rms)
     scaled = [d / s for d, s in zip(loo, scales, strict=True)]
     matched = {}
     if copies is not None:
         matched = _matched(z, labels, n_speakers, copies, copy_quantile, (limit, dimension),
-                           (few, FEW_TAKES_CAP * spread))  # fmt: skip
+                           (few, FEW_TAKES_CAP * rms))  # fmt: skip
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-    open_set = OpenSet(np.concatenate(parts), offsets, threshold, scales, matched, hidden_weight)
+    open_set = OpenSet(np.concatenate(parts), offsets, threshold, scales, matched, hidden_weight,
+                       spread)  # fmt: skip
     return open_set, np.concatenate(scaled)
 
 
@@ -572,6 +657,8 @@ def save_open_set(open_set: OpenSet, path: Path) -> None:
     thresholds live in the bundle's metadata."""
     arrays = {"references": open_set.references, "offsets": open_set.offsets,
               "scales": np.asarray(open_set.scales)}  # fmt: skip
+    if open_set.spread is not None:
+        arrays |= {"spread.mean": open_set.spread.mean, "spread.scale": open_set.spread.scale}
     for condition, matched in open_set.matched.items():
         arrays |= {f"{condition}.{name}": value for name, value in (
             ("references", matched.references), ("offsets", matched.offsets),
@@ -587,11 +674,12 @@ def load_open_set(
     n_inputs: int,
     matched: Mapping[str, float] | None = None,
     hidden_weight: float = 0.0,
+    spread_weight: float = 0.0,
 ) -> OpenSet:
     """The :class:`OpenSet` in ``path`` for ``n_speakers`` and rows of ``n_inputs`` columns
-    (:func:`open_set_view`'s with ``hidden_weight``), with the ``matched`` conditions' (name:
-    threshold; none for a bundle made before them); :class:`BundleError` naming what is wrong
-    when it is unreadable or does not fit."""
+    (:func:`open_set_view`'s with ``hidden_weight`` and, unless ``spread_weight`` is 0, the band
+    spread), with the ``matched`` conditions' (name: threshold; none for a bundle made before
+    them); :class:`BundleError` naming what is wrong when it is unreadable or does not fit."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
@@ -601,8 +689,22 @@ def load_open_set(
         condition: _open_set_of(arrays, f"{condition}.", path, limit, n_speakers, n_inputs)
         for condition, limit in (matched or {}).items()
     }
+    spread = _spread_of(arrays, path, spread_weight) if spread_weight > 0 else None
     found = _open_set_of(arrays, "", path, threshold, n_speakers, n_inputs, conditions)
-    return dataclasses.replace(found, hidden_weight=hidden_weight)
+    return dataclasses.replace(found, hidden_weight=hidden_weight, spread=spread)
+
+
+def _spread_of(arrays: Mapping[str, np.ndarray], path: Path, weight: float) -> Spread:
+    """The :class:`Spread` whose arrays are ``spread.mean`` and ``spread.scale``."""
+    try:
+        missing = [name for name in ("spread.mean", "spread.scale") if name not in arrays]
+        if missing:
+            raise ValueError(f"it lacks {' and '.join(missing)}")
+        mean = np.asarray(arrays["spread.mean"], dtype=np.float64)
+        scale = np.asarray(arrays["spread.scale"], dtype=np.float64)
+        return Spread(mean, scale, weight)
+    except (ValueError, TypeError, ParameterError) as exc:
+        raise BundleError(f"{path}: cannot read the band spread's standardisation: {exc}") from exc
 
 
 def _open_set_of(

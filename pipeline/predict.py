@@ -131,9 +131,10 @@ def predict_features(
     threshold: float | None = None,
     qualities: Sequence[Quality] | None = None,
 ) -> list[Prediction]:
-    """Predictions for feature rows (B, n_bands), with each row's recording ``qualities`` when
+    """Predictions for feature rows (B, row_width), with each row's recording ``qualities`` when
     measured; ``threshold`` overrides the bundle's top-score ("unsure") threshold."""
     rows = np.atleast_2d(features)
+    bands = bundle.feature_config.n_bands  # what a prediction shows: the histogram
     judged = judge_recordings(qualities, bundle.feature_config.fmax) if qualities else None
     hidden, scores, distance, reasons, voices = bundle.decision(threshold).decide(
         rows, judged.causes if judged else None, judged.conditions if judged else None
@@ -149,7 +150,7 @@ def predict_features(
                 unknown=reasons[i] is not None,
                 reason=reasons[i],
                 distance=float(distance[i]),
-                histogram=rows[i],
+                histogram=rows[i, :bands],
                 hidden=hidden[i],
                 quality=qualities[i] if qualities else None,
                 issues=judged.issues[i] if judged else (),
@@ -163,7 +164,7 @@ def predict_features(
 def clip_histogram(
     source: bytes | str | Path, cfg: FeatureConfig, *, max_seconds: float = DEFAULT_MAX_SECONDS
 ) -> tuple[np.ndarray, Clip]:
-    """Decode one clip and return its (n_bands,) histogram under ``cfg``, and the clip (raises
+    """Decode one clip and return its (cfg.row_width,) feature row, and the clip (raises
     ``AudioError`` for unusable input): :func:`clip_features` without the quality measures."""
     clip = decode(source, sample_rate=cfg.sample_rate, max_seconds=max_seconds)
     return histogram(clip.samples, cfg), clip
@@ -172,7 +173,7 @@ def clip_histogram(
 def clip_features(
     source: bytes | str | Path, cfg: FeatureConfig, *, max_seconds: float = DEFAULT_MAX_SECONDS
 ) -> tuple[np.ndarray, Quality, Clip]:
-    """Decode one clip and return its (n_bands,) histogram under ``cfg``, its recording quality
+    """Decode one clip and return its (cfg.row_width,) feature row, its recording quality
     and the clip (raises ``AudioError`` for unusable input): the checks every clip a model
     hears goes through. One short-time spectrum serves both where their frames agree, as the
     default features' do."""

@@ -52,7 +52,7 @@ def _rows(batch: pa.Table, settings: RowSettings, feature_version: int) -> pa.Ta
     # Ray holds each task to one core; BLAS threads would spin on the histogram's small product.
     with threadpool_limits(limits=1, user_api="blas"):
         rows = [extract_row(data, settings) for data in batch.column("bytes").to_pylist()]
-    columns = computed_columns(rows, settings.cfg.n_bands)
+    columns = computed_columns(rows, settings.cfg.row_width)
     names = [LOCATION, *(f"c{i}" for i in range(len(columns)))]
     return pa.Table.from_arrays([batch.column(LOCATION), *columns], names=names)
 

@@ -11,7 +11,7 @@ sha256     of the file's bytes (null when the file could not be read)
 sample_rate the file's own rate in Hz, from its header (null where libsndfile cannot read the
            header: formats only ffmpeg decodes, damaged files)
 duration_s frames / sample_rate from the same header (null likewise)
-features   the ``n_bands`` float32 histogram (null for a skipped file)
+features   the ``row_width`` float32 feature row (null for a skipped file)
 error      null, or the reason the file is skipped, exactly as folder training words it
 degraded   the histograms of the file's ``degraded_copies`` degraded copies, copy 0 first
            (``dataset.degraded_copy`` with ``Degradation(degrade_seed, copy)``, as training
@@ -482,7 +482,7 @@ def _local_batches(source: DataSource, settings: RowSettings, opts: TableOptions
                 if caches is not None:
                     caches.store(row)
             ordered = [rows[i] for i in range(len(chunk))]
-            yield [f.location for f in chunk], computed_columns(ordered, settings.cfg.n_bands)
+            yield [f.location for f in chunk], computed_columns(ordered, settings.cfg.row_width)
     if caches is not None:
         caches.save()
 
@@ -547,7 +547,9 @@ class _RowGroups:
 
     def _write(self, n: int) -> None:
         rows = pa.Table.from_batches(self.pending)
-        self.writer.write_table(rows.slice(0, n), row_group_size=n)
+        # one chunk per column: parquet cuts its pages where the chunks end, so rows in the
+        # engines' different batches would otherwise be paged, and written, differently
+        self.writer.write_table(rows.slice(0, n).combine_chunks(), row_group_size=n)
         rest = rows.slice(n)
         self.pending, self.rows = rest.to_batches(), rest.num_rows
 
@@ -572,7 +574,7 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
     lowest = None if opts.fmax is not None else source.lowest_sample_rate()
     cfg = derived_feature_config(lowest, opts.fmax)
     settings = RowSettings(cfg, opts.max_seconds, opts.degrade_seed, opts.degraded_copies)
-    schema = table_schema(cfg.n_bands, _metadata(source, settings, opts))
+    schema = table_schema(cfg.row_width, _metadata(source, settings, opts))
     engine = _ray_batches if opts.engine == "ray" else _local_batches
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
@@ -676,7 +678,7 @@ class TrainingFeatures:
         index = {r: i for i, r in enumerate(self.first_copies.recordings)}
         kept = [r for r in recordings if r in index]
         rows = self.first_copies.features[[index[r] for r in kept]]
-        return Extraction(kept, rows.reshape(len(kept), self.cfg.n_bands))
+        return Extraction(kept, rows.reshape(len(kept), self.cfg.row_width))
 
 
 def _histogram_rows(column: pa.Array | pa.ChunkedArray, n_bands: int) -> np.ndarray:
@@ -738,7 +740,7 @@ def training_features(
         _check_copies(info, degrade_seed, degraded_copies)
     recordings = [Recording(Path(p), s) for p, s in zip(table.column("path").to_pylist(),
                   table.column("speaker").to_pylist(), strict=True)]  # fmt: skip
-    n_bands = info.cfg.n_bands
+    n_bands = info.cfg.row_width
     errors = table.column("error").to_pylist()
     clean = _extraction(recordings, table.column("features"), n_bands, errors)
     copies = table.column("degraded").filter(table.column("features").is_valid())

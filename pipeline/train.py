@@ -46,7 +46,7 @@ from pipeline.evaluate import (
 from pipeline.features import FEATURE_VERSION
 from pipeline.metadata import Metrics, ModelDescription, OpenSetSummary, TrainingRecord, created_now
 from pipeline.network import Network
-from pipeline.openset import Copies, Decision, OpenSet, calibrate, open_set_view
+from pipeline.openset import Copies, Decision, OpenSet, Spread, calibrate, fit_spread, open_set_view
 from pipeline.quality.conditions import MATCHED_BY_AUGMENT
 
 if TYPE_CHECKING:  # importing pipeline.model loads TensorFlow: only train() does, when it fits
@@ -233,7 +233,9 @@ def copy_conditions(
     return codes
 
 
-def matched_copies(data: Prepared, network: Network, hidden_weight: float) -> Copies:
+def matched_copies(
+    data: Prepared, network: Network, hidden_weight: float, spread: Spread | None = None
+) -> Copies:
     """The training clips' copies made under a condition a clip may resemble
     (``pipeline.quality.conditions.MATCHED_BY_AUGMENT``), as ``network`` shows them to the open
     set (``pipeline.openset.open_set_view``), for the condition-matched open sets; ``of`` counts
@@ -243,7 +245,7 @@ def matched_copies(data: Prepared, network: Network, hidden_weight: float) -> Co
     copies = data.copies[data.train_idx]
     clip, column = np.nonzero((kinds != "") & np.isfinite(copies).all(axis=2))
     rows = copies[clip, column].reshape(len(clip), copies.shape[2])
-    return Copies(open_set_view(network, rows, hidden_weight), clip, kinds[clip, column])
+    return Copies(open_set_view(network, rows, hidden_weight, spread), clip, kinds[clip, column])
 
 
 def _held_out(
@@ -366,34 +368,38 @@ def fit_and_calibrate(
     of LibriSpeech 1 s pieces, for a known clip refused 0.3 points more often. The validation
     clips themselves are judged by an open set of the training clips alone
     (:attr:`Fitted.held_out_decision`)."""
-    mean = data.x_train.mean(axis=0)
-    scale = data.x_train.std(axis=0)
+    bands = data.cfg.n_bands  # the network reads the histogram; the band spread follows it
+    x_train = data.x_train[:, :bands]
+    mean = x_train.mean(axis=0)
+    scale = x_train.std(axis=0)
     scale = np.where(scale > 1e-6, scale, 1.0)  # a constant band carries no information
 
     from pipeline.model import fit, network_from_model  # TensorFlow loads only when training
 
-    x_val = data.extraction.features[data.val_idx]
-    result = fit((data.x_train - mean) / scale, data.y_train, (x_val - mean) / scale,
+    x_val = data.extraction.features[data.val_idx, :bands]
+    result = fit((x_train - mean) / scale, data.y_train, (x_val - mean) / scale,
                  data.y[data.val_idx], len(data.labels), tcfg, on_epoch)  # fmt: skip
     network = network_from_model(result.model, mean, scale)
     _, val_scores = network.forward(x_val)
     threshold = calibrate_threshold(val_scores.max(axis=1), UNSURE_QUANTILE, data.y[data.val_idx])
     weight = tcfg.open_set_hidden_weight
-    copies = matched_copies(data, network, weight)
-    view = open_set_view(network, data.extraction.features, weight)  # every clip's, once
+    # standardised over the training clips themselves, as the network's inputs are over theirs
+    rows = data.extraction.features
+    spread = fit_spread(rows[data.train_idx], bands, tcfg.open_set_spread_weight)
+    copies = matched_copies(data, network, weight, spread)
+    view = open_set_view(network, rows, weight, spread)  # every clip's, once
     both = np.sort(np.concatenate([data.train_idx, data.val_idx]))
     within = np.searchsorted(both, data.train_idx)  # each training clip's row among them
-    common = {"hidden_weight": weight, "inputs": data.x_train.shape[1]}
     open_set, loo = calibrate(
         view[both], data.y[both], len(data.labels), tcfg.unknown_quantile,
         copies=Copies(copies.rows, within[copies.of], copies.conditions),
-        copy_quantile=tcfg.matched_quantile, **common,
+        copy_quantile=tcfg.matched_quantile, hidden_weight=weight, inputs=bands, spread=spread,
     )  # fmt: skip
     # The validation clips are judged as clean recordings (assess passes no conditions), so the
     # open set that judges them needs no matched references.
     held_out, _ = calibrate(
         view[data.train_idx], data.y[data.train_idx], len(data.labels), tcfg.unknown_quantile,
-        **common,
+        hidden_weight=weight, inputs=bands, spread=spread,
     )  # fmt: skip
     return Fitted(network, threshold, open_set, loo, result, held_out)
 
@@ -462,6 +468,7 @@ def describe(
                 np.mean(fitted.loo_distances > fitted.open_set.threshold)
             ),
             hidden_weight=fitted.open_set.hidden_weight,
+            spread_weight=0.0 if fitted.open_set.spread is None else fitted.open_set.spread.weight,
             matched={c: m.threshold for c, m in fitted.open_set.matched.items()},
         ),
         output_activation=fitted.network.output_activation,

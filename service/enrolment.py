@@ -66,7 +66,8 @@ def check_clip(
         return RefusedClip(
             file=name, status=status_for(exc), detail=detail_for(exc), quality=quality
         )
-    return CheckedClip(name, NewClip(data, extension, clip.duration_s), row.tolist(), quality)
+    shown = row[: cfg.n_bands].tolist()  # the histogram; the band spread after it is the model's
+    return CheckedClip(name, NewClip(data, extension, clip.duration_s), shown, quality)
 
 
 def check_clips(

@@ -60,7 +60,7 @@ def describe_window(
     cfg: FeatureConfig,
     tcfg: TimelineConfig,
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """The (n_bands,) histogram of one window, or None when its middle hop holds no speech;
+    """The (cfg.row_width,) feature row of one window, or None when its middle hop holds no speech;
     and which frames of the middle hop are speech (bool).
 
     ``bands`` (frames, n_bands) and ``raw_db`` (frames,) are the window's, from
@@ -82,7 +82,7 @@ def describe_window(
 @dataclass(frozen=True)
 class Windows:
     """The windows of a recording: ``times`` (n,) seconds of each middle hop's centre, ``rows``
-    (n, n_bands) histograms (zeros where there is no speech) and ``speech`` (n,) bool; and
+    (n, cfg.row_width) feature rows (zeros where there is no speech) and ``speech`` (n,) bool; and
     ``frame_speech`` (frames,) bool, whether each feature frame (``frame_s`` apart, the first
     centred on 0) is speech."""
 
@@ -104,7 +104,7 @@ def recording_windows(y: np.ndarray, cfg: FeatureConfig, tcfg: TimelineConfig) -
     noise_frames = round(tcfg.noise_s * cfg.sample_rate / cfg.hop_length)
     middle = middle_hop(window_frames, min(hop_frames, window_frames))
     starts = range(0, len(raw_db) - window_frames + 1, hop_frames)
-    rows = np.zeros((len(starts), cfg.n_bands), np.float32)
+    rows = np.zeros((len(starts), cfg.row_width), np.float32)
     speech = np.zeros(len(starts), bool)
     frame_speech = np.zeros(len(raw_db), bool)
     for i, start in enumerate(starts):

@@ -112,7 +112,7 @@ def test_load_bundle_reads_back_labels_config_and_threshold(trained_bundle: Path
     meta = json.loads((trained_bundle / "metadata.json").read_text())
 
     assert bundle.labels == ("David", "Steve")
-    assert bundle.feature_config == FeatureConfig(fmax=default_fmax(16000))
+    assert bundle.feature_config == FeatureConfig(fmax=default_fmax(16000), band_spread=(80, 20))
     assert bundle.feature_config.to_dict() == meta["feature_config"]
     assert bundle.threshold == meta["threshold"]
     assert bundle.network.sizes == (60, 6, 2)
@@ -172,7 +172,8 @@ def test_bundle_predictions_equal_the_keras_model_in_it(trained_bundle: Path) ->
 
     _, scores = bundle.network.forward(features)
 
-    standardised = (features - bundle.network.mean) / bundle.network.scale
+    assert features.shape[1] == 3 * 60  # each band's mean, then its 80th and 20th percentiles
+    standardised = (features[:, :60] - bundle.network.mean) / bundle.network.scale
     np.testing.assert_allclose(scores, model(standardised.astype(np.float32)).numpy(), atol=1e-5)
     np.testing.assert_array_equal(scores.argmax(axis=1), labels)  # two distinct voices
     np.testing.assert_array_equal(load_bundle(trained_bundle).network.forward(features)[1], scores)
@@ -251,6 +252,22 @@ def test_network_arrays_that_do_not_chain_are_refused(trained_copy: Path) -> Non
     assert _load_error(trained_copy) == (
         f"{path}: array shapes do not chain from inputs to outputs: hidden_kernel (60, 6), "
         "hidden_bias (6,), output_kernel (6, 2), output_bias (3,), mean (60,), scale (60,)"
+    )
+
+
+def test_a_band_spread_standardised_over_other_numbers_than_the_rows_carry_is_refused(
+    trained_copy: Path,
+) -> None:
+    path = trained_copy / OPEN_SET_FILE
+    with np.load(path) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    arrays["spread.mean"], arrays["spread.scale"] = np.zeros(100), np.ones(100)
+    np.savez(path, **arrays)
+    _edit_metadata(trained_copy, openset_sha256=sha256_file(path))
+
+    assert _load_error(trained_copy) == (
+        f"{path}: the band spread is standardised over 100 numbers, but the feature config's "
+        "rows carry 120"
     )
 
 
@@ -390,17 +407,29 @@ def test_a_bundle_from_before_the_hidden_view_and_matched_references_loads_as_be
     trained = load_bundle(trained_bundle)
     d = trained.network.sizes[0]
     plain = OpenSet(trained.open_set.references[:, :d], trained.open_set.offsets, 4.0)
-    summary = trained.metadata.open_set.model_dump(exclude={"hidden_weight", "matched"})
-    description = _description(trained).model_copy(update={"open_set": OpenSetSummary(**summary)})
+    summary = trained.metadata.open_set.model_dump(
+        exclude={"hidden_weight", "matched", "spread_weight"}
+    )
+    histogram_only = dataclasses.replace(trained.feature_config, band_spread=())
+    description = _description(trained).model_copy(
+        update={"open_set": OpenSetSummary(**summary), "feature_config": histogram_only}
+    )
     write_bundle(tmp_path / "old", network=trained.network, open_set=plain,
                  description=description, files={}, arrays={})  # fmt: skip
     meta = json.loads((tmp_path / "old" / "metadata.json").read_text())
     del meta["open_set"]["hidden_weight"], meta["open_set"]["matched"]
+    del meta["open_set"]["spread_weight"], meta["feature_config"]["band_spread"]
     (tmp_path / "old" / "metadata.json").write_text(json.dumps(meta))
 
     old = load_bundle(tmp_path / "old")
 
-    assert (old.open_set.hidden_weight, old.open_set.matched) == (0.0, {})
+    assert (old.open_set.hidden_weight, old.open_set.matched, old.open_set.spread) == (
+        0.0,
+        {},
+        None,
+    )
+    assert old.feature_config.band_spread == ()
+    assert old.feature_config.row_width == d
     assert old.open_set.references.shape[1] == d
     rows = np.zeros((1, d))
     assert old.decision().decide(rows, None, ["noisy"])[2] == old.decision().decide(rows)[2]
@@ -411,8 +440,10 @@ def test_a_trained_bundle_measures_in_the_hidden_view(trained_bundle: Path) -> N
     d, h, _ = bundle.network.sizes
 
     assert bundle.metadata.open_set.hidden_weight == bundle.open_set.hidden_weight == 6.0
-    assert bundle.open_set.references.shape[1] == d + h
-    assert all(m.references.shape[1] == d + h for m in bundle.open_set.matched.values())
+    assert bundle.metadata.open_set.spread_weight == 1.0
+    assert bundle.open_set.spread is not None and bundle.open_set.spread.mean.shape == (2 * d,)
+    assert bundle.open_set.references.shape[1] == d + h + 2 * d
+    assert all(m.references.shape[1] == d + h + 2 * d for m in bundle.open_set.matched.values())
 
 
 def test_write_bundle_records_format_version_and_checksum(tmp_path: Path) -> None:

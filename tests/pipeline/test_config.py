@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any
 
 import pytest
 
-from pipeline.config import MAX_HIDDEN, FeatureConfig, TrainConfig, default_fmax, hidden_units
+from pipeline.config import (
+    MAX_HIDDEN,
+    FeatureConfig,
+    TrainConfig,
+    default_fmax,
+    derived_feature_config,
+    hidden_units,
+)
 from pipeline.errors import ParameterError
 
 
@@ -43,6 +51,18 @@ def test_default_fmax_rejects_a_rate_of_zero() -> None:
         ({"noise_percentile": 50}, "noise_percentile=50 must be >= 0 and below 50"),
         ({"noise_percentile": -1.0}, "noise_percentile=-1.0 must be >= 0 and below 50"),
         (
+            {"band_spread": (80.0, 100.0)},
+            "band_spread=(80.0, 100.0) must be a tuple of percentiles, each between 0 and 100",
+        ),
+        (
+            {"band_spread": [80.0]},
+            "band_spread=[80.0] must be a tuple of percentiles, each between 0 and 100",
+        ),
+        (
+            {"band_spread": (True,)},
+            "band_spread=(True,) must be a tuple of percentiles, each between 0 and 100",
+        ),
+        (
             {"sample_rate": 7000},
             "fmax=3800.0 must not exceed the Nyquist frequency 3500.0 Hz",
         ),
@@ -60,6 +80,27 @@ def test_feature_config_round_trips_through_a_dict() -> None:
 
     assert FeatureConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.to_dict()["n_bands"] == 40
+
+
+def test_the_band_spread_round_trips_through_json_and_widens_the_row() -> None:
+    cfg = FeatureConfig(n_bands=40, band_spread=(80.0, 20.0))
+
+    assert cfg.to_dict()["band_spread"] == [80.0, 20.0]  # as JSON has it
+    assert FeatureConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert (cfg.row_width, FeatureConfig(n_bands=40).row_width) == (120, 40)
+
+
+def test_a_config_saved_before_the_band_spread_has_none() -> None:
+    saved = FeatureConfig().to_dict()
+    del saved["band_spread"]
+
+    assert FeatureConfig.from_dict(saved).band_spread == ()
+
+
+def test_training_measures_each_bands_spread() -> None:
+    assert derived_feature_config(8000, None) == FeatureConfig(fmax=3800.0, band_spread=(80, 20))
+    assert derived_feature_config(None, None) == FeatureConfig(band_spread=(80.0, 20.0))
+    assert derived_feature_config(None, 5000.0).band_spread == (80.0, 20.0)
 
 
 def test_feature_config_refuses_unknown_keys() -> None:
@@ -86,6 +127,7 @@ def test_feature_config_is_frozen() -> None:
         ({"unknown_quantile": 1.0}, "unknown_quantile=1.0 must be in [0, 1)"),
         ({"matched_quantile": -0.1}, "matched_quantile=-0.1 must be in [0, 1)"),
         ({"open_set_hidden_weight": -1.0}, "open_set_hidden_weight=-1.0 must be >= 0"),
+        ({"open_set_spread_weight": -1.0}, "open_set_spread_weight=-1.0 must be >= 0"),
         ({"l2": float("nan")}, "l2=nan must be >= 0"),
         ({"loss": "hinge"}, "loss='hinge' must be 'crossentropy' or 'mse'"),
         ({"device": "tpu"}, "device='tpu' must be 'auto', 'cpu' or 'gpu'"),

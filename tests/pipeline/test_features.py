@@ -13,6 +13,7 @@ from pipeline.features import (
     _window,
     band_centres,
     band_edges,
+    band_percentiles,
     filterbank,
     histogram,
     power_spectrogram,
@@ -24,6 +25,7 @@ from pipeline.features import (
 from tests.signals import SR, harmonics, tone
 
 CFG = FeatureConfig()
+SPREAD = FeatureConfig(band_spread=(80.0, 20.0))  # as training makes it
 
 
 @pytest.mark.parametrize("freq_hz", [300.0, 1000.0, 2500.0])
@@ -276,3 +278,43 @@ def test_a_lower_fmax_moves_the_bands_down() -> None:
     assert h.shape == (20,)
     assert band_edges(narrow)[-1] == pytest.approx(2000.0)
     assert int(np.argmax(h)) == int(np.argmin(np.abs(band_centres(narrow) - 1000.0)))
+
+
+# Each band's spread over the frames (FeatureConfig.band_spread)
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 7, 90])
+def test_band_percentiles_are_numpys_linear_percentiles(frames: int) -> None:
+    x = np.random.default_rng(frames).standard_normal((frames, 60)).astype(np.float32)
+
+    np.testing.assert_allclose(
+        band_percentiles(x, (80.0, 20.0, 50.0)), np.percentile(x, (80, 20, 50), axis=0), atol=1e-6
+    )
+
+
+def test_the_spread_follows_the_histogram_left_as_it_was() -> None:
+    y = syllables()
+
+    row = histogram(y, SPREAD)
+
+    assert SPREAD.row_width == row.shape[0] == 180 and row.dtype == np.float32
+    np.testing.assert_array_equal(row[:60], histogram(y, CFG))  # bit for bit
+    high, low = row[60:120], row[120:]
+    assert np.all(high >= low)
+    assert np.all(high <= 1e-4) and np.all(low >= -CFG.band_floor_db)
+    assert (high - low).max() > 5.0  # dB: the syllables' level moves the bands
+
+
+def test_the_spread_is_nil_for_a_steady_tone() -> None:
+    row = histogram(tone(1000.0), SPREAD)
+
+    np.testing.assert_array_equal(row[60:120], row[120:])
+
+
+@pytest.mark.parametrize("gain_db", [-30.0, 6.0])
+def test_the_spread_does_not_depend_on_the_recording_level(gain_db: float) -> None:
+    y = syllables()
+
+    np.testing.assert_allclose(
+        histogram(y * 10 ** (gain_db / 20), SPREAD), histogram(y, SPREAD), atol=1e-3
+    )

@@ -16,12 +16,14 @@ from pipeline.openset import (
     Copies,
     Decision,
     OpenSet,
+    Spread,
     auroc,
     calibrate,
     count_scales,
     effective_dimension,
     equal_weight_quantile,
     few_take_radii,
+    fit_spread,
     leave_one_out_distances,
     leave_one_recording_out_distances,
     load_open_set,
@@ -494,3 +496,110 @@ def test_an_open_set_of_the_hidden_view_loads_with_its_weight(tmp_path: Path) ->
     assert loaded.hidden_weight == 6.0
     with pytest.raises(BundleError, match="do not fit a network of 2 inputs"):
         load_open_set(tmp_path / "openset.npz", 1.0, 2, 2)
+
+
+# The band spread after the histogram (FeatureConfig.band_spread)
+
+SPREAD = Spread(np.array([1.0, 1.0]), np.array([2.0, 2.0]), 3.0)
+
+
+def test_the_open_set_view_ends_with_the_standardised_band_spread() -> None:
+    network = switch_network()  # two inputs: the spread columns after them are not its
+    rows = np.array([[2.0, 3.0, 5.0, -1.0]])
+    hidden = network.forward(rows[:, :2])[0]
+
+    view = open_set_view(network, rows, 5.0, SPREAD)
+
+    np.testing.assert_allclose(view, [[2.0, 3.0, *(5.0 * hidden[0]), 6.0, -3.0]])
+    np.testing.assert_array_equal(network.forward(rows)[1], network.forward(rows[:, :2])[1])
+
+
+def test_a_clip_that_differs_only_in_its_band_spread_is_far() -> None:
+    network = switch_network()
+    references = open_set_view(network, np.array([[2.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]),
+                               0.0, SPREAD)  # fmt: skip
+    open_set = OpenSet(references.astype(np.float32), np.array([0, 1, 2]), 1.0, spread=SPREAD)
+    rows = np.array([[2.0, 0.0, 1.0, 1.0], [2.0, 0.0, 3.0, 1.0]])  # the same histogram
+
+    _, _, distance, reasons, _ = Decision(network, 0.0, open_set).decide(rows)
+
+    np.testing.assert_allclose(distance, [0.0, 3.0], atol=1e-6)  # 3 x (3 - 1) / 2
+    assert reasons == [None, "far"]
+
+
+def test_the_spread_has_one_scale_and_leaves_out_the_columns_training_never_moved() -> None:
+    # after one input band: columns of standard deviation 1 and 3 dB, and one never moved
+    rows = np.array([[0.0, 1.0, 0.0, 7.0], [0.0, 3.0, 6.0, 7.0]])
+
+    spread = fit_spread(rows, 1, 2.0)
+
+    assert spread is not None
+    assert spread.mean.tolist() == [2.0, 3.0, 7.0]
+    assert spread.scale.tolist() == [np.sqrt(5.0), np.sqrt(5.0), np.inf]  # RMS of 1 and 3
+    assert (spread.weight, spread.measured) == (2.0, 2)
+    np.testing.assert_allclose(spread.view(np.array([[0.0, 2.0, 3.0, 9.0]]), 1), [[0.0, 0.0, 0.0]])
+    assert fit_spread(rows, 4, 1.0) is None  # rows of the histogram alone
+    assert fit_spread(rows, 1, 0.0) is None  # weight 0: left out
+
+
+def test_the_spread_refuses_rows_of_another_width() -> None:
+    with pytest.raises(ParameterError) as error:
+        SPREAD.view(np.zeros((1, 3)), 2)
+
+    assert str(error.value) == (
+        "feature rows of 3 numbers, but the open set measures 2 bands and 2 numbers of band spread"
+    )
+
+
+def test_the_few_take_cap_counts_the_spread_columns_as_inputs() -> None:
+    rng = np.random.default_rng(3)
+    dense = np.hstack([rng.standard_normal((400, 4)), np.zeros((400, 1))])
+    lone = np.full((1, 5), 50.0)  # a voice of one take: its radius is the cap
+    labels = np.repeat([0, 1], [400, 1])
+    spread = Spread(np.zeros(3), np.array([1.0, 1.0, np.inf]), 1.5)  # the third left out
+
+    open_set, _ = calibrate(np.concatenate([dense, lone]), labels, 2, quantile=0.05, inputs=2,
+                            spread=spread)  # fmt: skip
+
+    assert open_set.spread is spread and open_set.scales is not None
+    rms = np.sqrt(2 + 1.5**2 * 2)  # two input bands, two spread columns at weight 1.5
+    assert open_set.threshold * open_set.scales[1] == pytest.approx(FEW_TAKES_CAP * rms)
+
+
+def test_an_open_set_with_a_band_spread_survives_a_round_trip(tmp_path: Path) -> None:
+    open_set = OpenSet(np.zeros((2, 4), np.float32), np.array([0, 1, 2]), 1.0, spread=SPREAD)
+    path = tmp_path / "openset.npz"
+    save_open_set(open_set, path)
+
+    loaded = load_open_set(path, 1.0, 2, 4, spread_weight=3.0)
+
+    assert loaded.spread is not None
+    assert (loaded.spread.mean.tolist(), loaded.spread.scale.tolist()) == ([1.0, 1.0], [2.0, 2.0])
+    assert loaded.spread.weight == 3.0
+    assert load_open_set(path, 1.0, 2, 4).spread is None  # weight 0: a bundle made before it
+    save_open_set(OpenSet(np.zeros((2, 4), np.float32), np.array([0, 1, 2]), 1.0), path)
+    with pytest.raises(BundleError) as error:
+        load_open_set(path, 1.0, 2, 4, spread_weight=3.0)
+    assert str(error.value) == (
+        f"{path}: cannot read the band spread's standardisation: it lacks spread.mean and "
+        "spread.scale"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"scale": np.ones(3)}, "the spread's mean and scale must be (S,) arrays alike"),
+        ({"scale": np.zeros(2)}, "the spread's mean must be finite, its scale and weight positive"),
+        ({"weight": 0.0}, "the spread's mean must be finite, its scale and weight positive"),
+        ({"mean": np.array([np.nan, 0.0])},
+         "the spread's mean must be finite, its scale and weight positive"),
+    ],
+)  # fmt: skip
+def test_a_bad_spread_is_refused(fields: dict[str, object], message: str) -> None:
+    values: dict[str, object] = {"mean": np.zeros(2), "scale": np.ones(2), "weight": 1.0} | fields
+
+    with pytest.raises(ParameterError) as error:
+        Spread(**values)  # type: ignore[arg-type]
+
+    assert str(error.value) == message

@@ -76,8 +76,9 @@ def test_schema_metadata_and_file_facts(corpus: Path, local_table: Path) -> None
     assert rows.schema.names == [
         "path", "speaker", "sha256", "sample_rate", "duration_s", "features", "error", "degraded",
     ]  # fmt: skip
-    assert rows.schema.field("features").type == pa.list_(pa.float32(), 60)
-    assert rows.schema.field("degraded").type == pa.list_(pa.list_(pa.float32(), 60))
+    # each band's mean, then its 80th and 20th percentiles over the frames
+    assert rows.schema.field("features").type == pa.list_(pa.float32(), 180)
+    assert rows.schema.field("degraded").type == pa.list_(pa.list_(pa.float32(), 180))
     meta = json.loads(rows.schema.metadata[b"voiceid"])
     assert meta == {
         "format_version": 1,

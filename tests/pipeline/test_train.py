@@ -77,8 +77,9 @@ def test_fmax_comes_from_the_lowest_source_rate(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(encode(tone(440, sample_rate=rate), rate))
     recordings = scan_folder(tmp_path)
 
-    assert feature_config_for(recordings, None) == FeatureConfig(fmax=3800.0)
-    assert feature_config_for(recordings, 5000.0) == FeatureConfig(fmax=5000.0)
+    spread = (80.0, 20.0)
+    assert feature_config_for(recordings, None) == FeatureConfig(fmax=3800.0, band_spread=spread)
+    assert feature_config_for(recordings, 5000.0) == FeatureConfig(fmax=5000.0, band_spread=spread)
 
 
 # The report of a trained bundle
