@@ -287,7 +287,8 @@ class Decision:
         """The :class:`Decided` answer for raw feature rows (B, D), given each row's recording
         issues and the condition its recording resembles (``pipeline.quality.conditions``;
         clean when not given)."""
-        standardised = self.network.standardise(np.asarray(rows, dtype=np.float64))
+        rows = np.asarray(rows, dtype=np.float64)
+        standardised = self.network.standardise(rows)
         hidden, scores = self.network.forward_standardised(standardised)
         top = scores.argmax(axis=1)
         voices = top.copy()
@@ -296,8 +297,7 @@ class Decision:
         if self.open_set is not None:
             # As float32 once for the batch, as OpenSet.distance reads it.
             weights = (self.open_set.hidden_weight, self.open_set.spread)
-            z = _view(self.network, np.asarray(rows), standardised, hidden, weights)
-            z = z.astype(np.float32)
+            z = _view(rows, standardised, hidden, weights).astype(np.float32)
             for i, kind in enumerate(kinds):
                 distance[i], threshold[i] = self.open_set.judge(z[i], int(top[i]), kind)
                 if distance[i] > threshold[i] and scores.shape[1] > 1:
@@ -350,16 +350,15 @@ def _runner_up(scores: np.ndarray, top: int) -> int:
 
 
 def _view(
-    network: Network, rows: np.ndarray, z: np.ndarray, hidden: np.ndarray,
-    weights: tuple[float, Spread | None],
-) -> np.ndarray:  # fmt: skip
-    """Raw rows ``rows`` as :func:`open_set_view` shows them, given their standardised inputs
-    ``z`` (B, D) and ``hidden`` activations (B, H): ``z``, then ``hidden`` times the hidden
-    weight unless it is 0, then the band spread unless there is none."""
+    rows: np.ndarray, z: np.ndarray, hidden: np.ndarray, weights: tuple[float, Spread | None]
+) -> np.ndarray:
+    """Raw rows ``rows`` as :func:`open_set_view` shows them, given the network's standardised
+    inputs ``z`` (B, D) and ``hidden`` activations (B, H): ``z``, then ``hidden`` times the
+    hidden weight unless it is 0, then the band spread after the D inputs unless there is none."""
     hidden_weight, spread = weights
     parts = [z] + ([hidden_weight * hidden] if hidden_weight > 0 else [])
     if spread is not None:
-        parts.append(spread.view(rows, network.sizes[0]))
+        parts.append(spread.view(rows, z.shape[1]))
     return np.concatenate(parts, axis=1) if len(parts) > 1 else z
 
 
@@ -372,7 +371,7 @@ def open_set_view(
     them."""
     rows = np.asarray(rows, dtype=np.float64)
     z = network.standardise(rows)
-    return _view(network, rows, z, network.forward_standardised(z)[0], (hidden_weight, spread))
+    return _view(rows, z, network.forward_standardised(z)[0], (hidden_weight, spread))
 
 
 def _distinct(rows: np.ndarray) -> np.ndarray:
