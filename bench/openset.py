@@ -50,7 +50,7 @@ from pipeline import dataset
 from pipeline.bundle import Bundle, load_bundle
 from pipeline.config import BAND_SPREAD, CLASSIC_HIDDEN, FeatureConfig, TrainConfig
 from pipeline.evaluate import evaluate_folder
-from pipeline.openset import MAX_REFERENCES_PER_SPEAKER, OpenSet, auroc
+from pipeline.openset import MAX_REFERENCES_PER_SPEAKER, Nuisance, OpenSet, auroc
 from pipeline.train import TrainOptions, train
 
 ESPEAK_VOICES = ["en", "en-us", "en-gb-x-rp", "en-029", "en-gb-scotland", "de", "fr", "es",
@@ -286,7 +286,8 @@ def decision_cost() -> None:
         who = rng.integers(speakers, size=2000)
         us = median_us(open_set.distance, clips, who)
         print(f"{speakers * per:>15,} | {speakers:>8,} | {per:>14,} | {us:9.1f}")
-    matched = random_open_set(rng, 6, 1000, {"noisy": random_open_set(rng, 6, 1000)})
+    noisy = random_open_set(rng, 6, 1000, room=False)  # matched references make no room
+    matched = random_open_set(rng, 6, 1000, {"noisy": noisy})
     clips, who = rng.standard_normal((2000, VIEW_COLUMNS)), rng.integers(6, size=2000)
     for condition in ("clean", "noisy"):
         us = median_us(functools.partial(matched.judge, condition=condition), clips, who)
@@ -295,10 +296,19 @@ def decision_cost() -> None:
 
 
 def random_open_set(
-    rng: np.random.Generator, speakers: int, per: int, matched: dict[str, OpenSet] | None = None
+    rng: np.random.Generator,
+    speakers: int,
+    per: int,
+    matched: dict[str, OpenSet] | None = None,
+    room: bool = True,
 ) -> OpenSet:
+    """Random rows in the view's layout; with ``room``, room for noise along a random direction,
+    as training gives the clean references."""
     rows = rng.standard_normal((speakers * per, VIEW_COLUMNS)).astype(np.float32)
-    return OpenSet(rows, np.arange(speakers + 1, dtype=np.int64) * per, 1.0, None, matched or {})
+    direction = rng.standard_normal(VIEW_COLUMNS)
+    nuisance = Nuisance(direction / np.linalg.norm(direction), 4.0) if room else None
+    return OpenSet(rows, np.arange(speakers + 1, dtype=np.int64) * per, 1.0, None, matched or {},
+                   nuisance=nuisance)  # fmt: skip
 
 
 def median_us(

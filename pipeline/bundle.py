@@ -326,7 +326,8 @@ def _load_bundle(path: Path) -> Bundle:
     spread = cfg.row_width - cfg.n_bands if summary.spread_weight > 0 else 0
     columns = d + (h if summary.hidden_weight > 0 else 0) + spread
     open_set = load_open_set(open_set_file, summary.threshold, n, columns, matched,
-                             summary.hidden_weight, summary.spread_weight)  # fmt: skip
+                             summary.hidden_weight, summary.spread_weight,
+                             summary.noise_limit)  # fmt: skip
     if open_set.spread is not None and len(open_set.spread.mean) != spread:
         raise BundleError(
             f"{open_set_file}: the band spread is standardised over {len(open_set.spread.mean)} "

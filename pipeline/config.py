@@ -244,6 +244,12 @@ class TrainConfig:
         "weight of each band's spread over the frames (FeatureConfig.band_spread), standardised, "
         "beside the histogram in the open set's distances (pipeline.openset; 0: left out)",
     )
+    open_set_noise_allowance: float = option(
+        0.7,
+        "how far a clip may move at no cost in the open set's clean distances along the mean "
+        "shift noise gives the training clips (their noisy copies), in units of that shift "
+        "(pipeline.openset; 0: not at all)",
+    )
     l2: float = option(
         1e-3,
         "weight decay on both kernels; it keeps scores from saturating at 1.0 on easy data, "
@@ -285,7 +291,8 @@ class TrainConfig:
         if not isinstance(self.crops, int) or isinstance(self.crops, bool) or self.crops < 0:
             raise ParameterError(f"crops={self.crops!r} must be an integer >= 0")
         _positive("learning_rate", self.learning_rate)
-        for name in ("l2", "open_set_hidden_weight", "open_set_spread_weight"):
+        for name in ("l2", "open_set_hidden_weight", "open_set_spread_weight",
+                     "open_set_noise_allowance"):  # fmt: skip
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ParameterError(f"{name}={getattr(self, name)!r} must be >= 0")
         if not 0 < self.val_fraction < 1:

@@ -132,6 +132,13 @@ class OpenSetSummary(BaseModel):
         "standardised by the arrays spread.mean and spread.scale of the open set's file (0: "
         "none, as in bundles made before it)",
     )
+    noise_limit: float = Field(
+        0.0,
+        ge=0,
+        description="how far a clip may move at no cost along the direction noise shifts the "
+        "training clips (the array noise.direction of the open set's file), in the distances' "
+        "units (0: not at all, as in bundles made before it)",
+    )
     matched: dict[Matched, float] = Field(
         default_factory=dict,
         description="the distance threshold for clips that resemble each degraded condition "

@@ -46,7 +46,16 @@ from pipeline.evaluate import (
 from pipeline.features import FEATURE_VERSION
 from pipeline.metadata import Metrics, ModelDescription, OpenSetSummary, TrainingRecord, created_now
 from pipeline.network import Network
-from pipeline.openset import Copies, Decision, OpenSet, Spread, calibrate, fit_spread, open_set_view
+from pipeline.openset import (
+    Copies,
+    Decision,
+    OpenSet,
+    Spread,
+    calibrate,
+    fit_nuisance,
+    fit_spread,
+    open_set_view,
+)
 from pipeline.quality.conditions import MATCHED_BY_AUGMENT
 
 if TYPE_CHECKING:  # importing pipeline.model loads TensorFlow: only train() does, when it fits
@@ -390,16 +399,18 @@ def fit_and_calibrate(
     view = open_set_view(network, rows, weight, spread)  # every clip's, once
     both = np.sort(np.concatenate([data.train_idx, data.val_idx]))
     within = np.searchsorted(both, data.train_idx)  # each training clip's row among them
+    nuisance = fit_nuisance(view[data.train_idx], copies, tcfg.open_set_noise_allowance)
     open_set, loo = calibrate(
         view[both], data.y[both], len(data.labels), tcfg.unknown_quantile,
         copies=Copies(copies.rows, within[copies.of], copies.conditions),
         copy_quantile=tcfg.matched_quantile, hidden_weight=weight, inputs=bands, spread=spread,
+        nuisance=nuisance,
     )  # fmt: skip
     # The validation clips are judged as clean recordings (assess passes no conditions), so the
     # open set that judges them needs no matched references.
     held_out, _ = calibrate(
         view[data.train_idx], data.y[data.train_idx], len(data.labels), tcfg.unknown_quantile,
-        hidden_weight=weight, inputs=bands, spread=spread,
+        hidden_weight=weight, inputs=bands, spread=spread, nuisance=nuisance,
     )  # fmt: skip
     return Fitted(network, threshold, open_set, loo, result, held_out)
 
@@ -469,6 +480,7 @@ def describe(
             ),
             hidden_weight=fitted.open_set.hidden_weight,
             spread_weight=0.0 if fitted.open_set.spread is None else fitted.open_set.spread.weight,
+            noise_limit=0.0 if fitted.open_set.nuisance is None else fitted.open_set.nuisance.limit,
             matched={c: m.threshold for c, m in fitted.open_set.matched.items()},
         ),
         output_activation=fitted.network.output_activation,

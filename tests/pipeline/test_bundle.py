@@ -408,7 +408,7 @@ def test_a_bundle_from_before_the_hidden_view_and_matched_references_loads_as_be
     d = trained.network.sizes[0]
     plain = OpenSet(trained.open_set.references[:, :d], trained.open_set.offsets, 4.0)
     summary = trained.metadata.open_set.model_dump(
-        exclude={"hidden_weight", "matched", "spread_weight"}
+        exclude={"hidden_weight", "matched", "spread_weight", "noise_limit"}
     )
     histogram_only = dataclasses.replace(trained.feature_config, band_spread=())
     description = _description(trained).model_copy(
@@ -419,6 +419,7 @@ def test_a_bundle_from_before_the_hidden_view_and_matched_references_loads_as_be
     meta = json.loads((tmp_path / "old" / "metadata.json").read_text())
     del meta["open_set"]["hidden_weight"], meta["open_set"]["matched"]
     del meta["open_set"]["spread_weight"], meta["feature_config"]["band_spread"]
+    del meta["open_set"]["noise_limit"]
     (tmp_path / "old" / "metadata.json").write_text(json.dumps(meta))
 
     old = load_bundle(tmp_path / "old")
@@ -428,6 +429,7 @@ def test_a_bundle_from_before_the_hidden_view_and_matched_references_loads_as_be
         {},
         None,
     )
+    assert old.open_set.nuisance is None
     assert old.feature_config.band_spread == ()
     assert old.feature_config.row_width == d
     assert old.open_set.references.shape[1] == d
@@ -444,6 +446,18 @@ def test_a_trained_bundle_measures_in_the_hidden_view(trained_bundle: Path) -> N
     assert bundle.open_set.spread is not None and bundle.open_set.spread.mean.shape == (2 * d,)
     assert bundle.open_set.references.shape[1] == d + h + 2 * d
     assert all(m.references.shape[1] == d + h + 2 * d for m in bundle.open_set.matched.values())
+
+
+def test_a_trained_bundle_makes_room_for_noise_along_its_noisy_copies(trained_bundle: Path) -> None:
+    bundle = load_bundle(trained_bundle)
+    nuisance = bundle.open_set.nuisance
+    d, h, _ = bundle.network.sizes
+
+    assert nuisance is not None
+    assert bundle.metadata.open_set.noise_limit == nuisance.limit > 0
+    assert nuisance.direction.shape == (d + h + 2 * d,)
+    assert float(np.linalg.norm(nuisance.direction)) == pytest.approx(1.0)
+    assert all(m.nuisance is None for m in bundle.open_set.matched.values())
 
 
 def test_write_bundle_records_format_version_and_checksum(tmp_path: Path) -> None:

@@ -128,6 +128,10 @@ def test_feature_config_is_frozen() -> None:
         ({"matched_quantile": -0.1}, "matched_quantile=-0.1 must be in [0, 1)"),
         ({"open_set_hidden_weight": -1.0}, "open_set_hidden_weight=-1.0 must be >= 0"),
         ({"open_set_spread_weight": -1.0}, "open_set_spread_weight=-1.0 must be >= 0"),
+        (
+            {"open_set_noise_allowance": float("inf")},
+            "open_set_noise_allowance=inf must be >= 0",
+        ),
         ({"l2": float("nan")}, "l2=nan must be >= 0"),
         ({"loss": "hinge"}, "loss='hinge' must be 'crossentropy' or 'mse'"),
         ({"device": "tpu"}, "device='tpu' must be 'auto', 'cpu' or 'gpu'"),

@@ -15,6 +15,7 @@ from pipeline.openset import (
     FEW_TAKES_MARGIN,
     Copies,
     Decision,
+    Nuisance,
     OpenSet,
     Spread,
     auroc,
@@ -23,6 +24,7 @@ from pipeline.openset import (
     effective_dimension,
     equal_weight_quantile,
     few_take_radii,
+    fit_nuisance,
     fit_spread,
     leave_one_out_distances,
     leave_one_recording_out_distances,
@@ -601,5 +603,144 @@ def test_a_bad_spread_is_refused(fields: dict[str, object], message: str) -> Non
 
     with pytest.raises(ParameterError) as error:
         Spread(**values)  # type: ignore[arg-type]
+
+    assert str(error.value) == message
+
+
+# Room for noise
+
+ALONG_X = Nuisance(np.array([1.0, 0.0]), 2.0)  # a clip may move up to 2 along x for free
+
+
+@pytest.mark.parametrize(
+    ("z", "expected"),
+    [
+        ([5.0, 0.0], 3.0),  # 5 along the direction, 2 of them free
+        ([-1.5, 0.0], 0.0),  # within the allowance either way
+        ([4.0, 3.0], 3.605551),  # sqrt(2^2 + 3^2): across the direction nothing is free
+        ([0.0, 4.0], 4.0),
+    ],
+)
+def test_a_clip_moves_along_the_noise_direction_up_to_the_limit_at_no_cost(
+    z: list[float], expected: float
+) -> None:
+    open_set = OpenSet(np.zeros((1, 2), np.float32), np.array([0, 1]), 1.0, nuisance=ALONG_X)
+
+    assert open_set.distance(np.array(z), 0) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_noise_room_is_the_brute_force_minimum_over_every_move() -> None:
+    rng = np.random.default_rng(3)
+    refs = rng.standard_normal((40, 5)).astype(np.float32)
+    direction = rng.standard_normal(5)
+    nuisance = Nuisance(direction / np.linalg.norm(direction), 0.7)
+    open_set = OpenSet(refs, np.array([0, 40]), 1.0, nuisance=nuisance)
+    z = rng.standard_normal(5)
+    moves = np.linspace(-0.7, 0.7, 14001)[:, None] * nuisance.direction  # steps of 1e-4
+
+    brute = min(float(np.linalg.norm(z - moves - r, axis=1).min()) for r in refs)
+
+    assert open_set.distance(z, 0) == pytest.approx(brute, abs=1e-4)
+    assert open_set.distance(z, 0) < min(float(np.linalg.norm(z - r)) for r in refs)
+
+
+def test_leave_one_out_distances_make_the_same_room_for_noise() -> None:
+    rows = np.array([[0.0, 0.0], [3.0, 0.0], [3.0, 5.0]])
+
+    assert leave_one_out_distances(rows, ALONG_X).tolist() == [1.0, 1.0, 5.0]
+    assert leave_one_out_distances(rows).tolist() == [3.0, 3.0, 5.0]
+
+
+def test_calibrate_measures_the_clean_distances_with_the_noise_room_and_keeps_it() -> None:
+    rows = np.array([[0.0, 0.0], [3.0, 0.0], [6.0, 0.0], [20.0, 0.0], [23.0, 0.0], [26.0, 0.0]])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+
+    open_set, loo = calibrate(rows, labels, 2, quantile=0.0, nuisance=ALONG_X)
+
+    assert open_set.nuisance is ALONG_X
+    assert loo.tolist() == [1.0] * 6
+    assert open_set.threshold == 1.0
+
+
+def test_the_noise_direction_is_the_mean_shift_of_the_noisy_copies() -> None:
+    z = np.array([[0.0, 0.0], [10.0, 0.0]])
+    copies = Copies(
+        rows=np.array([[0.0, 3.0], [10.0, 5.0], [50.0, 50.0]]),
+        of=np.array([0, 1, 0]),
+        conditions=np.array(["noisy", "noisy", "clipped"]),
+    )
+
+    nuisance = fit_nuisance(z, copies, 0.5)
+
+    assert nuisance is not None
+    assert nuisance.direction.tolist() == [0.0, 1.0]
+    assert nuisance.limit == 2.0  # half the mean shift of 4
+    assert fit_nuisance(z, copies, 0.0) is None
+    assert fit_nuisance(z, None, 1.0) is None
+    no_noise = Copies(copies.rows[2:], copies.of[2:], copies.conditions[2:])
+    assert fit_nuisance(z, no_noise, 1.0) is None
+
+
+def test_the_matched_references_make_no_room_for_noise() -> None:
+    rows = np.array([[0.0, 0.0], [1.0, 0.0], [30.0, 0.0], [31.0, 0.0]])
+    copies = Copies(np.array([[0.0, 0.5], [30.0, 0.5]]), np.array([0, 2]),
+                    np.array(["noisy", "noisy"]))  # fmt: skip
+
+    open_set, _ = calibrate(rows, np.array([0, 0, 1, 1]), 2, 0.0, copies=copies,
+                            nuisance=ALONG_X)  # fmt: skip
+
+    assert open_set.nuisance is ALONG_X
+    assert open_set.matched["noisy"].nuisance is None
+
+
+def test_an_open_set_with_room_for_noise_survives_a_round_trip(tmp_path: Path) -> None:
+    open_set = OpenSet(np.zeros((2, 2), np.float32), np.array([0, 1, 2]), 1.0, nuisance=ALONG_X)
+    path = tmp_path / "openset.npz"
+    save_open_set(open_set, path)
+
+    loaded = load_open_set(path, 1.0, 2, 2, noise_limit=2.0)
+
+    assert loaded.nuisance is not None
+    assert (loaded.nuisance.direction.tolist(), loaded.nuisance.limit) == ([1.0, 0.0], 2.0)
+    assert loaded.distance(np.array([5.0, 0.0]), 0) == pytest.approx(3.0)
+    assert load_open_set(path, 1.0, 2, 2).nuisance is None  # limit 0: a bundle made before it
+    save_open_set(OpenSet(np.zeros((2, 2), np.float32), np.array([0, 1, 2]), 1.0), path)
+    with pytest.raises(BundleError) as error:
+        load_open_set(path, 1.0, 2, 2, noise_limit=2.0)
+    assert str(error.value) == f"{path}: cannot read the noise direction: it lacks noise.direction"
+
+
+def test_a_noise_direction_of_another_width_is_refused(tmp_path: Path) -> None:
+    wide = Nuisance(np.array([0.0, 0.0, 1.0]), 1.0)
+    with pytest.raises(ParameterError) as error:
+        OpenSet(np.zeros((2, 2), np.float32), np.array([0, 1, 2]), 1.0, nuisance=wide)
+    assert str(error.value) == "the noise direction has 3 numbers, the reference rows 2"
+
+    path = tmp_path / "openset.npz"
+    with path.open("wb") as f:
+        np.savez(f, references=np.zeros((2, 2), np.float32), offsets=np.array([0, 1, 2]),
+                 scales=np.ones(2), **{"noise.direction": np.ones(3) / np.sqrt(3)})  # fmt: skip
+    with pytest.raises(BundleError) as load_error:
+        load_open_set(path, 1.0, 2, 2, noise_limit=1.0)
+    assert str(load_error.value) == (
+        f"{path}: cannot read the noise direction: noise.direction has shape (3,), the "
+        "reference rows 2 numbers"
+    )
+
+
+@pytest.mark.parametrize(
+    ("direction", "limit", "message"),
+    [
+        ([3.0, 4.0], 1.0, "the noise direction must have length 1, not 5"),
+        ([np.nan, 1.0], 1.0, "the noise direction must be a finite (D,) array"),
+        ([1.0, 0.0], 0.0, "the noise allowance's limit 0.0 must be positive"),
+        ([1.0, 0.0], np.inf, "the noise allowance's limit inf must be positive"),
+    ],
+)
+def test_a_bad_noise_allowance_is_refused(
+    direction: list[float], limit: float, message: str
+) -> None:
+    with pytest.raises(ParameterError) as error:
+        Nuisance(np.array(direction), limit)
 
     assert str(error.value) == message
