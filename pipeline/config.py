@@ -225,7 +225,7 @@ class TrainConfig:
     )
     device: Device = option("auto", "where TensorFlow trains; auto: a GPU when it sees one")
     unknown_quantile: float = option(
-        0.05,
+        0.045,
         "share of the training clips the open-set distance threshold rejects by leave-one-out "
         "(pipeline.openset)",
     )
