@@ -151,7 +151,12 @@ def test_a_job_whose_worker_is_killed_is_finished_by_another(
         while time.monotonic() < deadline and "Alice" not in _served_labels(server.url):
             time.sleep(0.5)
         labels = [_served_labels(server.url) for _ in range(20)]  # both workers
+        # the version is served a moment before the job's record says so (a loaded machine
+        # makes that moment longer): wait for the record, not for the moment
         status = httpx.get(f"{server.url}/train/{job}", timeout=10).json()
+        while time.monotonic() < deadline and status["state"] == "running":
+            time.sleep(0.2)
+            status = httpx.get(f"{server.url}/train/{job}", timeout=10).json()
         versions = httpx.get(f"{server.url}/models", timeout=10).json()["versions"]
 
     assert labels == [["Alice", "David", "Steve"]] * 20
