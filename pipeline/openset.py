@@ -94,6 +94,7 @@ import numpy as np
 
 from pipeline.errors import BundleError, ParameterError
 from pipeline.network import Network
+from pipeline.quality.conditions import MATCHED_BY_AUGMENT
 from pipeline.quality.issues import Issue
 
 __all__ = [
@@ -221,7 +222,7 @@ class Nuisance:
         return moved * (2 * along - moved)
 
 
-NOISY = "noisy"  # the matched condition of the training clips' noisy copies
+NOISY = MATCHED_BY_AUGMENT["noise"]  # the matched condition of the training clips' noisy copies
 
 
 def fit_nuisance(z: np.ndarray, copies: Copies | None, allowance: float) -> Nuisance | None:
@@ -267,7 +268,8 @@ class OpenSet:
     # |r|^2 / 2 of each row, for d^2 = 2 (|r|^2 / 2 - r.z) + |z|^2 in one matrix-vector product
     # (halving and doubling are exact: the same d^2 as |r|^2 - 2 r.z + |z|^2, one product less)
     half_norms: np.ndarray = field(init=False, repr=False, compare=False)
-    # each row's component along the nuisance's direction (empty without one)
+    # the nuisance's direction as float32, and each row's component along it (empty without one)
+    unit: np.ndarray = field(init=False, repr=False, compare=False)
     along: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -289,14 +291,16 @@ class OpenSet:
         object.__setattr__(self, "scales", scales)
         norms = np.einsum("ij,ij->i", self.references, self.references)
         object.__setattr__(self, "half_norms", norms / 2)
-        along = np.zeros(0, dtype=np.float32)
+        unit = along = np.zeros(0, dtype=np.float32)
         if self.nuisance is not None:
             if self.nuisance.direction.shape != (self.references.shape[1],):
                 raise ParameterError(
                     f"the noise direction has {self.nuisance.direction.shape[0]} numbers, the "
                     f"reference rows {self.references.shape[1]}"
                 )
-            along = self.references @ self.nuisance.direction.astype(np.float32)
+            unit = self.nuisance.direction.astype(np.float32)
+            along = self.references @ unit
+        object.__setattr__(self, "unit", unit)
         object.__setattr__(self, "along", along)
 
     @property
@@ -312,7 +316,7 @@ class OpenSet:
         if self.nuisance is None:
             squared = 2 * float(np.minimum.reduce(half)) + float(z32 @ z32)
         else:  # each row's squared distance less what the move along the direction spares
-            along = float(z32 @ self.nuisance.direction.astype(np.float32)) - self.along[start:stop]
+            along = float(z32 @ self.unit) - self.along[start:stop]
             spared = 2 * half - self.nuisance.relief(along)
             squared = float(np.minimum.reduce(spared)) + float(z32 @ z32)
         assert self.scales is not None  # set by __post_init__
