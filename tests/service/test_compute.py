@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
@@ -58,16 +57,18 @@ def test_each_caller_gets_its_own_result_or_exception() -> None:
 
 def test_jobs_queued_while_the_thread_is_busy_go_over_in_one_batch() -> None:
     order: list[int] = []
-    started = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
-    def slow() -> None:
+    def busy() -> None:  # holds the thread until all eight are queued, however slow the host
         started.set()
-        time.sleep(0.05)
+        release.wait(5)
 
     async def main(queue: ComputeQueue) -> tuple[int, int]:
-        first = asyncio.ensure_future(queue.run(slow))
+        first = asyncio.ensure_future(queue.run(busy))
         await asyncio.to_thread(started.wait)
-        rest = [queue.run(partial(order.append, i)) for i in range(8)]
+        rest = [asyncio.ensure_future(queue.run(partial(order.append, i))) for i in range(8)]
+        await asyncio.sleep(0)  # each of the eight queues its job before this resumes
+        release.set()
         await asyncio.gather(first, *rest)
         return queue.batches, queue.jobs
 
