@@ -57,15 +57,12 @@ def test_each_caller_gets_its_own_result_or_exception() -> None:
 
 def test_jobs_queued_while_the_thread_is_busy_go_over_in_one_batch() -> None:
     order: list[int] = []
-    started, release = threading.Event(), threading.Event()
-
-    def busy() -> None:  # holds the thread until all eight are queued, however slow the host
-        started.set()
-        release.wait(5)
+    release = threading.Event()
 
     async def main(queue: ComputeQueue) -> tuple[int, int]:
-        first = asyncio.ensure_future(queue.run(busy))
-        await asyncio.to_thread(started.wait)
+        # the first job's batch is out from its hand-over; it holds the thread until the
+        # eight are queued, however slow the host
+        first = asyncio.ensure_future(queue.run(partial(release.wait, 5)))
         rest = [asyncio.ensure_future(queue.run(partial(order.append, i))) for i in range(8)]
         await asyncio.sleep(0)  # each of the eight queues its job before this resumes
         release.set()
