@@ -446,8 +446,8 @@ def _new_clips(args: argparse.Namespace) -> list[Recording]:
     from pipeline.errors import DatasetError, ParameterError
     from pipeline.names import check_speaker_name
 
-    if args.name is None and args.store is None:
-        raise ParameterError("name a speaker and their clips, or give --store")
+    if args.name is None and args.store is None and not args.forget:
+        raise ParameterError("name a speaker and their clips, give --store, or --forget a speaker")
     if args.name is not None and not args.clips:
         raise ParameterError(f"no clips given for {args.name!r}")
     new = []

@@ -383,7 +383,7 @@ def test_the_commands_that_serve_and_predict_need_no_extra(
 
 
 @pytest.mark.slow
-def test_enrol_teaches_a_new_voice_from_clips_and_folders(
+def test_enrol_teaches_a_new_voice_and_forgets_one_with_no_new_voice(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     written = write_demo_data(tmp_path / "clips", clips_per_voice=8, seed=3, voices=[STRANGER])
@@ -402,12 +402,23 @@ def test_enrol_teaches_a_new_voice_from_clips_and_folders(
     ]
     assert load_bundle(out).labels == ("David", "Sam O-Neil", "Steve")
 
+    # --forget alone, with no new voice: the successor knows the others.
+    code, printed, err = _run(capsys, "enrol", str(out), "--forget", "Steve", "--out",
+                              str(tmp_path / "forgot"), "--no-cache")  # fmt: skip
+
+    assert (code, err) == (0, "")
+    assert printed.splitlines()[:2] == [
+        f"wrote {tmp_path / 'forgot'}  (2 speakers: David, Sam O-Neil)",
+        "new clips: 0 used, 0 skipped",
+    ]
+    assert load_bundle(tmp_path / "forgot").labels == ("David", "Sam O-Neil")
+
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["../x", "a.wav"], "speaker name '../x' holds a path separator '/'"),
-        ([], "name a speaker and their clips, or give --store"),
+        ([], "name a speaker and their clips, give --store, or --forget a speaker"),
         (["Sam"], "no clips given for 'Sam'"),
         (["Sam", "missing.wav"], "clip 'missing.wav' does not exist"),
         (["--store", "nowhere"], "speaker store 'nowhere' is not a folder"),
