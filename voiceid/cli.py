@@ -25,6 +25,7 @@ from voiceid.options import add_options, from_options
 if TYPE_CHECKING:
     from pipeline.dataset import Recording
     from pipeline.table import TableSummary
+    from pipeline.timeline.turns import Segment
 
 __all__ = ["main", "run"]
 
@@ -392,6 +393,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
+def _segment_fields(s: Segment) -> dict[str, Any]:
+    return {"start": s.start, "end": s.end, "speaker": s.speaker, "confidence": s.confidence,
+            "unknown": s.unknown, "unknown_reason": s.reason}  # fmt: skip
+
+
 def _cmd_timeline(args: argparse.Namespace) -> int:
     from pipeline.bundle import load_bundle
     from pipeline.errors import DatasetError
@@ -400,17 +406,19 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
     from pipeline.timeline.turns import to_rttm
 
     bundle = load_bundle(args.model_dir)
+    tcfg = from_options(TimelineConfig, args)
     try:
-        found = timeline_of_clip(bundle, args.file, from_options(TimelineConfig, args),
-                                 max_seconds=args.max_seconds)  # fmt: skip
+        found = timeline_of_clip(bundle, args.file, tcfg, max_seconds=args.max_seconds)
     except OSError as exc:
         raise DatasetError(f"cannot read {str(args.file)!r}: {exc.strerror or exc}") from None
     if args.rttm:
         print(to_rttm(found.segments, args.file.stem), end="")
     elif args.json:
-        segments = [dataclasses.asdict(s) for s in found.segments]
+        # The fields and names of POST /timeline's answer, less what only a server knows.
+        segments = [_segment_fields(s) for s in found.segments]
         print(json.dumps({"segments": segments, "totals": found.totals,
-                          "duration_s": found.duration_s}, indent=2))  # fmt: skip
+                          "duration_s": found.duration_s, "window_s": tcfg.window_s,
+                          "hop_s": tcfg.hop_s}, indent=2))  # fmt: skip
     else:
         for s in found.segments:
             print(f"{s.start:8.2f} {s.end:8.2f}  {s.speaker} ({s.confidence:.3f})")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from service.schemas import TimelineResponse, TimelineSegment
 from tests.conversations import SR, conversation
 from tests.helpers import MODEL_DIR
 from voiceid.cli import main
@@ -21,12 +22,18 @@ def talk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_json_holds_segments_and_totals(talk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_holds_segments_and_totals_named_as_the_servers_answer_names_them(
+    talk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["timeline", str(MODEL_DIR), str(talk), "--json"]) == 0
 
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"segments", "totals", "duration_s"}
-    assert set(out["segments"][0]) == {"start", "end", "speaker", "confidence", "unknown", "reason"}
+    assert set(out) == {"segments", "totals", "duration_s", "window_s", "hop_s"}
+    assert set(out) == set(TimelineResponse.model_fields) - {"model", "timing_ms"}
+    assert (out["window_s"], out["hop_s"]) == (1.0, 0.25)
+    fields = {"start", "end", "speaker", "confidence", "unknown", "unknown_reason"}
+    assert fields == set(TimelineSegment.model_fields)
+    assert [set(s) for s in out["segments"]] == [fields] * len(out["segments"])
     assert {"Steve", "David"} <= set(out["totals"])
 
 
