@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -532,8 +533,13 @@ def run() -> None:
     Once TensorFlow is loaded, an ordinary exit spends a noticeable while tearing it down after
     all the work is done and written; everything has been flushed and closed by then.
     """
-    code = main()
-    sys.stdout.flush()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped reading (``voiceid timeline ... | head``): it has what it wanted,
+        # and a traceback would say nothing. Exit as a process that SIGPIPE ended does.
+        code = 128 + signal.SIGPIPE
     sys.stderr.flush()
     os._exit(code)
 

@@ -8,6 +8,8 @@ import io
 import json
 import re
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -577,3 +579,16 @@ def test_a_runner_up_named_where_the_top_voice_is_far_says_which_voice_scored_hi
         "David (0.270): among David's recordings, far from those of Steve, who scored 0.730"
     )
     assert _answer(named | {"speaker": "Steve", "confidence": 0.73}) == "Steve (0.730)"
+
+
+def test_a_reader_that_stops_reading_gets_no_traceback(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(encode(tone(seconds=1.0)))
+    command = [sys.executable, "-m", "voiceid", "predict", str(MODEL_DIR), str(clip)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # as `| head -c 0` would, before the command writes a byte
+
+    _, err = proc.communicate(timeout=120)
+
+    assert (proc.returncode, err) == (128 + signal.SIGPIPE, b"")
