@@ -13,7 +13,7 @@ import uvicorn
 
 from pipeline.errors import BundleError
 from service.protocol import OneWriteHttpProtocol
-from service.settings import Settings, settings_from_env
+from service.settings import SERVE_OPTIONS, Settings, settings_from_env
 from service.sites import listens_everywhere
 
 if TYPE_CHECKING:
@@ -48,11 +48,11 @@ def serve(
     :class:`ParameterError` when a setting is wrong."""
     overrides = {"model_dir": model_dir, "host": host, "port": port, "workers": workers,
                  "data_dir": data_dir}  # fmt: skip
-    for name, value in overrides.items():
-        if value is not None:
-            # Through the environment, so that every worker process sees the same settings.
-            os.environ[Settings.env_name(name)] = str(value)
-    settings = settings_from_env()
+    given = {name: value for name, value in overrides.items() if value is not None}
+    for name, value in given.items():
+        # Through the environment, so that every worker process sees the same settings.
+        os.environ[Settings.env_name(name)] = str(value)
+    settings = settings_from_env({name: SERVE_OPTIONS[name] for name in given})
     refusal = open_without_key(settings)
     if refusal:
         sys.exit(refusal)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,7 +17,7 @@ from pipeline.timeline.recording import DEFAULT_MAX_TIMELINE_S
 from service.cpus import usable_cpus
 from service.sites import check_allowed_host
 
-__all__ = ["MAX_WORKERS", "Settings", "default_data_dir", "settings_from_env"]
+__all__ = ["MAX_WORKERS", "SERVE_OPTIONS", "Settings", "default_data_dir", "settings_from_env"]
 
 MAX_WORKERS = 64  # server processes, given or found: each holds its own model and heap
 _STORE_DEFAULTS = StoreLimits()
@@ -181,19 +182,32 @@ class Settings(BaseSettings):
         )
 
 
-def settings_from_env() -> Settings:
+# The settings ``voiceid serve`` also takes from its command line, and the option for each.
+SERVE_OPTIONS = {"model_dir": "--model", "host": "--host", "port": "--port",
+                 "workers": "--workers", "data_dir": "--data-dir"}  # fmt: skip
+
+
+def settings_from_env(options: Mapping[str, str] | None = None) -> Settings:
     """``Settings()`` from the ``VOICEID_*`` environment; :class:`ParameterError` naming each
-    variable that is wrong, and why (never the key's value)."""
+    setting that is wrong, and why (never the key's value). A setting in ``options`` (setting ->
+    command line option) came from that option, and is named by it."""
     try:
         return Settings()
     except ValidationError as exc:
-        raise ParameterError("; ".join(_problem(e) for e in exc.errors())) from None
+        by_field: dict[str, list[Any]] = {}  # a union's members each add an error
+        for error in exc.errors():
+            by_field.setdefault(str(error["loc"][0]) if error["loc"] else "", []).append(error)
+        problems = (_problem(errors, options or {}) for errors in by_field.values())
+        raise ParameterError("; ".join(problems)) from None
 
 
-def _problem(error: Any) -> str:
+def _problem(errors: list[Any], options: Mapping[str, str]) -> str:
+    error = errors[0]
     field = str(error["loc"][0]) if error["loc"] else ""
+    message = ", or ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors)
+    if field in options:
+        return f"{options[field]} {error['input']}: {message}"
     name = Settings.env_name(field)
-    message = str(error["msg"]).removeprefix("Value error, ")
     if message.startswith(name):
         return message
     shown = "" if field == "api_key" else f"={error['input']!r}"

@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,15 +62,19 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _workers(text: str) -> int | str:
-    """``--workers``: a positive number, or ``auto`` (the CPUs this process may use)."""
+    """``--workers``: a number of processes, or ``auto`` (the CPUs this process may use)."""
+    from service.settings import MAX_WORKERS
+
     if text == "auto":
         return text
     try:
         count = int(text)
     except ValueError:
         count = 0
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive number nor 'auto'")
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a number from 1 to {MAX_WORKERS} nor 'auto'"
+        )
     return count
 
 
@@ -143,12 +147,14 @@ def _enrol_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
-    from service.settings import Settings
+    from service.settings import SERVE_OPTIONS, Settings
 
-    flags = (("--model", "model_dir", Path), ("--host", "host", str), ("--port", "port", int),
-             ("--workers", "workers", _workers), ("--data-dir", "data_dir", Path))  # fmt: skip
-    for flag, name, kind in flags:
-        p.add_argument(flag, dest=name, type=kind, help=Settings.model_fields[name].description)
+    kinds: dict[str, Callable[[str], Any]] = {
+        "model_dir": Path, "host": str, "port": int, "workers": _workers, "data_dir": Path
+    }  # fmt: skip
+    for name, flag in SERVE_OPTIONS.items():
+        p.add_argument(flag, dest=name, type=kinds[name],
+                       help=Settings.model_fields[name].description)  # fmt: skip
 
 
 # command -> (its help, the function that adds its arguments)

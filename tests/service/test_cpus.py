@@ -154,8 +154,26 @@ def test_voiceid_serve_starts_the_usable_cpus_by_default(
     assert started["workers"] == expected
 
 
-def test_voiceid_serve_refuses_a_bad_worker_count(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("value", ["0", "65", "many"])
+def test_voiceid_serve_refuses_a_bad_worker_count(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
     with pytest.raises(SystemExit):
-        main(["serve", "--workers", "0"])
+        main(["serve", "--workers", value])
 
-    assert "'0' is neither a positive number nor 'auto'" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith(
+        f"voiceid serve: error: argument --workers: {value!r} is neither a number from 1 to 64 "
+        "nor 'auto'\n"
+    )
+
+
+def test_voiceid_serve_names_the_option_a_wrong_value_came_from(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VOICEID_PORT", "")  # recorded, so teardown removes what serve sets
+    monkeypatch.delenv("VOICEID_PORT")
+
+    assert main(["serve", "--port", "99999"]) == 2
+    assert capsys.readouterr().err == (
+        "voiceid serve: error: --port 99999: Input should be less than or equal to 65535\n"
+    )

@@ -39,6 +39,30 @@ def test_the_environment_names_the_variable_and_keeps_the_key_secret(
     )
 
 
+def test_a_setting_from_an_option_is_named_by_the_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEID_PORT", "99999")
+    monkeypatch.setenv("VOICEID_MAX_UPLOAD_BYTES", "1")
+
+    with pytest.raises(ParameterError) as error:
+        settings_from_env({"port": "--port"})
+
+    assert str(error.value) == (
+        "--port 99999: Input should be less than or equal to 65535; "
+        "VOICEID_MAX_UPLOAD_BYTES='1': Input should be greater than or equal to 1024"
+    )
+
+
+def test_what_a_union_accepts_is_one_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEID_WORKERS", "65")
+
+    with pytest.raises(ParameterError) as error:
+        settings_from_env()
+
+    assert str(error.value) == (
+        "VOICEID_WORKERS='65': Input should be less than or equal to 64, or Input should be 'auto'"
+    )
+
+
 def test_allowed_hosts_come_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOICEID_ALLOWED_HOSTS", "Voice.example.org, *.lan,,")
 
