@@ -118,7 +118,7 @@ def _clash(file: str, speaker: str) -> RefusedClip:
         file=file,
         status=CLASH_STATUS,
         detail=f"the store holds this clip as one of {speaker!r}, and one recording cannot be "
-        f"two speakers': remove it from {speaker!r} first if it was filed under the wrong name",
+        f"two speakers: remove it from {speaker!r} first if it was filed under the wrong name",
     )
 
 

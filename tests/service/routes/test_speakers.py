@@ -313,7 +313,7 @@ def test_add_to_existing_is_documented_on_the_route(client: TestClient) -> None:
 
 def clash(file: str, speaker: str) -> dict[str, Any]:
     return {"file": file, "status": 409, "detail": f"the store holds this clip as one of "
-            f"{speaker!r}, and one recording cannot be two speakers': remove it from "
+            f"{speaker!r}, and one recording cannot be two speakers: remove it from "
             f"{speaker!r} first if it was filed under the wrong name"}  # fmt: skip
 
 
