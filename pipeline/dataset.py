@@ -1,7 +1,8 @@
 """Folders of recordings in, feature rows out: scanning, parallel extraction and the cache.
 
 A data folder holds one subfolder per speaker, recordings anywhere below it:
-``DATA_DIR/<speaker>/**/*.wav|flac|ogg|mp3|...``. Labels are the sorted subfolder names.
+``DATA_DIR/<speaker>/**/*.wav|flac|ogg|mp3|m4a|...`` (``AUDIO_EXTENSIONS``). Labels are the
+sorted subfolder names.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "file_digest",
     "file_features",
     "lowest_sample_rate",
+    "no_recordings",
     "process_pool",
     "scan_folder",
     "shown_path",
@@ -82,10 +84,21 @@ def scan_folder(data_dir: Path) -> list[Recording]:
         if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
     ]
     if not recordings:
-        raise DatasetError(
-            f"no recordings found in {str(data_dir)!r}: expected <speaker>/<clip>.wav|flac|ogg|mp3"
+        loose = sum(
+            p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file() for p in data_dir.iterdir()
         )
+        raise no_recordings(str(data_dir), loose)
     return recordings
+
+
+def no_recordings(where: str, loose: int = 0) -> DatasetError:
+    """The error for a data folder with no audio file in a speaker's subfolder; ``loose`` audio
+    files lie in the folder itself."""
+    endings = ", ".join(sorted(AUDIO_EXTENSIONS))
+    found = (f"; {loose} audio file(s) lie in the folder itself: put each speaker's takes in a "
+             "subfolder named after them") if loose else ""  # fmt: skip
+    return DatasetError(f"no recordings found in {where!r}: expected <speaker>/<clip> files ending "
+                        f"in one of {endings}{found}")  # fmt: skip
 
 
 def lowest_sample_rate(paths: Iterable[Path]) -> int | None:

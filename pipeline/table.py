@@ -352,9 +352,7 @@ def _remote_files(fs: pafs.FileSystem, root: str, uri: str) -> list[SourceFile]:
         ):
             files.append(SourceFile(rel, sys.intern(speaker), info.path))
     if not files:
-        raise DatasetError(
-            f"no recordings found in {uri!r}: expected <speaker>/<clip>.wav|flac|ogg|mp3"
-        )
+        raise dataset.no_recordings(uri)
     return sorted(files, key=lambda f: f.rel.split("/"))  # Path's order: part by part
 
 

@@ -120,7 +120,10 @@ def test_scan_folder_refuses_a_folder_without_recordings(tmp_path: Path) -> None
         scan_folder(tmp_path)
 
     assert str(error.value) == (
-        f"no recordings found in '{tmp_path}': expected <speaker>/<clip>.wav|flac|ogg|mp3"
+        f"no recordings found in '{tmp_path}': expected <speaker>/<clip> files ending in one of "
+        ".aac, .aif, .aiff, .au, .flac, .m4a, .mp3, .mp4, .oga, .ogg, .opus, .wav, .webm, .wma; "
+        "1 audio file(s) lie in the folder itself: put each speaker's takes in a subfolder named "
+        "after them"
     )
 
 
