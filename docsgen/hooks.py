@@ -1,5 +1,7 @@
 """The MkDocs hook (``hooks:`` in mkdocs.yml): a page's ``<!-- generated: NAME -->`` line becomes
-the reference that :data:`GENERATORS` makes from the code, at every build."""
+the reference that :data:`GENERATORS` makes from the code, at every build. A quoted note right
+under the marker (``> ...`` lines), which tells a reader of the Markdown file where the
+reference is, goes with it."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "cli": render_cli,
     "settings": render_settings,
 }
-MARKER = re.compile(r"^<!-- generated: (\w+) -->$", re.MULTILINE)
+MARKER = re.compile(r"^<!-- generated: (\w+) -->$(?:\n> .*$)*", re.MULTILINE)
 
 
 def expand(markdown: str) -> str:

@@ -38,10 +38,23 @@ def test_every_local_link_and_picture_of_the_readme_exists() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_each_generated_reference_has_a_page_that_shows_it(name: str) -> None:
+def test_each_generated_reference_has_a_page_that_shows_it_and_a_note_for_the_source(
+    name: str,
+) -> None:
     marker = f"<!-- generated: {name} -->"
+    pages = [p.read_text() for p in DOCS.glob("*.md") if marker in p.read_text()]
 
-    assert [p.name for p in DOCS.glob("*.md") if marker in p.read_text()] != []
+    assert pages != []
+    # A reader of the Markdown file (on a forge, say) sees the note, where the site has the list.
+    assert [f"{marker}\n> Reading this file in the repository? " in page for page in pages] == [
+        True
+    ] * len(pages)
+
+
+def test_a_quoted_note_under_a_marker_goes_with_it() -> None:
+    page = "# Settings\n\n<!-- generated: settings -->\n> Not built.\n> See `make docs`.\n\nAfter\n"
+
+    assert expand(page) == "# Settings\n\n" + render_settings() + "\n\nAfter\n"
 
 
 def test_expand_replaces_a_marker_and_names_the_known_ones_for_a_wrong_one() -> None:
