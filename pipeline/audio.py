@@ -203,15 +203,24 @@ def max_decoded_values(max_seconds: float) -> int:
 
 
 def read_clip_file(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> bytes:
-    """A file's bytes, refused by size before reading when no clip within the limits is as big:
-    uncompressed 64-bit float at the decoded-value limit, plus room for the header."""
+    """A file's bytes, refused when no clip within the limits is as big: uncompressed 64-bit
+    float at the decoded-value limit, plus room for the header. A file is refused by its size
+    before reading; a pipe or device (``<(sox ...)``, ``/dev/zero``), whose size is unknown,
+    once it has given more than that."""
     limit = max_decoded_values(max_seconds) * 8 + (1 << 20)
-    size = Path(path).stat().st_size
-    if size > limit:
+    with Path(path).open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise InvalidAudioError(
+                f"file is {size} bytes; a clip of at most {max_seconds:g} s is under {limit} bytes"
+            )
+        data = f.read(limit + 1)
+    if len(data) > limit:
         raise InvalidAudioError(
-            f"file is {size} bytes; a clip of at most {max_seconds:g} s is under {limit} bytes"
+            f"stream is over {limit} bytes; a clip of at most {max_seconds:g} s is under {limit} "
+            "bytes"
         )
-    return Path(path).read_bytes()
+    return data
 
 
 def _read_any(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.ndarray, int, int]:

@@ -101,6 +101,28 @@ def test_a_file_too_big_for_any_clip_is_refused_before_reading(tmp_path: Path) -
     )
 
 
+def test_an_endless_device_is_read_only_as_far_as_the_limit() -> None:
+    with pytest.raises(InvalidAudioError) as caught:
+        decode(Path("/dev/zero"), sample_rate=SR, max_seconds=1.0)
+
+    assert str(caught.value) == (
+        "stream is over 1816576 bytes; a clip of at most 1 s is under 1816576 bytes"
+    )
+
+
+def test_a_pipe_is_read_as_a_clip(tmp_path: Path) -> None:
+    wav = encode(tone(seconds=0.5))
+    read_end, write_end = os.pipe()
+    os.write(write_end, wav)  # under a pipe's buffer: no reader needed yet
+    os.close(write_end)
+    try:
+        clip = decode(Path(f"/dev/fd/{read_end}"), sample_rate=SR)
+    finally:
+        os.close(read_end)
+
+    assert clip.samples.shape == (SR // 2,)
+
+
 @pytest.mark.requires_ffmpeg
 @pytest.mark.parametrize(
     "playlist",
