@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,10 @@ from pipeline.features import FEATURE_VERSION
 from pipeline.metadata import FORMAT_VERSION, BundleMetadata, ModelDescription
 from pipeline.network import Network, check_npz_size, load_network, save_network
 from pipeline.openset import Decision, OpenSet, load_open_set, save_open_set
+from pipeline.paths import file_in_the_way
 
 __all__ = [
+    "BUNDLE_FILES",
     "CONVERTIBLE_VERSIONS",
     "FORMAT_VERSION",
     "KERAS_FILE",
@@ -52,6 +54,7 @@ __all__ = [
     "TRAIN_FEATURES_FILE",
     "Bundle",
     "check_agreement",
+    "check_out_dir",
     "load_bundle",
     "read_metadata_json",
     "recover_interrupted_swap",
@@ -64,6 +67,11 @@ OPEN_SET_FILE = "openset.npz"
 TRAIN_FEATURES_FILE = "train_features.npz"
 METADATA_FILE = "metadata.json"
 KERAS_FILE = "model.keras"
+# Every file a bundle writer makes: a bundle folder holding anything else (but hidden files) is
+# not replaced, since replacing it would delete what someone put there.
+BUNDLE_FILES = frozenset({NETWORK_FILE, OPEN_SET_FILE, TRAIN_FEATURES_FILE, METADATA_FILE,
+                          KERAS_FILE, "report.json", "training_curves.png",
+                          "confusion_matrix.png"})  # fmt: skip
 CONVERTIBLE_VERSIONS = (1,)  # older formats that `voiceid convert` upgrades
 MAX_OPEN_SET_BYTES = 1 << 30  # reference rows: a million of them, 60 bands, is 240 MB
 MAX_METADATA_BYTES = 1 << 20  # a metadata.json is a few kilobytes; far more is not ours
@@ -133,14 +141,10 @@ def write_bundle(
     """
     out_dir = out_dir.resolve()
     check_agreement(out_dir, network, description)
+    check_out_dir(out_dir, BUNDLE_FILES | set(files) | set(arrays))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     recover_interrupted_swap(out_dir)
     _remove_stale_temporaries(out_dir)
-    is_bundle = (out_dir / METADATA_FILE).exists()
-    if out_dir.exists() and not is_bundle and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise BundleError(
-            f"{str(out_dir)!r} exists and is not a model bundle; refusing to replace it"
-        )
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         save_network(network, tmp / NETWORK_FILE)
@@ -161,6 +165,34 @@ def write_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def check_out_dir(out_dir: Path, writes: Collection[str] = BUNDLE_FILES) -> None:
+    """Raise :class:`BundleError` where a bundle of the files ``writes`` cannot be written at
+    ``out_dir``, or would replace what is not a bundle's: a file on the way to it, a file or
+    a folder there that is no bundle, or a bundle that holds more than those files. Training
+    calls it before its work, :func:`write_bundle` again before it replaces anything."""
+    if (blocking := file_in_the_way(out_dir)) is not None:
+        raise BundleError(
+            f"cannot write a bundle at {str(out_dir)!r}: {str(blocking)!r} is a file, not a folder"
+        )
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir() or not (out_dir / METADATA_FILE).exists():
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            return
+        raise BundleError(
+            f"{str(out_dir)!r} exists and is not a model bundle; refusing to replace it"
+        )
+    other = sorted(p.name for p in out_dir.iterdir()
+                   if p.name not in writes and not p.name.startswith("."))  # fmt: skip
+    if other:
+        more = f" and {len(other) - 3} more" if other[3:] else ""
+        shown = ", ".join(map(repr, other[:3])) + more
+        raise BundleError(
+            f"{str(out_dir)!r} is a model bundle that also holds {shown}, which replacing it would "
+            "delete: move them out, or write the new bundle elsewhere"
+        )
 
 
 def _swap_into_place(new: Path, target: Path) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 from pipeline import dataset
 from pipeline import train as training
 from pipeline.augment import CONDITIONS
-from pipeline.bundle import TRAIN_FEATURES_FILE, Bundle, load_bundle
+from pipeline.bundle import TRAIN_FEATURES_FILE, Bundle, check_out_dir, load_bundle
 from pipeline.config import TrainConfig
 from pipeline.dataset import NO_CONDITION, Degradation, Extraction, Recording
 from pipeline.errors import BundleError, DatasetError
@@ -302,6 +302,7 @@ def enrol(
     """Train a successor of the bundle at ``base_dir`` that also knows the speakers of ``new``
     and write it to ``out_dir``; return its training report."""
     started = time.perf_counter()
+    check_out_dir(out_dir)
     training.import_in_background("pipeline.model")
     bundle = load_bundle(base_dir)
     topts = _train_options(bundle, opts)

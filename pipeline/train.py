@@ -27,7 +27,7 @@ import numpy as np
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.augment import CONDITIONS
-from pipeline.bundle import TRAIN_FEATURES_FILE, write_bundle
+from pipeline.bundle import TRAIN_FEATURES_FILE, check_out_dir, write_bundle
 from pipeline.config import (
     MIN_CLIPS_PER_SPEAKER,
     FeatureConfig,
@@ -579,8 +579,10 @@ def write_trained(
 
 
 def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) -> dict[str, Any]:
-    """Train a model on ``data_dir`` and write its bundle to ``out_dir``; return the report."""
+    """Train a model on ``data_dir`` and write its bundle to ``out_dir``; return the report.
+    An ``out_dir`` it could not write, or should not replace, is refused before any work."""
     started = time.perf_counter()
+    check_out_dir(out_dir)
     import_in_background("pipeline.model")
     data = prepare(data_dir, opts)
     features_s = time.perf_counter() - started

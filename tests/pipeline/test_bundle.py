@@ -20,6 +20,7 @@ from pipeline.bundle import (
     NETWORK_FILE,
     OPEN_SET_FILE,
     Bundle,
+    check_out_dir,
     load_bundle,
     sha256_file,
     write_bundle,
@@ -542,6 +543,45 @@ def test_a_folder_that_is_not_a_bundle_is_not_replaced(tmp_path: Path) -> None:
     assert [p.name for p in precious.iterdir()] == ["cat.jpg"]
     assert (precious / "cat.jpg").read_bytes() == b"meow"
     assert [p.name for p in tmp_path.iterdir()] == ["photos"]
+
+
+def test_a_bundle_that_also_holds_other_things_is_not_replaced(tmp_path: Path) -> None:
+    model = _write(tmp_path / "model", keras_bytes=b"first")
+    (model / "my notes.txt").write_text("trained on the March takes")
+    (model / "takes").mkdir()
+    (model / ".DS_Store").write_bytes(b"")  # hidden: a bundle may lose it
+
+    with pytest.raises(BundleError) as error:
+        _write(model, keras_bytes=b"second")
+
+    assert str(error.value) == (
+        f"'{model}' is a model bundle that also holds 'my notes.txt', 'takes', which replacing it "
+        "would delete: move them out, or write the new bundle elsewhere"
+    )
+    assert (model / KERAS_FILE).read_bytes() == b"first"
+    assert (model / "my notes.txt").read_text() == "trained on the March takes"
+
+
+def test_a_bundle_of_its_own_files_and_hidden_ones_is_replaced(tmp_path: Path) -> None:
+    model = _write(tmp_path / "model", keras_bytes=b"first")
+    (model / ".DS_Store").write_bytes(b"")
+
+    _write(model, keras_bytes=b"second")
+
+    assert (model / KERAS_FILE).read_bytes() == b"second"
+
+
+def test_a_file_on_the_way_to_the_bundle_is_named(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_bytes(b"keep")
+
+    with pytest.raises(BundleError) as error:
+        check_out_dir(tmp_path / "afile" / "sub" / "model")
+
+    assert str(error.value) == (
+        f"cannot write a bundle at '{tmp_path}/afile/sub/model': '{tmp_path}/afile' is a file, "
+        "not a folder"
+    )
+    assert (tmp_path / "afile").read_bytes() == b"keep"
 
 
 def test_a_file_in_the_way_is_not_replaced(tmp_path: Path) -> None:

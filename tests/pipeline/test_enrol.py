@@ -281,3 +281,21 @@ def test_progress_file_holds_the_latest_step(tmp_path: Path) -> None:
     assert (tmp_path / "p.json").read_text().startswith('{"progress": 0.5, "detail": "training')
     shutil.rmtree(tmp_path)
     progress(0.6, "lost")  # a vanished folder never fails the job
+
+
+def test_an_out_dir_it_should_not_replace_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "afile").write_bytes(b"keep")
+
+    def no_work(*args: object) -> None:
+        raise AssertionError("enrolment started")
+
+    monkeypatch.setattr("pipeline.enrol.load_bundle", no_work)
+    with pytest.raises(BundleError) as error:
+        enrol(MODEL_DIR, tmp_path / "afile" / "new", [])
+
+    assert str(error.value) == (
+        f"cannot write a bundle at '{tmp_path}/afile/new': '{tmp_path}/afile' is a file, not a "
+        "folder"
+    )

@@ -20,7 +20,7 @@ from pipeline.dataset import (
     scan_folder,
 )
 from pipeline.demo.synth import VOICES, write_demo_data
-from pipeline.errors import DatasetError
+from pipeline.errors import BundleError, DatasetError
 from pipeline.train import (
     MIN_CLIPS_PER_SPEAKER,
     TrainOptions,
@@ -230,3 +230,22 @@ def test_a_single_speaker_folder_is_refused(tmp_path: Path) -> None:
 
     assert str(error.value) == f"'{data}' holds 1 speaker folder(s); at least 2 are needed"
     assert not (tmp_path / "model").exists()
+
+
+def test_an_out_dir_it_should_not_replace_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "cat.jpg").write_bytes(b"meow")
+
+    def no_work(*args: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("pipeline.train.prepare", no_work)
+    with pytest.raises(BundleError) as error:
+        train(tmp_path / "data", precious)
+
+    assert str(error.value) == (
+        f"'{precious}' exists and is not a model bundle; refusing to replace it"
+    )
