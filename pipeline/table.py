@@ -67,6 +67,7 @@ from pipeline.dataset import (
 )
 from pipeline.errors import AudioError, DatasetError, ParameterError
 from pipeline.features import FEATURE_VERSION, histogram
+from pipeline.paths import file_in_the_way
 
 __all__ = [
     "ENGINES",
@@ -567,7 +568,9 @@ def _metadata(source: DataSource, settings: RowSettings, opts: TableOptions) -> 
 
 
 def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions()) -> TableSummary:
-    """Extract one row per recording under ``data`` and write the table to ``out`` atomically."""
+    """Extract one row per recording under ``data`` and write the table to ``out`` atomically.
+    An ``out`` it could not write, or should not replace, is refused before any work."""
+    _check_out(out)
     source = open_source(data)
     lowest = None if opts.fmax is not None else source.lowest_sample_rate()
     cfg = derived_feature_config(lowest, opts.fmax)
@@ -602,6 +605,29 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
     finally:
         tmp.unlink(missing_ok=True)
     return TableSummary(out, cfg, len(source.files), skipped, degraded)
+
+
+def _check_out(out: Path) -> None:
+    """Raise :class:`DatasetError` where a feature table cannot be written at ``out``, or would
+    replace what is not a feature table."""
+    if (blocking := file_in_the_way(out)) is not None:
+        raise DatasetError(
+            f"cannot write a table at {str(out)!r}: {str(blocking)!r} is a file, not a folder"
+        )
+    if out.is_dir():
+        raise DatasetError(f"{str(out)!r} is a folder: name the .parquet file to write")
+    if out.exists() and not _is_feature_table(out):
+        raise DatasetError(
+            f"{str(out)!r} exists and is not a voiceid feature table; refusing to replace it"
+        )
+
+
+def _is_feature_table(path: Path) -> bool:
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        return False
+    return METADATA_KEY in metadata
 
 
 # ---------------------------------------------------------------------------- reading

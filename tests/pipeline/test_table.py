@@ -264,6 +264,39 @@ def test_bad_data_is_a_dataset_error(tmp_path: Path) -> None:
         write_feature_table("nosuch://bucket/x", tmp_path / "t.parquet")
 
 
+@pytest.mark.parametrize(
+    ("layout", "out", "message"),
+    [
+        ({"notes.txt": b"keep"}, "notes.txt",
+         "'{d}/notes.txt' exists and is not a voiceid feature table; refusing to replace it"),
+        ({"tables/a": b""}, "tables", "'{d}/tables' is a folder: name the .parquet file to write"),
+        ({"afile": b"keep"}, "afile/t.parquet",
+         "cannot write a table at '{d}/afile/t.parquet': '{d}/afile' is a file, not a folder"),
+    ],
+)  # fmt: skip
+def test_an_out_it_should_not_replace_is_refused_before_any_work(
+    tmp_path: Path, layout: dict[str, bytes], out: str, message: str
+) -> None:
+    for name, content in layout.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+
+    with pytest.raises(DatasetError) as caught:
+        write_feature_table(str(tmp_path / "absent"), tmp_path / out)  # no data: never reached
+
+    assert str(caught.value) == message.format(d=tmp_path)
+    assert {n: (tmp_path / n).read_bytes() for n in layout} == layout
+
+
+def test_a_feature_table_may_be_replaced(local_table: Path, corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features.parquet"
+    out.write_bytes(local_table.read_bytes())
+
+    write_feature_table(str(corpus), out, NO_CACHE)
+
+    assert _rows(out).equals(_rows(local_table))
+
+
 def test_uris_are_recorded_without_credentials() -> None:
     uri = "s3://AKIA:s3cr3t@bucket/data?endpoint_override=127.0.0.1:9000&secret_key=x&scheme=http"
     assert table._public_uri(uri) == (
