@@ -40,9 +40,11 @@ from pipeline.quality.measures import clipped_fraction, companded_levels
 __all__ = [
     "AUDIO_EXTENSIONS",
     "DEFAULT_MAX_SECONDS",
+    "MAX_SECONDS_LIMIT",
     "MIN_SOURCE_RATE",
     "SILENCE_DBFS",
     "Clip",
+    "check_max_seconds",
     "decode",
     "is_pcm16_wav",
     "max_decoded_values",
@@ -58,6 +60,9 @@ AUDIO_EXTENSIONS = frozenset(
      ".aif", ".au", ".wma"}
 )  # fmt: skip
 DEFAULT_MAX_SECONDS = 60.0  # longest clip accepted, seconds
+# The highest limit on a clip's length that may be set, seconds: a day. The size and sample
+# limits derived from it must stay integers a file's header can be held to (inf is none).
+MAX_SECONDS_LIMIT = 24 * 3600.0
 SILENCE_DBFS = -80.0  # a clip whose peak is below this level is silent (16-bit LSB: -90)
 MIN_SOURCE_RATE = 8000  # Hz: below telephone rate there is no speech band left to measure
 # Decoded values (frames x channels) allowed per second of the longest clip: 48 kHz stereo.
@@ -139,6 +144,21 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1, dtype=np.float32)
 
 
+def check_max_seconds(max_seconds: float) -> None:
+    """Raise :class:`ParameterError` unless ``max_seconds``, a limit on a clip's length, is a
+    number above 0 and at most ``MAX_SECONDS_LIMIT``: every front end that sets one checks it
+    here, before any file is read."""
+    if not (
+        isinstance(max_seconds, int | float)
+        and not isinstance(max_seconds, bool)
+        and 0 < max_seconds <= MAX_SECONDS_LIMIT
+    ):
+        raise ParameterError(
+            f"max_seconds={max_seconds!r} must be a number of seconds above 0 and at most "
+            f"{MAX_SECONDS_LIMIT:g}"
+        )
+
+
 def validate_waveform(samples: np.ndarray, sample_rate: int, *, max_seconds: float) -> None:
     """Raise :class:`InvalidAudioError` for an empty, too long, non-finite or silent waveform."""
     _validated_magnitude(samples, sample_rate, max_seconds)
@@ -182,8 +202,7 @@ def decode(
     """
     if sample_rate < 1:
         raise ParameterError(f"sample_rate={sample_rate} must be a positive integer")
-    if not max_seconds > 0:
-        raise ParameterError(f"max_seconds={max_seconds} must be positive")
+    check_max_seconds(max_seconds)
     data = read_clip_file(source, max_seconds) if isinstance(source, str | Path) else source
     if not data:
         raise InvalidAudioError("clip is empty (0 bytes)")

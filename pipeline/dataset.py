@@ -30,6 +30,7 @@ from pipeline.audio import (
     AUDIO_EXTENSIONS,
     DEFAULT_MAX_SECONDS,
     MIN_SOURCE_RATE,
+    check_max_seconds,
     decode,
     read_clip_file,
 )
@@ -358,7 +359,9 @@ def extract_features(
     Files that cannot be used are skipped and listed with the reason, never fatal.
     With ``cache_dir``, rows are looked up by content hash and new ones stored.
     With ``degradation``, the rows are of degraded copies (see ``file_features``).
+    A ``max_seconds`` out of range (``pipeline.audio.check_max_seconds``) is refused first.
     """
+    check_max_seconds(max_seconds)
     jobs = jobs or os.cpu_count() or 1
     cache = (
         FeatureCache(cache_dir, cfg, max_seconds, degradation) if cache_dir is not None else None

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import dataset
-from pipeline.audio import DEFAULT_MAX_SECONDS, decode
+from pipeline.audio import DEFAULT_MAX_SECONDS, check_max_seconds, decode
 from pipeline.config import FeatureConfig
 from pipeline.openset import Decision, auroc, equal_weight_quantile
 from pipeline.predict import Judged, clip_quality, judge_recordings
@@ -212,6 +212,7 @@ def evaluate_folder(
     matches a label only in letter case (``dad`` beside ``Dad``), whose clips count as unknown
     speakers. The extraction options are those of ``pipeline.dataset.extract_features``.
     """
+    check_max_seconds(max_seconds)
     extraction = dataset.extract_features(
         dataset.scan_folder(folder), cfg, max_seconds=max_seconds, jobs=jobs,
         cache_dir=cache_dir, progress=progress,

@@ -53,7 +53,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from pipeline import dataset
-from pipeline.audio import DEFAULT_MAX_SECONDS, decode
+from pipeline.audio import DEFAULT_MAX_SECONDS, check_max_seconds, decode
 from pipeline.config import FeatureConfig, TrainConfig, derived_feature_config, option
 from pipeline.dataset import (
     PARALLEL_MIN_FILES,
@@ -145,8 +145,7 @@ class TableOptions:
             raise ParameterError(
                 f"cache_dir={str(self.cache_dir)!r}: only the local engine keeps a feature cache"
             )
-        if not self.max_seconds > 0:
-            raise ParameterError(f"max_seconds={self.max_seconds!r} must be positive")
+        check_max_seconds(self.max_seconds)
         if self.degrade_seed < 0:
             raise ParameterError(f"degrade_seed={self.degrade_seed!r} must be >= 0")
         if self.degraded_copies < 0:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import dataset
-from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.audio import DEFAULT_MAX_SECONDS, check_max_seconds
 from pipeline.augment import CONDITIONS
 from pipeline.bundle import TRAIN_FEATURES_FILE, check_out_dir, write_bundle
 from pipeline.config import (
@@ -103,6 +103,9 @@ class TrainOptions:
     )
     name: str | None = option(None, "model name (default: the output folder's name)")
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        check_max_seconds(self.max_seconds)
 
 
 def split_indices(

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.audio import DEFAULT_MAX_SECONDS, MAX_SECONDS_LIMIT
 from pipeline.errors import ParameterError
 from pipeline.speakers import StoreLimits
 from pipeline.timeline.recording import DEFAULT_MAX_TIMELINE_S
@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(default=10_000_000, ge=1024, description="largest /predict body")
     max_clip_seconds: float = Field(
-        default=DEFAULT_MAX_SECONDS, gt=0, description="longest clip accepted, in seconds"
+        default=DEFAULT_MAX_SECONDS,
+        gt=0,
+        le=MAX_SECONDS_LIMIT,
+        description="longest clip accepted, in seconds",
     )
     api_key: SecretStr | None = Field(
         default=None,
@@ -100,7 +103,10 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="a training job running longer than this is stopped"
     )
     timeline_max_seconds: float = Field(
-        default=DEFAULT_MAX_TIMELINE_S, gt=0, description="longest /timeline recording, in seconds"
+        default=DEFAULT_MAX_TIMELINE_S,
+        gt=0,
+        le=MAX_SECONDS_LIMIT,
+        description="longest /timeline recording, in seconds",
     )
     timeline_max_bytes: int = Field(
         default=128_000_000,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +12,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.audio import decode, is_pcm16_wav, sniff_format, to_mono, validate_waveform
+from pipeline.audio import (
+    MAX_SECONDS_LIMIT,
+    decode,
+    is_pcm16_wav,
+    sniff_format,
+    to_mono,
+    validate_waveform,
+)
 from pipeline.config import FeatureConfig
 from pipeline.errors import ClipTooLongError, DecodeError, InvalidAudioError, ParameterError
 from pipeline.features import histogram
@@ -308,6 +316,22 @@ def test_a_clip_longer_than_max_seconds_is_refused(fmt: str) -> None:
     assert message == "clip is 3.00 s long; the maximum is 2 s"
 
 
+@pytest.mark.parametrize("limit", [math.inf, 1e308, math.nan, -1.0, 0, 86_401.0])
+def test_a_limit_on_length_that_is_not_a_sane_number_of_seconds_is_refused(limit: float) -> None:
+    with pytest.raises(ParameterError) as error:
+        decode(encode(tone(440, seconds=1.0)), sample_rate=SR, max_seconds=limit)
+
+    assert str(error.value) == (
+        f"max_seconds={limit!r} must be a number of seconds above 0 and at most 86400"
+    )
+
+
+def test_the_highest_limit_on_length_decodes() -> None:
+    clip = decode(encode(tone(440, seconds=1.0)), sample_rate=SR, max_seconds=MAX_SECONDS_LIMIT)
+
+    assert clip.duration_s == 1.0
+
+
 def test_validate_waveform_measures_length_at_the_given_rate() -> None:
     with pytest.raises(ClipTooLongError) as error:
         validate_waveform(tone(440, seconds=3.0), SR, max_seconds=2.5)
@@ -333,7 +357,10 @@ def test_a_50_ms_burst_is_too_little_speech() -> None:
     ("options", "message"),
     [
         ({"sample_rate": 0}, "sample_rate=0 must be a positive integer"),
-        ({"sample_rate": SR, "max_seconds": 0}, "max_seconds=0 must be positive"),
+        (
+            {"sample_rate": SR, "max_seconds": 0},
+            "max_seconds=0 must be a number of seconds above 0 and at most 86400",
+        ),
     ],
 )
 def test_decode_rejects_bad_options(options: dict[str, float], message: str) -> None:

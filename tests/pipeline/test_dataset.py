@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from pipeline.dataset import (
     lowest_sample_rate,
     scan_folder,
 )
-from pipeline.errors import DatasetError
+from pipeline.errors import DatasetError, ParameterError
 from tests.signals import PNG_BYTES, SR, encode, tone
 
 CFG = FeatureConfig()
@@ -363,3 +364,14 @@ def test_parallel_extraction_equals_sequential(tmp_path: Path) -> None:
         "clip is silent: peak level -inf dBFS is below -80 dBFS"
     ]
     np.testing.assert_array_equal(parallel.features, sequential.features)
+
+
+def test_extraction_refuses_a_limit_on_length_before_reading_a_file(tmp_path: Path) -> None:
+    missing = [Recording(tmp_path / "nowhere.wav", "a")]
+
+    with pytest.raises(ParameterError) as error:
+        extract_features(missing, FeatureConfig(), max_seconds=math.inf, jobs=1)
+
+    assert str(error.value) == (
+        "max_seconds=inf must be a number of seconds above 0 and at most 86400"
+    )

@@ -592,3 +592,29 @@ def test_a_reader_that_stops_reading_gets_no_traceback(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=120)
 
     assert (proc.returncode, err) == (128 + signal.SIGPIPE, b"")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"), [("inf", "inf"), ("1e308", "1e+308"), ("nan", "nan"), ("-1", "-1.0")]
+)
+@pytest.mark.parametrize("command", ["train", "features", "evaluate", "predict", "timeline"])
+def test_every_command_refuses_a_limit_on_length_that_is_no_sane_number_of_seconds(
+    capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path, command: str,
+    text: str, shown: str,
+) -> None:  # fmt: skip
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(encode(tone(seconds=1.0)))
+    given = {"train": [str(demo_data), "--out", str(tmp_path / "out")],
+             "features": [str(demo_data), "--out", str(tmp_path / "out")],
+             "evaluate": [str(MODEL_DIR), str(demo_data)], "predict": [str(MODEL_DIR), str(clip)],
+             "timeline": [str(MODEL_DIR), str(clip)]}  # fmt: skip
+
+    last = "--no-cache" if command in ("train", "features") else "--json"
+    code, out, err = _run(capsys, command, *given[command], "--max-seconds", text, last)
+
+    assert (code, out) == (2, "")
+    assert err == (
+        f"voiceid {command}: error: max_seconds={shown} must be a number of seconds above 0 "
+        "and at most 86400\n"
+    )
+    assert not (tmp_path / "out").exists()
