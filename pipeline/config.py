@@ -10,14 +10,18 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pipeline.errors import ParameterError
 
-__all__ = ["BAND_SPREAD", "DEFAULT_SAMPLE_RATE", "Device", "FeatureConfig", "Loss", "TrainConfig",
-           "default_fmax", "derived_feature_config", "hidden_units", "option"]  # fmt: skip
+__all__ = ["BAND_SPREAD", "DEFAULT_SAMPLE_RATE", "MAX_CANDIDATES", "MAX_SEED", "Device",
+           "FeatureConfig", "Loss", "TrainConfig", "check_seed", "default_fmax",
+           "derived_feature_config", "hidden_units", "option"]  # fmt: skip
 
 T = TypeVar("T")
 
 DEFAULT_SAMPLE_RATE = 16_000  # Hz; every clip is resampled to this before analysis
 MIN_CLIPS_PER_SPEAKER = 4  # training needs at least one validation clip and a few to learn from
 NYQUIST_MARGIN = 0.95  # resamplers roll off just below Nyquist: keep the top band clear of it
+MAX_SEED = 2**32 - 1  # the largest seed Keras's set_random_seed takes
+# Most networks trained side by side: each holds its weights and optimiser state in memory.
+MAX_CANDIDATES = 64
 
 
 def default_fmax(lowest_source_rate: int, sample_rate: int = DEFAULT_SAMPLE_RATE) -> float:
@@ -48,6 +52,16 @@ def option(default: T, help: str, *, flag: str | None = None, off: str | None = 
 def _positive(name: str, value: float) -> None:
     if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
         raise ParameterError(f"{name}={value!r} must be a positive number")
+
+
+def _whole_number(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ParameterError(f"{name}={value!r} must be a whole number from {low} to {high}")
+
+
+def check_seed(name: str, value: object) -> None:
+    """Raise :class:`ParameterError` unless the seed ``name`` is one training can use."""
+    _whole_number(name, value, 0, MAX_SEED)
 
 
 def _positive_ints(obj: object, names: tuple[str, ...]) -> None:
@@ -284,9 +298,8 @@ class TrainConfig:
         return self.hidden if self.hidden is not None else hidden_units(n_speakers)
 
     def __post_init__(self) -> None:
-        _positive_ints(
-            self, ("batch_size", "max_epochs", "patience", "candidates", "augment_copies")
-        )
+        _positive_ints(self, ("batch_size", "max_epochs", "patience", "augment_copies"))
+        _whole_number("candidates", self.candidates, 1, MAX_CANDIDATES)
         _check_hidden(self.hidden)
         if not isinstance(self.crops, int) or isinstance(self.crops, bool) or self.crops < 0:
             raise ParameterError(f"crops={self.crops!r} must be an integer >= 0")
@@ -305,8 +318,7 @@ class TrainConfig:
             if getattr(self, name) not in choices:
                 shown = ", ".join(map(repr, choices[:-1])) + f" or {choices[-1]!r}"
                 raise ParameterError(f"{name}={getattr(self, name)!r} must be {shown}")
-        if self.seed < 0:
-            raise ParameterError(f"seed={self.seed!r} must be >= 0")
+        check_seed("seed", self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

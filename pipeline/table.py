@@ -54,7 +54,13 @@ from tqdm import tqdm
 
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS, check_max_seconds, decode
-from pipeline.config import FeatureConfig, TrainConfig, derived_feature_config, option
+from pipeline.config import (
+    FeatureConfig,
+    TrainConfig,
+    check_seed,
+    derived_feature_config,
+    option,
+)
 from pipeline.dataset import (
     PARALLEL_MIN_FILES,
     Degradation,
@@ -146,8 +152,7 @@ class TableOptions:
                 f"cache_dir={str(self.cache_dir)!r}: only the local engine keeps a feature cache"
             )
         check_max_seconds(self.max_seconds)
-        if self.degrade_seed < 0:
-            raise ParameterError(f"degrade_seed={self.degrade_seed!r} must be >= 0")
+        check_seed("degrade_seed", self.degrade_seed)
         if self.degraded_copies < 0:
             raise ParameterError(f"degraded_copies={self.degraded_copies!r} must be >= 0")
 

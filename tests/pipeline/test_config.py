@@ -118,7 +118,8 @@ def test_feature_config_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"candidates": 0}, "candidates=0 must be a positive integer"),
+        ({"candidates": 0}, "candidates=0 must be a whole number from 1 to 64"),
+        ({"candidates": 10**9}, "candidates=1000000000 must be a whole number from 1 to 64"),
         ({"augment_copies": 0}, "augment_copies=0 must be a positive integer"),
         ({"crops": -1}, "crops=-1 must be an integer >= 0"),
         ({"max_epochs": False}, "max_epochs=False must be a positive integer"),
@@ -135,7 +136,8 @@ def test_feature_config_is_frozen() -> None:
         ({"l2": float("nan")}, "l2=nan must be >= 0"),
         ({"loss": "hinge"}, "loss='hinge' must be 'crossentropy' or 'mse'"),
         ({"device": "tpu"}, "device='tpu' must be 'auto', 'cpu' or 'gpu'"),
-        ({"seed": -1}, "seed=-1 must be >= 0"),
+        ({"seed": -1}, "seed=-1 must be a whole number from 0 to 4294967295"),
+        ({"seed": 2**32}, "seed=4294967296 must be a whole number from 0 to 4294967295"),
     ],
 )
 def test_train_config_rejects_bad_values(fields: dict[str, Any], message: str) -> None:

@@ -230,7 +230,8 @@ def test_refuses_files_that_are_not_feature_tables(local_table: Path, tmp_path: 
          "cache_dir='c': only the local engine keeps a feature cache"),
         ({"max_seconds": float("inf")},
          "max_seconds=inf must be a number of seconds above 0 and at most 86400"),
-        ({"degrade_seed": -1}, "degrade_seed=-1 must be >= 0"),
+        ({"degrade_seed": 2**32},
+         "degrade_seed=4294967296 must be a whole number from 0 to 4294967295"),
         ({"degraded_copies": -1}, "degraded_copies=-1 must be >= 0"),
     ],
 )  # fmt: skip

@@ -236,6 +236,25 @@ def test_train_refuses_a_bad_hidden_width_naming_it(
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--seed", "4294967296"], "seed=4294967296 must be a whole number from 0 to 4294967295"),
+        (["--candidates", "65"], "candidates=65 must be a whole number from 1 to 64"),
+    ],
+)
+def test_train_refuses_a_value_keras_or_memory_cannot_take_before_reading_a_clip(
+    capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path, option: list[str],
+    message: str,
+) -> None:  # fmt: skip
+    code, out, err = _run(capsys, "train", str(demo_data), "--out", str(tmp_path / "m"),
+                          "--cache-dir", str(tmp_path / "cache"), *option)  # fmt: skip
+
+    assert (code, out, err) == (2, "", f"voiceid train: error: {message}\n")
+    assert not (tmp_path / "m").exists()
+    assert not (tmp_path / "cache").exists()
+
+
 def test_predict_refuses_a_missing_bundle(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
