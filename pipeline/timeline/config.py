@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.audio import MAX_SECONDS_LIMIT
 from pipeline.config import FeatureConfig, option
 from pipeline.errors import ParameterError
 
@@ -48,10 +50,26 @@ class TimelineConfig:
             raise ParameterError(
                 f"hop_s={self.hop_s!r} must be positive and at most window_s={self.window_s!r}"
             )
-        if not self.noise_s >= self.window_s:
-            raise ParameterError(f"noise_s={self.noise_s!r} must be at least window_s")
-        if not self.pause_s >= 0:
-            raise ParameterError(f"pause_s={self.pause_s!r} must be >= 0")
+        # No recording is longer than MAX_SECONDS_LIMIT: a longer stretch means nothing more,
+        # and the frame counts derived from these must stay integers.
+        if not self.window_s <= self.noise_s <= MAX_SECONDS_LIMIT:
+            raise ParameterError(
+                f"noise_s={self.noise_s!r} must be from window_s={self.window_s!r} to "
+                f"{MAX_SECONDS_LIMIT:g} s"
+            )
+        if not 0 <= self.pause_s <= MAX_SECONDS_LIMIT:
+            raise ParameterError(
+                f"pause_s={self.pause_s!r} must be from 0 to {MAX_SECONDS_LIMIT:g} s"
+            )
+        if not (math.isfinite(self.floor_dbfs) and self.floor_dbfs <= 0):
+            raise ParameterError(
+                f"floor_dbfs={self.floor_dbfs!r} must be a number of dB at most 0 (a full-scale "
+                "tone's level)"
+            )
+        if not (math.isfinite(self.over_noise_db) and self.over_noise_db >= 0):
+            raise ParameterError(
+                f"over_noise_db={self.over_noise_db!r} must be a number of dB >= 0"
+            )
         if not (isinstance(self.smooth, int) and self.smooth >= 1 and self.smooth % 2 == 1):
             raise ParameterError(f"smooth={self.smooth!r} must be an odd positive integer")
 

@@ -92,3 +92,25 @@ def test_timeline_needs_no_training_extra(
 
     assert main(["timeline", str(MODEL_DIR), str(talk), "--rttm"]) == 0
     assert capsys.readouterr().out.startswith("SPEAKER team_meeting 1 ")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--pause-s", "inf"], "pause_s=inf must be from 0 to 86400 s"),
+        (["--noise-s", "inf"], "noise_s=inf must be from window_s=1.0 to 86400 s"),
+        (["--floor-dbfs", "nan"],
+         "floor_dbfs=nan must be a number of dB at most 0 (a full-scale tone's level)"),
+        (["--floor-dbfs", "inf"],
+         "floor_dbfs=inf must be a number of dB at most 0 (a full-scale tone's level)"),
+        (["--over-noise-db", "nan"], "over_noise_db=nan must be a number of dB >= 0"),
+    ],
+)  # fmt: skip
+def test_an_option_that_is_no_number_in_range_is_refused_naming_it(
+    talk: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    code = main(["timeline", str(MODEL_DIR), str(talk), *option])
+
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err == f"voiceid timeline: error: {message}\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -80,6 +81,22 @@ def test_a_recording_shorter_than_a_window_is_one_window() -> None:
         ("window_s", 0.1, "window_s=0.1 must be from 0.25 to 10 s"),
         ("hop_s", 2.0, "hop_s=2.0 must be positive and at most window_s=1.0"),
         ("smooth", 2, "smooth=2 must be an odd positive integer"),
+        ("noise_s", 0.5, "noise_s=0.5 must be from window_s=1.0 to 86400 s"),
+        ("noise_s", math.inf, "noise_s=inf must be from window_s=1.0 to 86400 s"),
+        ("pause_s", math.inf, "pause_s=inf must be from 0 to 86400 s"),
+        ("pause_s", -1.0, "pause_s=-1.0 must be from 0 to 86400 s"),
+        (
+            "floor_dbfs",
+            math.nan,
+            "floor_dbfs=nan must be a number of dB at most 0 (a full-scale tone's level)",
+        ),
+        (
+            "floor_dbfs",
+            math.inf,
+            "floor_dbfs=inf must be a number of dB at most 0 (a full-scale tone's level)",
+        ),
+        ("over_noise_db", math.nan, "over_noise_db=nan must be a number of dB >= 0"),
+        ("over_noise_db", -3.0, "over_noise_db=-3.0 must be a number of dB >= 0"),
     ],
 )
 def test_config_refuses_bad_values_naming_them(field: str, value: float, message: str) -> None:
