@@ -33,9 +33,10 @@ from pipeline.augment import CONDITIONS
 from pipeline.bundle import TRAIN_FEATURES_FILE, Bundle, check_out_dir, load_bundle
 from pipeline.config import TrainConfig
 from pipeline.dataset import NO_CONDITION, Degradation, Extraction, Recording
-from pipeline.errors import BundleError, DatasetError
+from pipeline.errors import BundleError, DatasetError, NameTakenError
+from pipeline.names import lookalike_pair
 from pipeline.network import check_npz_size
-from pipeline.speakers import SpeakerStore
+from pipeline.speakers import SpeakerStore, check_name_is_free
 from pipeline.train import (
     Prepared,
     TrainOptions,
@@ -262,12 +263,28 @@ def _kept_rows(base: TrainingSet, opts: EnrolOptions) -> TrainingSet:
     return base.subset(keep)
 
 
+def _check_new_names(kept: Sequence[str], new: Sequence[Recording]) -> None:
+    """Refuse a new speaker whose name reads the same as a kept one of the model's (the
+    service's rule, ``pipeline.speakers.check_name_is_free``) or as another new speaker's."""
+    names = sorted({r.speaker for r in new})
+    known = sorted(set(kept))
+    for name in names:
+        check_name_is_free(name, {}, known, add_to_existing=True)
+    pair = lookalike_pair(names)
+    if pair is not None:
+        raise NameTakenError(
+            f"new speakers {pair[0]!r} and {pair[1]!r} read as one name, which the service "
+            "could not tell apart: rename one, or give their clips under one name"
+        )
+
+
 def prepare_enrolment(
     bundle: Bundle, new: Sequence[Recording], opts: EnrolOptions, topts: TrainOptions
 ) -> Prepared:
     """The base bundle's kept rows and the new clips', split and ready to fit."""
     opts.progress(_READ, "reading the model's training set")
     base = _kept_rows(read_training_set(bundle), opts)
+    _check_new_names(base.speakers, new)
     clean, new_split, new_copies, new_conditions = _extract_new(new, bundle, topts, opts.progress)
     recordings = [Recording(Path(f), s) for f, s in zip(base.files, base.speakers, strict=True)]
     extraction = Extraction(recordings + clean.recordings,

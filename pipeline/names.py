@@ -24,6 +24,7 @@ __all__ = [
     "NAME_PUNCTUATION",
     "check_speaker_name",
     "lookalike",
+    "lookalike_pair",
     "skeleton",
 ]
 
@@ -95,6 +96,19 @@ def lookalike(name: str, others: Iterable[str]) -> str | None:
     """
     keys = _keys(name)
     return next((o for o in others if o != name and keys & _keys(o)), None)
+
+
+def lookalike_pair(names: Iterable[str]) -> tuple[str, str] | None:
+    """The first two different ``names`` that read the same (as :func:`lookalike` compares
+    them), in their order, if any: two speakers the service could not tell apart by name."""
+    seen: dict[str, str] = {}
+    for name in names:
+        keys = _keys(name)
+        taken = next((seen[k] for k in keys if k in seen and seen[k] != name), None)
+        if taken is not None:
+            return taken, name
+        seen |= {k: name for k in keys if k not in seen}
+    return None
 
 
 @functools.lru_cache(maxsize=4096)  # a store's names, compared on every write

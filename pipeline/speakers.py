@@ -54,6 +54,7 @@ __all__ = [
     "SpeakerSummary",
     "StoreLimits",
     "StoredClip",
+    "check_name_is_free",
     "clip_extension",
     "clip_id",
     "clip_seconds",
@@ -220,7 +221,7 @@ class SpeakerStore:
                 raise ParameterError(f"extension={clip.extension!r} is not one of an audio file")
         with self._locked():
             held = self._held()
-            _check_name_is_free(name, held, model_labels, add_to_existing=add_to_existing)
+            check_name_is_free(name, held, model_labels, add_to_existing=add_to_existing)
             have = {c.id for c in held.get(name, [])}
             owners = {c.id: other for other, kept in held.items() if other != name for c in kept}
             outcomes: list[Added | Clash] = []
@@ -416,14 +417,15 @@ def clip_seconds(path: Path) -> float:
         return 0.0
 
 
-def _check_name_is_free(
+def check_name_is_free(
     name: str,
     held: dict[str, list[StoredClip]],
     model_labels: Sequence[str],
     *,
     add_to_existing: bool,
 ) -> None:
-    """Raise :class:`NameTakenError` unless clips may go to ``name`` (see ``SpeakerStore.add``)."""
+    """Raise :class:`NameTakenError` unless clips may go to ``name`` (see ``SpeakerStore.add``);
+    enrolment from the command line holds new speakers to the same rule."""
     if name in held:  # more clips of a speaker of the store
         return
     taken = lookalike(name, [*held, *model_labels])

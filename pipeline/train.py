@@ -45,6 +45,7 @@ from pipeline.evaluate import (
 )
 from pipeline.features import FEATURE_VERSION
 from pipeline.metadata import Metrics, ModelDescription, OpenSetSummary, TrainingRecord, created_now
+from pipeline.names import lookalike_pair
 from pipeline.network import Network
 from pipeline.openset import (
     Copies,
@@ -128,10 +129,18 @@ def feature_config_for(recordings: list[Recording], fmax: float | None) -> Featu
 
 
 def _require_speakers(recordings: list[Recording], data_dir: Path) -> None:
+    """At least two speakers, whose names the service can tell apart (``pipeline.names``)."""
     labels = {r.speaker for r in recordings}
     if len(labels) < 2:
         raise DatasetError(
             f"{str(data_dir)!r} holds {len(labels)} speaker folder(s); at least 2 are needed"
+        )
+    pair = lookalike_pair(sorted(labels))
+    if pair is not None:
+        raise DatasetError(
+            f"speaker folders {pair[0]!r} and {pair[1]!r} of {str(data_dir)!r} read as one name, "
+            "which the service could not tell apart: rename one, or merge their folders if "
+            "they are one speaker"
         )
 
 

@@ -8,7 +8,13 @@ import unicodedata
 import pytest
 
 from pipeline.errors import InvalidNameError
-from pipeline.names import MAX_NAME_BYTES, check_speaker_name, lookalike, skeleton
+from pipeline.names import (
+    MAX_NAME_BYTES,
+    check_speaker_name,
+    lookalike,
+    lookalike_pair,
+    skeleton,
+)
 
 ALLOWED = "letters, digits, spaces, '-', '_' and '.'"
 BOLD_A = "\U0001d400"  # MATHEMATICAL BOLD CAPITAL A: four bytes of UTF-8
@@ -104,6 +110,12 @@ def test_names_that_read_the_same_are_lookalikes(name: str, existing: str) -> No
 )  # fmt: skip
 def test_names_that_read_differently_are_not(name: str, others: list[str]) -> None:
     assert lookalike(name, others) is None
+
+
+def test_the_first_two_names_that_read_the_same_are_a_pair() -> None:
+    assert lookalike_pair(["Bob", "George", "Zoe", "george", "GEORGE"]) == ("George", "george")
+    assert lookalike_pair(["Bob", "Kate", "\u212aate"]) == ("Kate", "\u212aate")
+    assert lookalike_pair(["Alice", "Alicia", "Zoe", "Zoë", "Alice"]) is None
 
 
 def test_a_skeleton_maps_each_character_to_its_prototype() -> None:

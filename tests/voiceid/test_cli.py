@@ -222,6 +222,24 @@ def test_train_refuses_a_single_speaker(capsys: pytest.CaptureFixture[str], tmp_
     )
 
 
+def test_train_refuses_speaker_folders_the_service_would_take_for_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    for speaker in ("George", "george", "jackson"):
+        (data / speaker).mkdir(parents=True)
+        (data / speaker / "0.wav").write_bytes(encode(tone(seconds=1.0)))
+
+    code, out, err = _run(capsys, "train", str(data), "--out", str(tmp_path / "m"), "--no-cache")
+
+    assert (code, out) == (2, "")
+    assert err == (
+        f"voiceid train: error: speaker folders 'George' and 'george' of '{data}' read as one "
+        "name, which the service could not tell apart: rename one, or merge their folders if "
+        "they are one speaker\n"
+    )
+
+
 def test_train_refuses_a_bad_hidden_width_naming_it(
     capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path
 ) -> None:
@@ -456,6 +474,33 @@ def test_enrol_refuses_bad_arguments_with_the_reason(
 
     assert (code, out) == (2, "")
     assert err.startswith(f"voiceid enrol: error: {message}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["steve", "a.wav"],
+         "speaker name 'steve' reads the same as 'Steve', a speaker of the model: use 'Steve' "
+         "to add to that speaker, or a name that reads differently"),
+        (["Ann", "a.wav", "--store", "store"],
+         "new speakers 'Sam' and 'sam' read as one name, which the service could not tell "
+         "apart: rename one, or give their clips under one name"),
+    ],
+)  # fmt: skip
+def test_enrol_refuses_a_new_speaker_named_as_another_would_be_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    argv: list[str], message: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.wav").write_bytes(encode(tone(seconds=1.0)))
+    for name in ("Sam", "sam"):
+        (tmp_path / "store" / name).mkdir(parents=True)
+        (tmp_path / "store" / name / "0.wav").write_bytes(encode(tone(seconds=1.0)))
+
+    code, out, err = _run(capsys, "enrol", str(MODEL_DIR), *argv, "--out", "m", "--no-cache")
+
+    assert (code, out, err) == (2, "", f"voiceid enrol: error: {message}\n")
+    assert not (tmp_path / "m").exists()
 
 
 def test_a_misspelled_option_gets_the_commands_usage_and_the_option_it_resembles(
