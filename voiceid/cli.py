@@ -453,10 +453,26 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _folder_clips(folder: Path) -> list[Path]:
+    """The audio files anywhere in ``folder``, sorted; a folder with none is an error, as a
+    missing clip is, not a speaker taught nothing."""
+    from pipeline.dataset import AUDIO_EXTENSIONS
+    from pipeline.errors import DatasetError
+
+    found = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())  # fmt: skip
+    if not found:
+        endings = ", ".join(sorted(AUDIO_EXTENSIONS))
+        raise DatasetError(
+            f"folder {str(folder)!r} holds no audio file: expected files ending in one of {endings}"
+        )
+    return found
+
+
 def _new_clips(args: argparse.Namespace) -> list[Recording]:
     """The recordings ``voiceid enrol`` learns: NAME's CLIPs (files, or the audio files in
     folders) and the store's."""
-    from pipeline.dataset import AUDIO_EXTENSIONS, Recording
+    from pipeline.dataset import Recording
     from pipeline.enrol import store_recordings
     from pipeline.errors import DatasetError, ParameterError
     from pipeline.names import check_speaker_name
@@ -468,7 +484,7 @@ def _new_clips(args: argparse.Namespace) -> list[Recording]:
     new = []
     for clip in args.clips:
         if clip.is_dir():
-            found = sorted(p for p in clip.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+            found = _folder_clips(clip)
             new += [Recording(p.resolve(), check_speaker_name(args.name)) for p in found]
         elif clip.is_file():
             new.append(Recording(clip.resolve(), check_speaker_name(args.name)))

@@ -460,6 +460,11 @@ def test_enrol_teaches_a_new_voice_and_forgets_one_with_no_new_voice(
         ([], "name a speaker and their clips, give --store, or --forget a speaker"),
         (["Sam"], "no clips given for 'Sam'"),
         (["Sam", "missing.wav"], "clip 'missing.wav' does not exist"),
+        (
+            ["Sam", "a.wav", "empty"],
+            "folder 'empty' holds no audio file: expected files ending in one of .aac, .aif, "
+            ".aiff, .au, .flac, .m4a, .mp3, .mp4, .oga, .ogg, .opus, .wav, .webm, .wma",
+        ),
         (["--store", "nowhere"], "speaker store 'nowhere' is not a folder"),
     ],
 )
@@ -469,6 +474,8 @@ def test_enrol_refuses_bad_arguments_with_the_reason(
 ) -> None:  # fmt: skip
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "empty" / "notes").mkdir(parents=True)
+    (tmp_path / "empty" / "notes" / "take.txt").write_text("not a take")
 
     code, out, err = _run(capsys, "enrol", str(MODEL_DIR), *argv, "--out", "m")
 
