@@ -54,6 +54,7 @@ __all__ = [
     "file_features",
     "lowest_sample_rate",
     "no_recordings",
+    "printable",
     "process_pool",
     "scan_folder",
     "shown_path",
@@ -111,7 +112,8 @@ def lowest_sample_rate(paths: Iterable[Path]) -> int | None:
     rates = []
     for path in paths:
         try:
-            rates.append(sf.info(str(path)).samplerate)
+            # As bytes: soundfile encodes a str strictly, and a name need not be valid UTF-8.
+            rates.append(sf.info(os.fsencode(path)).samplerate)
         except (sf.LibsndfileError, RuntimeError):
             continue
     usable = [rate for rate in rates if rate >= MIN_SOURCE_RATE]
@@ -268,8 +270,14 @@ class Extraction:
 
 
 def shown_path(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` when it lies in it, else as it is."""
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    """``path`` relative to ``root`` when it lies in it, else as it is, as :func:`printable`."""
+    return printable(path.relative_to(root) if path.is_relative_to(root) else path)
+
+
+def printable(path: str | Path) -> str:
+    """``path`` as text that every output takes: bytes of a name that are not UTF-8, which
+    Python keeps as lone surrogates that printing, JSON and Parquet refuse, as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class Outcome(NamedTuple):

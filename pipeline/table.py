@@ -367,7 +367,8 @@ def open_source(data: str) -> DataSource:
     if not _is_uri(data):
         root = Path(data).absolute()
         recordings = dataset.scan_folder(root)
-        files = [SourceFile(r.path.relative_to(root).as_posix(), sys.intern(r.speaker),
+        files = [SourceFile(dataset.printable(r.path.relative_to(root).as_posix()),
+                            sys.intern(r.speaker),
                             str(r.path)) for r in recordings]  # fmt: skip
         del recordings  # their Path objects weigh several times as much
         return DataSource(pafs.LocalFileSystem(), uri, files, root)

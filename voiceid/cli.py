@@ -372,6 +372,7 @@ def _print_conditions(conditions: dict[str, dict[str, float | int | None]]) -> N
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from pipeline.bundle import load_bundle
+    from pipeline.dataset import printable
     from pipeline.predict import predict_clip
 
     bundle = load_bundle(args.model_dir)
@@ -380,9 +381,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         try:
             pred, _ = predict_clip(bundle, path, max_seconds=args.max_seconds)
         except (AudioError, OSError) as exc:
-            results.append({"file": str(path), "error": _clip_error(exc)})
+            results.append({"file": printable(path), "error": _clip_error(exc)})
             continue
-        results.append({"file": str(path), "speaker": pred.speaker,
+        results.append({"file": printable(path), "speaker": pred.speaker,
                         "confidence": pred.confidence, "scores": pred.scores,
                         "unknown_reason": pred.reason,
                         "unknown_cause": pred.cause.to_dict() if pred.cause else None,

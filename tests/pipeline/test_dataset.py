@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,9 @@ from pipeline.dataset import (
     file_digest,
     file_features,
     lowest_sample_rate,
+    printable,
     scan_folder,
+    shown_path,
 )
 from pipeline.errors import DatasetError, ParameterError
 from tests.signals import PNG_BYTES, SR, encode, tone
@@ -140,6 +143,15 @@ def test_lowest_sample_rate_reads_headers_and_ignores_unreadable_files(tmp_path:
 
     assert lowest_sample_rate(sorted(tmp_path.iterdir())) == 8000
     assert lowest_sample_rate([tmp_path / "c.wav"]) is None
+
+
+def test_a_name_that_is_not_utf8_is_read_and_shown_escaped(tmp_path: Path) -> None:
+    path = tmp_path / os.fsdecode(b"bad\xff.wav")
+    path.write_bytes(encode(tone(440, sample_rate=22050), 22050))
+
+    assert lowest_sample_rate([path]) == 22050
+    assert shown_path(path, tmp_path) == "bad\\xff.wav"
+    assert printable(path) == f"{tmp_path}/bad\\xff.wav"
 
 
 # Extraction and skips

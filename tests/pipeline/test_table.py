@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from pipeline.network import ARRAY_NAMES
 from pipeline.table import TableOptions, read_feature_table, write_feature_table
 from pipeline.train import TrainOptions, feature_config_for, train
 from tests.pipeline.table_helpers import SKIPPED, build_corpus
-from tests.signals import PNG_BYTES
+from tests.signals import PNG_BYTES, encode, harmonics
 from voiceid.cli import main
 
 NO_CACHE = TableOptions(jobs=1)
@@ -297,6 +298,28 @@ def test_a_feature_table_may_be_replaced(local_table: Path, corpus: Path, tmp_pa
     write_feature_table(str(corpus), out, NO_CACHE)
 
     assert _rows(out).equals(_rows(local_table))
+
+
+def test_a_file_name_that_is_not_utf8_is_a_row_named_with_its_bytes_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "data"
+    for speaker in ("a", "b"):
+        (corpus / speaker).mkdir(parents=True)
+        (corpus / speaker / "0.wav").write_bytes(encode(harmonics(120.0, seconds=1.0)))
+    (corpus / "a" / os.fsdecode(b"bad\xff.wav")).write_bytes(encode(harmonics(150.0)))
+    (corpus / "a" / os.fsdecode(b"junk\xfe.wav")).write_bytes(PNG_BYTES)
+    out = tmp_path / "t.parquet"
+
+    code = main(["features", str(corpus), "--out", str(out), "--no-cache", "--jobs", "1"])
+
+    printed = capsys.readouterr().out.splitlines()
+    assert (code, printed[1]) == (
+        0,
+        "  skipped a/junk\\xfe.wav: cannot decode PNG image data: not a supported audio format",
+    )
+    paths = pq.read_table(out, columns=["path"]).column("path").to_pylist()
+    assert paths == ["a/0.wav", "a/bad\\xff.wav", "a/junk\\xfe.wav", "b/0.wav"]
 
 
 def test_uris_are_recorded_without_credentials() -> None:
