@@ -12,6 +12,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import warnings
 import zipfile
@@ -244,14 +245,17 @@ class FeatureCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".tmp{os.getpid()}.npz")
         width = next(iter(self.rows.values())).shape[0] if self.rows else 0
-        np.savez(
-            tmp,
-            keys=np.array(list(self.rows), dtype="U64"),
-            rows=np.array(list(self.rows.values()), dtype=np.float32).reshape(-1, width),
-            error_keys=np.array(list(self.errors), dtype="U64"),
-            error_texts=np.array(list(self.errors.values()), dtype=str),
-        )
-        tmp.replace(self.path)
+        try:
+            np.savez(
+                tmp,
+                keys=np.array(list(self.rows), dtype="U64"),
+                rows=np.array(list(self.rows.values()), dtype=np.float32).reshape(-1, width),
+                error_keys=np.array(list(self.errors), dtype="U64"),
+                error_texts=np.array(list(self.errors.values()), dtype=str),
+            )
+            tmp.replace(self.path)
+        finally:  # an interrupted save leaves no half-written file behind
+            tmp.unlink(missing_ok=True)
         self._dirty = False
 
 
@@ -299,6 +303,9 @@ def file_digest(path: Path) -> str | None:
 def _worker_init() -> None:
     # BLAS threads spin on the histogram's small matrix product: many times slower than one.
     threadpool_limits(limits=1, user_api="blas")
+    # Ctrl-C reaches the whole process group: the parent stops the pool, and a worker's own
+    # KeyboardInterrupt would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def process_pool(jobs: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
@@ -349,7 +356,13 @@ def _run_jobs(tasks: list[Task], jobs: int, progress: bool) -> list[Outcome]:
             return [_extract_one(t) for t in tqdm(tasks, desc="features", **bar)]
     chunk = max(1, min(64, len(tasks) // (jobs * 8)))
     with process_pool(jobs) as pool:
-        return list(tqdm(pool.map(_extract_one, tasks, chunksize=chunk), desc="features", **bar))
+        try:
+            return list(
+                tqdm(pool.map(_extract_one, tasks, chunksize=chunk), desc="features", **bar)
+            )
+        except BaseException:  # Ctrl-C: leaving the pool waits for what runs, not the rest
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def extract_features(

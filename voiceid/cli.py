@@ -548,6 +548,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VoiceIdError as exc:
         print(f"voiceid {command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: what it stopped was never put in place (bundles, tables and caches are
+        # written aside and renamed), so one line says so; the status is a shell's for SIGINT.
+        print(f"voiceid {command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 def run() -> None:

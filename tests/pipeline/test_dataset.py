@@ -387,3 +387,20 @@ def test_extraction_refuses_a_limit_on_length_before_reading_a_file(tmp_path: Pa
     assert str(error.value) == (
         "max_seconds=inf must be a number of seconds above 0 and at most 86400"
     )
+
+
+def test_an_interrupted_cache_save_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def half_written(path: Path, **arrays: object) -> None:
+        path.write_bytes(b"PK\x03\x04")
+        raise KeyboardInterrupt
+
+    cache = FeatureCache(tmp_path, CFG, 60.0)
+    cache.put("a" * 64, np.zeros(CFG.row_width, np.float32), None)
+    monkeypatch.setattr(np, "savez", half_written)
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.save()
+
+    assert list(tmp_path.iterdir()) == []

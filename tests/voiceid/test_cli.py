@@ -23,6 +23,7 @@ from pipeline.errors import MissingExtraError
 from pipeline.predict import reason_in_words
 from tests.helpers import MODEL_DIR, make_format_1
 from tests.signals import encode, tone
+from voiceid import cli
 from voiceid.cli import main
 
 TEST_CLIPS = 4  # per voice in the held-out folder
@@ -689,3 +690,16 @@ def test_every_command_refuses_a_limit_on_length_that_is_no_sane_number_of_secon
         "and at most 86400\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_ends_a_command_with_one_line_and_the_status_of_sigint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "predict", interrupted)
+
+    code, out, err = _run(capsys, "predict", str(MODEL_DIR), "clip.wav")
+
+    assert (code, out, err) == (128 + signal.SIGINT, "", "voiceid predict: interrupted\n")
