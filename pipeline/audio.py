@@ -211,9 +211,21 @@ def decode(
     clipped = clipped_fraction(samples, magnitude=magnitude, peak_at=at)
     companded = companded_levels(samples, magnitude=magnitude, peak_at=at)
     if source_rate != sample_rate:
-        samples = soxr.resample(samples, source_rate, sample_rate, quality="HQ")
-        samples = samples.astype(np.float32, copy=False)
+        samples = _resample(samples, source_rate, sample_rate)
     return Clip(samples, sample_rate, source_rate, channels, clipped, companded)
+
+
+def _resample(samples: np.ndarray, source_rate: int, sample_rate: int) -> np.ndarray:
+    """``samples`` at ``source_rate`` Hz resampled to ``sample_rate`` Hz, float32; refused
+    when they last less than one sample at the new rate (a few samples at a high rate): every
+    caller may then count on a clip having samples, as :func:`validate_waveform` checked."""
+    resampled = soxr.resample(samples, source_rate, sample_rate, quality="HQ")
+    if resampled.size == 0:
+        raise InvalidAudioError(
+            f"clip has no samples at {sample_rate} Hz: its {len(samples)} at {source_rate} Hz "
+            "last less than one"
+        )
+    return resampled.astype(np.float32, copy=False)
 
 
 def max_decoded_values(max_seconds: float) -> int:

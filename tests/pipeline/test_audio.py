@@ -260,6 +260,17 @@ def test_a_file_without_samples_is_refused() -> None:
     assert _decode_error(encode(np.zeros(0, np.float32))) == "clip has no samples"
 
 
+@pytest.mark.parametrize(("frames", "rate"), [(1, 48_000), (5, 192_000)])
+def test_a_clip_shorter_than_one_sample_at_the_model_rate_is_refused(
+    frames: int, rate: int
+) -> None:
+    data = encode(np.full(frames, 0.5, np.float32), rate)
+
+    assert _decode_error(data) == (
+        f"clip has no samples at {SR} Hz: its {frames} at {rate} Hz last less than one"
+    )
+
+
 def test_garbage_names_the_sniffed_format_without_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("pipeline.audio.shutil.which", lambda name: None)
 

@@ -131,6 +131,22 @@ def test_refused_clips_say_why_beside_the_accepted(
     ]  # fmt: skip
 
 
+def test_a_clip_too_short_to_resample_is_refused_alone_by_name(
+    client: TestClient, stranger: list[bytes]
+) -> None:
+    tiny = encode(np.full(1, 0.5, np.float32), 48_000)
+
+    status, answer = upload(client, "Zoë", ("tiny.wav", tiny), ("ok.wav", stranger[0]))
+
+    assert status == 200
+    assert [a["file"] for a in answer["accepted"]] == ["ok.wav"]
+    assert answer["refused"] == [
+        {"file": "tiny.wav", "status": 422,
+         "detail": f"clip has no samples at {SR} Hz: its 1 at 48000 Hz last less than one"},
+    ]  # fmt: skip
+    assert len(client.get("/speakers/Zoë").json()["clips"]) == 1
+
+
 def test_each_take_says_how_it_was_recorded_refused_or_not(
     client: TestClient, stranger: list[bytes]
 ) -> None:
