@@ -52,7 +52,8 @@ def check_speaker_name(name: str) -> str:
             f"speaker name {name!r} is {len(name)} characters long: at most {MAX_NAME_CHARS} "
             "are allowed"
         )
-    if (size := len(name.encode())) > MAX_NAME_BYTES:
+    # A lone surrogate (a file name's byte that is not UTF-8) is counted here, refused below.
+    if (size := len(name.encode(errors="surrogatepass"))) > MAX_NAME_BYTES:
         raise InvalidNameError(
             f"speaker name {name!r} is {size} bytes long in UTF-8: at most {MAX_NAME_BYTES} are "
             "allowed (a file name's limit); use fewer or shorter characters"

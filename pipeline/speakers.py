@@ -5,7 +5,11 @@ digits of the bytes' sha256, so the same clip twice is stored once (and never un
 speakers), and the extension is the sniffed format's, so the folder is a valid ``voiceid train``
 input as it stands. Speaker names follow ``pipeline.names``: in NFC, and none that reads the same
 as another speaker's. Hidden entries of the root (``.lock``, ``.versions/``, ``.jobs/``,
-``.cache/``) belong to the service and are never speakers.
+``.cache/``) belong to the service and are never speakers. Nor is anything whose name the API
+could not have made, which a client could then neither name nor remove: a folder whose name
+breaks the speaker-name rules (``We~ird``, or bytes that are not UTF-8) or is not in NFC, or a
+clip whose file name is not UTF-8. Listing, training and the limits all leave such an entry out
+alike, and the store logs a warning naming it, once, so that an operator can move it away.
 
 Several server processes may share one store. Every change happens under an exclusive
 ``fcntl.flock`` on ``<root>/.lock``, and the limits are checked under it, so they hold exactly;
@@ -22,6 +26,7 @@ import errno
 import fcntl
 import hashlib
 import io
+import logging
 import os
 import secrets
 import shutil
@@ -75,6 +80,8 @@ _EXTENSIONS = {
 }
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # what a write says when the disk or quota is full
 _SECONDS_RATE = 16_000  # Hz: the rate a clip is decoded at when its header gives no length
+
+log = logging.getLogger("voiceid.speakers")
 
 
 def clip_id(data: bytes) -> str:
@@ -163,7 +170,8 @@ class SpeakerStore:
         self.root = root
         self.limits = limits
         self._seconds: dict[Path, tuple[int, int, float]] = {}  # path -> (mtime_ns, size, s)
-        self._seconds_lock = threading.Lock()
+        self._ignored: set[str] = set()  # entries left out of the store, each logged once
+        self._memo_lock = threading.Lock()
 
     # Reading
 
@@ -277,7 +285,9 @@ class SpeakerStore:
         return sorted(
             (entry.name, Path(entry.path))
             for entry in entries
-            if not entry.name.startswith(".") and _is_folder(entry)
+            if not entry.name.startswith(".")
+            and _is_folder(entry)
+            and self._kept(entry.path, _speaker_name_fault(entry.name))
         )
 
     def _clip_files(self, folder: Path) -> list[Path]:
@@ -293,7 +303,20 @@ class SpeakerStore:
             if not entry.name.startswith(".")
             and os.path.splitext(entry.name)[1].lower() in AUDIO_EXTENSIONS
             and _is_file(entry)
+            and self._kept(entry.path, _clip_name_fault(entry.name))
         )
+
+    def _kept(self, path: str, fault: str | None) -> bool:
+        """Whether the entry at ``path`` is part of the store: it is not when its name has a
+        ``fault``, which is logged the first time it is seen."""
+        if fault is None:
+            return True
+        with self._memo_lock:
+            first = path not in self._ignored
+            self._ignored.add(path)
+        if first:
+            log.warning("the speaker store leaves out %r: %s", path, fault)
+        return False
 
     def _clips_in(self, folder: Path, *, with_seconds: bool = True) -> list[StoredClip]:
         out = []
@@ -307,7 +330,7 @@ class SpeakerStore:
         return out
 
     def _seconds_of(self, path: Path, stat: os.stat_result) -> float:
-        with self._seconds_lock:
+        with self._memo_lock:
             known = self._seconds.get(path)
         if known is not None and known[:2] == (stat.st_mtime_ns, stat.st_size):
             return known[2]
@@ -316,7 +339,7 @@ class SpeakerStore:
         return seconds
 
     def _remember(self, path: Path, stat: os.stat_result, seconds: float) -> None:
-        with self._seconds_lock:
+        with self._memo_lock:
             self._seconds[path] = (stat.st_mtime_ns, stat.st_size, seconds)
 
     def _held(self) -> dict[str, list[StoredClip]]:
@@ -440,6 +463,26 @@ def check_name_is_free(
             f"{name!r} is a speaker the model knows: to add these clips to its voice, say so "
             "with add_to_existing=true; for another person, choose another name"
         )
+
+
+def _speaker_name_fault(name: str) -> str | None:
+    """Why a folder named ``name`` cannot be a speaker the API made, or None when it can."""
+    try:
+        checked = check_speaker_name(name)
+    except InvalidNameError as exc:
+        return f"no client could name it as a speaker ({exc})"
+    if checked != name:
+        return "its name is not in NFC, as the API writes every speaker's"
+    return None
+
+
+def _clip_name_fault(name: str) -> str | None:
+    """Why a file named ``name`` cannot be a clip a client can name, or None when it can."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:  # bytes that are not UTF-8, held as surrogates by os.scandir
+        return "its name is not UTF-8, so no client could name the clip"
+    return None
 
 
 def _make_folder(folder: Path) -> None:

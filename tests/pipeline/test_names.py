@@ -52,6 +52,7 @@ def test_a_name_is_taken_in_nfc(sent: str, taken: str) -> None:
      ("a\x00b", f"speaker name 'a\\x00b' holds '\\x00': use only {ALLOWED}"),
      ("a\tb", f"speaker name 'a\\tb' holds '\\t': use only {ALLOWED}"),
      ("a:b", f"speaker name 'a:b' holds ':': use only {ALLOWED}"),
+     ("Ab\udcffc", f"speaker name 'Ab\\udcffc' holds '\\udcff': use only {ALLOWED}"),
      ("Alice\u3164", "speaker name 'Alice\u3164' holds U+3164 (HANGUL FILLER), which is "
                      f"invisible: use only visible {ALLOWED}"),
      ("Alice\u115f", "speaker name 'Alice\u115f' holds U+115F (HANGUL CHOSEONG FILLER), which is "
@@ -63,7 +64,7 @@ def test_a_name_is_taken_in_nfc(sent: str, taken: str) -> None:
      ("Al\u200bice", "speaker name 'Al\\u200bice' holds U+200B (ZERO WIDTH SPACE), which is "
                      f"invisible: use only visible {ALLOWED}")],
     ids=["empty", "65 chars", "256 bytes", "parent", "backslash", "hidden", "dot dot",
-         "leading space", "trailing space", "NUL", "tab", "colon", "Hangul filler",
+         "leading space", "trailing space", "NUL", "tab", "colon", "not UTF-8", "Hangul filler",
          "choseong filler", "jungseong filler", "halfwidth filler", "zero width space"],
 )  # fmt: skip
 def test_a_bad_name_is_refused_with_what_is_wrong(name: str, message: str) -> None:

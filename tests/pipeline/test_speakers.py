@@ -150,6 +150,52 @@ def test_hidden_entries_and_other_files_are_not_speakers_or_clips(store: Speaker
     assert len(store.clips("Alice")) == 1
 
 
+def _put(store: SpeakerStore, raw_path: bytes) -> Path:
+    """A clip put in the store by hand at ``raw_path`` (bytes: not always UTF-8)."""
+    path = store.root / os.fsdecode(raw_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(wav(0.5, 330))
+    return path
+
+
+def test_entries_no_client_could_name_are_left_out_of_listing_and_training(
+    store: SpeakerStore,
+) -> None:
+    store.add("Alice", [new(0.5)])
+    for raw in (b"We~ird/a.wav", b"Ab\xffc/a.wav", "Rene\u0301/a.wav".encode(), b"Alice/x\xff.wav"):
+        _put(store, raw)
+
+    assert [s.name for s in store.speakers()] == ["Alice"]
+    assert [c.id for c in store.clips("Alice")] == [clip_id(wav(0.5))]
+    assert store.clip_files() == [("Alice", store.root / "Alice" / f"{clip_id(wav(0.5))}.wav")]
+
+
+def test_entries_no_client_could_name_are_not_counted_by_the_limits(tmp_path: Path) -> None:
+    store = SpeakerStore(tmp_path, StoreLimits(max_speakers=1))
+    _put(store, b"We~ird/a.wav")
+
+    assert store.add("Alice", [new(0.5)]) == [Added(clip_id(wav(0.5)), duplicate=False)]
+
+
+def test_each_entry_left_out_is_logged_once(
+    store: SpeakerStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    weird = _put(store, b"We~ird/a.wav").parent
+    odd_clip = _put(store, b"Alice/x\xff.wav")
+
+    store.speakers()
+    store.clips("Alice")
+    store.speakers()
+
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", f"the speaker store leaves out {str(weird)!r}: no client could name it as a "
+                    "speaker (speaker name 'We~ird' holds '~': use only letters, digits, spaces, "
+                    "'-', '_' and '.')"),
+        ("WARNING", f"the speaker store leaves out {str(odd_clip)!r}: its name is not UTF-8, "
+                    "so no client could name the clip"),
+    ]  # fmt: skip
+
+
 def test_the_store_is_a_training_folder(store: SpeakerStore) -> None:
     store.add("Alice", [new(0.5), new(0.6, 330)])
     store.add("Bob", [new(0.5, 440)])

@@ -103,6 +103,23 @@ def test_the_store_holds_the_uploaded_bytes_under_their_id(
     assert stored.read_bytes() == stranger[0]
 
 
+def test_entries_no_client_could_name_are_not_listed(
+    make_client: ClientFactory, tmp_path: Path, stranger: list[bytes]
+) -> None:
+    client = make_client(data_dir=tmp_path / "store")
+    upload(client, "Dee", ("a.wav", stranger[0]))
+    for raw in (b"Ab\xffc/a.wav", b"We~ird/a.wav", b"Dee/aaaa\xff.wav"):
+        path = tmp_path / "store" / os.fsdecode(raw)
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(stranger[1])
+
+    speakers = client.get("/speakers")
+    dee = client.get("/speakers/Dee")
+
+    assert [s["name"] for s in speakers.json()["speakers"]] == ["David", "Dee", "Steve"]
+    assert [c["id"] for c in dee.json()["clips"]] == [clip_id(stranger[0])]
+
+
 def test_the_same_clip_again_is_a_duplicate(client: TestClient, stranger: list[bytes]) -> None:
     _, first = upload(client, "Zoë", ("a.wav", stranger[0]), ("again.wav", stranger[0]))
     _, second = upload(client, "Zoë", ("b.wav", stranger[0]))
