@@ -20,6 +20,10 @@ from service.sites import check_allowed_host
 __all__ = ["MAX_WORKERS", "SERVE_OPTIONS", "Settings", "default_data_dir", "settings_from_env"]
 
 MAX_WORKERS = 64  # server processes, given or found: each holds its own model and heap
+# The most a duration setting may be, seconds (a day): more is a slip of the keyboard, and the
+# sample counts and deadlines computed from it must stay finite.
+MAX_SETTING_S = 86_400.0
+MAX_SETTING_RATE = 1000.0  # the most a per-second rate or a speed ratio setting may be
 _STORE_DEFAULTS = StoreLimits()
 
 
@@ -32,7 +36,11 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Configuration of ``voiceid serve``; every field can be set as ``VOICEID_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="VOICEID_", env_file=None, extra="ignore")
+    # No float setting may be infinite or NaN: each is a limit, and "inf" would lift it only to
+    # overflow where it is used.
+    model_config = SettingsConfigDict(
+        env_prefix="VOICEID_", env_file=None, extra="ignore", allow_inf_nan=False
+    )
 
     model_dir: Path = Field(default=Path("models/default"), description="bundle folder to serve")
     host: str = Field(default="127.0.0.1", description="address to listen on")
@@ -72,7 +80,10 @@ class Settings(BaseSettings):
         description="file naming the bundle all workers serve; `voiceid serve` sets one",
     )
     clip_budget_s: float = Field(
-        default=5.0, gt=0, description="longest a clip may wait for compute before a 503"
+        default=5.0,
+        gt=0,
+        le=MAX_SETTING_S,
+        description="longest a clip may wait for compute before a 503",
     )
     unknown_threshold: float | None = Field(
         None, ge=0, le=1, description="overrides the bundle's unknown-speaker threshold"
@@ -100,7 +111,10 @@ class Settings(BaseSettings):
         description="most bytes of clips the store may hold",
     )
     train_timeout_s: float = Field(
-        default=600.0, gt=0, description="a training job running longer than this is stopped"
+        default=600.0,
+        gt=0,
+        le=MAX_SETTING_S,
+        description="a training job running longer than this is stopped",
     )
     timeline_max_seconds: float = Field(
         default=DEFAULT_MAX_TIMELINE_S,
@@ -117,10 +131,16 @@ class Settings(BaseSettings):
         default=100, ge=1, description="most /listen streams one worker serves at once"
     )
     listen_max_seconds: float = Field(
-        default=3600.0, gt=0, description="longest /listen stream, in seconds of audio or of time"
+        default=3600.0,
+        gt=0,
+        le=MAX_SETTING_S,
+        description="longest /listen stream, in seconds of audio or of time",
     )
     listen_idle_s: float = Field(
-        default=10.0, gt=0, description="a /listen stream that sends nothing this long is closed"
+        default=10.0,
+        gt=0,
+        le=MAX_SETTING_S,
+        description="a /listen stream that sends nothing this long is closed",
     )
     listen_max_frame_bytes: int = Field(
         default=65_536, ge=1024, description="largest /listen message, in bytes"
@@ -128,14 +148,21 @@ class Settings(BaseSettings):
     listen_max_speed: float = Field(
         default=1.5,
         ge=1,
+        le=MAX_SETTING_RATE,
         description="/listen audio may arrive at most this many times faster than real time "
         "(after listen_burst_s of audio ahead)",
     )
     listen_burst_s: float = Field(
-        default=2.0, ge=0, description="seconds of audio a /listen stream may send ahead"
+        default=2.0,
+        ge=0,
+        le=MAX_SETTING_S,
+        description="seconds of audio a /listen stream may send ahead",
     )
     listen_max_frames_per_s: float = Field(
-        default=200.0, gt=0, description="most /listen messages a stream may send per second"
+        default=200.0,
+        gt=0,
+        le=MAX_SETTING_RATE,
+        description="most /listen messages a stream may send per second",
     )
     log_level: str = "info"
 

@@ -92,3 +92,51 @@ def test_a_bare_star_is_no_allowed_host(monkeypatch: pytest.MonkeyPatch) -> None
         "VOICEID_ALLOWED_HOSTS entry '*' would let any name, and so any DNS-rebinding page, "
         "reach the server"
     )
+
+
+FLOAT_SETTINGS = [name for name, field in Settings.model_fields.items()
+                  if field.annotation in (float, float | None)]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+@pytest.mark.parametrize("field", FLOAT_SETTINGS)
+def test_no_float_setting_takes_infinity_or_nan(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: str
+) -> None:
+    monkeypatch.setenv(Settings.env_name(field), value)
+
+    with pytest.raises(ParameterError) as error:
+        settings_from_env()
+
+    assert str(error.value) == (
+        f"{Settings.env_name(field)}={value!r}: Input should be a finite number"
+    )
+
+
+def test_the_float_settings_are_the_limits_and_budgets() -> None:
+    assert FLOAT_SETTINGS == [
+        "max_clip_seconds", "clip_budget_s", "unknown_threshold", "train_timeout_s",
+        "timeline_max_seconds", "listen_max_seconds", "listen_idle_s", "listen_max_speed",
+        "listen_burst_s", "listen_max_frames_per_s",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "limit"),
+    [("max_clip_seconds", "1e308", "86400"), ("timeline_max_seconds", "86401", "86400"),
+     ("clip_budget_s", "1e300", "86400"), ("train_timeout_s", "1e300", "86400"),
+     ("listen_max_seconds", "1e300", "86400"), ("listen_idle_s", "1e300", "86400"),
+     ("listen_burst_s", "1e300", "86400"), ("listen_max_speed", "1e300", "1000"),
+     ("listen_max_frames_per_s", "1001", "1000")],
+)  # fmt: skip
+def test_an_absurdly_large_limit_is_refused(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: str, limit: str
+) -> None:
+    monkeypatch.setenv(Settings.env_name(field), value)
+
+    with pytest.raises(ParameterError) as error:
+        settings_from_env()
+
+    assert str(error.value) == (
+        f"{Settings.env_name(field)}={value!r}: Input should be less than or equal to {limit}"
+    )
