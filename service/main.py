@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from pipeline.errors import BundleError
+from pipeline.errors import BundleError, ParameterError
 from service.protocol import OneWriteHttpProtocol
 from service.settings import SERVE_OPTIONS, Settings, settings_from_env
 from service.sites import listens_everywhere
@@ -19,7 +19,7 @@ from service.sites import listens_everywhere
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["app_from_env", "check_model", "open_without_key", "serve"]
+__all__ = ["app_from_env", "check_data_dir", "check_model", "open_without_key", "serve"]
 
 # Connection limits, as uvicorn allows them (its header size cap exists only for the slower h11
 # parser, not httptools, which serving uses).
@@ -57,6 +57,7 @@ def serve(
     if refusal:
         sys.exit(refusal)
     check_model(settings)
+    check_data_dir(settings)
     # One active-model file for this server's workers, so that a reload reaches them all.
     shared = Path(tempfile.mkdtemp(prefix="voiceid-serve-"))
     os.environ["VOICEID_ACTIVE_MODEL_FILE"] = str(shared / "active-model")
@@ -94,6 +95,32 @@ def check_model(settings: Settings) -> None:
             f"{exc} (--model or {Settings.env_name('model_dir')} names the model to serve; "
             f"with {Settings.env_name('models_root')} set, the server starts without one)"
         ) from exc
+
+
+def check_data_dir(settings: Settings) -> None:
+    """Raise :class:`ParameterError` when the speaker store's folder is not a folder, or cannot
+    be made or written where it is named: every route of the store would fail on it. The
+    folder itself is made on the first clip stored."""
+    path = settings.data_dir
+    found = _nearest_existing(path)
+    named = f"(--data-dir or {Settings.env_name('data_dir')} names the speaker store)"
+    if found == path and not path.is_dir():
+        raise ParameterError(f"speaker store {str(path)!r} is not a folder {named}")
+    if not found.is_dir():
+        raise ParameterError(
+            f"speaker store {str(path)!r} cannot be made: {str(found)!r} is not a folder {named}"
+        )
+    if not os.access(found, os.W_OK | os.X_OK):
+        raise ParameterError(
+            f"speaker store {str(path)!r} cannot be written: this process may not write in "
+            f"{str(found)!r} {named}"
+        )
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself when something is there, else its nearest parent that exists (there is
+    one: a path's last parent is ``/`` or ``.``)."""
+    return next(p for p in (path, *path.parents) if os.path.lexists(p))
 
 
 def open_without_key(settings: Settings) -> str | None:

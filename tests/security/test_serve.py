@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -46,22 +47,82 @@ def test_the_command_exits_and_says_why() -> None:
     assert done.stderr.strip() == REFUSAL
 
 
-@pytest.mark.parametrize("key", ["", "  "])
-def test_an_empty_key_stops_the_command_with_exit_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str
-) -> None:
-    """Else every route that needs the key would be locked, and nothing would say why."""
+def _serve_refusal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> tuple[int, str]:
+    """The exit status and message of ``voiceid serve ARGV``, which must not start."""
 
     def served(*args: object, **kwargs: object) -> None:
         raise AssertionError("the server started")
 
     monkeypatch.setattr("service.main.uvicorn.run", served)
+    # serve writes its options into the environment, for its workers: keep them to this test.
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+    code = main(["serve", *argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key", ["", "  "])
+def test_an_empty_key_stops_the_command_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    """Else every route that needs the key would be locked, and nothing would say why."""
     monkeypatch.setenv("VOICEID_API_KEY", key)
 
-    code = main(["serve"])
+    code, err = _serve_refusal(monkeypatch, capsys, [])
 
     assert code == 2
-    assert capsys.readouterr().err == (
+    assert err == (
         "voiceid serve: error: VOICEID_API_KEY is empty: set a key, or unset the variable to "
         "serve without one\n"
+    )
+
+
+STORE_NAMED = "(--data-dir or VOICEID_DATA_DIR names the speaker store)"
+
+
+def test_a_data_dir_that_is_a_file_stops_the_command_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Else every route of the speaker store would be a 500."""
+    (tmp_path / "afile").write_bytes(b"")
+
+    code, err = _serve_refusal(monkeypatch, capsys, ["--data-dir", str(tmp_path / "afile")])
+
+    assert code == 2
+    assert err == (
+        f"voiceid serve: error: speaker store {str(tmp_path / 'afile')!r} is not a folder "
+        f"{STORE_NAMED}\n"
+    )
+
+
+def test_a_data_dir_inside_a_file_stops_the_command_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "afile").write_bytes(b"")
+    monkeypatch.setenv("VOICEID_DATA_DIR", str(tmp_path / "afile" / "a" / "store"))
+
+    code, err = _serve_refusal(monkeypatch, capsys, [])
+
+    assert code == 2
+    assert err == (
+        f"voiceid serve: error: speaker store {str(tmp_path / 'afile' / 'a' / 'store')!r} cannot "
+        f"be made: {str(tmp_path / 'afile')!r} is not a folder {STORE_NAMED}\n"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in any folder")
+def test_a_data_dir_in_a_folder_it_may_not_write_in_stops_the_command_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "locked").mkdir(mode=0o500)
+
+    store = tmp_path / "locked" / "store"
+
+    code, err = _serve_refusal(monkeypatch, capsys, ["--data-dir", str(store)])
+
+    assert code == 2
+    assert err == (
+        f"voiceid serve: error: speaker store {str(store)!r} cannot be "
+        f"written: this process may not write in {str(tmp_path / 'locked')!r} {STORE_NAMED}\n"
     )
