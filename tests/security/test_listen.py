@@ -58,6 +58,16 @@ def test_a_wrong_first_message_is_4400_saying_what_is_wrong(
     still_serves(client)
 
 
+def test_a_hop_shorter_than_a_feature_frame_is_4400_naming_the_range(client: TestClient) -> None:
+    with client.websocket_connect("/listen") as ws:
+        ws.send_text('{"sample_rate": 8000, "hop_s": 1e-9}')
+        code, reason = closed_with(ws)
+
+    assert (code, reason) == (4400, "bad first message: hop_s=1e-09 is shorter than one feature "
+                              "frame: it must be from 0.01 s to window_s=1.0")  # fmt: skip
+    still_serves(client)
+
+
 @pytest.mark.parametrize("size", [1, 3, 4001])
 def test_a_frame_of_an_odd_size_is_1007(client: TestClient, size: int) -> None:
     with client.websocket_connect("/listen") as ws:

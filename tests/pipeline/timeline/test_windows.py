@@ -102,3 +102,12 @@ def test_a_recording_shorter_than_a_window_is_one_window() -> None:
 def test_config_refuses_bad_values_naming_them(field: str, value: float, message: str) -> None:
     with pytest.raises(ParameterError, match=f"^{re.escape(message)}$"):
         TimelineConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_hop_shorter_than_one_feature_frame_is_refused() -> None:
+    with pytest.raises(ParameterError) as caught:
+        TimelineConfig(hop_s=0.005).frames(CFG)
+
+    assert str(caught.value) == (
+        "hop_s=0.005 is shorter than one feature frame: it must be from 0.01 s to window_s=1.0"
+    )
