@@ -25,6 +25,10 @@ __all__ = ["app_from_env", "check_data_dir", "check_model", "open_without_key", 
 # parser, not httptools, which serving uses).
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
 MAX_CONNECTIONS = 256  # per worker; more get 503 at once instead of queueing without bound
+# uvicorn reads a /listen message whole up to this many times the app's limit
+# (VOICEID_LISTEN_MAX_FRAME_BYTES), so that the app refuses a frame over its limit itself, naming
+# the setting; only a message bigger still is refused by uvicorn, unread, to bound memory.
+WS_MAX_SIZE_FACTOR = 4
 
 
 def app_from_env() -> FastAPI:
@@ -73,8 +77,7 @@ def serve(
             http=OneWriteHttpProtocol,  # each answer in one write (service.protocol)
             timeout_keep_alive=KEEP_ALIVE_S,
             limit_concurrency=MAX_CONNECTIONS,
-            # A /listen message over its limit is refused by the protocol, before it is read.
-            ws_max_size=settings.listen_max_frame_bytes,
+            ws_max_size=settings.listen_max_frame_bytes * WS_MAX_SIZE_FACTOR,
         )
     finally:
         shutil.rmtree(shared, ignore_errors=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.helpers import MODEL_DIR
@@ -220,3 +221,28 @@ def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> Non
     assert len(mapped) == 2
     assert mapped == {pid: [] for pid in mapped}
     assert_stopped_cleanly(server, returncode, workers=2)
+
+
+def test_voiceid_serve_refuses_a_big_listen_frame_naming_the_setting(tmp_path: Path) -> None:
+    """uvicorn must not refuse a frame the app would refuse itself: its reason names no setting."""
+    command = [*voiceid_command(), "serve", "--model", str(MODEL_DIR), "--workers", "1"]
+    env = {"VOICEID_LISTEN_MAX_FRAME_BYTES": "1024"}
+    with running(command, tmp_path, env=env) as server:
+        closed = [_listen_frame_closed(server, size) for size in (2048, 4 * 1024 + 2)]
+
+    assert closed == [
+        (1009, "frame of 2048 bytes is over VOICEID_LISTEN_MAX_FRAME_BYTES=1024"),
+        (1009, "frame exceeds limit of 4096 bytes"),  # uvicorn's, unread: memory stays bounded
+    ]
+
+
+def _listen_frame_closed(server: Server, size: int) -> tuple[int, str]:
+    """The close code and reason of a /listen stream sending one frame of ``size`` bytes."""
+    with connect(f"ws://127.0.0.1:{server.port}/listen", open_timeout=30) as ws:
+        ws.send(json.dumps({"sample_rate": 16000}))
+        assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+        ws.send(bytes(size))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
