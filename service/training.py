@@ -230,7 +230,8 @@ class Trainer:
                 self._owned[job] = owner
             (self.jobs_dir / "current").write_text(job)
             try:
-                process = await self._spawn(job, base, out, fd)
+                voices = self._snapshot(job)
+                process = await self._spawn(job, base, out, fd, self._version_name(voices))
             except OSError as exc:
                 detail = f"cannot start the training process: {exc.strerror or exc}"
                 self._finish(job, record, detail)
@@ -246,14 +247,33 @@ class Trainer:
         task.add_done_callback(self._tasks.discard)
         return job
 
+    def _snapshot_dir(self, job: str) -> Path:
+        return self.jobs_dir / f"{job}.store"
+
+    def _snapshot(self, job: str) -> list[str]:
+        """Hard-link the store's clips as they are now into job ``job``'s own folder (hidden,
+        so no speaker), and name the voices among them: the job trains on exactly these and is
+        named after them, whatever the store gains or loses while it runs. Links share the
+        clips' bytes, and the store never changes a clip in place."""
+        root = self._snapshot_dir(job)
+        root.mkdir()
+        voices = set()
+        for name, path in self.speakers.clip_files():
+            (root / name).mkdir(exist_ok=True)
+            try:
+                os.link(path, root / name / path.name)
+            except FileNotFoundError:  # removed since it was listed
+                continue
+            voices.add(name)
+        return sorted(voices)
+
     async def _spawn(
-        self, job: str, base: Path, out: Path, lock_fd: int
+        self, job: str, base: Path, out: Path, lock_fd: int, name: str
     ) -> asyncio.subprocess.Process:
         command = [sys.executable, "-m", "voiceid", "enrol", str(base), "--store",
-                   str(self.data_dir), "--out", str(out), "--cache-dir",
+                   str(self._snapshot_dir(job)), "--out", str(out), "--cache-dir",
                    str(self.data_dir / ".cache"), "--progress-file",
-                   str(self.jobs_dir / f"{job}.progress.json"), "--name",
-                   self._version_name()]  # fmt: skip
+                   str(self.jobs_dir / f"{job}.progress.json"), "--name", name]  # fmt: skip
         env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
         with (self.jobs_dir / f"{job}.log").open("wb") as log_file:
             process = await asyncio.create_subprocess_exec(
@@ -263,10 +283,9 @@ class Trainer:
         self._processes[job] = process
         return process
 
-    def _version_name(self) -> str:
-        """The new version's name: the configured model's and the store's voices."""
+    def _version_name(self, voices: list[str]) -> str:
+        """The new version's name: the configured model's and the store's ``voices``."""
         base = self.versions.configured_name()
-        voices = [s.name for s in self.speakers.speakers()]
         if not voices:
             return f"{base}, retrained"
         return f"{base} + {', '.join(voices) if len(voices) <= 3 else f'{len(voices)} voices'}"
@@ -308,6 +327,7 @@ class Trainer:
             self._finish(job, record, f"the new version does not load: {exc}", out)
             return
         self.versions.remember_active(bundle)
+        shutil.rmtree(self._snapshot_dir(job), ignore_errors=True)
         log.info("job %s: now serving %s, labels %s", job, bundle.version, list(bundle.labels))
         record |= {"state": "done", "progress": 1.0, "finished": _now(),
                    "detail": f"now serving version {bundle.version}",
@@ -322,6 +342,7 @@ class Trainer:
         log.error("job %s failed: %s", job, detail)
         if out is not None:
             shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(self._snapshot_dir(job), ignore_errors=True)
         record |= {"state": "failed", "finished": _now(), "detail": detail}
         _write_json(self.jobs_dir / f"{job}.json", record)
 

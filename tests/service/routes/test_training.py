@@ -3,6 +3,7 @@ version in a subprocess and serving it live, rolling back, and what a failed job
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
@@ -354,3 +355,46 @@ def test_a_training_process_that_cannot_start_is_a_503_and_frees_the_lock(
     for answer in (first, second):  # the second is no 409: the lock went with the failure
         assert answer.status_code == 503
         assert answer.json()["detail"] == "cannot start the training process: Too many open files"
+    assert not list((tmp_path / "store" / ".jobs").glob("*.store"))  # nor its copy of the store
+
+
+class _HeldProcess:
+    """A training process that runs until it is killed (when the client closes)."""
+
+    pid = 0
+
+    def __init__(self) -> None:
+        self.killed = asyncio.Event()
+
+    def kill(self) -> None:
+        self.killed.set()
+
+    async def wait(self) -> int:
+        await self.killed.wait()
+        return -signal.SIGKILL
+
+
+def test_a_job_trains_on_and_is_named_after_the_store_as_it_started(
+    make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A speaker removed while the job runs stays in what it trains on, as in its name."""
+    commands: list[tuple[str, ...]] = []
+
+    async def held(*command: str, **kwargs: object) -> _HeldProcess:
+        commands.append(command)
+        return _HeldProcess()
+
+    monkeypatch.setattr("service.training.asyncio.create_subprocess_exec", held)
+    data_dir = _store_with(tmp_path / "store", alice_clips, count=4)
+    shutil.copytree(data_dir / "Alice", data_dir / "Carl")
+    client = make_client(data_dir=data_dir)
+
+    started = client.post("/train")
+    removed = client.delete("/speakers/Carl")
+    command = commands[0]
+    trained_on = Path(command[command.index("--store") + 1])
+
+    assert (started.status_code, removed.status_code) == (202, 200)
+    assert command[command.index("--name") + 1] == "default + Alice, Carl"
+    assert sorted(p.name for p in trained_on.iterdir()) == ["Alice", "Carl"]
+    assert len(list((trained_on / "Carl").iterdir())) == 4
