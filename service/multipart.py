@@ -1,10 +1,11 @@
-"""The one file of a multipart/form-data body already read into memory (RFC 7578).
+"""The files of a multipart/form-data body already read into memory (RFC 7578).
 
-/predict takes one clip, under its body limit, so the body is read whole and cut at its
-boundaries with ``bytes.find``, instead of going through a streaming parser that spools each
+Every route that takes clips does so under its body limit, so the body is read whole and cut at
+its boundaries with ``bytes.find``, instead of going through a streaming parser that spools each
 part to a temporary file, which costs more CPU than the clip's features
 (``python -m bench.serve``). Anything that is not a well-formed body, with a closing boundary
-and at most ``MAX_PARTS`` parts, is refused with what was wrong.
+and at most the parts its route takes (``MAX_PARTS`` for one clip), is refused with what was
+wrong, the same way on every route.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from python_multipart.multipart import parse_options_header
 
 from service.errors import MalformedBodyError, MissingFieldError
 
-__all__ = ["MAX_PARTS", "boundary_of", "file_part"]
+__all__ = ["MAX_PARTS", "TooManyPartsError", "boundary_of", "file_part", "file_parts"]
 
 MAX_PARTS = 16  # parts of any kind in the body of a one-clip upload
 CRLF = b"\r\n"
@@ -26,6 +27,11 @@ HEADERS_END = b"\r\n\r\n"
 # parse kept, the last CACHED_VALUES of them, so a client cannot grow the cache.
 CACHED_VALUE_BYTES = 512
 CACHED_VALUES = 64
+
+
+class TooManyPartsError(MalformedBodyError):
+    """A body with more parts than its route reads (a route that takes many files says so as
+    a 413)."""
 
 
 def boundary_of(content_type: str) -> bytes:
@@ -39,22 +45,33 @@ def boundary_of(content_type: str) -> bytes:
 
 
 def file_part(body: bytes, boundary: bytes, field: str) -> tuple[str, bytes]:
-    """The file name and bytes of the part holding a file in ``field``; raises
-    :class:`MalformedBodyError` for a body that is not well formed and
-    :class:`MissingFieldError` when no such part is there."""
-    found: list[tuple[str, bytes]] = []
-    for headers, content in _parts(body, b"--" + boundary):
-        name, filename = _disposition(headers)
-        if name == field and filename is not None:
-            found.append((filename, content))
-    if not found:
-        raise MissingFieldError(f"multipart body has no {field!r} field holding a file")
+    """The file name and bytes of the one part holding a file in ``field``, in a body of at
+    most ``MAX_PARTS`` parts; raises as :func:`file_parts` does, and
+    :class:`MalformedBodyError` when ``field`` holds more than one file."""
+    found = file_parts(body, boundary, field, max_parts=MAX_PARTS)
     if len(found) > 1:
         raise MalformedBodyError(f"multipart body holds {len(found)} files in {field!r}; send one")
     return found[0]
 
 
-def _parts(body: bytes, delimiter: bytes) -> list[tuple[bytes, bytes]]:
+def file_parts(
+    body: bytes, boundary: bytes, field: str, *, max_parts: int
+) -> list[tuple[str, bytes]]:
+    """The file name and bytes of every part holding a file in ``field``, in order; raises
+    :class:`MalformedBodyError` for a body that is not well formed (:class:`TooManyPartsError`
+    for one of over ``max_parts`` parts) and :class:`MissingFieldError` when no such part is
+    there."""
+    found: list[tuple[str, bytes]] = []
+    for headers, content in _parts(body, b"--" + boundary, max_parts):
+        name, filename = _disposition(headers)
+        if name == field and filename is not None:
+            found.append((filename, content))
+    if not found:
+        raise MissingFieldError(f"multipart body has no {field!r} field holding a file")
+    return found
+
+
+def _parts(body: bytes, delimiter: bytes, max_parts: int) -> list[tuple[bytes, bytes]]:
     """Headers and content of each part, from the first delimiter to the closing one."""
     pos = body.find(delimiter)
     if pos < 0 or (pos > 0 and body[pos - 2 : pos] != CRLF):
@@ -64,8 +81,8 @@ def _parts(body: bytes, delimiter: bytes) -> list[tuple[bytes, bytes]]:
         pos += len(delimiter)
         if body[pos : pos + 2] == b"--":
             return parts
-        if len(parts) == MAX_PARTS:
-            raise MalformedBodyError(f"multipart body has over {MAX_PARTS} parts")
+        if len(parts) == max_parts:
+            raise TooManyPartsError(f"multipart body has over {max_parts} parts")
         line_end = body.find(CRLF, pos)
         if line_end < 0 or body[pos:line_end].strip(b" \t"):
             raise MalformedBodyError("multipart boundary is not followed by a line break")

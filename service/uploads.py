@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from service.errors import MissingFieldError, UnsupportedMediaError, UploadTooLargeError
-from service.multipart import boundary_of, file_part
+from service.errors import UnsupportedMediaError, UploadTooLargeError
+from service.multipart import TooManyPartsError, boundary_of, file_part, file_parts
 from service.settings import Settings
 
 __all__ = [
@@ -40,7 +38,9 @@ def _request_body(field: str, value: dict[str, Any], **raw: dict[str, Any]) -> d
 CLIP_BODY = _request_body("file", _BINARY, **{"audio/wav": {"schema": _BINARY}})
 FILES_BODY = _request_body("files", {"type": "array", "items": _BINARY})
 MULTIPART = "multipart/form-data"
-_TOO_MANY = ("Too many files", "Too many fields")  # how Starlette's refusals of parts begin
+# Parts of any kind a batch body may have (more when the batch takes more files): a body under
+# its byte limit could otherwise hold hundreds of thousands of empty parts.
+BATCH_MAX_PARTS = 1000
 
 
 def media_type(content_type: str) -> str:
@@ -48,18 +48,10 @@ def media_type(content_type: str) -> str:
     return content_type.split(";")[0].strip().lower()
 
 
-def _media_type(request: Request) -> str:
-    return media_type(request.headers.get("content-type", ""))
-
-
 def takes_clip(content_type: str) -> bool:
     """Whether :func:`read_clip` reads a clip from a body of ``content_type``."""
     media = media_type(content_type)
     return media == MULTIPART or media.startswith(RAW_TYPES)
-
-
-async def _part_bytes(part: UploadFile) -> tuple[str, bytes]:
-    return part.filename or "upload", await part.read()
 
 
 async def read_clip(request: Request) -> tuple[str, bytes]:
@@ -92,28 +84,22 @@ def clip_in(body: bytes, boundary: bytes | None) -> tuple[str, bytes]:
 
 async def read_batch(request: Request, max_files: int) -> list[tuple[str, bytes]]:
     """Names and bytes of the parts of multipart field ``files`` (at most ``max_files``)."""
-    media = _media_type(request)
+    content_type = request.headers.get("content-type", "")
+    media = media_type(content_type)
     if media != MULTIPART:
         raise UnsupportedMediaError(
             f"unsupported content type {media or '(none)'!r}: send multipart/form-data with "
             "one 'files' field per clip"
         )
-    # Starlette stops at its own limit with a 400; ours gives the clearer 413 below it.
-    cap = max(max_files + 1, 1000)
+    boundary = boundary_of(content_type)  # read as /predict reads its one file
+    cap = max(max_files + 1, BATCH_MAX_PARTS)
     try:
-        async with request.form(max_files=cap, max_fields=cap) as form:
-            parts = [p for p in form.getlist("files") if isinstance(p, UploadFile)]
-            if not parts:
-                raise MissingFieldError("multipart body has no 'files' field holding a file")
-            if len(parts) > max_files:
-                raise UploadTooLargeError(
-                    f"batch of {len(parts)} files is over the limit of {max_files}"
-                )
-            return [await _part_bytes(p) for p in parts]
-    except HTTPException as exc:  # Starlette's cap on parts, past ours: a 413 all the same
-        if not str(exc.detail).startswith(_TOO_MANY):
-            raise
+        parts = file_parts(await request.body(), boundary, "files", max_parts=cap)
+    except TooManyPartsError as exc:
         raise UploadTooLargeError(
             f"multipart body has more than {cap} parts: a batch takes at most {max_files} files "
             f"({Settings.env_name('batch_max_files')})"
         ) from exc
+    if len(parts) > max_files:
+        raise UploadTooLargeError(f"batch of {len(parts)} files is over the limit of {max_files}")
+    return [(filename or "upload", data) for filename, data in parts]

@@ -485,3 +485,51 @@ def test_batch_of_a_raw_body_is_415(client: TestClient, steve_wav: bytes) -> Non
         "detail": "unsupported content type 'audio/wav': send multipart/form-data with one "
         "'files' field per clip"
     }
+
+
+def multipart_body(field: str, filename: str, data: bytes, *, closed: bool = True) -> bytes:
+    """A body of one part holding ``data`` as file ``filename`` in ``field`` (boundary ``b``),
+    without its closing boundary unless ``closed``."""
+    head = (f'--b\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            "Content-Type: audio/wav\r\n\r\n").encode()  # fmt: skip
+    return head + data + b"\r\n" + (b"--b--\r\n" if closed else b"")
+
+
+MALFORMED = {
+    "no boundary": ("multipart/form-data", True, "content type 'multipart/form-data' has no "
+                    "boundary: multipart/form-data needs one"),
+    "cut short": ("multipart/form-data; boundary=b", False,
+                  "multipart body ends before its closing boundary"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", ["/predict/batch", "/speakers/Zoë/clips"])
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_body_of_many_files_is_refused_as_predict_refuses_it(
+    client: TestClient, steve_wav: bytes, path: str, case: str
+) -> None:
+    content_type, closed, detail = MALFORMED[case]
+    headers = {"content-type": content_type}
+    one_file = multipart_body("file", "a.wav", steve_wav, closed=closed)
+    many_files = multipart_body("files", "a.wav", steve_wav, closed=closed)
+
+    one = client.post("/predict", headers=headers, content=one_file)
+    many = client.post(path, headers=headers, content=many_files)
+
+    assert (one.status_code, one.json()) == (400, {"detail": detail})
+    assert (many.status_code, many.json()) == (400, {"detail": detail})
+
+
+@pytest.mark.parametrize("path", ["/predict/batch", "/speakers/Zoë/clips"])
+def test_a_long_file_name_that_predict_takes_is_taken_with_many_files(
+    client: TestClient, steve_wav: bytes, path: str
+) -> None:
+    name = "n" * 10_000 + ".wav"  # a part's headers over 10 KB
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+
+    one = client.post("/predict", headers=headers, content=multipart_body("file", name, steve_wav))
+    many = client.post(path, headers=headers, content=multipart_body("files", name, steve_wav))
+
+    assert (one.status_code, many.status_code) == (200, 200)
+    answer = many.json()
+    assert (answer["results"] if "results" in answer else answer["accepted"])[0]["file"] == name
