@@ -254,14 +254,15 @@ class Trainer:
         """Hard-link the store's clips as they are now into job ``job``'s own folder (hidden,
         so no speaker), and name the voices among them: the job trains on exactly these and is
         named after them, whatever the store gains or loses while it runs. Links share the
-        clips' bytes, and the store never changes a clip in place."""
+        clips' bytes, and the store never changes a clip in place; a file system without hard
+        links gets copies."""
         root = self._snapshot_dir(job)
         root.mkdir()
         voices = set()
         for name, path in self.speakers.clip_files():
             (root / name).mkdir(exist_ok=True)
             try:
-                os.link(path, root / name / path.name)
+                _link_or_copy(path, root / name / path.name)
             except FileNotFoundError:  # removed since it was listed
                 continue
             voices.add(name)
@@ -423,3 +424,13 @@ class Trainer:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # EPERM, EXDEV, EMLINK...: no link here, so the bytes themselves
+        log.info("copying %s, which cannot be linked: %s", source, exc.strerror or exc)
+        shutil.copyfile(source, target)

@@ -374,11 +374,20 @@ class _HeldProcess:
         return -signal.SIGKILL
 
 
+@pytest.mark.parametrize("links", [True, False], ids=["hard links", "no hard links"])
 def test_a_job_trains_on_and_is_named_after_the_store_as_it_started(
-    make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A speaker removed while the job runs stays in what it trains on, as in its name."""
+    make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch,
+    links: bool,
+) -> None:  # fmt: skip
+    """A speaker removed while the job runs stays in what it trains on, as in its name; where
+    the file system has no hard links, the job's own store holds copies."""
     commands: list[tuple[str, ...]] = []
+    if not links:
+
+        def no_link(source: object, target: object) -> None:
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr("service.training.os.link", no_link)
 
     async def held(*command: str, **kwargs: object) -> _HeldProcess:
         commands.append(command)
