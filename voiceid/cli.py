@@ -489,6 +489,8 @@ def _new_clips(args: argparse.Namespace) -> list[Recording]:
             new += [Recording(p.resolve(), check_speaker_name(args.name)) for p in found]
         elif clip.is_file():
             new.append(Recording(clip.resolve(), check_speaker_name(args.name)))
+        elif clip.exists():  # a device or a pipe: training reads a clip more than once
+            raise DatasetError(f"clip {str(clip)!r} is neither a file nor a folder")
         else:
             raise DatasetError(f"clip {str(clip)!r} does not exist")
     if args.store is not None:

@@ -461,6 +461,7 @@ def test_enrol_teaches_a_new_voice_and_forgets_one_with_no_new_voice(
         ([], "name a speaker and their clips, give --store, or --forget a speaker"),
         (["Sam"], "no clips given for 'Sam'"),
         (["Sam", "missing.wav"], "clip 'missing.wav' does not exist"),
+        (["Sam", "/dev/null"], "clip '/dev/null' is neither a file nor a folder"),
         (
             ["Sam", "a.wav", "empty"],
             "folder 'empty' holds no audio file: expected files ending in one of .aac, .aif, "
