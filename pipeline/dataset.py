@@ -91,7 +91,21 @@ def scan_folder(data_dir: Path) -> list[Recording]:
             p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file() for p in data_dir.iterdir()
         )
         raise no_recordings(str(data_dir), loose)
+    for speaker in sorted({r.speaker for r in recordings}):
+        _check_label(speaker, data_dir)
     return recordings
+
+
+def _check_label(speaker: str, data_dir: Path) -> None:
+    """Refuse a speaker folder whose name is not UTF-8: a label is written into the bundle's
+    JSON, its pictures and every answer, none of which takes it."""
+    try:
+        speaker.encode()
+    except UnicodeEncodeError:
+        raise DatasetError(
+            f"speaker folder '{printable(speaker)}' of '{printable(data_dir)}' has a name that "
+            "is not UTF-8, which no answer could give: rename the folder"
+        ) from None
 
 
 def no_recordings(where: str, loose: int = 0) -> DatasetError:

@@ -117,6 +117,18 @@ def test_scan_folder_refuses_a_missing_folder(tmp_path: Path) -> None:
     assert str(error.value) == f"data folder '{missing}' does not exist or is not a folder"
 
 
+def test_scan_folder_refuses_a_speaker_folder_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    _layout(tmp_path, {"ann/1.wav": b"", os.fsdecode(b"b\xffb") + "/1.wav": b""})
+
+    with pytest.raises(DatasetError) as error:
+        scan_folder(tmp_path)
+
+    assert str(error.value) == (
+        f"speaker folder 'b\\xffb' of '{tmp_path}' has a name that is not UTF-8, which no answer "
+        "could give: rename the folder"
+    )
+
+
 def test_scan_folder_refuses_a_folder_without_recordings(tmp_path: Path) -> None:
     _layout(tmp_path, {"alice/readme.txt": b"", "loose.wav": b""})
 
