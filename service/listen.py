@@ -222,8 +222,8 @@ async def serve_stream(
         raise StreamClosedError("no model", str(exc)) from None
     listener, start = await _start(websocket, settings, bundle)
     await websocket.send_json({
-        "type": "ready", "sample_rate": start.sample_rate, "window_s": start.window_s,
-        "hop_s": start.hop_s, "model": ModelRef.of(bundle).model_dump(),
+        "type": "ready", "sample_rate": start.sample_rate, "window_s": listener.window_s,
+        "hop_s": listener.hop_s, "model": ModelRef.of(bundle).model_dump(),
     })  # fmt: skip
     pace = Pace(settings, time.monotonic())
     while True:

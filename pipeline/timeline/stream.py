@@ -100,6 +100,16 @@ class Listener:
         self.next_answer_at = self.window_samples  # samples at the model's rate
 
     @property
+    def window_s(self) -> float:
+        """The window in use: the one asked for, in whole feature frames."""
+        return self.window_samples / self.bundle.feature_config.sample_rate
+
+    @property
+    def hop_s(self) -> float:
+        """The hop in use: the one asked for, rounded to whole feature frames."""
+        return self.hop_samples / self.bundle.feature_config.sample_rate
+
+    @property
     def seconds(self) -> float:
         """Seconds of audio heard so far."""
         return self.samples.count / self.bundle.feature_config.sample_rate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -19,6 +20,19 @@ HOP_BYTES = 4000 * 2  # 0.25 s of 16 kHz 16-bit samples
 def client(make_client: ClientFactory) -> TestClient:
     """A server that takes the tests' recordings as fast as they are sent."""
     return make_client(listen_max_speed=1000, listen_burst_s=100)
+
+
+def test_ready_gives_the_window_and_hop_in_use_in_whole_feature_frames(
+    client: TestClient,
+) -> None:
+    with client.websocket_connect("/listen") as ws:
+        ws.send_text('{"sample_rate": 16000, "window_s": 0.333, "hop_s": 0.013}')
+        ready = ws.receive_json()
+        ws.send_bytes(pcm(np.zeros(16_000, np.float32)))
+        times = [ws.receive_json()["t"] for _ in range(3)]
+
+    assert (ready["window_s"], ready["hop_s"]) == (0.33, 0.01)
+    assert np.diff(times).round(6).tolist() == [0.01, 0.01]
 
 
 def test_the_stream_says_who_speaks_each_hop_and_when_nobody_does(client: TestClient) -> None:
