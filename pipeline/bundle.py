@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from pipeline.config import FeatureConfig
 from pipeline.errors import BundleError, VoiceIdError
-from pipeline.features import FEATURE_VERSION
+from pipeline.features import FEATURE_VERSION, filterbank
 from pipeline.metadata import FORMAT_VERSION, BundleMetadata, ModelDescription
 from pipeline.network import Network, check_npz_size, load_network, save_network
 from pipeline.openset import Decision, OpenSet, load_open_set, save_open_set
@@ -59,6 +59,7 @@ __all__ = [
     "read_metadata_json",
     "recover_interrupted_swap",
     "sha256_file",
+    "validation_problems",
     "write_bundle",
 ]
 
@@ -135,9 +136,11 @@ def write_bundle(
     """Write a bundle atomically: into a temporary sibling folder, then renamed into place.
 
     ``save_keras(path)``, when given, writes the Keras export; ``files`` are extra files by
-    name, ``arrays`` npz files by name. A network that does not fit its description is refused.
-    An existing bundle at ``out_dir`` is replaced only once the new one is complete, so a
-    failure never leaves a half-written model behind.
+    name, ``arrays`` npz files by name; the files the bundle itself is made of (network, open
+    set, metadata) are written last, so neither can replace them. A network that does not fit
+    its description is refused. An existing bundle at ``out_dir`` is replaced only once the new
+    one is complete and loads, so a failure never leaves a half-written or unloadable model
+    behind.
     """
     out_dir = out_dir.resolve()
     check_agreement(out_dir, network, description)
@@ -147,24 +150,50 @@ def write_bundle(
     _remove_stale_temporaries(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        save_network(network, tmp / NETWORK_FILE)
-        save_open_set(open_set, tmp / OPEN_SET_FILE)
-        meta = BundleMetadata.with_checksums(
-            description, sha256_file(tmp / NETWORK_FILE), sha256_file(tmp / OPEN_SET_FILE)
-        )
-        (tmp / METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
         if save_keras is not None:
             save_keras(tmp / KERAS_FILE)
         for name, content in files.items():
             (tmp / name).write_bytes(content)
         for name, members in arrays.items():
             np.savez_compressed(tmp / name, **members)  # type: ignore[arg-type]
+        _write_own_files(tmp, network, open_set, description)
+        _check_loads(tmp, out_dir)
         tmp.chmod(0o755)
         _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _write_own_files(
+    tmp: Path, network: Network, open_set: OpenSet, description: ModelDescription
+) -> None:
+    """The network, the open set and the metadata that checksums them, into ``tmp``."""
+    save_network(network, tmp / NETWORK_FILE)
+    save_open_set(open_set, tmp / OPEN_SET_FILE)
+    try:
+        meta = BundleMetadata.with_checksums(
+            description, sha256_file(tmp / NETWORK_FILE), sha256_file(tmp / OPEN_SET_FILE)
+        )
+    except ValidationError as exc:
+        raise BundleError(
+            f"the bundle's metadata is inconsistent: {validation_problems(exc)}"
+        ) from exc
+    (tmp / METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
+
+
+def _check_loads(tmp: Path, out_dir: Path) -> None:
+    """Load the finished bundle in ``tmp`` as a reader would, so that no writer can put at
+    ``out_dir`` a bundle that does not load (it costs a read of what was just written)."""
+    try:
+        _load_bundle(tmp)
+    except BundleError as exc:
+        kept = "the bundle there is kept as it was" if out_dir.exists() else "nothing was written"
+        reason = str(exc).replace(str(tmp), str(out_dir))  # the temporary name means nothing
+        raise BundleError(
+            f"the new bundle for {str(out_dir)!r} would not load, so {kept}: {reason}"
+        ) from exc
 
 
 def check_out_dir(out_dir: Path, writes: Collection[str] = BUNDLE_FILES) -> None:
@@ -271,6 +300,10 @@ def read_metadata_json(path: Path) -> dict[str, Any]:
         meta = json.loads(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{meta_path} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # a RuntimeError, which load_bundle would take for a link loop
+        raise BundleError(
+            f"{meta_path} is not a {METADATA_FILE}: its JSON is nested too deeply to read"
+        ) from exc
     if not isinstance(meta, dict):
         raise BundleError(f"{meta_path} must hold a JSON object")
     return meta
@@ -297,10 +330,12 @@ def _read_metadata(path: Path) -> BundleMetadata:
     try:
         return BundleMetadata.model_validate(meta)
     except ValidationError as exc:
-        raise BundleError(f"{path / METADATA_FILE} is inconsistent: {_problems(exc)}") from exc
+        raise BundleError(
+            f"{path / METADATA_FILE} is inconsistent: {validation_problems(exc)}"
+        ) from exc
 
 
-def _problems(exc: ValidationError) -> str:
+def validation_problems(exc: ValidationError) -> str:
     """Pydantic's errors on one line: the missing keys, then each bad value with the reason."""
     errors = exc.errors(include_url=False)
     missing = [".".join(map(str, e["loc"])) for e in errors if e["type"] == "missing"]
@@ -349,6 +384,7 @@ def _load_bundle(path: Path) -> Bundle:
     meta = _read_metadata(path)
     network = load_network(_checked_file(path, NETWORK_FILE, meta.network_sha256))
     check_agreement(path, network, meta)
+    _check_bands(path, meta.feature_config)
     d, h, n = network.sizes
     open_set_file = _checked_file(path, OPEN_SET_FILE, meta.openset_sha256)
     check_npz_size(open_set_file, MAX_OPEN_SET_BYTES, what="an open set")
@@ -366,6 +402,18 @@ def _load_bundle(path: Path) -> Bundle:
             f"numbers, but the feature config's rows carry {spread}"
         )
     return Bundle(path, meta, network, open_set)
+
+
+def _check_bands(path: Path, cfg: FeatureConfig) -> None:
+    """Raise :class:`BundleError` unless every band of the feature config spans an FFT bin: a
+    band that spans none reads nothing, and every clip would look like a stranger."""
+    empty = np.flatnonzero(~filterbank(cfg).any(axis=1))
+    if empty.size:
+        raise BundleError(
+            f"{path / METADATA_FILE}: {empty.size} of the feature config's {cfg.n_bands} bands "
+            f"span no FFT bin (fmin={cfg.fmin!r}, fmax={cfg.fmax!r}, n_fft={cfg.n_fft!r}, "
+            f"sample_rate={cfg.sample_rate!r}), so they would read nothing"
+        )
 
 
 def check_agreement(path: Path, network: Network, meta: ModelDescription) -> None:

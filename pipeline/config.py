@@ -10,7 +10,8 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pipeline.errors import ParameterError
 
-__all__ = ["BAND_SPREAD", "DEFAULT_SAMPLE_RATE", "MAX_CANDIDATES", "MAX_SEED", "Device",
+__all__ = ["BAND_SPREAD", "DEFAULT_SAMPLE_RATE", "MAX_CANDIDATES", "MAX_OPEN_SET_WEIGHT",
+           "MAX_SEED", "Device",
            "FeatureConfig", "Loss", "TrainConfig", "check_seed", "default_fmax",
            "derived_feature_config", "hidden_units", "option"]  # fmt: skip
 
@@ -22,6 +23,14 @@ NYQUIST_MARGIN = 0.95  # resamplers roll off just below Nyquist: keep the top ba
 MAX_SEED = 2**32 - 1  # the largest seed Keras's set_random_seed takes
 # Most networks trained side by side: each holds its weights and optimiser state in memory.
 MAX_CANDIDATES = 64
+# A feature config's sane ranges: telephone to studio rates, and analysis frames from 2 ms to
+# most of a second at those rates. A bundle's config beyond them is damaged, and would make
+# every clip cost gigabytes or describe nothing.
+SAMPLE_RATES = (8_000, 192_000)  # Hz
+N_FFT_RANGE = (32, 16_384)  # samples
+# Heaviest weight of the hidden view or the band spread beside the standardised histogram in
+# the open set's distances; far heavier ones only overflow them.
+MAX_OPEN_SET_WEIGHT = 1000.0
 
 
 def default_fmax(lowest_source_rate: int, sample_rate: int = DEFAULT_SAMPLE_RATE) -> float:
@@ -110,6 +119,7 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         _positive_ints(self, ("sample_rate", "n_bands", "n_fft", "hop_length"))
+        self._check_frames()
         spread = self.band_spread
         if not isinstance(spread, tuple) or not all(
             isinstance(q, int | float) and not isinstance(q, bool) and 0 < q < 100 for q in spread
@@ -129,6 +139,20 @@ class FeatureConfig:
             raise ParameterError(
                 f"fmax={self.fmax!r} must not exceed the Nyquist frequency "
                 f"{self.sample_rate / 2} Hz"
+            )
+
+    def _check_frames(self) -> None:
+        """The rate, frame and hop within their sane ranges (``SAMPLE_RATES``, ``N_FFT_RANGE``;
+        a hop of at most a frame, so no sample goes unanalysed)."""
+        for name, (low, high), unit in (("sample_rate", SAMPLE_RATES, "Hz"),
+                                        ("n_fft", N_FFT_RANGE, "samples")):  # fmt: skip
+            if not low <= getattr(self, name) <= high:
+                raise ParameterError(
+                    f"{name}={getattr(self, name)!r} must be from {low} to {high} {unit}"
+                )
+        if self.hop_length > self.n_fft:
+            raise ParameterError(
+                f"hop_length={self.hop_length!r} must be at most n_fft={self.n_fft!r} samples"
             )
 
     @property
@@ -308,6 +332,11 @@ class TrainConfig:
                      "open_set_noise_allowance"):  # fmt: skip
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ParameterError(f"{name}={getattr(self, name)!r} must be >= 0")
+        for name in ("open_set_hidden_weight", "open_set_spread_weight"):
+            if getattr(self, name) > MAX_OPEN_SET_WEIGHT:
+                raise ParameterError(
+                    f"{name}={getattr(self, name)!r} must be at most {MAX_OPEN_SET_WEIGHT:g}"
+                )
         if not 0 < self.val_fraction < 1:
             raise ParameterError(f"val_fraction={self.val_fraction!r} must be between 0 and 1")
         for name in ("unknown_quantile", "matched_quantile"):

@@ -8,6 +8,7 @@ validates the file against that, and the service serves it. No other code spells
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,11 +21,12 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
 )
 
 from pipeline.audio import DEFAULT_MAX_SECONDS
-from pipeline.config import CLASSIC_HIDDEN, FeatureConfig, TrainConfig
+from pipeline.config import CLASSIC_HIDDEN, MAX_OPEN_SET_WEIGHT, FeatureConfig, TrainConfig
 from pipeline.network import OutputActivation
 from pipeline.quality.conditions import Matched
 
@@ -80,7 +82,7 @@ class Metrics(BaseModel):
     """Figures of the trained model. The optional ones are there only when their data was given
     (``--test-dir``, ``--unknown-dir``); absent ones are left out of the JSON, not null."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     train_accuracy: float = Field(ge=0, le=1)
     val_accuracy: float = Field(ge=0, le=1)
@@ -106,7 +108,7 @@ class OpenSetSummary(BaseModel):
     distance threshold, the quantile it was calibrated at, how many reference rows it compares
     with, and the share of training clips it rejects by leave-one-out."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # "-scaled": distances in units of each speaker's scale (pipeline.openset); the plain
     # method, of bundles made before scales, has every scale 1.
@@ -122,12 +124,14 @@ class OpenSetSummary(BaseModel):
     hidden_weight: float = Field(
         0.0,
         ge=0,
+        le=MAX_OPEN_SET_WEIGHT,
         description="weight of the hidden activations beside the standardised histogram in the "
         "distances (0: the histogram alone, as in bundles made before it)",
     )
     spread_weight: float = Field(
         0.0,
         ge=0,
+        le=MAX_OPEN_SET_WEIGHT,
         description="weight of the band spread after the histogram in the distances, "
         "standardised by the arrays spread.mean and spread.scale of the open set's file (0: "
         "none, as in bundles made before it)",
@@ -139,7 +143,7 @@ class OpenSetSummary(BaseModel):
         "training clips (the array noise.direction of the open set's file), in the distances' "
         "units (0: not at all, as in bundles made before it)",
     )
-    matched: dict[Matched, float] = Field(
+    matched: dict[Matched, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict,
         description="the distance threshold for clips that resemble each degraded condition "
         "(pipeline.quality.conditions), against the speaker's references made under it; none "
@@ -151,10 +155,12 @@ class ModelDescription(BaseModel):
     """Everything the trainer says about a model: labels in output order, the feature config the
     rows were made with, the unknown-speaker threshold, how it was trained and how it scored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1)
-    labels: tuple[str, ...] = Field(min_length=1, description="speakers, in output order")
+    labels: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        min_length=1, description="speakers, in output order, each once"
+    )
     feature_config: Annotated[FeatureConfig, BeforeValidator(_known_keys_only(FeatureConfig))]
     feature_version: int = Field(description="of the feature code that made the rows")
     threshold: float = Field(
@@ -172,6 +178,14 @@ class ModelDescription(BaseModel):
     versions: dict[str, str] = Field(description="Python's and the libraries' versions")
     device: str = Field(description="the TensorFlow device it was trained on")
     created: AwareDatetime
+
+    @field_validator("labels")
+    @classmethod
+    def _each_label_once(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted(label for label, count in Counter(labels).items() if count > 1)
+        if twice:
+            raise ValueError(f"each label must be there once, but {twice} repeat")
+        return labels
 
 
 class BundleMetadata(ModelDescription):

@@ -577,6 +577,11 @@ def calibrate(
     rms = math.sqrt(standardised)
     few = _few_takes(loo)
     threshold, scales = _threshold_and_scales(loo, few, dimension, quantile, rms)
+    if not math.isfinite(threshold):
+        raise ParameterError(
+            f"the training rows give no finite open-set distances (threshold={threshold!r}): "
+            "their values are too large or not numbers"
+        )
     scaled = [d / s for d, s in zip(loo, scales, strict=True)]
     matched = {}
     if copies is not None:

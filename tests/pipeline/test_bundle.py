@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -399,6 +400,78 @@ def test_an_invalid_feature_config_is_refused(trained_copy: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "problem"),
+    [
+        (
+            ("labels",),
+            ["David", "David"],
+            "labels=['David', 'David']: each label must be there once, but ['David'] repeat",
+        ),
+        (("labels",), ["David", ""], "labels.1='': String should have at least 1 character"),
+        (("feature_config", "n_fft"), 10**9, "n_fft=1000000000 must be from 32 to 16384 samples"),
+        (("feature_config", "n_fft"), 1, "n_fft=1 must be from 32 to 16384 samples"),
+        (
+            ("feature_config", "sample_rate"),
+            10**12,
+            "sample_rate=1000000000000 must be from 8000 to 192000 Hz",
+        ),
+        (
+            ("feature_config", "hop_length"),
+            10**9,
+            "hop_length=1000000000 must be at most n_fft=512 samples",
+        ),
+        (
+            ("open_set", "hidden_weight"),
+            1e308,
+            "open_set.hidden_weight=1e+308: Input should be less than or equal to 1000",
+        ),
+        (
+            ("open_set", "threshold"),
+            math.nan,
+            "open_set.threshold=nan: Input should be a finite number",
+        ),
+        (
+            ("open_set", "matched", "noisy"),
+            -5.0,
+            "open_set.matched.noisy=-5.0: Input should be greater than or equal to 0",
+        ),
+        (
+            ("open_set", "matched", "noisy"),
+            math.nan,
+            "open_set.matched.noisy=nan: Input should be a finite number",
+        ),
+    ],
+)
+def test_tampered_metadata_is_refused_naming_the_field(
+    trained_copy: Path, where: tuple[str, ...], value: object, problem: str
+) -> None:
+    path = trained_copy / "metadata.json"
+    meta = json.loads(path.read_text())
+    parent = meta
+    for key in where[:-1]:
+        parent = parent[key]
+    parent[where[-1]] = value
+    path.write_text(json.dumps(meta))
+
+    message = _load_error(trained_copy)
+
+    assert message.startswith(f"{path} is inconsistent: ")
+    assert message.endswith(problem)
+
+
+def test_a_feature_config_whose_bands_span_no_fft_bin_is_refused(trained_copy: Path) -> None:
+    meta = json.loads((trained_copy / "metadata.json").read_text())
+    fmax = meta["feature_config"]["fmax"]
+    _edit_metadata(trained_copy, feature_config=meta["feature_config"] | {"fmin": fmax - 1})
+
+    assert _load_error(trained_copy) == (
+        f"{trained_copy / 'metadata.json'}: 60 of the feature config's 60 bands span no FFT bin "
+        f"(fmin={fmax - 1!r}, fmax={fmax!r}, n_fft=512, sample_rate=16000), so they would read "
+        "nothing"
+    )
+
+
 # Writing
 
 
@@ -519,6 +592,39 @@ def test_a_failed_write_keeps_the_old_bundle_and_no_temporary_folders(tmp_path: 
 
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
     assert (tmp_path / "model" / KERAS_FILE).read_bytes() == b"first"
+
+
+def test_a_bundle_that_would_not_load_is_not_written_and_the_old_one_is_kept(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path / "model", keras_bytes=b"first")
+    shipped = load_bundle(MODEL_DIR)
+    references = shipped.open_set.references.copy()
+    references[0, 0] = np.nan
+    broken = dataclasses.replace(shipped.open_set, references=references)
+
+    with pytest.raises(BundleError) as error:
+        write_bundle(tmp_path / "model", network=shipped.network, open_set=broken,
+                     description=_description(shipped), files={}, arrays={})  # fmt: skip
+
+    assert str(error.value) == (
+        f"the new bundle for '{tmp_path / 'model'}' would not load, so the bundle there is kept "
+        f"as it was: {tmp_path / 'model' / OPEN_SET_FILE}: the reference rows hold non-finite "
+        "values"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert (tmp_path / "model" / KERAS_FILE).read_bytes() == b"first"
+    assert np.all(np.isfinite(load_bundle(tmp_path / "model").open_set.references))
+
+
+def test_extra_files_never_replace_the_bundles_own(tmp_path: Path) -> None:
+    shipped = load_bundle(MODEL_DIR)
+    stale = {name: b"stale" for name in (NETWORK_FILE, OPEN_SET_FILE, "metadata.json")}
+
+    write_bundle(tmp_path / "model", network=shipped.network, open_set=shipped.open_set,
+                 description=_description(shipped), files=stale, arrays={})  # fmt: skip
+
+    assert load_bundle(tmp_path / "model").metadata == shipped.metadata
 
 
 def test_an_empty_folder_may_become_a_bundle(tmp_path: Path) -> None:

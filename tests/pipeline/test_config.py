@@ -63,9 +63,14 @@ def test_default_fmax_rejects_a_rate_of_zero() -> None:
             "band_spread=(True,) must be a tuple of percentiles, each between 0 and 100",
         ),
         (
-            {"sample_rate": 7000},
-            "fmax=3800.0 must not exceed the Nyquist frequency 3500.0 Hz",
+            {"sample_rate": 8000, "fmax": 4100.0},
+            "fmax=4100.0 must not exceed the Nyquist frequency 4000.0 Hz",
         ),
+        ({"sample_rate": 7000}, "sample_rate=7000 must be from 8000 to 192000 Hz"),
+        ({"sample_rate": 10**12}, "sample_rate=1000000000000 must be from 8000 to 192000 Hz"),
+        ({"n_fft": 1}, "n_fft=1 must be from 32 to 16384 samples"),
+        ({"n_fft": 10**9}, "n_fft=1000000000 must be from 32 to 16384 samples"),
+        ({"hop_length": 10**9}, "hop_length=1000000000 must be at most n_fft=512 samples"),
     ],
 )
 def test_feature_config_rejects_bad_values(fields: dict[str, Any], message: str) -> None:
@@ -129,6 +134,7 @@ def test_feature_config_is_frozen() -> None:
         ({"matched_quantile": -0.1}, "matched_quantile=-0.1 must be in [0, 1)"),
         ({"open_set_hidden_weight": -1.0}, "open_set_hidden_weight=-1.0 must be >= 0"),
         ({"open_set_spread_weight": -1.0}, "open_set_spread_weight=-1.0 must be >= 0"),
+        ({"open_set_hidden_weight": 1e308}, "open_set_hidden_weight=1e+308 must be at most 1000"),
         (
             {"open_set_noise_allowance": float("inf")},
             "open_set_noise_allowance=inf must be >= 0",

@@ -212,6 +212,16 @@ def test_calibrate_refuses_a_speaker_without_rows() -> None:
     assert str(error.value) == "speaker 2 has no training rows for the open set"
 
 
+def test_calibrate_refuses_rows_that_give_no_finite_distances() -> None:
+    with pytest.raises(ParameterError) as error:
+        calibrate(np.full((6, 2), 1e30), np.array([0, 0, 0, 1, 1, 1]), 2, quantile=0.05)
+
+    assert str(error.value) == (
+        "the training rows give no finite open-set distances (threshold=inf): their values are "
+        "too large or not numbers"
+    )
+
+
 @pytest.mark.parametrize(
     ("known", "unknown", "area"),
     [

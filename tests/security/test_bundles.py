@@ -139,3 +139,16 @@ def test_every_store_sharing_the_active_file_follows_a_reload(
 
     assert versions == (load_bundle(trained_bundle).version,) * 2
     assert json.loads(active.read_text())["version"] == versions[0]
+
+
+def test_a_deeply_nested_metadata_json_is_named_as_such(tmp_path: Path) -> None:
+    bundle = shutil.copytree(MODEL_DIR, tmp_path / "deep")
+    meta = bundle / "metadata.json"
+    meta.write_text("[" * 100_000 + "]" * 100_000)
+
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bundle)
+
+    assert str(caught.value) == (
+        f"{meta.resolve()} is not a metadata.json: its JSON is nested too deeply to read"
+    )
