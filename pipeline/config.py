@@ -31,6 +31,9 @@ N_FFT_RANGE = (32, 16_384)  # samples
 # Heaviest weight of the hidden view or the band spread beside the standardised histogram in
 # the open set's distances; far heavier ones only overflow them.
 MAX_OPEN_SET_WEIGHT = 1000.0
+# Degraded copies of each clip, in training and in a feature table: each is one more pass of
+# decoding-sized work over the clip, and the conditions they draw from are a dozen.
+MAX_COPIES = 32
 
 
 def default_fmax(lowest_source_rate: int, sample_rate: int = DEFAULT_SAMPLE_RATE) -> float:
@@ -71,6 +74,19 @@ def _whole_number(name: str, value: object, low: int, high: int) -> None:
 def check_seed(name: str, value: object) -> None:
     """Raise :class:`ParameterError` unless the seed ``name`` is one training can use."""
     _whole_number(name, value, 0, MAX_SEED)
+
+
+def check_copies(name: str, value: object, *, low: int = 0) -> None:
+    """Raise :class:`ParameterError` unless ``name`` is a count of degraded copies from ``low``
+    to ``MAX_COPIES``."""
+    _whole_number(name, value, low, MAX_COPIES)
+
+
+def check_jobs(name: str, value: object) -> None:
+    """Raise :class:`ParameterError` unless the process count ``name`` is None (every core) or
+    a positive integer."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ParameterError(f"{name}={value!r} must be a positive integer")
 
 
 def _positive_ints(obj: object, names: tuple[str, ...]) -> None:
@@ -322,7 +338,8 @@ class TrainConfig:
         return self.hidden if self.hidden is not None else hidden_units(n_speakers)
 
     def __post_init__(self) -> None:
-        _positive_ints(self, ("batch_size", "max_epochs", "patience", "augment_copies"))
+        _positive_ints(self, ("batch_size", "max_epochs", "patience"))
+        check_copies("augment_copies", self.augment_copies, low=1)
         _whole_number("candidates", self.candidates, 1, MAX_CANDIDATES)
         _check_hidden(self.hidden)
         if not isinstance(self.crops, int) or isinstance(self.crops, bool) or self.crops < 0:

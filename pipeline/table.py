@@ -57,6 +57,8 @@ from pipeline.audio import DEFAULT_MAX_SECONDS, check_max_seconds, decode
 from pipeline.config import (
     FeatureConfig,
     TrainConfig,
+    check_copies,
+    check_jobs,
     check_seed,
     derived_feature_config,
     option,
@@ -71,7 +73,7 @@ from pipeline.dataset import (
     process_pool,
     skip_reason,
 )
-from pipeline.errors import AudioError, DatasetError, ParameterError
+from pipeline.errors import AudioError, DatasetError, ParameterError, VoiceIdError
 from pipeline.features import FEATURE_VERSION, histogram
 from pipeline.paths import file_in_the_way
 
@@ -103,6 +105,9 @@ ENGINES = ("local", "ray")
 Engine = Literal["local", "ray"]
 # Query parameters of a URI that carry credentials: never written into a table.
 SECRET_QUERY_KEYS = frozenset({"access_key", "secret_key", "session_token"})
+# The largest feature value a table may hold: features are decibels, and 10 * log10 of any
+# float64 power lies within +-3100 dB.
+MAX_FEATURE_MAGNITUDE = 1e4
 
 
 @dataclass(frozen=True)
@@ -143,8 +148,7 @@ class TableOptions:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ParameterError(f"engine={self.engine!r} must be 'local' or 'ray'")
-        if self.jobs is not None and (isinstance(self.jobs, bool) or self.jobs < 1):
-            raise ParameterError(f"jobs={self.jobs!r} must be a positive integer")
+        check_jobs("jobs", self.jobs)
         if self.ray_address is not None and self.engine != "ray":
             raise ParameterError(f"ray_address={self.ray_address!r} needs engine='ray'")
         if self.cache_dir is not None and self.engine != "local":
@@ -153,8 +157,7 @@ class TableOptions:
             )
         check_max_seconds(self.max_seconds)
         check_seed("degrade_seed", self.degrade_seed)
-        if self.degraded_copies < 0:
-            raise ParameterError(f"degraded_copies={self.degraded_copies!r} must be >= 0")
+        check_copies("degraded_copies", self.degraded_copies)
 
 
 # ---------------------------------------------------------------------------- one file's row
@@ -653,8 +656,8 @@ class TableInfo:
 
 
 def read_feature_table(path: Path) -> tuple[pa.Table, TableInfo]:
-    """The table at ``path`` and its metadata; refused when it is not a feature table of this
-    feature version."""
+    """The table at ``path`` and its metadata; :class:`DatasetError` when it is not a feature
+    table of this feature version whose columns and values training can use."""
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -662,22 +665,127 @@ def read_feature_table(path: Path) -> tuple[pa.Table, TableInfo]:
     raw = (table.schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise DatasetError(f"{str(path)!r} is a Parquet file but not a voiceid feature table")
-    meta = json.loads(raw)
+    info = _table_info(path, _metadata_of(path, raw))
+    _check_columns(path, table, info)
+    _check_values(path, table, info)
+    return table, info
+
+
+def _metadata_of(path: Path, raw: bytes) -> dict[str, Any]:
+    """The table's metadata, checked for the keys and types of :func:`_metadata`."""
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise DatasetError(
+            f"{str(path)!r} has feature-table metadata that is not JSON: {exc}"
+        ) from None
+    if not isinstance(meta, dict):
+        raise DatasetError(
+            f"{str(path)!r} has feature-table metadata that is a JSON {type(meta).__name__}, "
+            "not an object: extract the table again"
+        )
     if meta.get("format_version") != TABLE_FORMAT_VERSION:
         raise DatasetError(
             f"{str(path)!r} is a feature table of format version {meta.get('format_version')!r}; "
             f"this voiceid reads version {TABLE_FORMAT_VERSION}"
         )
+    for key, (kind, words) in _METADATA_TYPES.items():
+        if key not in meta:
+            raise DatasetError(
+                f"{str(path)!r} has feature-table metadata without {key!r}: extract the table again"
+            )
+        value = meta[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise DatasetError(
+                f"{str(path)!r} has feature-table metadata {key}={value!r}, which is not "
+                f"{words}: extract the table again"
+            )
+    return meta
+
+
+# The metadata keys a table is read by, with their JSON types (a bool is no number here).
+_METADATA_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "feature_version": (int, "a whole number"),
+    "feature_config": (dict, "an object"),
+    "max_seconds": ((int, float), "a number"),
+    "fmax_derived": (bool, "true or false"),
+    "degrade_seed": (int, "a whole number"),
+    "degraded_copies": (int, "a whole number"),
+    "data": (str, "a string"),
+    "files": (int, "a whole number"),
+}
+
+
+def _table_info(path: Path, meta: dict[str, Any]) -> TableInfo:
+    """The metadata's values, each in range; the feature config of this feature version."""
     if meta["feature_version"] != FEATURE_VERSION:
         raise DatasetError(
             f"{str(path)!r} holds features of version {meta['feature_version']}; this voiceid "
             f"computes version {FEATURE_VERSION}: extract the table again"
         )
-    cfg = FeatureConfig.from_dict(meta["feature_config"])
-    info = TableInfo(cfg, meta["feature_version"], meta["max_seconds"], meta["fmax_derived"],
+    try:
+        cfg = FeatureConfig.from_dict(meta["feature_config"])
+        check_max_seconds(meta["max_seconds"])
+        check_seed("degrade_seed", meta["degrade_seed"])
+        check_copies("degraded_copies", meta["degraded_copies"])
+    except (TypeError, ValueError) as exc:  # ParameterError, and FeatureConfig's own checks
+        raise DatasetError(
+            f"{str(path)!r} has feature-table metadata training cannot use: {exc}"
+        ) from None
+    return TableInfo(cfg, meta["feature_version"], meta["max_seconds"], meta["fmax_derived"],
                      meta["degrade_seed"], meta["degraded_copies"], meta["data"],
                      meta["files"])  # fmt: skip
-    return table, info
+
+
+def _check_columns(path: Path, table: pa.Table, info: TableInfo) -> None:
+    """Every column of :func:`table_schema`, of its type for the table's feature config."""
+    for expected in table_schema(info.cfg.row_width):
+        if table.schema.get_field_index(expected.name) < 0:
+            raise DatasetError(
+                f"{str(path)!r} has no column {expected.name!r}, which a feature table holds: "
+                "extract the table again"
+            )
+        actual = table.schema.field(expected.name).type
+        if actual != expected.type:
+            raise DatasetError(
+                f"{str(path)!r} has a column {expected.name!r} of type {actual}; a feature table "
+                f"of its feature config holds {expected.type} there: extract the table again"
+            )
+        if not expected.nullable and (nulls := table.column(expected.name).null_count):
+            raise DatasetError(
+                f"{str(path)!r} has {nulls} rows without a {expected.name!r}: extract the "
+                "table again"
+            )
+
+
+def _check_values(path: Path, table: pa.Table, info: TableInfo) -> None:
+    """Feature values that are finite and of a size features have; as many degraded copies of
+    each usable clip as the metadata says."""
+    features = table.column("features")
+    _check_finite(path, "features", features, info.cfg.row_width)
+    copies = table.column("degraded").filter(features.is_valid())
+    counts = pc.fill_null(pc.list_value_length(copies), -1).to_numpy(zero_copy_only=False)
+    if (wrong := int((counts != info.degraded_copies).sum())) > 0:
+        raise DatasetError(
+            f"{str(path)!r} holds {wrong} rows with other than the {info.degraded_copies} "
+            "degraded copies its metadata gives: extract the table again"
+        )
+    _check_finite(path, "degraded copies", pc.list_flatten(copies), info.cfg.row_width)
+
+
+def _check_finite(path: Path, name: str, column: pa.Array | pa.ChunkedArray, width: int) -> None:
+    if (bad := _unusable_rows(column, width)) > 0:
+        raise DatasetError(
+            f"{str(path)!r} holds {bad} rows whose {name} are not finite numbers of at most "
+            f"{MAX_FEATURE_MAGNITUDE:g} in size: extract the table again"
+        )
+
+
+def _unusable_rows(column: pa.Array | pa.ChunkedArray, width: int) -> int:
+    """Rows of the fixed-size list ``column`` holding a value no feature row can hold."""
+    rows = _histogram_rows(column.filter(column.is_valid()), width)
+    usable = np.isfinite(rows) & (np.abs(rows) <= MAX_FEATURE_MAGNITUDE)
+    return int((~usable.all(axis=1)).sum())
 
 
 @dataclass(frozen=True)
@@ -767,6 +875,20 @@ def training_features(
         )
     if degraded_copies:
         _check_copies(info, degrade_seed, degraded_copies)
+    try:
+        return _training_rows(table, info, degrade_seed, degraded_copies)
+    except (TypeError, ValueError, KeyError, IndexError, pa.ArrowException) as exc:
+        if isinstance(exc, VoiceIdError):
+            raise
+        # read_feature_table checked what training relies on; what it did not foresee is still
+        # the table's fault, and named as such
+        raise DatasetError(f"{str(path)!r} is not a usable feature table: {exc}") from exc
+
+
+def _training_rows(
+    table: pa.Table, info: TableInfo, degrade_seed: int, degraded_copies: int
+) -> TrainingFeatures:
+    """The checked table's rows as :func:`training_features` returns them."""
     recordings = [Recording(Path(p), s) for p, s in zip(table.column("path").to_pylist(),
                   table.column("speaker").to_pylist(), strict=True)]  # fmt: skip
     n_bands = info.cfg.row_width

@@ -125,7 +125,8 @@ def test_feature_config_is_frozen() -> None:
     [
         ({"candidates": 0}, "candidates=0 must be a whole number from 1 to 64"),
         ({"candidates": 10**9}, "candidates=1000000000 must be a whole number from 1 to 64"),
-        ({"augment_copies": 0}, "augment_copies=0 must be a positive integer"),
+        ({"augment_copies": 0}, "augment_copies=0 must be a whole number from 1 to 32"),
+        ({"augment_copies": 33}, "augment_copies=33 must be a whole number from 1 to 32"),
         ({"crops": -1}, "crops=-1 must be an integer >= 0"),
         ({"max_epochs": False}, "max_epochs=False must be a positive integer"),
         ({"learning_rate": 0.0}, "learning_rate=0.0 must be a positive number"),

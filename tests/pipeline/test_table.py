@@ -7,10 +7,13 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -221,6 +224,83 @@ def test_refuses_files_that_are_not_feature_tables(local_table: Path, tmp_path: 
     )
 
 
+def _edit(table_path: Path, rows: pa.Table, meta: object) -> Path:
+    """``rows`` written at ``table_path`` with ``meta`` (JSON, or raw bytes) as the metadata."""
+    raw = meta if isinstance(meta, bytes) else json.dumps(meta).encode()
+    pq.write_table(rows.replace_schema_metadata({b"voiceid": raw}), table_path)
+    return table_path
+
+
+def _with(rows: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    return rows.set_column(rows.schema.get_field_index(name), name, values)
+
+
+def _filled(rows: pa.Table, value: float) -> pa.Array:
+    width = rows.schema.field("features").type.list_size
+    return pa.array([[value] * width] * rows.num_rows, pa.list_(pa.float32(), width))
+
+
+Edit = tuple[Callable[[pa.Table], pa.Table], Callable[[dict[str, Any]], object], str]
+EDITS: dict[str, Edit] = {
+    "not JSON": (lambda r: r, lambda m: b"{not json",
+                 "has feature-table metadata that is not JSON: Expecting property name enclosed in "
+                 "double quotes: line 1 column 2 (char 1)"),
+    "a list": (lambda r: r, lambda m: [1, 2],
+               "has feature-table metadata that is a JSON list, not an object: extract the table "
+               "again"),
+    "no seed": (lambda r: r, lambda m: {k: v for k, v in m.items() if k != "degrade_seed"},
+                "has feature-table metadata without 'degrade_seed': extract the table again"),
+    "version as text": (lambda r: r, lambda m: m | {"feature_version": str(FEATURE_VERSION)},
+                        f"has feature-table metadata feature_version='{FEATURE_VERSION}', which "
+                        "is not a whole number: extract the table again"),
+    "copies as text": (lambda r: r, lambda m: m | {"degraded_copies": "4"},
+                       "has feature-table metadata degraded_copies='4', which is not a whole "
+                       "number: extract the table again"),
+    "config null": (lambda r: r, lambda m: m | {"feature_config": None},
+                    "has feature-table metadata feature_config=None, which is not an object: "
+                    "extract the table again"),
+    "too many copies": (lambda r: r, lambda m: m | {"degraded_copies": 10**6},
+                        "has feature-table metadata training cannot use: "
+                        "degraded_copies=1000000 must be a whole number from 0 to 32"),
+    "no speaker": (lambda r: r.drop_columns(["speaker"]), lambda m: m,
+                   "has no column 'speaker', which a feature table holds: extract the table again"),
+    "fewer bands": (lambda r: r, lambda m: m | {"feature_config": m["feature_config"] | {
+                        "band_spread": []}},
+                    "has a column 'features' of type fixed_size_list<element: float>[180]; a "
+                    "feature table of its feature config holds fixed_size_list<item: float>[60] "
+                    "there: extract the table again"),
+    "speakers as numbers": (lambda r: _with(r, "speaker", pa.array(range(r.num_rows))),
+                            lambda m: m,
+                            "has a column 'speaker' of type int64; a feature table of its feature "
+                            "config holds string there: extract the table again"),
+    "no paths": (lambda r: _with(r, "path", pa.nulls(r.num_rows, pa.string())), lambda m: m,
+                 "has 29 rows without a 'path': extract the table again"),
+    "fewer copies": (lambda r: _with(r, "degraded", pc.list_slice(r.column("degraded"), 0, 2)),
+                     lambda m: m,
+                     "holds 25 rows with other than the 4 degraded copies its metadata gives: "
+                     "extract the table again"),
+    "NaN": (lambda r: _with(r, "features", _filled(r, float("nan"))), lambda m: m,
+            "holds 29 rows whose features are not finite numbers of at most 10000 in size: "
+            "extract the table again"),
+    "1e38": (lambda r: _with(r, "features", _filled(r, 1e38)), lambda m: m,
+             "holds 29 rows whose features are not finite numbers of at most 10000 in size: "
+             "extract the table again"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_an_edited_table_is_refused_naming_what_is_wrong(
+    local_table: Path, tmp_path: Path, edit: str
+) -> None:
+    rows_of, meta_of, message = EDITS[edit]
+    rows = _rows(local_table)
+    meta = json.loads(rows.schema.metadata[b"voiceid"])
+    edited = _edit(tmp_path / "edited.parquet", rows_of(rows), meta_of(meta))
+    with pytest.raises(DatasetError) as caught:
+        read_feature_table(edited)
+    assert str(caught.value) == f"{str(edited)!r} {message}"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -233,7 +313,9 @@ def test_refuses_files_that_are_not_feature_tables(local_table: Path, tmp_path: 
          "max_seconds=inf must be a number of seconds above 0 and at most 86400"),
         ({"degrade_seed": 2**32},
          "degrade_seed=4294967296 must be a whole number from 0 to 4294967295"),
-        ({"degraded_copies": -1}, "degraded_copies=-1 must be >= 0"),
+        ({"degraded_copies": -1}, "degraded_copies=-1 must be a whole number from 0 to 32"),
+        ({"degraded_copies": 100_000},
+         "degraded_copies=100000 must be a whole number from 0 to 32"),
     ],
 )  # fmt: skip
 def test_options_name_the_bad_value(kwargs: dict[str, object], message: str) -> None:
