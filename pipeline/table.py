@@ -41,7 +41,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -339,8 +339,9 @@ def _public_uri(data: str) -> str:
         return data
     parts = urlsplit(data)
     netloc = parts.netloc.rpartition("@")[2]
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in SECRET_QUERY_KEYS]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k not in SECRET_QUERY_KEYS])
+    # by hand: urlunsplit drops the '//' of a URI without a host ('s3://?endpoint_override=...')
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def _remote_files(fs: pafs.FileSystem, root: str, uri: str) -> list[SourceFile]:
@@ -381,6 +382,11 @@ def open_source(data: str) -> DataSource:
         raise DatasetError(f"cannot open data URI {uri!r}: {exc}") from exc
     if isinstance(fs, pafs.LocalFileSystem):
         return open_source(root)
+    if not root.strip("/"):  # its buckets would be taken for speaker folders
+        raise DatasetError(
+            f"data URI {uri!r} names no bucket or folder: give the folder that holds the "
+            "speaker folders (s3://BUCKET/PATH)"
+        )
     try:
         files = _remote_files(fs, root, uri)
     except OSError as exc:

@@ -349,6 +349,17 @@ def test_bad_data_is_a_dataset_error(tmp_path: Path) -> None:
         write_feature_table("nosuch://bucket/x", tmp_path / "t.parquet")
 
 
+def test_a_uri_without_a_bucket_is_refused_before_listing(tmp_path: Path) -> None:
+    # listing it would take each bucket for a speaker folder, less its first letter
+    uri = "s3://?endpoint_override=127.0.0.1:1&scheme=http"
+    with pytest.raises(DatasetError) as caught:
+        write_feature_table(uri, tmp_path / "t.parquet")
+    assert str(caught.value) == (
+        "data URI 's3://?endpoint_override=127.0.0.1%3A1&scheme=http' names no bucket or "
+        "folder: give the folder that holds the speaker folders (s3://BUCKET/PATH)"
+    )
+
+
 @pytest.mark.parametrize(
     ("layout", "out", "message"),
     [
