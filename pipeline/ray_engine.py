@@ -24,6 +24,7 @@ import ray.data
 from threadpoolctl import threadpool_limits
 
 from pipeline import features
+from pipeline.errors import ParameterError
 from pipeline.table import (
     Batches,
     DataSource,
@@ -67,8 +68,21 @@ def _connect(opts: TableOptions) -> bool:
         ray.init(num_cpus=opts.jobs or os.cpu_count(), include_dashboard=False,
                  logging_level=logging.WARNING)  # fmt: skip
     else:
-        ray.init(address=opts.ray_address, logging_level=logging.WARNING)
+        _join(opts.ray_address)
     return True
+
+
+def _join(address: str) -> None:
+    """Join the Ray cluster at ``address``; :class:`ParameterError` naming it where Ray cannot
+    (an unknown scheme, no cluster there). Ray's own retries decide how long a silent address
+    takes to fail: it offers no connect timeout to set."""
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except (RuntimeError, ValueError, ConnectionError) as exc:
+        reason = next(iter(str(exc).splitlines()), type(exc).__name__)  # a message of one line
+        raise ParameterError(
+            f"ray_address={address!r}: cannot join a Ray cluster there: {reason}"
+        ) from None
 
 
 def _read_tasks(files: int) -> int:

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.common import DATA_ROOT
+from pipeline.errors import ParameterError
 from pipeline.table import TableOptions, write_feature_table
 from tests.pipeline.table_helpers import SKIPPED, build_corpus
 from voiceid.cli import main
@@ -51,6 +52,18 @@ def local_ray() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Path:
     return build_corpus(tmp_path_factory.mktemp("corpus"), demo_data)
+
+
+def test_an_address_ray_cannot_join_is_a_parameter_error(corpus: Path, tmp_path: Path) -> None:
+    if ray.is_initialized():  # a Ray already joined is used as it is, whatever the address
+        pytest.skip("needs no Ray running in this process: run it before the tests that start one")
+    opts = TableOptions(engine="ray", ray_address="nonsense://x")
+    with pytest.raises(ParameterError) as caught:
+        write_feature_table(str(corpus), tmp_path / "t.parquet", opts)
+    assert str(caught.value) == (
+        "ray_address='nonsense://x': cannot join a Ray cluster there: Module: nonsense does not "
+        "exist."
+    )
 
 
 def _both_engines(data: str, out_dir: Path) -> tuple[pa.Table, pa.Table]:
