@@ -22,12 +22,15 @@ __all__ = [
     "MAX_NAME_BYTES",
     "MAX_NAME_CHARS",
     "NAME_PUNCTUATION",
+    "UNKNOWN",
     "check_speaker_name",
+    "label_fault",
     "lookalike",
     "lookalike_pair",
     "skeleton",
 ]
 
+UNKNOWN = "unknown"  # the speaker reported when the open-set decision rejects the clip
 MAX_NAME_CHARS = 64
 # A name is a file name, and ext4, XFS, Btrfs and tmpfs take at most 255 bytes for one.
 MAX_NAME_BYTES = 255
@@ -78,6 +81,28 @@ def _check_char(name: str, char: str) -> None:
         )
     if not (char.isalpha() or char.isdecimal() or char in NAME_PUNCTUATION):
         raise InvalidNameError(f"speaker name {name!r} holds {char!r}: use only {_ALLOWED}")
+
+
+def label_fault(name: str) -> str | None:
+    """Why ``name`` cannot be a model's label, or None: the rules of :func:`check_speaker_name`
+    that keep an answer readable. A label is printed in every answer, so it is not empty, does
+    not read as :data:`UNKNOWN` (the answer for a voice the model does not know) and holds no
+    control or invisible character. Other names folders have (apostrophes, a leading dot, 65
+    characters) stay labels, as they always trained."""
+    if not name:
+        return "is empty"
+    if name == UNKNOWN or lookalike(name, [UNKNOWN]) is not None:
+        return f"reads as {UNKNOWN!r}, the answer for a voice the model does not know"
+    for char in name:
+        if unicodedata.category(char) in _UNSEEN or _prototypes().get(char) == "":
+            described = unicodedata.name(char, "a control character")
+            return f"holds U+{ord(char):04X} ({described}), which no answer can show"
+    return None
+
+
+# Control, format, separator-of-lines, private-use and unassigned code points: no answer shows
+# them as text (a terminal runs escape sequences, a page draws nothing).
+_UNSEEN = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
 
 
 def skeleton(text: str) -> str:

@@ -12,6 +12,7 @@ from pipeline.audio import DEFAULT_MAX_SECONDS, Clip, decode
 from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
 from pipeline.features import Stft, histogram, stft
+from pipeline.names import UNKNOWN
 from pipeline.openset import Reason
 from pipeline.quality.conditions import causes, resembles, signs
 from pipeline.quality.issues import Issue, issues
@@ -33,7 +34,6 @@ __all__ = [
     "reason_in_words",
 ]
 
-UNKNOWN = "unknown"  # the speaker reported when the open-set decision rejects the clip
 # Why a clip is unknown, as a person reads it.
 REASON_WORDS: dict[str, str] = {
     "far": "too far from every voice the model knows",

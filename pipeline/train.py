@@ -45,7 +45,7 @@ from pipeline.evaluate import (
 )
 from pipeline.features import FEATURE_VERSION
 from pipeline.metadata import Metrics, ModelDescription, OpenSetSummary, TrainingRecord, created_now
-from pipeline.names import lookalike_pair
+from pipeline.names import label_fault, lookalike_pair
 from pipeline.network import Network
 from pipeline.openset import (
     Copies,
@@ -129,12 +129,19 @@ def feature_config_for(recordings: list[Recording], fmax: float | None) -> Featu
 
 
 def _require_speakers(recordings: list[Recording], data_dir: Path) -> None:
-    """At least two speakers, whose names the service can tell apart (``pipeline.names``)."""
+    """At least two speakers, with names that answers can give (``names.label_fault``) and the
+    service can tell apart."""
     labels = {r.speaker for r in recordings}
     if len(labels) < 2:
         raise DatasetError(
             f"{str(data_dir)!r} holds {len(labels)} speaker folder(s); at least 2 are needed"
         )
+    for label in sorted(labels):
+        if (fault := label_fault(label)) is not None:
+            raise DatasetError(
+                f"speaker folder {dataset.printable(label)!r} of {str(data_dir)!r} {fault}: "
+                "rename the folder"
+            )
     pair = lookalike_pair(sorted(labels))
     if pair is not None:
         raise DatasetError(

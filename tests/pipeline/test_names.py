@@ -11,6 +11,7 @@ from pipeline.errors import InvalidNameError
 from pipeline.names import (
     MAX_NAME_BYTES,
     check_speaker_name,
+    label_fault,
     lookalike,
     lookalike_pair,
     skeleton,
@@ -123,3 +124,22 @@ def test_a_skeleton_maps_each_character_to_its_prototype() -> None:
     assert skeleton("\u0410\u212a\ufb01") == "AKfi"
     assert skeleton("\u3164") == ""  # invisible: nothing
     assert skeleton("Ren\u00e9") == "Rene\u0301"  # in NFD
+
+
+@pytest.mark.parametrize(
+    ("name", "fault"),
+    [
+        ("", "is empty"),
+        ("unknown", "reads as 'unknown', the answer for a voice the model does not know"),
+        ("UNKNOWN", "reads as 'unknown', the answer for a voice the model does not know"),
+        ("red\x1b[31mX", "holds U+001B (a control character), which no answer can show"),
+        ("Al\u200bice", "holds U+200B (ZERO WIDTH SPACE), which no answer can show"),
+    ],
+)
+def test_label_fault_names_what_no_answer_could_give(name: str, fault: str) -> None:
+    assert label_fault(name) == fault
+
+
+@pytest.mark.parametrize("name", ["O'Brien", "Mr. Smith", ".hidden-ish", "José", "李雷", "a" * 70])
+def test_names_folders_trained_with_stay_labels(name: str) -> None:
+    assert label_fault(name) is None

@@ -301,6 +301,18 @@ def test_an_edited_table_is_refused_naming_what_is_wrong(
     assert str(caught.value) == f"{str(edited)!r} {message}"
 
 
+def test_a_table_with_an_empty_speaker_does_not_train(local_table: Path, tmp_path: Path) -> None:
+    rows = _rows(local_table)
+    speakers = ["", *rows.column("speaker").to_pylist()[1:]]
+    edited = tmp_path / "edited.parquet"
+    pq.write_table(_with(rows, "speaker", pa.array(speakers, pa.string())), edited)
+    with pytest.raises(DatasetError) as caught:
+        train(edited, tmp_path / "model", TrainOptions())
+    assert str(caught.value) == (
+        f"speaker folder '' of {str(edited)!r} is empty: rename the folder"
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -232,6 +232,27 @@ def test_a_single_speaker_folder_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.parametrize(
+    ("folder", "fault"),
+    [
+        ("unknown", "reads as 'unknown', the answer for a voice the model does not know"),
+        ("red\x1b[31mX", "holds U+001B (a control character), which no answer can show"),
+    ],
+)
+def test_a_speaker_folder_no_answer_could_name_is_refused(
+    tmp_path: Path, folder: str, fault: str
+) -> None:
+    data = tmp_path / "data"
+    write_demo_data(data, clips_per_voice=4)
+    (data / "Steve").rename(data / folder)
+
+    with pytest.raises(DatasetError) as error:
+        train(data, tmp_path / "model", TrainOptions(jobs=1))
+
+    assert str(error.value) == f"speaker folder {folder!r} of '{data}' {fault}: rename the folder"
+    assert not (tmp_path / "model").exists()
+
+
 def test_an_out_dir_it_should_not_replace_is_refused_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
