@@ -36,7 +36,7 @@ from pipeline.audio import (
     read_clip_file,
 )
 from pipeline.augment import CONDITIONS, degrade, draw_condition, speech_crop
-from pipeline.config import FeatureConfig
+from pipeline.config import FeatureConfig, check_jobs
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
 from pipeline.features import FEATURE_VERSION, histogram
 
@@ -394,9 +394,11 @@ def extract_features(
     Files that cannot be used are skipped and listed with the reason, never fatal.
     With ``cache_dir``, rows are looked up by content hash and new ones stored.
     With ``degradation``, the rows are of degraded copies (see ``file_features``).
-    A ``max_seconds`` out of range (``pipeline.audio.check_max_seconds``) is refused first.
+    A ``max_seconds`` out of range (``pipeline.audio.check_max_seconds``) and ``jobs`` that is
+    not a positive integer are refused first.
     """
     check_max_seconds(max_seconds)
+    check_jobs("jobs", jobs)
     jobs = jobs or os.cpu_count() or 1
     cache = (
         FeatureCache(cache_dir, cfg, max_seconds, degradation) if cache_dir is not None else None

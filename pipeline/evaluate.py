@@ -3,6 +3,7 @@ decision's false-accept and false-reject rates and AUROC, for feature rows or a 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,11 @@ import numpy as np
 
 from pipeline import dataset
 from pipeline.audio import DEFAULT_MAX_SECONDS, check_max_seconds, decode
+from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
+from pipeline.errors import DatasetError, ParameterError
 from pipeline.openset import Decision, auroc, equal_weight_quantile
+from pipeline.paths import as_path
 from pipeline.predict import Judged, clip_quality, judge_recordings
 from pipeline.quality.issues import CONDITIONS, Issue, condition
 
@@ -31,6 +35,7 @@ __all__ = [
 # The top-score threshold for "unsure between speakers" keeps all but this share of validation
 # clips; the open set's distance rule does the rest of telling known voices from others.
 UNSURE_QUANTILE = 0.01
+SKIPS_SHOWN = 5  # skipped files a folder without a usable clip names in its error
 # The "unsure" threshold is never above this. Weight decay holds every known voice's top score a
 # little under 1, and with few validation clips their lowest quantile sits in that last hundredth,
 # where it tells apart how saturated known voices are, not whether the network is torn between
@@ -187,10 +192,10 @@ def measure_recordings(
 
 
 def evaluate_folder(
-    folder: Path,
-    decision: Decision,
-    labels: Sequence[str],
-    cfg: FeatureConfig,
+    folder: str | os.PathLike[str],
+    model: Bundle | Decision,
+    labels: Sequence[str] | None = None,
+    cfg: FeatureConfig | None = None,
     *,
     max_seconds: float = DEFAULT_MAX_SECONDS,
     jobs: int | None = None,
@@ -199,7 +204,10 @@ def evaluate_folder(
     known_rows: np.ndarray | None = None,
     auroc_decision: Decision | None = None,
 ) -> dict[str, Any]:
-    """Figures for ``folder/<speaker>/...``, which may hold known and unknown speakers.
+    """Figures for ``folder/<speaker>/...``, which may hold known and unknown speakers, as
+    ``model`` answers them: a bundle (its decision, labels and feature config; ``labels`` and
+    ``cfg``, when given, must be its own), or a decision with the ``labels`` of its outputs and
+    the ``cfg`` of its input rows.
 
     Clips of speakers in ``labels`` get :func:`classification_report`'s figures; the others are
     counted under ``unknown_speakers`` with their false-accept rate, never silently dropped;
@@ -208,15 +216,20 @@ def evaluate_folder(
     with both, ``open_set_auroc`` says how well the distance alone tells them apart (for a folder
     of strangers only, against ``known_rows``: feature rows of known speakers' clips, measured
     by ``auroc_decision`` when given, one whose references do not hold them).
-    Files that cannot be used are listed under ``skipped``; ``warnings`` names each folder that
-    matches a label only in letter case (``dad`` beside ``Dad``), whose clips count as unknown
-    speakers. The extraction options are those of ``pipeline.dataset.extract_features``.
+    Files that cannot be used are listed under ``skipped``; a folder with no usable clip is a
+    :class:`DatasetError`. ``warnings`` names each folder that matches a label only in letter
+    case (``dad`` beside ``Dad``), whose clips count as unknown speakers. The extraction options
+    are those of ``pipeline.dataset.extract_features``.
     """
+    folder = as_path("folder", folder)
+    decision, labels, cfg = _model_parts(model, labels, cfg)
     check_max_seconds(max_seconds)
     extraction = dataset.extract_features(
         dataset.scan_folder(folder), cfg, max_seconds=max_seconds, jobs=jobs,
         cache_dir=cache_dir, progress=progress,
     )  # fmt: skip
+    if not extraction.recordings:
+        raise _no_usable_clips(folder, extraction.skipped_files(folder))
     speakers = [r.speaker for r in extraction.recordings]
     known = np.array([s in labels for s in speakers], dtype=bool)
     rows = extraction.features
@@ -241,6 +254,47 @@ def evaluate_folder(
     report["skipped"] = extraction.skipped_files(folder)
     report["warnings"] = case_mismatches(sorted(set(speakers)), labels)
     return report
+
+
+def _model_parts(
+    model: Bundle | Decision, labels: Sequence[str] | None, cfg: FeatureConfig | None
+) -> tuple[Decision, list[str], FeatureConfig]:
+    """The decision, labels and feature config to evaluate with, each checked against
+    ``model``: labels and a config of another model give figures that mean nothing."""
+    if isinstance(model, Bundle):
+        if labels is not None and tuple(labels) != model.labels:
+            raise ParameterError(
+                f"labels={labels!r} are not the model's labels {model.labels!r}: leave them out "
+                "to use the model's"
+            )
+        if cfg is not None and cfg != model.feature_config:
+            raise ParameterError(
+                "cfg is not the model's feature config: leave it out to use the model's"
+            )
+        return model.decision(), list(model.labels), model.feature_config
+    if not isinstance(model, Decision):
+        raise ParameterError(
+            f"model={model!r} must be a Bundle (voiceid.load_bundle) or a Decision"
+        )
+    inputs, _, outputs = model.network.sizes
+    if isinstance(labels, str) or labels is None or not all(isinstance(x, str) for x in labels):
+        raise ParameterError(f"labels={labels!r} must be a list of the model's speaker names")
+    if len(labels) != outputs:
+        raise ParameterError(f"labels={list(labels)!r} are {len(labels)}; the model has {outputs}")
+    if not isinstance(cfg, FeatureConfig) or cfg.row_width < inputs:  # rows may carry more
+        raise ParameterError(
+            f"cfg must be the FeatureConfig of the model's rows of {inputs} or more values, not "
+            f"{cfg!r}"
+        )
+    return model, list(labels), cfg
+
+
+def _no_usable_clips(folder: Path, skipped: list[dict[str, str]]) -> DatasetError:
+    """The error for a folder whose every clip is skipped, with why, as the CLI lists them."""
+    shown = [f"{s['file']}: {s['error']}" for s in skipped[:SKIPS_SHOWN]]
+    if len(skipped) > SKIPS_SHOWN:
+        shown.append(f"and {len(skipped) - SKIPS_SHOWN} more")
+    return DatasetError(f"no usable clips in {str(folder)!r}: {'; '.join(shown)}")
 
 
 def case_mismatches(folders: Sequence[str], labels: Sequence[str]) -> list[str]:

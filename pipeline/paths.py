@@ -1,10 +1,25 @@
-"""Checks on a path to be written, made before the work that produces what goes there."""
+"""Paths as callers give them, and checks on a path to be written, made before the work that
+produces what goes there."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-__all__ = ["file_in_the_way"]
+from pipeline.errors import ParameterError
+
+__all__ = ["as_path", "file_in_the_way"]
+
+
+def as_path(name: str, value: object) -> Path:
+    """``value`` (a ``str`` or an ``os.PathLike`` of one) as a :class:`Path`; else
+    :class:`ParameterError` naming the argument ``name`` and the value."""
+    text = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+    if not isinstance(text, str):
+        raise ParameterError(f"{name}={value!r} must be a path: a str or an os.PathLike")
+    if "\0" in text:
+        raise ParameterError(f"{name}={text!r} holds a NUL character, which no path can hold")
+    return Path(text)
 
 
 def file_in_the_way(path: Path) -> Path | None:

@@ -32,6 +32,7 @@ from pipeline.config import (
     MIN_CLIPS_PER_SPEAKER,
     FeatureConfig,
     TrainConfig,
+    check_jobs,
     derived_feature_config,
     option,
 )
@@ -107,6 +108,7 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         check_max_seconds(self.max_seconds)
+        check_jobs("jobs", self.jobs)
 
 
 def split_indices(

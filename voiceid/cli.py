@@ -281,10 +281,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.evaluate import evaluate_folder
 
     bundle = load_bundle(args.model_dir)
-    report = evaluate_folder(
-        args.data_dir, bundle.decision(), bundle.labels, bundle.feature_config,
-        max_seconds=args.max_seconds, jobs=args.jobs,
-    )  # fmt: skip
+    report = evaluate_folder(args.data_dir, bundle, max_seconds=args.max_seconds, jobs=args.jobs)
     for warning in report["warnings"]:
         print(f"voiceid evaluate: warning: {warning}", file=sys.stderr)
     if args.json:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from pipeline.bundle import Bundle
+from pipeline.config import FeatureConfig
+from pipeline.errors import DatasetError, ParameterError
 from pipeline.evaluate import (
     UNSURE_CEILING,
     calibrate_threshold,
     case_mismatches,
     classification_report,
     condition_figures,
+    evaluate_folder,
     open_set_rates,
 )
 from pipeline.network import Network
@@ -195,3 +201,81 @@ def test_a_runner_up_named_where_the_top_voice_is_far_counts_as_what_the_user_is
 
     assert report["answers"] == {"named_right": 1, "named_wrong": 0, "unknown": 0}
     assert report["accuracy"] == 0.0  # the network's own top label is "a"
+
+
+# evaluate_folder's arguments
+
+
+def test_a_bundle_gives_its_own_labels_and_config(default_bundle: Bundle, demo_data: Path) -> None:
+    by_bundle = evaluate_folder(str(demo_data), default_bundle, jobs=1)
+    by_parts = evaluate_folder(
+        demo_data, default_bundle.decision(), default_bundle.labels,
+        default_bundle.feature_config, jobs=1,
+    )  # fmt: skip
+    assert by_bundle == by_parts
+    assert by_bundle["n"] == 24
+
+
+@pytest.mark.parametrize(
+    ("labels", "cfg", "message"),
+    [
+        (["george"], None,
+         "labels=['george'] are not the model's labels ('David', 'Steve'): leave them out to use "
+         "the model's"),
+        (None, FeatureConfig(fmax=3800.0),
+         "cfg is not the model's feature config: leave it out to use the model's"),
+    ],
+)  # fmt: skip
+def test_labels_or_config_of_another_model_are_refused(
+    default_bundle: Bundle, demo_data: Path, labels: list[str] | None,
+    cfg: FeatureConfig | None, message: str,
+) -> None:  # fmt: skip
+    with pytest.raises(ParameterError) as caught:
+        evaluate_folder(demo_data, default_bundle, labels, cfg)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ("george", "labels='george' must be a list of the model's speaker names"),
+        (["george"], "labels=['george'] are 1; the model has 2"),
+    ],
+)
+def test_labels_must_match_a_decision_s_outputs(
+    default_bundle: Bundle, demo_data: Path, labels: object, message: str
+) -> None:
+    decision = default_bundle.decision()
+    with pytest.raises(ParameterError) as caught:
+        evaluate_folder(demo_data, decision, labels, default_bundle.feature_config)  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("folder", "jobs", "message"),
+    [
+        (None, None, "folder=None must be a path: a str or an os.PathLike"),
+        (".", 0, "jobs=0 must be a positive integer"),
+        (".", -3, "jobs=-3 must be a positive integer"),
+    ],
+)
+def test_bad_arguments_are_parameter_errors(
+    default_bundle: Bundle, demo_data: Path, folder: str | None, jobs: int | None, message: str
+) -> None:
+    with pytest.raises(ParameterError) as caught:
+        evaluate_folder(demo_data if folder == "." else folder, default_bundle, jobs=jobs)  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+def test_a_folder_without_a_usable_clip_is_a_dataset_error(
+    default_bundle: Bundle, tmp_path: Path
+) -> None:
+    for speaker in ("Steve", "David"):
+        (tmp_path / speaker).mkdir()
+        (tmp_path / speaker / "empty.wav").write_bytes(b"")
+    with pytest.raises(DatasetError) as caught:
+        evaluate_folder(tmp_path, default_bundle, jobs=1)
+    assert str(caught.value) == (
+        f"no usable clips in {str(tmp_path)!r}: David/empty.wav: clip is empty (0 bytes); "
+        "Steve/empty.wav: clip is empty (0 bytes)"
+    )

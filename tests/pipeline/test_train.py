@@ -20,7 +20,7 @@ from pipeline.dataset import (
     scan_folder,
 )
 from pipeline.demo.synth import VOICES, write_demo_data
-from pipeline.errors import BundleError, DatasetError
+from pipeline.errors import BundleError, DatasetError, ParameterError
 from pipeline.train import (
     MIN_CLIPS_PER_SPEAKER,
     TrainOptions,
@@ -270,3 +270,10 @@ def test_an_out_dir_it_should_not_replace_is_refused_before_any_work(
     assert str(error.value) == (
         f"'{precious}' exists and is not a model bundle; refusing to replace it"
     )
+
+
+@pytest.mark.parametrize("jobs", [0, -3, True])
+def test_jobs_that_is_not_a_positive_integer_is_refused(jobs: int) -> None:
+    with pytest.raises(ParameterError) as error:
+        TrainOptions(jobs=jobs)
+    assert str(error.value) == f"jobs={jobs!r} must be a positive integer"

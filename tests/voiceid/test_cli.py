@@ -704,3 +704,23 @@ def test_ctrl_c_ends_a_command_with_one_line_and_the_status_of_sigint(
     code, out, err = _run(capsys, "predict", str(MODEL_DIR), "clip.wav")
 
     assert (code, out, err) == (128 + signal.SIGINT, "", "voiceid predict: interrupted\n")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "voiceid evaluate: error: no usable clips in '{d}': Steve/a.wav: clip is empty (0 "
+             "bytes); Steve/b.wav: clip is empty (0 bytes)"),
+        (["--jobs", "0"], "voiceid evaluate: error: jobs=0 must be a positive integer"),
+        (["--jobs", "-3"], "voiceid evaluate: error: jobs=-3 must be a positive integer"),
+    ],
+)  # fmt: skip
+def test_evaluate_without_a_usable_clip_or_with_bad_jobs_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], message: str
+) -> None:
+    (tmp_path / "Steve").mkdir()
+    (tmp_path / "Steve" / "a.wav").write_bytes(b"")
+    (tmp_path / "Steve" / "b.wav").write_bytes(b"")
+    code, out, err = _run(capsys, "evaluate", str(MODEL_DIR), str(tmp_path), *extra)
+    assert (code, out) == (2, "")
+    assert err == message.format(d=tmp_path) + "\n"
