@@ -35,6 +35,7 @@ from pipeline.errors import (
     ParameterError,
     VoiceIdError,
 )
+from pipeline.paths import as_path
 from pipeline.quality.measures import clipped_fraction, companded_levels
 
 __all__ = [
@@ -44,7 +45,9 @@ __all__ = [
     "MIN_SOURCE_RATE",
     "SILENCE_DBFS",
     "Clip",
+    "ClipSource",
     "check_max_seconds",
+    "clip_source",
     "decode",
     "is_pcm16_wav",
     "max_decoded_values",
@@ -231,6 +234,26 @@ def _resample(samples: np.ndarray, source_rate: int, sample_rate: int) -> np.nda
 def max_decoded_values(max_seconds: float) -> int:
     """The most values (frames x channels) decoded for a clip of at most ``max_seconds``."""
     return int(max_seconds * VALUES_PER_SECOND)
+
+
+# What a clip may be given as: a file's bytes, or its path.
+ClipSource = bytes | bytearray | memoryview | str | os.PathLike[str]
+
+
+def clip_source(source: object) -> bytes | Path:
+    """``source`` as :func:`decode` takes it: the bytes of a ``bytes``, ``bytearray`` or
+    ``memoryview``, or the :class:`Path` of a ``str`` or ``os.PathLike``; anything else is a
+    :class:`ParameterError` naming its type."""
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, bytearray | memoryview):
+        return bytes(source)
+    if isinstance(source, str | os.PathLike):
+        return as_path("clip", source)
+    raise ParameterError(
+        f"clip must be a file's bytes (bytes, bytearray, memoryview) or its path (str, "
+        f"os.PathLike), not {type(source).__name__}"
+    )
 
 
 def read_clip_file(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> bytes:

@@ -23,6 +23,7 @@ __all__ = [
     "StoreFullError",
     "StoreLimit",
     "StoreLimitError",
+    "UnreadableClipError",
     "VoiceIdError",
 ]
 
@@ -55,6 +56,15 @@ class ClipTooLongError(InvalidAudioError):
     def __init__(self, message: str, *, setting: str = "max_clip_seconds") -> None:
         super().__init__(message)
         self.setting = setting
+
+
+class UnreadableClipError(AudioError):
+    """A clip's file cannot be read (missing, a folder, no permission); ``reason`` is the
+    operating system's words for it, which the CLI prints beside the file."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DatasetError(VoiceIdError):

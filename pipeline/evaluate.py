@@ -206,8 +206,8 @@ def evaluate_folder(
 ) -> dict[str, Any]:
     """Figures for ``folder/<speaker>/...``, which may hold known and unknown speakers, as
     ``model`` answers them: a bundle (its decision, labels and feature config; ``labels`` and
-    ``cfg``, when given, must be its own), or a decision with the ``labels`` of its outputs and
-    the ``cfg`` of its input rows.
+    ``cfg``, when given, must be its own), or a decision with the ``labels`` of its outputs (or
+    none, to count every clip as an unknown speaker's) and the ``cfg`` of its input rows.
 
     Clips of speakers in ``labels`` get :func:`classification_report`'s figures; the others are
     counted under ``unknown_speakers`` with their false-accept rate, never silently dropped;
@@ -279,7 +279,7 @@ def _model_parts(
     inputs, _, outputs = model.network.sizes
     if isinstance(labels, str) or labels is None or not all(isinstance(x, str) for x in labels):
         raise ParameterError(f"labels={labels!r} must be a list of the model's speaker names")
-    if len(labels) != outputs:
+    if labels and len(labels) != outputs:  # none: every clip is of an unknown speaker
         raise ParameterError(f"labels={list(labels)!r} are {len(labels)}; the model has {outputs}")
     if not isinstance(cfg, FeatureConfig) or cfg.row_width < inputs:  # rows may carry more
         raise ParameterError(

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.audio import DEFAULT_MAX_SECONDS, Clip, decode
+from pipeline.audio import DEFAULT_MAX_SECONDS, Clip, ClipSource, clip_source, decode
 from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
+from pipeline.errors import ParameterError, UnreadableClipError
 from pipeline.features import Stft, histogram, stft
 from pipeline.names import UNKNOWN
 from pipeline.openset import Reason
@@ -198,12 +199,34 @@ def clip_quality(clip: Clip, spectrum: Stft | None = None) -> Quality:
 
 def predict_clip(
     bundle: Bundle,
-    source: bytes | str | Path,
+    source: ClipSource,
     *,
     max_seconds: float = DEFAULT_MAX_SECONDS,
     threshold: float | None = None,
 ) -> tuple[Prediction, Clip]:
-    """Decode, featurise, measure and classify one clip (raises ``AudioError`` for unusable
-    input)."""
-    row, quality, clip = clip_features(source, bundle.feature_config, max_seconds=max_seconds)
-    return predict_features(bundle, row, threshold=threshold, qualities=[quality])[0], clip
+    """Decode, featurise, measure and classify one clip: a file's bytes or its path
+    (:func:`pipeline.audio.clip_source`). Raises ``AudioError`` for unusable input,
+    :class:`UnreadableClipError` for a path that cannot be read, and ``ParameterError`` for
+    arguments of another type, or a ``threshold`` outside [0, 1]."""
+    if not isinstance(bundle, Bundle):
+        raise ParameterError(
+            f"bundle must be a Bundle (voiceid.load_bundle), not {type(bundle).__name__}"
+        )
+    _check_threshold(threshold)
+    clip = clip_source(source)
+    try:
+        row, quality, decoded = clip_features(clip, bundle.feature_config, max_seconds=max_seconds)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UnreadableClipError(f"cannot read {str(clip)!r}: {reason}", reason=reason) from exc
+    return predict_features(bundle, row, threshold=threshold, qualities=[quality])[0], decoded
+
+
+def _check_threshold(threshold: object) -> None:
+    """The service's limits for a top-score threshold: None (the bundle's), or 0 to 1."""
+    if threshold is None:
+        return
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise ParameterError(f"threshold={threshold!r} must be a number from 0 to 1")
+    if not 0 <= threshold <= 1:  # nan too
+        raise ParameterError(f"threshold={threshold!r} must be a number from 0 to 1")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import platform
 import threading
 import time
@@ -37,7 +38,7 @@ from pipeline.config import (
     option,
 )
 from pipeline.dataset import NO_CONDITION, Degradation, Extraction, Recording
-from pipeline.errors import DatasetError
+from pipeline.errors import DatasetError, ParameterError
 from pipeline.evaluate import (
     UNSURE_QUANTILE,
     calibrate_threshold,
@@ -58,6 +59,7 @@ from pipeline.openset import (
     fit_spread,
     open_set_view,
 )
+from pipeline.paths import as_path
 from pipeline.quality.conditions import MATCHED_BY_AUGMENT
 
 if TYPE_CHECKING:  # importing pipeline.model loads TensorFlow: only train() does, when it fits
@@ -107,8 +109,15 @@ class TrainOptions:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.train, TrainConfig):
+            raise ParameterError(f"train must be a TrainConfig, not {type(self.train).__name__}")
         check_max_seconds(self.max_seconds)
         check_jobs("jobs", self.jobs)
+        if self.name is not None and not isinstance(self.name, str):
+            raise ParameterError(f"name={self.name!r} must be a str")
+        for name in ("cache_dir", "test_dir", "unknown_dir"):  # a str is taken as its path
+            if (value := getattr(self, name)) is not None:
+                object.__setattr__(self, name, as_path(name, value))
 
 
 def split_indices(
@@ -599,10 +608,17 @@ def write_trained(
     )
 
 
-def train(data_dir: Path, out_dir: Path, opts: TrainOptions = TrainOptions()) -> dict[str, Any]:
+def train(
+    data_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    opts: TrainOptions = TrainOptions(),
+) -> dict[str, Any]:
     """Train a model on ``data_dir`` and write its bundle to ``out_dir``; return the report.
     An ``out_dir`` it could not write, or should not replace, is refused before any work."""
     started = time.perf_counter()
+    data_dir, out_dir = as_path("data_dir", data_dir), as_path("out_dir", out_dir)
+    if not isinstance(opts, TrainOptions):
+        raise ParameterError(f"opts must be a TrainOptions, not {type(opts).__name__}")
     check_out_dir(out_dir)
     import_in_background("pipeline.model")
     data = prepare(data_dir, opts)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import AudioError, ClipTooLongError, VoiceIdError
+from pipeline.errors import AudioError, ClipTooLongError, UnreadableClipError, VoiceIdError
 from pipeline.extras import require_training_stack
 from voiceid.options import add_options, from_options
 
@@ -307,11 +307,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clip_error(exc: AudioError | OSError) -> str:
-    """Why a clip cannot be used, and for a clip too long, the option that admits it."""
+def _clip_error(exc: AudioError) -> str:
+    """Why a clip cannot be used (for a file, the system's words beside its name), and for a
+    clip too long, the option that admits it."""
     if isinstance(exc, ClipTooLongError):
         return f"{exc}: raise the limit with --max-seconds"
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return exc.reason if isinstance(exc, UnreadableClipError) else str(exc)
 
 
 def _print_answers(report: dict[str, Any]) -> None:
@@ -377,7 +378,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for path in args.clips:
         try:
             pred, _ = predict_clip(bundle, path, max_seconds=args.max_seconds)
-        except (AudioError, OSError) as exc:
+        except AudioError as exc:
             results.append({"file": printable(path), "error": _clip_error(exc)})
             continue
         results.append({"file": printable(path), "speaker": pred.speaker,
