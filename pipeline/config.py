@@ -10,10 +10,10 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pipeline.errors import ParameterError
 
-__all__ = ["BAND_SPREAD", "DEFAULT_SAMPLE_RATE", "MAX_CANDIDATES", "MAX_OPEN_SET_WEIGHT",
-           "MAX_SEED", "Device",
-           "FeatureConfig", "Loss", "TrainConfig", "check_seed", "default_fmax",
-           "derived_feature_config", "hidden_units", "option"]  # fmt: skip
+__all__ = ["BAND_SPREAD", "DEFAULT_SAMPLE_RATE", "MAX_CANDIDATES", "MAX_COPIES",
+           "MAX_OPEN_SET_WEIGHT", "MAX_SEED", "Device", "FeatureConfig", "Loss", "TrainConfig",
+           "check_copies", "check_jobs", "check_seed", "default_fmax", "derived_feature_config",
+           "hidden_units", "option"]  # fmt: skip
 
 T = TypeVar("T")
 
