@@ -245,15 +245,20 @@ def evaluate_folder(
     )
     report["conditions"] = condition_figures(decision, labels, rows, speakers, judged)
     known_rows = rows[known] if known.any() or known_rows is None else known_rows
-    judge = auroc_decision or decision
-    report["open_set_auroc"] = (
-        auroc(judge.decide(known_rows)[2], judge.decide(rows[~known])[2])
-        if len(known_rows) and (~known).any()
-        else None
-    )
+    report["open_set_auroc"] = _open_set_auroc(auroc_decision or decision, known_rows,
+                                               rows[~known])  # fmt: skip
     report["skipped"] = extraction.skipped_files(folder)
     report["warnings"] = case_mismatches(sorted(set(speakers)), labels)
     return report
+
+
+def _open_set_auroc(
+    judge: Decision, known_rows: np.ndarray, unknown_rows: np.ndarray
+) -> float | None:
+    """How well ``judge``'s distance alone tells known rows from unknown ones; None without both."""
+    if not (len(known_rows) and len(unknown_rows)):
+        return None
+    return auroc(judge.decide(known_rows)[2], judge.decide(unknown_rows)[2])
 
 
 def _model_parts(
