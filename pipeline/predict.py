@@ -217,6 +217,8 @@ def predict_clip(
     try:
         row, quality, decoded = clip_features(clip, bundle.feature_config, max_seconds=max_seconds)
     except OSError as exc:
+        if not isinstance(clip, Path):  # not the file's: let it say what it is
+            raise
         reason = exc.strerror or str(exc)
         raise UnreadableClipError(f"cannot read {str(clip)!r}: {reason}", reason=reason) from exc
     return predict_features(bundle, row, threshold=threshold, qualities=[quality])[0], decoded
