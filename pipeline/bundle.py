@@ -41,7 +41,7 @@ from pipeline.features import FEATURE_VERSION, filterbank
 from pipeline.metadata import FORMAT_VERSION, BundleMetadata, ModelDescription
 from pipeline.network import Network, check_npz_size, load_network, save_network
 from pipeline.openset import Decision, OpenSet, load_open_set, save_open_set
-from pipeline.paths import file_in_the_way
+from pipeline.paths import as_path, file_in_the_way
 
 __all__ = [
     "BUNDLE_FILES",
@@ -349,8 +349,11 @@ def validation_problems(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def load_bundle(path: Path | str) -> Bundle:
-    """Load and verify a bundle; raise :class:`BundleError` when it does not check out."""
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Load and verify a bundle; raise :class:`BundleError` when it does not check out, and
+    :class:`ParameterError` for a ``path`` that is no path (``pipeline.paths.as_path``)."""
+    if not isinstance(path, str | os.PathLike):
+        as_path("path", path)  # raises, naming the type
     try:
         with contextlib.suppress(OSError):  # read-only is fine: the load then says what is missing
             recover_interrupted_swap(Path(path).absolute())

@@ -175,9 +175,13 @@ def _training_features(data_dir: Path, opts: TrainOptions) -> TrainingFeatures:
         feats = training_features(data_dir, fmax=opts.fmax, max_seconds=opts.max_seconds,
                                   degrade_seed=opts.train.seed, degraded_copies=copies)  # fmt: skip
         _require_speakers(feats.recordings, data_dir)
+        import_in_background("pipeline.model")
         return feats
     recordings = dataset.scan_folder(data_dir)
     _require_speakers(recordings, data_dir)
+    # Only once the data is known to be usable: a process that exits while TensorFlow is still
+    # being imported in the background aborts ("terminate called without an active exception").
+    import_in_background("pipeline.model")
     cfg = feature_config_for(recordings, opts.fmax)
     extraction = _extract(recordings, cfg, opts)
     return TrainingFeatures(data_dir, recordings, cfg, extraction, None, None, opts.fmax is None)
@@ -620,7 +624,6 @@ def train(
     if not isinstance(opts, TrainOptions):
         raise ParameterError(f"opts must be a TrainOptions, not {type(opts).__name__}")
     check_out_dir(out_dir)
-    import_in_background("pipeline.model")
     data = prepare(data_dir, opts)
     features_s = time.perf_counter() - started
     fitted = fit_and_calibrate(data, opts.train)

@@ -277,3 +277,19 @@ def test_jobs_that_is_not_a_positive_integer_is_refused(jobs: int) -> None:
     with pytest.raises(ParameterError) as error:
         TrainOptions(jobs=jobs)
     assert str(error.value) == f"jobs={jobs!r} must be a positive integer"
+
+
+def test_tensorflow_is_not_imported_for_data_that_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that exits while TensorFlow is still being imported aborts: refusing the data
+    must come first."""
+    started: list[str] = []
+    monkeypatch.setattr("pipeline.train.import_in_background", started.append)
+    (tmp_path / "data" / "ann").mkdir(parents=True)
+    (tmp_path / "data" / "ann" / "1.wav").write_bytes(encode(tone(seconds=0.5)))
+
+    with pytest.raises(DatasetError, match=r"holds 1 speaker folder\(s\); at least 2"):
+        train(tmp_path / "data", tmp_path / "out")
+
+    assert started == []

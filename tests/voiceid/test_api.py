@@ -128,3 +128,10 @@ def test_train_takes_str_paths(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"data folder {str(tmp_path / 'absent')!r} does not exist or is not a folder"
     )
+
+
+@pytest.mark.parametrize("path", [None, 3, b"models/default", ["models/default"]])
+def test_a_bundle_path_of_another_type_is_a_parameter_error(path: object) -> None:
+    with pytest.raises(voiceid.ParameterError) as caught:
+        voiceid.load_bundle(path)  # type: ignore[arg-type]
+    assert str(caught.value) == f"path={path!r} must be a path: a str or an os.PathLike"
