@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.routing import BaseRoute
 
+from pipeline.bundle import Bundle
 from pipeline.errors import BundleError
 from pipeline.speakers import SpeakerStore
 from service.auth import AuthMiddleware, write_refusal
@@ -52,8 +53,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     names = HostCheck(settings.host, settings.allowed_hosts).described
     log.info("answering requests sent to %s (more: VOICEID_ALLOWED_HOSTS)", names)
     try:
-        # The version active when the server last ran, if it grew from the configured model.
-        bundle = await app.state.store.start(trainer.versions.remembered() or settings.model_dir)
+        bundle = await _first_model(app.state.store, trainer.versions, settings.model_dir)
         log.info("serving %s (%s), labels %s", bundle.name, bundle.version, list(bundle.labels))
     except BundleError as exc:
         # Stay up: the store keeps the reason for /ready, and /admin/reload can bring one in.
@@ -62,6 +62,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     await trainer.close()
     app.state.compute.close()
+
+
+async def _first_model(store: ModelStore, versions: Versions, configured: Path) -> Bundle:
+    """The version active when the server last ran, if it grew from the configured model and
+    still loads; else the configured model. A remembered version is a preference: one that was
+    damaged or removed since must not leave the server with no model."""
+    remembered = versions.remembered()
+    if remembered is not None:
+        try:
+            return await store.start(remembered)
+        except BundleError as exc:
+            log.warning("the version active when the server last ran does not load, so the "
+                        "configured model serves: %s", exc)  # fmt: skip
+    return await store.start(configured)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -17,7 +17,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline.bundle import load_bundle
 from pipeline.demo.synth import STRANGER, VoiceSpec, write_demo_data
+from tests.helpers import MODEL_DIR
 from tests.service.test_main import running, voiceid_command
 
 ALICE = VoiceSpec("Alice", pitch_hz=210.0, formant_scale=1.2, tilt=10.0, breathiness=0.1)
@@ -407,3 +409,24 @@ def test_a_job_trains_on_and_is_named_after_the_store_as_it_started(
     assert command[command.index("--name") + 1] == "default + Alice, Carl"
     assert sorted(p.name for p in trained_on.iterdir()) == ["Alice", "Carl"]
     assert len(list((trained_on / "Carl").iterdir())) == 4
+
+
+def test_a_remembered_version_that_no_longer_loads_gives_way_to_the_configured_model(
+    make_client: Any, tmp_path: Path, trained_bundle: Path
+) -> None:
+    """A version damaged since the last run must not leave a restarted server with no model."""
+    store = tmp_path / "store"
+    version = store / ".versions" / "20261204T000000Z-0123456789ab"
+    shutil.copytree(trained_bundle, version)
+    remembered = load_bundle(version).version
+    (store / ".versions" / "active.json").write_text(json.dumps({
+        "path": str(version), "version": remembered,
+        "configured": load_bundle(MODEL_DIR).version,
+    }))  # fmt: skip
+    assert make_client(data_dir=store).get("/model").json()["version"] == remembered
+    (version / "network.npz").write_bytes(b"damaged")
+
+    client = make_client(data_dir=store)
+
+    assert client.get("/ready").status_code == 200
+    assert client.get("/model").json()["version"] == load_bundle(MODEL_DIR).version
