@@ -343,6 +343,10 @@ class Trainer:
         log.error("job %s failed: %s", job, detail)
         if out is not None:
             shutil.rmtree(out, ignore_errors=True)
+        # A bundle write the process did not finish (killed mid-write) left its temporary
+        # folder beside the versions, hidden: ".<time>-<job>.<random>".
+        for partial in self.versions.root.glob(f".*-{job}.*"):
+            shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(self._snapshot_dir(job), ignore_errors=True)
         record |= {"state": "failed", "finished": _now(), "detail": detail}
         _write_json(self.jobs_dir / f"{job}.json", record)

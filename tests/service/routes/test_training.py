@@ -430,3 +430,40 @@ def test_a_remembered_version_that_no_longer_loads_gives_way_to_the_configured_m
 
     assert client.get("/ready").status_code == 200
     assert client.get("/model").json()["version"] == load_bundle(MODEL_DIR).version
+
+
+class _KilledWhileWriting:
+    """A training process killed while it wrote its bundle: the temporary folder stays."""
+
+    pid = 0
+
+    def __init__(self, out: Path) -> None:
+        self.partial = out.parent / f".{out.name}.x1y2z3"
+
+    def kill(self) -> None:
+        return None
+
+    async def wait(self) -> int:
+        self.partial.mkdir(parents=True)
+        (self.partial / "model.keras").write_bytes(b"half")
+        return -signal.SIGKILL
+
+
+def test_a_job_killed_while_writing_leaves_no_partial_version(
+    make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    processes: list[_KilledWhileWriting] = []
+
+    async def killed(*command: str, **kwargs: object) -> _KilledWhileWriting:
+        processes.append(_KilledWhileWriting(Path(command[command.index("--out") + 1])))
+        return processes[-1]
+
+    monkeypatch.setattr("service.training.asyncio.create_subprocess_exec", killed)
+    store = _store_with(tmp_path / "store", alice_clips, count=4)
+    client = make_client(data_dir=store)
+
+    status = _wait(client, client.post("/train").json()["job"])
+
+    assert status["state"] == "failed"
+    assert not processes[0].partial.exists()
+    assert [p.name for p in (store / ".versions").iterdir()] == []
