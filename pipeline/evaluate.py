@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import dataset
-from pipeline.audio import DEFAULT_MAX_SECONDS, check_max_seconds, decode
+from pipeline.audio import DEFAULT_MAX_SECONDS, decode
 from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
 from pipeline.errors import DatasetError, ParameterError
@@ -223,7 +223,6 @@ def evaluate_folder(
     """
     folder = as_path("folder", folder)
     decision, labels, cfg = _model_parts(model, labels, cfg)
-    check_max_seconds(max_seconds)
     extraction = dataset.extract_features(
         dataset.scan_folder(folder), cfg, max_seconds=max_seconds, jobs=jobs,
         cache_dir=cache_dir, progress=progress,

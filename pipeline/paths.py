@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.errors import ParameterError
 
-__all__ = ["as_path", "file_in_the_way"]
+__all__ = ["as_path", "file_in_the_way", "nearest_existing"]
 
 
 def as_path(name: str, value: object) -> Path:
@@ -25,7 +25,11 @@ def as_path(name: str, value: object) -> Path:
 def file_in_the_way(path: Path) -> Path | None:
     """The nearest existing ancestor of ``path`` when it is not a folder (so that nothing can be
     written at ``path``), else None."""
-    for parent in path.absolute().parents:
-        if parent.exists():
-            return None if parent.is_dir() else parent
-    return None
+    found = nearest_existing(path.absolute().parent)
+    return None if found.is_dir() else found
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself when something is there (a dangling link too), else its nearest parent
+    that exists (there is one: a path's last parent is ``/`` or ``.``)."""
+    return next(p for p in (path, *path.parents) if os.path.lexists(p))

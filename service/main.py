@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from pipeline.errors import BundleError, ParameterError
+from pipeline.paths import nearest_existing
 from service.protocol import OneWriteHttpProtocol
 from service.settings import SERVE_OPTIONS, Settings, settings_from_env
 from service.sites import listens_everywhere
@@ -105,7 +106,7 @@ def check_data_dir(settings: Settings) -> None:
     be made or written where it is named: every route of the store would fail on it. The
     folder itself is made on the first clip stored."""
     path = settings.data_dir
-    found = _nearest_existing(path)
+    found = nearest_existing(path)
     named = f"(--data-dir or {Settings.env_name('data_dir')} names the speaker store)"
     if found == path and not path.is_dir():
         raise ParameterError(f"speaker store {str(path)!r} is not a folder {named}")
@@ -118,12 +119,6 @@ def check_data_dir(settings: Settings) -> None:
             f"speaker store {str(path)!r} cannot be written: this process may not write in "
             f"{str(found)!r} {named}"
         )
-
-
-def _nearest_existing(path: Path) -> Path:
-    """``path`` itself when something is there, else its nearest parent that exists (there is
-    one: a path's last parent is ``/`` or ``.``)."""
-    return next(p for p in (path, *path.parents) if os.path.lexists(p))
 
 
 def open_without_key(settings: Settings) -> str | None:

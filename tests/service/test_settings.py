@@ -90,12 +90,7 @@ FLOAT_SETTINGS = [name for name, field in Settings.model_fields.items()
 def test_no_float_setting_takes_infinity_or_nan(
     monkeypatch: pytest.MonkeyPatch, field: str, value: str
 ) -> None:
-    monkeypatch.setenv(Settings.env_name(field), value)
-
-    with pytest.raises(ParameterError) as error:
-        settings_from_env()
-
-    assert str(error.value) == (
+    assert _refusal(monkeypatch, field, value) == (
         f"{Settings.env_name(field)}={value!r}: Input should be a finite number"
     )
 
@@ -119,11 +114,14 @@ def test_the_float_settings_are_the_limits_and_budgets() -> None:
 def test_an_absurdly_large_limit_is_refused(
     monkeypatch: pytest.MonkeyPatch, field: str, value: str, limit: str
 ) -> None:
-    monkeypatch.setenv(Settings.env_name(field), value)
-
-    with pytest.raises(ParameterError) as error:
-        settings_from_env()
-
-    assert str(error.value) == (
+    assert _refusal(monkeypatch, field, value) == (
         f"{Settings.env_name(field)}={value!r}: Input should be less than or equal to {limit}"
     )
+
+
+def _refusal(monkeypatch: pytest.MonkeyPatch, field: str, value: str) -> str:
+    """The message that refuses ``field`` set to ``value`` through its variable."""
+    monkeypatch.setenv(Settings.env_name(field), value)
+    with pytest.raises(ParameterError) as error:
+        settings_from_env()
+    return str(error.value)
