@@ -27,6 +27,7 @@ from pydantic import (
 
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.config import CLASSIC_HIDDEN, MAX_OPEN_SET_WEIGHT, FeatureConfig, TrainConfig
+from pipeline.names import label_fault
 from pipeline.network import OutputActivation
 from pipeline.quality.conditions import Matched
 
@@ -185,6 +186,16 @@ class ModelDescription(BaseModel):
         twice = sorted(label for label, count in Counter(labels).items() if count > 1)
         if twice:
             raise ValueError(f"each label must be there once, but {twice} repeat")
+        return labels
+
+    @field_validator("labels")
+    @classmethod
+    def _each_label_answerable(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        """The rule training holds speaker folders to (``names.label_fault``): a label with a
+        line break or an escape sequence would be printed into every answer and log line."""
+        for label in labels:
+            if (fault := label_fault(label)) is not None:
+                raise ValueError(f"label {label!r} {fault}")
         return labels
 
 

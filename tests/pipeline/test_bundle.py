@@ -409,6 +409,18 @@ def test_an_invalid_feature_config_is_refused(trained_copy: Path) -> None:
             "labels=['David', 'David']: each label must be there once, but ['David'] repeat",
         ),
         (("labels",), ["David", ""], "labels.1='': String should have at least 1 character"),
+        (
+            ("labels",),
+            ["David", "Ste\nve"],
+            "labels=['David', 'Ste\\nve']: label 'Ste\\nve' holds U+000A (a control character), "
+            "which no answer can show",
+        ),
+        (
+            ("labels",),
+            ["David", "Unknown"],
+            "labels=['David', 'Unknown']: label 'Unknown' reads as 'unknown', the answer for a "
+            "voice the model does not know",
+        ),
         (("feature_config", "n_fft"), 10**9, "n_fft=1000000000 must be from 32 to 16384 samples"),
         (("feature_config", "n_fft"), 1, "n_fft=1 must be from 32 to 16384 samples"),
         (
