@@ -75,6 +75,7 @@ class EnrolOptions:
     from_store: bool = False  # new clips are a store's: drop the base's enrolled rows, mark these
     forget: tuple[str, ...] = ()  # speakers of the base to leave out
     root: Path = field(default_factory=Path.cwd)  # new clips' names are relative to this
+    source: Path | None = None  # what the report names as the data, when root is a copy of it
     cache_dir: Path | None = None
     jobs: int | None = None
     name: str | None = None
@@ -307,9 +308,9 @@ def prepare_enrolment(
         extraction.features, y, train_idx, copies, tcfg.copies_per_clip
     )
     enrolled = np.concatenate([base.enrolled, np.full(len(clean.recordings), opts.from_store)])
-    return Prepared(opts.root, opts.root, bundle.metadata.training.fmax_derived, labels,
-                    bundle.feature_config, len(base) + len(new), extraction, y, train_idx, val_idx,
-                    x_train, y_train, first_copies(copies, extraction, val_idx), copies,
+    return Prepared(opts.source or opts.root, opts.root, bundle.metadata.training.fmax_derived,
+                    labels, bundle.feature_config, len(base) + len(new), extraction, y, train_idx,
+                    val_idx, x_train, y_train, first_copies(copies, extraction, val_idx), copies,
                     enrolled, conditions)  # fmt: skip
 
 

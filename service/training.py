@@ -272,8 +272,8 @@ class Trainer:
         self, job: str, base: Path, out: Path, lock_fd: int, name: str
     ) -> asyncio.subprocess.Process:
         command = [sys.executable, "-m", "voiceid", "enrol", str(base), "--store",
-                   str(self._snapshot_dir(job)), "--out", str(out), "--cache-dir",
-                   str(self.data_dir / ".cache"), "--progress-file",
+                   str(self._snapshot_dir(job)), "--store-source", str(self.data_dir), "--out",
+                   str(out), "--cache-dir", str(self.data_dir / ".cache"), "--progress-file",
                    str(self.jobs_dir / f"{job}.progress.json"), "--name", name]  # fmt: skip
         env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
         with (self.jobs_dir / f"{job}.log").open("wb") as log_file:

@@ -143,6 +143,8 @@ def _enrol_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"feature cache folder (default: {DEFAULT_CACHE_DIR})")  # fmt: skip
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--progress-file", type=Path, help=argparse.SUPPRESS)  # for POST /train
+    # for POST /train, which trains on a snapshot of its store: the store, for the report
+    p.add_argument("--store-source", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -505,7 +507,7 @@ def _cmd_enrol(args: argparse.Namespace) -> int:
     new = _new_clips(args)
     opts = EnrolOptions(
         from_store=args.store is not None, forget=tuple(args.forget),
-        root=(args.store or Path.cwd()).resolve(), jobs=args.jobs,
+        root=(args.store or Path.cwd()).resolve(), source=args.store_source, jobs=args.jobs,
         cache_dir=None if args.no_cache else args.cache_dir, name=args.model_name,
     )  # fmt: skip
     if args.progress_file is not None:

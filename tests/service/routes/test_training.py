@@ -89,6 +89,12 @@ def test_a_job_teaches_the_voice_live_and_rolling_back_forgets_it(
     assert status["detail"] == f"now serving version {status['model']['version']}"
     assert client.get("/model").json()["labels"] == ["Alice", "David", "Steve"]
     assert [_named(client, c) for c in fresh_alice].count("Alice") >= 7
+    (version,) = (tmp_path / "store" / ".versions").glob("*-" + job)
+    report = json.loads((version / "report.json").read_text())
+    assert report["data_dir"] == str(tmp_path / "store")  # not the job's snapshot, now gone
+    taught = [f for f in report["split"]["train"] + report["split"]["validation"]
+              if f.startswith("Alice/")]  # fmt: skip
+    assert sorted(taught) == sorted(f"Alice/{p.name}" for p in (tmp_path / "store/Alice").iterdir())
 
     versions = client.get("/models").json()["versions"]
     assert [(v["source"], v["active"], v["labels"]) for v in versions] == [
