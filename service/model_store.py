@@ -7,7 +7,9 @@ the store keeps the reason, which ``/ready`` gives while no model is loaded.
 With several worker processes, a reload reaches one of them. So that all serve the same model,
 the store can share an *active-model file*: each successful load rewrites it (atomically, by
 rename), and before each request every worker compares the file's stat with the one it last
-followed (one ``stat`` call) and loads what it names when it changed.
+followed (one ``stat`` call) and loads what it names when it changed. A worker that cannot load
+it (the folder not there yet, or damaged) serves on with its old model and tries again every
+``FOLLOW_RETRY_S`` while the file names it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from service.errors import ForbiddenError, NotReadyError
 __all__ = ["NOT_READY", "ModelStore", "inside_root"]
 
 NOT_READY = "no model is loaded yet"
+FOLLOW_RETRY_S = 1.0  # a worker that could not follow the active-model file tries again after
 log = logging.getLogger("voiceid.service")
 _Stamp = tuple[int, int, int]  # inode, size and mtime of the active-model file
 WarmUp = Callable[[Bundle], object]
@@ -95,7 +99,12 @@ class ModelStore:
     """The one owner of the served bundle and of the last load error. ``warm_up`` runs on
     each bundle loaded before it serves (``service.inference.warm_up``)."""
 
-    def __init__(self, active_file: Path | None = None, warm_up: WarmUp | None = None) -> None:
+    def __init__(
+        self,
+        active_file: Path | None = None,
+        warm_up: WarmUp | None = None,
+        follow_retry_s: float = FOLLOW_RETRY_S,
+    ) -> None:
         self._warm_up = warm_up
         self._bundle: Bundle | None = None
         self._lock = asyncio.Lock()
@@ -103,6 +112,8 @@ class ModelStore:
         self._active = active_file  # shared by the workers of one server, when there are several
         self._active_name = str(active_file)
         self._followed: _Stamp | None = None  # the active file's stat when last read or written
+        self._follow_retry_s = follow_retry_s
+        self._failed: tuple[_Stamp, float] | None = None  # a stamp not followed, and when
 
     @property
     def ready(self) -> bool:
@@ -144,14 +155,27 @@ class ModelStore:
             return
         async with self._lock:
             stamp = _stamp(self._active)
-            if stamp == self._followed or stamp is None:
+            if stamp == self._followed or stamp is None or self._waiting(stamp):
                 return
             try:
                 path = Path(json.loads(self._active.read_text())["path"])
                 await self._swap_in(path)
             except (OSError, ValueError, KeyError, TypeError, BundleError) as exc:
-                log.error("cannot follow the active model: %s", exc)  # the old one serves on
-            self._followed = stamp
+                if self._failed is None or self._failed[0] != stamp:  # said once, tried on
+                    log.error("cannot follow the active model (trying again every %g s): %s",
+                              self._follow_retry_s, exc)  # fmt: skip
+                self._failed = (stamp, time.monotonic())  # the old model serves on meanwhile
+                return
+            self._followed, self._failed = stamp, None
+
+    def _waiting(self, stamp: _Stamp) -> bool:
+        """Whether ``stamp`` failed to load less than ``follow_retry_s`` ago."""
+        failed = self._failed
+        return (
+            failed is not None
+            and failed[0] == stamp
+            and (time.monotonic() - failed[1] < self._follow_retry_s)
+        )
 
     async def _swap_in(self, path: Path) -> Bundle:
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bundle import Bundle
+from pipeline.bundle import Bundle, load_bundle
 from pipeline.errors import BundleError
 from service.model_store import ModelStore
 from tests.helpers import MODEL_DIR
@@ -86,3 +86,57 @@ def test_each_bundle_is_warmed_up_before_it_serves(bundle_copy: Path) -> None:
     first, second = asyncio.run(main())
 
     assert warmed == [(first, False), (second, False)]  # neither served before its warm-up
+
+
+def _follow_while_missing(
+    tmp_path: Path, bundle_copy: Path, retry_s: float
+) -> tuple[list[str], list[str]]:
+    """One worker loads ``bundle_copy``; the other follows twice while its folder is away and
+    once after it is back. The folders the second served after each follow, and those its
+    follows tried to load."""
+    active = tmp_path / "active.json"
+    first, second = ModelStore(active), ModelStore(active, follow_retry_s=retry_s)
+    away = tmp_path / "away"
+    served: list[str] = []
+
+    async def main() -> None:
+        await first.start(MODEL_DIR)
+        await second.start(MODEL_DIR)
+        await first.load(bundle_copy)
+        bundle_copy.rename(away)
+        for _ in range(2):
+            await second.follow()
+            served.append(second.current.path.name)
+        away.rename(bundle_copy)
+        await second.follow()
+        served.append(second.current.path.name)
+
+    tried: list[str] = []
+    real = load_bundle
+
+    def counted(path: Path) -> Bundle:
+        tried.append(Path(path).name)
+        return real(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("service.model_store.load_bundle", counted)
+        asyncio.run(main())
+    return served, tried
+
+
+def test_a_worker_that_cannot_follow_serves_on_and_follows_when_it_can(
+    tmp_path: Path, bundle_copy: Path
+) -> None:
+    served, tried = _follow_while_missing(tmp_path, bundle_copy, retry_s=0)
+
+    assert served == [MODEL_DIR.name, MODEL_DIR.name, "copy"]
+    assert tried == [MODEL_DIR.name, MODEL_DIR.name, "copy", "copy", "copy", "copy"]
+
+
+def test_a_failed_follow_is_tried_again_only_after_the_retry_interval(
+    tmp_path: Path, bundle_copy: Path
+) -> None:
+    served, tried = _follow_while_missing(tmp_path, bundle_copy, retry_s=3600)
+
+    assert served == [MODEL_DIR.name] * 3  # within the hour, the second worker waits
+    assert tried == [MODEL_DIR.name, MODEL_DIR.name, "copy", "copy"]
