@@ -31,7 +31,7 @@ from pipeline.bundle import Bundle, load_bundle
 from pipeline.errors import BundleError
 from service.errors import ForbiddenError, NotReadyError
 
-__all__ = ["NOT_READY", "ModelStore", "inside_root"]
+__all__ = ["NOT_READY", "ModelStore", "inside_root", "without_paths"]
 
 NOT_READY = "no model is loaded yet"
 FOLLOW_RETRY_S = 1.0  # a worker that could not follow the active-model file tries again after
@@ -57,7 +57,7 @@ def inside_root(requested: str, root: Path) -> Path:
     return Path(requested)
 
 
-def _without_paths(message: str, path: Path) -> str:
+def without_paths(message: str, path: Path) -> str:
     """``message`` with ``path`` (as given and resolved) shortened to its folder name."""
     try:
         shown = [str(path.resolve()), str(path)]
@@ -181,7 +181,7 @@ class ModelStore:
         try:
             bundle = await run_in_threadpool(_load_and_warm_up, path, self._warm_up)
         except BundleError as exc:
-            self.load_error = _without_paths(str(exc), path)
+            self.load_error = without_paths(str(exc), path)
             raise
         # BLAS threads spin on the histogram's small matrix product, many times slower
         # than one thread, and requests already run in parallel. After loading, in case

@@ -281,6 +281,11 @@ class ModelVersion(BaseModel):
         description="the bundle the server was started with, or one its training jobs made"
     )
     active: bool = Field(description="the version being served")
+    problem: str | None = Field(
+        None,
+        description="why its bundle does not load (damaged or changed on disk since it was "
+        "made): activating it is refused with these words; null when it loads",
+    )
 
 
 class ModelVersions(BaseModel):

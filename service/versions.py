@@ -20,15 +20,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.bundle import Bundle, read_metadata_json
+from pipeline.bundle import Bundle, load_bundle, read_metadata_json
 from pipeline.errors import BundleError
 from service.errors import NotFoundError
+from service.model_store import without_paths
 
 __all__ = ["VERSION_ID", "Versions"]
 
 log = logging.getLogger("voiceid.service")
 VERSION_ID = re.compile(r"[0-9a-f]{12}")
 ACTIVE_FILE = "active.json"
+_Files = tuple[tuple[str, int, int, int], ...]  # a folder's entries: name, inode, size, mtime
 
 
 def _summary(path: Path) -> dict[str, Any] | None:
@@ -46,6 +48,16 @@ def _summary(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _files(path: Path) -> _Files | None:
+    """What changes when any file of the folder ``path`` changes; None when it cannot be read."""
+    try:
+        with os.scandir(path) as entries:
+            stats = [(e.name, e.stat(follow_symlinks=True)) for e in entries]
+    except OSError:
+        return None
+    return tuple(sorted((name, st.st_ino, st.st_size, st.st_mtime_ns) for name, st in stats))
+
+
 @dataclass
 class Versions:
     """The configured bundle and the trained ones under ``root``."""
@@ -58,6 +70,7 @@ class Versions:
         # (realpath: a path the OS refuses, a symbolic link loop, stays as given.)
         self.configured = Path(os.path.realpath(self.configured))
         self.root = Path(os.path.realpath(self.root))
+        self._checked: dict[Path, tuple[_Files | None, str | None]] = {}
 
     def configured_name(self) -> str:
         summary = _summary(self.configured)
@@ -88,15 +101,32 @@ class Versions:
                 found.append((path, summary | {"source": source}))
         return found
 
+    def problem(self, path: Path) -> str | None:
+        """Why the bundle at ``path`` does not load, as activating it would answer, or None.
+        Loaded once for each state of its files: a listing costs a ``stat`` a file after that."""
+        files = _files(path)
+        checked = self._checked.get(path)
+        if checked is not None and checked[0] == files:
+            return checked[1]
+        try:
+            load_bundle(path)
+            problem = None
+        except BundleError as exc:
+            problem = without_paths(str(exc), path)
+        self._checked[path] = (files, problem)
+        return problem
+
     def entries(self, active: Bundle | None) -> list[dict[str, Any]]:
         """Every version, oldest first (the configured one first), each marked active or not."""
         current = active.version if active is not None else None
-        return [entry | {"active": entry["version"] == current} for _, entry in self._all()]
+        return [entry | {"active": entry["version"] == current, "problem": self.problem(path)}
+                for path, entry in self._all()]  # fmt: skip
 
     def entry_of(self, path: Path, active: Bundle | None) -> dict[str, Any]:
         for found, entry in self._all():
             if found == path:
-                return entry | {"active": active is not None and entry["version"] == active.version}
+                served = active is not None and entry["version"] == active.version
+                return entry | {"active": served, "problem": self.problem(path)}
         raise NotFoundError(f"no model version at {path.name!r}")
 
     def find(self, version: str) -> Path:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
 
+from pipeline.errors import BundleError
 from service.deps import StoreDep, TrainerDep
+from service.model_store import without_paths
 from service.schemas import ErrorResponse, JobStarted, JobStatus, ModelVersion, ModelVersions
 
 router = APIRouter(tags=["training"])  # the key and who may write: service.auth
@@ -56,7 +59,8 @@ async def list_versions(store: StoreDep, trainer: TrainerDep) -> ModelVersions:
     """The configured model and every version training made, oldest first, and which is served."""
     await trainer.adopt()  # a job whose server process stopped: its version, served or gone
     active = store.current if store.ready else None
-    return ModelVersions.model_validate({"versions": trainer.versions.entries(active)})
+    entries = await run_in_threadpool(trainer.versions.entries, active)  # may load bundles
+    return ModelVersions.model_validate({"versions": entries})
 
 
 @router.post(
@@ -72,6 +76,10 @@ async def list_versions(store: StoreDep, trainer: TrainerDep) -> ModelVersions:
 async def activate(version: str, store: StoreDep, trainer: TrainerDep) -> ModelVersion:
     """Every worker serves `version` from its next request on; requests in flight finish on
     the version they started with."""
-    bundle = await store.load(trainer.versions.find(version))
+    path = trainer.versions.find(version)
+    try:
+        bundle = await store.load(path)
+    except BundleError as exc:  # the version folder named, not the data folder's whole path
+        raise BundleError(without_paths(str(exc), path)) from exc
     trainer.versions.remember_active(bundle)
     return ModelVersion.model_validate(trainer.versions.entry_of(bundle.path, bundle))

@@ -339,6 +339,7 @@ def test_the_configured_model_is_the_first_version_and_active(client: TestClient
             "metrics": model["metrics"],
             "source": "configured",
             "active": True,
+            "problem": None,
         }
     ]
 
@@ -436,6 +437,34 @@ def test_a_remembered_version_that_no_longer_loads_gives_way_to_the_configured_m
 
     assert client.get("/ready").status_code == 200
     assert client.get("/model").json()["version"] == load_bundle(MODEL_DIR).version
+
+
+def test_a_version_damaged_on_disk_is_listed_with_why_it_does_not_load(
+    make_client: Any, tmp_path: Path, trained_bundle: Path
+) -> None:
+    """``GET /models`` says which version activating would refuse, in the 409's words, and
+    notices when the damage is mended."""
+    store = tmp_path / "store"
+    version = store / ".versions" / "20261204T000000Z-0123456789ab"
+    shutil.copytree(trained_bundle, version)
+    client = make_client(data_dir=store)
+    intact = client.get("/models").json()["versions"]
+    network = (version / "network.npz").read_bytes()
+    (version / "network.npz").write_bytes(network[:-1] + bytes([network[-1] ^ 1]))
+
+    damaged = client.get("/models").json()["versions"]
+    refused = client.post(f"/models/{damaged[1]['version']}/activate")
+    (version / "network.npz").write_bytes(network)
+    mended = client.get("/models").json()["versions"]
+
+    assert [v["problem"] for v in intact] == [None, None]
+    assert damaged[0]["problem"] is None
+    assert damaged[1]["problem"].startswith(
+        f"{version.name}/network.npz does not match its checksum: sha256 is "
+    )
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == damaged[1]["problem"]
+    assert [v["problem"] for v in mended] == [None, None]
 
 
 class _KilledWhileWriting:
