@@ -47,7 +47,10 @@ function versionItem(version) {
   head.append(element("strong", "", version.name), " ", element("code", "", version.version));
   if (version.active) head.append(" ", element("span", "badge", "serving"));
   item.append(head, element("p", "version-facts", versionFacts(version)));
-  if (!version.active) {
+  if (version.problem) {
+    // Damaged on disk since it was made: activating it would be refused with these words.
+    item.append(element("p", "version-problem", `Does not load: ${version.problem}`));
+  } else if (!version.active) {
     const label = `Activate version ${version.version} (${version.name})`;
     item.append(button("Activate", "button secondary small", () => activate(version), label));
   }

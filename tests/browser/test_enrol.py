@@ -80,6 +80,7 @@ class Clips:
 @dataclass(frozen=True)
 class Server:
     url: str
+    store: Path  # its VOICEID_DATA_DIR
 
 
 @pytest.fixture(scope="module")
@@ -101,15 +102,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    store = tmp_path_factory.mktemp("store")
     env = {
         **os.environ,
         "VOICEID_MODEL_DIR": str(MODEL_DIR),
         "VOICEID_API_KEY": API_KEY,
-        "VOICEID_DATA_DIR": str(tmp_path_factory.mktemp("store")),
+        "VOICEID_DATA_DIR": str(store),
         "VOICEID_LOG_LEVEL": "warning",
     }
     with running_server(env, tmp_path_factory.mktemp("server") / "uvicorn.log") as url:
-        yield Server(url)
+        yield Server(url, store)
 
 
 @pytest.fixture(scope="module")
@@ -450,3 +452,13 @@ def test_a_third_voice_is_taught_named_and_forgotten_by_the_first_version(
     )
     assert identify_by_microphone(driver) != NAME
     assert console_errors(driver) == []
+
+    # Damaged on disk since: the version says why it does not load, and offers no Activate.
+    (network,) = (server.store / ".versions").glob("*/network.npz")
+    network.write_bytes(b"damaged")
+    open_page(driver, server)
+    item = driver.find_element(By.CSS_SELECTOR, f"[data-version='{new['version']}']")
+    assert item.find_element(By.CLASS_NAME, "version-problem").text.startswith(
+        f"Does not load: {network.parent.name}/network.npz "
+    )
+    assert item.find_elements(By.TAG_NAME, "button") == []
