@@ -96,6 +96,10 @@ class TrainingUnavailableError(ServiceError):
     """This installation cannot train: the ``train`` extra is missing (503)."""
 
 
+class StoreUnavailableError(ServiceError):
+    """The speaker store's folder is no longer one: the server's files changed under it (503)."""
+
+
 class UnprocessableError(ServiceError):
     """A well-formed request the server cannot act on as things are (422)."""
 
@@ -127,6 +131,7 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (BundleError, 409),
     (TrainingBusyError, 409),
     (TrainingUnavailableError, 503),
+    (StoreUnavailableError, 503),
     (UnprocessableError, 422),
     (ConflictError, 409),
 )

@@ -39,7 +39,8 @@ router = APIRouter(tags=["speakers"])
 
 _Responses = dict[int | str, dict[str, Any]]
 _KEY: _Responses = {
-    401: {"model": ErrorResponse, "description": "API key missing or wrong (when one is set)"}
+    401: {"model": ErrorResponse, "description": "API key missing or wrong (when one is set)"},
+    503: {"model": ErrorResponse, "description": "the store's folder is gone"},
 }
 _WRITE: _Responses = _KEY | {
     403: {"model": ErrorResponse, "description": "no API key, and off loopback or another site's"}
@@ -125,7 +126,7 @@ async def _takes(
         },
         413: {"description": "over the body or store size limit, or every clip too large"},
         415: {"description": "no clip is audio in a format the server reads"},
-        503: {"model": ErrorResponse, "description": "no model loaded yet, or busy"},
+        503: {"model": ErrorResponse, "description": "no model, busy, or the store is gone"},
         507: {"model": ErrorResponse, "description": "the store's disk is full: nothing stored"},
     },
     openapi_extra=FILES_BODY,

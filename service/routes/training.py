@@ -16,8 +16,12 @@ router = APIRouter(tags=["training"])  # the key and who may write: service.auth
 
 _AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "API key missing or wrong (only when one is set)"},
+    503: {"model": ErrorResponse, "description": "the speaker store's folder is gone"},
 }
-_CANNOT_TRAIN = "no model loaded, or this server cannot train (the train extra is missing)"
+_CANNOT_TRAIN = (
+    "no model loaded, this server cannot train (the train extra is missing), or the speaker "
+    "store's folder is gone"
+)
 _WRITE: dict[int | str, dict[str, Any]] = _AUTH | {
     403: {"model": ErrorResponse, "description": "no API key, and off loopback or another site's"},
 }

@@ -120,6 +120,41 @@ def test_entries_no_client_could_name_are_not_listed(
     assert [c["id"] for c in dee.json()["clips"]] == [clip_id(stranger[0])]
 
 
+STORE_GONE = (
+    "the speaker store cannot be used: its folder was replaced by a file since the server "
+    "started (the server's log names it); the server's operator must put the folder back"
+)
+
+
+def test_a_store_folder_replaced_by_a_file_is_503_on_its_routes_until_it_is_back(
+    make_client: ClientFactory, tmp_path: Path, stranger: list[bytes]
+) -> None:
+    store = tmp_path / "store"
+    client = make_client(data_dir=store)
+    upload(client, "Dee", ("a.wav", stranger[0]))
+    store.rename(tmp_path / "away")
+    store.write_text("not a folder")
+    clip = [("files", ("b.wav", stranger[1], "audio/wav"))]
+
+    answers = [
+        client.get("/speakers"),
+        client.get("/speakers/Dee"),
+        client.post("/speakers/Eve/clips", files=clip),
+        client.delete("/speakers/Dee"),
+        client.post("/train"),
+        client.get("/models"),
+    ]
+    predicted = client.post("/predict", files={"file": ("c.wav", stranger[2], "audio/wav")})
+    store.unlink()
+    (tmp_path / "away").rename(store)
+
+    assert [(a.status_code, a.json()) for a in answers] == [(503, {"detail": STORE_GONE})] * 6
+    assert predicted.status_code == 200  # the model serves on
+    assert [s["name"] for s in client.get("/speakers").json()["speakers"]] == [
+        "David", "Dee", "Steve"
+    ]  # fmt: skip
+
+
 def test_the_same_clip_again_is_a_duplicate(client: TestClient, stranger: list[bytes]) -> None:
     _, first = upload(client, "Zoë", ("a.wav", stranger[0]), ("again.wav", stranger[0]))
     _, second = upload(client, "Zoë", ("b.wav", stranger[0]))
