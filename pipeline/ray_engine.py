@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 from functools import partial
 from typing import cast
 
@@ -41,6 +42,7 @@ LOCATION = "path"  # the column read_binary_files names each row's file in
 # the decoding (bench/ray_engine.py); a thousand short clips are a few seconds of work.
 FILES_PER_TASK = 1000
 BATCH_FILES = 64  # files whose bytes a task holds at once: bounded even for 60 s clips
+CONNECT_TIMEOUT_S = 10.0  # for a cluster's head to accept a connection before Ray is asked
 
 
 def _rows(batch: pa.Table, settings: RowSettings, feature_version: int) -> pa.Table:
@@ -74,15 +76,36 @@ def _connect(opts: TableOptions) -> bool:
 
 def _join(address: str) -> None:
     """Join the Ray cluster at ``address``; :class:`ParameterError` naming it where Ray cannot
-    (an unknown scheme, no cluster there). Ray's own retries decide how long a silent address
-    takes to fail: it offers no connect timeout to set."""
+    (an unknown scheme, no cluster there). Ray retries an address where nothing listens for
+    minutes, and offers no connect timeout to set, so a ``HOST:PORT`` (or ``ray://HOST:PORT``)
+    is first tried with a plain connection."""
+    reason = _unreachable(address)
     try:
-        ray.init(address=address, logging_level=logging.WARNING)
+        if reason is None:
+            ray.init(address=address, logging_level=logging.WARNING)
     except (RuntimeError, ValueError, ConnectionError) as exc:
         reason = next(iter(str(exc).splitlines()), type(exc).__name__)  # a message of one line
+    if reason is not None:
         raise ParameterError(
             f"ray_address={address!r}: cannot join a Ray cluster there: {reason}"
         ) from None
+
+
+def _unreachable(address: str) -> str | None:
+    """Why nothing answers at ``address`` when it is ``[ray://]HOST:PORT``, else None (Ray
+    itself reads ``auto`` and other forms)."""
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not host or "/" in host or not port.isdecimal():
+        return None
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+    except (OSError, OverflowError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return (
+            f"nothing answers at {host}:{port} ({why}); `ray start --head` on the cluster's "
+            "first machine prints the address to give"
+        )
+    return None
 
 
 def _read_tasks(files: int) -> int:

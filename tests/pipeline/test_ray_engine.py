@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,24 @@ def test_an_address_ray_cannot_join_is_a_parameter_error(corpus: Path, tmp_path:
         "ray_address='nonsense://x': cannot join a Ray cluster there: Module: nonsense does not "
         "exist."
     )
+
+
+def test_an_address_where_nothing_listens_is_refused_at_once(corpus: Path, tmp_path: Path) -> None:
+    """Ray itself retries such an address for minutes."""
+    if ray.is_initialized():
+        pytest.skip("needs no Ray running in this process: run it before the tests that start one")
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    opts = TableOptions(engine="ray", ray_address=f"127.0.0.1:{port}")
+    with pytest.raises(ParameterError) as caught:
+        write_feature_table(str(corpus), tmp_path / "t.parquet", opts)
+    assert str(caught.value) == (
+        f"ray_address='127.0.0.1:{port}': cannot join a Ray cluster there: nothing answers at "
+        f"127.0.0.1:{port} (Connection refused); `ray start --head` on the cluster's first "
+        "machine prints the address to give"
+    )
+    assert not ray.is_initialized()
 
 
 def _both_engines(data: str, out_dir: Path) -> tuple[pa.Table, pa.Table]:
