@@ -21,6 +21,7 @@ from service.training import Trainer
 __all__ = ["ComputeDep", "MetricsDep", "SettingsDep", "SpeakersDep", "StoreDep", "TrainerDep"]
 
 log = logging.getLogger("voiceid.service")
+_missing_stores: set[Path] = set()  # logged as not folders, until they are folders again
 
 
 def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
@@ -52,13 +53,17 @@ def _check_store_folder(path: Path) -> None:
     it, while it is not made yet) is no longer a folder: start-up checked it (``--data-dir``),
     but the server's files may change while it runs. The client is not told the path."""
     found = nearest_existing(path)
-    if not found.is_dir():
+    if found.is_dir():
+        _missing_stores.discard(path)
+        return
+    if path not in _missing_stores:  # once, not on every request while it lasts
+        _missing_stores.add(path)
         log.error("the speaker store %s cannot be used: %s is not a folder", path, found)
-        raise StoreUnavailableError(
-            "the speaker store cannot be used: its folder was replaced by a file since the "
-            "server started (the server's log names it); the server's operator must put the "
-            "folder back"
-        )
+    raise StoreUnavailableError(
+        "the speaker store cannot be used: its folder was replaced by a file since the "
+        "server started (the server's log names it); the server's operator must put the "
+        "folder back"
+    )
 
 
 async def _speakers(request: Request) -> SpeakerStore:

@@ -127,7 +127,10 @@ STORE_GONE = (
 
 
 def test_a_store_folder_replaced_by_a_file_is_503_on_its_routes_until_it_is_back(
-    make_client: ClientFactory, tmp_path: Path, stranger: list[bytes]
+    make_client: ClientFactory,
+    tmp_path: Path,
+    stranger: list[bytes],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = tmp_path / "store"
     client = make_client(data_dir=store)
@@ -150,6 +153,9 @@ def test_a_store_folder_replaced_by_a_file_is_503_on_its_routes_until_it_is_back
 
     assert [(a.status_code, a.json()) for a in answers] == [(503, {"detail": STORE_GONE})] * 6
     assert predicted.status_code == 200  # the model serves on
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"the speaker store {store} cannot be used: {store} is not a folder"
+    ]  # once, for six requests
     assert [s["name"] for s in client.get("/speakers").json()["speakers"]] == [
         "David", "Dee", "Steve"
     ]  # fmt: skip
