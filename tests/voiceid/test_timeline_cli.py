@@ -114,3 +114,17 @@ def test_an_option_that_is_no_number_in_range_is_refused_naming_it(
     captured = capsys.readouterr()
     assert (code, captured.out) == (2, "")
     assert captured.err == f"voiceid timeline: error: {message}\n"
+
+
+def test_a_recording_over_the_limit_is_an_error_naming_the_option_that_admits_it(
+    talk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["timeline", str(MODEL_DIR), str(talk), "--max-seconds", "2"])
+
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    seconds = len(conversation(["Steve", "David"])[0]) / SR
+    assert captured.err == (
+        f"voiceid timeline: error: clip is {seconds:.2f} s long; the maximum is 2 s: raise the "
+        "limit with --max-seconds\n"
+    )
