@@ -90,11 +90,13 @@ def parse_start(text: str | None) -> ListenStart:
         raise StreamClosedError("bad start", "the first message must be JSON text, not binary")
     try:
         return ListenStart.model_validate(json.loads(text))
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, ValidationError, RecursionError) as exc:
         if isinstance(exc, ValidationError):
             error = exc.errors()[0]
             field = ".".join(str(p) for p in error["loc"]) or "message"
             detail = f"{field}: {error['msg']}"
+        elif isinstance(exc, RecursionError):  # arrays in arrays, deeper than Python recurses
+            detail = "it is nested too deep: send one flat JSON object"
         else:
             detail = "it is not JSON"
         raise StreamClosedError("bad start", f"bad first message: {detail}") from None
