@@ -42,8 +42,10 @@ def still_serves(client: TestClient, *, audio: bool = True) -> None:
         ('{"sample_rate": 1e12}', "bad first message: sample_rate=1000000000000 must be from"),
         ('{"sample_rate": 16000, "hop_s": 0}', "bad first message: hop_s=0.0 must be positive"),
         ('{"sample_rate": 16000, "window_s": 60}', "bad first message: window_s=60.0 must be"),
-        ("[" * 50_000 + "]" * 50_000, "bad first message: it is nested too deep: send one flat "
-         "JSON object"),
+        (
+            "[" * 50_000 + "]" * 50_000,
+            "bad first message: it is nested too deep: send one flat JSON object",
+        ),
     ],
 )
 def test_a_wrong_first_message_is_4400_saying_what_is_wrong(
