@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,7 +116,8 @@ def refine_edges(
     segments: list[Segment], frame_speech: np.ndarray, frame_s: float, reach_s: float
 ) -> list[Segment]:
     """``segments`` with each edge that meets silence moved to the nearest speech frame within
-    ``reach_s``: hops place an edge to within half a hop, frames to within one frame.
+    ``reach_s``: hops place an edge to within half a hop, frames to within one frame. An edge
+    goes no further than the middle of the silence it meets, so that turns never overlap.
     ``frame_speech`` (frames,) bool says which frames (``frame_s`` apart, the first centred on
     0) are speech."""
     reach = round(reach_s / frame_s)
@@ -128,12 +130,14 @@ def refine_edges(
     out = []
     for i, s in enumerate(segments):
         start, end = s.start, s.end
-        if i == 0 or segments[i - 1].end < s.start:
+        before = 0.0 if i == 0 else (segments[i - 1].end + s.start) / 2
+        after = math.inf if i == len(segments) - 1 else (s.end + segments[i + 1].start) / 2
+        if before < s.start or i == 0:
             found = near(s.start)
-            start = max(found[0] * frame_s - frame_s / 2, 0.0) if len(found) else start
-        if i == len(segments) - 1 or segments[i + 1].start > s.end:
+            start = max(found[0] * frame_s - frame_s / 2, before) if len(found) else start
+        if after > s.end:
             found = near(s.end)
-            end = found[-1] * frame_s + frame_s / 2 if len(found) else end
+            end = min(found[-1] * frame_s + frame_s / 2, after) if len(found) else end
         if end > start:
             out.append(dataclasses.replace(s, start=round(start, 3), end=round(end, 3)))
     return out

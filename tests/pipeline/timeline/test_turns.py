@@ -80,3 +80,13 @@ def test_edges_that_meet_silence_move_to_the_nearest_speech_frame() -> None:
     refined = refine_edges(segments, frames, 0.01, 0.25)
 
     assert [(s.start, s.end) for s in refined] == [(0.515, 0.875), (0.875, 1.495)]
+
+
+def test_edges_across_a_short_silence_meet_at_its_middle_and_never_cross() -> None:
+    frames = np.zeros(200, bool)  # 10 ms frames
+    frames[50:] = True  # speech on through the silent hop between the turns
+    segments = [Segment(0.5, 1.0, "A", 1, False, None), Segment(1.25, 2.0, "B", 1, False, None)]
+
+    refined = refine_edges(segments, frames, 0.01, 0.25)
+
+    assert [(s.start, s.end) for s in refined] == [(0.495, 1.125), (1.125, 1.995)]
