@@ -181,8 +181,8 @@ def answer_timeline(bundle: Bundle, data: bytes, settings: Settings) -> Timeline
         segments=[_segment(s) for s in found.segments],
         totals=found.totals,
         duration_s=found.duration_s,
-        window_s=tcfg.window_s,
-        hop_s=tcfg.hop_s,
+        window_s=found.window_s,
+        hop_s=found.hop_s,
         model=ModelRef.of(bundle),
         timing_ms=round((time.perf_counter() - started) * 1000, 3),
     )

@@ -427,8 +427,8 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
         # The fields and names of POST /timeline's answer, less what only a server knows.
         segments = [_segment_fields(s) for s in found.segments]
         print(json.dumps({"segments": segments, "totals": found.totals,
-                          "duration_s": found.duration_s, "window_s": tcfg.window_s,
-                          "hop_s": tcfg.hop_s}, indent=2))  # fmt: skip
+                          "duration_s": found.duration_s, "window_s": found.window_s,
+                          "hop_s": found.hop_s}, indent=2))  # fmt: skip
     else:
         for s in found.segments:
             print(f"{s.start:8.2f} {s.end:8.2f}  {s.speaker} ({s.confidence:.3f})")

@@ -87,5 +87,12 @@ class TimelineConfig:
         window_frames = 1 + round(self.window_s * cfg.sample_rate) // cfg.hop_length
         return window_frames, hop_frames
 
+    def in_use(self, cfg: FeatureConfig) -> tuple[float, float]:
+        """The window and hop in use under ``cfg``, in seconds: those asked for, in whole
+        feature frames (:meth:`frames`)."""
+        window_frames, hop_frames = self.frames(cfg)
+        rate = cfg.sample_rate
+        return (window_frames - 1) * cfg.hop_length / rate, hop_frames * cfg.hop_length / rate
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -29,11 +29,14 @@ DEFAULT_MAX_TIMELINE_S = 600.0  # longest recording a timeline is made of, secon
 
 @dataclass(frozen=True)
 class Timeline:
-    """Who spoke when: ``segments`` in time order, ``totals`` seconds per speaker."""
+    """Who spoke when: ``segments`` in time order, ``totals`` seconds per speaker; ``window_s``
+    and ``hop_s`` are those in use, in whole feature frames."""
 
     segments: list[Segment]
     totals: dict[str, float]
     duration_s: float
+    window_s: float
+    hop_s: float
     hops: int  # windows named, one per hop
     speech_hops: int
 
@@ -57,16 +60,18 @@ def timeline(
     """The timeline of waveform ``y`` (1-D float32 at the bundle's sample rate); ``threshold``
     overrides the bundle's top-score threshold, as for ``/predict``."""
     windows = recording_windows(y, bundle.feature_config, tcfg)
+    window_s, hop_s = tcfg.in_use(bundle.feature_config)  # the hops' own spacing
     labels = hop_labels(bundle, windows, threshold=threshold)
     smoothed = smooth_labels([h.speaker for h in labels], tcfg.smooth)
-    smoothed = bridge_pauses(smoothed, round(tcfg.pause_s / tcfg.hop_s))
-    segments = merge_turns(labels, smoothed, windows.times, tcfg.hop_s, windows.duration_s,
-                           UNKNOWN)  # fmt: skip
-    segments = refine_edges(segments, windows.frame_speech, windows.frame_s, tcfg.hop_s)
+    smoothed = bridge_pauses(smoothed, round(tcfg.pause_s / hop_s))
+    segments = merge_turns(labels, smoothed, windows.times, hop_s, windows.duration_s, UNKNOWN)
+    segments = refine_edges(segments, windows.frame_speech, windows.frame_s, hop_s)
     return Timeline(
         segments=segments,
         totals=speaking_time(segments),
         duration_s=round(windows.duration_s, 3),
+        window_s=window_s,
+        hop_s=hop_s,
         hops=len(labels),
         speech_hops=int(windows.speech.sum()),
     )

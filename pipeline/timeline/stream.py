@@ -102,12 +102,12 @@ class Listener:
     @property
     def window_s(self) -> float:
         """The window in use: the one asked for, in whole feature frames."""
-        return self.window_samples / self.bundle.feature_config.sample_rate
+        return self.tcfg.in_use(self.bundle.feature_config)[0]
 
     @property
     def hop_s(self) -> float:
         """The hop in use: the one asked for, rounded to whole feature frames."""
-        return self.hop_samples / self.bundle.feature_config.sample_rate
+        return self.tcfg.in_use(self.bundle.feature_config)[1]
 
     @property
     def seconds(self) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from pipeline.bundle import Bundle
@@ -42,3 +44,16 @@ def test_a_recording_over_the_limit_is_refused_naming_it(default_bundle: Bundle)
 
     with pytest.raises(InvalidAudioError, match=r"long; the maximum is 1 s$"):
         timeline_of_clip(default_bundle, encode(y), TimelineConfig(), max_seconds=1.0)
+
+
+@pytest.mark.parametrize("hop_s", [0.125, 0.013])
+def test_a_hop_of_part_of_a_feature_frame_is_used_and_given_in_whole_frames(
+    default_bundle: Bundle, hop_s: float
+) -> None:
+    y, _ = conversation(["Steve", "David", "Steve"])
+
+    found = timeline(default_bundle, y, TimelineConfig(hop_s=hop_s))
+
+    overlaps = [(a, b) for a, b in itertools.pairwise(found.segments) if b.start < a.end]
+    assert overlaps == []
+    assert (found.window_s, found.hop_s) == (1.0, round(hop_s, 2))
