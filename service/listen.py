@@ -132,12 +132,19 @@ class Streams:
 
 @dataclass
 class Pace:
-    """What a stream has sent, against the limits on its length and speed."""
+    """What a stream of PCM at ``sample_rate`` has sent, against the limits on its length and
+    speed. It may be ``listen_burst_s`` ahead of real time, or one frame of the largest size
+    ahead if that is longer: a client that sends such a frame and waits is not too fast."""
 
     settings: Settings
+    sample_rate: int
     started: float
     audio_s: float = 0.0
     frames: int = 0
+
+    def __post_init__(self) -> None:
+        largest_frame_s = self.settings.listen_max_frame_bytes / 2 / self.sample_rate
+        self.ahead_s = max(self.settings.listen_burst_s, largest_frame_s)
 
     def count(self, seconds: float) -> None:
         s = self.settings
@@ -147,7 +154,7 @@ class Pace:
         if max(self.audio_s, elapsed) > s.listen_max_seconds:
             limit = f"{Settings.env_name('listen_max_seconds')}={s.listen_max_seconds:g}"
             raise StreamClosedError("too long", f"stream reached {limit} s")
-        if self.audio_s > elapsed * s.listen_max_speed + s.listen_burst_s:
+        if self.audio_s > elapsed * s.listen_max_speed + self.ahead_s:
             raise StreamClosedError(
                 "too fast",
                 f"{self.audio_s:.1f} s of audio in {elapsed:.1f} s: faster than "
@@ -227,7 +234,7 @@ async def serve_stream(
         "type": "ready", "sample_rate": start.sample_rate, "window_s": listener.window_s,
         "hop_s": listener.hop_s, "model": ModelRef.of(bundle).model_dump(),
     })  # fmt: skip
-    pace = Pace(settings, time.monotonic())
+    pace = Pace(settings, start.sample_rate, time.monotonic())
     while True:
         data = _frame_samples(await _receive(websocket, settings.listen_idle_s, "audio"), settings)
         try:

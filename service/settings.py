@@ -156,7 +156,8 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0,
         le=MAX_SETTING_S,
-        description="seconds of audio a /listen stream may send ahead",
+        description="seconds of audio a /listen stream may send ahead (one frame of "
+        "listen_max_frame_bytes ahead, if that is longer)",
     )
     listen_max_frames_per_s: float = Field(
         default=200.0,
