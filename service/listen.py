@@ -61,6 +61,7 @@ CLOSE_CODES = {
     "too fast": 4429,  # faster than listen_max_speed, or listen_max_frames_per_s
     "busy": 1013,  # try again later: listen_max_streams, or compute over its budget
     "no model": 4503,  # no model loaded yet
+    "model changed": 1012,  # service restart: the served model's features are not the stream's
 }
 
 
@@ -221,6 +222,20 @@ async def _start(websocket: WebSocket, settings: Settings, bundle: Bundle) -> tu
         raise StreamClosedError("bad start", f"bad first message: {exc}") from None
 
 
+async def _follow_model(store: ModelStore, listener: Listener) -> None:
+    """Name the next hops with the model being served, as ``/predict`` would: one loaded or
+    activated while the stream runs takes over; :class:`StreamClosedError` when its features
+    are not those the stream's audio was heard with."""
+    await store.follow()
+    bundle = store.current
+    if bundle is listener.bundle:
+        return
+    try:
+        listener.use(bundle)
+    except ParameterError as exc:
+        raise StreamClosedError("model changed", f"{exc}: start a new stream") from None
+
+
 async def serve_stream(
     websocket: WebSocket, settings: Settings, store: ModelStore, compute: ComputeQueue
 ) -> None:
@@ -242,6 +257,7 @@ async def serve_stream(
         except AudioError as exc:
             raise StreamClosedError("bad frame", str(exc)) from None
         pace.count(len(samples) / start.sample_rate)
+        await _follow_model(store, listener)
         try:
             hops = await compute.run(partial(listener.push, samples),
                                      budget_s=settings.clip_budget_s)  # fmt: skip

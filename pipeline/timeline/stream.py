@@ -114,6 +114,16 @@ class Listener:
         """Seconds of audio heard so far."""
         return self.samples.count / self.bundle.feature_config.sample_rate
 
+    def use(self, bundle: Bundle) -> None:
+        """Name the hops to come with ``bundle`` (a model loaded while the stream runs);
+        :class:`ParameterError` when its features are not those the stream was heard with."""
+        if bundle.feature_config != self.bundle.feature_config:
+            raise ParameterError(
+                f"the model now served, {bundle.name} ({bundle.version}), has other features "
+                "than this stream's"
+            )
+        self.bundle = bundle
+
     def push(self, samples: np.ndarray) -> list[Hop]:
         """Take float32 ``samples`` at the source rate; the answers for every hop they complete."""
         if self.resampler is not None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline.bundle import Bundle
 from tests.conversations import conversation
-from tests.helpers import ClientFactory
+from tests.helpers import MODEL_DIR, ClientFactory
 from tests.listening import closed_with, pcm, start
 
 HOP_BYTES = 4000 * 2  # 0.25 s of 16 kHz 16-bit samples
@@ -130,3 +133,48 @@ def test_a_server_without_a_model_closes_the_stream_with_4503(
             4503,
             "no model is loaded yet: model bundle 'no-model' does not exist or is not a folder",
         )
+
+
+def changed_copy(tmp_path: Path, name: str, **changes: Any) -> Path:
+    """A copy of the shipped bundle named ``name``, with ``changes`` to its metadata."""
+    bundle = Path(shutil.copytree(MODEL_DIR, tmp_path / name))
+    meta = json.loads((bundle / "metadata.json").read_text())
+    (bundle / "metadata.json").write_text(json.dumps(meta | {"name": name} | changes))
+    return bundle
+
+
+def test_a_stream_answers_with_the_model_loaded_while_it_runs(
+    client: TestClient, tmp_path: Path
+) -> None:
+    swapped = changed_copy(tmp_path, "swapped", labels=["Steve", "David"])  # names swapped
+    data = pcm(conversation(["Steve"], takes=2)[0])
+
+    with client.websocket_connect("/listen") as ws:
+        start(ws)
+        ws.send_bytes(data[: HOP_BYTES * 4])  # the first window: one answer
+        before = ws.receive_json()
+        assert client.post("/admin/reload", json={"model_dir": str(swapped)}).status_code == 200
+        ws.send_bytes(data[HOP_BYTES * 4 : HOP_BYTES * 5])  # one hop more: the next answer
+        after = ws.receive_json()
+
+    assert (before["t"], before["speaker"]) == (0.5, "Steve")
+    assert (after["t"], after["speaker"]) == (0.75, "David")
+
+
+def test_a_model_with_other_features_loaded_while_a_stream_runs_ends_it_with_1012(
+    client: TestClient, tmp_path: Path, default_bundle: Bundle
+) -> None:
+    features = default_bundle.feature_config.to_dict() | {"sample_rate": 8000, "fmax": 3800.0}
+    other = changed_copy(tmp_path, "narrow", feature_config=features)
+
+    with client.websocket_connect("/listen") as ws:
+        start(ws)
+        assert client.post("/admin/reload", json={"model_dir": str(other)}).status_code == 200
+        ws.send_bytes(bytes(HOP_BYTES))
+        code, reason = closed_with(ws)
+
+    assert code == 1012
+    assert reason == (
+        f"the model now served, narrow ({default_bundle.version}), has other features than this "
+        "stream's: start a new stream"
+    )
