@@ -75,16 +75,17 @@ class TimelineConfig:
 
     def frames(self, cfg: FeatureConfig) -> tuple[int, int]:
         """Feature frames per window and per hop under ``cfg`` (a window of ``n`` samples has
-        ``1 + n // hop_length`` centred frames, as a clip of that length). Raises
-        :class:`ParameterError` for a hop shorter than one frame, which no answer could keep."""
+        ``1 + n // hop_length`` centred frames, as a clip of that length); a hop rounded past
+        the window is the window. Raises :class:`ParameterError` for a hop shorter than one
+        frame, which no answer could keep."""
         frame_s = cfg.hop_length / cfg.sample_rate
         if self.hop_s < frame_s:
             raise ParameterError(
                 f"hop_s={self.hop_s!r} is shorter than one feature frame: it must be from "
                 f"{frame_s:g} s to window_s={self.window_s!r}"
             )
-        hop_frames = round(self.hop_s * cfg.sample_rate / cfg.hop_length)
         window_frames = 1 + round(self.window_s * cfg.sample_rate) // cfg.hop_length
+        hop_frames = min(round(self.hop_s * cfg.sample_rate / cfg.hop_length), window_frames - 1)
         return window_frames, hop_frames
 
     def in_use(self, cfg: FeatureConfig) -> tuple[float, float]:

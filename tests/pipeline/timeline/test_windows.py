@@ -111,3 +111,13 @@ def test_a_hop_shorter_than_one_feature_frame_is_refused() -> None:
     assert str(caught.value) == (
         "hop_s=0.005 is shorter than one feature frame: it must be from 0.01 s to window_s=1.0"
     )
+
+
+@pytest.mark.parametrize(
+    ("window_s", "hop_s", "in_use"),
+    [(1.0, 0.25, (1.0, 0.25)), (0.333, 0.013, (0.33, 0.01)), (0.335, 0.335, (0.33, 0.33))],
+)
+def test_the_window_and_hop_in_use_are_whole_frames_and_the_hop_no_longer_than_the_window(
+    window_s: float, hop_s: float, in_use: tuple[float, float]
+) -> None:
+    assert TimelineConfig(window_s=window_s, hop_s=hop_s).in_use(CFG) == in_use
