@@ -21,16 +21,20 @@ from pipeline.features import band_powers, histogram_of_bands
 from pipeline.timeline.config import TimelineConfig
 
 __all__ = [
+    "BLOCK_FRAMES",
     "NOISE_QUANTILE",
     "Windows",
     "describe_window",
     "full_scale_db",
     "middle_hop",
     "noise_floor",
+    "recording_band_powers",
     "recording_windows",
 ]
 
 NOISE_QUANTILE = 0.1  # the noise floor: this quantile of the recent frames' levels
+# Feature frames whose spectrum is computed at once: a long recording's is never held whole.
+BLOCK_FRAMES = 6000
 
 
 @lru_cache(maxsize=8)
@@ -94,10 +98,32 @@ class Windows:
     frame_s: float
 
 
+def recording_band_powers(
+    y: np.ndarray, cfg: FeatureConfig, *, block_frames: int = BLOCK_FRAMES
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`band_powers` of waveform ``y``, ``block_frames`` frames at a time, so that the
+    spectrum of a long recording (several times its size) is never held whole. Each block is
+    cut with the samples its edge frames reach, so that its frames are those of the whole."""
+    h, half = cfg.hop_length, cfg.n_fft // 2
+    n_frames = 1 + len(y) // h
+    margin = -(-half // h)  # frames before a block whose samples its first frame reaches
+    bands = np.empty((n_frames, cfg.n_bands), np.float32)
+    raw_db = np.empty(n_frames, np.float32)
+    for first in range(0, n_frames, block_frames):
+        stop = min(first + block_frames, n_frames)
+        lead = min(first, margin)
+        piece = y[(first - lead) * h : (stop - 1) * h + half]
+        piece_bands, piece_db = band_powers(piece, cfg)
+        bands[first:stop] = piece_bands[lead : lead + stop - first]
+        raw_db[first:stop] = piece_db[lead : lead + stop - first]
+    return bands, raw_db
+
+
 def recording_windows(y: np.ndarray, cfg: FeatureConfig, tcfg: TimelineConfig) -> Windows:
     """Every window of waveform ``y`` (1-D float32 at ``cfg.sample_rate``), one per hop; a
-    recording shorter than a window is one window. The spectrum is computed once for all."""
-    bands, raw_db = band_powers(y, cfg)
+    recording shorter than a window is one window. The spectrum is computed once for all, in
+    blocks (:func:`recording_band_powers`)."""
+    bands, raw_db = recording_band_powers(y, cfg)
     dbfs = raw_db - full_scale_db(cfg)
     window_frames, hop_frames = tcfg.frames(cfg)
     window_frames = min(window_frames, len(raw_db))

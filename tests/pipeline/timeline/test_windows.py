@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 import re
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from pipeline.config import FeatureConfig
 from pipeline.errors import ParameterError
-from pipeline.features import histogram
+from pipeline.features import band_powers, histogram
 from pipeline.timeline.config import TimelineConfig
-from pipeline.timeline.windows import full_scale_db, recording_windows
+from pipeline.timeline.windows import full_scale_db, recording_band_powers, recording_windows
 from tests.conversations import conversation
 from tests.signals import SR, harmonics
 
@@ -121,3 +122,29 @@ def test_the_window_and_hop_in_use_are_whole_frames_and_the_hop_no_longer_than_t
     window_s: float, hop_s: float, in_use: tuple[float, float]
 ) -> None:
     assert TimelineConfig(window_s=window_s, hop_s=hop_s).in_use(CFG) == in_use
+
+
+@pytest.mark.parametrize("block_frames", [1, 7, 6000])
+@pytest.mark.parametrize("cut", [0, 7, 1123])  # samples off the end: any length, not whole hops
+def test_band_powers_in_blocks_are_those_of_the_whole_recording(
+    block_frames: int, cut: int
+) -> None:
+    y = conversation(["Steve"], takes=1)[0][: -cut or None]
+
+    bands, raw_db = recording_band_powers(y, CFG, block_frames=block_frames)
+
+    whole_bands, whole_db = band_powers(y, CFG)
+    assert np.array_equal(bands, whole_bands) and np.array_equal(raw_db, whole_db)
+
+
+def test_a_long_recordings_spectrum_is_never_held_whole() -> None:
+    y = (1e-3 * np.random.default_rng(0).standard_normal(10 * 60 * SR)).astype(np.float32)
+
+    tracemalloc.start()
+    try:
+        recording_windows(y, CFG, TimelineConfig())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 2 * y.nbytes  # the whole spectrum and its frames: 7 times y
