@@ -409,6 +409,7 @@ def _segment_fields(s: Segment) -> dict[str, Any]:
 def _cmd_timeline(args: argparse.Namespace) -> int:
     from pipeline.bundle import load_bundle
     from pipeline.errors import DatasetError
+    from pipeline.predict import reason_in_words
     from pipeline.timeline.config import TimelineConfig
     from pipeline.timeline.recording import timeline_of_clip
     from pipeline.timeline.turns import to_rttm
@@ -431,7 +432,8 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
                           "hop_s": found.hop_s}, indent=2))  # fmt: skip
     else:
         for s in found.segments:
-            print(f"{s.start:8.2f} {s.end:8.2f}  {s.speaker} ({s.confidence:.3f})")
+            why = f": {reason_in_words(s.reason)}" if s.reason else ""
+            print(f"{s.start:8.2f} {s.end:8.2f}  {s.speaker} ({s.confidence:.3f}){why}")
         spoken = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in found.totals.items())
         print(f"{found.duration_s:.1f} s: {spoken or 'nobody speaks'}")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from pipeline.predict import reason_in_words
 from service.schemas import TimelineResponse, TimelineSegment
 from tests.conversations import SR, conversation
 from tests.helpers import MODEL_DIR
@@ -127,4 +128,18 @@ def test_a_recording_over_the_limit_is_an_error_naming_the_option_that_admits_it
     assert captured.err == (
         f"voiceid timeline: error: clip is {seconds:.2f} s long; the maximum is 2 s: raise the "
         "limit with --max-seconds\n"
+    )
+
+
+def test_text_says_why_a_turn_is_unknown(talk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["timeline", str(MODEL_DIR), str(talk), "--json"]) == 0
+    segments = json.loads(capsys.readouterr().out)["segments"]
+    unknown = next(s for s in segments if s["unknown"])
+
+    assert main(["timeline", str(MODEL_DIR), str(talk)]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[segments.index(unknown)] == (
+        f"{unknown['start']:8.2f} {unknown['end']:8.2f}  unknown ({unknown['confidence']:.3f}): "
+        f"{reason_in_words(unknown['unknown_reason'])}"
     )
