@@ -13,6 +13,7 @@ and it is checked before any audio is read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -280,14 +281,21 @@ async def run_stream(
     try:
         streams.take()
     except StreamClosedError as closed:
-        await websocket.close(closed.code, closed.reason)
+        await _close(websocket, closed)
         return
     try:
         await store.follow()
         await serve_stream(websocket, settings, store, compute)
     except StreamClosedError as closed:
-        await websocket.close(closed.code, closed.reason)
+        await _close(websocket, closed)
     except WebSocketDisconnect:
         pass  # the client has gone: nobody is left to tell
     finally:
         streams.release()
+
+
+async def _close(websocket: WebSocket, closed: StreamClosedError) -> None:
+    """Close the stream with ``closed``'s code and reason, unless its client has gone already
+    (it may leave while the server decides to close it)."""
+    with contextlib.suppress(WebSocketDisconnect):
+        await websocket.close(closed.code, closed.reason)
