@@ -14,7 +14,7 @@ const NO_MICROPHONE =
 const CLOSED = {
   1008: "the server needs its API key",
   1009: "a piece of audio was too large for the server",
-  1012: "the server now serves a model that hears differently; listen again to use it",
+  1012: "the server restarted, or now serves a model that hears differently; listen again",
   1013: "the server is too busy for another stream; try again in a moment",
   4408: "the server heard nothing for too long",
   4413: "the stream reached the server's length limit",
