@@ -40,6 +40,12 @@ class TimelineConfig:
         "silences up to this long between speech belong to the turns around them (a speaker's "
         "pauses between words); 0 keeps every silent hop",
     )
+    claim_s: float = option(
+        2.0,
+        "unknown stretches up to this long between two parts of one voice's turn, most of whose "
+        "hops sound closest to that voice, are that voice's, and so are those up to half a "
+        "window beside its turn (windows across words or past a turn's edge); 0: none",
+    )
 
     def __post_init__(self) -> None:
         if not MIN_WINDOW_S <= self.window_s <= MAX_WINDOW_S:
@@ -60,6 +66,10 @@ class TimelineConfig:
         if not 0 <= self.pause_s <= MAX_SECONDS_LIMIT:
             raise ParameterError(
                 f"pause_s={self.pause_s!r} must be from 0 to {MAX_SECONDS_LIMIT:g} s"
+            )
+        if not 0 <= self.claim_s <= MAX_SECONDS_LIMIT:
+            raise ParameterError(
+                f"claim_s={self.claim_s!r} must be from 0 to {MAX_SECONDS_LIMIT:g} s"
             )
         if not (math.isfinite(self.floor_dbfs) and self.floor_dbfs <= 0):
             raise ParameterError(

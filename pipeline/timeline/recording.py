@@ -15,6 +15,7 @@ from pipeline.timeline.turns import (
     HopLabel,
     Segment,
     bridge_pauses,
+    claim_unknown,
     merge_turns,
     refine_edges,
     smooth_labels,
@@ -50,7 +51,7 @@ def hop_labels(
     if len(spoken):
         predictions = predict_features(bundle, windows.rows[spoken], threshold=threshold)
         for i, p in zip(spoken, predictions, strict=True):
-            labels[i] = HopLabel(p.speaker, p.confidence, p.reason)
+            labels[i] = HopLabel(p.speaker, p.confidence, p.reason, p.best)
     return labels
 
 
@@ -64,6 +65,9 @@ def timeline(
     labels = hop_labels(bundle, windows, threshold=threshold)
     smoothed = smooth_labels([h.speaker for h in labels], tcfg.smooth)
     smoothed = bridge_pauses(smoothed, round(tcfg.pause_s / hop_s))
+    inside = round(tcfg.claim_s / hop_s)
+    smoothed = claim_unknown(smoothed, [h.best for h in labels], inside,
+                             min(inside, round(window_s / 2 / hop_s)), UNKNOWN)  # fmt: skip
     segments = merge_turns(labels, smoothed, windows.times, hop_s, windows.duration_s, UNKNOWN)
     segments = refine_edges(segments, windows.frame_speech, windows.frame_s, hop_s)
     return Timeline(

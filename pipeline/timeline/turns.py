@@ -1,4 +1,5 @@
-"""From one label per hop to turns: one-hop flickers smoothed away, runs merged, RTTM written."""
+"""From one label per hop to turns: one-hop flickers smoothed away, unknown stretches inside a
+voice's turn given to it, runs merged, RTTM written."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ __all__ = [
     "HopLabel",
     "Segment",
     "bridge_pauses",
+    "claim_unknown",
     "merge_turns",
     "refine_edges",
     "smooth_labels",
@@ -26,11 +28,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class HopLabel:
-    """What one hop was heard as: ``speaker`` (a label or "unknown"), None for silence."""
+    """What one hop was heard as: ``speaker`` (a label or "unknown"), None for silence; ``best``
+    the voice it is closest to, even when unknown (``Prediction.best``)."""
 
     speaker: str | None
     confidence: float = 0.0
     reason: Reason | None = None
+    best: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,51 @@ def bridge_pauses(speakers: Sequence[str | None], longest: int) -> list[str | No
             out[half:j] = [out[j]] * (j - half)
         i = j + 1
     return out
+
+
+def claim_unknown(
+    speakers: Sequence[str | None],
+    heard_as: Sequence[str | None],
+    inside: int,
+    edge: int,
+    unknown: str,
+) -> list[str | None]:
+    """``speakers`` with runs of ``unknown`` hops given to the voice whose turn they lie in: a
+    run of at most ``inside`` hops between two runs of one voice, or of at most ``edge`` hops
+    beside a run of a voice, when most of its hops are closest to that voice (``heard_as``).
+
+    A window across a turn's words, or past its edge, holds frames of several words or of
+    silence, which no single take it is compared with does, and lies farther from the voice's
+    takes than a window inside a word: far, though the network hears the voice. A stranger
+    between two turns of one voice stays unknown unless most of their hops sound closest to it.
+    """
+    out = list(speakers)
+    runs = _runs(speakers)
+    for k, (i, j, speaker) in enumerate(runs):
+        if speaker != unknown:
+            continue
+        before = runs[k - 1][2] if k > 0 else None
+        after = runs[k + 1][2] if k + 1 < len(runs) else None
+        voice, count = Counter(heard_as[i:j]).most_common(1)[0]
+        if voice is None or voice == unknown or count * 2 <= j - i:
+            continue
+        between = before == after == voice and j - i <= inside
+        beside = voice in (before, after) and j - i <= edge
+        if between or beside:
+            out[i:j] = [voice] * (j - i)
+    return out
+
+
+def _runs(speakers: Sequence[str | None]) -> list[tuple[int, int, str | None]]:
+    """Each run of equal ``speakers``: its first hop, the hop after its last, and its speaker."""
+    runs, i = [], 0
+    while i < len(speakers):
+        j = i + 1
+        while j < len(speakers) and speakers[j] == speakers[i]:
+            j += 1
+        runs.append((i, j, speakers[i]))
+        i = j
+    return runs
 
 
 def merge_turns(

@@ -8,6 +8,7 @@ from pipeline.timeline.turns import (
     HopLabel,
     Segment,
     bridge_pauses,
+    claim_unknown,
     merge_turns,
     refine_edges,
     smooth_labels,
@@ -27,6 +28,38 @@ def test_a_width_of_one_changes_nothing_and_ties_keep_the_hop() -> None:
 
     assert smooth_labels(hops, 1) == hops
     assert smooth_labels(["A", "B"], 3) == ["A", "B"]
+
+
+U = "unknown"
+
+
+def test_an_unknown_stretch_inside_a_turn_and_heard_as_its_voice_is_that_voice() -> None:
+    speakers = ["A", "A", U, U, U, "A", None, "B", U, U, U, "B"]
+    heard_as = ["A", "A", "A", "B", "A", "A", None, "B", "A", "A", "B", "B"]
+
+    claimed = claim_unknown(speakers, heard_as, inside=3, edge=1, unknown=U)
+
+    # The first stretch is heard mostly as A, between two runs of A; the second mostly as A,
+    # between two runs of B: a stranger who sounds like A, not B, stays unknown.
+    assert claimed == ["A", "A", "A", "A", "A", "A", None, "B", U, U, U, "B"]
+
+
+def test_only_stretches_up_to_the_limits_are_claimed() -> None:
+    speakers = ["A", U, U, U, U, "A", None, U, U, "B", "B", U, None]
+    heard_as = ["A", "A", "A", "A", "A", "A", None, "B", "B", "B", "B", "B", None]
+
+    claimed = claim_unknown(speakers, heard_as, inside=3, edge=1, unknown=U)
+    edges = claim_unknown(speakers, heard_as, inside=3, edge=2, unknown=U)
+
+    assert claimed == ["A", U, U, U, U, "A", None, U, U, "B", "B", "B", None]  # 4 > inside
+    assert edges == ["A", U, U, U, U, "A", None, "B", "B", "B", "B", "B", None]
+    assert claim_unknown(speakers, heard_as, inside=0, edge=0, unknown=U) == speakers
+
+
+def test_a_stretch_heard_as_its_voice_by_half_its_hops_or_fewer_stays_unknown() -> None:
+    speakers = ["A", U, U, "A"]
+
+    assert claim_unknown(speakers, ["A", "A", "B", "A"], inside=4, edge=4, unknown=U) == speakers
 
 
 def test_runs_become_segments_silence_none_and_the_ends_reach_the_recording() -> None:

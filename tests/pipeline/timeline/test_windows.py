@@ -86,6 +86,8 @@ def test_a_recording_shorter_than_a_window_is_one_window() -> None:
         ("noise_s", math.inf, "noise_s=inf must be from window_s=1.0 to 86400 s"),
         ("pause_s", math.inf, "pause_s=inf must be from 0 to 86400 s"),
         ("pause_s", -1.0, "pause_s=-1.0 must be from 0 to 86400 s"),
+        ("claim_s", math.nan, "claim_s=nan must be from 0 to 86400 s"),
+        ("claim_s", -0.5, "claim_s=-0.5 must be from 0 to 86400 s"),
         (
             "floor_dbfs",
             math.nan,
