@@ -136,28 +136,23 @@ def merge_turns(
     ``i`` stands for ``times[i] -+ hop_s / 2``; the first and last reach the recording's ends.
     ``labels`` give each hop's score and reason; ``unknown`` is the name of no known voice."""
     segments = []
-    i = 0
-    while i < len(speakers):
-        j = i
-        while j + 1 < len(speakers) and speakers[j + 1] == speakers[i]:
-            j += 1
-        speaker = speakers[i]
-        if speaker is not None:
-            start = 0.0 if i == 0 else float(times[i]) - hop_s / 2
-            end = duration_s if j == len(speakers) - 1 else float(times[j]) + hop_s / 2
-            own = [h for h in labels[i : j + 1] if h.speaker == speaker] or labels[i : j + 1]
-            reasons = Counter(h.reason for h in own if h.reason is not None)
-            segments.append(
-                Segment(
-                    start=round(max(start, 0.0), 3),
-                    end=round(min(end, duration_s), 3),
-                    speaker=speaker,
-                    confidence=round(float(np.mean([h.confidence for h in own])), 4),
-                    unknown=speaker == unknown,
-                    reason=reasons.most_common(1)[0][0] if speaker == unknown and reasons else None,
-                )
+    for i, j, speaker in _runs(speakers):
+        if speaker is None:
+            continue
+        start = 0.0 if i == 0 else float(times[i]) - hop_s / 2
+        end = duration_s if j == len(speakers) else float(times[j - 1]) + hop_s / 2
+        own = [h for h in labels[i:j] if h.speaker == speaker] or labels[i:j]
+        reasons = Counter(h.reason for h in own if h.reason is not None)
+        segments.append(
+            Segment(
+                start=round(max(start, 0.0), 3),
+                end=round(min(end, duration_s), 3),
+                speaker=speaker,
+                confidence=round(float(np.mean([h.confidence for h in own])), 4),
+                unknown=speaker == unknown,
+                reason=reasons.most_common(1)[0][0] if speaker == unknown and reasons else None,
             )
-        i = j + 1
+        )
     return segments
 
 
