@@ -362,6 +362,7 @@ async function loadModel() {
     else showError(`Could not load the model: ${error.message}.`);
     return;
   }
+  keyWorked();
   if (state.answer && state.answer.model.version !== state.model.version)
     clearAnswer("The model has changed since the last clip; give it one again.");
   renderReport(state.model);

@@ -516,3 +516,22 @@ def test_wav_encoding_in_the_browser(driver: WebDriver, server: Server) -> None:
     )
     assert header == ["RIFF", 46, "WAVE", "fmt ", 1, 1, 8000, 16000, 16, "data", 10]
     assert samples == [0, 32767, -32768, 16383, 32767]  # 2 is clipped to full scale
+
+
+def test_a_key_entered_when_the_page_opens_closes_the_prompt_once_it_works(
+    driver: WebDriver, server: Server
+) -> None:
+    open_page(driver, server, api_key=None)
+    key_field = driver.find_element(By.ID, "api-key")
+
+    key_field.send_keys("not-the-key", Keys.ENTER)
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: "Wrong" in text_of(d, "error"))
+    wrong = text_of(driver, "error")
+    key_field.clear()
+    key_field.send_keys(API_KEY, Keys.ENTER)
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: texts_of(d, "#labels li"))
+
+    assert wrong == "Wrong API key. Enter the API key below to see the model."
+    assert not key_field.is_displayed()
+    assert text_of(driver, "error") == ""
+    assert console_errors(driver, allowed=EXPECTED_401) == []
