@@ -4,6 +4,7 @@
 
 import { storedKey } from "./api.js";
 import { drawHistogram, drawTimeline } from "./drawings.js";
+import { microphoneProblem } from "./microphone.js";
 import { Recording, canRecord } from "./recorder.js";
 
 const LISTEN_PATH = "/listen";
@@ -41,9 +42,8 @@ export function closeMessage(code, reason) {
 }
 
 export class LiveListener {
-  #socket = null;
-  #recording = null;
-  #stopping = false;
+  #socket = null; // the stream's; null once it is stopped or closed
+  #recording = null; // set from the press that starts it, so a second press stops it
 
   /**
    * `ui` holds the toggle button, the name, the timeline and histogram SVGs and their boxes;
@@ -53,14 +53,13 @@ export class LiveListener {
   constructor({ ui, model, say, showError, onKeyNeeded }) {
     Object.assign(this, { ui, model, say, showError, onKeyNeeded });
     this.hops = [];
-    ui.button.addEventListener("click", () => (this.#socket ? this.stop() : this.start()));
+    ui.button.addEventListener("click", () => (this.#recording ? this.stop() : this.start()));
   }
 
   async start() {
     if (!canRecord()) return this.showError(NO_MICROPHONE);
     this.showError("");
     this.hops = [];
-    this.#stopping = false;
     this.#setUi(true);
     this.say("Starting the microphone…");
     const recording = new Recording({ keep: false, onChunk: (s) => this.#send(s) });
@@ -68,9 +67,10 @@ export class LiveListener {
     try {
       await recording.start();
     } catch (error) {
-      this.#finish(`Could not start the microphone: ${error.message || error.name}.`);
+      if (this.#recording === recording) this.#finish(microphoneProblem(error));
       return;
     }
+    if (this.#recording !== recording) return; // stopped while the microphone was starting
     this.#connect(recording.sampleRate);
   }
 
@@ -83,8 +83,9 @@ export class LiveListener {
       const key = storedKey();
       socket.send(JSON.stringify({ sample_rate: sampleRate, explain: true, ...(key && { key }) }));
     };
-    socket.onmessage = ({ data }) => this.#answer(JSON.parse(data));
-    socket.onclose = ({ code, reason }) => this.#closed(code, reason);
+    // A stream stopped by the person is no longer this.#socket: its late words are ignored.
+    socket.onmessage = ({ data }) => socket === this.#socket && this.#answer(JSON.parse(data));
+    socket.onclose = ({ code, reason }) => socket === this.#socket && this.#closed(code, reason);
   }
 
   #send(samples) {
@@ -125,19 +126,19 @@ export class LiveListener {
   }
 
   #closed(code, reason) {
-    const asked = this.#stopping;
     this.#socket = null;
     if (code === 1008) {
       this.#finish("");
       this.onKeyNeeded(reason, () => this.start());
       return;
     }
-    this.#finish(asked ? "" : closeMessage(code, reason) || "");
+    this.#finish(closeMessage(code, reason) || "");
   }
 
   stop() {
-    this.#stopping = true;
-    if (this.#socket) this.#socket.close(1000, "stopped");
+    const socket = this.#socket;
+    this.#socket = null;
+    if (socket) socket.close(1000, "stopped");
     this.#finish("");
   }
 

@@ -13,7 +13,8 @@ const NO_RECORDING =
 
 let active = null; // the MicButton recording now
 
-function microphoneProblem(error) {
+/** Why the microphone could not start (`error` is getUserMedia's DOMException), and what to do. */
+export function microphoneProblem(error) {
   switch (error.name) {
     case "NotAllowedError":
     case "SecurityError":

@@ -43,6 +43,7 @@ LEAD_S = 1.0  # silence before Steve
 TAKES = 4  # "Hello"s per voice
 SWITCH_WITHIN_S = 0.5  # the goal: the name follows the voice within this much stream time
 TIMEOUT_S = 60.0
+RELEASE_TIMEOUT_S = 10.0  # for a microphone to be opened and released again
 TAKE_SEEDS = range(7, 15)  # the default model was trained on seed 0's clips
 
 
@@ -190,3 +191,45 @@ def test_pcm_close_messages_and_hop_colours_in_the_browser(
         "Stopped: the connection to the server was lost (code 1006).",
     ]
     assert classes == ["hop silence", "hop speaker-1", "hop unknown"]
+
+
+# Counts the page's microphone captures in window.streams; with arguments[0], refuses them all
+# with a DOMException of that name, as a browser does when the person says no.
+WATCH_MICROPHONE = """
+const refuse = arguments[0];
+window.realGetUserMedia ??= navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+window.streams = [];
+navigator.mediaDevices.getUserMedia = async (constraints) => {
+  if (refuse) throw new DOMException("Permission denied", refuse);
+  const stream = await window.realGetUserMedia(constraints);
+  window.streams.push(stream);
+  return stream;
+};
+"""
+LIVE_TRACKS = "return window.streams.flatMap((s) => s.getTracks()).map((t) => t.readyState)"
+
+
+def test_a_refused_microphone_and_a_double_click_leave_no_microphone_on(
+    driver: WebDriver, server_url: str
+) -> None:
+    open_page(driver, server_url, API_KEY)
+    listen = driver.find_element(By.ID, "listen")
+
+    driver.execute_script(WATCH_MICROPHONE, "NotAllowedError")
+    listen.click()
+    WebDriverWait(driver, TIMEOUT_S).until(lambda d: d.find_element(By.ID, "live-error").text)
+    assert driver.find_element(By.ID, "live-error").text == (
+        "The browser did not allow the microphone. Allow it, or choose a file instead."
+    )
+    # A second press while the microphone is starting stops it again, as Stop would.
+    driver.execute_script(WATCH_MICROPHONE, None)
+    driver.execute_script("const b = arguments[0]; b.click(); b.click();", listen)
+    WebDriverWait(driver, RELEASE_TIMEOUT_S).until(
+        lambda d: d.execute_script(LIVE_TRACKS) and "live" not in d.execute_script(LIVE_TRACKS)
+    )
+
+    assert driver.execute_script(LIVE_TRACKS) == ["ended"]
+    assert listen.get_attribute("aria-pressed") == "false"
+    assert listen.text == "Listen live"
+    assert driver.find_element(By.ID, "live-status").text == "Stopped listening."
+    assert console_errors(driver) == []
