@@ -197,11 +197,27 @@ function unknownWhy(answer, closest, needed) {
       `${formatPercent(closest[1])}, but the clip is unlike all of ${closest[0]}'s recordings. ` +
       `If this is a new voice, teach it to the model below.`
     );
+  const [second, secondScore] = runnerUp(answer.scores, closest[0]);
   return (
     `Not sure enough to name anyone: it sounds between voices. The closest voice is ` +
-    `${closest[0]} at ${formatPercent(closest[1])}, but this model names a voice only from ` +
-    `${needed}.`
+    `${closest[0]} at ${formatPercent(closest[1])}, then ${second} at ` +
+    `${formatPercent(secondScore)}, but this model names a voice ` +
+    `${unsureRule(answer, closest[1], needed)}. Say a longer phrase, or teach the model more ` +
+    `takes of ${closest[0]} and ${second}.`
   );
+}
+
+/** The second-highest score's voice and score, after `top`'s. */
+function runnerUp(scores, top) {
+  return Object.entries(scores)
+    .filter(([label]) => label !== top)
+    .reduce((best, entry) => (entry[1] > best[1] ? entry : best), ["", 0]);
+}
+
+/** Which rule an unsure clip broke: the threshold, or the margin over the runner-up. */
+function unsureRule(answer, topScore, needed) {
+  if (topScore < answer.threshold || !state.model) return `only from ${needed}`;
+  return `only when it scores ${state.model.unsure_odds} times the runner-up or more`;
 }
 
 function renderScores(answer) {

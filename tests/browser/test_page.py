@@ -535,3 +535,68 @@ def test_a_key_entered_when_the_page_opens_closes_the_prompt_once_it_works(
     assert not key_field.is_displayed()
     assert text_of(driver, "error") == ""
     assert console_errors(driver, allowed=EXPECTED_401) == []
+
+
+# The server's /predict answers with window.rewrite's fields laid over them.
+REWRITE_ANSWERS = """window.rewrite = {};
+const real = window.fetch;
+window.fetch = async (...args) => {
+  const response = await real(...args);
+  if (!String(args[0]).includes("/predict")) return response;
+  const answer = { ...(await response.json()), ...window.rewrite };
+  const { status, headers } = response;
+  return new Response(JSON.stringify(answer), { status, headers });
+};"""
+NOISY = {
+    "measure": "snr_db", "value": -3.0, "limit": 0.0,
+    "problem": "the recording is noisy (-3 dB above the background)",
+    "advice": "record somewhere quieter, or closer to the microphone",
+}  # fmt: skip
+# Each case's reason and what its answer has besides.
+UNKNOWN_ANSWERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "far": ("far", {"scores": {"David": 0.9, "Steve": 0.1}}),
+    "unsure": ("unsure", {"scores": {"David": 0.55, "Steve": 0.45}}),
+    "too close to call": ("unsure", {"scores": {"David": 0.55, "Steve": 0.45}, "threshold": 0.5}),
+    "poor_recording": (
+        "poor_recording",
+        {"scores": {"David": 0.55, "Steve": 0.45}, "unknown_cause": NOISY},
+    ),
+}
+
+
+def test_each_kind_of_unknown_says_why_and_what_would_help(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    model = get_model(server)
+    threshold, odds = f"{100 * model['threshold']:.1f}%", model["unsure_odds"]
+    open_page(driver, server)
+    driver.execute_script(REWRITE_ANSWERS)
+    said: dict[str, str] = {}
+
+    for case, (reason, fields) in UNKNOWN_ANSWERS.items():
+        rewrite = {**fields, "speaker": "unknown", "unknown": True, "unknown_reason": reason}
+        driver.execute_script("window.rewrite = arguments[0]", rewrite)
+        driver.find_element(By.ID, "clip").send_keys(str(clips.david))
+        WebDriverWait(driver, ANSWER_TIMEOUT_S).until(
+            lambda d: (
+                text_of(d, "result") == "unknown" and text_of(d, "confidence") not in said.values()
+            )
+        )
+        said[case] = text_of(driver, "confidence")
+
+    assert said == {
+        "far": "Too far from every voice this model knows. The closest voice is David at 90.0%, "
+        "but the clip is unlike all of David's recordings. If this is a new voice, teach it to "
+        "the model below.",
+        "unsure": "Not sure enough to name anyone: it sounds between voices. The closest voice "
+        "is David at 55.0%, then Steve at 45.0%, but this model names a voice only from "
+        f"{threshold}. Say a longer phrase, or teach the model more takes of David and Steve.",
+        "too close to call": "Not sure enough to name anyone: it sounds between voices. The "
+        "closest voice is David at 55.0%, then Steve at 45.0%, but this model names a voice only "
+        f"when it scores {odds} times the runner-up or more. Say a longer phrase, or teach the "
+        "model more takes of David and Steve.",
+        "poor_recording": "Not named, and the recording is the likely cause: the recording is "
+        "noisy (-3 dB above the background). To be named, record somewhere quieter, or closer "
+        "to the microphone, then try again.",
+    }
+    assert console_errors(driver) == []
