@@ -48,7 +48,7 @@ from pipeline.errors import (
     StoreLimitError,
     VoiceIdError,
 )
-from pipeline.names import check_speaker_name, lookalike
+from pipeline.names import check_speaker_name, label_fault, lookalike
 
 __all__ = [
     "CLIP_ID_DIGITS",
@@ -217,7 +217,8 @@ class SpeakerStore:
         """Store ``clips`` under speaker ``name``, all or none, and say what became of each.
 
         A clip the store holds as another speaker's is refused (a :class:`Clash`): one
-        recording cannot be two people. Raises, with nothing written: :class:`NameTakenError`
+        recording cannot be two people. Raises, with nothing written: :class:`InvalidNameError`
+        when ``name`` reads as "unknown"; :class:`NameTakenError`
         when ``name`` reads the same as another speaker's in the store or in ``model_labels``
         (the served model's), or is one of ``model_labels`` that the store lacks while
         ``add_to_existing`` is false; :class:`StoreLimitError` when the new clips would take the
@@ -448,7 +449,14 @@ def check_name_is_free(
     add_to_existing: bool,
 ) -> None:
     """Raise :class:`NameTakenError` unless clips may go to ``name`` (see ``SpeakerStore.add``);
-    enrolment from the command line holds new speakers to the same rule."""
+    enrolment from the command line holds new speakers to the same rule. A name no model could
+    have as a label (``names.label_fault``: one that reads as "unknown") is an
+    :class:`InvalidNameError`, even for a speaker the store already holds, since training on
+    the store would refuse it."""
+    if (fault := label_fault(name)) is not None:
+        raise InvalidNameError(
+            f"speaker name {name!r} {fault}: no model could be trained with it; choose another name"
+        )
     if name in held:  # more clips of a speaker of the store
         return
     taken = lookalike(name, [*held, *model_labels])

@@ -14,6 +14,7 @@ const MAX_NAME_CHARS = 64; // the server's limit, in characters (code points)
 const MAX_NAME_BYTES = 255; // and in bytes of UTF-8: a file name's
 const NAME_CHARS = /^[\p{L}\p{Nd} ._-]*$/u; // letters, digits, space and -_.
 const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u; // such as the Hangul fillers
+const UNKNOWN = "unknown"; // the answer for a voice the model does not know: no voice's name
 const POLL_MS = 400; // between looks at a running training job
 const THUMBNAIL = { width: 180, height: 56 }; // px, a take's histogram
 // Events between this section and the list of voices (versions.js).
@@ -23,8 +24,9 @@ export const SPEAKER_REMOVED = "voiceid:speaker-removed";
 /**
  * What is wrong with `name` (in NFC) as a speaker's name, by the server's rules, or "" when
  * nothing is: 1-64 visible letters, digits, spaces, "-", "_" and ".", at most 255 bytes of UTF-8;
- * not starting with "." or a space, not ending with a space, no path separators. The server
- * checks again and has the last word (it also refuses a name that reads as another's).
+ * not starting with "." or a space, not ending with a space, no path separators; not "unknown"
+ * in any case. The server checks again and has the last word (it also refuses a name that
+ * reads as another's, or as "unknown" in another script).
  */
 export function checkSpeakerName(name) {
   const length = [...name].length;
@@ -45,6 +47,11 @@ export function checkSpeakerName(name) {
     return `“${name}” has “${odd}”; a name holds letters, digits, spaces, “-”, “_” and “.” only.`;
   if (/^[. ]/.test(name)) return `“${name}” starts with “${name[0]}”; a name cannot.`;
   if (name.endsWith(" ")) return `“${name}” ends with a space; a name cannot.`;
+  if (name.normalize("NFKC").toLowerCase() === UNKNOWN)
+    return (
+      `“${name}” reads as “${UNKNOWN}”, the answer for a voice the model does not know; ` +
+      "choose another name."
+    );
   return "";
 }
 

@@ -357,6 +357,21 @@ def test_a_name_that_reads_as_a_model_speaker_is_409_naming_it(
     assert client.get("/speakers").json() == {"speakers": MODEL_ONLY}
 
 
+@pytest.mark.parametrize(
+    "name", ["unknown", "Unknown", "unkn\u043ewn"], ids=["same", "case", "Cyrillic o"]
+)
+def test_a_name_that_reads_as_unknown_is_422_before_a_take_is_stored(
+    client: TestClient, stranger: list[bytes], name: str
+) -> None:
+    status, answer = upload(client, name, ("a.wav", stranger[0]))
+
+    assert (status, answer) == (422, {
+        "detail": f"speaker name {name!r} reads as 'unknown', the answer for a voice the "
+                  "model does not know: no model could be trained with it; choose another "
+                  "name"})  # fmt: skip
+    assert client.get("/speakers").json() == {"speakers": MODEL_ONLY}
+
+
 def test_clips_for_a_model_speaker_need_add_to_existing(
     client: TestClient, stranger: list[bytes]
 ) -> None:
