@@ -600,3 +600,23 @@ def test_each_kind_of_unknown_says_why_and_what_would_help(
         "to the microphone, then try again.",
     }
     assert console_errors(driver) == []
+
+
+# The outline of the label that stands for a (visually hidden) file input.
+LABEL_OUTLINE = """const label = document.querySelector(`label[for="${arguments[0]}"]`);
+return getComputedStyle(label).outlineStyle;"""
+
+
+@pytest.mark.parametrize(
+    ("before", "file_input"), [("listen", "clip"), ("take-record", "take-files")]
+)
+def test_the_keyboard_shows_where_it_is_on_each_choose_files_button(
+    driver: WebDriver, server: Server, before: str, file_input: str
+) -> None:
+    open_page(driver, server)
+    driver.execute_script("document.getElementById(arguments[0]).focus()", before)
+
+    driver.switch_to.active_element.send_keys(Keys.TAB)
+
+    assert driver.switch_to.active_element.get_attribute("id") == file_input
+    assert driver.execute_script(LABEL_OUTLINE, file_input) == "solid"
