@@ -16,6 +16,7 @@ const NAME_CHARS = /^[\p{L}\p{Nd} ._-]*$/u; // letters, digits, space and -_.
 const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u; // such as the Hangul fillers
 const UNKNOWN = "unknown"; // the answer for a voice the model does not know: no voice's name
 const POLL_MS = 400; // between looks at a running training job
+const STARTING = ""; // state.job while POST /train is on its way: a second press waits for it
 const THUMBNAIL = { width: 180, height: 56 }; // px, a take's histogram
 // Events between this section and the list of voices (versions.js).
 export const STORE_CHANGED = "voiceid:store-changed";
@@ -81,7 +82,7 @@ const state = {
   takes: [], // {speaker, state: sending|accepted|stored|refused, file, id, seconds, histogram, detail}
   takesCheck: null, // the server's check of the shown speaker's stored takes, as a whole
   recorded: 0, // takes recorded in this page, for their file names
-  job: null, // the id of the training job being followed
+  job: null, // the id of the training job being followed; STARTING while one is asked for
 };
 
 function failed(error, what, retry) {
@@ -389,10 +390,14 @@ async function train() {
     return;
   }
   clearMessages();
+  state.job = STARTING;
+  renderTakes();
   let job;
   try {
     ({ job } = await api("/train", { method: "POST" }));
   } catch (error) {
+    state.job = null;
+    renderTakes();
     trainingRefused(error);
     return;
   }

@@ -620,3 +620,33 @@ def test_the_keyboard_shows_where_it_is_on_each_choose_files_button(
 
     assert driver.switch_to.active_element.get_attribute("id") == file_input
     assert driver.execute_script(LABEL_OUTLINE, file_input) == "solid"
+
+
+# A server whose training job starts a moment after it is asked for and is done at once: the
+# page's POSTs to /train are counted in window.trainPosts.
+FAKE_TRAINING = """window.trainPosts = 0;
+const real = window.fetch;
+const json = (body) => new Response(JSON.stringify(body), { status: 200 });
+window.fetch = async (url, options = {}) => {
+  if (String(url) === "/train" && options.method === "POST") {
+    window.trainPosts += 1;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return json({ job: "job1" });
+  }
+  if (String(url) === "/train/job1")
+    return json({ job: "job1", state: "done", progress: 1, detail: "done", model: null });
+  return real(url, options);
+};
+document.getElementById("train").setAttribute("aria-disabled", "false");"""
+
+
+def test_a_double_click_on_train_asks_for_one_training(driver: WebDriver, server: Server) -> None:
+    open_page(driver, server)
+    driver.execute_script(FAKE_TRAINING)
+
+    driver.execute_script("const b = document.getElementById('train'); b.click(); b.click();")
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "teach-status") == "Done.")
+
+    assert driver.execute_script("return window.trainPosts") == 1
+    assert text_of(driver, "teach-error") == ""
+    assert console_errors(driver) == []
