@@ -2,6 +2,11 @@
 // the server's own words (its `detail`) and, where it sent one, the whole answer.
 
 export const KEY_STORAGE = "voiceid.apiKey";
+// What the person can do, after the server's words, where those leave it open.
+const TOO_BIG =
+  "a few seconds of speech are enough: choose a shorter clip, or a compressed one " +
+  "(FLAC, OGG or MP3)";
+export const UNREACHABLE = "check that it is still running, then try again";
 
 export class HttpError extends Error {
   /** `status` 0 means the server could not be reached; `body` is the parsed answer, if any. */
@@ -28,7 +33,9 @@ async function errorOf(response) {
   } catch {
     // not JSON: the status line says what happened
   }
-  return new HttpError(response.status, detailOf(body, response), body);
+  const detail = detailOf(body, response);
+  const said = response.status === 413 ? `${detail}; ${TOO_BIG}` : detail;
+  return new HttpError(response.status, said, body);
 }
 
 /** The JSON answer to a request; rejects with an HttpError for a network failure or non-2xx. */
@@ -37,7 +44,7 @@ export async function requestJson(url, options = {}) {
   try {
     response = await fetch(url, options);
   } catch (error) {
-    throw new HttpError(0, `could not reach the server (${error.message})`);
+    throw new HttpError(0, `could not reach the server (${error.message}): ${UNREACHABLE}`);
   }
   if (!response.ok) throw await errorOf(response);
   return response.json();

@@ -2,7 +2,7 @@
 // (the server resamples), and each answer shown as it comes: the name, a scrolling timeline of
 // the last 30 s with one colour per voice, and the histogram of the latest window.
 
-import { storedKey } from "./api.js";
+import { UNREACHABLE, storedKey } from "./api.js";
 import { drawHistogram, drawTimeline } from "./drawings.js";
 import { microphoneProblem } from "./microphone.js";
 import { Recording, canRecord } from "./recorder.js";
@@ -33,9 +33,13 @@ export function toPcm16(samples) {
   return view.buffer;
 }
 
-/** What a close means for the person: null when it was asked for, else the server's words. */
-export function closeMessage(code, reason) {
+/**
+ * What a close means for the person: null when it was asked for, else the server's words;
+ * `opened` false when the connection never opened (the server is down, or not there).
+ */
+export function closeMessage(code, reason, opened = true) {
   if (code === 1000) return null;
+  if (!opened) return `Stopped: could not connect to the server; ${UNREACHABLE}.`;
   const known = CLOSED[code];
   if (known) return `Stopped: ${known} (${reason || code}).`;
   return `Stopped: the connection to the server was lost (${reason || `code ${code}`}).`;
@@ -79,13 +83,16 @@ export class LiveListener {
     const socket = new WebSocket(`${scheme}//${location.host}${LISTEN_PATH}`, ["voiceid"]);
     socket.binaryType = "arraybuffer";
     this.#socket = socket;
+    let opened = false;
     socket.onopen = () => {
+      opened = true;
       const key = storedKey();
       socket.send(JSON.stringify({ sample_rate: sampleRate, explain: true, ...(key && { key }) }));
     };
     // A stream stopped by the person is no longer this.#socket: its late words are ignored.
     socket.onmessage = ({ data }) => socket === this.#socket && this.#answer(JSON.parse(data));
-    socket.onclose = ({ code, reason }) => socket === this.#socket && this.#closed(code, reason);
+    socket.onclose = ({ code, reason }) =>
+      socket === this.#socket && this.#closed(code, reason, opened);
   }
 
   #send(samples) {
@@ -125,14 +132,14 @@ export class LiveListener {
     }
   }
 
-  #closed(code, reason) {
+  #closed(code, reason, opened) {
     this.#socket = null;
     if (code === 1008) {
       this.#finish("");
       this.onKeyNeeded(reason, () => this.start());
       return;
     }
-    this.#finish(closeMessage(code, reason) || "");
+    this.#finish(closeMessage(code, reason, opened) || "");
   }
 
   stop() {

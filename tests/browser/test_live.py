@@ -174,7 +174,7 @@ def test_pcm_close_messages_and_hop_colours_in_the_browser(
             done([
               [0, 1, 2, 3, 4].map((i) => view.getInt16(2 * i, true)),
               [closeMessage(1000, "stopped"), closeMessage(1013, "2 streams are open"),
-               closeMessage(1006, "")],
+               closeMessage(1006, ""), closeMessage(1006, "", false)],
               [hopClass({ speech: false }, ["David", "Steve"]),
                hopClass({ speech: true, speaker: "Steve", unknown: false }, ["David", "Steve"]),
                hopClass({ speech: true, speaker: "unknown", unknown: true }, ["David"])],
@@ -189,6 +189,7 @@ def test_pcm_close_messages_and_hop_colours_in_the_browser(
         "Stopped: the server is too busy for another stream; try again in a moment "
         "(2 streams are open).",
         "Stopped: the connection to the server was lost (code 1006).",
+        "Stopped: could not connect to the server; check that it is still running, then try again.",
     ]
     assert classes == ["hop silence", "hop speaker-1", "hop unknown"]
 

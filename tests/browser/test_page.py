@@ -650,3 +650,37 @@ def test_a_double_click_on_train_asks_for_one_training(driver: WebDriver, server
     assert driver.execute_script("return window.trainPosts") == 1
     assert text_of(driver, "teach-error") == ""
     assert console_errors(driver) == []
+
+
+UPLOAD_LIMIT_BYTES = 10_000_000  # the server's default VOICEID_MAX_UPLOAD_BYTES
+# /predict as a server that has gone away answers it.
+SERVER_GONE = """const real = window.fetch;
+window.fetch = (url, options) => String(url).startsWith("/predict")
+  ? Promise.reject(new TypeError("Failed to fetch")) : real(url, options);"""
+
+
+def test_a_clip_too_big_and_a_server_gone_say_what_to_do(
+    driver: WebDriver, server: Server, tmp_path: Path
+) -> None:
+    big = tmp_path / "long.wav"
+    big.write_bytes(bytes(UPLOAD_LIMIT_BYTES + 1))
+    open_page(driver, server)
+
+    driver.find_element(By.ID, "clip").send_keys(str(big))
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "error"))
+    too_big = text_of(driver, "error")
+    driver.execute_script(SERVER_GONE)
+    driver.find_element(By.ID, "clip").send_keys(str(big))
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "error") != too_big)
+
+    assert re.fullmatch(
+        r"Could not identify long\.wav: upload of \d+ bytes is over the limit of 10000000 bytes; "
+        r"a few seconds of speech are enough: choose a shorter clip, or a compressed one "
+        r"\(FLAC, OGG or MP3\)\.",
+        too_big,
+    ), too_big
+    assert text_of(driver, "error") == (
+        "Could not identify long.wav: could not reach the server (Failed to fetch): check that "
+        "it is still running, then try again."
+    )
+    assert console_errors(driver, allowed=re.compile(r"/predict\?explain=true - .* 413")) == []
