@@ -114,7 +114,8 @@ export class LiveListener {
   #show(hop) {
     const { ui } = this;
     if (hop.speech) {
-      ui.name.textContent = hop.speaker;
+      // A live region: rewritten with the same name, it would be read out four times a second.
+      if (ui.name.textContent !== hop.speaker) ui.name.textContent = hop.speaker;
       ui.name.dataset.state = hop.unknown ? "unknown" : "known";
       const index = this.model() ? this.model().labels.indexOf(hop.speaker) : -1;
       ui.name.className = `live-name ${index >= 0 ? `speaker-${index % 6}` : ""}`.trim();

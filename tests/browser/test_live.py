@@ -9,6 +9,7 @@ before the page starts sending, so the change is measured from the first hop wit
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -108,6 +109,12 @@ def open_page(driver: WebDriver, url: str, api_key: str | None) -> None:
     driver.get_log("browser")  # type: ignore[no-untyped-call]  # each test's console from here
 
 
+# Counts the changes of the live name's text in window.nameChanges.
+COUNT_NAME_CHANGES = """window.nameChanges = 0;
+new MutationObserver((records) => (window.nameChanges += records.length)).observe(
+  document.getElementById("live-name"), { childList: true, characterData: true, subtree: true });"""
+
+
 def timeline(driver: WebDriver) -> list[tuple[float, str]]:
     """Every hop the timeline shows, as (t, speaker or "" for silence), read in one script."""
     script = """return [...document.querySelectorAll('#live-timeline rect[data-t]')]
@@ -119,6 +126,7 @@ def test_the_name_follows_steve_then_david_within_half_a_second(
     driver: WebDriver, server_url: str, microphone: Microphone
 ) -> None:
     open_page(driver, server_url, API_KEY)
+    driver.execute_script(COUNT_NAME_CHANGES)
     driver.find_element(By.ID, "listen").click()
     # Until the stream time passes the end of David, then the stream is stopped.
     WebDriverWait(driver, TIMEOUT_S).until(
@@ -140,6 +148,10 @@ def test_the_name_follows_steve_then_david_within_half_a_second(
     assert "David" not in {s for t, s in hops if t < first_sound + microphone.change_s - 0.5}
     assert "Steve" not in {s for t, s in hops if t > first_sound + microphone.change_s + 0.5}
     assert name in ("David", "unknown")  # the last voice heard (or its fading tail)
+    # The name is a live region: it changes (and is read out) only when the voice does.
+    voices = [s for _, s in hops if s]
+    changes = 1 + sum(a != b for a, b in itertools.pairwise(voices))
+    assert driver.execute_script("return window.nameChanges") == changes
     assert driver.find_element(By.ID, "listen").get_attribute("aria-pressed") == "false"
     assert console_errors(driver) == []
 
