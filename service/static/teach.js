@@ -426,6 +426,12 @@ function showProgress(job) {
   ui.progressDetail.textContent = `${capitalise(job.state)}: ${job.detail}`;
 }
 
+/** No training to show: a bar left part-filled would read as one still running. */
+function hideProgress() {
+  ui.progress.hidden = true;
+  ui.progressDetail.textContent = "";
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls job `id` until it is done or failed, showing its progress. */
@@ -446,6 +452,7 @@ async function follow(id, announcement = "Training…") {
     finished(job);
   } catch (error) {
     say("");
+    hideProgress();
     failed(error, "follow the training", () => follow(id));
   } finally {
     state.job = null;
@@ -457,6 +464,7 @@ function finished(job) {
   ui.progressDetail.textContent = ""; // the status below says it all now
   if (job.state === "failed") {
     say("");
+    hideProgress();
     showError(`Training failed: ${job.detail}`);
     return;
   }

@@ -622,9 +622,11 @@ def test_the_keyboard_shows_where_it_is_on_each_choose_files_button(
     assert driver.execute_script(LABEL_OUTLINE, file_input) == "solid"
 
 
-# A server whose training job starts a moment after it is asked for and is done at once: the
-# page's POSTs to /train are counted in window.trainPosts.
-FAKE_TRAINING = """window.trainPosts = 0;
+# A server whose training job starts a moment after it is asked for, then answers each look at
+# it with the next of arguments[0] (its last one from then on; "gone": the server has gone away).
+# The page's POSTs to /train are counted in window.trainPosts.
+FAKE_TRAINING = """const answers = arguments[0];
+window.trainPosts = 0;
 const real = window.fetch;
 const json = (body) => new Response(JSON.stringify(body), { status: 200 });
 window.fetch = async (url, options = {}) => {
@@ -633,16 +635,19 @@ window.fetch = async (url, options = {}) => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     return json({ job: "job1" });
   }
-  if (String(url) === "/train/job1")
-    return json({ job: "job1", state: "done", progress: 1, detail: "done", model: null });
-  return real(url, options);
+  if (String(url) !== "/train/job1") return real(url, options);
+  const answer = answers.length > 1 ? answers.shift() : answers[0];
+  if (answer === "gone") throw new TypeError("Failed to fetch");
+  return json({ job: "job1", model: null, ...answer });
 };
 document.getElementById("train").setAttribute("aria-disabled", "false");"""
+DONE = {"state": "done", "progress": 1, "detail": "done"}
+RUNNING = {"state": "running", "progress": 0.5, "detail": "training: epoch 3"}
 
 
 def test_a_double_click_on_train_asks_for_one_training(driver: WebDriver, server: Server) -> None:
     open_page(driver, server)
-    driver.execute_script(FAKE_TRAINING)
+    driver.execute_script(FAKE_TRAINING, [DONE])
 
     driver.execute_script("const b = document.getElementById('train'); b.click(); b.click();")
     WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "teach-status") == "Done.")
@@ -650,6 +655,36 @@ def test_a_double_click_on_train_asks_for_one_training(driver: WebDriver, server
     assert driver.execute_script("return window.trainPosts") == 1
     assert text_of(driver, "teach-error") == ""
     assert console_errors(driver) == []
+
+
+@pytest.mark.parametrize(
+    ("end", "error"),
+    [
+        (
+            {"state": "failed", "progress": 0.5, "detail": "the disk is full"},
+            "Training failed: the disk is full",
+        ),
+        (
+            "gone",
+            "Could not follow the training: could not reach the server (Failed to fetch): check "
+            "that it is still running, then try again.",
+        ),
+    ],
+    ids=["failed", "server gone"],
+)
+def test_training_that_ends_badly_leaves_no_progress_that_looks_alive(
+    driver: WebDriver, server: Server, end: dict[str, Any] | str, error: str
+) -> None:
+    open_page(driver, server)
+    driver.execute_script(FAKE_TRAINING, [RUNNING, RUNNING, end])
+
+    driver.execute_script("document.getElementById('train').click()")
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "teach-error"))
+
+    assert text_of(driver, "teach-error") == error
+    assert not driver.find_element(By.ID, "train-progress").is_displayed()
+    assert text_of(driver, "train-detail") == ""
+    assert text_of(driver, "teach-status") == ""
 
 
 UPLOAD_LIMIT_BYTES = 10_000_000  # the server's default VOICEID_MAX_UPLOAD_BYTES
