@@ -6,7 +6,10 @@ export const KEY_STORAGE = "voiceid.apiKey";
 const TOO_BIG =
   "a few seconds of speech are enough: choose a shorter clip, or a compressed one " +
   "(FLAC, OGG or MP3)";
+const UNDECODABLE =
+  "choose a recording in WAV, FLAC, OGG or MP3, or record one with the microphone";
 export const UNREACHABLE = "check that it is still running, then try again";
+const ADVICE = { 413: TOO_BIG, 415: UNDECODABLE };
 
 export class HttpError extends Error {
   /** `status` 0 means the server could not be reached; `body` is the parsed answer, if any. */
@@ -33,9 +36,13 @@ async function errorOf(response) {
   } catch {
     // not JSON: the status line says what happened
   }
-  const detail = detailOf(body, response);
-  const said = response.status === 413 ? `${detail}; ${TOO_BIG}` : detail;
-  return new HttpError(response.status, said, body);
+  const detail = withAdvice(response.status, detailOf(body, response));
+  return new HttpError(response.status, detail, body);
+}
+
+/** The server's `detail` of a refusal with `status`, then what would help where it says not. */
+export function withAdvice(status, detail) {
+  return ADVICE[status] ? `${detail}; ${ADVICE[status]}` : detail;
 }
 
 /** The JSON answer to a request; rejects with an HttpError for a network failure or non-2xx. */

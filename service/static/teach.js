@@ -2,7 +2,7 @@
 // on the server as a clip of that speaker (POST /speakers/{name}/clips); then a training job
 // (POST /train) whose progress the page follows (GET /train/{id}) until the new version serves.
 
-import { api, speakerPath } from "./api.js";
+import { api, speakerPath, withAdvice } from "./api.js";
 import { $, button, capitalise, element, messages } from "./dom.js";
 import { drawHistogram } from "./drawings.js";
 import { formatSeconds, listInWords, qualityInWords, takesInWords } from "./format.js";
@@ -229,7 +229,7 @@ function settleTake(take, answer) {
     Object.assign(take, { state: "accepted", id, seconds, histogram, quality });
     say(`Take ${goodTakes().length} of ${take.speaker} stored.`);
   } else {
-    const detail = refused ? refused.detail : "refused";
+    const detail = refused ? withAdvice(refused.status, refused.detail) : "refused";
     Object.assign(take, { state: "refused", detail, quality: refused && refused.quality });
     say(`${take.file} was refused.`);
   }

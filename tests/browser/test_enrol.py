@@ -293,6 +293,24 @@ def test_a_silent_take_is_refused_with_the_servers_reason(
     assert [e for e in console_errors(driver) if "/clips - Failed" not in e] == []
 
 
+def test_a_take_that_is_no_recording_says_which_files_to_choose(
+    driver: WebDriver, server: Server, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a recording")
+    open_page(driver, server)
+    type_name(driver, NAME)
+
+    driver.find_element(By.ID, "take-files").send_keys(str(notes))
+
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: takes(d, "refused"))
+    [card] = takes(driver, "refused")
+    assert card.find_element(By.CLASS_NAME, "take-reason").text == (
+        "Cannot decode unknown data: not a supported audio format; choose a recording in WAV, "
+        "FLAC, OGG or MP3, or record one with the microphone"
+    )
+
+
 def test_takes_for_a_voice_of_the_model_are_sent_once_the_person_agrees(
     driver: WebDriver, server: Server, clips: Clips
 ) -> None:

@@ -415,7 +415,10 @@ def test_a_failed_upload_clears_the_earlier_clips_answer(
     driver.find_element(By.ID, "clip").send_keys(str(notes))
     WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "error"))
 
-    assert text_of(driver, "error").startswith("Could not identify notes.wav: cannot decode ")
+    assert text_of(driver, "error") == (
+        "Could not identify notes.wav: cannot decode unknown data: not a supported audio format; "
+        "choose a recording in WAV, FLAC, OGG or MP3, or record one with the microphone."
+    )
     assert driver.find_element(By.ID, "verdict").get_attribute("data-state") == "empty"
     assert (text_of(driver, "result"), text_of(driver, "confidence")) == (
         "?", "No answer for notes.wav: see the message under “Give it a clip”."
