@@ -15,6 +15,8 @@ const MAX_NAME_BYTES = 255; // and in bytes of UTF-8: a file name's
 const NAME_CHARS = /^[\p{L}\p{Nd} ._-]*$/u; // letters, digits, space and -_.
 const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u; // such as the Hangul fillers
 const UNKNOWN = "unknown"; // the answer for a voice the model does not know: no voice's name
+// How the server's refusals of a name begin (422: its rules; 409: it reads as another's).
+const NAME_REFUSED = /^speaker name /;
 const POLL_MS = 400; // between looks at a running training job
 const STARTING = ""; // state.job while POST /train is on its way: a second press waits for it
 const THUMBNAIL = { width: 180, height: 56 }; // px, a take's histogram
@@ -244,7 +246,7 @@ function refuseTake(take, error, retry) {
     failed(error, "store the take", retry);
     return;
   }
-  if (error.status === 422) showNameProblem(capitalise(error.message)); // the name
+  if (NAME_REFUSED.test(error.message)) showNameProblem(capitalise(error.message));
   Object.assign(take, { state: "refused", detail: error.message });
   renderTakes();
   say(`${take.file} was not stored.`);

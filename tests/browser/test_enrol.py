@@ -311,6 +311,22 @@ def test_a_take_that_is_no_recording_says_which_files_to_choose(
     )
 
 
+def test_a_name_that_reads_as_a_voice_of_the_model_is_marked_on_the_name(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    open_page(driver, server)
+    type_name(driver, "david")
+
+    driver.find_element(By.ID, "take-files").send_keys(str(clips.microphone))
+
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: takes(d, "refused"))
+    assert text_of(driver, "name-error") == (
+        "Speaker name 'david' reads the same as 'David', a speaker of the model: use 'David' to "
+        "add to that speaker, or a name that reads differently"
+    )
+    assert driver.find_element(By.ID, "speaker-name").get_attribute("aria-invalid") == "true"
+
+
 def test_takes_for_a_voice_of_the_model_are_sent_once_the_person_agrees(
     driver: WebDriver, server: Server, clips: Clips
 ) -> None:
