@@ -722,3 +722,27 @@ def test_a_clip_too_big_and_a_server_gone_say_what_to_do(
         "it is still running, then try again."
     )
     assert console_errors(driver, allowed=re.compile(r"/predict\?explain=true - .* 413")) == []
+
+
+def test_long_file_names_and_names_wrap_within_a_phone(
+    driver: WebDriver, server: Server, tmp_path: Path
+) -> None:
+    long_file = tmp_path / f"{'a' * 180}.txt"
+    long_file.write_text("not a recording")
+    open_page(driver, server)
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": PHONE[0], "height": PHONE[1], "deviceScaleFactor": 1, "mobile": True},
+    )
+    try:
+        driver.find_element(By.ID, "clip").send_keys(str(long_file))
+        WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "error"))
+        driver.find_element(By.ID, "speaker-name").send_keys("W" * 64 + "!")
+        WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "name-error"))
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    assert overflow <= 0, f"the page is {overflow} px wider than a phone"
