@@ -257,6 +257,12 @@ function removeTake(take) {
   renderTakes();
 }
 
+/** A refused take's card goes; the focus, on its button, goes to Record a take. */
+function dismissTake(take) {
+  removeTake(take);
+  ui.record.focus();
+}
+
 async function deleteTake(take) {
   const url = `${speakerPath(take.speaker)}/clips/${encodeURIComponent(take.id)}`;
   try {
@@ -349,7 +355,7 @@ function takeAdvice(take) {
 function takeAction(take) {
   const title = takeTitle(take);
   if (take.state === "refused")
-    return button("Dismiss", "button secondary small", () => removeTake(take), `Dismiss ${title}`);
+    return button("Dismiss", "button secondary small", () => dismissTake(take), `Dismiss ${title}`);
   if (take.state === "sending") return null;
   return button("Delete", "button secondary small", () => deleteTake(take), `Delete ${title}`);
 }

@@ -33,6 +33,7 @@ import soundfile as sf
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -291,6 +292,21 @@ def test_a_silent_take_is_refused_with_the_servers_reason(
     # A refused take is not stored; the server's refusal leaves a 422 in the console.
     assert NAME not in [s["name"] for s in call_api(server, "/speakers")[1]["speakers"]]
     assert [e for e in console_errors(driver) if "/clips - Failed" not in e] == []
+
+
+def test_dismissing_a_refused_take_from_the_keyboard_keeps_the_focus_in_the_section(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    open_page(driver, server)
+    type_name(driver, NAME)
+    driver.find_element(By.ID, "take-files").send_keys(str(clips.silent))
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: takes(d, "refused"))
+    [card] = takes(driver, "refused")
+
+    card.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)
+
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: not takes(d, "refused"))
+    assert driver.switch_to.active_element.get_attribute("id") == "take-record"
 
 
 def test_a_take_that_is_no_recording_says_which_files_to_choose(
