@@ -2,11 +2,17 @@
 // take goes to `onTake`. The page has two (identify a clip, and teach a voice); only one
 // records at a time, since there is one microphone.
 
-import { Recording, canRecord } from "./recorder.js";
+import { Recording, canRecord, peakOf } from "./recorder.js";
 
 const MAX_RECORDING_S = 20; // recording stops by itself after this, well under the server's limit
 const MIN_RECORDING_S = 0.3; // shorter recordings are a slip of the finger, not a word
 const SILENCE_DB = -60; // level-meter floor, dBFS
+// A recording whose peak stays under this (-80 dBFS, the server's limit for a silent clip:
+// pipeline/audio.py SILENCE_DBFS) came from a muted or wrong microphone: it is not sent.
+const MUTED_PEAK = 1e-4;
+const MUTED =
+  "The microphone sent only silence: check that it is not muted and that the browser uses " +
+  "the one you speak into, then record again.";
 const NO_RECORDING =
   "Recording needs a secure page (https or localhost) and a browser with Web Audio; " +
   "choose a file instead.";
@@ -27,6 +33,16 @@ export function microphoneProblem(error) {
     default:
       return `Could not start recording: ${error.message || error.name}.`;
   }
+}
+
+/** What is wrong with a recording of `seconds` whose loudest sample is `peak`, or "". */
+function recordingProblem(seconds, peak) {
+  if (seconds < MIN_RECORDING_S)
+    return (
+      `The recording is only ${seconds.toFixed(1)} s long; ` +
+      "press Record, say a word, then press Stop."
+    );
+  return peak < MUTED_PEAK ? MUTED : "";
 }
 
 export class MicButton {
@@ -67,8 +83,7 @@ export class MicButton {
   }
 
   #showLevel(samples, startedAt) {
-    let peak = 0;
-    for (const sample of samples) peak = Math.max(peak, Math.abs(sample));
+    const peak = peakOf(samples);
     const db = peak > 0 ? 20 * Math.log10(peak) : SILENCE_DB;
     const fraction = Math.min(Math.max(1 - db / SILENCE_DB, 0), 1);
     this.levelFill.style.transform = `scaleX(${fraction.toFixed(3)})`;
@@ -109,13 +124,11 @@ export class MicButton {
     if (active === this) active = null;
     clearTimeout(this.#timer);
     this.#setUi(false);
-    const { wav, seconds } = await recording.stop();
-    if (seconds < MIN_RECORDING_S) {
+    const { wav, seconds, peak } = await recording.stop();
+    const problem = recordingProblem(seconds, peak);
+    if (problem) {
       this.say("");
-      this.showError(
-        `The recording is only ${seconds.toFixed(1)} s long; ` +
-          "press Record, say a word, then press Stop.",
-      );
+      this.showError(problem);
       return;
     }
     this.onTake(wav, seconds);

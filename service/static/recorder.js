@@ -109,7 +109,10 @@ export class Recording {
     }
   }
 
-  /** Stops capturing and releases the microphone; resolves to `{wav: Blob, seconds}`. */
+  /**
+   * Stops capturing and releases the microphone; resolves to `{wav: Blob, seconds, peak}`, `peak`
+   * being the largest absolute sample (0 from a muted microphone).
+   */
   async stop() {
     await this.#starting.catch(() => {}); // a failed start has already released everything
     if (this.#node && this.#node.port) {
@@ -127,6 +130,7 @@ export class Recording {
     return {
       wav: new Blob([encodeWav(samples, sampleRate)], { type: "audio/wav" }),
       seconds: samples.length / sampleRate,
+      peak: peakOf(samples),
     };
   }
 
@@ -162,6 +166,13 @@ export class Recording {
     if (this.#stream) this.#stream.getTracks().forEach((track) => track.stop());
     if (this.#context && this.#context.state !== "closed") this.#context.close();
   }
+}
+
+/** The largest absolute value of `samples` (0 for none). */
+export function peakOf(samples) {
+  let peak = 0;
+  for (const sample of samples) peak = Math.max(peak, Math.abs(sample));
+  return peak;
 }
 
 /** Joins Float32Array chunks into one. */

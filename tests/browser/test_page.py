@@ -746,3 +746,34 @@ def test_long_file_names_and_names_wrap_within_a_phone(
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
     assert overflow <= 0, f"the page is {overflow} px wider than a phone"
+
+
+# A microphone that sends only digital silence, as a muted one does.
+MUTED_MICROPHONE = """navigator.mediaDevices.getUserMedia = async () =>
+  new AudioContext().createMediaStreamDestination().stream;
+window.predictions = 0;
+const real = window.fetch;
+window.fetch = (url, options) => {
+  if (String(url).startsWith("/predict")) window.predictions += 1;
+  return real(url, options);
+};"""
+
+
+def test_a_muted_microphone_is_told_before_anything_is_sent(
+    driver: WebDriver, server: Server
+) -> None:
+    open_page(driver, server)
+    driver.execute_script(MUTED_MICROPHONE)
+    record = driver.find_element(By.ID, "record")
+
+    record.click()
+    WebDriverWait(driver, 5).until(lambda d: "Recording" in text_of(d, "status"))
+    time.sleep(1.0)  # longer than a slip of the finger
+    record.click()
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "error"))
+
+    assert text_of(driver, "error") == (
+        "The microphone sent only silence: check that it is not muted and that the browser "
+        "uses the one you speak into, then record again."
+    )
+    assert driver.execute_script("return window.predictions") == 0
