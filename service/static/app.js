@@ -48,6 +48,7 @@ const state = {
   model: null, // the GET /model answer
   answer: null, // the latest /predict answer
   busy: false, // a clip is on its way to the server
+  sent: 0, // clips sent: only the last one's answer (or failure) is shown
   retry: null, // what to do again once the API key is entered
   onModelLoaded: [], // called with each newly loaded model
 };
@@ -118,15 +119,18 @@ function setBusy(busy) {
 }
 
 async function identify(blob, filename) {
+  const ticket = (state.sent += 1);
   clearMessages();
   setBusy(true);
   say(`Sending ${filename}…`);
   try {
     const answer = await predict(blob, filename);
+    if (ticket !== state.sent) return; // a later clip's answer is the one to show
     keyWorked();
     if (!state.model || state.model.version !== answer.model.version) await loadModel();
     showAnswer(answer);
   } catch (error) {
+    if (ticket !== state.sent) return;
     say("");
     // The answer shown was the earlier clip's: left up, it would read as this one's.
     clearAnswer(`No answer for ${filename}: see the message under “Give it a clip”.`);
@@ -134,7 +138,7 @@ async function identify(blob, filename) {
     if (error.status === 401) needKey(error.message, "send the clip again", retry);
     else showError(`Could not identify ${filename}: ${error.message}.`);
   } finally {
-    setBusy(false);
+    if (ticket === state.sent) setBusy(false);
   }
 }
 

@@ -777,3 +777,32 @@ def test_a_muted_microphone_is_told_before_anything_is_sent(
         "uses the one you speak into, then record again."
     )
     assert driver.execute_script("return window.predictions") == 0
+
+
+# /predict answers a chosen file (not the microphone's recording.wav) only after SLOW_S.
+SLOW_S = RECORD_S + 2.0
+SLOW_FILES = """const [slowMs, real] = [arguments[0], window.fetch];
+window.fetch = async (url, options) => {
+  const file = options && options.body instanceof FormData && options.body.get("file");
+  if (file && file.name !== "recording.wav") await new Promise((r) => setTimeout(r, slowMs));
+  return real(url, options);
+};"""
+
+
+def test_the_answer_shown_is_the_last_clips_when_a_slower_one_was_given_before(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    open_page(driver, server)
+    driver.execute_script(SLOW_FILES, SLOW_S * 1000)
+    record = driver.find_element(By.ID, "record")
+
+    record.click()
+    WebDriverWait(driver, 5).until(lambda d: "Recording" in text_of(d, "status"))
+    driver.find_element(By.ID, "clip").send_keys(str(clips.david))  # given first, answered last
+    time.sleep(RECORD_S)
+    record.click()
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "result") == "Steve")
+    time.sleep(SLOW_S - RECORD_S + 0.5)  # past the file's answer
+
+    assert text_of(driver, "result") == "Steve"
+    assert driver.find_element(By.ID, "record").get_attribute("aria-disabled") == "false"
