@@ -14,6 +14,12 @@ import { startTeaching } from "./teach.js";
 import { startVersions } from "./versions.js";
 
 const PREDICT_URL = "/predict?explain=true";
+// The three reasons for "unknown" in a few words (docs/quality.md), for the status line.
+const UNKNOWN_IN_SHORT = {
+  far: "too far from every voice this model knows",
+  unsure: "it sounds between voices",
+  poor_recording: "the recording is too poor to judge",
+};
 const MODEL_URL = "/model";
 
 const ui = {
@@ -166,7 +172,11 @@ function showAnswer(answer) {
   ui.result.textContent = answer.speaker;
   if (answer.unknown) {
     ui.confidence.textContent = unknownWhy(answer, closest, needed);
-    say(`Unknown speaker. The closest voice is ${closest[0]}, at ${formatPercent(closest[1])}.`);
+    const why = UNKNOWN_IN_SHORT[answer.unknown_reason];
+    say(
+      `Unknown speaker${why ? `: ${why}` : ""}. The closest voice is ${closest[0]}, at ` +
+        `${formatPercent(closest[1])}.`,
+    );
   } else if (answer.confidence < closest[1]) {
     // The runner-up, named because the clip lies among its recordings, far from the top voice's.
     ui.confidence.textContent =

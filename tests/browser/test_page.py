@@ -575,6 +575,7 @@ def test_each_kind_of_unknown_says_why_and_what_would_help(
     open_page(driver, server)
     driver.execute_script(REWRITE_ANSWERS)
     said: dict[str, str] = {}
+    announced: dict[str, str] = {}  # the status line, which screen readers read out
 
     for case, (reason, fields) in UNKNOWN_ANSWERS.items():
         rewrite = {**fields, "speaker": "unknown", "unknown": True, "unknown_reason": reason}
@@ -586,7 +587,18 @@ def test_each_kind_of_unknown_says_why_and_what_would_help(
             )
         )
         said[case] = text_of(driver, "confidence")
+        announced[case] = text_of(driver, "status")
 
+    assert announced == {
+        "far": "Unknown speaker: too far from every voice this model knows. The closest voice "
+        "is David, at 90.0%.",
+        "unsure": "Unknown speaker: it sounds between voices. The closest voice is David, at "
+        "55.0%.",
+        "too close to call": "Unknown speaker: it sounds between voices. The closest voice is "
+        "David, at 55.0%.",
+        "poor_recording": "Unknown speaker: the recording is too poor to judge. The closest "
+        "voice is David, at 55.0%.",
+    }
     assert said == {
         "far": "Too far from every voice this model knows. The closest voice is David at 90.0%, "
         "but the clip is unlike all of David's recordings. If this is a new voice, teach it to "
