@@ -6,7 +6,7 @@
 import { KEY_STORAGE, keyHeaders, requestJson, storedKey } from "./api.js";
 import { $, capitalise, element, messages } from "./dom.js";
 import { drawHistogram, drawNetwork, speakerClass } from "./drawings.js";
-import { formatHz, formatPercent, listInWords, qualityInWords } from "./format.js";
+import { formatHz, formatPercent, isolate, listInWords, qualityInWords } from "./format.js";
 import { LiveListener } from "./live.js";
 import { MicButton } from "./microphone.js";
 import { canRecord } from "./recorder.js";
@@ -128,7 +128,7 @@ async function identify(blob, filename) {
   const ticket = (state.sent += 1);
   clearMessages();
   setBusy(true);
-  say(`Sending ${filename}…`);
+  say(`Sending ${isolate(filename)}…`);
   try {
     const answer = await predict(blob, filename);
     if (ticket !== state.sent) return; // a later clip's answer is the one to show
@@ -139,10 +139,10 @@ async function identify(blob, filename) {
     if (ticket !== state.sent) return;
     say("");
     // The answer shown was the earlier clip's: left up, it would read as this one's.
-    clearAnswer(`No answer for ${filename}: see the message under “Give it a clip”.`);
+    clearAnswer(`No answer for ${isolate(filename)}: see the message under “Give it a clip”.`);
     const retry = () => identify(blob, filename);
     if (error.status === 401) needKey(error.message, "send the clip again", retry);
-    else showError(`Could not identify ${filename}: ${error.message}.`);
+    else showError(`Could not identify ${isolate(filename)}: ${error.message}.`);
   } finally {
     if (ticket === state.sent) setBusy(false);
   }
@@ -167,6 +167,7 @@ function showAnswer(answer) {
     entry[1] > best[1] ? entry : best,
   );
   const needed = formatPercent(answer.threshold);
+  const [named, nearest] = [isolate(answer.speaker), isolate(closest[0])];
   ui.verdict.dataset.state = answer.unknown ? "unknown" : "known";
   ui.verdict.className = `verdict ${answer.unknown ? "" : labelClass(answer.speaker)}`.trim();
   ui.result.textContent = answer.speaker;
@@ -174,22 +175,22 @@ function showAnswer(answer) {
     ui.confidence.textContent = unknownWhy(answer, closest, needed);
     const why = UNKNOWN_IN_SHORT[answer.unknown_reason];
     say(
-      `Unknown speaker${why ? `: ${why}` : ""}. The closest voice is ${closest[0]}, at ` +
+      `Unknown speaker${why ? `: ${why}` : ""}. The closest voice is ${nearest}, at ` +
         `${formatPercent(closest[1])}.`,
     );
   } else if (answer.confidence < closest[1]) {
     // The runner-up, named because the clip lies among its recordings, far from the top voice's.
     ui.confidence.textContent =
-      `The clip lies among ${answer.speaker}'s recordings and far from those of ${closest[0]}, ` +
+      `The clip lies among ${named}'s recordings and far from those of ${nearest}, ` +
       `whom the network scored higher (${formatPercent(closest[1])}).`;
-    say(`${answer.speaker}.`);
+    say(`${named}.`);
   } else {
     ui.confidence.textContent = `${formatPercent(answer.confidence)} sure (a voice is named from ${needed}).`;
-    say(`${answer.speaker}, ${formatPercent(answer.confidence)} sure.`);
+    say(`${named}, ${formatPercent(answer.confidence)} sure.`);
   }
   ui.answerMeta.textContent =
     `${answer.duration_s.toFixed(2)} s clip · answered in ${Math.round(answer.timing_ms)} ms · ` +
-    `model ${answer.model.name} (${answer.model.version.slice(0, 8)})`;
+    `model ${isolate(answer.model.name)} (${answer.model.version.slice(0, 8)})`;
   renderScores(answer);
   ui.quality.replaceChildren(...qualityInWords(answer.quality).map((s) => element("li", "", s)));
   redraw();
@@ -200,6 +201,7 @@ function showAnswer(answer) {
  * known one, or unsure between two; and what would help.
  */
 function unknownWhy(answer, closest, needed) {
+  const nearest = isolate(closest[0]);
   if (answer.unknown_reason === "poor_recording")
     return (
       `Not named, and the recording is the likely cause: ${answer.unknown_cause.problem}. ` +
@@ -207,17 +209,18 @@ function unknownWhy(answer, closest, needed) {
     );
   if (answer.unknown_reason === "far")
     return (
-      `Too far from every voice this model knows. The closest voice is ${closest[0]} at ` +
-      `${formatPercent(closest[1])}, but the clip is unlike all of ${closest[0]}'s recordings. ` +
+      `Too far from every voice this model knows. The closest voice is ${nearest} at ` +
+      `${formatPercent(closest[1])}, but the clip is unlike all of ${nearest}'s recordings. ` +
       `If this is a new voice, teach it to the model below.`
     );
-  const [second, secondScore] = runnerUp(answer.scores, closest[0]);
+  const [runner, secondScore] = runnerUp(answer.scores, closest[0]);
+  const second = isolate(runner);
   return (
     `Not sure enough to name anyone: it sounds between voices. The closest voice is ` +
-    `${closest[0]} at ${formatPercent(closest[1])}, then ${second} at ` +
+    `${nearest} at ${formatPercent(closest[1])}, then ${second} at ` +
     `${formatPercent(secondScore)}, but this model names a voice ` +
     `${unsureRule(answer, closest[1], needed)}. Say a longer phrase, or teach the model more ` +
-    `takes of ${closest[0]} and ${second}.`
+    `takes of ${nearest} and ${second}.`
   );
 }
 
@@ -333,7 +336,7 @@ function renderReport(model) {
   const features = model.feature_config;
   const created = model.created ? new Date(model.created) : null;
   fillList(ui.modelFacts, [
-    ["Name", `${model.name}, version ${model.version}`],
+    ["Name", `${isolate(model.name)}, version ${model.version}`],
     [
       "Layers",
       `${model.architecture.join(" → ")} neurons (${model.output_activation} outputs); ` +

@@ -25,10 +25,37 @@ export function formatHzTick(hz) {
   return `${(hz / 1000).toFixed(1).replace(/\.0$/, "")}k`;
 }
 
-/** "A", "A and B", "A, B and C". */
+// The scripts written right to left, whose letters a name may hold.
+const RIGHT_TO_LEFT_SCRIPTS = [
+  "Hebrew",
+  "Arabic",
+  "Syriac",
+  "Thaana",
+  "Nko",
+  "Samaritan",
+  "Mandaic",
+  "Adlam",
+];
+const RIGHT_TO_LEFT = new RegExp(
+  `[${RIGHT_TO_LEFT_SCRIPTS.map((script) => `\\p{Script=${script}}`).join("")}]`,
+  "u",
+);
+
+/**
+ * A name (a voice's, a file's) to set inside an English sentence: one with right-to-left
+ * letters is wrapped in Unicode's first-strong isolate (U+2068 ... U+2069), so that its digits
+ * and the sentence's punctuation keep their places: "0 takes of עדה 2: 5 more", not
+ * "0 takes of 5 :2 עדה more".
+ */
+export function isolate(name) {
+  return RIGHT_TO_LEFT.test(name) ? `\u2068${name}\u2069` : name;
+}
+
+/** "A", "A and B", "A, B and C", each name isolated. */
 export function listInWords(items) {
-  if (items.length <= 1) return items.join("");
-  return `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
+  const names = items.map(isolate);
+  if (names.length <= 1) return names.join("");
+  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
 }
 
 /** A length of audio as "1.2 s" (or "1 min 5 s" from a minute up). */

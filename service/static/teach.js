@@ -5,7 +5,7 @@
 import { api, speakerPath, withAdvice } from "./api.js";
 import { $, button, capitalise, element, messages } from "./dom.js";
 import { drawHistogram } from "./drawings.js";
-import { formatSeconds, listInWords, qualityInWords, takesInWords } from "./format.js";
+import { formatSeconds, isolate, listInWords, qualityInWords, takesInWords } from "./format.js";
 import { MicButton } from "./microphone.js";
 
 // The server trains from 4 clips a speaker; 5 leave one for its validation split to check.
@@ -32,27 +32,28 @@ export const SPEAKER_REMOVED = "voiceid:speaker-removed";
  * reads as another's, or as "unknown" in another script).
  */
 export function checkSpeakerName(name) {
+  const shown = isolate(name);
   const length = [...name].length;
   if (length === 0) return "Type a name first.";
   if (length > MAX_NAME_CHARS)
-    return `“${name}” is ${length} characters long; a name has at most ${MAX_NAME_CHARS}.`;
+    return `“${shown}” is ${length} characters long; a name has at most ${MAX_NAME_CHARS}.`;
   const bytes = new TextEncoder().encode(name).length;
   if (bytes > MAX_NAME_BYTES)
-    return `“${name}” takes ${bytes} bytes; a name takes at most ${MAX_NAME_BYTES}.`;
-  if (/[/\\]/.test(name)) return `“${name}” has a “/” or “\\”; a name cannot.`;
+    return `“${shown}” takes ${bytes} bytes; a name takes at most ${MAX_NAME_BYTES}.`;
+  if (/[/\\]/.test(name)) return `“${shown}” has a “/” or “\\”; a name cannot.`;
   const hidden = [...name].find((char) => INVISIBLE.test(char));
   if (hidden !== undefined) {
     const code = hidden.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
-    return `“${name}” has an invisible character (U+${code}); a name cannot.`;
+    return `“${shown}” has an invisible character (U+${code}); a name cannot.`;
   }
   const odd = [...name].find((char) => !NAME_CHARS.test(char));
   if (odd !== undefined)
-    return `“${name}” has “${odd}”; a name holds letters, digits, spaces, “-”, “_” and “.” only.`;
-  if (/^[. ]/.test(name)) return `“${name}” starts with “${name[0]}”; a name cannot.`;
-  if (name.endsWith(" ")) return `“${name}” ends with a space; a name cannot.`;
+    return `“${shown}” has “${odd}”; a name holds letters, digits, spaces, “-”, “_” and “.” only.`;
+  if (/^[. ]/.test(name)) return `“${shown}” starts with “${name[0]}”; a name cannot.`;
+  if (name.endsWith(" ")) return `“${shown}” ends with a space; a name cannot.`;
   if (name.normalize("NFKC").toLowerCase() === UNKNOWN)
     return (
-      `“${name}” reads as “${UNKNOWN}”, the answer for a voice the model does not know; ` +
+      `“${shown}” reads as “${UNKNOWN}”, the answer for a voice the model does not know; ` +
       "choose another name."
     );
   return "";
@@ -151,7 +152,7 @@ async function loadStoredTakes(name) {
     speaker = await api(speakerPath(name));
   } catch (error) {
     if (error.status === 422) showNameProblem(capitalise(error.message));
-    else failed(error, `look up ${name}`, () => loadStoredTakes(name));
+    else failed(error, `look up ${isolate(name)}`, () => loadStoredTakes(name));
     return;
   }
   if (name !== state.name) return; // another name was typed meanwhile
@@ -180,12 +181,13 @@ async function mayAddTo(name) {
     return true; // the list could not be read: the server still has the last word
   }
   if (!known || !known.in_model || known.in_store) return true;
+  const shown = isolate(name);
   const agreed = window.confirm(
-    `The model knows a voice called “${name}” already. Add your takes to that voice? ` +
+    `The model knows a voice called “${shown}” already. Add your takes to that voice? ` +
       "(Cancel to choose another name.)",
   );
   if (agreed) state.addToVoice = name;
-  else showNameProblem(`“${name}” is a voice the model knows; choose a name of your own.`);
+  else showNameProblem(`“${shown}” is a voice the model knows; choose a name of your own.`);
   return agreed;
 }
 
@@ -222,18 +224,18 @@ function settleTake(take, answer) {
   const [refused] = answer.refused;
   if (accepted && state.takes.some((other) => other !== take && other.id === accepted.id)) {
     removeTake(take);
-    say(`${take.file} is a take of ${take.speaker} already.`);
+    say(`${isolate(take.file)} is a take of ${isolate(take.speaker)} already.`);
     return;
   }
   if (answer.takes && take.speaker === state.name) state.takesCheck = answer.takes;
   if (accepted) {
     const { id, seconds, histogram, quality } = accepted;
     Object.assign(take, { state: "accepted", id, seconds, histogram, quality });
-    say(`Take ${goodTakes().length} of ${take.speaker} stored.`);
+    say(`Take ${goodTakes().length} of ${isolate(take.speaker)} stored.`);
   } else {
     const detail = refused ? withAdvice(refused.status, refused.detail) : "refused";
     Object.assign(take, { state: "refused", detail, quality: refused && refused.quality });
-    say(`${take.file} was refused.`);
+    say(`${isolate(take.file)} was refused.`);
   }
   renderTakes();
   document.dispatchEvent(new Event(STORE_CHANGED));
@@ -249,7 +251,7 @@ function refuseTake(take, error, retry) {
   if (NAME_REFUSED.test(error.message)) showNameProblem(capitalise(error.message));
   Object.assign(take, { state: "refused", detail: error.message });
   renderTakes();
-  say(`${take.file} was not stored.`);
+  say(`${isolate(take.file)} was not stored.`);
 }
 
 function removeTake(take) {
@@ -373,7 +375,7 @@ function takeCard(take) {
 function countText() {
   const n = goodTakes().length;
   if (!state.name) return `Type a name, then record ${MIN_TAKES} takes or more.`;
-  const takes = `${n} ${n === 1 ? "take" : "takes"} of ${state.name}`;
+  const takes = `${n} ${n === 1 ? "take" : "takes"} of ${isolate(state.name)}`;
   if (n >= MIN_TAKES) return `${takes}: ready to train.`;
   return `${takes}: ${MIN_TAKES - n} more before it can train.`;
 }

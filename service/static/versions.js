@@ -4,7 +4,7 @@
 
 import { api, speakerPath } from "./api.js";
 import { $, button, element, messages } from "./dom.js";
-import { formatPercent, formatSeconds, listInWords } from "./format.js";
+import { formatPercent, formatSeconds, isolate, listInWords } from "./format.js";
 import { SPEAKER_REMOVED, STORE_CHANGED } from "./teach.js";
 
 const ui = {
@@ -51,7 +51,7 @@ function versionItem(version) {
     // Damaged on disk since it was made: activating it would be refused with these words.
     item.append(element("p", "version-problem", `Does not load: ${version.problem}`));
   } else if (!version.active) {
-    const label = `Activate version ${version.version} (${version.name})`;
+    const label = `Activate version ${version.version} (${isolate(version.name)})`;
     item.append(button("Activate", "button secondary small", () => activate(version), label));
   }
   return item;
@@ -107,7 +107,7 @@ function speakerItem(speaker) {
   text.append(element("strong", "", speaker.name), " ", speakerFacts(speaker));
   item.append(text);
   if (speaker.in_store) {
-    const label = `Delete ${speaker.name}'s takes`;
+    const label = `Delete ${isolate(speaker.name)}'s takes`;
     item.append(button("Delete", "button secondary small", () => deleteSpeaker(speaker), label));
   }
   return item;
@@ -126,11 +126,12 @@ async function loadSpeakers() {
 }
 
 async function deleteSpeaker(speaker) {
-  const { name, clips } = speaker;
+  const { clips } = speaker;
+  const name = isolate(speaker.name); // in sentences only: the path takes speaker.name
   if (!window.confirm(`Delete all ${clips} takes of ${name}?`)) return;
   clearMessages();
   try {
-    await api(speakerPath(name), { method: "DELETE" });
+    await api(speakerPath(speaker.name), { method: "DELETE" });
   } catch (error) {
     failed(error, `delete ${name}`, () => deleteSpeaker(speaker));
     return;
@@ -138,7 +139,7 @@ async function deleteSpeaker(speaker) {
   const forget = speaker.in_model ? ` Train again for a model that no longer knows ${name}.` : "";
   say(`Deleted the takes of ${name}.${forget}`);
   ui.speakers.closest("section").querySelector("h2").focus(); // the item's button has gone
-  document.dispatchEvent(new CustomEvent(SPEAKER_REMOVED, { detail: name }));
+  document.dispatchEvent(new CustomEvent(SPEAKER_REMOVED, { detail: speaker.name }));
   loadSpeakers();
 }
 

@@ -818,3 +818,33 @@ def test_the_answer_shown_is_the_last_clips_when_a_slower_one_was_given_before(
 
     assert text_of(driver, "result") == "Steve"
     assert driver.find_element(By.ID, "record").get_attribute("aria-disabled") == "false"
+
+
+HEBREW_NAME = "\u05e2\u05d3\u05d4 2"  # a name in Hebrew letters, then a digit
+ISOLATED = f"\u2068{HEBREW_NAME}\u2069"  # between Unicode's first-strong isolate and its end
+
+
+def test_a_right_to_left_name_keeps_its_place_in_the_pages_sentences(
+    driver: WebDriver, server: Server
+) -> None:
+    open_page(driver, server)
+    words = driver.execute_async_script(
+        """
+        const [name, done] = [arguments[0], arguments[arguments.length - 1]];
+        Promise.all([import("/static/format.js"), import("/static/teach.js")]).then(
+          ([format, teach]) => done([format.listInWords(["David", name]),
+                                     format.isolate("David"), teach.checkSpeakerName(name + "!")]));
+        """,
+        HEBREW_NAME,
+    )
+    field = driver.find_element(By.ID, "speaker-name")
+    field.send_keys(HEBREW_NAME, Keys.TAB)
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: HEBREW_NAME in text_of(d, "take-count"))
+
+    assert words == [
+        f"David and {ISOLATED}",
+        "David",
+        f"\u201c\u2068{HEBREW_NAME}!\u2069\u201d has \u201c!\u201d; a name holds letters, "
+        "digits, spaces, \u201c-\u201d, \u201c_\u201d and \u201c.\u201d only.",
+    ]
+    assert text_of(driver, "take-count") == f"0 takes of {ISOLATED}: 5 more before it can train."
