@@ -6,7 +6,14 @@
 import { KEY_STORAGE, keyHeaders, requestJson, storedKey } from "./api.js";
 import { $, capitalise, element, messages } from "./dom.js";
 import { drawHistogram, drawNetwork, speakerClass } from "./drawings.js";
-import { formatHz, formatPercent, isolate, listInWords, qualityInWords } from "./format.js";
+import {
+  UNKNOWN_IN_SHORT,
+  formatHz,
+  formatPercent,
+  isolate,
+  listInWords,
+  qualityInWords,
+} from "./format.js";
 import { LiveListener } from "./live.js";
 import { MicButton } from "./microphone.js";
 import { canRecord } from "./recorder.js";
@@ -14,12 +21,6 @@ import { startTeaching } from "./teach.js";
 import { startVersions } from "./versions.js";
 
 const PREDICT_URL = "/predict?explain=true";
-// The three reasons for "unknown" in a few words (docs/quality.md), for the status line.
-const UNKNOWN_IN_SHORT = {
-  far: "too far from every voice this model knows",
-  unsure: "it sounds between voices",
-  poor_recording: "the recording is too poor to judge",
-};
 const MODEL_URL = "/model";
 
 const ui = {
@@ -449,6 +450,7 @@ function startListening() {
       panel: $("live"),
       name: $("live-name"),
       silence: $("live-silence"),
+      why: $("live-why"),
       timeline: $("live-timeline"),
       timelineBox: $("live-timeline-box"),
       histogram: $("live-histogram"),

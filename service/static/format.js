@@ -25,6 +25,13 @@ export function formatHzTick(hz) {
   return `${(hz / 1000).toFixed(1).replace(/\.0$/, "")}k`;
 }
 
+// The three reasons for "unknown" in a few words (docs/quality.md).
+export const UNKNOWN_IN_SHORT = {
+  far: "too far from every voice this model knows",
+  unsure: "it sounds between voices",
+  poor_recording: "the recording is too poor to judge",
+};
+
 // The scripts written right to left, whose letters a name may hold.
 const RIGHT_TO_LEFT_SCRIPTS = [
   "Hebrew",

@@ -4,6 +4,7 @@
 
 import { UNREACHABLE, storedKey } from "./api.js";
 import { drawHistogram, drawTimeline } from "./drawings.js";
+import { UNKNOWN_IN_SHORT } from "./format.js";
 import { microphoneProblem } from "./microphone.js";
 import { Recording, canRecord } from "./recorder.js";
 
@@ -50,9 +51,9 @@ export class LiveListener {
   #recording = null; // set from the press that starts it, so a second press stops it
 
   /**
-   * `ui` holds the toggle button, the name, the timeline and histogram SVGs and their boxes;
-   * `model()` gives the loaded model (labels, band centres); `say`, `showError` speak;
-   * `onKeyNeeded(detail, retry)` asks for the API key.
+   * `ui` holds the toggle button, the name, why it is unknown, the timeline and histogram SVGs
+   * and their boxes; `model()` gives the loaded model (labels, band centres); `say`,
+   * `showError` speak; `onKeyNeeded(detail, retry)` asks for the API key.
    */
   constructor({ ui, model, say, showError, onKeyNeeded }) {
     Object.assign(this, { ui, model, say, showError, onKeyNeeded });
@@ -122,6 +123,9 @@ export class LiveListener {
     }
     ui.name.dataset.t = String(hop.t);
     ui.silence.hidden = hop.speech;
+    const why = hop.speech && hop.unknown && UNKNOWN_IN_SHORT[hop.unknown_reason];
+    ui.why.hidden = !why;
+    if (why && ui.why.textContent !== `(${why})`) ui.why.textContent = `(${why})`;
     const labels = this.model() ? this.model().labels : [];
     drawTimeline(ui.timeline, Math.max(ui.timelineBox.clientWidth, 280), this.hops, labels, SHOWN_S);
     if (hop.speech && hop.histogram && this.model()) {

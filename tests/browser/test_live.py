@@ -246,3 +246,53 @@ def test_a_refused_microphone_and_a_double_click_leave_no_microphone_on(
     assert listen.text == "Listen live"
     assert driver.find_element(By.ID, "live-status").text == "Stopped listening."
     assert console_errors(driver) == []
+
+
+# A server that answers the stream with arguments[0]'s hops, one every 50 ms, then holds on.
+FAKE_STREAM = """const hops = arguments[0];
+window.WebSocket = class {
+  static OPEN = 1;
+  readyState = 1;
+  constructor() {
+    setTimeout(() => {
+      this.onopen();
+      this.onmessage({ data: JSON.stringify({ type: "ready" }) });
+      hops.forEach((hop, i) =>
+        setTimeout(() => this.onmessage({ data: JSON.stringify(hop) }), 50 * (i + 1)));
+    }, 0);
+  }
+  send() {}
+  close() {}
+};"""
+# One hop of each kind of unknown, then one of David, and what the page says of each.
+KINDS_OF_UNKNOWN = {
+    "far": "(too far from every voice this model knows)",
+    "unsure": "(it sounds between voices)",
+    "poor_recording": "(the recording is too poor to judge)",
+}
+HOPS = [
+    *({"t": 1.0 + i, "speech": True, "speaker": "unknown", "confidence": 0.5, "unknown": True,
+       "unknown_reason": reason} for i, reason in enumerate(KINDS_OF_UNKNOWN)),
+    {"t": 4.0, "speech": True, "speaker": "David", "confidence": 0.99, "unknown": False},
+]  # fmt: skip
+# Keeps each text #live-why shows in window.whys.
+WATCH_WHY = """window.whys = [];
+const why = document.getElementById("live-why");
+new MutationObserver(() => why.hidden || window.whys.push(why.textContent)).observe(
+  why, { childList: true, characterData: true, subtree: true, attributes: true });"""
+
+
+def test_an_unknown_voice_heard_live_says_which_kind_of_unknown(
+    driver: WebDriver, server_url: str
+) -> None:
+    open_page(driver, server_url, API_KEY)
+    driver.execute_script(FAKE_STREAM, HOPS)
+    driver.execute_script(WATCH_WHY)
+
+    driver.find_element(By.ID, "listen").click()
+    WebDriverWait(driver, TIMEOUT_S).until(
+        lambda d: d.find_element(By.ID, "live-name").text == "David"
+    )
+
+    assert driver.execute_script("return window.whys") == list(KINDS_OF_UNKNOWN.values())
+    assert not driver.find_element(By.ID, "live-why").is_displayed()
