@@ -18,8 +18,10 @@ import json
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
+from pydantic_core import PydanticCustomError
 from starlette.datastructures import Headers
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -75,14 +77,29 @@ class StreamClosedError(Exception):
         self.reason = reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
 
 
+def _no_truth_value(value: object) -> object:
+    """``value``, unless it is JSON's ``true`` or ``false``, which pydantic would read as the
+    number 1 or 0 (a stream at 1 Hz is no client's meaning)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", "Input should be a number, not true or false")
+    return value
+
+
+_Number = BeforeValidator(_no_truth_value)
+
+
 class ListenStart(BaseModel):
     """The first message of a stream."""
 
     model_config = ConfigDict(extra="forbid")
-    sample_rate: int = Field(description="Hz of the PCM frames that follow")
-    window_s: float = Field(TimelineConfig.window_s, description="seconds behind each answer")
-    hop_s: float = Field(TimelineConfig.hop_s, description="seconds between answers")
-    explain: bool = Field(False, description="add each window's histogram to its answer")
+    sample_rate: Annotated[int, _Number] = Field(description="Hz of the PCM frames that follow")
+    window_s: Annotated[float, _Number] = Field(
+        TimelineConfig.window_s, description="seconds behind each answer"
+    )
+    hop_s: Annotated[float, _Number] = Field(
+        TimelineConfig.hop_s, description="seconds between answers"
+    )
+    explain: StrictBool = Field(False, description="add each window's histogram to its answer")
     key: str | None = Field(None, description="the API key, when not in a header")
 
 

@@ -39,6 +39,15 @@ def still_serves(client: TestClient, *, audio: bool = True) -> None:
         ("{}", "bad first message: sample_rate: Field required"),
         ('{"sample_rate": 16000, "volume": 11}', "bad first message: volume: Extra inputs are"),
         ('{"sample_rate": "fast"}', "bad first message: sample_rate: Input should be a valid"),
+        ('{"sample_rate": true}', "bad first message: sample_rate: Input should be a number, not"),
+        (
+            '{"sample_rate": 16000, "hop_s": false}',
+            "bad first message: hop_s: Input should be a number, not true or false",
+        ),
+        (
+            '{"sample_rate": 16000, "explain": "yes"}',
+            "bad first message: explain: Input should be a valid boolean",
+        ),
         ('{"sample_rate": 4000}', "bad first message: sample_rate=4000 must be from 8000 to"),
         ('{"sample_rate": 1e12}', "bad first message: sample_rate=1000000000000 must be from"),
         ('{"sample_rate": 16000, "hop_s": 0}', "bad first message: hop_s=0.0 must be positive"),
