@@ -5,13 +5,20 @@
 import { UNREACHABLE, storedKey } from "./api.js";
 import { drawHistogram, drawTimeline } from "./drawings.js";
 import { UNKNOWN_IN_SHORT } from "./format.js";
-import { microphoneProblem } from "./microphone.js";
-import { Recording, canRecord } from "./recorder.js";
+import { MUTED_PEAK, microphoneProblem } from "./microphone.js";
+import { Recording, canRecord, peakOf } from "./recorder.js";
 
 const LISTEN_PATH = "/listen";
 const SHOWN_S = 30; // seconds of timeline on screen; older hops are dropped
 const NO_MICROPHONE =
   "Listening needs a secure page (https or localhost) and a browser with Web Audio.";
+const LISTENING = "Listening. Speak, and watch the name follow the voice; press Stop to end.";
+// After this many seconds of audio whose every sample is under MUTED_PEAK (-80 dBFS: digital
+// silence, which no real microphone's own noise is), the microphone is muted or the wrong one.
+const MUTED_AFTER_S = 2;
+const MUTED =
+  "The microphone sends only silence: check that it is not muted and that the browser uses " +
+  "the one you speak into.";
 // Close codes the server uses (service/listen.py), in the person's words.
 const CLOSED = {
   1008: "the server needs its API key",
@@ -49,6 +56,8 @@ export function closeMessage(code, reason, opened = true) {
 export class LiveListener {
   #socket = null; // the stream's; null once it is stopped or closed
   #recording = null; // set from the press that starts it, so a second press stops it
+  #silentS = 0; // seconds of digital silence sent since the last sound
+  #mutedShown = false; // whether the status says the microphone sends only silence
 
   /**
    * `ui` holds the toggle button, the name, why it is unknown, the timeline and histogram SVGs
@@ -97,14 +106,32 @@ export class LiveListener {
   }
 
   #send(samples) {
-    if (this.#socket && this.#socket.readyState === WebSocket.OPEN && this.ready)
-      this.#socket.send(toPcm16(samples));
+    if (!(this.#socket && this.#socket.readyState === WebSocket.OPEN && this.ready)) return;
+    this.#socket.send(toPcm16(samples));
+    this.#watchForSilence(samples);
+  }
+
+  /** Says, while it lasts, that the microphone sends only digital silence (muted, or not the
+   * one spoken into): the answers alone would show nobody speaking and never say why. */
+  #watchForSilence(samples) {
+    if (peakOf(samples) >= MUTED_PEAK) {
+      this.#silentS = 0;
+      if (this.#mutedShown) this.say(LISTENING);
+      this.#mutedShown = false;
+      return;
+    }
+    this.#silentS += samples.length / this.#recording.sampleRate;
+    if (!this.#mutedShown && this.#silentS >= MUTED_AFTER_S) {
+      this.#mutedShown = true;
+      this.say(MUTED);
+    }
   }
 
   #answer(message) {
     if (message.type === "ready") {
       this.ready = true;
-      this.say("Listening. Speak, and watch the name follow the voice; press Stop to end.");
+      [this.#silentS, this.#mutedShown] = [0, false];
+      this.say(LISTENING);
       return;
     }
     this.hops.push(message);

@@ -9,7 +9,7 @@ const MIN_RECORDING_S = 0.3; // shorter recordings are a slip of the finger, not
 const SILENCE_DB = -60; // level-meter floor, dBFS
 // A recording whose peak stays under this (-80 dBFS, the server's limit for a silent clip:
 // pipeline/audio.py SILENCE_DBFS) came from a muted or wrong microphone: it is not sent.
-const MUTED_PEAK = 1e-4;
+export const MUTED_PEAK = 1e-4;
 const MUTED =
   "The microphone sent only silence: check that it is not muted and that the browser uses " +
   "the one you speak into, then record again.";

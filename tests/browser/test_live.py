@@ -296,3 +296,26 @@ def test_an_unknown_voice_heard_live_says_which_kind_of_unknown(
 
     assert driver.execute_script("return window.whys") == list(KINDS_OF_UNKNOWN.values())
     assert not driver.find_element(By.ID, "live-why").is_displayed()
+
+
+# A microphone that sends only digital silence, as a muted one does.
+MUTED_MICROPHONE = """navigator.mediaDevices.getUserMedia = async () =>
+  new AudioContext().createMediaStreamDestination().stream;"""
+
+
+def test_a_muted_microphone_is_told_while_listening(driver: WebDriver, server_url: str) -> None:
+    open_page(driver, server_url, API_KEY)
+    driver.execute_script(MUTED_MICROPHONE)
+
+    driver.find_element(By.ID, "listen").click()
+    WebDriverWait(driver, TIMEOUT_S).until(
+        lambda d: "silence" in d.find_element(By.ID, "live-status").text
+    )
+
+    assert driver.find_element(By.ID, "live-status").text == (
+        "The microphone sends only silence: check that it is not muted and that the browser "
+        "uses the one you speak into."
+    )
+    assert driver.find_element(By.ID, "live-error").text == ""  # the stream listens on
+    driver.find_element(By.ID, "listen").click()
+    assert console_errors(driver) == []
