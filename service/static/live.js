@@ -5,7 +5,7 @@
 import { UNREACHABLE, storedKey } from "./api.js";
 import { drawHistogram, drawTimeline } from "./drawings.js";
 import { UNKNOWN_IN_SHORT } from "./format.js";
-import { MUTED_PEAK, microphoneProblem } from "./microphone.js";
+import { MUTED_ADVICE, MUTED_PEAK, microphoneProblem } from "./microphone.js";
 import { Recording, canRecord, peakOf } from "./recorder.js";
 
 const LISTEN_PATH = "/listen";
@@ -16,9 +16,7 @@ const LISTENING = "Listening. Speak, and watch the name follow the voice; press 
 // After this many seconds of audio whose every sample is under MUTED_PEAK (-80 dBFS: digital
 // silence, which no real microphone's own noise is), the microphone is muted or the wrong one.
 const MUTED_AFTER_S = 2;
-const MUTED =
-  "The microphone sends only silence: check that it is not muted and that the browser uses " +
-  "the one you speak into.";
+const MUTED = `The microphone sends only silence: ${MUTED_ADVICE}.`;
 // Close codes the server uses (service/listen.py), in the person's words.
 const CLOSED = {
   1008: "the server needs its API key",

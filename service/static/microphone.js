@@ -10,9 +10,10 @@ const SILENCE_DB = -60; // level-meter floor, dBFS
 // A recording whose peak stays under this (-80 dBFS, the server's limit for a silent clip:
 // pipeline/audio.py SILENCE_DBFS) came from a muted or wrong microphone: it is not sent.
 export const MUTED_PEAK = 1e-4;
-const MUTED =
-  "The microphone sent only silence: check that it is not muted and that the browser uses " +
-  "the one you speak into, then record again.";
+// What to check when the microphone sends only silence (Record and Listen live say it).
+export const MUTED_ADVICE =
+  "check that it is not muted and that the browser uses the one you speak into";
+const MUTED = `The microphone sent only silence: ${MUTED_ADVICE}, then record again.`;
 const NO_RECORDING =
   "Recording needs a secure page (https or localhost) and a browser with Web Audio; " +
   "choose a file instead.";

@@ -222,6 +222,16 @@ def type_name(driver: WebDriver, name: str) -> None:
     field.send_keys(name)
 
 
+def refused_silent_take(driver: WebDriver, server: Server, clips: Clips) -> Any:
+    """Open the page, give NAME the silent clip as a take, and return its refused card."""
+    open_page(driver, server)
+    type_name(driver, NAME)
+    driver.find_element(By.ID, "take-files").send_keys(str(clips.silent))
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: takes(d, "refused"))
+    [card] = takes(driver, "refused")
+    return card
+
+
 def labels_shown(driver: WebDriver) -> list[str]:
     return texts_of(driver, "#labels li")
 
@@ -273,16 +283,11 @@ def test_the_page_checks_names_by_the_servers_rules(driver: WebDriver, server: S
 def test_a_silent_take_is_refused_with_the_servers_reason(
     driver: WebDriver, server: Server, clips: Clips
 ) -> None:
-    open_page(driver, server)
-    type_name(driver, NAME)
+    card = refused_silent_take(driver, server, clips)
 
-    driver.find_element(By.ID, "take-files").send_keys(str(clips.silent))
-
-    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: takes(d, "refused"))
     status, answer = call_api(server, "/predict", data=clips.silent.read_bytes())
     assert status == 422
     reason = answer["detail"]
-    [card] = takes(driver, "refused")
     assert card.find_element(By.CLASS_NAME, "take-title").text == "silent.wav"
     shown = card.find_element(By.CLASS_NAME, "take-reason").text
     assert shown == reason[0].upper() + reason[1:]
@@ -297,11 +302,7 @@ def test_a_silent_take_is_refused_with_the_servers_reason(
 def test_dismissing_a_refused_take_from_the_keyboard_keeps_the_focus_in_the_section(
     driver: WebDriver, server: Server, clips: Clips
 ) -> None:
-    open_page(driver, server)
-    type_name(driver, NAME)
-    driver.find_element(By.ID, "take-files").send_keys(str(clips.silent))
-    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: takes(d, "refused"))
-    [card] = takes(driver, "refused")
+    card = refused_silent_take(driver, server, clips)
 
     card.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)
 
