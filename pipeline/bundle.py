@@ -38,7 +38,12 @@ from pydantic import ValidationError
 from pipeline.config import FeatureConfig
 from pipeline.errors import BundleError, VoiceIdError
 from pipeline.features import FEATURE_VERSION, filterbank
-from pipeline.metadata import FORMAT_VERSION, BundleMetadata, ModelDescription
+from pipeline.metadata import (
+    FORMAT_VERSION,
+    BundleMetadata,
+    ModelDescription,
+    json_type_problems,
+)
 from pipeline.network import Network, check_npz_size, load_network, save_network
 from pipeline.openset import Decision, OpenSet, load_open_set, save_open_set
 from pipeline.paths import as_path, file_in_the_way
@@ -328,11 +333,14 @@ def _read_metadata(path: Path) -> BundleMetadata:
             f"computes version {FEATURE_VERSION}: train the model again"
         )
     try:
-        return BundleMetadata.model_validate(meta)
+        metadata = BundleMetadata.model_validate(meta)
     except ValidationError as exc:
         raise BundleError(
             f"{path / METADATA_FILE} is inconsistent: {validation_problems(exc)}"
         ) from exc
+    if problems := json_type_problems(meta, metadata.model_dump(mode="json")):
+        raise BundleError(f"{path / METADATA_FILE} is inconsistent: {'; '.join(problems)}")
+    return metadata
 
 
 def validation_problems(exc: ValidationError) -> str:

@@ -34,7 +34,7 @@ from pipeline.bundle import (
 )
 from pipeline.errors import BundleError, ParameterError
 from pipeline.extras import require_training_stack
-from pipeline.metadata import ModelDescription, OpenSetSummary
+from pipeline.metadata import ModelDescription, OpenSetSummary, json_type_problems
 from pipeline.network import Network, check_network
 from pipeline.openset import OpenSet, calibrate
 
@@ -68,6 +68,8 @@ def convert_bundle(source: Path, out_dir: Path | None = None) -> Path:
         )
     except ValidationError as exc:
         raise _cannot(source, validation_problems(exc)) from exc
+    if problems := json_type_problems(meta, description.model_dump(mode="json")):
+        raise _cannot(source, "; ".join(problems))
     check_agreement(source, network, description)
     kept = {
         path.name: path.read_bytes()

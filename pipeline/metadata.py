@@ -39,6 +39,7 @@ __all__ = [
     "OpenSetSummary",
     "TrainingRecord",
     "created_now",
+    "json_type_problems",
 ]
 
 # Version 2: the network's arrays in network.npz, checksummed here; model.keras is only an
@@ -214,6 +215,54 @@ class BundleMetadata(ModelDescription):
         return cls.model_validate(
             dict(description) | {"network_sha256": network_sha256, "openset_sha256": openset_sha256}
         )
+
+
+def _json_kind(value: Any) -> str | None:
+    """The JSON type ``value`` is written as (``None`` for what JSON has no type for)."""
+    if value is None:
+        return "null"
+    for kind, types in _JSON_KINDS:
+        if isinstance(value, types):
+            return kind
+    return None
+
+
+_JSON_KINDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("boolean", bool),  # before number: a bool is an int
+    ("number", (int, float)),
+    ("string", str),
+    ("array", (list, tuple)),
+    ("object", dict),
+)
+
+
+def json_type_problems(written: Any, read: Any, where: tuple[str, ...] = ()) -> list[str]:
+    """Where validation read a value of ``written`` (a ``metadata.json`` as parsed) as a value of
+    another JSON type in ``read`` (the validated metadata dumped as JSON), in
+    :func:`pipeline.bundle.validation_problems`' words: pydantic reads the string ``"0.5"`` as the
+    number 0.5 and ``1`` as ``true``, but no writer of a bundle writes either, so such a file was
+    edited by hand or damaged. Keys absent from ``read`` (metrics left out) are not compared."""
+    kind, wanted = _json_kind(written), _json_kind(read)
+    if kind is None or wanted is None:
+        return []
+    if kind != wanted:
+        shown = repr(written)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return [f"{'.'.join(where)}={shown}: a {kind} where a {wanted} belongs"]
+    if isinstance(written, dict) and isinstance(read, dict):
+        return [
+            problem
+            for key, value in written.items()
+            if key in read
+            for problem in json_type_problems(value, read[key], (*where, str(key)))
+        ]
+    if isinstance(written, list | tuple) and isinstance(read, list | tuple):
+        return [
+            problem
+            for i, (value, value_read) in enumerate(zip(written, read, strict=False))
+            for problem in json_type_problems(value, value_read, (*where, str(i)))
+        ]
+    return []
 
 
 def created_now() -> datetime:

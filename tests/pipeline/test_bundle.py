@@ -433,6 +433,24 @@ def test_an_invalid_feature_config_is_refused(trained_copy: Path) -> None:
             10**9,
             "hop_length=1000000000 must be at most n_fft=512 samples",
         ),
+        (("threshold",), "0.5", "threshold='0.5': a string where a number belongs"),
+        (("threshold",), True, "threshold=True: a boolean where a number belongs"),
+        (
+            ("open_set", "matched", "noisy"),
+            "5",
+            "open_set.matched.noisy='5': a string where a number belongs",
+        ),
+        (
+            ("feature_config", "n_bands"),
+            "60",
+            "feature_config.n_bands='60': a string where a number belongs",
+        ),
+        (("training", "augment"), 1, "training.augment=1: a number where a boolean belongs"),
+        (
+            ("training", "augment"),
+            "false",
+            "training.augment='false': a string where a boolean belongs",
+        ),
         (
             ("open_set", "hidden_weight"),
             1e308,

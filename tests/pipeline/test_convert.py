@@ -140,6 +140,7 @@ def _shorten_mean(meta: dict[str, Any]) -> None:
         (lambda m: m.pop("normalisation"), "metadata.json lacks normalisation"),
         (lambda m: m.update(bogus=1), "bogus=1: Extra inputs are not permitted"),
         (lambda m: m.update(threshold=5), "threshold=5: Input should be less than or equal to 1"),
+        (lambda m: m.update(threshold="0.5"), "threshold='0.5': a string where a number belongs"),
         (
             _shorten_mean,
             "model.keras with normalisation: array shapes do not chain from inputs to outputs: "
