@@ -71,13 +71,14 @@ def check_clip(
 
 
 def check_clips(
-    cfg: FeatureConfig, files: list[tuple[str, bytes]], settings: Settings
+    cfg: FeatureConfig, files: list[tuple[str, memoryview]], settings: Settings
 ) -> list[CheckedClip | RefusedClip]:
-    """One outcome per file, in order: checked, or refused with the status /predict gives."""
+    """One outcome per file (views into the body: ``service.uploads.read_batch``), in order:
+    checked, or refused with the status /predict gives; a checked clip holds its own bytes."""
     return [
         RefusedClip(file=name, status=413, detail=detail)
         if (detail := oversized(data, settings)) is not None
-        else check_clip(cfg, name, data, settings)
+        else check_clip(cfg, name, bytes(data), settings)
         for name, data in files
     ]
 

@@ -135,7 +135,7 @@ def is_short(data: bytes) -> bool:
     return len(data) <= SHORT_CLIP_BYTES and is_pcm16_wav(data)
 
 
-def oversized(data: bytes, settings: Settings) -> str | None:
+def oversized(data: bytes | memoryview, settings: Settings) -> str | None:
     """Why one file of a batch is refused for its size (413), if it is: the per-clip limit
     holds inside a batch too."""
     if len(data) <= settings.max_upload_bytes:
@@ -144,16 +144,18 @@ def oversized(data: bytes, settings: Settings) -> str | None:
 
 
 def answer_batch(
-    bundle: Bundle, files: list[tuple[str, bytes]], settings: Settings, metrics: Metrics
+    bundle: Bundle, files: list[tuple[str, memoryview]], settings: Settings, metrics: Metrics
 ) -> list[BatchItem]:
-    """One item per file: its result, or its own error; one bad file never fails the rest."""
+    """One item per file (views into the batch's body: ``service.uploads.read_batch``): its
+    result, or its own error; one bad file never fails the rest. Each file is copied out of the
+    body only while it is answered, so the batch holds one file more than its body."""
     items = []
     for name, data in files:
         if (detail := oversized(data, settings)) is not None:
             items.append(BatchItem(file=name, ok=False, status=413, detail=detail))
             continue
         try:
-            result = answer_clip(bundle, data, settings, metrics)
+            result = answer_clip(bundle, bytes(data), settings, metrics)
         except AudioError as exc:
             items.append(
                 BatchItem(file=name, ok=False, status=status_for(exc), detail=detail_for(exc))

@@ -6,12 +6,17 @@ part to a temporary file, which costs more CPU than the clip's features
 (``python -m bench.serve``). Anything that is not a well-formed body, with a closing boundary
 and at most the parts its route takes (``MAX_PARTS`` for one clip), is refused with what was
 wrong, the same way on every route.
+
+A body in ``bytes`` (one clip's) gives its files as ``bytes``; a body in a ``bytearray`` (a batch
+read into one buffer: ``service.uploads.read_batch``) gives them as views into it, so that a
+body of many files is held once, not once more in its parts (``python -m bench.footprint``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import overload
 
 from python_multipart.multipart import parse_options_header
 
@@ -54,29 +59,42 @@ def file_part(body: bytes, boundary: bytes, field: str) -> tuple[str, bytes]:
     return found[0]
 
 
+@overload
 def file_parts(
     body: bytes, boundary: bytes, field: str, *, max_parts: int
-) -> list[tuple[str, bytes]]:
-    """The file name and bytes of every part holding a file in ``field``, in order; raises
+) -> list[tuple[str, bytes]]: ...
+@overload
+def file_parts(
+    body: bytearray, boundary: bytes, field: str, *, max_parts: int
+) -> list[tuple[str, memoryview]]: ...
+def file_parts(
+    body: bytes | bytearray, boundary: bytes, field: str, *, max_parts: int
+) -> list[tuple[str, bytes]] | list[tuple[str, memoryview]]:
+    """The file name and content of every part holding a file in ``field``, in order: ``bytes``
+    cut from a ``bytes`` body, views into a ``bytearray`` one. Raises
     :class:`MalformedBodyError` for a body that is not well formed (:class:`TooManyPartsError`
     for one of over ``max_parts`` parts) and :class:`MissingFieldError` when no such part is
     there."""
-    found: list[tuple[str, bytes]] = []
+    found: list[tuple[str, bytes | memoryview]] = []
     for headers, content in _parts(body, b"--" + boundary, max_parts):
         name, filename = _disposition(headers)
         if name == field and filename is not None:
             found.append((filename, content))
     if not found:
         raise MissingFieldError(f"multipart body has no {field!r} field holding a file")
-    return found
+    return found  # type: ignore[return-value]  # bytes or views, as the overloads say
 
 
-def _parts(body: bytes, delimiter: bytes, max_parts: int) -> list[tuple[bytes, bytes]]:
-    """Headers and content of each part, from the first delimiter to the closing one."""
+def _parts(
+    body: bytes | bytearray, delimiter: bytes, max_parts: int
+) -> list[tuple[bytes, bytes | memoryview]]:
+    """Headers and content of each part, from the first delimiter to the closing one; the
+    content of a ``bytearray`` body is a view into it, not a copy."""
+    cut = memoryview(body) if isinstance(body, bytearray) else body
     pos = body.find(delimiter)
     if pos < 0 or (pos > 0 and body[pos - 2 : pos] != CRLF):
         raise MalformedBodyError("multipart body does not start with its boundary")
-    parts: list[tuple[bytes, bytes]] = []
+    parts: list[tuple[bytes, bytes | memoryview]] = []
     while True:
         pos += len(delimiter)
         if body[pos : pos + 2] == b"--":
@@ -92,7 +110,8 @@ def _parts(body: bytes, delimiter: bytes, max_parts: int) -> list[tuple[bytes, b
         next_pos = body.find(CRLF + delimiter, headers_end + 4)
         if next_pos < 0:
             raise MalformedBodyError("multipart body ends before its closing boundary")
-        parts.append((body[line_end + 2 : headers_end], body[headers_end + 4 : next_pos]))
+        headers = bytes(body[line_end + 2 : headers_end])  # a key of _disposition's cache
+        parts.append((headers, cut[headers_end + 4 : next_pos]))
         pos = next_pos + 2
 
 

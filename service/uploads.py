@@ -82,8 +82,9 @@ def clip_in(body: bytes, boundary: bytes | None) -> tuple[str, bytes]:
     return filename or "upload", data
 
 
-async def read_batch(request: Request, max_files: int) -> list[tuple[str, bytes]]:
-    """Names and bytes of the parts of multipart field ``files`` (at most ``max_files``)."""
+async def read_batch(request: Request, max_files: int) -> list[tuple[str, memoryview]]:
+    """Names and contents of the parts of multipart field ``files`` (at most ``max_files``):
+    views into the one buffer the body is read into, so the batch is held once."""
     content_type = request.headers.get("content-type", "")
     media = media_type(content_type)
     if media != MULTIPART:
@@ -94,7 +95,7 @@ async def read_batch(request: Request, max_files: int) -> list[tuple[str, bytes]
     boundary = boundary_of(content_type)  # read as /predict reads its one file
     cap = max(max_files + 1, BATCH_MAX_PARTS)
     try:
-        parts = file_parts(await request.body(), boundary, "files", max_parts=cap)
+        parts = file_parts(await _body_buffer(request), boundary, "files", max_parts=cap)
     except TooManyPartsError as exc:
         raise UploadTooLargeError(
             f"multipart body has more than {cap} parts: a batch takes at most {max_files} files "
@@ -103,3 +104,12 @@ async def read_batch(request: Request, max_files: int) -> list[tuple[str, bytes]
     if len(parts) > max_files:
         raise UploadTooLargeError(f"batch of {len(parts)} files is over the limit of {max_files}")
     return [(filename or "upload", data) for filename, data in parts]
+
+
+async def _body_buffer(request: Request) -> bytearray:
+    """The whole body of ``request``, grown in place in one buffer as it arrives:
+    ``request.body()`` would hold its chunks and their join at once, twice the body."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+    return body

@@ -93,6 +93,33 @@ def test_chunked_clip_under_the_limit_is_answered(steve_wav: bytes) -> None:
     assert body.pulled == math.ceil(len(steve_wav) / CHUNK)
 
 
+def test_chunked_multipart_batch_under_its_limit_is_answered_file_by_file(
+    steve_wav: bytes,
+) -> None:
+    files = [("files", (f"{i}.wav", steve_wav, "audio/wav")) for i in range(3)]
+    sent = httpx.Request("POST", "http://x/", files=files)
+    body = CountingBody(sent.read())  # its parts' boundaries fall inside chunks
+
+    response = post_streaming(
+        "/predict/batch", body, {"content-type": sent.headers["content-type"]}
+    )
+
+    assert response.status_code == 200
+    assert [(r["file"], r["status"]) for r in response.json()["results"]] == [
+        ("0.wav", 200), ("1.wav", 200), ("2.wav", 200)]  # fmt: skip
+    assert body.pulled == math.ceil(len(body.data) / CHUNK)
+
+
+def test_declared_batch_over_its_limit_is_413_before_it_is_read() -> None:
+    body = CountingBody(bytes(11 * CHUNK))
+    headers = {"content-type": "multipart/form-data; boundary=b", "content-length": "110000"}
+
+    response = post_streaming("/predict/batch", body, headers, batch_max_bytes=LIMIT)
+
+    assert response.status_code == 413
+    assert response.json() == {"detail": "upload of 110000 bytes is over the limit of 100000 bytes"}
+
+
 @pytest.mark.parametrize("how", ["multipart", "raw"])
 def test_upload_over_the_limit_is_413(make_client: ClientFactory, how: str) -> None:
     client = make_client(max_upload_bytes=LIMIT)

@@ -1,4 +1,5 @@
-"""The one-file multipart reader: the file of a well-formed body, and every refusal's words."""
+"""The multipart reader: the files of a well-formed body, as bytes or as views into a batch's
+buffer, and every refusal's words."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import httpx
 import pytest
 
 from service.errors import MalformedBodyError, MissingFieldError
-from service.multipart import MAX_PARTS, boundary_of, file_part
+from service.multipart import MAX_PARTS, TooManyPartsError, boundary_of, file_part, file_parts
 
 
 def encoded(files: list[tuple[str, tuple[str | None, bytes]]]) -> tuple[bytes, bytes]:
@@ -30,15 +31,37 @@ def test_a_preamble_and_quoted_parameters_are_read() -> None:
         'x"y.wav', b"RIFF")  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [(b"garbage", "multipart body does not start with its boundary"),
+def test_the_files_of_a_bytearray_body_are_views_into_it_not_copies() -> None:
+    clips = [bytes(range(256)) * 4 + b"\r\n--not-the-boundary\r\n", b"RIFF", b""]
+    files = [("files", (f"{i}.wav", clip)) for i, clip in enumerate(clips)]
+    encoded_body, boundary = encoded([("other", (None, b"text")), *files])
+    body = bytearray(encoded_body)
+
+    found = file_parts(body, boundary, "files", max_parts=MAX_PARTS)
+
+    assert [(name, bytes(data)) for name, data in found] == [
+        (f"{i}.wav", clip) for i, clip in enumerate(clips)
+    ]
+    assert all(isinstance(data, memoryview) and data.obj is body for _, data in found)
+    assert file_parts(encoded_body, boundary, "files", max_parts=MAX_PARTS) == [
+        (name, bytes(data)) for name, data in found
+    ]
+
+
+MALFORMED = [
+    (b"garbage", "multipart body does not start with its boundary"),
      (b"x--b\r\n", "multipart body does not start with its boundary"),
      (b"--bjunk\r\n\r\n\r\n--b--", "multipart boundary is not followed by a line break"),
      (b"--b\r\nContent-Disposition: form-data", "multipart body ends inside a part's headers"),
      (b"--b\r\n\r\nRIFF", "multipart body ends before its closing boundary"),
      (b"--b\r\n\r\n\r\n" * (MAX_PARTS + 1) + b"--b--",
       f"multipart body has over {MAX_PARTS} parts"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [*MALFORMED,
      (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n1\r\n'
       b'--b\r\nContent-Disposition: form-data; name="file"; filename="b"\r\n\r\n2\r\n--b--',
       "multipart body holds 2 files in 'file'; send one")],
@@ -48,6 +71,15 @@ def test_a_body_that_is_not_well_formed_is_refused_saying_why(body: bytes, messa
         file_part(body, b"b", "file")
 
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("body", "message"), MALFORMED)
+def test_a_bytearray_body_is_refused_in_the_same_words(body: bytes, message: str) -> None:
+    with pytest.raises(MalformedBodyError) as caught:
+        file_parts(bytearray(body), b"b", "file", max_parts=MAX_PARTS)
+
+    assert str(caught.value) == message
+    assert isinstance(caught.value, TooManyPartsError) == message.endswith(" parts")
 
 
 @pytest.mark.parametrize(
@@ -61,6 +93,8 @@ def test_a_body_without_a_file_in_its_field_is_missing_it(
 
     with pytest.raises(MissingFieldError, match="multipart body has no 'file' field holding a"):
         file_part(body, boundary, "file")
+    with pytest.raises(MissingFieldError, match="multipart body has no 'file' field holding a"):
+        file_parts(bytearray(body), boundary, "file", max_parts=MAX_PARTS)
 
 
 @pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary="])

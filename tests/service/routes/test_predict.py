@@ -435,6 +435,22 @@ def test_batch_answers_each_file_or_says_what_was_wrong_with_it(
     assert results[4]["detail"] == "clip is empty (0 bytes)"
 
 
+def test_each_batch_result_is_the_answer_predict_gives_its_file(
+    client: TestClient, demo_clips: dict[str, list[bytes]]
+) -> None:
+    clips = [*demo_clips["Steve"], *demo_clips["David"], *demo_clips["Stranger"]]
+
+    response = client.post("/predict/batch", files=batch(*[(f"{i}.wav", c) for i, c in
+                                                           enumerate(clips)]))  # fmt: skip
+
+    results = response.json()["results"]
+    assert [(r["file"], r["ok"], r["status"]) for r in results] == [
+        (f"{i}.wav", True, 200) for i in range(len(clips))
+    ]
+    untimed = [{**r["result"], "timing_ms": None} for r in results]
+    assert untimed == [{**post_clip(client, clip), "timing_ms": None} for clip in clips]
+
+
 def test_batch_says_which_setting_admits_a_longer_clip(
     make_client: ClientFactory, steve_wav: bytes
 ) -> None:
@@ -515,6 +531,27 @@ def test_a_malformed_body_of_many_files_is_refused_as_predict_refuses_it(
 
     one = client.post("/predict", headers=headers, content=one_file)
     many = client.post(path, headers=headers, content=many_files)
+
+    assert (one.status_code, one.json()) == (400, {"detail": detail})
+    assert (many.status_code, many.json()) == (400, {"detail": detail})
+
+
+@pytest.mark.parametrize("path", ["/predict/batch", "/speakers/Zoë/clips"])
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [(b"garbage", "multipart body does not start with its boundary"),
+     (b"x--b\r\n", "multipart body does not start with its boundary"),
+     (b"--bjunk\r\n\r\n\r\n--b--", "multipart boundary is not followed by a line break"),
+     (b"--b\r\nContent-Disposition: form-data", "multipart body ends inside a part's headers"),
+     (b"--b\r\n\r\nRIFF", "multipart body ends before its closing boundary")],
+)  # fmt: skip
+def test_a_body_that_is_not_multipart_is_refused_in_predicts_words(
+    client: TestClient, path: str, body: bytes, detail: str
+) -> None:
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+
+    one = client.post("/predict", headers=headers, content=body)
+    many = client.post(path, headers=headers, content=body)
 
     assert (one.status_code, one.json()) == (400, {"detail": detail})
     assert (many.status_code, many.json()) == (400, {"detail": detail})
