@@ -1,6 +1,8 @@
 // Talking to the server: JSON requests with the API key the page holds, and errors that carry
 // the server's own words (its `detail`) and, where it sent one, the whole answer.
 
+import { isolateRightToLeft } from "./format.js";
+
 export const KEY_STORAGE = "voiceid.apiKey";
 // What the person can do, after the server's words, where those leave it open.
 const TOO_BIG =
@@ -40,9 +42,13 @@ async function errorOf(response) {
   return new HttpError(response.status, detail, body);
 }
 
-/** The server's `detail` of a refusal with `status`, then what would help where it says not. */
+/**
+ * The server's `detail` of a refusal with `status`, its right-to-left names isolated, then what
+ * would help where it says not.
+ */
 export function withAdvice(status, detail) {
-  return ADVICE[status] ? `${detail}; ${ADVICE[status]}` : detail;
+  const words = isolateRightToLeft(detail);
+  return ADVICE[status] ? `${words}; ${ADVICE[status]}` : words;
 }
 
 /** The JSON answer to a request; rejects with an HttpError for a network failure or non-2xx. */

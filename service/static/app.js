@@ -11,6 +11,7 @@ import {
   formatHz,
   formatPercent,
   isolate,
+  isolateRightToLeft,
   listInWords,
   qualityInWords,
 } from "./format.js";
@@ -203,11 +204,14 @@ function showAnswer(answer) {
  */
 function unknownWhy(answer, closest, needed) {
   const nearest = isolate(closest[0]);
-  if (answer.unknown_reason === "poor_recording")
+  if (answer.unknown_reason === "poor_recording") {
+    const { problem, advice } = answer.unknown_cause;
+    const [why, help] = [problem, advice].map(isolateRightToLeft);
     return (
-      `Not named, and the recording is the likely cause: ${answer.unknown_cause.problem}. ` +
-      `To be named, ${answer.unknown_cause.advice}, then try again.`
+      `Not named, and the recording is the likely cause: ${why}. ` +
+      `To be named, ${help}, then try again.`
     );
+  }
   if (answer.unknown_reason === "far")
     return (
       `Too far from every voice this model knows. The closest voice is ${nearest} at ` +

@@ -43,9 +43,16 @@ const RIGHT_TO_LEFT_SCRIPTS = [
   "Mandaic",
   "Adlam",
 ];
-const RIGHT_TO_LEFT = new RegExp(
-  `[${RIGHT_TO_LEFT_SCRIPTS.map((script) => `\\p{Script=${script}}`).join("")}]`,
-  "u",
+const RTL_LETTERS = RIGHT_TO_LEFT_SCRIPTS.map((script) => `\\p{Script=${script}}`).join("");
+const RIGHT_TO_LEFT = new RegExp(`[${RTL_LETTERS}]`, "u");
+// What `isolateRightToLeft` wraps in a server's text: a part in quotes (the server quotes the
+// names it gives as Python does, 'עדה 2'), or else a stretch from a right-to-left letter through
+// the letters of such scripts, marks, digits, spaces and "-_." after it, ending on no space or
+// punctuation.
+const RTL_NAME_CHARS = `${RTL_LETTERS}\\p{M}\\p{Nd}`;
+const SERVER_NAME = new RegExp(
+  `'([^'\\n]*)'|"([^"\\n]*)"|[${RTL_LETTERS}](?:[${RTL_NAME_CHARS} ._-]*[${RTL_NAME_CHARS}])?`,
+  "gu",
 );
 
 /**
@@ -58,11 +65,32 @@ export function isolate(name) {
   return RIGHT_TO_LEFT.test(name) ? `\u2068${name}\u2069` : name;
 }
 
-/** "A", "A and B", "A, B and C", each name isolated. */
-export function listInWords(items) {
-  const names = items.map(isolate);
-  if (names.length <= 1) return names.join("");
-  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+/**
+ * A server's text (an error's `detail`, a refused take's reason, a job's `detail`, a version's
+ * `problem`...) to show on the page, each name in it that holds right-to-left letters isolated
+ * as `isolate` isolates the page's own names: otherwise the punctuation and digits next to such
+ * a name join its right-to-left run and jump sides ("'עדה', 'דוד'" shows its comma on the
+ * wrong side of a quote, and "'2 עדה'" its digit on the other side of the name than elsewhere on
+ * the page). A quoted name is isolated whole; right-to-left writing outside quotes, from its
+ * first letter to its last letter or digit. The server's words stay plain for its other clients.
+ */
+export function isolateRightToLeft(text) {
+  return text.replace(SERVER_NAME, (match, single, double) => {
+    if (single !== undefined) return `'${isolate(single)}'`;
+    if (double !== undefined) return `"${isolate(double)}"`;
+    return isolate(match);
+  });
+}
+
+/** "A", "A and B", "A, B and C". */
+export function inWords(parts) {
+  if (parts.length <= 1) return parts.join("");
+  return `${parts.slice(0, -1).join(", ")} and ${parts[parts.length - 1]}`;
+}
+
+/** `inWords` of names, each isolated. */
+export function listInWords(names) {
+  return inWords(names.map(isolate));
 }
 
 /** A length of audio as "1.2 s" (or "1 min 5 s" from a minute up). */
@@ -82,7 +110,10 @@ export function qualityInWords(quality) {
       `The recording sounds clean: ${quality.speech_s.toFixed(1)} s of speech, ` +
         `${Math.round(quality.snr_db)} dB above the background.`,
     ];
-  return quality.issues.map((issue) => `${capitalise(issue.problem)}: ${issue.advice}.`);
+  return quality.issues.map((issue) => {
+    const [problem, advice] = [issue.problem, issue.advice].map(isolateRightToLeft);
+    return `${capitalise(problem)}: ${advice}.`;
+  });
 }
 
 /**

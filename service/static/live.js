@@ -4,7 +4,7 @@
 
 import { UNREACHABLE, storedKey } from "./api.js";
 import { drawHistogram, drawTimeline } from "./drawings.js";
-import { UNKNOWN_IN_SHORT } from "./format.js";
+import { UNKNOWN_IN_SHORT, isolateRightToLeft } from "./format.js";
 import { MUTED_ADVICE, MUTED_PEAK, microphoneProblem } from "./microphone.js";
 import { Recording, canRecord, peakOf } from "./recorder.js";
 
@@ -164,12 +164,13 @@ export class LiveListener {
 
   #closed(code, reason, opened) {
     this.#socket = null;
+    const words = isolateRightToLeft(reason);
     if (code === 1008) {
       this.#finish("");
-      this.onKeyNeeded(reason, () => this.start());
+      this.onKeyNeeded(words, () => this.start());
       return;
     }
-    this.#finish(closeMessage(code, reason, opened) || "");
+    this.#finish(closeMessage(code, words, opened) || "");
   }
 
   stop() {

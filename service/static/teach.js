@@ -5,7 +5,14 @@
 import { api, speakerPath, withAdvice } from "./api.js";
 import { $, button, capitalise, element, messages } from "./dom.js";
 import { drawHistogram } from "./drawings.js";
-import { formatSeconds, isolate, listInWords, qualityInWords, takesInWords } from "./format.js";
+import {
+  formatSeconds,
+  isolate,
+  isolateRightToLeft,
+  listInWords,
+  qualityInWords,
+  takesInWords,
+} from "./format.js";
 import { MicButton } from "./microphone.js";
 
 // The server trains from 4 clips a speaker; 5 leave one for its validation split to check.
@@ -433,7 +440,7 @@ function trainingRefused(error) {
 function showProgress(job) {
   ui.progress.hidden = false;
   ui.progress.value = job.progress;
-  ui.progressDetail.textContent = `${capitalise(job.state)}: ${job.detail}`;
+  ui.progressDetail.textContent = `${capitalise(job.state)}: ${isolateRightToLeft(job.detail)}`;
 }
 
 /** No training to show: a bar left part-filled would read as one still running. */
@@ -475,7 +482,7 @@ function finished(job) {
   if (job.state === "failed") {
     say("");
     hideProgress();
-    showError(`Training failed: ${job.detail}`);
+    showError(`Training failed: ${isolateRightToLeft(job.detail)}`);
     return;
   }
   const model = job.model;

@@ -4,7 +4,13 @@
 
 import { api, speakerPath } from "./api.js";
 import { $, button, element, messages } from "./dom.js";
-import { formatPercent, formatSeconds, isolate, listInWords } from "./format.js";
+import {
+  formatPercent,
+  formatSeconds,
+  isolate,
+  isolateRightToLeft,
+  listInWords,
+} from "./format.js";
 import { SPEAKER_REMOVED, STORE_CHANGED } from "./teach.js";
 
 const ui = {
@@ -49,7 +55,8 @@ function versionItem(version) {
   item.append(head, element("p", "version-facts", versionFacts(version)));
   if (version.problem) {
     // Damaged on disk since it was made: activating it would be refused with these words.
-    item.append(element("p", "version-problem", `Does not load: ${version.problem}`));
+    const problem = `Does not load: ${isolateRightToLeft(version.problem)}`;
+    item.append(element("p", "version-problem", problem));
   } else if (!version.active) {
     const label = `Activate version ${version.version} (${isolate(version.name)})`;
     item.append(button("Activate", "button secondary small", () => activate(version), label));

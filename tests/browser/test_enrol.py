@@ -414,6 +414,59 @@ def test_a_take_without_speech_says_what_would_help(
     assert [e for e in console_errors(driver) if "/clips - Failed" not in e] == []
 
 
+# The characters an element shows, from left to right on the screen, laid out on one line while
+# they are measured; the isolates (U+2068, U+2069), which take no room, left out.
+ON_SCREEN = """const element = arguments[0];
+element.style.whiteSpace = "nowrap";
+const chars = [];
+const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+for (let node = walker.nextNode(); node; node = walker.nextNode())
+  for (let i = 0; i < node.length; i += 1) {
+    if ("\\u2068\\u2069".includes(node.data[i])) continue;
+    const range = document.createRange();
+    range.setStart(node, i);
+    range.setEnd(node, i + 1);
+    chars.push([range.getBoundingClientRect().left, node.data[i]]);
+  }
+element.style.whiteSpace = "";
+return chars.sort((a, b) => a[0] - b[0]).map(([, char]) => char).join("");"""
+RTL_NAME = "2 \u05e2\u05d3\u05d4"  # a digit, then a name in Hebrew letters: "2 עדה"
+RTL_ISOLATED = f"\u2068{RTL_NAME}\u2069"  # as the page's isolate() writes it
+# How the page shows the name, isolated: read from the right, the digit first.
+RTL_ON_SCREEN = "\u05d4\u05d3\u05e2 2"
+
+
+def on_screen(driver: WebDriver, element: WebElement) -> str:
+    return str(driver.execute_script(ON_SCREEN, element))
+
+
+def test_a_right_to_left_name_in_the_servers_refusal_keeps_its_place(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    open_page(driver, server)
+    type_name(driver, RTL_NAME)
+    driver.find_element(By.ID, "take-files").send_keys(str(clips.microphone))
+    wait_for_takes(driver, accepted=1)
+    type_name(driver, "Ada Clash")  # the same recording, for another voice, is refused
+
+    driver.find_element(By.ID, "take-files").send_keys(str(clips.microphone))
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: takes(d, "refused"))
+    reason = takes(driver, "refused")[0].find_element(By.CLASS_NAME, "take-reason")
+    text, shown = reason.text, on_screen(driver, reason)
+    removed = call_api(server, f"/speakers/{urllib.parse.quote(RTL_NAME)}", method="DELETE")
+
+    assert text == (
+        f"The store holds this clip as one of '{RTL_ISOLATED}', and one recording cannot be two "
+        f"speakers: remove it from '{RTL_ISOLATED}' first if it was filed under the wrong name"
+    )
+    assert shown == (
+        f"The store holds this clip as one of '{RTL_ON_SCREEN}', and one recording cannot be two "
+        f"speakers: remove it from '{RTL_ON_SCREEN}' first if it was filed under the wrong name"
+    )
+    assert removed[0] == 200
+    assert [e for e in console_errors(driver) if "/clips - Failed" not in e] == []
+
+
 def write_takes(folder: Path, takes: list[np.ndarray]) -> list[Path]:
     paths = [folder / f"take-{k}.wav" for k in range(len(takes))]
     for path, samples in zip(paths, takes, strict=True):

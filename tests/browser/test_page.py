@@ -680,12 +680,16 @@ def test_a_double_click_on_train_asks_for_one_training(driver: WebDriver, server
             "Training failed: the disk is full",
         ),
         (
+            {"state": "failed", "progress": 0.0, "detail": "no speaker '\u05e2\u05d3\u05d4 2'"},
+            "Training failed: no speaker '\u2068\u05e2\u05d3\u05d4 2\u2069'",
+        ),
+        (
             "gone",
             "Could not follow the training: could not reach the server (Failed to fetch): check "
             "that it is still running, then try again.",
         ),
     ],
-    ids=["failed", "server gone"],
+    ids=["failed", "failed naming a right-to-left voice", "server gone"],
 )
 def test_training_that_ends_badly_leaves_no_progress_that_looks_alive(
     driver: WebDriver, server: Server, end: dict[str, Any] | str, error: str
@@ -822,6 +826,43 @@ def test_the_answer_shown_is_the_last_clips_when_a_slower_one_was_given_before(
 
 HEBREW_NAME = "\u05e2\u05d3\u05d4 2"  # a name in Hebrew letters, then a digit
 ISOLATED = f"\u2068{HEBREW_NAME}\u2069"  # between Unicode's first-strong isolate and its end
+
+
+ARABIC_NAME = "\u0633\u0627\u0631\u0629"  # a name in Arabic letters
+# Server texts, each with how the page shows it: the names with right-to-left letters isolated
+# (a quoted one whole), the rest as the server wrote it.
+SERVER_TEXTS = {
+    f"too few clips to train: '{HEBREW_NAME}' has 2, 'Ada' has 3": (
+        f"too few clips to train: '{ISOLATED}' has 2, 'Ada' has 3"
+    ),
+    f"labels=['{ARABIC_NAME}', '{HEBREW_NAME}']": (
+        f"labels=['\u2068{ARABIC_NAME}\u2069', '{ISOLATED}']"
+    ),
+    f'"{HEBREW_NAME} Smith" and "Ada"': f'"\u2068{HEBREW_NAME} Smith\u2069" and "Ada"',
+    f"the model's copy of '{HEBREW_NAME}'": f"the model's copy of '{ISOLATED}'",
+    f"cannot read /data/{ARABIC_NAME} 3.wav: gone": (
+        f"cannot read /data/\u2068{ARABIC_NAME} 3\u2069.wav: gone"
+    ),
+    "clip is 0.05 s long; at least 0.25 s of speech is needed": (
+        "clip is 0.05 s long; at least 0.25 s of speech is needed"
+    ),
+}
+
+
+def test_right_to_left_names_in_the_servers_words_are_isolated(
+    driver: WebDriver, server: Server
+) -> None:
+    open_page(driver, server)
+
+    shown = driver.execute_async_script(
+        """
+        const [texts, done] = [arguments[0], arguments[arguments.length - 1]];
+        import("/static/format.js").then((format) => done(texts.map(format.isolateRightToLeft)));
+        """,
+        list(SERVER_TEXTS),
+    )
+
+    assert dict(zip(SERVER_TEXTS, shown, strict=True)) == SERVER_TEXTS
 
 
 def test_a_right_to_left_name_keeps_its_place_in_the_pages_sentences(
