@@ -50,7 +50,9 @@ function versionItem(version) {
   item.tabIndex = -1; // focused once activated, since its button goes
   item.dataset.version = version.version;
   const head = element("p", "version-head");
-  head.append(element("strong", "", version.name), " ", element("code", "", version.version));
+  // Isolated: the version after it would join a right-to-left name's run.
+  const name = element("strong", "", isolate(version.name));
+  head.append(name, " ", element("code", "", version.version));
   if (version.active) head.append(" ", element("span", "badge", "serving"));
   item.append(head, element("p", "version-facts", versionFacts(version)));
   if (version.problem) {
@@ -111,7 +113,8 @@ function speakerFacts(speaker) {
 function speakerItem(speaker) {
   const item = element("li", "speaker");
   const text = element("p", "speaker-text");
-  text.append(element("strong", "", speaker.name), " ", speakerFacts(speaker));
+  // Isolated: the count of takes after it would join a right-to-left name's run.
+  text.append(element("strong", "", isolate(speaker.name)), " ", speakerFacts(speaker));
   item.append(text);
   if (speaker.in_store) {
     const label = `Delete ${isolate(speaker.name)}'s takes`;

@@ -440,13 +440,18 @@ def on_screen(driver: WebDriver, element: WebElement) -> str:
     return str(driver.execute_script(ON_SCREEN, element))
 
 
-def test_a_right_to_left_name_in_the_servers_refusal_keeps_its_place(
-    driver: WebDriver, server: Server, clips: Clips
-) -> None:
+def store_rtl_take(driver: WebDriver, server: Server, clips: Clips) -> None:
+    """Open the page and store the microphone's clip as a take of RTL_NAME."""
     open_page(driver, server)
     type_name(driver, RTL_NAME)
     driver.find_element(By.ID, "take-files").send_keys(str(clips.microphone))
     wait_for_takes(driver, accepted=1)
+
+
+def test_a_right_to_left_name_in_the_servers_refusal_keeps_its_place(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    store_rtl_take(driver, server, clips)
     type_name(driver, "Ada Clash")  # the same recording, for another voice, is refused
 
     driver.find_element(By.ID, "take-files").send_keys(str(clips.microphone))
@@ -465,6 +470,24 @@ def test_a_right_to_left_name_in_the_servers_refusal_keeps_its_place(
     )
     assert removed[0] == 200
     assert [e for e in console_errors(driver) if "/clips - Failed" not in e] == []
+
+
+def test_a_right_to_left_voice_keeps_its_place_in_the_list_of_voices(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    store_rtl_take(driver, server, clips)
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: RTL_NAME in text_of(d, "speakers-list"))
+    [item] = [
+        item
+        for item in driver.find_elements(By.CSS_SELECTOR, "#speakers-list .speaker-text")
+        if RTL_NAME in item.text
+    ]
+    text, shown = item.text, on_screen(driver, item)
+    removed = call_api(server, f"/speakers/{urllib.parse.quote(RTL_NAME)}", method="DELETE")
+
+    assert text == f"{RTL_ISOLATED} 1 take, 6.0 s \u00b7 not in the served model"
+    assert shown == f"{RTL_ON_SCREEN} 1 take, 6.0 s \u00b7 not in the served model"
+    assert removed[0] == 200
 
 
 def write_takes(folder: Path, takes: list[np.ndarray]) -> list[Path]:
