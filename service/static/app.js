@@ -10,6 +10,7 @@ import {
   UNKNOWN_IN_SHORT,
   formatHz,
   formatPercent,
+  inWords,
   isolate,
   isolateRightToLeft,
   listInWords,
@@ -23,6 +24,9 @@ import { startVersions } from "./versions.js";
 
 const PREDICT_URL = "/predict?explain=true";
 const MODEL_URL = "/model";
+// What a key typed into the prompt is tried on before anything waiting for it is sent again:
+// behind the key, light, and answered (if only 503) whether or not a model is loaded.
+const KEY_CHECK_URL = MODEL_URL;
 
 const ui = {
   record: $("record"),
@@ -57,7 +61,7 @@ const state = {
   answer: null, // the latest /predict answer
   busy: false, // a clip is on its way to the server
   sent: 0, // clips sent: only the last one's answer (or failure) is shown
-  retry: null, // what to do again once the API key is entered
+  waiting: [], // {then, retry}: what was refused for the API key, to do again once it is right
   onModelLoaded: [], // called with each newly loaded model
 };
 
@@ -85,22 +89,29 @@ function clearMessages() {
 
 // ---- the API key -----------------------------------------------------------------------------
 
-function askForKey(detail, then = "send the clip again") {
+/**
+ * Shows `detail` and what the key will do: every action waiting for it, in order ("go on" when
+ * none is left, as when a key is typed again after a right one has sent them all).
+ */
+function askForKey(detail) {
+  const then = inWords([...new Set(state.waiting.map((action) => action.then))]) || "go on";
   showError(`${capitalise(detail)}. Enter the API key below to ${then}.`);
   ui.keyForm.hidden = false;
   ui.apiKey.value = storedKey();
   ui.apiKey.focus();
 }
 
-/** A request was answered 401: ask for the key, then `retry`. */
+/**
+ * A request was answered 401: ask for the key; `retry` waits for it with the others refused, in
+ * the order they were (the same `retry` once, however often it was refused).
+ */
 function needKey(detail, then, retry) {
-  state.retry = retry;
-  askForKey(detail, then);
+  if (!state.waiting.some((action) => action.retry === retry)) state.waiting.push({ then, retry });
+  askForKey(detail);
 }
 
 /** A request with the key went through: the prompt has done its job. */
 function keyWorked(focusAfter = ui.record) {
-  state.retry = null;
   if (ui.keyForm.hidden) return;
   const hadFocus = ui.keyForm.contains(document.activeElement);
   ui.keyForm.hidden = true;
@@ -108,13 +119,29 @@ function keyWorked(focusAfter = ui.record) {
   if (hadFocus) focusAfter.focus();
 }
 
-function submitKey(event) {
+/**
+ * The key typed is tried first: a wrong one is asked for again, and nothing waiting is sent with
+ * it. Once it is right (or the check could not tell), the prompt goes and everything waiting for
+ * the key is done again, once each, in the order refused: taken from the list at once, so that a
+ * second press finds nothing left to send.
+ */
+async function submitKey(event) {
   event.preventDefault();
   const key = ui.apiKey.value.trim();
   if (!key) return;
   sessionStorage.setItem(KEY_STORAGE, key);
-  if (state.retry) state.retry();
-  else if (!state.model) loadModel();
+  try {
+    await requestJson(KEY_CHECK_URL, { headers: keyHeaders() });
+  } catch (error) {
+    if (error.status === 401) {
+      askForKey(error.message);
+      return;
+    }
+    // Any other failure is no verdict on the key: the actions will say what went wrong.
+  }
+  const waiting = state.waiting.splice(0);
+  keyWorked();
+  for (const action of waiting) action.retry();
 }
 
 // ---- sending a clip --------------------------------------------------------------------------

@@ -56,6 +56,7 @@ export class LiveListener {
   #recording = null; // set from the press that starts it, so a second press stops it
   #silentS = 0; // seconds of digital silence sent since the last sound
   #mutedShown = false; // whether the status says the microphone sends only silence
+  #startAgain = () => this.start(); // one function, so that the key prompt waits with it once
 
   /**
    * `ui` holds the toggle button, the name, why it is unknown, the timeline and histogram SVGs
@@ -167,7 +168,7 @@ export class LiveListener {
     const words = isolateRightToLeft(reason);
     if (code === 1008) {
       this.#finish("");
-      this.onKeyNeeded(words, () => this.start());
+      this.onKeyNeeded(words, this.#startAgain);
       return;
     }
     this.#finish(closeMessage(code, words, opened) || "");

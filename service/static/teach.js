@@ -159,7 +159,7 @@ async function loadStoredTakes(name) {
     speaker = await api(speakerPath(name));
   } catch (error) {
     if (error.status === 422) showNameProblem(capitalise(error.message));
-    else failed(error, `look up ${isolate(name)}`, () => loadStoredTakes(name));
+    else failed(error, `look up ${isolate(name)}`, () => lookUpAgain(name));
     return;
   }
   if (name !== state.name) return; // another name was typed meanwhile
@@ -170,6 +170,13 @@ async function loadStoredTakes(name) {
     .map((clip) => ({ speaker: name, state: "stored", id: clip.id, seconds: clip.seconds }));
   state.takes.unshift(...stored);
   renderTakes();
+}
+
+/** `name`'s entry and stored takes asked for anew, if it is still shown: the first ask failed. */
+function lookUpAgain(name) {
+  if (name !== state.name) return;
+  state.known = knownSpeaker(name);
+  loadStoredTakes(name);
 }
 
 // ---- takes ---------------------------------------------------------------------------------

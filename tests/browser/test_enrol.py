@@ -490,6 +490,87 @@ def test_a_right_to_left_voice_keeps_its_place_in_the_list_of_voices(
     assert removed[0] == 200
 
 
+# Logs the page's requests from here on, in window.requests: "METHOD /path" each, in order.
+LOG_REQUESTS = """window.requests = [];
+const real = window.fetch;
+window.fetch = (url, options = {}) => {
+  window.requests.push(`${options.method || "GET"} ${String(url).split("?")[0]}`);
+  return real(url, options);
+};"""
+
+
+def posts(driver: WebDriver) -> list[str]:
+    return [r for r in driver.execute_script("return window.requests") if r.startswith("POST")]
+
+
+def open_page_without_key(driver: WebDriver, server: Server) -> WebElement:
+    """Load the page with no API key, wait for it to ask for one, and return the key field."""
+    driver.get(f"{server.url}/")
+    driver.execute_script("sessionStorage.clear()")
+    driver.refresh()
+    key_field = driver.find_element(By.ID, "api-key")
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: key_field.is_displayed())
+    return key_field
+
+
+def test_every_action_refused_for_the_key_is_done_once_the_right_key_is_entered(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    key_field = open_page_without_key(driver, server)
+    driver.execute_script(LOG_REQUESTS)
+    driver.find_element(By.ID, "clip").send_keys(str(clips.microphone))  # a clip to identify
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: len(posts(d)) == 1)
+    type_name(driver, "Ada Waiting")
+    driver.find_element(By.ID, "take-files").send_keys(str(clips.microphone))  # and a take
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: "take" in text_of(d, "error"))
+    asked = text_of(driver, "error")
+
+    key_field.send_keys("not-the-key", Keys.ENTER)
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: "Wrong" in text_of(d, "error"))
+    time.sleep(1.0)  # time for a retry, were one sent
+    wrong, sent_wrong = text_of(driver, "error"), posts(driver)
+    key_field.clear()
+    key_field.send_keys(API_KEY, Keys.ENTER)
+    wait_for_takes(driver, accepted=1)  # the last one sent again
+    time.sleep(1.0)  # time for the others to be answered, and for a second retry, were one sent
+    sent, answered, labels = posts(driver), text_of(driver, "answer-meta"), labels_shown(driver)
+    removed = call_api(server, "/speakers/Ada%20Waiting", method="DELETE")
+
+    waiting = "see the model, send the clip again, look up Ada Waiting and store the take"
+    assert asked == (
+        f"Missing API key: send it in the X-API-Key header. Enter the API key below to {waiting}."
+    )
+    assert wrong == f"Wrong API key. Enter the API key below to {waiting}."
+    refused = ["POST /predict", "POST /speakers/Ada%20Waiting/clips"]
+    assert sent_wrong == refused  # a wrong key sends none of them again
+    assert sent == refused + refused  # the right key sends each again once, in order
+    assert answered != "" and labels == ["David", "Steve"]  # the clip and the model, shown
+    assert not key_field.is_displayed()
+    assert text_of(driver, "error") == ""
+    assert removed[0] == 200
+
+
+def test_a_take_for_a_voice_of_the_model_refused_for_the_key_asks_first_once_it_is_entered(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    key_field = open_page_without_key(driver, server)
+    driver.execute_script("window.confirm = (message) => { window.asked = message; return true; }")
+    type_name(driver, "Steve")  # the look-up of the name is refused too: it is asked again
+    driver.find_element(By.ID, "take-files").send_keys(str(clips.microphone))
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: "take" in text_of(d, "error"))
+
+    key_field.send_keys(API_KEY, Keys.ENTER)
+    wait_for_takes(driver, accepted=1)
+    asked = driver.execute_script("return window.asked")
+    removed = call_api(server, "/speakers/Steve", method="DELETE")
+
+    assert asked == (
+        "The model knows a voice called “Steve” already. Add your takes to that voice? "
+        "(Cancel to choose another name.)"
+    )
+    assert removed[0] == 200
+
+
 def write_takes(folder: Path, takes: list[np.ndarray]) -> list[Path]:
     paths = [folder / f"take-{k}.wav" for k in range(len(takes))]
     for path, samples in zip(paths, takes, strict=True):

@@ -168,7 +168,7 @@ def test_a_refused_stream_is_told_and_the_key_asked_for(driver: WebDriver, serve
     )
     assert driver.find_element(By.ID, "error").text == (
         "Missing API key: send it as the key.<KEY> subprotocol or as 'key'. Enter the API key "
-        "below to listen live."
+        "below to see the model and listen live."
     )
     assert driver.find_element(By.ID, "api-key").is_displayed()
 

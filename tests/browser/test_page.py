@@ -318,7 +318,7 @@ def test_an_upload_asks_for_the_api_key_then_answers_david(
     WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: key_field.is_displayed())
     assert text_of(driver, "error") == (
         "Missing API key: send it in the X-API-Key header. "
-        "Enter the API key below to send the clip again."
+        "Enter the API key below to see the model and send the clip again."
     )
     assert driver.switch_to.active_element == key_field
     save_full_page(driver, "phone-api-key", PHONE)
