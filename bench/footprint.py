@@ -175,7 +175,8 @@ def main() -> int:
                 libs = mapped_training_libraries(pid)
                 rss = _memory_kb(pid, "VmRSS") / 1024
                 print(f"worker {pid}: RSS {rss:.1f} MB, training stack mapped: {libs or 'none'}")
-            print(f"all processes (the parent included): {rss_mb(proc.pid):.1f} MB")
+            every = sum(rss_mb(pid) for pid in [proc.pid, *pids])
+            print(f"all processes (the parent included): {every:.1f} MB")
             if args.batch_mb > 0:
                 batch_peaks(url, pids, args.batch_mb)
         finally:
