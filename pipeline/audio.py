@@ -68,6 +68,9 @@ DEFAULT_MAX_SECONDS = 60.0  # longest clip accepted, seconds
 MAX_SECONDS_LIMIT = 24 * 3600.0
 SILENCE_DBFS = -80.0  # a clip whose peak is below this level is silent (16-bit LSB: -90)
 MIN_SOURCE_RATE = 8000  # Hz: below telephone rate there is no speech band left to measure
+# Channels that, mixed to one, give this many dB less than the loudest would alone cancel:
+# one of them is inverted (a balanced cable or a stereo effect), and the mix loses the voice.
+CANCEL_DB = 20.0
 # Decoded values (frames x channels) allowed per second of the longest clip: 48 kHz stereo.
 # A header that promises more is refused before decoding (a small FLAC can hold gigabytes).
 VALUES_PER_SECOND = 2 * 48_000
@@ -201,7 +204,8 @@ def decode(
     """Decode ``source`` (file bytes or a path) to a validated mono float32 clip at ``sample_rate``.
 
     Raises :class:`DecodeError` when the data is not audio we can read and
-    :class:`InvalidAudioError` when it is empty, too long, non-finite or silent.
+    :class:`InvalidAudioError` when it is empty, too long, non-finite or silent, or when its
+    channels cancel once mixed to one.
     """
     if sample_rate < 1:
         raise ParameterError(f"sample_rate={sample_rate} must be a positive integer")
@@ -381,7 +385,38 @@ def _read_pcm16_wav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, i
     pcm = np.frombuffer(data, dtype="<i2", count=frames * channels, offset=start)
     # Scaled by 2**-15 as it is cast: exact, as the division by 32768 is, in one pass.
     samples = np.multiply(pcm.reshape(-1, channels), np.float32(1 / 32768), dtype=np.float32)
-    return to_mono(samples), rate, channels
+    mono = to_mono(samples)
+    if channels > 1:
+        _check_mixdown(mono, _channel_energy(samples))
+    return mono, rate, channels
+
+
+def _channel_energy(samples: np.ndarray) -> np.ndarray:
+    """The (channels,) sum of squares of each channel of the (frames, channels) ``samples``."""
+    return np.einsum("ij,ij->j", samples, samples, dtype=np.float64)
+
+
+def _check_mixdown(mono: np.ndarray, energy: np.ndarray) -> None:
+    """Refuse channels that cancel when mixed to one (see ``CANCEL_DB``): ``mono`` is their mix
+    and ``energy`` each channel's sum of squares. A silent channel beside a loud one gives a
+    mix ``20 log10(channels)`` dB under the loud one's; a mix ``CANCEL_DB`` further down has
+    lost what the channels held."""
+    channels, loudest = len(energy), float(np.maximum.reduce(energy))
+    if not loudest > len(mono) * 10 ** (SILENCE_DBFS / 10):  # silent (or NaN): told later
+        return
+    mixed = float(np.dot(mono, mono))
+    expected = loudest / channels**2  # what the loudest channel alone would give mixed
+    if mixed >= expected * 10 ** (-CANCEL_DB / 10):
+        return
+    mix = (
+        f"{10 * math.log10(loudest / mixed):.0f} dB under its loudest channel"
+        if mixed
+        else "silent"
+    )
+    raise InvalidAudioError(
+        f"clip's {channels} channels cancel when mixed to one (the mix is {mix}): one of them "
+        "is inverted; send one channel alone"
+    )
 
 
 _STDERR_LOCK = threading.Lock()
@@ -423,10 +458,13 @@ def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, i
         known = 0 < f.frames < _UNKNOWN_FRAMES
         _check_header(int(f.frames) if known else None, rate, channels, max_seconds)
         blocks, frames = [], 0
+        energy = np.zeros(channels)
         while True:
             block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
             if not len(block):
                 break
+            if channels > 1:
+                energy += _channel_energy(block)
             frames += len(block)
             if frames / rate > max_seconds:
                 raise ClipTooLongError(
@@ -435,6 +473,8 @@ def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, i
             _check_values(frames, channels, rate, max_seconds)
             blocks.append(to_mono(block))
     samples = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    if channels > 1:
+        _check_mixdown(samples, energy)
     return samples, rate, channels
 
 

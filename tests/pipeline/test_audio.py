@@ -243,6 +243,45 @@ def test_resamples_to_the_analysis_rate_keeping_the_pitch(source_rate: int) -> N
     assert peak_hz(clip.samples, SR) == 440.0
 
 
+@pytest.mark.parametrize("channels", [2, 4])
+def test_one_voiced_channel_beside_silent_ones_is_not_taken_for_cancelling(channels: int) -> None:
+    layout = np.zeros((SR, channels), np.float32)
+    layout[:, 0] = tone(440)  # the mix is 20 log10(channels) dB under the voiced channel
+
+    clip = decode(encode(layout, subtype="FLOAT"), sample_rate=SR)
+
+    np.testing.assert_allclose(clip.samples, tone(440) / channels, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("inverted", "dtype", "mix"),
+    [(-1.0, np.int16, "silent"), (-0.999, np.float32, "66 dB under its loudest channel")],
+)
+def test_channels_that_cancel_when_mixed_are_refused_for_it(
+    inverted: float, dtype: type, mix: str
+) -> None:
+    left = tone(440) * (16_384 if dtype is np.int16 else 1)  # int16 samples are written as they are
+    stereo: np.ndarray = np.stack([left, inverted * left], axis=1).astype(dtype)  # one reversed
+
+    message = _decode_error(encode(stereo, subtype="PCM_16" if dtype is np.int16 else "FLOAT"))
+
+    assert message == (
+        f"clip's 2 channels cancel when mixed to one (the mix is {mix}): one of them is "
+        "inverted; send one channel alone"
+    )
+
+
+def test_channels_that_cancel_are_told_by_libsndfile_s_reader_too() -> None:
+    stereo = np.stack([tone(440), -tone(440)], axis=1)
+
+    message = _decode_error(encode(stereo, fmt="FLAC"))
+
+    assert message == (
+        "clip's 2 channels cancel when mixed to one (the mix is silent): one of them is "
+        "inverted; send one channel alone"
+    )
+
+
 def test_to_mono_keeps_a_mono_float32_array() -> None:
     samples = tone(440)
 

@@ -291,6 +291,11 @@ INVALID_AUDIO: dict[str, tuple[Callable[[], bytes], str]] = {
         lambda: encode(tone(seconds=1.0, amplitude=1e30), subtype="FLOAT"),
         "clip overflows the spectrum: its peak sample 1e+30 is far beyond full scale (1.0)",
     ),
+    "stereo, one channel inverted": (
+        lambda: encode(np.stack([tone(), -tone()], axis=1), subtype="FLOAT"),
+        "clip's 2 channels cancel when mixed to one (the mix is silent): one of them is "
+        "inverted; send one channel alone",
+    ),
 }
 
 
