@@ -68,6 +68,9 @@ DEFAULT_MAX_SECONDS = 60.0  # longest clip accepted, seconds
 MAX_SECONDS_LIMIT = 24 * 3600.0
 SILENCE_DBFS = -80.0  # a clip whose peak is below this level is silent (16-bit LSB: -90)
 MIN_SOURCE_RATE = 8000  # Hz: below telephone rate there is no speech band left to measure
+# A clip resampled to the model's rate that keeps less than this share of its energy (dB) held
+# its sound above the band the model hears (ultrasound, a 96 kHz file's high tones alone).
+MIN_KEPT_DB = -30.0
 # Channels that, mixed to one, give this many dB less than the loudest would alone cancel:
 # one of them is inverted (a balanced cable or a stereo effect), and the mix loses the voice.
 CANCEL_DB = 20.0
@@ -108,7 +111,8 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
 
 @dataclass(frozen=True)
 class Clip:
-    """A decoded clip: ``samples`` is 1-D float32 in [-1, 1] at ``sample_rate`` Hz.
+    """A decoded clip: ``samples`` is 1-D float32 at ``sample_rate`` Hz, in [-1, 1] but for a
+    float file's, which may lie beyond (``level_dbfs`` above 0).
 
     ``source_clipped_fraction`` is the share of the recording's own samples, before any
     resampling, that sit flat on its peak (``pipeline.quality.measures.clipped_fraction``):
@@ -204,8 +208,9 @@ def decode(
     """Decode ``source`` (file bytes or a path) to a validated mono float32 clip at ``sample_rate``.
 
     Raises :class:`DecodeError` when the data is not audio we can read and
-    :class:`InvalidAudioError` when it is empty, too long, non-finite or silent, or when its
-    channels cancel once mixed to one.
+    :class:`InvalidAudioError` when it is empty, too long, non-finite or silent, when its
+    channels cancel once mixed to one, or when its sound lies above ``sample_rate / 2`` (or
+    overflows when resampled).
     """
     if sample_rate < 1:
         raise ParameterError(f"sample_rate={sample_rate} must be a positive integer")
@@ -217,9 +222,35 @@ def decode(
     magnitude, at = _validated_magnitude(samples, source_rate, max_seconds)
     clipped = clipped_fraction(samples, magnitude=magnitude, peak_at=at)
     companded = companded_levels(samples, magnitude=magnitude, peak_at=at)
+    resampled = samples
     if source_rate != sample_rate:
-        samples = _resample(samples, source_rate, sample_rate)
-    return Clip(samples, sample_rate, source_rate, channels, clipped, companded)
+        resampled = _resample(samples, source_rate, sample_rate)
+        _check_resampled(samples, float(magnitude[at]), resampled, source_rate, sample_rate)
+    return Clip(resampled, sample_rate, source_rate, channels, clipped, companded)
+
+
+def _check_resampled(
+    source: np.ndarray, peak: float, resampled: np.ndarray, source_rate: int, sample_rate: int
+) -> None:
+    """Refuse a clip that resampling overflowed (finite samples far beyond full scale, ``peak``
+    the source's) or that kept less than ``MIN_KEPT_DB`` of its energy: its sound lay above the
+    band a model at ``sample_rate`` hears, and what is left is the resampler's own residue."""
+    if peak > 1 and not np.isfinite(np.maximum.reduce(np.abs(resampled))):
+        raise InvalidAudioError(
+            f"clip overflows when resampled from {source_rate} Hz: its peak sample {peak:.3g} "
+            "is far beyond full scale (1.0)"
+        )
+    before = float(np.dot(source, source)) / len(source)
+    after = float(np.dot(resampled, resampled)) / len(resampled)
+    if not (math.isfinite(before) and before > 0):  # overflowed: the features refuse it
+        return
+    kept_db = 10 * math.log10(after / before) if after > 0 else -math.inf
+    if kept_db < MIN_KEPT_DB:
+        raise InvalidAudioError(
+            f"clip holds almost no sound below {sample_rate / 2:g} Hz: resampled from "
+            f"{source_rate} Hz to {sample_rate} Hz it keeps {kept_db:.0f} dB of its energy, "
+            f"under the {MIN_KEPT_DB:g} dB needed"
+        )
 
 
 def _resample(samples: np.ndarray, source_rate: int, sample_rate: int) -> np.ndarray:

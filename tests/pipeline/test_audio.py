@@ -351,6 +351,34 @@ def test_a_clip_below_minus_80_dbfs_is_refused() -> None:
     assert message == "clip is silent: peak level -90.0 dBFS is below -80 dBFS"
 
 
+def test_a_clip_whose_sound_lies_above_the_model_band_is_refused_not_measured() -> None:
+    ultrasound = tone(30_000, sample_rate=96_000)  # what a 16 kHz model keeps is the residue
+
+    message = _decode_error(encode(ultrasound, 96_000, subtype="FLOAT"))
+
+    assert message == (
+        "clip holds almost no sound below 8000 Hz: resampled from 96000 Hz to 16000 Hz it "
+        "keeps -63 dB of its energy, under the -30 dB needed"
+    )
+
+
+def test_a_voice_band_tone_at_96_khz_keeps_its_energy() -> None:
+    clip = decode(encode(tone(3000, sample_rate=96_000), 96_000, subtype="FLOAT"), sample_rate=SR)
+
+    assert peak_hz(clip.samples, SR) == 3000.0
+
+
+def test_a_clip_that_overflows_when_resampled_names_its_source_peak() -> None:
+    huge = tone(440, sample_rate=44_100, amplitude=3e38)  # finite, as float32 holds it
+
+    message = _decode_error(encode(huge, 44_100, subtype="FLOAT"))
+
+    assert message == (
+        "clip overflows when resampled from 44100 Hz: its peak sample 3e+38 is far beyond "
+        "full scale (1.0)"
+    )
+
+
 def test_a_clip_at_minus_50_dbfs_is_accepted() -> None:
     clip = decode(encode(tone(440, amplitude=10 ** (-50 / 20)), subtype="FLOAT"), sample_rate=SR)
 

@@ -296,6 +296,11 @@ INVALID_AUDIO: dict[str, tuple[Callable[[], bytes], str]] = {
         "clip's 2 channels cancel when mixed to one (the mix is silent): one of them is "
         "inverted; send one channel alone",
     ),
+    "ultrasound at 96 kHz": (
+        lambda: encode(tone(30_000, sample_rate=96_000), 96_000, subtype="FLOAT"),
+        "clip holds almost no sound below 8000 Hz: resampled from 96000 Hz to 16000 Hz it "
+        "keeps -63 dB of its energy, under the -30 dB needed",
+    ),
 }
 
 
