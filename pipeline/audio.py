@@ -71,6 +71,10 @@ MIN_SOURCE_RATE = 8000  # Hz: below telephone rate there is no speech band left 
 # A clip resampled to the model's rate that keeps less than this share of its energy (dB) held
 # its sound above the band the model hears (ultrasound, a 96 kHz file's high tones alone).
 MIN_KEPT_DB = -30.0
+# A clip whose mean lies further from zero than its loudest DC_BLOCK_S swings about that block's
+# own mean is an offset, not sound: a faulty microphone or converter, or a constant.
+DC_BLOCK_S = 0.1  # seconds
+NEGLIGIBLE_DC = 1e-3  # an offset under this (-60 dBFS) is never weighed
 # Channels that, mixed to one, give this many dB less than the loudest would alone cancel:
 # one of them is inverted (a balanced cable or a stereo effect), and the mix loses the voice.
 CANCEL_DB = 20.0
@@ -209,8 +213,8 @@ def decode(
 
     Raises :class:`DecodeError` when the data is not audio we can read and
     :class:`InvalidAudioError` when it is empty, too long, non-finite or silent, when its
-    channels cancel once mixed to one, or when its sound lies above ``sample_rate / 2`` (or
-    overflows when resampled).
+    channels cancel once mixed to one, when its sound lies above ``sample_rate / 2`` (or
+    overflows when resampled), or when it is offset from zero by more than it swings.
     """
     if sample_rate < 1:
         raise ParameterError(f"sample_rate={sample_rate} must be a positive integer")
@@ -226,6 +230,7 @@ def decode(
     if source_rate != sample_rate:
         resampled = _resample(samples, source_rate, sample_rate)
         _check_resampled(samples, float(magnitude[at]), resampled, source_rate, sample_rate)
+    _check_offset(samples, source_rate)  # on the source: resampling rings at a constant's ends
     return Clip(resampled, sample_rate, source_rate, channels, clipped, companded)
 
 
@@ -251,6 +256,35 @@ def _check_resampled(
             f"{source_rate} Hz to {sample_rate} Hz it keeps {kept_db:.0f} dB of its energy, "
             f"under the {MIN_KEPT_DB:g} dB needed"
         )
+
+
+def _check_offset(samples: np.ndarray, sample_rate: int) -> None:
+    """Refuse a clip whose mean lies further from zero than its loudest ``DC_BLOCK_S`` swings
+    about that block's own mean (see ``DC_BLOCK_S``): the offset, not the voice, fills its
+    spectrum's lowest bins, and it would be measured as a background louder than the speech."""
+    mean = float(np.add.reduce(samples, dtype=np.float64)) / len(samples)
+    if abs(mean) < NEGLIGIBLE_DC:  # most recordings
+        return
+    swing = _loudest_swing(samples, min(len(samples), max(1, round(DC_BLOCK_S * sample_rate))))
+    if abs(mean) > swing:
+        raise InvalidAudioError(
+            f"clip is offset from zero by {mean:+.3f} of full scale, more than its loudest "
+            f"{DC_BLOCK_S:g} s swings about its own mean (RMS {swing:.3f}): a fault of the "
+            "microphone or converter, or no sound at all"
+        )
+
+
+def _loudest_swing(samples: np.ndarray, n: int) -> float:
+    """The largest RMS about its own mean of the blocks of ``n`` of ``samples``, taken over
+    ``BLOCK_FRAMES`` samples' worth of blocks at a time: a variance in float64 copies what it
+    reads, and a timeline's ten minutes at 48 kHz would be 230 MB at once."""
+    blocks = samples[: len(samples) // n * n].reshape(-1, n)
+    step = max(1, BLOCK_FRAMES // n)
+    loudest = 0.0
+    for first in range(0, len(blocks), step):
+        spread = blocks[first : first + step].var(axis=1, dtype=np.float64)
+        loudest = max(loudest, float(np.maximum.reduce(spread)))
+    return math.sqrt(loudest)
 
 
 def _resample(samples: np.ndarray, source_rate: int, sample_rate: int) -> np.ndarray:

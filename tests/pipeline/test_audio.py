@@ -379,6 +379,32 @@ def test_a_clip_that_overflows_when_resampled_names_its_source_peak() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("samples", "shown"),
+    [
+        (np.full(SR, 0.3, np.float32), "+0.300 of full scale, more than its loudest 0.1 s swings "
+         "about its own mean (RMS 0.000)"),
+        (tone(440, amplitude=0.1) - 0.5, "-0.500 of full scale, more than its loudest 0.1 s "
+         "swings about its own mean (RMS 0.071)"),
+    ],
+)  # fmt: skip
+def test_a_clip_offset_from_zero_more_than_it_swings_is_refused(
+    samples: np.ndarray, shown: str
+) -> None:
+    message = _decode_error(encode(samples, subtype="FLOAT"))
+
+    assert message == (
+        f"clip is offset from zero by {shown}: a fault of the microphone or converter, or no "
+        "sound at all"
+    )
+
+
+def test_a_small_offset_under_the_sound_is_accepted() -> None:
+    clip = decode(encode(tone(440) + 0.3, subtype="FLOAT"), sample_rate=SR)
+
+    assert float(clip.samples.mean()) == pytest.approx(0.3, abs=1e-3)
+
+
 def test_a_clip_at_minus_50_dbfs_is_accepted() -> None:
     clip = decode(encode(tone(440, amplitude=10 ** (-50 / 20)), subtype="FLOAT"), sample_rate=SR)
 

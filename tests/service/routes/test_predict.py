@@ -296,6 +296,12 @@ INVALID_AUDIO: dict[str, tuple[Callable[[], bytes], str]] = {
         "clip's 2 channels cancel when mixed to one (the mix is silent): one of them is "
         "inverted; send one channel alone",
     ),
+    "a constant": (
+        lambda: encode(np.full(SR, 0.3, np.float32), subtype="FLOAT"),
+        "clip is offset from zero by +0.300 of full scale, more than its loudest 0.1 s swings "
+        "about its own mean (RMS 0.000): a fault of the microphone or converter, or no sound "
+        "at all",
+    ),
     "ultrasound at 96 kHz": (
         lambda: encode(tone(30_000, sample_rate=96_000), 96_000, subtype="FLOAT"),
         "clip holds almost no sound below 8000 Hz: resampled from 96000 Hz to 16000 Hz it "
