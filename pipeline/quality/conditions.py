@@ -48,6 +48,7 @@ from pipeline.quality.issues import (
     Issue,
     low_band_cut,
     low_band_limit,
+    speech_against_background,
 )
 from pipeline.quality.measures import CODE_LEVELS, Quality
 
@@ -116,7 +117,7 @@ def _band_limited(q: Quality, band: float) -> Issue | None:
 def _noisy(q: Quality, band: float) -> Issue | None:
     if q.snr_db >= NOISY_SIGN_DB or q.bandwidth_hz < q.available_hz - FULL_BAND_HZ:
         return None
-    problem = f"background noise fills the recording (speech {q.snr_db:.0f} dB above it)"
+    problem = f"background noise fills the recording (speech {speech_against_background(q.snr_db)})"
     return Issue("snr_db", q.snr_db, NOISY_SIGN_DB, problem, ADVICE_NOISY)
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "issues",
     "low_band_cut",
     "low_band_limit",
+    "speech_against_background",
 ]
 
 Measure = Literal[
@@ -149,11 +150,20 @@ def _band_limited(q: Quality, band: float) -> Issue | None:
     return None
 
 
+def speech_against_background(snr_db: float) -> str:
+    """Where speech ``snr_db`` dB above its background stands, in words: "12 dB above it",
+    "no louder than it" or "9 dB below it" (never "-9 dB above it")."""
+    shown = round(snr_db)
+    if shown > 0:
+        return f"{shown} dB above it"
+    return f"{-shown} dB below it" if shown < 0 else "no louder than it"
+
+
 def _noisy(q: Quality, band: float) -> Issue | None:
     if q.snr_db >= MIN_SNR_DB or q.speech_s < MIN_NOISE_SPAN_S:
         return None
     return Issue("snr_db", q.snr_db, MIN_SNR_DB,
-                 f"too much background noise (speech {q.snr_db:.0f} dB above it)",
+                 f"too much background noise (speech {speech_against_background(q.snr_db)})",
                  ADVICE_NOISY)  # fmt: skip
 
 

@@ -116,6 +116,15 @@ def test_a_telephone_code_shows_the_voices_low_band_cut_whatever_its_background(
     assert signs(_with(low_band_db=-15.0, background_low_band_db=-1.0), 3800.0) == ()
 
 
+@pytest.mark.parametrize(
+    ("snr_db", "words"), [(6.0, "speech 6 dB above it"), (-9.44, "speech 9 dB below it")]
+)
+def test_the_noisy_sign_words_where_the_speech_stands(snr_db: float, words: str) -> None:
+    ((_, found), *_) = signs(_with(snr_db=snr_db, bandwidth_hz=4000.0), 3800.0)
+
+    assert found.problem == f"background noise fills the recording ({words})"
+
+
 def test_a_telephone_code_alone_is_a_blamed_sign_of_a_band_limit() -> None:
     (found,) = signs(_with(companded_levels=187), 3800.0)
 

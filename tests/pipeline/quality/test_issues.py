@@ -59,6 +59,18 @@ def test_the_words_name_the_value_and_what_would_help() -> None:
     assert issue.advice == "lower the microphone gain or move back from the microphone"
 
 
+@pytest.mark.parametrize(
+    ("snr_db", "words"),
+    [(-37.08, "speech 37 dB below it"), (-0.3, "speech no louder than it")],
+)
+def test_noise_louder_than_the_speech_is_worded_below_not_a_negative_above(
+    snr_db: float, words: str
+) -> None:
+    [issue] = issues(dataclasses.replace(CLEAN, snr_db=snr_db), band_hz=7600.0)
+
+    assert issue.problem == f"too much background noise ({words})"
+
+
 def test_an_8_khz_recording_is_judged_on_its_own_band_not_on_the_models() -> None:
     narrow = dataclasses.replace(CLEAN, bandwidth_hz=3300.0, available_hz=4000.0)
     muffled = dataclasses.replace(narrow, bandwidth_hz=3000.0)
