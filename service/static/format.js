@@ -105,11 +105,13 @@ export function formatSeconds(seconds) {
  */
 export function qualityInWords(quality) {
   if (!quality) return [];
-  if (quality.issues.length === 0)
-    return [
-      `The recording sounds clean: ${quality.speech_s.toFixed(1)} s of speech, ` +
-        `${Math.round(quality.snr_db)} dB above the background.`,
-    ];
+  if (quality.issues.length === 0) {
+    // A clip under half a second is not judged for noise: its background, measured on so few
+    // frames, is the quietest part of the voice, and may read as loud as the speech.
+    const snr = Math.round(quality.snr_db);
+    const background = snr > 0 ? `, ${snr} dB above the background` : "";
+    return [`The recording sounds clean: ${quality.speech_s.toFixed(1)} s of speech${background}.`];
+  }
   return quality.issues.map((issue) => {
     const [problem, advice] = [issue.problem, issue.advice].map(isolateRightToLeft);
     return `${capitalise(problem)}: ${advice}.`;
