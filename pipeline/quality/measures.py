@@ -32,7 +32,7 @@ the clip (a clip shorter than that is measured on its zero-padded frames):
   the next frame but one (or to the background, when that is louder): a voice stops in a few
   milliseconds, a room's echo dies away no faster than its reverberation time allows (60 dB in
   RT60), so every fall of a reverberant recording is slow; 0 when no frame stands that far above
-  its band's background;
+  its band's background, or when none falls;
 - ``companded_levels``: how many distinct values the recording's own samples take, when they
   take at most ``CODE_LEVELS`` spread unevenly, their smallest step so fine that the peak spans
   ``COMPANDED_SPAN`` times more such steps than there are levels; 0 otherwise. A telephone line's
@@ -264,7 +264,8 @@ def _bins_within(n_bins: int, bin_hz: float) -> tuple[slice, slice]:
 def fall_db(power: np.ndarray, background: np.ndarray, bin_hz: float, top_hz: float) -> float:
     """dB of the steepest fall of the (frames, bins) ``power`` of frames ``HOP_S`` apart over
     ``FALL_FRAMES`` frames, in any octave band of ``FALL_EDGES_HZ`` below ``top_hz``, against
-    the (bins,) ``background`` (see the module's text); 0 when no frame can start one."""
+    the (bins,) ``background`` (see the module's text); 0 when no frame can start one, or when
+    the energy rises after every frame that can."""
     span, octaves = _octaves(power.shape[1], bin_hz, top_hz, power.dtype)
     if len(power) <= FALL_FRAMES or not octaves.shape[1]:
         return 0.0
@@ -276,7 +277,7 @@ def fall_db(power: np.ndarray, background: np.ndarray, bin_hz: float, top_hz: fl
     falls = np.divide(start, np.maximum(bands[FALL_FRAMES:], floor + POWER_FLOOR))
     np.multiply(falls, can_start, out=falls)  # the falls that start nowhere read 0
     steepest = float(np.maximum.reduce(falls, axis=None))
-    return 10 * math.log10(steepest) if steepest > 0 else 0.0
+    return 10 * math.log10(steepest) if steepest > 1 else 0.0  # every start rose: no fall
 
 
 @lru_cache(maxsize=16)

@@ -139,6 +139,12 @@ def test_fall_db_is_the_steepest_fall_over_two_frames_in_any_octave_band() -> No
     assert fall_db(decaying, np.ones(257), bin_hz, 4000.0) == 0.0
 
 
+def test_energy_that_only_rises_has_no_fall_not_a_negative_one() -> None:
+    rising = np.outer(10 ** (0.05 * np.arange(10)), np.ones(257))  # 0.5 dB a frame, 4.5 in all
+
+    assert fall_db(rising, np.full(257, 1e-9), 31.25, 4000.0) == 0.0
+
+
 def test_a_voice_that_stops_falls_fast_and_an_echoing_one_slowly() -> None:
     voice = np.concatenate([harmonics(seconds=0.3), np.zeros(SR // 5, np.float32),
                             harmonics(seconds=0.3)])  # fmt: skip
