@@ -298,6 +298,12 @@ def _octaves(
     return span, octaves[span]
 
 
+def _rounded(db: float) -> float:
+    """``db`` to 0.01 dB, a difference of two nearly equal levels that rounds to zero reading 0,
+    not -0 (``-0.0`` in an answer's JSON)."""
+    return round(db, 2) + 0.0
+
+
 def measure(
     y: np.ndarray,
     sample_rate: int,
@@ -335,15 +341,15 @@ def measure(
     top = int(available_hz / bin_hz) + 1  # bins the recording really has
     return Quality(
         speech_s=round(float((last - first) * hop + n_fft) / sample_rate, 4),
-        level_dbfs=round(_db(float(np.add.reduce(spectrum_mean)) / _unit_power(n_fft)), 2),
+        level_dbfs=_rounded(_db(float(np.add.reduce(spectrum_mean)) / _unit_power(n_fft))),
         clipped_fraction=round(clipped_fraction(y) if clipped is None else clipped, 5),
-        snr_db=round(_db(float(np.add.reduce(above))) - _db(float(np.add.reduce(background))), 2),
+        snr_db=_rounded(_db(float(np.add.reduce(above))) - _db(float(np.add.reduce(background)))),
         bandwidth_hz=round(
             min(bandwidth(spectrum_mean[:top], floor[:top], bin_hz), available_hz), 1
         ),
         available_hz=available_hz,
-        low_band_db=round(low_band_db(spectrum_mean, bin_hz), 2),
-        background_low_band_db=round(low_band_db(floor, bin_hz), 2),
-        fall_db=round(fall_db(power, background, bin_hz, available_hz), 2),
+        low_band_db=_rounded(low_band_db(spectrum_mean, bin_hz)),
+        background_low_band_db=_rounded(low_band_db(floor, bin_hz)),
+        fall_db=_rounded(fall_db(power, background, bin_hz, available_hz)),
         companded_levels=companded_levels(y) if companded is None else companded,
     )

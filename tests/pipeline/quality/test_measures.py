@@ -145,6 +145,15 @@ def test_energy_that_only_rises_has_no_fall_not_a_negative_one() -> None:
     assert fall_db(rising, np.full(257, 1e-9), 31.25, 4000.0) == 0.0
 
 
+def test_a_level_difference_that_rounds_to_zero_reads_0_not_minus_0() -> None:
+    """A background of near-digital silence has equal low and mid bands to within 0.005 dB."""
+    hiss = (1e-9 * np.random.default_rng(0).standard_normal(SR // 2)).astype(np.float32)
+
+    quality = measure(np.concatenate([hiss, harmonics(), hiss]), SR)
+
+    assert repr(quality.background_low_band_db) == "0.0"  # == 0.0 holds for -0.0 too
+
+
 def test_a_voice_that_stops_falls_fast_and_an_echoing_one_slowly() -> None:
     voice = np.concatenate([harmonics(seconds=0.3), np.zeros(SR // 5, np.float32),
                             harmonics(seconds=0.3)])  # fmt: skip
