@@ -262,7 +262,7 @@ def _check_offset(samples: np.ndarray, sample_rate: int) -> None:
     """Refuse a clip whose mean lies further from zero than its loudest ``DC_BLOCK_S`` swings
     about that block's own mean (see ``DC_BLOCK_S``): the offset, not the voice, fills its
     spectrum's lowest bins, and it would be measured as a background louder than the speech."""
-    mean = float(np.add.reduce(samples, dtype=np.float64)) / len(samples)
+    mean = float(np.add.reduce(samples)) / len(samples)  # float32's pairwise sum
     if abs(mean) < NEGLIGIBLE_DC:  # most recordings
         return
     swing = _loudest_swing(samples, min(len(samples), max(1, round(DC_BLOCK_S * sample_rate))))
@@ -457,8 +457,9 @@ def _read_pcm16_wav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, i
 
 
 def _channel_energy(samples: np.ndarray) -> np.ndarray:
-    """The (channels,) sum of squares of each channel of the (frames, channels) ``samples``."""
-    return np.einsum("ij,ij->j", samples, samples, dtype=np.float64)
+    """The (channels,) sum of squares of each channel of the (frames, channels) ``samples``:
+    one strided BLAS dot product a channel, a tenth of the cost of ``einsum``'s."""
+    return np.array([np.dot(channel, channel) for channel in samples.T], dtype=np.float64)
 
 
 def _check_mixdown(mono: np.ndarray, energy: np.ndarray) -> None:
@@ -467,7 +468,8 @@ def _check_mixdown(mono: np.ndarray, energy: np.ndarray) -> None:
     mix ``20 log10(channels)`` dB under the loud one's; a mix ``CANCEL_DB`` further down has
     lost what the channels held."""
     channels, loudest = len(energy), float(np.maximum.reduce(energy))
-    if not loudest > len(mono) * 10 ** (SILENCE_DBFS / 10):  # silent (or NaN): told later
+    silent = not loudest > len(mono) * 10 ** (SILENCE_DBFS / 10)
+    if silent or not math.isfinite(loudest):  # silent, NaN or far beyond full scale: told later
         return
     mixed = float(np.dot(mono, mono))
     expected = loudest / channels**2  # what the loudest channel alone would give mixed
