@@ -60,7 +60,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 
-from pipeline.errors import ParameterError
+from pipeline.errors import InvalidAudioError, ParameterError
 from pipeline.features import Stft, stft
 
 __all__ = [
@@ -339,7 +339,7 @@ def measure(
     available_hz = min(source_rate or sample_rate, sample_rate) / 2
     bin_hz = sample_rate / n_fft
     top = int(available_hz / bin_hz) + 1  # bins the recording really has
-    return Quality(
+    quality = Quality(
         speech_s=round(float((last - first) * hop + n_fft) / sample_rate, 4),
         level_dbfs=_rounded(_db(float(np.add.reduce(spectrum_mean)) / _unit_power(n_fft))),
         clipped_fraction=round(clipped_fraction(y) if clipped is None else clipped, 5),
@@ -352,4 +352,18 @@ def measure(
         background_low_band_db=_rounded(low_band_db(floor, bin_hz)),
         fall_db=_rounded(fall_db(power, background, bin_hz, available_hz)),
         companded_levels=companded_levels(y) if companded is None else companded,
+    )
+    return _finite(y, quality)
+
+
+def _finite(y: np.ndarray, quality: Quality) -> Quality:
+    """``quality``, refused when a measure of it is not finite: a float clip's finite samples
+    far beyond full scale overflow its float32 power spectrum, as the features refuse them
+    (``pipeline.features.band_powers``), and NaN is no number an answer's JSON may hold."""
+    if all(map(math.isfinite, (quality.level_dbfs, quality.snr_db, quality.low_band_db,
+                               quality.background_low_band_db, quality.fall_db))):  # fmt: skip
+        return quality
+    raise InvalidAudioError(
+        f"clip overflows the spectrum: its peak sample {float(np.max(np.abs(y))):.3g} is far "
+        "beyond full scale (1.0)"
     )

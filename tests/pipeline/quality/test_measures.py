@@ -9,7 +9,7 @@ import pytest
 import soxr
 from scipy import signal
 
-from pipeline.errors import ParameterError
+from pipeline.errors import InvalidAudioError, ParameterError
 from pipeline.features import stft
 from pipeline.quality.issues import low_band_cut
 from pipeline.quality.measures import (
@@ -230,3 +230,14 @@ def test_a_telephone_code_takes_few_unevenly_spaced_levels() -> None:
 )
 def test_a_linear_recording_has_no_companded_levels(y: np.ndarray) -> None:
     assert companded_levels(y.astype(np.float32)) == 0
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_samples_whose_spectrum_overflows_are_refused_not_measured_as_nan() -> None:
+    with pytest.raises(InvalidAudioError) as caught:
+        measure(tone(440, amplitude=1e20), SR)
+
+    assert str(caught.value) == (
+        "clip overflows the spectrum: its peak sample 1e+20 is far beyond full scale (1.0)"
+    )

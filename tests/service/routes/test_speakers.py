@@ -222,6 +222,22 @@ def test_each_take_says_how_it_was_recorded_refused_or_not(
     assert "quality" not in junk_answer  # it never decoded
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_a_take_whose_spectrum_overflows_is_refused_not_a_server_error(
+    client: TestClient, stranger: list[bytes]
+) -> None:
+    huge = encode(tone(440, amplitude=1e20), subtype="FLOAT")  # its measures would be NaN
+
+    status, answer = upload(client, "Zoë", ("huge.wav", huge), ("ok.wav", stranger[0]))
+
+    assert status == 200
+    assert answer["refused"] == [
+        {"file": "huge.wav", "status": 422, "detail": "clip overflows the spectrum: its peak "
+         "sample 1e+20 is far beyond full scale (1.0)"},
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("clips", "status"),
     [([PNG_BYTES, PNG_BYTES], 415), ([SILENT], 422), ([PNG_BYTES, SILENT], 422)],
