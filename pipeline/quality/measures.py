@@ -274,10 +274,22 @@ def fall_db(power: np.ndarray, background: np.ndarray, bin_hz: float, top_hz: fl
     start = bands[:-FALL_FRAMES]
     loudest = np.maximum.reduce(bands, axis=0)
     can_start = start >= np.maximum(loudest * _FALL_WITHIN, floor * _FALL_ABOVE)
-    falls = np.divide(start, np.maximum(bands[FALL_FRAMES:], floor + POWER_FLOOR))
-    np.multiply(falls, can_start, out=falls)  # the falls that start nowhere read 0
-    steepest = float(np.maximum.reduce(falls, axis=None))
+    steepest = _steepest(start, bands[FALL_FRAMES:], floor, can_start)
+    if not math.isfinite(steepest):  # a float32 ratio overflowed (samples far beyond full scale)
+        wide = np.float64
+        steepest = _steepest(start.astype(wide), bands[FALL_FRAMES:].astype(wide),
+                             floor.astype(wide), can_start)  # fmt: skip
     return 10 * math.log10(steepest) if steepest > 1 else 0.0  # every start rose: no fall
+
+
+def _steepest(
+    start: np.ndarray, after: np.ndarray, floor: np.ndarray, can_start: np.ndarray
+) -> float:
+    """The largest ratio of the (frames, bands) ``start`` to ``after`` (or to the (bands,)
+    ``floor``, when that is louder) where ``can_start``; 0 where none can."""
+    falls = np.divide(start, np.maximum(after, floor + POWER_FLOOR))
+    np.multiply(falls, can_start, out=falls)  # the falls that start nowhere read 0
+    return float(np.maximum.reduce(falls, axis=None))
 
 
 @lru_cache(maxsize=16)

@@ -145,6 +145,25 @@ def test_energy_that_only_rises_has_no_fall_not_a_negative_one() -> None:
     assert fall_db(rising, np.full(257, 1e-9), 31.25, 4000.0) == 0.0
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # float32's, retried
+def test_a_fall_to_silence_too_steep_for_float32_is_still_measured() -> None:
+    """Samples far beyond full scale (a float file, peak 2**40): their fall to digital silence,
+    over the absolute floor of 1e-12, is a ratio past float32's largest; it read infinite."""
+    stops = np.concatenate([harmonics(), np.zeros(SR // 2, np.float32)])
+    scaled = (2.0**40 * stops).astype(np.float32)  # exact: a power of two
+
+    fall = fall_db(*_fall_inputs(stops), 31.25, 4000.0)
+    assert fall_db(*_fall_inputs(scaled), 31.25, 4000.0) == pytest.approx(
+        fall + 20 * math.log10(2.0**40), abs=1e-3
+    )  # the fall to the same floor, from 2**60 times the power
+
+
+def _fall_inputs(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The measured frames' power of ``y`` at ``SR`` and a background of digital silence."""
+    power = stft(y, n_fft=512, hop_length=160).power[::3]
+    return power, np.zeros(power.shape[1], np.float32)
+
+
 def test_a_level_difference_that_rounds_to_zero_reads_0_not_minus_0() -> None:
     """A background of near-digital silence has equal low and mid bands to within 0.005 dB."""
     hiss = (1e-9 * np.random.default_rng(0).standard_normal(SR // 2)).astype(np.float32)

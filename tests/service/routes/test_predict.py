@@ -310,6 +310,22 @@ INVALID_AUDIO: dict[str, tuple[Callable[[], bytes], str]] = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_float_clip_far_beyond_full_scale_that_the_features_take_is_measured(
+    client: TestClient,
+) -> None:
+    """Its fall to silence overflowed float32: an infinite fall_db made the answer a 500."""
+    stops = np.concatenate([harmonics(), np.zeros(SR // 2, np.float32)])
+
+    plain, loud = (client.post("/predict", content=encode(gain * stops, subtype="FLOAT"),
+                               headers=WAV) for gain in (1.0, 2.0**40))  # fmt: skip
+
+    assert loud.status_code == 200
+    assert loud.json()["quality"]["level_dbfs"] == pytest.approx(
+        plain.json()["quality"]["level_dbfs"] + 20 * np.log10(2.0**40), abs=0.02
+    )
+
+
 @pytest.mark.parametrize("case", INVALID_AUDIO)
 @pytest.mark.parametrize("how", ["multipart", "raw"])
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the 1e30 clip's
