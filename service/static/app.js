@@ -221,7 +221,8 @@ function showAnswer(answer) {
     `${answer.duration_s.toFixed(2)} s clip · answered in ${Math.round(answer.timing_ms)} ms · ` +
     `model ${isolate(answer.model.name)} (${answer.model.version.slice(0, 8)})`;
   renderScores(answer);
-  ui.quality.replaceChildren(...qualityInWords(answer.quality).map((s) => element("li", "", s)));
+  const words = qualityInWords(answer.quality, answer.unknown_cause);
+  ui.quality.replaceChildren(...words.map((s) => element("li", "", s)));
   redraw();
 }
 

@@ -102,17 +102,20 @@ export function formatSeconds(seconds) {
 /**
  * What a clip's `quality` (from /predict or an enrolment answer) says, in plain words: one
  * sentence per issue with what would help, or that the recording sounds clean. `[]` without one.
+ * `cause` is a /predict answer's `unknown_cause`: a clip refused for a sign of its recording (a
+ * telephone code, an echoing room), which is no issue, says that sign, never that it is clean.
  */
-export function qualityInWords(quality) {
+export function qualityInWords(quality, cause = null) {
   if (!quality) return [];
-  if (quality.issues.length === 0) {
+  const found = quality.issues.length === 0 && cause ? [cause] : quality.issues;
+  if (found.length === 0) {
     // A clip under half a second is not judged for noise: its background, measured on so few
     // frames, is the quietest part of the voice, and may read as loud as the speech.
     const snr = Math.round(quality.snr_db);
     const background = snr > 0 ? `, ${snr} dB above the background` : "";
     return [`The recording sounds clean: ${quality.speech_s.toFixed(1)} s of speech${background}.`];
   }
-  return quality.issues.map((issue) => {
+  return found.map((issue) => {
     const [problem, advice] = [issue.problem, issue.advice].map(isolateRightToLeft);
     return `${capitalise(problem)}: ${advice}.`;
   });

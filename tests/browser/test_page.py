@@ -592,6 +592,35 @@ UNKNOWN_ANSWERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+CODED = {
+    "measure": "companded_levels", "value": 242, "limit": 256,
+    "problem": "the recording's samples take only 242 levels, in a telephone line's code",
+    "advice": "record directly with a microphone, not through a phone call or a compressed file",
+}  # fmt: skip
+
+
+def test_a_clip_refused_for_a_sign_of_its_recording_never_reads_as_clean(
+    driver: WebDriver, server: Server, clips: Clips
+) -> None:
+    """A sign (a telephone code, an echoing room) is no issue: the clip's quality has none."""
+    open_page(driver, server)
+    driver.execute_script(REWRITE_ANSWERS)
+    driver.execute_script(
+        "window.rewrite = arguments[0]",
+        {"speaker": "unknown", "unknown": True, "unknown_reason": "poor_recording",
+         "unknown_cause": CODED},
+    )  # fmt: skip
+
+    driver.find_element(By.ID, "clip").send_keys(str(clips.david))
+    WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "result") == "unknown")
+
+    assert api_answer(server, clips.david)["quality"]["issues"] == []
+    assert texts_of(driver, "#quality li") == [
+        "The recording's samples take only 242 levels, in a telephone line's code: record "
+        "directly with a microphone, not through a phone call or a compressed file."
+    ]
+
+
 def test_each_kind_of_unknown_says_why_and_what_would_help(
     driver: WebDriver, server: Server, clips: Clips
 ) -> None:
