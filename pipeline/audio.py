@@ -262,10 +262,13 @@ def _check_offset(samples: np.ndarray, sample_rate: int) -> None:
     """Refuse a clip whose mean lies further from zero than its loudest ``DC_BLOCK_S`` swings
     about that block's own mean (see ``DC_BLOCK_S``): the offset, not the voice, fills its
     spectrum's lowest bins, and it would be measured as a background louder than the speech."""
+    block = max(1, round(DC_BLOCK_S * sample_rate))
+    if len(samples) < block:  # too short to tell an offset from a sound: it holds no speech
+        return
     mean = float(np.add.reduce(samples)) / len(samples)  # float32's pairwise sum
     if abs(mean) < NEGLIGIBLE_DC:  # most recordings
         return
-    swing = _loudest_swing(samples, min(len(samples), max(1, round(DC_BLOCK_S * sample_rate))))
+    swing = _loudest_swing(samples, block)
     if abs(mean) > swing:
         raise InvalidAudioError(
             f"clip is offset from zero by {mean:+.3f} of full scale, more than its loudest "

@@ -399,6 +399,13 @@ def test_a_clip_offset_from_zero_more_than_it_swings_is_refused(
     )
 
 
+def test_a_clip_shorter_than_an_offset_block_is_left_to_the_speech_check() -> None:
+    """One sample is a constant too; what it lacks is speech (``require_speech`` says so)."""
+    clip = decode(encode(np.full(SR // 20, 0.5, np.float32), subtype="FLOAT"), sample_rate=SR)
+
+    assert clip.samples.shape == (SR // 20,)
+
+
 def test_a_small_offset_under_the_sound_is_accepted() -> None:
     clip = decode(encode(tone(440) + 0.3, subtype="FLOAT"), sample_rate=SR)
 
