@@ -15,14 +15,16 @@ import math
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -46,9 +48,11 @@ __all__ = [
     "SILENCE_DBFS",
     "Clip",
     "ClipSource",
+    "NotStreamableError",
     "check_max_seconds",
     "clip_source",
     "decode",
+    "decode_blocks",
     "is_pcm16_wav",
     "max_decoded_values",
     "read_clip_file",
@@ -185,22 +189,35 @@ def _validated_magnitude(
     clipping and companding measures read too."""
     if samples.size == 0:
         raise InvalidAudioError("clip has no samples")
-    duration = len(samples) / sample_rate
-    if duration > max_seconds:
-        raise ClipTooLongError(f"clip is {duration:.2f} s long; the maximum is {max_seconds:g} s")
+    _check_length(len(samples), sample_rate, max_seconds)
     magnitude = np.abs(samples)
     at = int(np.argmax(magnitude))  # the first NaN when any sample is one
     peak = float(magnitude[at])  # NaN or infinite when any sample is: counted then
+    _check_peak(peak, lambda: _non_finite(samples))
+    return magnitude, at
+
+
+def _check_length(n_samples: int, sample_rate: int, max_seconds: float) -> None:
+    duration = n_samples / sample_rate
+    if duration > max_seconds:
+        raise ClipTooLongError(f"clip is {duration:.2f} s long; the maximum is {max_seconds:g} s")
+
+
+def _check_peak(peak: float, non_finite: Callable[[], int]) -> None:
+    """Refuse a clip whose ``peak`` magnitude is not finite (counting its ``non_finite``
+    samples then) or below ``SILENCE_DBFS``."""
     if not math.isfinite(peak):
-        bad = int(np.count_nonzero(~np.isfinite(samples)))
-        raise InvalidAudioError(f"clip has {bad} non-finite samples (NaN or infinity)")
+        raise InvalidAudioError(f"clip has {non_finite()} non-finite samples (NaN or infinity)")
     peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
     if peak_db < SILENCE_DBFS:
         shown = "-inf" if peak == 0 else f"{peak_db:.1f}"
         raise InvalidAudioError(
             f"clip is silent: peak level {shown} dBFS is below {SILENCE_DBFS:g} dBFS"
         )
-    return magnitude, at
+
+
+def _non_finite(samples: np.ndarray) -> int:
+    return int(np.count_nonzero(~np.isfinite(samples)))
 
 
 def decode(
@@ -229,24 +246,31 @@ def decode(
     resampled = samples
     if source_rate != sample_rate:
         resampled = _resample(samples, source_rate, sample_rate)
-        _check_resampled(samples, float(magnitude[at]), resampled, source_rate, sample_rate)
+        peak = float(magnitude[at])
+        overflowed = peak > 1 and not np.isfinite(np.maximum.reduce(np.abs(resampled)))
+        _check_resampled(peak, overflowed, _mean_square(samples), _mean_square(resampled),
+                         source_rate, sample_rate)  # fmt: skip
     _check_offset(samples, source_rate)  # on the source: resampling rings at a constant's ends
     return Clip(resampled, sample_rate, source_rate, channels, clipped, companded)
 
 
+def _mean_square(samples: np.ndarray) -> float:
+    with np.errstate(over="ignore"):  # infinite for samples far beyond full scale: refused later
+        return float(np.dot(samples, samples)) / len(samples)
+
+
 def _check_resampled(
-    source: np.ndarray, peak: float, resampled: np.ndarray, source_rate: int, sample_rate: int
+    peak: float, overflowed: bool, before: float, after: float, source_rate: int, sample_rate: int
 ) -> None:
-    """Refuse a clip that resampling overflowed (finite samples far beyond full scale, ``peak``
-    the source's) or that kept less than ``MIN_KEPT_DB`` of its energy: its sound lay above the
-    band a model at ``sample_rate`` hears, and what is left is the resampler's own residue."""
-    if peak > 1 and not np.isfinite(np.maximum.reduce(np.abs(resampled))):
+    """Refuse a clip that resampling ``overflowed`` (finite samples far beyond full scale,
+    ``peak`` the source's, gave non-finite ones) or whose mean square ``after`` resampling is
+    less than ``MIN_KEPT_DB`` of the source's ``before``: its sound lay above the band a model at
+    ``sample_rate`` hears, and what is left is the resampler's own residue."""
+    if overflowed:
         raise InvalidAudioError(
             f"clip overflows when resampled from {source_rate} Hz: its peak sample {peak:.3g} "
             "is far beyond full scale (1.0)"
         )
-    before = float(np.dot(source, source)) / len(source)
-    after = float(np.dot(resampled, resampled)) / len(resampled)
     if not (math.isfinite(before) and before > 0):  # overflowed: the features refuse it
         return
     kept_db = 10 * math.log10(after / before) if after > 0 else -math.inf
@@ -266,9 +290,13 @@ def _check_offset(samples: np.ndarray, sample_rate: int) -> None:
     if len(samples) < block:  # too short to tell an offset from a sound: it holds no speech
         return
     mean = float(np.add.reduce(samples)) / len(samples)  # float32's pairwise sum
-    if abs(mean) < NEGLIGIBLE_DC:  # most recordings
-        return
-    swing = _loudest_swing(samples, block)
+    if abs(mean) >= NEGLIGIBLE_DC:  # not most recordings
+        _refuse_offset(mean, _loudest_swing(samples, block))
+
+
+def _refuse_offset(mean: float, swing: float) -> None:
+    """Refuse a clip offset from zero by ``mean``, more than its loudest block's RMS ``swing``
+    about its own mean (:func:`_check_offset`)."""
     if abs(mean) > swing:
         raise InvalidAudioError(
             f"clip is offset from zero by {mean:+.3f} of full scale, more than its loudest "
@@ -296,11 +324,147 @@ def _resample(samples: np.ndarray, source_rate: int, sample_rate: int) -> np.nda
     caller may then count on a clip having samples, as :func:`validate_waveform` checked."""
     resampled = soxr.resample(samples, source_rate, sample_rate, quality="HQ")
     if resampled.size == 0:
-        raise InvalidAudioError(
-            f"clip has no samples at {sample_rate} Hz: its {len(samples)} at {source_rate} Hz "
-            "last less than one"
-        )
+        _refuse_unresampled(len(samples), source_rate, sample_rate)
     return resampled.astype(np.float32, copy=False)
+
+
+def _refuse_unresampled(n_samples: int, source_rate: int, sample_rate: int) -> None:
+    raise InvalidAudioError(
+        f"clip has no samples at {sample_rate} Hz: its {n_samples} at {source_rate} Hz "
+        "last less than one"
+    )
+
+
+class NotStreamableError(Exception):
+    """Raised by :func:`decode_blocks` for data libsndfile cannot read through: formats only
+    ffmpeg reads, or a read that fails part-way (which :func:`decode` hands to ffmpeg). The
+    caller decodes such data whole with :func:`decode`; never an answer to a user."""
+
+
+def decode_blocks(
+    source: bytes | str | Path,
+    *,
+    sample_rate: int,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+) -> Iterator[np.ndarray]:
+    """:func:`decode` a block at a time, for recordings too long to hold whole: 1-D float32
+    blocks at ``sample_rate`` that join into ``decode(...).samples``, exactly. A file is read
+    as it is decoded, never held whole (a pipe or a device is read into memory first, as
+    :func:`decode` reads it).
+
+    The same limits and errors as :func:`decode`: those of the header before the first block,
+    the length's as it is read, and those of the whole clip (no samples, non-finite, silent,
+    less than one sample at ``sample_rate``) once every block has been read, before the last is
+    given. Raises :class:`NotStreamableError` for data only :func:`decode` reads.
+    """
+    if sample_rate < 1:
+        raise ParameterError(f"sample_rate={sample_rate} must be a positive integer")
+    check_max_seconds(max_seconds)
+    with _clip_data(source, max_seconds) as data:
+        if not len(data):
+            raise InvalidAudioError("clip is empty (0 bytes)")
+        with (
+            _reader_failures(sniff_format(data[:16])),
+            _source_blocks(data, max_seconds) as (source_rate, energy, blocks),
+        ):
+            yield from _validated_resampled(blocks, energy, source_rate, sample_rate, max_seconds)
+
+
+def _validated_resampled(
+    blocks: Iterator[np.ndarray],
+    channel_energy: np.ndarray,
+    source_rate: int,
+    sample_rate: int,
+    max_seconds: float,
+) -> Iterator[np.ndarray]:
+    """``blocks`` of mono samples at ``source_rate`` resampled to ``sample_rate`` as they come,
+    with soxr's streaming resampler (the same samples as :func:`_resample` of the whole), and
+    checked as :func:`decode` checks the whole, in the same order, from running figures
+    (:class:`_WholeClip`); ``channel_energy`` is filled in by the reader of ``blocks``."""
+    resampler = (
+        None
+        if source_rate == sample_rate
+        else soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality="HQ")
+    )
+    whole = _WholeClip(source_rate)
+    for block in blocks:
+        whole.take(block)
+        out = block if resampler is None else resampler.resample_chunk(block)
+        whole.give(out)
+        if len(out):
+            yield out
+    whole.check_source(channel_energy, max_seconds)
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        whole.give(tail)
+        whole.check_resampled(sample_rate)
+    whole.check_offset()
+    if resampler is not None and len(tail):
+        yield tail
+
+
+class _WholeClip:
+    """The figures :func:`decode`'s checks of a whole clip read, summed over its blocks as they
+    pass through :func:`decode_blocks`: the source's mono blocks (``take``) and the resampled
+    ones (``give``)."""
+
+    def __init__(self, source_rate: int) -> None:
+        self.rate = source_rate
+        self.n_samples = self.non_finite = self.n_out = 0
+        self.peak = self.energy = self.total = self.out_energy = self.swing = 0.0
+        self.out_finite = True
+        self.dc_block = max(1, round(DC_BLOCK_S * source_rate))
+        self.rest = np.zeros(0, np.float32)  # samples after the last whole DC block
+
+    def take(self, block: np.ndarray) -> None:
+        with np.errstate(all="ignore"):  # NaN or overflow: check_source refuses such samples
+            self._take(block)
+
+    def _take(self, block: np.ndarray) -> None:
+        self.n_samples += len(block)
+        block_peak = float(np.max(np.abs(block))) if len(block) else 0.0  # NaN if one is
+        if math.isfinite(block_peak):
+            self.peak = max(self.peak, block_peak)
+        else:
+            self.non_finite += _non_finite(block)
+        self.energy += float(np.dot(block, block))
+        self.total += float(np.add.reduce(block))
+        joined = np.concatenate([self.rest, block]) if len(self.rest) else block
+        cut = len(joined) // self.dc_block * self.dc_block
+        if cut:
+            self.swing = max(self.swing, _loudest_swing(joined[:cut], self.dc_block))
+        self.rest = joined[cut:].copy()
+
+    def give(self, out: np.ndarray) -> None:
+        self.n_out += len(out)
+        if len(out):
+            with np.errstate(over="ignore"):  # an overflow is check_resampled's to refuse
+                self.out_energy += float(np.dot(out, out))
+            self.out_finite = self.out_finite and bool(np.isfinite(np.maximum.reduce(np.abs(out))))
+
+    def check_source(self, channel_energy: np.ndarray, max_seconds: float) -> None:
+        """The reader's checks and :func:`_validated_magnitude`'s."""
+        if len(channel_energy) > 1:
+            _check_mixdown(self.n_samples, self.energy, channel_energy)
+        if self.n_samples == 0:
+            raise InvalidAudioError("clip has no samples")
+        _check_length(self.n_samples, self.rate, max_seconds)
+        _check_peak(math.inf if self.non_finite else self.peak, lambda: self.non_finite)
+
+    def check_resampled(self, sample_rate: int) -> None:
+        """:func:`_resample`'s check and :func:`_check_resampled`, every block given."""
+        if self.n_out == 0:
+            _refuse_unresampled(self.n_samples, self.rate, sample_rate)
+        overflowed = self.peak > 1 and not self.out_finite
+        _check_resampled(self.peak, overflowed, self.energy / self.n_samples,
+                         self.out_energy / self.n_out, self.rate, sample_rate)  # fmt: skip
+
+    def check_offset(self) -> None:
+        """:func:`_check_offset`, on the source's samples."""
+        if self.n_samples >= self.dc_block:
+            mean = self.total / self.n_samples
+            if abs(mean) >= NEGLIGIBLE_DC:
+                _refuse_offset(mean, self.swing)
 
 
 def max_decoded_values(max_seconds: float) -> int:
@@ -333,14 +497,27 @@ def read_clip_file(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -
     float at the decoded-value limit, plus room for the header. A file is refused by its size
     before reading; a pipe or device (``<(sox ...)``, ``/dev/zero``), whose size is unknown,
     once it has given more than that."""
-    limit = max_decoded_values(max_seconds) * 8 + (1 << 20)
     with Path(path).open("rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size > limit:
-            raise InvalidAudioError(
-                f"file is {size} bytes; a clip of at most {max_seconds:g} s is under {limit} bytes"
-            )
-        data = f.read(limit + 1)
+        return _read_clip(f, max_seconds)
+
+
+def _file_limit(max_seconds: float) -> int:
+    return max_decoded_values(max_seconds) * 8 + (1 << 20)
+
+
+def _check_file_size(size: int, max_seconds: float) -> None:
+    limit = _file_limit(max_seconds)
+    if size > limit:
+        raise InvalidAudioError(
+            f"file is {size} bytes; a clip of at most {max_seconds:g} s is under {limit} bytes"
+        )
+
+
+def _read_clip(f: BinaryIO, max_seconds: float) -> bytes:
+    """:func:`read_clip_file` of the open file ``f``."""
+    limit = _file_limit(max_seconds)
+    _check_file_size(os.fstat(f.fileno()).st_size, max_seconds)
+    data = f.read(limit + 1)
     if len(data) > limit:
         raise InvalidAudioError(
             f"stream is over {limit} bytes; a clip of at most {max_seconds:g} s is under {limit} "
@@ -360,10 +537,7 @@ def _read_any(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.nda
         if read is not None:
             return read
         try:
-            if sniff_format(data) != "MP3":
-                return _read_soundfile(data, max_seconds)
-            with _without_mpg123_notes():
-                return _read_soundfile(data, max_seconds)
+            return _read_soundfile(data, max_seconds)
         except sf.LibsndfileError:
             return _read_ffmpeg(data, sample_rate, max_seconds)
     except VoiceIdError:
@@ -402,7 +576,7 @@ def _check_values(frames: int, channels: int, rate: int, max_seconds: float) -> 
         )
 
 
-def _riff_chunks(data: bytes) -> dict[bytes, tuple[int, int]]:
+def _riff_chunks(data: bytes | _FileBytes) -> dict[bytes, tuple[int, int]]:
     """Start and end of each top-level chunk of a RIFF/WAVE file, the first of each id.
 
     A chunk is cut at the end of the data: a size of 0xFFFFFFFF (a stream of unknown length,
@@ -418,7 +592,7 @@ def _riff_chunks(data: bytes) -> dict[bytes, tuple[int, int]]:
     return chunks
 
 
-def _pcm16_wav_layout(data: bytes) -> tuple[int, int, int, int] | None:
+def _pcm16_wav_layout(data: bytes | _FileBytes) -> tuple[int, int, int, int] | None:
     """Start of the samples, frames, channels and rate of a 16-bit PCM WAV; None for anything
     else (libsndfile's)."""
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
@@ -429,7 +603,7 @@ def _pcm16_wav_layout(data: bytes) -> tuple[int, int, int, int] | None:
     fmt_start, fmt_end = chunks[b"fmt "]
     if fmt_end - fmt_start < 16:
         return None
-    tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, fmt_start)
+    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[fmt_start : fmt_start + 16])
     if tag != 1 or bits != 16 or rate < 1 or channels < 1:
         return None  # float, 24-bit, WAVE_FORMAT_EXTENSIBLE or a damaged header
     start, end = chunks[b"data"]
@@ -455,7 +629,7 @@ def _read_pcm16_wav(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, i
     samples = np.multiply(pcm.reshape(-1, channels), np.float32(1 / 32768), dtype=np.float32)
     mono = to_mono(samples)
     if channels > 1:
-        _check_mixdown(mono, _channel_energy(samples))
+        _check_mixdown(len(mono), float(np.dot(mono, mono)), _channel_energy(samples))
     return mono, rate, channels
 
 
@@ -465,16 +639,16 @@ def _channel_energy(samples: np.ndarray) -> np.ndarray:
     return np.array([np.dot(channel, channel) for channel in samples.T], dtype=np.float64)
 
 
-def _check_mixdown(mono: np.ndarray, energy: np.ndarray) -> None:
-    """Refuse channels that cancel when mixed to one (see ``CANCEL_DB``): ``mono`` is their mix
-    and ``energy`` each channel's sum of squares. A silent channel beside a loud one gives a
+def _check_mixdown(frames: int, mixed: float, energy: np.ndarray) -> None:
+    """Refuse channels that cancel when mixed to one (see ``CANCEL_DB``): ``mixed`` is the sum of
+    squares of their mix, of ``frames`` frames, and ``energy`` each channel's. A silent channel
+    beside a loud one gives a
     mix ``20 log10(channels)`` dB under the loud one's; a mix ``CANCEL_DB`` further down has
     lost what the channels held."""
     channels, loudest = len(energy), float(np.maximum.reduce(energy))
-    silent = not loudest > len(mono) * 10 ** (SILENCE_DBFS / 10)
+    silent = not loudest > frames * 10 ** (SILENCE_DBFS / 10)
     if silent or not math.isfinite(loudest):  # silent, NaN or far beyond full scale: told later
         return
-    mixed = float(np.dot(mono, mono))
     expected = loudest / channels**2  # what the loudest channel alone would give mixed
     if mixed >= expected * 10 ** (-CANCEL_DB / 10):
         return
@@ -522,30 +696,58 @@ def _read_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, i
     """Decode in blocks, each mixed to mono at once, stopping at the limits: memory stays
     bounded whatever the header claims. (libsndfile cannot read a FLAC stream of unknown
     length from memory; it fails, and ffmpeg, whose output is bounded, reads it.)"""
-    with sf.SoundFile(io.BytesIO(data)) as f:
+    with _soundfile_blocks(data, max_seconds) as (rate, channels, energy, blocks):
+        read = list(blocks)
+    samples = np.concatenate(read) if read else np.zeros(0, np.float32)
+    if channels > 1:
+        _check_mixdown(len(samples), float(np.dot(samples, samples)), energy)
+    return samples, rate, channels
+
+
+@contextlib.contextmanager
+def _soundfile_blocks(
+    data: bytes | _FileBytes, max_seconds: float
+) -> Iterator[tuple[int, int, np.ndarray, Iterator[np.ndarray]]]:
+    """The rate and channels of ``data`` as libsndfile opens it, its header held to the limits,
+    each channel's sum of squares so far (filled in as blocks are read: :func:`_read_blocks`)
+    and its mono blocks as they are read, each counted against the limits; an MP3's notes from
+    libmpg123 are held back (:func:`_without_mpg123_notes`) while it is opened and read."""
+    quiet = _without_mpg123_notes if sniff_format(data[:16]) == "MP3" else contextlib.nullcontext
+    with quiet():
+        f = sf.SoundFile(data.file if isinstance(data, _FileBytes) else io.BytesIO(data))
+    with f:
         rate, channels = int(f.samplerate), int(f.channels)
         # MP3 and some Ogg streams report no length: they are held to the limits block by block.
         known = 0 < f.frames < _UNKNOWN_FRAMES
         _check_header(int(f.frames) if known else None, rate, channels, max_seconds)
-        blocks, frames = [], 0
         energy = np.zeros(channels)
-        while True:
+        yield rate, channels, energy, _read_blocks(f, quiet, max_seconds, energy)
+
+
+def _read_blocks(
+    f: sf.SoundFile,
+    quiet: Callable[[], contextlib.AbstractContextManager[None]],
+    max_seconds: float,
+    energy: np.ndarray,
+) -> Iterator[np.ndarray]:
+    """``f``'s blocks mixed to mono, each counted against the limits, each channel's sum of
+    squares added to ``energy`` (for :func:`_check_mixdown`) as it is read."""
+    rate, channels = int(f.samplerate), int(f.channels)
+    frames = 0
+    while True:
+        with quiet():
             block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-            if not len(block):
-                break
-            if channels > 1:
-                energy += _channel_energy(block)
-            frames += len(block)
-            if frames / rate > max_seconds:
-                raise ClipTooLongError(
-                    f"clip is over {max_seconds:g} s long; the maximum is {max_seconds:g} s"
-                )
-            _check_values(frames, channels, rate, max_seconds)
-            blocks.append(to_mono(block))
-    samples = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
-    if channels > 1:
-        _check_mixdown(samples, energy)
-    return samples, rate, channels
+        if not len(block):
+            return
+        if channels > 1:
+            energy += _channel_energy(block)
+        frames += len(block)
+        if frames / rate > max_seconds:
+            raise ClipTooLongError(
+                f"clip is over {max_seconds:g} s long; the maximum is {max_seconds:g} s"
+            )
+        _check_values(frames, channels, rate, max_seconds)
+        yield to_mono(block)
 
 
 def _read_ffmpeg(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.ndarray, int, int]:
@@ -588,3 +790,83 @@ def _read_ffmpeg(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.
         raise ClipTooLongError(f"clip is over {limit_s:g} s long; the maximum is {max_seconds:g} s")
     # ffmpeg decodes to the target rate and mono itself; the original layout is not reported.
     return samples, sample_rate, 1
+
+
+class _FileBytes:
+    """A regular file's bytes, read where they are sliced (``os.pread``) rather than held:
+    what :func:`decode_blocks` reads a file through; libsndfile reads the file itself."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self._size = os.fstat(file.fileno()).st_size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, where: slice) -> bytes:
+        start, stop, _ = where.indices(self._size)
+        return os.pread(self.file.fileno(), max(0, stop - start), start)
+
+
+@contextlib.contextmanager
+def _clip_data(source: bytes | str | Path, max_seconds: float) -> Iterator[bytes | _FileBytes]:
+    """``source``'s bytes: given, or a regular file's as :class:`_FileBytes` (refused by its size
+    as :func:`read_clip_file` refuses it), or a pipe's or device's read whole."""
+    if not isinstance(source, str | Path):
+        yield source
+        return
+    with Path(source).open("rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            yield _read_clip(f, max_seconds)
+            return
+        _check_file_size(os.fstat(f.fileno()).st_size, max_seconds)
+        yield _FileBytes(f)
+
+
+@contextlib.contextmanager
+def _reader_failures(kind: str) -> Iterator[None]:
+    """A reader's failures on malformed data as :func:`_read_any` has them: libsndfile's (which
+    :func:`decode` hands to ffmpeg) as :class:`NotStreamableError`, any other that is not one of
+    ours as a :class:`DecodeError`."""
+    try:
+        yield
+    except VoiceIdError:
+        raise
+    except sf.LibsndfileError as exc:
+        raise NotStreamableError(kind) from exc
+    except Exception as exc:  # every reader has its own way of failing on bad bytes
+        raise DecodeError(f"cannot decode {kind} data: {type(exc).__name__} in its reader") from exc
+
+
+@contextlib.contextmanager
+def _source_blocks(
+    data: bytes | _FileBytes, max_seconds: float
+) -> Iterator[tuple[int, np.ndarray, Iterator[np.ndarray]]]:
+    """The rate of ``data``, each channel's sum of squares so far (filled in as the blocks are
+    read) and its mono blocks at that rate, from the reader :func:`_read_any` would use, held
+    to the same limits."""
+    layout = _pcm16_wav_layout(data)
+    if layout is None:
+        with _soundfile_blocks(data, max_seconds) as (rate, _, energy, blocks):
+            yield rate, energy, blocks
+        return
+    start, frames, channels, rate = layout
+    _check_header(frames, rate, channels, max_seconds)
+    energy = np.zeros(channels)
+    yield rate, energy, _pcm16_blocks(data, start, frames, channels, energy)
+
+
+def _pcm16_blocks(
+    data: bytes | _FileBytes, start: int, frames: int, channels: int, energy: np.ndarray
+) -> Iterator[np.ndarray]:
+    """:func:`_read_pcm16_wav`'s samples, ``BLOCK_FRAMES`` frames at a time, each channel's sum
+    of squares added to ``energy`` as they are read."""
+    frame_bytes = 2 * channels
+    for first in range(0, frames, BLOCK_FRAMES):
+        count = min(BLOCK_FRAMES, frames - first)
+        at = start + first * frame_bytes
+        pcm = np.frombuffer(data[at : at + count * frame_bytes], dtype="<i2")
+        samples = np.multiply(pcm.reshape(-1, channels), np.float32(1 / 32768), dtype=np.float32)
+        if channels > 1:
+            energy += _channel_energy(samples)
+        yield to_mono(samples)

@@ -14,7 +14,9 @@ import soundfile as sf
 
 from pipeline.audio import (
     MAX_SECONDS_LIMIT,
+    NotStreamableError,
     decode,
+    decode_blocks,
     is_pcm16_wav,
     sniff_format,
     to_mono,
@@ -508,3 +510,121 @@ def test_a_g711_wav_is_measured_as_companded_before_resampling(subtype: str) -> 
 
     assert clip.source_companded_levels is not None and clip.source_companded_levels > 64
     assert companded_levels(clip.samples) == 0  # resampled, the code's levels are spread out
+
+
+# Decoding in blocks (long recordings: timelines)
+
+
+def _joined(source: bytes | Path, max_seconds: float = 60.0) -> np.ndarray:
+    blocks = list(decode_blocks(source, sample_rate=SR, max_seconds=max_seconds))
+    assert all(b.dtype == np.float32 and b.ndim == 1 and len(b) for b in blocks)
+    return np.concatenate(blocks)
+
+
+def _stereo(rate: int, seconds: float) -> np.ndarray:
+    """Two channels that differ, long enough for several of libsndfile's blocks."""
+    left = tone(440, seconds=seconds, sample_rate=rate)
+    return np.stack([left, 0.5 * np.roll(left, 7)], axis=1)
+
+
+@pytest.mark.parametrize("rate", [8000, SR, 44100])
+@pytest.mark.parametrize(
+    ("fmt", "subtype"), [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", None), ("OGG", None)]
+)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_blocks_join_into_the_decoded_samples(
+    tmp_path: Path, rate: int, fmt: str, subtype: str | None, channels: int
+) -> None:
+    samples = _stereo(rate, 3.5)[:, :channels]
+    data = encode(samples, rate, fmt=fmt, subtype=subtype)
+    path = tmp_path / f"clip.{EXTENSIONS[fmt]}"
+    path.write_bytes(data)
+
+    whole = decode(data, sample_rate=SR).samples
+
+    assert len(whole) > 3 * SR
+    for source in (data, path):
+        np.testing.assert_array_equal(_joined(source), whole)
+
+
+@pytest.mark.skipif("MP3" not in sf.available_formats(), reason="libsndfile cannot write MP3")
+def test_an_mp3s_blocks_join_into_its_decoded_samples() -> None:
+    data = encode(_stereo(44100, 3.5), 44100, fmt="MP3")
+
+    np.testing.assert_array_equal(_joined(data), decode(data, sample_rate=SR).samples)
+
+
+def test_a_truncated_pcm16_wav_file_gives_its_whole_frames(tmp_path: Path) -> None:
+    data = encode(_stereo(SR, 5.0))[:-3]
+    path = tmp_path / "cut.wav"
+    path.write_bytes(data)
+
+    np.testing.assert_array_equal(_joined(path), decode(data, sample_rate=SR).samples)
+
+
+def _nan_in_each_block() -> bytes:
+    samples = tone(440, seconds=10.0)
+    samples[[10, 70_000, 150_000]] = [np.nan, np.inf, -np.inf]
+    return encode(samples, subtype="FLOAT")
+
+
+@pytest.mark.parametrize(
+    ("data", "max_seconds"),
+    [
+        (b"", 60.0),
+        (encode(np.zeros(0, np.float32)), 60.0),
+        (encode(np.full(1, 0.5, np.float32), 48_000), 60.0),
+        (encode(np.full(5, 0.5, np.float32), 192_000), 60.0),
+        (_nan_in_each_block(), 60.0),
+        (encode(np.zeros(3 * SR, np.float32)), 60.0),
+        (encode(tone(440, seconds=3.0) * 1e-5), 60.0),
+        (encode(tone(440, seconds=3.0), 4000), 60.0),
+        (encode(tone(440, seconds=3.0)), 2.0),
+        (encode(tone(440, seconds=3.0), fmt="FLAC"), 2.0),
+        (encode(tone(440, seconds=3.0), fmt="OGG"), 2.0),
+        (encode(np.stack([tone(440), -tone(440)], axis=1)), 60.0),
+        (encode(np.stack([tone(440), -tone(440)], axis=1), fmt="FLAC"), 60.0),
+        (encode(tone(30_000, sample_rate=96_000), 96_000, subtype="FLOAT"), 60.0),
+        (encode(tone(440, sample_rate=44_100, amplitude=3e38), 44_100, subtype="FLOAT"), 60.0),
+        (encode(np.full(SR, 0.3, np.float32), subtype="FLOAT"), 60.0),
+        (
+            encode(tone(440, seconds=10.0, sample_rate=44_100, amplitude=0.1) - 0.5, 44_100,
+                   subtype="FLOAT"),
+            60.0,
+        ),
+    ],
+)  # fmt: skip
+def test_blocks_are_refused_as_the_whole_clip_is(data: bytes, max_seconds: float) -> None:
+    with pytest.raises(InvalidAudioError) as whole:
+        decode(data, sample_rate=SR, max_seconds=max_seconds)
+
+    with pytest.raises(InvalidAudioError) as blocks:
+        _joined(data, max_seconds)
+
+    assert (type(blocks.value), str(blocks.value)) == (type(whole.value), str(whole.value))
+
+
+def test_a_file_too_big_for_its_blocks_is_refused_by_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "big.wav"
+    path.write_bytes(encode(tone(440, seconds=100.0)))  # over 1 MB + 1 s of samples
+
+    with pytest.raises(InvalidAudioError) as whole:
+        decode(path, sample_rate=SR, max_seconds=1.0)
+    with pytest.raises(InvalidAudioError) as blocks:
+        _joined(path, 1.0)
+
+    assert str(blocks.value) == str(whole.value)
+    assert str(blocks.value).startswith(f"file is {path.stat().st_size} bytes; ")
+
+
+@pytest.mark.parametrize("data", [M4A_HEADER, PNG_BYTES])
+def test_data_libsndfile_cannot_read_is_left_to_decode(data: bytes) -> None:
+    with pytest.raises(NotStreamableError):
+        _joined(data)
+
+
+def test_blocks_check_their_options_as_decode_does() -> None:
+    with pytest.raises(ParameterError, match=r"^sample_rate=0 must be a positive integer$"):
+        list(decode_blocks(encode(tone(440)), sample_rate=0))
+    with pytest.raises(ParameterError, match=r"^max_seconds=-1.0 must be a number of seconds"):
+        list(decode_blocks(encode(tone(440)), sample_rate=SR, max_seconds=-1.0))
