@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -338,7 +338,12 @@ def _refuse_unresampled(n_samples: int, source_rate: int, sample_rate: int) -> N
 class NotStreamableError(Exception):
     """Raised by :func:`decode_blocks` for data libsndfile cannot read through: formats only
     ffmpeg reads, or a read that fails part-way (which :func:`decode` hands to ffmpeg). The
-    caller decodes such data whole with :func:`decode`; never an answer to a user."""
+    caller decodes ``source`` whole with :func:`decode`: the path of a file, or the bytes
+    given or read from a pipe (which cannot be read again); never an answer to a user."""
+
+    def __init__(self, source: bytes | Path) -> None:
+        super().__init__("decode it whole")
+        self.source = source
 
 
 def decode_blocks(
@@ -346,7 +351,7 @@ def decode_blocks(
     *,
     sample_rate: int,
     max_seconds: float = DEFAULT_MAX_SECONDS,
-) -> Iterator[np.ndarray]:
+) -> Generator[np.ndarray, None, None]:
     """:func:`decode` a block at a time, for recordings too long to hold whole: 1-D float32
     blocks at ``sample_rate`` that join into ``decode(...).samples``, exactly. A file is read
     as it is decoded, never held whole (a pipe or a device is read into memory first, as
@@ -363,8 +368,9 @@ def decode_blocks(
     with _clip_data(source, max_seconds) as data:
         if not len(data):
             raise InvalidAudioError("clip is empty (0 bytes)")
+        whole = data.path if isinstance(data, _FileBytes) else data
         with (
-            _reader_failures(sniff_format(data[:16])),
+            _reader_failures(sniff_format(data[:16]), whole),
             _source_blocks(data, max_seconds) as (source_rate, energy, blocks),
         ):
             yield from _validated_resampled(blocks, energy, source_rate, sample_rate, max_seconds)
@@ -796,8 +802,8 @@ class _FileBytes:
     """A regular file's bytes, read where they are sliced (``os.pread``) rather than held:
     what :func:`decode_blocks` reads a file through; libsndfile reads the file itself."""
 
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
+    def __init__(self, file: BinaryIO, path: Path) -> None:
+        self.file, self.path = file, path
         self._size = os.fstat(file.fileno()).st_size
 
     def __len__(self) -> int:
@@ -815,25 +821,26 @@ def _clip_data(source: bytes | str | Path, max_seconds: float) -> Iterator[bytes
     if not isinstance(source, str | Path):
         yield source
         return
-    with Path(source).open("rb") as f:
+    path = Path(source)
+    with path.open("rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             yield _read_clip(f, max_seconds)
             return
         _check_file_size(os.fstat(f.fileno()).st_size, max_seconds)
-        yield _FileBytes(f)
+        yield _FileBytes(f, path)
 
 
 @contextlib.contextmanager
-def _reader_failures(kind: str) -> Iterator[None]:
+def _reader_failures(kind: str, whole: bytes | Path) -> Iterator[None]:
     """A reader's failures on malformed data as :func:`_read_any` has them: libsndfile's (which
-    :func:`decode` hands to ffmpeg) as :class:`NotStreamableError`, any other that is not one of
-    ours as a :class:`DecodeError`."""
+    :func:`decode` hands to ffmpeg) as :class:`NotStreamableError` for ``whole`` to be decoded,
+    any other that is not one of ours as a :class:`DecodeError`."""
     try:
         yield
     except VoiceIdError:
         raise
     except sf.LibsndfileError as exc:
-        raise NotStreamableError(kind) from exc
+        raise NotStreamableError(whole) from exc
     except Exception as exc:  # every reader has its own way of failing on bad bytes
         raise DecodeError(f"cannot decode {kind} data: {type(exc).__name__} in its reader") from exc
 

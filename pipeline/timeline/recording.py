@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.audio import decode
+from pipeline.audio import NotStreamableError, decode, decode_blocks
 from pipeline.bundle import Bundle
 from pipeline.predict import UNKNOWN, predict_features
 from pipeline.timeline.config import TimelineConfig
@@ -21,9 +22,16 @@ from pipeline.timeline.turns import (
     smooth_labels,
     speaking_time,
 )
-from pipeline.timeline.windows import Windows, recording_windows
+from pipeline.timeline.windows import Windows, recording_windows, windows_of_blocks
 
-__all__ = ["DEFAULT_MAX_TIMELINE_S", "Timeline", "hop_labels", "timeline", "timeline_of_clip"]
+__all__ = [
+    "DEFAULT_MAX_TIMELINE_S",
+    "Timeline",
+    "hop_labels",
+    "timeline",
+    "timeline_of_clip",
+    "timeline_of_windows",
+]
 
 DEFAULT_MAX_TIMELINE_S = 600.0  # longest recording a timeline is made of, seconds
 
@@ -60,7 +68,15 @@ def timeline(
 ) -> Timeline:
     """The timeline of waveform ``y`` (1-D float32 at the bundle's sample rate); ``threshold``
     overrides the bundle's top-score threshold, as for ``/predict``."""
-    windows = recording_windows(y, bundle.feature_config, tcfg)
+    return timeline_of_windows(
+        bundle, recording_windows(y, bundle.feature_config, tcfg), tcfg, threshold=threshold
+    )
+
+
+def timeline_of_windows(
+    bundle: Bundle, windows: Windows, tcfg: TimelineConfig, *, threshold: float | None = None
+) -> Timeline:
+    """The timeline of a recording's ``windows`` (:mod:`pipeline.timeline.windows`)."""
     window_s, hop_s = tcfg.in_use(bundle.feature_config)  # the hops' own spacing
     labels = hop_labels(bundle, windows, threshold=threshold)
     smoothed = smooth_labels([h.speaker for h in labels], tcfg.smooth)
@@ -90,6 +106,17 @@ def timeline_of_clip(
     threshold: float | None = None,
 ) -> Timeline:
     """Decode a recording (raises ``AudioError`` for unusable input, or one longer than
-    ``max_seconds``) and return its timeline."""
-    clip = decode(source, sample_rate=bundle.feature_config.sample_rate, max_seconds=max_seconds)
-    return timeline(bundle, clip.samples, tcfg, threshold=threshold)
+    ``max_seconds``) and return its timeline. The recording is decoded and resampled in blocks
+    as its windows are described, so that neither its waveform nor its spectrum is ever held
+    whole (:func:`pipeline.audio.decode_blocks`, :func:`windows_of_blocks`); data only ffmpeg
+    reads is decoded whole, as a clip is."""
+    cfg = bundle.feature_config
+    try:
+        with contextlib.closing(
+            decode_blocks(source, sample_rate=cfg.sample_rate, max_seconds=max_seconds)
+        ) as blocks:
+            windows = windows_of_blocks(blocks, cfg, tcfg)
+    except NotStreamableError as exc:
+        clip = decode(exc.source, sample_rate=cfg.sample_rate, max_seconds=max_seconds)
+        windows = recording_windows(clip.samples, cfg, tcfg)
+    return timeline_of_windows(bundle, windows, tcfg, threshold=threshold)

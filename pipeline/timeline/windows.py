@@ -10,6 +10,7 @@ that the floor means the same whatever the feature config.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,12 +25,14 @@ __all__ = [
     "BLOCK_FRAMES",
     "NOISE_QUANTILE",
     "Windows",
+    "band_powers_of_blocks",
     "describe_window",
     "full_scale_db",
     "middle_hop",
     "noise_floor",
     "recording_band_powers",
     "recording_windows",
+    "windows_of_blocks",
 ]
 
 NOISE_QUANTILE = 0.1  # the noise floor: this quantile of the recent frames' levels
@@ -102,45 +105,144 @@ def recording_band_powers(
     y: np.ndarray, cfg: FeatureConfig, *, block_frames: int = BLOCK_FRAMES
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`band_powers` of waveform ``y``, ``block_frames`` frames at a time, so that the
-    spectrum of a long recording (several times its size) is never held whole. Each block is
-    cut with the samples its edge frames reach, so that its frames are those of the whole."""
+    spectrum of a long recording (several times its size) is never held whole
+    (:func:`band_powers_of_blocks`)."""
+    pieces: list[tuple[np.ndarray, np.ndarray]] = []
+    band_powers_of_blocks([y], cfg, lambda *piece: pieces.append(piece), block_frames=block_frames)
+    bands, raw_db = zip(*pieces, strict=True)
+    return np.concatenate(bands), np.concatenate(raw_db)
+
+
+def band_powers_of_blocks(
+    blocks: Iterable[np.ndarray],
+    cfg: FeatureConfig,
+    take: Callable[[np.ndarray, np.ndarray], object],
+    *,
+    block_frames: int = BLOCK_FRAMES,
+) -> int:
+    """:func:`band_powers` of the waveform that ``blocks`` (1-D float32, in order, of any
+    lengths) join into, handed to ``take(bands, raw_db)`` ``block_frames`` frames at a time as
+    their samples arrive, holding only the samples the next frames reach; returns the
+    waveform's length in samples. Each block of frames is cut with the samples its edge frames
+    reach, so that its frames are those of the whole, wherever ``blocks`` are cut.
+
+    An error of ``band_powers`` (or ``take``) is raised once ``blocks`` are all read: one they
+    raise then (a decoder's, about the whole recording) comes first."""
     h, half = cfg.hop_length, cfg.n_fft // 2
-    n_frames = 1 + len(y) // h
     margin = -(-half // h)  # frames before a block whose samples its first frame reaches
-    bands = np.empty((n_frames, cfg.n_bands), np.float32)
-    raw_db = np.empty(n_frames, np.float32)
-    for first in range(0, n_frames, block_frames):
-        stop = min(first + block_frames, n_frames)
+    held, held_from = np.zeros(0, np.float32), 0  # the samples from index held_from on
+    n_samples = first = 0
+
+    def compute(stop: int) -> None:
+        nonlocal first, held, held_from
         lead = min(first, margin)
-        piece = y[(first - lead) * h : (stop - 1) * h + half]
-        piece_bands, piece_db = band_powers(piece, cfg)
-        bands[first:stop] = piece_bands[lead : lead + stop - first]
-        raw_db[first:stop] = piece_db[lead : lead + stop - first]
-    return bands, raw_db
+        piece = held[(first - lead) * h - held_from : (stop - 1) * h + half - held_from]
+        bands, raw_db = band_powers(piece, cfg)
+        take(bands[lead : lead + stop - first], raw_db[lead : lead + stop - first])
+        first = stop
+        keep = (first - min(first, margin)) * h  # where the next block's samples start
+        held, held_from = held[keep - held_from :], keep
+
+    given = iter(blocks)
+    try:
+        for block in given:
+            held = np.concatenate([held, block]) if len(held) else block
+            n_samples += len(block)
+            # A block whose last frame's samples have all come is cut as from the whole.
+            while (first + block_frames - 1) * h + half <= n_samples:
+                compute(first + block_frames)
+        n_frames = 1 + n_samples // h
+        while first < n_frames:
+            compute(min(first + block_frames, n_frames))
+    except InvalidAudioError:
+        for _ in given:  # what the rest of the recording is refused for comes first
+            pass
+        raise
+    return n_samples
 
 
 def recording_windows(y: np.ndarray, cfg: FeatureConfig, tcfg: TimelineConfig) -> Windows:
     """Every window of waveform ``y`` (1-D float32 at ``cfg.sample_rate``), one per hop; a
     recording shorter than a window is one window. The spectrum is computed once for all, in
-    blocks (:func:`recording_band_powers`)."""
-    bands, raw_db = recording_band_powers(y, cfg)
-    dbfs = raw_db - full_scale_db(cfg)
-    window_frames, hop_frames = tcfg.frames(cfg)
-    window_frames = min(window_frames, len(raw_db))
-    noise_frames = round(tcfg.noise_s * cfg.sample_rate / cfg.hop_length)
-    middle = middle_hop(window_frames, min(hop_frames, window_frames))
-    starts = range(0, len(raw_db) - window_frames + 1, hop_frames)
-    rows = np.zeros((len(starts), cfg.row_width), np.float32)
-    speech = np.zeros(len(starts), bool)
-    frame_speech = np.zeros(len(raw_db), bool)
-    for i, start in enumerate(starts):
-        stop = start + window_frames
-        heard = start + middle.stop
-        recent = dbfs[max(0, heard - noise_frames) : heard]
-        row, frames = describe_window(bands[start:stop], raw_db[start:stop], recent, cfg, tcfg)
-        frame_speech[start + middle.start : heard] = frames
-        if row is not None:
+    blocks (:func:`band_powers_of_blocks`)."""
+    return windows_of_blocks([y], cfg, tcfg)
+
+
+def windows_of_blocks(
+    blocks: Iterable[np.ndarray], cfg: FeatureConfig, tcfg: TimelineConfig
+) -> Windows:
+    """:func:`recording_windows` of the waveform that ``blocks`` join into, which is never held
+    whole, nor are its band powers: each window is described as soon as its frames are
+    computed (:class:`_WindowCutter`)."""
+    cutter = _WindowCutter(cfg, tcfg)
+    n_samples = band_powers_of_blocks(blocks, cfg, cutter.take)
+    return cutter.windows(n_samples)
+
+
+class _WindowCutter:
+    """The windows of frames handed in as they are computed, each described (one per hop) as
+    soon as its frames are in; only the frames that windows still to come reach are held (their
+    band powers, and levels for the noise floor)."""
+
+    def __init__(self, cfg: FeatureConfig, tcfg: TimelineConfig) -> None:
+        self.cfg, self.tcfg = cfg, tcfg
+        self.window_frames, self.hop_frames = tcfg.frames(cfg)
+        self.noise_frames = round(tcfg.noise_s * cfg.sample_rate / cfg.hop_length)
+        self.bands = np.zeros((0, cfg.n_bands), np.float32)  # frames from held_from on
+        self.raw_db = np.zeros(0, np.float32)
+        self.held_from = self.n_frames = 0
+        self.starts: list[int] = []  # each window's first frame
+        self.rows: dict[int, np.ndarray] = {}  # the feature rows of the windows with speech
+        self.frame_speech: list[np.ndarray] = []  # each window's middle hop, one after another
+
+    def take(self, bands: np.ndarray, raw_db: np.ndarray) -> None:
+        """Hold the next frames, and describe every window that they complete."""
+        self.bands = np.concatenate([self.bands, bands])
+        self.raw_db = np.concatenate([self.raw_db, raw_db])
+        self.n_frames += len(raw_db)
+        start = len(self.starts) * self.hop_frames
+        while start + self.window_frames <= self.n_frames:
+            self._describe(start, self.window_frames)
+            start += self.hop_frames
+        middle = middle_hop(self.window_frames, self.hop_frames)
+        self._forget(max(0, min(start, start + middle.stop - self.noise_frames)))
+
+    def windows(self, n_samples: int) -> Windows:
+        """The windows, once all ``n_samples`` samples' frames are in: a recording shorter than
+        a window is one window of its frames."""
+        cfg = self.cfg
+        window_frames = min(self.window_frames, self.n_frames)
+        if window_frames < self.window_frames:
+            self._describe(0, window_frames)
+        middle = middle_hop(window_frames, min(self.hop_frames, window_frames))
+        rows = np.zeros((len(self.starts), cfg.row_width), np.float32)
+        speech = np.zeros(len(self.starts), bool)
+        for i, row in self.rows.items():
             rows[i], speech[i] = row, True
-    centre = (np.array(starts) + (middle.start + middle.stop - 1) / 2) * cfg.hop_length
-    return Windows(centre / cfg.sample_rate, rows, speech, len(y) / cfg.sample_rate,
-                   frame_speech, cfg.hop_length / cfg.sample_rate)  # fmt: skip
+        frame_speech = np.zeros(self.n_frames, bool)
+        if self.starts:
+            spoken = np.concatenate(self.frame_speech)
+            frame_speech[middle.start : middle.start + len(spoken)] = spoken
+        centre = (np.array(self.starts) + (middle.start + middle.stop - 1) / 2) * cfg.hop_length
+        return Windows(centre / cfg.sample_rate, rows, speech, n_samples / cfg.sample_rate,
+                       frame_speech, cfg.hop_length / cfg.sample_rate)  # fmt: skip
+
+    def _describe(self, start: int, window_frames: int) -> None:
+        middle = middle_hop(window_frames, min(self.hop_frames, window_frames))
+        stop, heard = start + window_frames, start + middle.stop
+        at = self.held_from
+        recent = self.raw_db[max(0, heard - self.noise_frames) - at : heard - at]
+        recent_dbfs = recent - full_scale_db(self.cfg)
+        row, frames = describe_window(self.bands[start - at : stop - at],
+                                      self.raw_db[start - at : stop - at],
+                                      recent_dbfs, self.cfg, self.tcfg)  # fmt: skip
+        if row is not None:
+            self.rows[len(self.starts)] = row
+        self.starts.append(start)
+        self.frame_speech.append(frames)
+
+    def _forget(self, before: int) -> None:
+        """Drop the frames before frame ``before``, which no window still to come reaches."""
+        self.bands = self.bands[before - self.held_from :]
+        self.raw_db = self.raw_db[before - self.held_from :]
+        self.held_from = before

@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from pipeline.audio import (
+    BLOCK_FRAMES,
     MAX_SECONDS_LIMIT,
     NotStreamableError,
     decode,
@@ -618,9 +619,25 @@ def test_a_file_too_big_for_its_blocks_is_refused_by_its_size(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("data", [M4A_HEADER, PNG_BYTES])
-def test_data_libsndfile_cannot_read_is_left_to_decode(data: bytes) -> None:
-    with pytest.raises(NotStreamableError):
-        _joined(data)
+def test_data_libsndfile_cannot_read_is_left_to_decode(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "clip.m4a"
+    path.write_bytes(data)
+
+    for source in (data, path):
+        with pytest.raises(NotStreamableError) as caught:
+            _joined(source)
+        assert caught.value.source == source
+
+
+def test_a_flac_libsndfile_fails_on_part_way_is_left_to_decode() -> None:
+    data = encode(tone(440, seconds=10.0), fmt="FLAC")
+    cut = data[: len(data) * 3 // 4]  # libsndfile loses sync in the last frame
+    blocks = decode_blocks(cut, sample_rate=SR)
+
+    assert len(next(blocks)) == BLOCK_FRAMES
+    with pytest.raises(NotStreamableError) as caught:
+        list(blocks)
+    assert caught.value.source == cut
 
 
 def test_blocks_check_their_options_as_decode_does() -> None:

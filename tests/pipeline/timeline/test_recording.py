@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import os
+import threading
+import tracemalloc
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+from pipeline.audio import decode
 from pipeline.bundle import Bundle
 from pipeline.errors import InvalidAudioError
 from pipeline.timeline.config import TimelineConfig
 from pipeline.timeline.recording import timeline, timeline_of_clip
 from tests.conversations import conversation
-from tests.signals import encode
+from tests.signals import SR, encode
 
 
 def test_steve_then_david_are_named_in_turn_with_their_speaking_time(
@@ -57,3 +63,58 @@ def test_a_hop_of_part_of_a_feature_frame_is_used_and_given_in_whole_frames(
     overlaps = [(a, b) for a, b in itertools.pairwise(found.segments) if b.start < a.end]
     assert overlaps == []
     assert (found.window_s, found.hop_s) == (1.0, round(hop_s, 2))
+
+
+@pytest.mark.parametrize("given", ["bytes", "path"])
+def test_a_long_recording_is_never_held_whole(
+    default_bundle: Bundle, tmp_path: Path, given: str
+) -> None:
+    y = (1e-3 * np.random.default_rng(0).standard_normal(15 * 60 * SR)).astype(np.float32)
+    path = tmp_path / "long.wav"
+    path.write_bytes(encode(y))
+    source = path.read_bytes() if given == "bytes" else path
+
+    tracemalloc.start()
+    try:
+        found = timeline_of_clip(default_bundle, source, TimelineConfig(), max_seconds=3600)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert found.duration_s == 900.0
+    assert peak < y.nbytes  # decoded whole, it took 4 times y (and a path the limit in bytes)
+
+
+@pytest.mark.requires_ffmpeg
+@pytest.mark.parametrize("given", ["bytes", "path", "pipe"])
+def test_a_flac_libsndfile_fails_on_part_way_is_decoded_whole_as_a_clip_is(
+    default_bundle: Bundle, tmp_path: Path, given: str
+) -> None:
+    y, _ = conversation(["Steve", "David", "Steve"])
+    data = encode(y, fmt="FLAC")
+    data = data[: len(data) * 3 // 4]  # libsndfile loses sync part-way; ffmpeg reads on
+    path = tmp_path / "cut.flac"
+    path.write_bytes(data)
+    if given == "pipe":  # as <(...) gives it: read once, so what was read is decoded whole
+        read_end, write_end = os.pipe()
+        path = Path(f"/dev/fd/{read_end}")
+        writer = threading.Thread(target=_write_and_close, args=(write_end, data))
+        writer.start()
+
+    try:
+        found = timeline_of_clip(
+            default_bundle, data if given == "bytes" else path, TimelineConfig()
+        )
+    finally:
+        if given == "pipe":
+            writer.join()
+            os.close(read_end)
+
+    clip = decode(data, sample_rate=default_bundle.feature_config.sample_rate, max_seconds=600)
+    assert found == timeline(default_bundle, clip.samples, TimelineConfig())
+    assert found.duration_s > 4  # past libsndfile's first block
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as pipe:
+        pipe.write(data)

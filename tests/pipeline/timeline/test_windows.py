@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import tracemalloc
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from pipeline.config import FeatureConfig
-from pipeline.errors import ParameterError
+from pipeline.errors import InvalidAudioError, ParameterError
 from pipeline.features import band_powers, histogram
 from pipeline.timeline.config import TimelineConfig
-from pipeline.timeline.windows import full_scale_db, recording_band_powers, recording_windows
+from pipeline.timeline.windows import (
+    Windows,
+    band_powers_of_blocks,
+    describe_window,
+    full_scale_db,
+    middle_hop,
+    recording_band_powers,
+    recording_windows,
+    windows_of_blocks,
+)
 from tests.conversations import conversation
-from tests.signals import SR, harmonics
+from tests.signals import SR, harmonics, tone
 
 CFG = FeatureConfig(sample_rate=SR)
 TCFG = TimelineConfig()
@@ -150,3 +161,78 @@ def test_a_long_recordings_spectrum_is_never_held_whole() -> None:
         tracemalloc.stop()
 
     assert peak < 2 * y.nbytes  # the whole spectrum and its frames: 7 times y
+
+
+def _cut(y: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """``y`` in blocks of ``sizes`` (repeated), as a decoder gives a recording."""
+    edges = np.cumsum(np.resize(sizes, len(y)))
+    return np.split(y, edges[edges < len(y)])
+
+
+@pytest.mark.parametrize("sizes", [[1], [159, 160, 161], [4000], [65_536, 1, 300_000]])
+@pytest.mark.parametrize("block_frames", [7, 6000])
+def test_band_powers_of_a_waveform_in_blocks_are_those_of_the_whole(
+    sizes: list[int], block_frames: int
+) -> None:
+    y = conversation(["Steve"], takes=1)[0][:-1123]
+    pieces: list[tuple[np.ndarray, np.ndarray]] = []
+
+    n_samples = band_powers_of_blocks(
+        _cut(y, sizes), CFG, lambda *p: pieces.append(p), block_frames=block_frames
+    )
+
+    whole_bands, whole_db = band_powers(y, CFG)
+    assert n_samples == len(y)
+    assert np.array_equal(np.concatenate([b for b, _ in pieces]), whole_bands)
+    assert np.array_equal(np.concatenate([d for _, d in pieces]), whole_db)
+
+
+def _windows_one_by_one(y: np.ndarray, tcfg: TimelineConfig) -> Windows:
+    """The windows of ``y`` as the definition has them: every window of the whole recording's
+    frames described in turn."""
+    bands, raw_db = band_powers(y, CFG)
+    dbfs = raw_db - full_scale_db(CFG)
+    window_frames, hop_frames = tcfg.frames(CFG)
+    window_frames = min(window_frames, len(raw_db))
+    noise_frames = round(tcfg.noise_s * SR / CFG.hop_length)
+    middle = middle_hop(window_frames, min(hop_frames, window_frames))
+    starts = range(0, len(raw_db) - window_frames + 1, hop_frames)
+    rows = np.zeros((len(starts), CFG.row_width), np.float32)
+    speech = np.zeros(len(starts), bool)
+    frame_speech = np.zeros(len(raw_db), bool)
+    for i, start in enumerate(starts):
+        stop, heard = start + window_frames, start + middle.stop
+        recent = dbfs[max(0, heard - noise_frames) : heard]
+        row, frames = describe_window(bands[start:stop], raw_db[start:stop], recent, CFG, tcfg)
+        frame_speech[start + middle.start : heard] = frames
+        if row is not None:
+            rows[i], speech[i] = row, True
+    centre = (np.array(starts) + (middle.start + middle.stop - 1) / 2) * CFG.hop_length
+    return Windows(centre / SR, rows, speech, len(y) / SR, frame_speech, CFG.hop_length / SR)
+
+
+@pytest.mark.parametrize("seconds", [0.3, 1.0, 1.005, 30.0])
+@pytest.mark.parametrize("tcfg", [TCFG, TimelineConfig(window_s=0.5, hop_s=0.13, noise_s=1.0)])
+def test_windows_of_a_waveform_in_blocks_are_each_window_described_in_turn(
+    seconds: float, tcfg: TimelineConfig
+) -> None:
+    quiet = 1e-4 * np.random.default_rng(0).standard_normal(SR).astype(np.float32)
+    turns = conversation(["Steve", "David"], takes=2)[0]
+    y = np.concatenate([quiet, turns])[: round(seconds * SR)]
+
+    expected = _windows_one_by_one(y, tcfg)
+    for blocks in ([y], _cut(y, [4000, 65_536])):
+        found = windows_of_blocks(blocks, CFG, tcfg)
+        for field in dataclasses.fields(Windows):
+            assert np.array_equal(getattr(found, field.name), getattr(expected, field.name))
+    assert expected.speech.any() == (seconds == 30.0)
+
+
+def test_a_blocks_failure_waits_for_the_failure_of_the_recording() -> None:
+    def blocks() -> Iterator[np.ndarray]:
+        yield np.full(SR, 1e30, np.float32)  # finite, but its power overflows
+        yield tone(440)
+        raise InvalidAudioError("the decoder's verdict on the whole recording")
+
+    with pytest.raises(InvalidAudioError, match=r"^the decoder's verdict"):
+        windows_of_blocks(blocks(), CFG, TCFG)
