@@ -409,6 +409,17 @@ def test_a_clip_shorter_than_an_offset_block_is_left_to_the_speech_check() -> No
     assert clip.samples.shape == (SR // 20,)
 
 
+def test_an_offset_under_the_loudest_swing_is_accepted_when_the_peak_is_a_lone_click() -> None:
+    """The block holding the peak (a click) swings less than the offset; another swings more."""
+    samples = np.full(SR, 0.3, np.float32)
+    samples[SR // 2 :] += tone(440, seconds=0.5)  # RMS 0.354 about its mean
+    samples[100] = -1.0  # the peak, in a block that otherwise holds the offset alone
+
+    clip = decode(encode(samples, subtype="FLOAT"), sample_rate=SR)
+
+    assert clip.samples[100] == -1.0
+
+
 def test_a_small_offset_under_the_sound_is_accepted() -> None:
     clip = decode(encode(tone(440) + 0.3, subtype="FLOAT"), sample_rate=SR)
 
