@@ -537,14 +537,33 @@ def _check_file_size(size: int, max_seconds: float) -> None:
 def _read_clip(f: BinaryIO, max_seconds: float) -> bytes:
     """:func:`read_clip_file` of the open file ``f``."""
     limit = _file_limit(max_seconds)
-    _check_file_size(os.fstat(f.fileno()).st_size, max_seconds)
-    data = f.read(limit + 1)
+    size = os.fstat(f.fileno()).st_size
+    _check_file_size(size, max_seconds)
+    data = _read_at_most(f, limit + 1, first=size + 1 if size else READ_CHUNK)
     if len(data) > limit:
         raise InvalidAudioError(
             f"stream is over {limit} bytes; a clip of at most {max_seconds:g} s is under {limit} "
             "bytes"
         )
     return data
+
+
+READ_CHUNK = 1 << 20  # bytes asked of a pipe or device at a time
+
+
+def _read_at_most(f: BinaryIO, most: int, *, first: int) -> bytes:
+    """Up to ``most`` bytes of ``f``, asking ``first`` (a file's size and one more) and then
+    ``READ_CHUNK`` at a time: a read of ``n`` bytes reserves ``n`` at once, and the limit of a
+    timeline's hour is 2.8 GB, for a file of a few kilobytes or a pipe that gives little."""
+    chunks, total, ask = [], 0, first
+    while total < most:
+        chunk = f.read(min(ask, most - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        ask = READ_CHUNK
+    return b"".join(chunks)
 
 
 def _read_any(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.ndarray, int, int]:

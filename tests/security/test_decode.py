@@ -6,6 +6,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pytest
@@ -108,6 +109,44 @@ def test_an_endless_device_is_read_only_as_far_as_the_limit() -> None:
     assert str(caught.value) == (
         "stream is over 1816576 bytes; a clip of at most 1 s is under 1816576 bytes"
     )
+
+
+class _Asked:
+    """An open file that records the sizes read of it."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file, self.sizes = file, list[int]()
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def read(self, size: int) -> bytes:
+        self.sizes.append(size)
+        return self.file.read(size)
+
+
+def test_a_file_is_read_asking_for_its_size_not_the_limit(tmp_path: Path) -> None:
+    """A read of n bytes reserves n at once: the limit of a 60 s clip is 47 MB."""
+    wav = encode(tone(seconds=0.5))
+    (tmp_path / "clip.wav").write_bytes(wav)
+
+    with (tmp_path / "clip.wav").open("rb") as f:
+        asked = _Asked(f)
+        data = audio._read_clip(asked, 60.0)  # type: ignore[arg-type]
+
+    assert (data, asked.sizes) == (wav, [len(wav) + 1, audio.READ_CHUNK])
+
+
+def test_a_pipe_is_read_a_chunk_at_a_time_up_to_the_limit() -> None:
+    wav = encode(tone(seconds=0.5))
+    read_end, write_end = os.pipe()
+    os.write(write_end, wav)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        asked = _Asked(f)
+        data = audio._read_clip(asked, 60.0)  # type: ignore[arg-type]
+
+    assert (data, asked.sizes) == (wav, [audio.READ_CHUNK, audio.READ_CHUNK])
 
 
 def test_a_pipe_is_read_as_a_clip(tmp_path: Path) -> None:
