@@ -87,6 +87,7 @@ CANCEL_DB = 20.0
 # A header that promises more is refused before decoding (a small FLAC can hold gigabytes).
 VALUES_PER_SECOND = 2 * 48_000
 BLOCK_FRAMES = 1 << 16  # libsndfile reads this many frames at a time, mixed to mono at once
+READ_CHUNK = 1 << 20  # bytes asked of a pipe or device at a time
 FFMPEG_TIMEOUT_S = 5.0  # wall-clock budget of one ffmpeg decode
 # The only ffmpeg demuxers an upload may reach, by sniffed container: playlists (HLS, ffconcat)
 # and other formats that name further files or URLs are never probed.
@@ -546,9 +547,6 @@ def _read_clip(f: BinaryIO, max_seconds: float) -> bytes:
             "bytes"
         )
     return data
-
-
-READ_CHUNK = 1 << 20  # bytes asked of a pipe or device at a time
 
 
 def _read_at_most(f: BinaryIO, most: int, *, first: int) -> bytes:
