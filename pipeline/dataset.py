@@ -230,6 +230,7 @@ class FeatureCache:
             settings["degradation"] = key
         token = json.dumps(settings, sort_keys=True)
         self.path = root / f"features-{hashlib.sha256(token.encode()).hexdigest()[:16]}.npz"
+        self.width = cfg.row_width  # of every row, and of none when only failures are held
         self.rows: dict[str, np.ndarray] = {}
         self.errors: dict[str, str] = {}
         self._dirty = False
@@ -258,12 +259,11 @@ class FeatureCache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".tmp{os.getpid()}.npz")
-        width = next(iter(self.rows.values())).shape[0] if self.rows else 0
         try:
             np.savez(
                 tmp,
                 keys=np.array(list(self.rows), dtype="U64"),
-                rows=np.array(list(self.rows.values()), dtype=np.float32).reshape(-1, width),
+                rows=np.array(list(self.rows.values()), dtype=np.float32).reshape(-1, self.width),
                 error_keys=np.array(list(self.errors), dtype="U64"),
                 error_texts=np.array(list(self.errors.values()), dtype=str),
             )

@@ -401,6 +401,16 @@ def test_extraction_refuses_a_limit_on_length_before_reading_a_file(tmp_path: Pa
     )
 
 
+def test_a_cache_holding_only_failures_is_saved_and_read_back(tmp_path: Path) -> None:
+    """Every file refused (an enrolment of one unusable take): nothing to give a row's width."""
+    cache = FeatureCache(tmp_path, CFG, 60.0)
+    cache.put("a" * 64, None, "clip is silent")
+    cache.save()
+
+    again = FeatureCache(tmp_path, CFG, 60.0)
+    assert (again.rows, again.errors) == ({}, {"a" * 64: "clip is silent"})
+
+
 def test_an_interrupted_cache_save_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

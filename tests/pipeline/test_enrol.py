@@ -207,6 +207,24 @@ def test_a_new_voice_with_too_few_usable_clips_is_refused(store: Path, tmp_path:
         enrol(MODEL_DIR, tmp_path / "out", three, EnrolOptions(root=store))
 
 
+def test_a_new_voice_whose_takes_are_all_refused_says_so_with_a_feature_cache(
+    tmp_path: Path,
+) -> None:
+    """The cache then holds only refusals, and is saved all the same (it crashed saving)."""
+    takes = tmp_path / "store" / "Zed"
+    takes.mkdir(parents=True)
+    for i in range(4):
+        sf.write(takes / f"take-{i}.wav", np.zeros(16_000, np.float32), 16_000)
+
+    with pytest.raises(DatasetError) as error:
+        enrol(MODEL_DIR, tmp_path / "out", store_recordings(tmp_path / "store"),
+              EnrolOptions(root=tmp_path / "store", cache_dir=tmp_path / "cache"))  # fmt: skip
+
+    assert str(error.value) == "speaker 'Zed' has 0 usable clips; at least 4 are needed"
+    assert not (tmp_path / "out").exists()
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
 def test_a_bundle_without_a_training_set_says_so(bundle_copy: Path, tmp_path: Path) -> None:
     (bundle_copy / TRAIN_FEATURES_FILE).unlink()
 
