@@ -292,16 +292,19 @@ def _check_offset(samples: np.ndarray, sample_rate: int, peak_at: int) -> None:
     block = max(1, round(DC_BLOCK_S * sample_rate))
     if len(samples) < block:  # too short to tell an offset from a sound: it holds no speech
         return
-    mean = float(np.add.reduce(samples)) / len(samples)  # float32's pairwise sum
-    if abs(mean) < NEGLIGIBLE_DC:  # most recordings
-        return
-    # The block holding the peak swings no more than the loudest: when it swings well more than
-    # the offset, so does the loudest (most recordings with a small offset), at a tenth of the
-    # cost. Its RMS in float32 is within far less than SWING_MARGIN of the float64 one.
-    first = min(peak_at // block, len(samples) // block - 1) * block
-    if abs(mean) <= SWING_MARGIN * _swing(samples[first : first + block]):
-        return
-    _refuse_offset(mean, _loudest_swing(samples, block))
+    # Samples far beyond full scale overflow float32 sums: the features refuse them, quietly.
+    with np.errstate(over="ignore"):
+        mean = float(np.add.reduce(samples)) / len(samples)  # float32's pairwise sum
+        if abs(mean) < NEGLIGIBLE_DC or not math.isfinite(mean):  # most recordings
+            return
+        # The block holding the peak swings no more than the loudest: when it swings well more
+        # than the offset, so does the loudest (most recordings with a small offset), at a tenth
+        # of the cost. Its RMS in float32 is within far less than SWING_MARGIN of the float64 one.
+        first = min(peak_at // block, len(samples) // block - 1) * block
+        swing = _swing(samples[first : first + block])  # infinite when float32 overflows
+        if abs(mean) <= SWING_MARGIN * swing < math.inf:
+            return
+    _refuse_offset(mean, _loudest_swing(samples, block))  # in float64, as decode_blocks weighs
 
 
 def _swing(block: np.ndarray) -> float:
@@ -485,7 +488,7 @@ class _WholeClip:
         """:func:`_check_offset`, on the source's samples."""
         if self.n_samples >= self.dc_block:
             mean = self.total / self.n_samples
-            if abs(mean) >= NEGLIGIBLE_DC:
+            if abs(mean) >= NEGLIGIBLE_DC and math.isfinite(mean):  # overflowed: as decode
                 _refuse_offset(mean, self.swing)
 
 

@@ -151,9 +151,12 @@ def stft(y: np.ndarray, *, n_fft: int, hop_length: int) -> Stft:
 
 
 def squared_magnitude(values: np.ndarray) -> np.ndarray:
-    """``|values|**2`` of complex ``values``, float32, with one temporary rather than two."""
-    power = np.square(values.real)
-    power += np.square(values.imag)
+    """``|values|**2`` of complex ``values``, float32, with one temporary rather than two. Values
+    of samples far beyond full scale overflow to infinity, quietly: :func:`band_powers` and the
+    quality measures refuse them with their own words."""
+    with np.errstate(over="ignore"):
+        power = np.square(values.real)
+        power += np.square(values.imag)
     return power
 
 

@@ -426,6 +426,39 @@ def test_a_small_offset_under_the_sound_is_accepted() -> None:
     assert float(clip.samples.mean()) == pytest.approx(0.3, abs=1e-3)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("scale", [1e30, 1e36])  # its block's swing overflows; then its mean
+def test_an_offset_clip_far_beyond_full_scale_is_left_quietly_to_the_features(
+    scale: float,
+) -> None:
+    """Sums that overflow float32 prove no offset: the features refuse such a clip, naming its
+    peak (``test_samples_far_beyond_full_scale_are_refused``), and nothing warns on the way.
+    The tone's RMS (0.354) is above its offset (0.2), as whole and in blocks."""
+    samples = (tone(440) + 0.2) * np.float32(scale)
+    data = encode(samples, subtype="FLOAT")
+
+    np.testing.assert_array_equal(decode(data, sample_rate=SR).samples, samples)
+    np.testing.assert_array_equal(_joined(data), samples)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_an_offset_beyond_the_swing_far_beyond_full_scale_is_refused_whole_or_in_blocks() -> None:
+    data = encode((tone(440) + 0.5) * np.float32(1e30), subtype="FLOAT")
+
+    with pytest.raises(InvalidAudioError) as whole:
+        decode(data, sample_rate=SR)
+    with pytest.raises(InvalidAudioError) as blocks:
+        _joined(data)
+
+    assert str(blocks.value) == str(whole.value)
+    assert str(whole.value) == (
+        "clip is offset from zero by +499999997247863647717596069888.000 of full scale, more "
+        "than its loudest 0.1 s swings about its own mean (RMS "
+        "353553396738928584532460306432.000): a fault of the microphone or converter, or no "
+        "sound at all"
+    )
+
+
 def test_a_clip_at_minus_50_dbfs_is_accepted() -> None:
     clip = decode(encode(tone(440, amplitude=10 ** (-50 / 20)), subtype="FLOAT"), sample_rate=SR)
 
