@@ -60,8 +60,10 @@ __all__ = [
     "scan_folder",
     "shown_path",
     "skip_reason",
+    "skips_in_words",
 ]
 
+SKIPS_SHOWN = 5  # skipped files an error names, each with its reason, before how many more
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 # Imported once in the fork server, so workers start warm. librosa loads its submodules (and
 # numba) lazily on first use: without these, every worker imports them on its first clip.
@@ -285,6 +287,16 @@ class Extraction:
     def skipped_files(self, root: Path) -> list[dict[str, str]]:
         """Each skipped file, relative to ``root``, with the reason, as the reports list them."""
         return [{"file": shown_path(r.path, root), "error": e} for r, e in self.skipped]
+
+
+def skips_in_words(skipped: Sequence[dict[str, str]]) -> str:
+    """The first ``SKIPS_SHOWN`` files of ``skipped`` (as :meth:`Extraction.skipped_files`
+    lists them), each with its reason, then how many more: for an error, after which no report
+    lists them."""
+    shown = [f"{s['file']}: {s['error']}" for s in skipped[:SKIPS_SHOWN]]
+    if len(skipped) > SKIPS_SHOWN:
+        shown.append(f"and {len(skipped) - SKIPS_SHOWN} more")
+    return "; ".join(shown)
 
 
 def shown_path(path: Path, root: Path) -> str:

@@ -297,7 +297,7 @@ def prepare_enrolment(
         raise DatasetError(
             f"the new model would know {len(labels)} speaker(s); at least 2 are needed"
         )
-    check_counts(extraction, labels)
+    check_counts(extraction, labels, opts.root)
     y = np.array([labels.index(r.speaker) for r in extraction.recordings])
     split = np.concatenate([base.split, new_split])
     train_idx, val_idx = np.flatnonzero(split == 0), np.flatnonzero(split == 1)

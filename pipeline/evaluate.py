@@ -35,7 +35,6 @@ __all__ = [
 # The top-score threshold for "unsure between speakers" keeps all but this share of validation
 # clips; the open set's distance rule does the rest of telling known voices from others.
 UNSURE_QUANTILE = 0.01
-SKIPS_SHOWN = 5  # skipped files a folder without a usable clip names in its error
 # The "unsure" threshold is never above this. Weight decay holds every known voice's top score a
 # little under 1, and with few validation clips their lowest quantile sits in that last hundredth,
 # where it tells apart how saturated known voices are, not whether the network is torn between
@@ -295,10 +294,7 @@ def _model_parts(
 
 def _no_usable_clips(folder: Path, skipped: list[dict[str, str]]) -> DatasetError:
     """The error for a folder whose every clip is skipped, with why, as the CLI lists them."""
-    shown = [f"{s['file']}: {s['error']}" for s in skipped[:SKIPS_SHOWN]]
-    if len(skipped) > SKIPS_SHOWN:
-        shown.append(f"and {len(skipped) - SKIPS_SHOWN} more")
-    return DatasetError(f"no usable clips in {str(folder)!r}: {'; '.join(shown)}")
+    return DatasetError(f"no usable clips in {str(folder)!r}: {dataset.skips_in_words(skipped)}")
 
 
 def case_mismatches(folders: Sequence[str], labels: Sequence[str]) -> list[str]:

@@ -187,13 +187,19 @@ def _training_features(data_dir: Path, opts: TrainOptions) -> TrainingFeatures:
     return TrainingFeatures(data_dir, recordings, cfg, extraction, None, None, opts.fmax is None)
 
 
-def check_counts(extraction: Extraction, labels: list[str]) -> None:
+def check_counts(extraction: Extraction, labels: list[str], root: Path) -> None:
+    """Refuse a speaker with too few usable clips, naming those of their files that were
+    skipped (relative to ``root``), each with its reason: no report will list them."""
     counts = Counter(r.speaker for r in extraction.recordings)
     for label in labels:
         if counts[label] < MIN_CLIPS_PER_SPEAKER:
+            theirs = [shown for (r, _), shown in zip(extraction.skipped,
+                                                     extraction.skipped_files(root), strict=True)
+                      if r.speaker == label]  # fmt: skip
+            why = f"; skipped: {dataset.skips_in_words(theirs)}" if theirs else ""
             raise DatasetError(
                 f"speaker {label!r} has {counts[label]} usable clips; "
-                f"at least {MIN_CLIPS_PER_SPEAKER} are needed"
+                f"at least {MIN_CLIPS_PER_SPEAKER} are needed{why}"
             )
 
 
@@ -368,7 +374,7 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
     feats = _training_features(data_dir, opts)
     cfg, extraction = feats.cfg, feats.extraction
     labels = sorted({r.speaker for r in feats.recordings})
-    check_counts(extraction, labels)
+    check_counts(extraction, labels, feats.root)
     y = np.array([labels.index(r.speaker) for r in extraction.recordings])
     tcfg = opts.train
     train_idx, val_idx = split_indices(y, tcfg.val_fraction, tcfg.seed)

@@ -220,7 +220,11 @@ def test_a_new_voice_whose_takes_are_all_refused_says_so_with_a_feature_cache(
         enrol(MODEL_DIR, tmp_path / "out", store_recordings(tmp_path / "store"),
               EnrolOptions(root=tmp_path / "store", cache_dir=tmp_path / "cache"))  # fmt: skip
 
-    assert str(error.value) == "speaker 'Zed' has 0 usable clips; at least 4 are needed"
+    silent = "clip is silent: peak level -inf dBFS is below -80 dBFS"
+    assert str(error.value) == (
+        "speaker 'Zed' has 0 usable clips; at least 4 are needed; skipped: "
+        + "; ".join(f"Zed/take-{i}.wav: {silent}" for i in range(4))
+    )
     assert not (tmp_path / "out").exists()
     assert len(list((tmp_path / "cache").iterdir())) == 1
 

@@ -216,7 +216,9 @@ def test_a_speaker_with_too_few_usable_clips_is_refused(tmp_path: Path) -> None:
         train(data, tmp_path / "model", TrainOptions(jobs=1))
 
     assert str(error.value) == (
-        f"speaker 'David' has 3 usable clips; at least {MIN_CLIPS_PER_SPEAKER} are needed"
+        f"speaker 'David' has 3 usable clips; at least {MIN_CLIPS_PER_SPEAKER} are needed; "
+        "skipped: David/hello_001.wav: clip is silent: peak level -inf dBFS is below -80 dBFS; "
+        "David/hello_003.wav: clip is silent: peak level -inf dBFS is below -80 dBFS"
     )
     assert not (tmp_path / "model").exists()
 

@@ -292,7 +292,11 @@ def test_a_job_whose_clips_are_unusable_fails_with_the_reason(
     status = _wait(client, client.post("/train").json()["job"])
 
     assert status["state"] == "failed"
-    assert status["detail"] == "speaker 'Bob' has 0 usable clips; at least 4 are needed"
+    undecodable = "cannot decode WAV data: not a supported audio format"
+    assert status["detail"] == (
+        "speaker 'Bob' has 0 usable clips; at least 4 are needed; skipped: "
+        + "; ".join(f"Bob/{k}.wav: {undecodable}" for k in range(4))
+    )
 
 
 def test_a_server_without_tensorflow_says_it_cannot_train(
