@@ -375,6 +375,21 @@ def _cached(cache: FeatureCache | None, key: str | None) -> Outcome:
     return Outcome(cache.rows.get(key), cache.errors.get(key), True)
 
 
+def _earlier_copies(keys: Sequence[str | None]) -> dict[int, int]:
+    """Each file whose bytes (sha256 ``keys``) an earlier one has, by index, and the index of
+    the first with them: one recording given twice, under one speaker or two, counts once."""
+    first: dict[str, int] = {}
+    earliest = {i: first.setdefault(key, i) for i, key in enumerate(keys) if key is not None}
+    return {i: j for i, j in earliest.items() if j != i}
+
+
+def _same_bytes(first: Path, copy: Path) -> str:
+    """Why ``copy``, with the bytes of the usable file ``first``, is skipped."""
+    if copy == first:
+        return "given more than once, counted once"
+    return f"the same bytes as {printable(first)!r}, counted once"
+
+
 def _run_jobs(tasks: list[Task], jobs: int, progress: bool) -> list[Outcome]:
     bar = {"total": len(tasks), "unit": "clip", "disable": not progress, "file": sys.stderr}
     if jobs <= 1 or len(tasks) < PARALLEL_MIN_FILES:
@@ -403,8 +418,9 @@ def extract_features(
 ) -> Extraction:
     """Histograms for ``recordings``, in parallel across ``jobs`` processes (default: all cores).
 
-    Files that cannot be used are skipped and listed with the reason, never fatal.
-    With ``cache_dir``, rows are looked up by content hash and new ones stored.
+    Files that cannot be used are skipped and listed with the reason, never fatal; so is a usable
+    file with the same bytes as an earlier one. With ``cache_dir``, rows are looked up by content
+    hash and new ones stored.
     With ``degradation``, the rows are of degraded copies (see ``file_features``).
     A ``max_seconds`` out of range (``pipeline.audio.check_max_seconds``) and ``jobs`` that is
     not a positive integer are refused first.
@@ -415,11 +431,13 @@ def extract_features(
     cache = (
         FeatureCache(cache_dir, cfg, max_seconds, degradation) if cache_dir is not None else None
     )
-    keys = [file_digest(r.path) if cache is not None else None for r in recordings]
+    keys = [file_digest(r.path) for r in recordings]
+    copy_of = _earlier_copies(keys)
     missing = [
         i
         for i, k in enumerate(keys)
-        if cache is None or k is None or (k not in cache.rows and k not in cache.errors)
+        if i not in copy_of
+        and (cache is None or k is None or (k not in cache.rows and k not in cache.errors))
     ]
     tasks = [(recordings[i].path, cfg, max_seconds, degradation) for i in missing]
     computed = _run_jobs(tasks, jobs, progress)
@@ -441,7 +459,10 @@ def extract_features(
     rows: list[np.ndarray] = []
     skipped: list[tuple[Recording, str]] = []
     for i, rec in enumerate(recordings):
-        row, error, _ = results[i] if i in results else _cached(cache, keys[i])
+        j = copy_of.get(i, i)  # a copy shares its first's outcome: a refusal, or being used
+        row, error, _ = results[j] if j in results else _cached(cache, keys[j])
+        if row is not None and j != i:
+            row, error = None, _same_bytes(recordings[j].path, rec.path)
         if row is not None:
             kept.append(rec)
             rows.append(row)

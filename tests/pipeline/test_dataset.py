@@ -426,3 +426,34 @@ def test_an_interrupted_cache_save_leaves_no_file(
         cache.save()
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_with_the_same_bytes_as_an_earlier_one_is_skipped_naming_it(
+    tmp_path: Path,
+) -> None:
+    """Counted twice, one recording would weigh double in training and in a score; a copy of a
+    refused file is refused for its own reason."""
+    _tones(tmp_path, "alice", [300.0, 500.0])
+    clip, silent = (tmp_path / "alice" / "0300.0.wav").read_bytes(), encode(np.zeros(SR))
+    _layout(tmp_path, {"alice/again.wav": clip, "bob/0300.0.wav": clip, "bob/q1.wav": silent,
+                       "bob/q2.wav": silent})  # fmt: skip
+    recordings = scan_folder(tmp_path)
+    recordings.insert(1, recordings[0])
+    first = str(tmp_path / "alice" / "0300.0.wav")
+    quiet = "clip is silent: peak level -inf dBFS is below -80 dBFS"
+
+    for cache_dir in (None, tmp_path / "cache", tmp_path / "cache"):
+        result = extract_features(recordings, CFG, jobs=1, cache_dir=cache_dir)
+
+        assert _relative(result.recordings, tmp_path) == [
+            ("alice/0300.0.wav", "alice"),
+            ("alice/0500.0.wav", "alice"),
+        ]
+        assert result.skipped_files(tmp_path) == [
+            {"file": "alice/0300.0.wav", "error": "given more than once, counted once"},
+            {"file": "alice/again.wav", "error": f"the same bytes as {first!r}, counted once"},
+            {"file": "bob/0300.0.wav", "error": f"the same bytes as {first!r}, counted once"},
+            {"file": "bob/q1.wav", "error": quiet},
+            {"file": "bob/q2.wav", "error": quiet},
+        ]
+        assert result.features.shape == (2, 60)

@@ -436,9 +436,11 @@ def test_enrol_teaches_a_new_voice_and_forgets_one_with_no_new_voice(
     )  # fmt: skip
 
     assert (code, err) == (0, "")
-    assert printed.splitlines()[:2] == [
+    assert printed.splitlines()[:4] == [
         f"wrote {out}  (3 speakers: David, Sam O-Neil, Steve)",
-        "new clips: 10 used, 0 skipped",  # the two named alone, and the folder's eight
+        "new clips: 8 used, 2 skipped",  # the folder's eight; the two named alone count once
+        f"  skipped {paths[0]}: given more than once, counted once",
+        f"  skipped {paths[1]}: given more than once, counted once",
     ]
     assert load_bundle(out).labels == ("David", "Sam O-Neil", "Steve")
 
