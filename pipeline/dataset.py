@@ -274,6 +274,18 @@ class FeatureCache:
             tmp.unlink(missing_ok=True)
         self._dirty = False
 
+    def save_or_warn(self) -> None:
+        """:meth:`save`, or a warning when it cannot be written: the rows are computed, only
+        the next run is slower."""
+        try:
+            self.save()
+        except OSError as exc:
+            warnings.warn(
+                f"feature cache {str(self.path.parent)!r} is not writable "
+                f"({exc.strerror or exc}); continuing without it",
+                stacklevel=3,
+            )
+
 
 @dataclass
 class Extraction:
@@ -447,14 +459,7 @@ def extract_features(
             key = keys[i]
             if key is not None and outcome.lasting:
                 cache.put(key, outcome.row, outcome.error)
-        try:
-            cache.save()
-        except OSError as exc:  # the features are computed; only the next run is slower
-            warnings.warn(
-                f"feature cache {str(cache.path.parent)!r} is not writable "
-                f"({exc.strerror or exc}); continuing without it",
-                stacklevel=2,
-            )
+        cache.save_or_warn()
     kept: list[Recording] = []
     rows: list[np.ndarray] = []
     skipped: list[tuple[Recording, str]] = []

@@ -433,7 +433,7 @@ class _Caches:
 
     def save(self) -> None:
         for cache in (self.clean, *self.copies):
-            cache.save()
+            cache.save_or_warn()
 
 
 Task = tuple[pafs.FileSystem | None, str, RowSettings]

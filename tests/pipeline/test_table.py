@@ -136,6 +136,19 @@ def test_process_pool_and_warm_cache_give_the_same_table(
     assert extract_features(recordings, cfg, jobs=1, cache_dir=cache).decoded == 1
 
 
+def test_an_unwritable_cache_warns_and_the_table_is_written(
+    corpus: Path, local_table: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = tmp_path / "features.parquet"
+
+    with pytest.warns(UserWarning, match=r"feature cache '.*a-file' is not writable"):
+        write_feature_table(str(corpus), out, TableOptions(jobs=1, cache_dir=blocker))
+
+    assert _rows(out).equals(_rows(local_table), check_metadata=True)
+
+
 def test_train_from_table_is_train_from_folder(
     corpus: Path, local_table: Path, tmp_path: Path, tiny_train_config: TrainConfig
 ) -> None:
