@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -545,12 +546,27 @@ COMMANDS = {"features": _cmd_features, "train": _cmd_train, "evaluate": _cmd_eva
             "convert": _cmd_convert, "enrol": _cmd_enrol, "serve": _cmd_serve}  # fmt: skip
 
 
+def _warning_lines(command: str) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that gives each warning once, on one line as errors are given,
+    not with the line of code that raised it."""
+    shown: set[str] = set()
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        if str(message) not in shown:
+            shown.add(str(message))
+            print(f"voiceid {command}: warning: {message}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in PARSERS else ""
     try:
-        args = _parse(argv, command)
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_lines(command)
+            args = _parse(argv, command)
+            return COMMANDS[args.command](args)
     except VoiceIdError as exc:
         print(f"voiceid {command}: error: {exc}", file=sys.stderr)
         return 2

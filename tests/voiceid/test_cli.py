@@ -211,6 +211,24 @@ def test_train_prints_a_summary(
     assert len(list((tmp_path / "cache").iterdir())) == 1 + TrainConfig().copies_per_clip
 
 
+def test_a_cache_folder_that_cannot_be_written_is_one_warning_line(
+    capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = tmp_path / "features.parquet"
+
+    code, stdout, err = _run(capsys, "features", str(demo_data), "--out", str(out),
+                             "--cache-dir", str(blocker), "--jobs", "1")  # fmt: skip
+
+    assert code == 0
+    assert stdout.startswith(f"wrote {out}: 24 files")
+    assert err == (
+        f"voiceid features: warning: feature cache {str(blocker)!r} is not writable (File "
+        "exists); continuing without it\n"
+    )
+
+
 def test_train_refuses_a_single_speaker(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_demo_data(data, clips_per_voice=4, voices=[STRANGER])
