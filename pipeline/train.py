@@ -120,6 +120,18 @@ class TrainOptions:
                 object.__setattr__(self, name, as_path(name, value))
 
 
+def _check_held_out_folders(opts: TrainOptions) -> None:
+    """Refuse a held-out folder that is missing or holds no recordings: it is read only once
+    training ends, and a typo found then would cost the whole run."""
+    for name in ("test_dir", "unknown_dir"):
+        folder = getattr(opts, name)
+        if folder is None:
+            continue
+        if not folder.is_dir():
+            raise DatasetError(f"{name}={str(folder)!r} does not exist or is not a folder")
+        dataset.scan_folder(folder)
+
+
 def split_indices(
     labels: np.ndarray, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -624,12 +636,14 @@ def train(
     opts: TrainOptions = TrainOptions(),
 ) -> dict[str, Any]:
     """Train a model on ``data_dir`` and write its bundle to ``out_dir``; return the report.
-    An ``out_dir`` it could not write, or should not replace, is refused before any work."""
+    An ``out_dir`` it could not write, or should not replace, and a held-out folder that is
+    missing or empty, are refused before any work."""
     started = time.perf_counter()
     data_dir, out_dir = as_path("data_dir", data_dir), as_path("out_dir", out_dir)
     if not isinstance(opts, TrainOptions):
         raise ParameterError(f"opts must be a TrainOptions, not {type(opts).__name__}")
     check_out_dir(out_dir)
+    _check_held_out_folders(opts)
     data = prepare(data_dir, opts)
     features_s = time.perf_counter() - started
     fitted = fit_and_calibrate(data, opts.train)

@@ -274,6 +274,27 @@ def test_an_out_dir_it_should_not_replace_is_refused_before_any_work(
     )
 
 
+def test_a_held_out_folder_that_is_missing_or_empty_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held-out folders are read once training ends: a typo found then costs the whole run."""
+    (tmp_path / "empty").mkdir()
+
+    def no_work(*args: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("pipeline.train.prepare", no_work)
+    with pytest.raises(DatasetError) as missing:
+        train(tmp_path / "data", tmp_path / "model", TrainOptions(unknown_dir=tmp_path / "nowhere"))
+    with pytest.raises(DatasetError) as empty:
+        train(tmp_path / "data", tmp_path / "model", TrainOptions(test_dir=tmp_path / "empty"))
+
+    assert str(missing.value) == (
+        f"unknown_dir={str(tmp_path / 'nowhere')!r} does not exist or is not a folder"
+    )
+    assert str(empty.value).startswith(f"no recordings found in {str(tmp_path / 'empty')!r}")
+
+
 @pytest.mark.parametrize("jobs", [0, -3, True])
 def test_jobs_that_is_not_a_positive_integer_is_refused(jobs: int) -> None:
     with pytest.raises(ParameterError) as error:
