@@ -386,7 +386,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             continue
         results.append({"file": printable(path), "speaker": pred.speaker,
                         "confidence": pred.confidence, "scores": pred.scores,
-                        "unknown_reason": pred.reason,
+                        "unknown": pred.unknown, "unknown_reason": pred.reason,
                         "unknown_cause": pred.cause.to_dict() if pred.cause else None,
                         "advice": pred.advice,
                         "quality": pred.quality.to_dict() if pred.quality else None,

@@ -164,9 +164,11 @@ def test_predict_json_names_each_speaker_and_reports_failures(
     results = json.loads(out)
     for item, clip in zip(results, clips, strict=False):
         assert sorted(item) == ["advice", "confidence", "file", "issues", "quality", "scores",
-                                "speaker", "unknown_cause", "unknown_reason"]  # fmt: skip
+                                "speaker", "unknown", "unknown_cause",
+                                "unknown_reason"]  # fmt: skip
         assert item["quality"]["available_hz"] == 8000.0
         assert (item["unknown_reason"] is None) is (item["speaker"] != "unknown")
+        assert item["unknown"] is (item["speaker"] == "unknown")  # as POST /predict says it
         assert item["file"] == str(clip)
         assert sorted(item["scores"]) == ["David", "Steve"]
         assert item["confidence"] == max(item["scores"].values())
