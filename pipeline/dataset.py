@@ -53,6 +53,7 @@ __all__ = [
     "extract_features",
     "file_digest",
     "file_features",
+    "is_recording",
     "lowest_sample_rate",
     "no_recordings",
     "printable",
@@ -86,7 +87,7 @@ def scan_folder(data_dir: Path) -> list[Recording]:
         for speaker_dir in sorted(p for p in data_dir.iterdir() if p.is_dir())
         if not speaker_dir.name.startswith(".")
         for path in sorted(speaker_dir.rglob("*"))
-        if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
+        if is_recording(path)
     ]
     if not recordings:
         loose = sum(
@@ -96,6 +97,16 @@ def scan_folder(data_dir: Path) -> list[Recording]:
     for speaker in sorted({r.speaker for r in recordings}):
         _check_label(speaker, data_dir)
     return recordings
+
+
+def is_recording(path: Path) -> bool:
+    """Whether a folder's entry ``path`` is read as a recording: it ends in one of
+    ``AUDIO_EXTENSIONS`` and is a file, or a link that leads to none, which is then skipped
+    with why rather than left out unsaid; never a pipe or a device, whose reading could wait
+    forever."""
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        return False
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def _check_label(speaker: str, data_dir: Path) -> None:

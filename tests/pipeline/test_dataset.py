@@ -108,6 +108,29 @@ def test_scan_folder_sorts_by_speaker_then_path(tmp_path: Path) -> None:
     ]
 
 
+def test_a_broken_link_to_a_recording_is_found_and_skipped_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    """Left out unsaid, a take the user moved or a link that loops would go unnoticed."""
+    _tones(tmp_path, "alice", [300.0])
+    (tmp_path / "alice" / "moved.wav").symlink_to(tmp_path / "elsewhere.wav")
+    (tmp_path / "alice" / "loop.wav").symlink_to("loop.wav")
+    os.mkfifo(tmp_path / "alice" / "pipe.wav")  # read, it would wait for a writer forever
+
+    recordings = scan_folder(tmp_path)
+    result = extract_features(recordings, CFG, jobs=1)
+
+    assert _relative(recordings, tmp_path) == [
+        ("alice/0300.0.wav", "alice"),
+        ("alice/loop.wav", "alice"),
+        ("alice/moved.wav", "alice"),
+    ]
+    assert result.skipped_files(tmp_path) == [
+        {"file": "alice/loop.wav", "error": "cannot read file: Too many levels of symbolic links"},
+        {"file": "alice/moved.wav", "error": "cannot read file: No such file or directory"},
+    ]
+
+
 def test_scan_folder_refuses_a_missing_folder(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
 
