@@ -50,6 +50,7 @@ __all__ = [
     "condition_codes",
     "copy_condition",
     "degraded_copy",
+    "earlier_copies",
     "extract_features",
     "file_digest",
     "file_features",
@@ -58,6 +59,7 @@ __all__ = [
     "no_recordings",
     "printable",
     "process_pool",
+    "same_bytes_reason",
     "scan_folder",
     "shown_path",
     "skip_reason",
@@ -398,7 +400,7 @@ def _cached(cache: FeatureCache | None, key: str | None) -> Outcome:
     return Outcome(cache.rows.get(key), cache.errors.get(key), True)
 
 
-def _earlier_copies(keys: Sequence[str | None]) -> dict[int, int]:
+def earlier_copies(keys: Sequence[str | None]) -> dict[int, int]:
     """Each file whose bytes (sha256 ``keys``) an earlier one has, by index, and the index of
     the first with them: one recording given twice, under one speaker or two, counts once."""
     first: dict[str, int] = {}
@@ -406,7 +408,7 @@ def _earlier_copies(keys: Sequence[str | None]) -> dict[int, int]:
     return {i: j for i, j in earliest.items() if j != i}
 
 
-def _same_bytes(first: Path, copy: Path) -> str:
+def same_bytes_reason(first: Path, copy: Path) -> str:
     """Why ``copy``, with the bytes of the usable file ``first``, is skipped."""
     if copy == first:
         return "given more than once, counted once"
@@ -455,7 +457,7 @@ def extract_features(
         FeatureCache(cache_dir, cfg, max_seconds, degradation) if cache_dir is not None else None
     )
     keys = [file_digest(r.path) for r in recordings]
-    copy_of = _earlier_copies(keys)
+    copy_of = earlier_copies(keys)
     missing = [
         i
         for i, k in enumerate(keys)
@@ -478,7 +480,7 @@ def extract_features(
         j = copy_of.get(i, i)  # a copy shares its first's outcome: a refusal, or being used
         row, error, _ = results[j] if j in results else _cached(cache, keys[j])
         if row is not None and j != i:
-            row, error = None, _same_bytes(recordings[j].path, rec.path)
+            row, error = None, same_bytes_reason(recordings[j].path, rec.path)
         if row is not None:
             kept.append(rec)
             rows.append(row)

@@ -840,6 +840,25 @@ def _extraction(recordings: list[Recording], column: pa.Array | pa.ChunkedArray,
     return Extraction(kept, _histogram_rows(column.filter(has_row), n_bands), skipped, decoded=0)
 
 
+def _counted_once(
+    recordings: list[Recording], features: pa.ChunkedArray, errors: list[str | None],
+    shas: list[str | None],
+) -> tuple[pa.ChunkedArray, list[str | None]]:  # fmt: skip
+    """``features`` without the rows of the later files with a usable file's bytes, and
+    ``errors`` with why each is skipped, as extraction from a folder skips them."""
+    copy_of = dataset.earlier_copies(shas)
+    usable = features.is_valid().to_numpy(zero_copy_only=False)
+    dropped = [i for i, first in copy_of.items() if usable[first]]
+    if not dropped:
+        return features, errors
+    keep = np.ones(len(recordings), dtype=bool)
+    keep[dropped] = False
+    errors = list(errors)
+    for i in dropped:
+        errors[i] = dataset.same_bytes_reason(recordings[copy_of[i]].path, recordings[i].path)
+    return pc.if_else(pa.array(keep), features, pa.nulls(len(keep), features.type)), errors
+
+
 def _check_copies(info: TableInfo, seed: int, copies: int) -> None:
     if info.degraded_copies == 0:
         raise ParameterError(
@@ -898,9 +917,11 @@ def _training_rows(
     recordings = [Recording(Path(p), s) for p, s in zip(table.column("path").to_pylist(),
                   table.column("speaker").to_pylist(), strict=True)]  # fmt: skip
     n_bands = info.cfg.row_width
-    errors = table.column("error").to_pylist()
-    clean = _extraction(recordings, table.column("features"), n_bands, errors)
-    copies = table.column("degraded").filter(table.column("features").is_valid())
+    shas = table.column("sha256").to_pylist()
+    features, errors = _counted_once(recordings, table.column("features"),
+                                     table.column("error").to_pylist(), shas)  # fmt: skip
+    clean = _extraction(recordings, features, n_bands, errors)
+    copies = table.column("degraded").filter(features.is_valid())
 
     def copy_rows(copy: int) -> Extraction:
         no_reasons = [None] * len(clean.recordings)  # training needs only the rows
@@ -909,7 +930,6 @@ def _training_rows(
     degraded = [copy_rows(copy) for copy in range(degraded_copies)]
     drawn_alike = info.degraded_copies > 0 and info.degrade_seed == degrade_seed
     first = copy_rows(0) if drawn_alike else Extraction([], np.zeros((0, n_bands), np.float32))
-    digests = {r: sha for r, sha in zip(recordings, table.column("sha256").to_pylist(),
-                                        strict=True) if sha}  # fmt: skip
+    digests = {r: sha for r, sha in zip(recordings, shas, strict=True) if sha}
     return TrainingFeatures(Path(), recordings, info.cfg, clean, degraded, first,
                             info.fmax_derived, digests)  # fmt: skip

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -169,6 +170,32 @@ def test_train_from_table_is_train_from_folder(
         assert np.array_equal(getattr(table_.network, name), getattr(folder.network, name)), name
     # The same copies, made under the same conditions, give the same matched open sets.
     assert table_.metadata.open_set.matched == folder.metadata.open_set.matched
+
+
+def test_a_table_counts_a_recording_given_twice_once_as_a_folder_does(
+    demo_data: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    shutil.copy(data / "Steve" / "hello_000.wav", data / "David" / "stolen.wav")
+    write_feature_table(str(data), tmp_path / "t.parquet", NO_CACHE)
+
+    feats = table.training_features(tmp_path / "t.parquet", fmax=None, max_seconds=60.0,
+                                    degrade_seed=0, degraded_copies=COPIES)  # fmt: skip
+
+    from_folder = extract_features(scan_folder(data), feats.cfg, jobs=1)
+    assert feats.extraction.skipped_files(Path()) == [  # David's folder comes first
+        {
+            "file": "Steve/hello_000.wav",
+            "error": "the same bytes as 'David/stolen.wav', counted once",
+        }
+    ]
+    assert from_folder.skipped_files(data) == [
+        {"file": "Steve/hello_000.wav", "error": f"the same bytes as "
+         f"{str(data / 'David' / 'stolen.wav')!r}, counted once"}
+    ]  # fmt: skip
+    np.testing.assert_array_equal(feats.extraction.features, from_folder.features)
+    assert [len(c.recordings) for c in feats.degraded or []] == [24] * COPIES
 
 
 @pytest.mark.parametrize(
