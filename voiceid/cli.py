@@ -258,7 +258,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )  # fmt: skip
     report = train(args.data_dir, args.out, opts)
     if args.json:
-        print(json.dumps(report["metrics"] | {"files": report["files"]}, indent=2))
+        print(json.dumps(report["metrics"] | {"files": report["files"],
+                                              "skipped": report["skipped"]}, indent=2))  # fmt: skip
         return 0
     files, m = report["files"], report["metrics"]
     print(f"wrote {args.out}  ({len(report['labels'])} speakers: {', '.join(report['labels'])})")
@@ -519,7 +520,8 @@ def _cmd_enrol(args: argparse.Namespace) -> int:
         opts = dataclasses.replace(opts, progress=ProgressFile(args.progress_file))
     report = enrol(args.model_dir, args.out, new, opts)
     if args.json:
-        print(json.dumps(report["metrics"] | {"labels": report["labels"]}, indent=2))
+        print(json.dumps(report["metrics"] | {"labels": report["labels"],
+                                              "skipped": report["skipped"]}, indent=2))  # fmt: skip
         return 0
     skipped = report["skipped"]
     print(f"wrote {args.out}  ({len(report['labels'])} speakers: {', '.join(report['labels'])})")

@@ -81,12 +81,13 @@ def test_train_json_prints_metrics_and_file_counts(trained: tuple[Path, dict[str
     out, printed = trained
 
     assert printed["files"] == {"found": 24, "used": 24, "skipped": 0, "decoded": 24}
+    assert printed["skipped"] == []  # each {file, error}, as evaluate --json lists them
     assert (printed["n_train"], printed["n_val"]) == (20, 4)
     assert printed["val_accuracy"] == 1.0
     assert 0.0 <= printed["false_accept_rate"] <= 1.0
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["output_activation"] == "sigmoid"
-    assert meta["metrics"] == {k: v for k, v in printed.items() if k != "files"}
+    assert meta["metrics"] == {k: v for k, v in printed.items() if k not in ("files", "skipped")}
 
 
 def test_evaluate_json_scores_known_and_counts_unknown_speakers(
@@ -474,6 +475,25 @@ def test_enrol_teaches_a_new_voice_and_forgets_one_with_no_new_voice(
         "new clips: 0 used, 0 skipped",
     ]
     assert load_bundle(tmp_path / "forgot").labels == ("David", "Sam O-Neil")
+
+
+@pytest.mark.slow
+def test_enrol_json_lists_the_skipped_clips(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    written = write_demo_data(tmp_path / "clips", clips_per_voice=4, seed=3, voices=[STRANGER])
+    empty = tmp_path / "clips" / "empty.wav"
+    empty.write_bytes(b"")
+
+    code, printed, err = _run(
+        capsys, "enrol", str(MODEL_DIR), "Sam", *map(str, written[STRANGER.name]), str(empty),
+        "--out", str(tmp_path / "taught"), "--no-cache", "--json",
+    )  # fmt: skip
+
+    assert (code, err) == (0, "")
+    result = json.loads(printed)
+    assert result["labels"] == ["David", "Sam", "Steve"]
+    assert result["skipped"] == [{"file": str(empty), "error": "clip is empty (0 bytes)"}]
 
 
 @pytest.mark.parametrize(
