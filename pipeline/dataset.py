@@ -255,7 +255,10 @@ class FeatureCache:
     def _load(self) -> None:
         try:
             with np.load(self.path, allow_pickle=False) as data:
-                self.rows = dict(zip(data["keys"].tolist(), data["rows"], strict=True))
+                rows = data["rows"]
+                if rows.ndim != 2 or rows.shape[1] != self.width or rows.dtype != np.float32:
+                    raise ValueError(f"rows of shape {rows.shape} and dtype {rows.dtype}")
+                self.rows = dict(zip(data["keys"].tolist(), rows, strict=True))
                 self.errors = dict(
                     zip(data["error_keys"].tolist(), data["error_texts"].tolist(), strict=True)
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
 from pathlib import Path
@@ -367,12 +368,22 @@ def test_another_feature_config_uses_another_cache_file(tmp_path: Path) -> None:
     assert len(list(cache.iterdir())) == 2
 
 
+def _narrowed(data: bytes) -> bytes:
+    """A cache file whose rows lost all but 10 of their values: a valid archive, not a cache."""
+    with np.load(io.BytesIO(data)) as arrays:
+        held = {name: arrays[name] for name in arrays.files}
+    out = io.BytesIO()
+    np.savez(out, **(held | {"rows": held["rows"][:, :10]}))
+    return out.getvalue()
+
+
 @pytest.mark.parametrize(
     "damage",
     [
         pytest.param(lambda data: b"", id="empty"),
         pytest.param(lambda data: b"not a cache" * 10, id="garbage"),
         pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param(_narrowed, id="rows-too-narrow"),
     ],
 )
 def test_a_damaged_cache_file_is_ignored(tmp_path: Path, damage: object) -> None:
