@@ -204,6 +204,8 @@ def _parse(argv: list[str], command: str) -> argparse.Namespace:
     """``argv`` parsed; an argument the command does not take exits 2 with the command's own
     usage (not the overview's) and, for a misspelled option, the option it resembles."""
     parser, commands = _build_parsers(command)
+    if command:
+        _refuse_files_read_as_options(commands[command], argv[1:])
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         p = commands[args.command]
@@ -213,6 +215,14 @@ def _parse(argv: list[str], command: str) -> argparse.Namespace:
         hint = next((f"; did you mean {match[0]}?" for match in close if match), "")
         p.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     return args
+
+
+def _refuse_files_read_as_options(p: argparse.ArgumentParser, args: list[str]) -> None:
+    """Exit 2 for a file named like an option (``-take.wav``) before ``--``: argparse would read
+    it as one, then say only that an argument is missing."""
+    for arg in args[: args.index("--")] if "--" in args else args:
+        if arg.startswith("-") and arg not in p._option_string_actions and os.path.lexists(arg):
+            p.error(f"the file {arg!r} reads as an option: give it as ./{arg}, or after --")
 
 
 def _print_summary(summary: TableSummary) -> None:

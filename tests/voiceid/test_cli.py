@@ -580,6 +580,25 @@ def test_an_argument_like_no_option_gets_the_commands_usage_alone(
     assert err.endswith("voiceid predict: error: unrecognized arguments: --zzzzzz\n")
 
 
+def test_a_file_named_like_an_option_gets_how_to_give_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argparse reads it as an option, and said only that no clip was given."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-take.wav").write_bytes(b"")
+
+    with pytest.raises(SystemExit) as caught:
+        main(["predict", str(MODEL_DIR), "-take.wav"])
+
+    err = capsys.readouterr().err
+    assert caught.value.code == 2
+    assert err.startswith("usage: voiceid predict ")
+    assert err.endswith(
+        "voiceid predict: error: the file '-take.wav' reads as an option: give it as "
+        "./-take.wav, or after --\n"
+    )
+
+
 def test_predict_names_the_option_that_admits_a_longer_clip(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
