@@ -507,6 +507,8 @@ def _new_clips(args: argparse.Namespace) -> list[Recording]:
             new.append(Recording(clip.resolve(), check_speaker_name(args.name)))
         elif clip.exists():  # a device or a pipe: training reads a clip more than once
             raise DatasetError(f"clip {str(clip)!r} is neither a file nor a folder")
+        elif clip.is_symlink():  # it is there, so 'does not exist' would mislead
+            raise DatasetError(f"clip {str(clip)!r} is a link that leads to no file")
         else:
             raise DatasetError(f"clip {str(clip)!r} does not exist")
     if args.store is not None:

@@ -510,6 +510,7 @@ def test_enrol_json_lists_the_skipped_clips(
             ".aiff, .au, .flac, .m4a, .mp3, .mp4, .oga, .ogg, .opus, .wav, .webm, .wma",
         ),
         (["--store", "nowhere"], "speaker store 'nowhere' is not a folder"),
+        (["Sam", "loop.wav"], "clip 'loop.wav' is a link that leads to no file"),
     ],
 )
 def test_enrol_refuses_bad_arguments_with_the_reason(
@@ -520,6 +521,7 @@ def test_enrol_refuses_bad_arguments_with_the_reason(
     (tmp_path / "a.wav").write_bytes(b"")
     (tmp_path / "empty" / "notes").mkdir(parents=True)
     (tmp_path / "empty" / "notes" / "take.txt").write_text("not a take")
+    (tmp_path / "loop.wav").symlink_to("loop.wav")
 
     code, out, err = _run(capsys, "enrol", str(MODEL_DIR), *argv, "--out", "m")
 
