@@ -16,7 +16,7 @@ import signal
 import sys
 import warnings
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,6 +311,7 @@ class Extraction:
     features: np.ndarray  # (len(recordings), cfg.row_width) float32
     skipped: list[tuple[Recording, str]] = field(default_factory=list)
     decoded: int = 0  # how many files were decoded (cache misses)
+    digests: dict[Recording, str] = field(default_factory=dict)  # sha256 of each file read
 
     def skipped_files(self, root: Path) -> list[dict[str, str]]:
         """Each skipped file, relative to ``root``, with the reason, as the reports list them."""
@@ -434,6 +435,13 @@ def _run_jobs(tasks: list[Task], jobs: int, progress: bool) -> list[Outcome]:
             raise
 
 
+def _digests_of(
+    recordings: Sequence[Recording], known: Mapping[Recording, str]
+) -> list[str | None]:
+    """The :func:`file_digest` of each of ``recordings``, hashing only those ``known`` lacks."""
+    return [known.get(r) or file_digest(r.path) for r in recordings]
+
+
 def extract_features(
     recordings: Sequence[Recording],
     cfg: FeatureConfig,
@@ -443,13 +451,15 @@ def extract_features(
     cache_dir: Path | None = None,
     progress: bool = False,
     degradation: Degradation | None = None,
+    digests: Mapping[Recording, str] | None = None,
 ) -> Extraction:
     """Histograms for ``recordings``, in parallel across ``jobs`` processes (default: all cores).
 
     Files that cannot be used are skipped and listed with the reason, never fatal; so is a usable
     file with the same bytes as an earlier one. With ``cache_dir``, rows are looked up by content
     hash and new ones stored.
-    With ``degradation``, the rows are of degraded copies (see ``file_features``).
+    With ``degradation``, the rows are of degraded copies (see ``file_features``). ``digests``
+    (an earlier extraction's) spares hashing those files again.
     A ``max_seconds`` out of range (``pipeline.audio.check_max_seconds``) and ``jobs`` that is
     not a positive integer are refused first.
     """
@@ -459,7 +469,7 @@ def extract_features(
     cache = (
         FeatureCache(cache_dir, cfg, max_seconds, degradation) if cache_dir is not None else None
     )
-    keys = [file_digest(r.path) for r in recordings]
+    keys = _digests_of(recordings, digests or {})
     copy_of = earlier_copies(keys)
     missing = [
         i
@@ -490,4 +500,5 @@ def extract_features(
         else:
             skipped.append((rec, error or "unknown error"))
     features = np.array(rows, dtype=np.float32).reshape(len(rows), cfg.row_width)
-    return Extraction(kept, features, skipped, decoded=len(missing))
+    hashed = {r: key for r, key in zip(recordings, keys, strict=True) if key is not None}
+    return Extraction(kept, features, skipped, decoded=len(missing), digests=hashed)

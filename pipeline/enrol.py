@@ -208,12 +208,11 @@ def _extract_new(
     condition made each."""
     cfg, tcfg = bundle.feature_config, topts.train
 
-    def extract(
-        recordings: Sequence[Recording], degradation: Degradation | None = None
-    ) -> Extraction:
+    def extract(recordings: Sequence[Recording], degradation: Degradation | None = None,
+                digests: dict[Recording, str] | None = None) -> Extraction:  # fmt: skip
         return dataset.extract_features(recordings, cfg, max_seconds=topts.max_seconds,
                                         jobs=topts.jobs, cache_dir=topts.cache_dir,
-                                        degradation=degradation)  # fmt: skip
+                                        degradation=degradation, digests=digests)  # fmt: skip
 
     progress(_EXTRACT, f"reading {len(new)} new clips")
     clean = extract(new)
@@ -230,14 +229,16 @@ def _extract_new(
     for j, (copy, crop) in enumerate(plan or [(0, False)]):
         progress(_EXTRACT + (_FIT - _EXTRACT) * (j + 1) / (max(len(plan), 1) + 1),
                  f"extra rows {j + 1} of the new clips")  # fmt: skip
-        column = extract(trainers, Degradation(tcfg.seed, copy, crop=crop))
+        column = extract(trainers, Degradation(tcfg.seed, copy, crop=crop), clean.digests)
         if j == 0:  # validation reports on degraded copy 0 of its clips, as training's does
-            val = extract([clean.recordings[i] for i in val_idx], Degradation(tcfg.seed, 0))
+            val = extract(
+                [clean.recordings[i] for i in val_idx], Degradation(tcfg.seed, 0), clean.digests
+            )
             column = Extraction(column.recordings + val.recordings,
                                 np.concatenate([column.features, val.features]))  # fmt: skip
         columns.append(column)
     copies = copies_array(clean, columns)
-    digests = [dataset.file_digest(r.path) for r in clean.recordings]
+    digests = [clean.digests.get(r) or dataset.file_digest(r.path) for r in clean.recordings]
     return clean, split, copies, copy_conditions(digests, tcfg, copies, val_idx)
 
 

@@ -230,10 +230,12 @@ def _extract(
     cfg: FeatureConfig,
     opts: TrainOptions,
     degradation: Degradation | None = None,
+    digests: dict[Recording, str] | None = None,
 ) -> Extraction:
     return dataset.extract_features(
         recordings, cfg, max_seconds=opts.max_seconds, jobs=opts.jobs,
         cache_dir=opts.cache_dir, progress=opts.progress, degradation=degradation,
+        digests=digests,
     )  # fmt: skip
 
 
@@ -390,23 +392,24 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
     y = np.array([labels.index(r.speaker) for r in extraction.recordings])
     tcfg = opts.train
     train_idx, val_idx = split_indices(y, tcfg.val_fraction, tcfg.seed)
+    known = extraction.digests | feats.digests  # a folder's hashed once, or a table's
     degraded = feats.degraded if feats.degraded is not None else []
     if feats.degraded is None:  # a table's copies come with it, without crops
         train_recordings = [extraction.recordings[i] for i in train_idx]
         degraded = [
-            _extract(train_recordings, cfg, opts, Degradation(tcfg.seed, copy, crop=crop))
+            _extract(train_recordings, cfg, opts, Degradation(tcfg.seed, copy, crop=crop), known)
             for copy, crop in copy_plan(tcfg)
         ]
     copies = copies_array(extraction, degraded)
     val_recordings = [extraction.recordings[i] for i in val_idx]
     val_degraded = feats.first_copies_of(val_recordings)
     if val_degraded is None:
-        val_degraded = _extract(val_recordings, cfg, opts, Degradation(tcfg.seed, 0))
+        val_degraded = _extract(val_recordings, cfg, opts, Degradation(tcfg.seed, 0), known)
     copies[val_idx, 0] = copies_array(extraction, [val_degraded])[val_idx, 0]
     x_train, y_train = training_rows(
         extraction.features, y, train_idx, copies, tcfg.copies_per_clip
     )
-    digests = [feats.digests.get(r) or dataset.file_digest(r.path) for r in extraction.recordings]
+    digests = [known.get(r) or dataset.file_digest(r.path) for r in extraction.recordings]
     conditions = copy_conditions(digests, tcfg, copies, val_idx)
     return Prepared(data_dir, feats.root, feats.fmax_derived, labels, cfg, len(feats.recordings),
                     extraction, y, train_idx, val_idx, x_train, y_train, val_degraded, copies,
