@@ -51,6 +51,11 @@ __all__ = [
 
 SUBPROTOCOL = "voiceid"  # what the server picks when the client offers it
 KEY_PREFIX = "key."  # a subprotocol carrying the API key
+# A frame whose answers analyse at most this many seconds of audio (four 1 s windows: a second
+# of audio at the default hop) is answered on the event loop, as a short clip is
+# (service.compute): handing it to the compute thread would cost more CPU than the frame, and
+# under load its wait for the GIL, more than its answer's whole time.
+SHORT_FRAME_WORK_S = 4.0
 MAX_REASON_BYTES = 123  # the most a WebSocket close frame's reason may hold
 # Why a stream was closed -> its close code: 4xxx are this app's, after the HTTP status they
 # mirror; the others are RFC 6455's.
@@ -191,7 +196,8 @@ async def _receive(websocket: WebSocket, idle_s: float, what: str) -> str | byte
     """The next message's text or bytes; :class:`StreamClosedError` after ``idle_s`` without one,
     :class:`WebSocketDisconnect` when the client has gone."""
     try:
-        message = await asyncio.wait_for(websocket.receive(), idle_s)
+        async with asyncio.timeout(idle_s):  # wait_for would start a task per message
+            message = await websocket.receive()
     except TimeoutError:
         raise StreamClosedError(
             "idle", f"no {what} for {idle_s:g} s ({Settings.env_name('listen_idle_s')})"
@@ -276,9 +282,10 @@ async def serve_stream(
             raise StreamClosedError("bad frame", str(exc)) from None
         pace.count(len(samples) / start.sample_rate)
         await _follow_model(store, listener)
+        short = listener.work_due(len(samples)) <= SHORT_FRAME_WORK_S * listener.model_rate
         try:
             hops = await compute.run(partial(listener.push, samples),
-                                     budget_s=settings.clip_budget_s)  # fmt: skip
+                                     budget_s=settings.clip_budget_s, short=short)  # fmt: skip
         except OverloadedError as exc:
             raise StreamClosedError("busy", str(exc)) from None
         for hop in hops:

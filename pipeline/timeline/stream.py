@@ -8,6 +8,7 @@ has got to; its ``t`` is that hop's centre, ``window_s / 2`` behind the newest s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +88,7 @@ class Listener:
             )
         cfg = bundle.feature_config
         self.bundle, self.tcfg, self.threshold = bundle, tcfg, threshold
+        self.source_rate = source_rate
         window_frames, hop_frames = tcfg.frames(cfg)
         self.window_samples = (window_frames - 1) * cfg.hop_length
         self.hop_samples = hop_frames * cfg.hop_length
@@ -110,6 +112,11 @@ class Listener:
         return self.tcfg.in_use(self.bundle.feature_config)[1]
 
     @property
+    def model_rate(self) -> int:
+        """Hz of the audio the model hears: the source's, resampled if need be."""
+        return self.bundle.feature_config.sample_rate
+
+    @property
     def seconds(self) -> float:
         """Seconds of audio heard so far."""
         return self.samples.count / self.bundle.feature_config.sample_rate
@@ -123,6 +130,17 @@ class Listener:
                 "than this stream's"
             )
         self.bundle = bundle
+
+    def work_due(self, source_samples: int) -> int:
+        """Samples at the model's rate that pushing ``source_samples`` more will analyse: one
+        window for each answer they complete. A resampler gives a push its share and at most
+        the samples it still holds back, all counted here, so this is never less than the
+        push's work and at most one window more."""
+        arriving = source_samples * self.model_rate / self.source_rate
+        if self.resampler is not None:
+            arriving += self.resampler.delay()
+        ahead = self.samples.count + math.ceil(arriving) - self.next_answer_at
+        return 0 if ahead < 0 else (1 + ahead // self.hop_samples) * self.window_samples
 
     def push(self, samples: np.ndarray) -> list[Hop]:
         """Take float32 ``samples`` at the source rate; the answers for every hop they complete."""

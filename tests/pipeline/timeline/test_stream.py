@@ -72,3 +72,21 @@ def test_memory_stays_the_same_however_long_the_stream(default_bundle: Bundle) -
 
     assert (listener.samples.values.nbytes, listener.levels.values.nbytes) == held
     assert held == (16_000 * 4, 1000 * 8)  # a window of samples, noise_s of frame levels
+
+
+@pytest.mark.parametrize("rate", [8000, 16_000, 44_100, 48_000])
+def test_the_work_due_counts_a_window_for_each_answer_a_push_gives_or_one_more(
+    default_bundle: Bundle, rate: int
+) -> None:
+    listener = Listener(default_bundle, rate, TimelineConfig())
+    window = listener.window_samples
+    pieces = np.random.default_rng(0).integers(1, 3 * rate, 200)
+    noise = np.random.default_rng(1).normal(0, 0.1, int(pieces.max())).astype(np.float32)
+    extra = []
+    for n in pieces.tolist():
+        due = listener.work_due(n)
+        extra.append(due - len(listener.push(noise[:n])) * window)
+
+    assert (window, listener.hop_samples) == (16_000, 4000)
+    assert set(extra) <= {0, window}
+    assert extra.count(window) <= (0 if rate == 16_000 else len(pieces) // 2)

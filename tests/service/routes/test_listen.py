@@ -83,6 +83,23 @@ def test_the_client_leaving_frees_its_stream(client: TestClient) -> None:
         assert client.app.state.streams.open == 1  # type: ignore[attr-defined]
 
 
+def test_frames_of_a_few_answers_are_answered_on_the_event_loop_and_longer_work_on_the_thread(
+    client: TestClient,
+) -> None:
+    y, _ = conversation(["Steve", "David"])
+    compute = client.app.state.compute  # type: ignore[attr-defined]
+
+    with client.websocket_connect("/listen") as ws:  # 1 s windows, 0.25 s hops
+        start(ws)
+        for i in range(0, 4 * 16000, 4000):  # 16 frames of a hop each: 13 answers
+            ws.send_bytes(pcm(y[i : i + 4000]))
+        ws.send_bytes(pcm(y[64000:96000]))  # 2 s: 8 answers, 8 s of audio analysed
+        answers = [ws.receive_json() for _ in range(13 + 8)]
+
+    assert [a["t"] for a in answers] == [0.5 + 0.25 * i for i in range(21)]
+    assert (compute.inline, compute.jobs) == (16, 1)
+
+
 @pytest.mark.parametrize(
     ("where", "headers", "subprotocols", "message"),
     [
