@@ -79,6 +79,7 @@ def serve(
             timeout_keep_alive=KEEP_ALIVE_S,
             limit_concurrency=MAX_CONNECTIONS,
             ws_max_size=settings.listen_max_frame_bytes * WS_MAX_SIZE_FACTOR,
+            ws_per_message_deflate=False,
         )
     finally:
         shutil.rmtree(shared, ignore_errors=True)

@@ -212,12 +212,16 @@ def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> Non
         with connect(f"ws://127.0.0.1:{server.port}/listen", open_timeout=30) as ws:
             ws.send(json.dumps({"sample_rate": 16000}))
             ready = json.loads(ws.recv(timeout=30))
+            offered = ws.request.headers["Sec-WebSocket-Extensions"] if ws.request else ""
+            accepted = ws.response.headers.get("Sec-WebSocket-Extensions") if ws.response else ""
         mapped = {pid: training_libraries_mapped(pid) for pid in worker_pids(server)}
         returncode = server.stop()
 
     assert [a.status_code for a in answers] == [200] * 6
     assert {a.json()["speaker"] for a in answers} == {"Steve"}
     assert ready["type"] == "ready"
+    # PCM hardly compresses: inflating each frame cost 8 % of a stream's CPU, and a zlib state.
+    assert offered.startswith("permessage-deflate") and accepted is None
     assert len(mapped) == 2
     assert mapped == {pid: [] for pid in mapped}
     assert_stopped_cleanly(server, returncode, workers=2)
