@@ -14,8 +14,11 @@ import pytest
 from pipeline.audio import decode
 from pipeline.bundle import Bundle
 from pipeline.errors import InvalidAudioError
+from pipeline.timeline import recording
 from pipeline.timeline.config import TimelineConfig
-from pipeline.timeline.recording import timeline, timeline_of_clip
+from pipeline.timeline.recording import hop_labels, timeline, timeline_of_clip
+from pipeline.timeline.turns import HopLabel
+from pipeline.timeline.windows import Windows, recording_windows
 from tests.conversations import conversation
 from tests.signals import SR, encode
 
@@ -83,6 +86,35 @@ def test_a_long_recording_is_never_held_whole(
 
     assert found.duration_s == 900.0
     assert peak < y.nbytes  # decoded whole, it took 4 times y (and a path the limit in bytes)
+
+
+def _labels_and_peak(bundle: Bundle, windows: Windows) -> tuple[list[HopLabel], int]:
+    tracemalloc.start()
+    try:
+        labels = hop_labels(bundle, windows)
+        return list(labels), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_long_recording_s_windows_are_named_in_batches_as_in_one(
+    default_bundle: Bundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    y, _ = conversation(["Steve", "David", "Steve"])
+    one = recording_windows(y, default_bundle.feature_config, TimelineConfig())
+    n = 120  # copies: 5,520 windows, 23 minutes
+    windows = Windows(np.arange(n * len(one.speech)) * 0.25, np.tile(one.rows, (n, 1)),
+                      np.tile(one.speech, n), n * one.duration_s,
+                      np.tile(one.frame_speech, n), one.frame_s)  # fmt: skip
+
+    batched, batched_peak = _labels_and_peak(default_bundle, windows)
+    monkeypatch.setattr(recording, "NAMING_BATCH", len(windows.speech))
+    whole, whole_peak = _labels_and_peak(default_bundle, windows)
+
+    assert (len(windows.speech), int(windows.speech.sum())) == (5520, 3720)
+    assert batched == whole
+    assert {label.speaker for label in batched} == {None, "Steve", "David", "unknown"}
+    assert batched_peak < whole_peak / 2
 
 
 @pytest.mark.requires_ffmpeg
