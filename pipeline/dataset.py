@@ -42,6 +42,7 @@ from pipeline.features import FEATURE_VERSION, histogram
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "LOOPS",
     "NO_CONDITION",
     "Degradation",
     "Extraction",
@@ -54,6 +55,7 @@ __all__ = [
     "extract_features",
     "file_digest",
     "file_features",
+    "folder_recordings",
     "is_recording",
     "lowest_sample_rate",
     "no_recordings",
@@ -66,6 +68,8 @@ __all__ = [
     "skips_in_words",
 ]
 
+# why a link to a folder that holds it (or, through other links, leads back to one) is skipped
+LOOPS = "a link back to a folder it lies in, not followed"
 SKIPS_SHOWN = 5  # skipped files an error names, each with its reason, before how many more
 PARALLEL_MIN_FILES = 64  # below this a process pool costs more than it saves
 # Imported once in the fork server, so workers start warm. librosa loads its submodules (and
@@ -78,18 +82,21 @@ WORKER_PRELOAD = ["pipeline.dataset", "librosa.core.spectrum", "librosa.filters"
 class Recording:
     path: Path
     speaker: str
+    # why a folder's entry is listed but cannot be read (a link that loops): it is skipped with
+    # this, unread; not part of what the recording is
+    problem: str | None = field(default=None, compare=False)
 
 
 def scan_folder(data_dir: Path) -> list[Recording]:
-    """All audio files under ``data_dir/<speaker>/``, sorted by speaker then path."""
+    """All audio files under ``data_dir/<speaker>/``, sorted by speaker then path
+    (:func:`folder_recordings` says which entries those are)."""
     if not data_dir.is_dir():
         raise DatasetError(f"data folder {str(data_dir)!r} does not exist or is not a folder")
     recordings = [
-        Recording(path, speaker_dir.name)
+        recording
         for speaker_dir in sorted(p for p in data_dir.iterdir() if p.is_dir())
         if not speaker_dir.name.startswith(".")
-        for path in sorted(speaker_dir.rglob("*"))
-        if is_recording(path)
+        for recording in folder_recordings(speaker_dir, speaker_dir.name)
     ]
     if not recordings:
         loose = sum(
@@ -101,14 +108,55 @@ def scan_folder(data_dir: Path) -> list[Recording]:
     return recordings
 
 
-def is_recording(path: Path) -> bool:
-    """Whether a folder's entry ``path`` is read as a recording: it ends in one of
-    ``AUDIO_EXTENSIONS`` and is a file, or a link that leads to none, which is then skipped
-    with why rather than left out unsaid; never a pipe or a device, whose reading could wait
-    forever."""
-    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+def folder_recordings(folder: Path, speaker: str) -> list[Recording]:
+    """The recordings anywhere below ``folder``, each ``speaker``'s, sorted by path: the entries
+    :func:`is_recording` takes, in its subfolders and in the folders its links lead to, as a
+    speaker folder that is a link is read. A link back to a folder on its own way (one it lies
+    in) is not followed, which would never end, and a subfolder that cannot be listed is not
+    read: each is listed with why (:attr:`Recording.problem`), never left out unsaid."""
+    found: list[Recording] = []
+    _walk(folder, speaker, (folder.resolve(),), found)
+    return sorted(found, key=lambda r: r.path)
+
+
+def _walk(folder: Path, speaker: str, way: tuple[Path, ...], found: list[Recording]) -> None:
+    """Add the recordings below ``folder`` to ``found``; ``way``: the real paths of the folders
+    walked through to reach it, ``folder``'s last."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)  # each knows whether it is a link or a folder, unasked
+    except OSError as exc:
+        found.append(Recording(folder, speaker, f"cannot list folder: {exc.strerror or exc}"))
+        return
+    for entry in entries:
+        path = folder / entry.name
+        if not _leads_to_folder(entry):
+            if is_recording(entry):
+                found.append(Recording(path, speaker))
+            continue
+        real = path.resolve() if entry.is_symlink() else way[-1] / entry.name
+        if any(passed.is_relative_to(real) for passed in way):
+            found.append(Recording(path, speaker, LOOPS))
+        else:
+            _walk(path, speaker, (*way, real), found)
+
+
+def _leads_to_folder(entry: os.DirEntry[str]) -> bool:
+    """Whether ``entry`` is a folder, or a link that leads to one."""
+    try:
+        return entry.is_dir()
+    except OSError:  # a link that loops: a recording's name would make it one, skipped with why
         return False
-    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
+def is_recording(entry: os.DirEntry[str]) -> bool:
+    """Whether a folder's ``entry``, not a folder, is read as a recording: a file ending in one
+    of ``AUDIO_EXTENSIONS``, or a link that leads nowhere, whatever its name (it may have led
+    to a recording, or to a folder of them), which is then skipped with why rather than left
+    out unsaid; never a pipe or a device, whose reading could wait forever."""
+    if entry.is_symlink() and not os.path.exists(entry.path):
+        return True
+    return Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS and entry.is_file()
 
 
 def _check_label(speaker: str, data_dir: Path) -> None:
@@ -438,8 +486,11 @@ def _run_jobs(tasks: list[Task], jobs: int, progress: bool) -> list[Outcome]:
 def _digests_of(
     recordings: Sequence[Recording], known: Mapping[Recording, str]
 ) -> list[str | None]:
-    """The :func:`file_digest` of each of ``recordings``, hashing only those ``known`` lacks."""
-    return [known.get(r) or file_digest(r.path) for r in recordings]
+    """The :func:`file_digest` of each of ``recordings``, hashing only those ``known`` lacks;
+    None for one with a problem, which is not read."""
+    return [
+        None if r.problem is not None else known.get(r) or file_digest(r.path) for r in recordings
+    ]
 
 
 def extract_features(
@@ -475,6 +526,7 @@ def extract_features(
         i
         for i, k in enumerate(keys)
         if i not in copy_of
+        and recordings[i].problem is None
         and (cache is None or k is None or (k not in cache.rows and k not in cache.errors))
     ]
     tasks = [(recordings[i].path, cfg, max_seconds, degradation) for i in missing]
@@ -486,19 +538,28 @@ def extract_features(
             if key is not None and outcome.lasting:
                 cache.put(key, outcome.row, outcome.error)
         cache.save_or_warn()
-    kept: list[Recording] = []
-    rows: list[np.ndarray] = []
-    skipped: list[tuple[Recording, str]] = []
-    for i, rec in enumerate(recordings):
-        j = copy_of.get(i, i)  # a copy shares its first's outcome: a refusal, or being used
-        row, error, _ = results[j] if j in results else _cached(cache, keys[j])
-        if row is not None and j != i:
-            row, error = None, same_bytes_reason(recordings[j].path, rec.path)
-        if row is not None:
-            kept.append(rec)
-            rows.append(row)
-        else:
-            skipped.append((rec, error or "unknown error"))
+    outcomes = [_outcome_of(i, recordings, copy_of, results, cache, keys)
+                for i in range(len(recordings))]  # fmt: skip
+    kept = [r for r, o in zip(recordings, outcomes, strict=True) if o.row is not None]
+    rows = [o.row for o in outcomes if o.row is not None]
+    skipped = [(r, o.error or "unknown error")
+               for r, o in zip(recordings, outcomes, strict=True) if o.row is None]  # fmt: skip
     features = np.array(rows, dtype=np.float32).reshape(len(rows), cfg.row_width)
     hashed = {r: key for r, key in zip(recordings, keys, strict=True) if key is not None}
     return Extraction(kept, features, skipped, decoded=len(missing), digests=hashed)
+
+
+def _outcome_of(
+    i: int, recordings: Sequence[Recording], copy_of: Mapping[int, int],
+    results: Mapping[int, Outcome], cache: FeatureCache | None, keys: Sequence[str | None],
+) -> Outcome:  # fmt: skip
+    """Recording ``i``'s outcome: its problem, or what decoding it (or the file with its bytes
+    that came first) gave; a usable copy of an earlier file is skipped, naming that file."""
+    rec = recordings[i]
+    if rec.problem is not None:
+        return Outcome(None, rec.problem, False)
+    j = copy_of.get(i, i)  # a copy shares its first's outcome: a refusal, or being used
+    outcome = results[j] if j in results else _cached(cache, keys[j])
+    if outcome.row is not None and j != i:
+        return Outcome(None, same_bytes_reason(recordings[j].path, rec.path), False)
+    return outcome

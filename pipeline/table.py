@@ -36,9 +36,10 @@ import io
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -290,6 +291,7 @@ class SourceFile:
     rel: str  # relative to DATA, "/"-separated
     speaker: str
     location: str  # the path the source's filesystem opens
+    problem: str | None = None  # why it is skipped unread (``dataset.Recording.problem``)
 
 
 @dataclass(frozen=True)
@@ -372,8 +374,8 @@ def open_source(data: str) -> DataSource:
         root = Path(data).absolute()
         recordings = dataset.scan_folder(root)
         files = [SourceFile(dataset.printable(r.path.relative_to(root).as_posix()),
-                            sys.intern(r.speaker),
-                            str(r.path)) for r in recordings]  # fmt: skip
+                            sys.intern(r.speaker), str(r.path),
+                            r.problem) for r in recordings]  # fmt: skip
         del recordings  # their Path objects weigh several times as much
         return DataSource(pafs.LocalFileSystem(), uri, files, root)
     try:
@@ -526,6 +528,51 @@ class TableSummary:
     degraded: int  # rows with a degraded copy
 
 
+def _unread(files: Sequence[SourceFile]) -> Iterator[tuple[int, SourceFile]]:
+    """Each file with a problem, which no engine reads, and how many files to read come before
+    it."""
+    read = 0
+    for f in files:
+        if f.problem is None:
+            read += 1
+        else:
+            yield read, f
+
+
+def _problem_columns(f: SourceFile, n_bands: int) -> list[pa.Array]:
+    """The computed columns of the row of ``f``, a file with a problem: skipped with it."""
+    return computed_columns([FileRow(None, None, None, None, f.problem, False, (), ())], n_bands)
+
+
+Rows = Iterator[tuple[list[SourceFile], list[pa.Array]]]  # files, their computed columns
+
+
+def _rows_in_order(files: Sequence[SourceFile], batches: Batches, n_bands: int) -> Rows:
+    """A row for each of ``files``, in their order: the engine's ``batches`` for the files it
+    was given, each checked to be the next one's (:func:`_next_files`), and for each with a
+    problem, which it was not, a row skipping it with that, in its place."""
+    to_read = iter([f for f in files if f.problem is None])
+    unread = deque(_unread(files))
+    done = 0
+    for locations, columns in batches:
+        chunk = _next_files(locations, to_read)
+        at = 0
+        while unread and unread[0][0] <= done + len(chunk):
+            cut = unread[0][0] - done
+            if cut > at:
+                yield chunk[at:cut], [c.slice(at, cut - at) for c in columns]
+                at = cut
+            f = unread.popleft()[1]
+            yield [f], _problem_columns(f, n_bands)
+        if at < len(chunk):
+            yield chunk[at:], [c.slice(at) for c in columns]
+        done += len(chunk)
+    if next(to_read, None) is not None:
+        raise RuntimeError("feature engine returned fewer rows than there are files")
+    for _, f in unread:
+        yield [f], _problem_columns(f, n_bands)
+
+
 def _next_files(locations: Iterable[str], expected: Iterator[SourceFile]) -> list[SourceFile]:
     """The files these rows are for. Each row must be the next file's: an engine that lost,
     added or reordered one is a bug, and no table is written."""
@@ -591,18 +638,18 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
     settings = RowSettings(cfg, opts.max_seconds, opts.degrade_seed, opts.degraded_copies)
     schema = table_schema(cfg.row_width, _metadata(source, settings, opts))
     engine = _ray_batches if opts.engine == "ray" else _local_batches
+    readable = replace(source, files=[f for f in source.files if f.problem is None])
+    batches = engine(readable, settings, opts) if readable.files else iter(())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     skipped: list[tuple[str, str]] = []
     degraded = 0
-    expected = iter(source.files)
     bar = tqdm(total=len(source.files), unit="clip", desc="features", disable=not opts.progress,
                file=sys.stderr)  # fmt: skip
     try:
         with pq.ParquetWriter(tmp, schema) as writer, bar:
             groups = _RowGroups(writer)
-            for locations, columns in engine(source, settings, opts):
-                chunk = _next_files(locations, expected)
+            for chunk, columns in _rows_in_order(source.files, batches, cfg.row_width):
                 paths = pa.array([f.rel for f in chunk], pa.string())
                 speakers = pa.array([f.speaker for f in chunk], pa.string())
                 batch = pa.RecordBatch.from_arrays([paths, speakers, *columns], schema=schema)
@@ -613,8 +660,6 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
                 degraded += len(copies) - copies.null_count
                 bar.update(len(chunk))
             groups.close()
-        if next(expected, None) is not None:
-            raise RuntimeError("feature engine returned fewer rows than there are files")
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

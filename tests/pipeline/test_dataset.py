@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +131,67 @@ def test_a_broken_link_to_a_recording_is_found_and_skipped_with_the_reason(
     assert result.skipped_files(tmp_path) == [
         {"file": "alice/loop.wav", "error": "cannot read file: Too many levels of symbolic links"},
         {"file": "alice/moved.wav", "error": "cannot read file: No such file or directory"},
+    ]
+
+
+def test_a_linked_subfolder_is_followed_and_one_that_loops_or_leads_nowhere_is_skipped_with_why(
+    tmp_path: Path,
+) -> None:
+    """A speaker folder that is a link is read, so a subfolder that is one is too; one that
+    leads back up, or nowhere, is listed as skipped rather than left out unsaid."""
+    data = tmp_path / "data"
+    _tones(data, "alice", [300.0])
+    _tones(tmp_path, "elsewhere", [500.0])
+    alice = data / "alice"
+    (alice / "session").symlink_to(tmp_path / "elsewhere")
+    (alice / "unmounted").symlink_to(tmp_path / "drive" / "takes")
+    (alice / "here").symlink_to(".")
+    (alice / "up").symlink_to("..")  # the data folder, which holds alice
+    (tmp_path / "elsewhere" / "back").symlink_to(alice)  # alice/session/back: alice again
+
+    recordings = scan_folder(data)
+    result = extract_features(recordings, CFG, jobs=1)
+
+    assert _relative(recordings, data) == [
+        ("alice/0300.0.wav", "alice"),
+        ("alice/here", "alice"),
+        ("alice/session/0500.0.wav", "alice"),
+        ("alice/session/back", "alice"),
+        ("alice/unmounted", "alice"),
+        ("alice/up", "alice"),
+    ]
+    loops = "a link back to a folder it lies in, not followed"
+    assert result.skipped_files(data) == [
+        {"file": "alice/here", "error": loops},
+        {"file": "alice/session/back", "error": loops},
+        {"file": "alice/unmounted", "error": "cannot read file: No such file or directory"},
+        {"file": "alice/up", "error": loops},
+    ]
+    assert _relative(result.recordings, data) == [
+        ("alice/0300.0.wav", "alice"),
+        ("alice/session/0500.0.wav", "alice"),
+    ]
+
+
+def test_a_subfolder_that_cannot_be_listed_is_skipped_with_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tones(tmp_path, "alice", [300.0])
+    (tmp_path / "alice" / "locked").mkdir()
+    listing = os.scandir
+
+    def refusing(folder: Path) -> Iterator[os.DirEntry[str]]:  # as another user's, of mode 700
+        if Path(folder).name == "locked":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+        return listing(folder)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+
+    result = extract_features(scan_folder(tmp_path), CFG, jobs=1)
+
+    assert _relative(result.recordings, tmp_path) == [("alice/0300.0.wav", "alice")]
+    assert result.skipped_files(tmp_path) == [
+        {"file": "alice/locked", "error": "cannot list folder: Permission denied"}
     ]
 
 

@@ -198,6 +198,39 @@ def test_a_table_counts_a_recording_given_twice_once_as_a_folder_does(
     assert [len(c.recordings) for c in feats.degraded or []] == [24] * COPIES
 
 
+@pytest.mark.parametrize("batch_rows", [3, table.BATCH_ROWS])  # the loop at a batch's edge, or not
+def test_a_table_reads_linked_subfolders_and_has_a_row_for_a_link_that_loops(
+    demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    """As folder training: a link back up is neither followed, nor given to an engine, which
+    would read a folder, but has a row saying why it is skipped."""
+    monkeypatch.setattr(table, "BATCH_ROWS", batch_rows)
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    (tmp_path / "more").mkdir()
+    for name in ("hello_010.wav", "hello_011.wav"):
+        (data / "David" / name).rename(tmp_path / "more" / name)
+    (data / "David" / "more").symlink_to(tmp_path / "more")
+    (data / "David" / "all").symlink_to("..")
+    (data / "Steve" / "again").symlink_to(".")
+    out = tmp_path / "t.parquet"
+
+    summary = write_feature_table(str(data), out, NO_CACHE)
+
+    rows = _rows(out).to_pydict()
+    loops = "a link back to a folder it lies in, not followed"
+    assert summary.skipped == [("David/all", loops), ("Steve/again", loops)]
+    assert (summary.files, len(rows["path"])) == (26, 26)
+    assert rows["path"][:3] == ["David/all", "David/hello_000.wav", "David/hello_001.wav"]
+    assert rows["path"][11:15] == ["David/more/hello_010.wav", "David/more/hello_011.wav",
+                                   "Steve/again", "Steve/hello_000.wav"]  # fmt: skip
+    assert [(p, e) for p, e in zip(rows["path"], rows["error"], strict=True) if e] == [
+        ("David/all", loops),
+        ("Steve/again", loops),
+    ]
+    assert rows["features"][0] is None and rows["features"][11] is not None
+
+
 @pytest.mark.parametrize(
     ("opts", "message"),
     [

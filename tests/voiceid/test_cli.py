@@ -214,6 +214,32 @@ def test_train_prints_a_summary(
     assert len(list((tmp_path / "cache").iterdir())) == 1 + TrainConfig().copies_per_clip
 
 
+def test_train_reads_linked_subfolders_and_lists_a_link_that_loops_or_leads_nowhere(
+    capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    (tmp_path / "more").mkdir()
+    for name in ("hello_010.wav", "hello_011.wav"):
+        (data / "David" / name).rename(tmp_path / "more" / name)
+    (data / "David" / "more").symlink_to(tmp_path / "more")
+    (data / "David" / "unmounted").symlink_to(tmp_path / "drive")
+    (data / "Steve" / "again").symlink_to(".")
+    out = tmp_path / "model"
+
+    code, text, err = _run(
+        capsys, "train", str(data), "--out", str(out), "--candidates", "1", "--epochs", "5",
+        "--jobs", "1", "--no-cache",
+    )  # fmt: skip
+
+    assert (code, err) == (0, "")
+    assert text.splitlines()[1:4] == [
+        "clips: 24 used, 2 skipped, 25 decoded",  # the link that leads nowhere was tried
+        "  skipped David/unmounted: cannot read file: No such file or directory",
+        "  skipped Steve/again: a link back to a folder it lies in, not followed",
+    ]
+
+
 def test_a_cache_folder_that_cannot_be_written_is_one_warning_line(
     capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path
 ) -> None:
