@@ -470,20 +470,26 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _folder_clips(folder: Path) -> list[Path]:
-    """The audio files anywhere in ``folder``, sorted; a folder with none is an error, as a
-    missing clip is, not a speaker taught nothing."""
-    from pipeline.dataset import AUDIO_EXTENSIONS
+def _folder_clips(folder: Path, speaker: str) -> list[Recording]:
+    """``speaker``'s recordings anywhere in ``folder``, sorted, read as a data folder's speaker
+    folder is (``pipeline.dataset.folder_recordings``: what cannot be read is skipped, with
+    why); a folder with none is an error, as a missing clip is, not a speaker taught nothing."""
+    from pipeline.dataset import AUDIO_EXTENSIONS, folder_recordings
     from pipeline.errors import DatasetError
 
-    found = sorted(p for p in folder.rglob("*")
-                   if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())  # fmt: skip
+    found = folder_recordings(folder, speaker)
     if not found:
         endings = ", ".join(sorted(AUDIO_EXTENSIONS))
         raise DatasetError(
             f"folder {str(folder)!r} holds no audio file: expected files ending in one of {endings}"
         )
-    return found
+    return [dataclasses.replace(r, path=_absolute(r.path)) for r in found]
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` without links, as a file given twice is known by; a link that leads nowhere or
+    loops, which has no such path, by its folder's and its own name."""
+    return path.resolve() if path.is_file() else path.parent.resolve() / path.name
 
 
 def _new_clips(args: argparse.Namespace) -> list[Recording]:
@@ -501,8 +507,7 @@ def _new_clips(args: argparse.Namespace) -> list[Recording]:
     new = []
     for clip in args.clips:
         if clip.is_dir():
-            found = _folder_clips(clip)
-            new += [Recording(p.resolve(), check_speaker_name(args.name)) for p in found]
+            new += _folder_clips(clip, check_speaker_name(args.name))
         elif clip.is_file():
             new.append(Recording(clip.resolve(), check_speaker_name(args.name)))
         elif clip.exists():  # a device or a pipe: training reads a clip more than once

@@ -522,6 +522,31 @@ def test_enrol_json_lists_the_skipped_clips(
     assert result["skipped"] == [{"file": str(empty), "error": "clip is empty (0 bytes)"}]
 
 
+@pytest.mark.slow
+def test_enrol_lists_the_links_of_a_folder_of_takes_that_lead_nowhere_or_loop(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a data folder's: left out unsaid, a take moved away would go unnoticed."""
+    monkeypatch.chdir(tmp_path)
+    write_demo_data(tmp_path / "clips", clips_per_voice=4, seed=3, voices=[STRANGER])
+    takes = tmp_path / "clips" / STRANGER.name
+    (takes / "moved.wav").symlink_to(tmp_path / "gone.wav")
+    (takes / "loop.wav").symlink_to("loop.wav")
+    (takes / "all").symlink_to("..")
+
+    code, printed, err = _run(capsys, "enrol", str(MODEL_DIR), "Sam", f"clips/{STRANGER.name}",
+                              "--out", "taught", "--no-cache", "--json")  # fmt: skip
+
+    assert (code, err) == (0, "")
+    assert json.loads(printed)["skipped"] == [
+        {"file": "clips/Stranger/all", "error": "a link back to a folder it lies in, not followed"},
+        {"file": "clips/Stranger/loop.wav",
+         "error": "cannot read file: Too many levels of symbolic links"},
+        {"file": "clips/Stranger/moved.wav",
+         "error": "cannot read file: No such file or directory"},
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
