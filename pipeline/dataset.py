@@ -503,12 +503,14 @@ def extract_features(
     progress: bool = False,
     degradation: Degradation | None = None,
     digests: Mapping[Recording, str] | None = None,
+    learnt: Mapping[str, str] | None = None,
 ) -> Extraction:
     """Histograms for ``recordings``, in parallel across ``jobs`` processes (default: all cores).
 
     Files that cannot be used are skipped and listed with the reason, never fatal; so is a usable
-    file with the same bytes as an earlier one. With ``cache_dir``, rows are looked up by content
-    hash and new ones stored.
+    file with the same bytes as an earlier one, and, unread, one with the bytes of a clip a model
+    learnt from (``learnt``: each one's sha256 and name), which a score must not count. With
+    ``cache_dir``, rows are looked up by content hash and new ones stored.
     With ``degradation``, the rows are of degraded copies (see ``file_features``). ``digests``
     (an earlier extraction's) spares hashing those files again.
     A ``max_seconds`` out of range (``pipeline.audio.check_max_seconds``) and ``jobs`` that is
@@ -522,11 +524,12 @@ def extract_features(
     )
     keys = _digests_of(recordings, digests or {})
     copy_of = earlier_copies(keys)
+    settled = _settled(recordings, keys, learnt or {})
     missing = [
         i
         for i, k in enumerate(keys)
         if i not in copy_of
-        and recordings[i].problem is None
+        and i not in settled
         and (cache is None or k is None or (k not in cache.rows and k not in cache.errors))
     ]
     tasks = [(recordings[i].path, cfg, max_seconds, degradation) for i in missing]
@@ -538,6 +541,7 @@ def extract_features(
             if key is not None and outcome.lasting:
                 cache.put(key, outcome.row, outcome.error)
         cache.save_or_warn()
+    results |= settled
     outcomes = [_outcome_of(i, recordings, copy_of, results, cache, keys)
                 for i in range(len(recordings))]  # fmt: skip
     kept = [r for r, o in zip(recordings, outcomes, strict=True) if o.row is not None]
@@ -553,13 +557,29 @@ def _outcome_of(
     i: int, recordings: Sequence[Recording], copy_of: Mapping[int, int],
     results: Mapping[int, Outcome], cache: FeatureCache | None, keys: Sequence[str | None],
 ) -> Outcome:  # fmt: skip
-    """Recording ``i``'s outcome: its problem, or what decoding it (or the file with its bytes
-    that came first) gave; a usable copy of an earlier file is skipped, naming that file."""
-    rec = recordings[i]
-    if rec.problem is not None:
-        return Outcome(None, rec.problem, False)
+    """Recording ``i``'s outcome: what decoding it (or the file with its bytes that came first)
+    gave, or why it was not read; a usable copy of an earlier file is skipped, naming that file."""
     j = copy_of.get(i, i)  # a copy shares its first's outcome: a refusal, or being used
     outcome = results[j] if j in results else _cached(cache, keys[j])
     if outcome.row is not None and j != i:
-        return Outcome(None, same_bytes_reason(recordings[j].path, rec.path), False)
+        return Outcome(None, same_bytes_reason(recordings[j].path, recordings[i].path), False)
     return outcome
+
+
+def _settled(
+    recordings: Sequence[Recording], keys: Sequence[str | None], learnt: Mapping[str, str]
+) -> dict[int, Outcome]:
+    """The recordings skipped unread, by index: those with a problem, and those with the bytes
+    (sha256 ``keys``) of a clip a model learnt from (``learnt``: sha256 -> its name)."""
+    settled = {}
+    for i, (rec, key) in enumerate(zip(recordings, keys, strict=True)):
+        if rec.problem is not None:
+            settled[i] = Outcome(None, rec.problem, False)
+        elif key is not None and key in learnt:
+            settled[i] = Outcome(None, _learnt_reason(learnt[key]), False)
+    return settled
+
+
+def _learnt_reason(name: str) -> str:
+    """Why a file with the bytes of ``name``, a clip a model learnt from, is not scored."""
+    return f"the same bytes as {name!r}, a clip the model learnt from: not scored"

@@ -4,7 +4,7 @@ decision's false-accept and false-reject rates and AUROC, for feature rows or a 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +202,7 @@ def evaluate_folder(
     progress: bool = False,
     known_rows: np.ndarray | None = None,
     auroc_decision: Decision | None = None,
+    learnt: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Figures for ``folder/<speaker>/...``, which may hold known and unknown speakers, as
     ``model`` answers them: a bundle (its decision, labels and feature config; ``labels`` and
@@ -217,14 +218,15 @@ def evaluate_folder(
     by ``auroc_decision`` when given, one whose references do not hold them).
     Files that cannot be used are listed under ``skipped``; a folder with no usable clip is a
     :class:`DatasetError`. ``warnings`` names each folder that matches a label only in letter
-    case (``dad`` beside ``Dad``), whose clips count as unknown speakers. The extraction options
-    are those of ``pipeline.dataset.extract_features``.
+    case (``dad`` beside ``Dad``), whose clips count as unknown speakers, and counts the clips
+    skipped, unscored, for the bytes of a clip the model learnt from (``learnt``, as
+    ``pipeline.dataset.extract_features`` takes it, with the other extraction options).
     """
     folder = as_path("folder", folder)
     decision, labels, cfg = _model_parts(model, labels, cfg)
     extraction = dataset.extract_features(
         dataset.scan_folder(folder), cfg, max_seconds=max_seconds, jobs=jobs,
-        cache_dir=cache_dir, progress=progress,
+        cache_dir=cache_dir, progress=progress, learnt=learnt,
     )  # fmt: skip
     if not extraction.recordings:
         raise _no_usable_clips(folder, extraction.skipped_files(folder))
@@ -246,8 +248,23 @@ def evaluate_folder(
     report["open_set_auroc"] = _open_set_auroc(auroc_decision or decision, known_rows,
                                                rows[~known])  # fmt: skip
     report["skipped"] = extraction.skipped_files(folder)
-    report["warnings"] = case_mismatches(sorted(set(speakers)), labels)
+    report["warnings"] = _folder_warnings(extraction, labels, learnt or {})
     return report
+
+
+def _folder_warnings(
+    extraction: dataset.Extraction, labels: Sequence[str], learnt: Mapping[str, str]
+) -> list[str]:
+    """:func:`case_mismatches`'s, and how many clips were skipped for the bytes of a clip the
+    model learnt from (``learnt``: sha256 -> name)."""
+    found = case_mismatches(sorted({r.speaker for r in extraction.recordings}), labels)
+    copies = sum(extraction.digests.get(r) in learnt for r, _ in extraction.skipped)
+    if copies:
+        found.append(
+            f"{copies} clip(s) have the same bytes as clips the model learnt from: skipped, "
+            "not scored"
+        )
+    return found
 
 
 def _open_set_auroc(

@@ -16,6 +16,7 @@ import os
 import platform
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -312,14 +313,22 @@ def matched_copies(
 
 
 def _held_out(
-    folder: Path, fitted: Fitted, labels: list[str], cfg: FeatureConfig, opts: TrainOptions,
+    name: str, fitted: Fitted, labels: list[str], data: Prepared, opts: TrainOptions,
     known_rows: np.ndarray | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    return evaluate_folder(
-        folder, fitted.decision, labels, cfg, max_seconds=opts.max_seconds, jobs=opts.jobs,
+    """The evaluation of the held-out folder ``opts.<name>`` (``test_dir``, ``unknown_dir``),
+    which scores none of the clips the model learnt from; each of its warnings (how many such
+    clips it skipped, a folder named like a label) is a Python warning naming the folder."""
+    folder = getattr(opts, name)
+    report = evaluate_folder(
+        folder, fitted.decision, labels, data.cfg, max_seconds=opts.max_seconds, jobs=opts.jobs,
         cache_dir=opts.cache_dir, progress=opts.progress, known_rows=known_rows,
         auroc_decision=None if known_rows is None else fitted.held_out_decision,
+        learnt=data.learnt,
     )  # fmt: skip
+    for warning in report["warnings"]:
+        warnings.warn(f"{name}={str(folder)!r}: {warning}", stacklevel=3)
+    return report
 
 
 def import_in_background(module: str) -> None:
@@ -350,10 +359,18 @@ class Prepared:
     copies: np.ndarray  # (clips, copies, bands) degraded rows, NaN where a clip has none
     enrolled: np.ndarray  # (clips,) bool: the row came from a speaker store (pipeline.enrol)
     conditions: np.ndarray  # (clips, copies) int8: copy_conditions, which condition made each
+    # the sha256 of each row's file, None where unknown; none for a base bundle's (pipeline.enrol)
+    digests: Sequence[str | None] = ()
 
     @property
     def speakers(self) -> list[str]:
         return [r.speaker for r in self.extraction.recordings]
+
+    @property
+    def learnt(self) -> dict[str, str]:
+        """The sha256 of each clip the model learns from whose file's is known, and its name
+        (:attr:`files`): a held-out clip with its bytes is not scored."""
+        return {d: f for d, f in zip(self.digests, self.files, strict=False) if d is not None}
 
     @property
     def files(self) -> list[str]:
@@ -413,7 +430,7 @@ def prepare(data_dir: Path, opts: TrainOptions) -> Prepared:
     conditions = copy_conditions(digests, tcfg, copies, val_idx)
     return Prepared(data_dir, feats.root, feats.fmax_derived, labels, cfg, len(feats.recordings),
                     extraction, y, train_idx, val_idx, x_train, y_train, val_degraded, copies,
-                    np.zeros(len(y), dtype=bool), conditions)  # fmt: skip
+                    np.zeros(len(y), dtype=bool), conditions, digests)  # fmt: skip
 
 
 def fit_and_calibrate(
@@ -490,10 +507,10 @@ def assess(data: Prepared, fitted: Fitted, opts: TrainOptions) -> tuple[Metrics,
     evaluations: dict[str, Any] = {"validation": validation, "validation_degraded": degraded_report}
     held_out: dict[str, float] = {}
     if opts.test_dir is not None:
-        evaluations["test"] = _held_out(opts.test_dir, fitted, data.labels, data.cfg, opts)
+        evaluations["test"] = _held_out("test_dir", fitted, data.labels, data, opts)
         held_out["test_accuracy"] = evaluations["test"]["accuracy"]
     if opts.unknown_dir is not None:
-        unknown = _held_out(opts.unknown_dir, fitted, [], data.cfg, opts, rows[data.val_idx])
+        unknown = _held_out("unknown_dir", fitted, [], data, opts, rows[data.val_idx])
         evaluations["unknown"] = unknown["unknown_speakers"] | {
             "skipped": unknown["skipped"],
             "open_set_auroc": unknown["open_set_auroc"],

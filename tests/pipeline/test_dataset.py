@@ -195,6 +195,26 @@ def test_a_subfolder_that_cannot_be_listed_is_skipped_with_why(
     ]
 
 
+def test_a_file_with_the_bytes_of_a_clip_a_model_learnt_from_is_skipped_unread_naming_it(
+    tmp_path: Path,
+) -> None:
+    _tones(tmp_path, "alice", [300.0, 500.0])
+    learnt = (tmp_path / "alice" / "0300.0.wav").read_bytes()
+    _layout(tmp_path, {"bob/copy.wav": learnt, "bob/copy2.wav": learnt})
+    sha = hashlib.sha256(learnt).hexdigest()
+
+    result = extract_features(scan_folder(tmp_path), CFG, jobs=1, learnt={sha: "ann/take.wav"})
+
+    assert _relative(result.recordings, tmp_path) == [("alice/0500.0.wav", "alice")]
+    why = "the same bytes as 'ann/take.wav', a clip the model learnt from: not scored"
+    assert result.skipped_files(tmp_path) == [
+        {"file": "alice/0300.0.wav", "error": why},
+        {"file": "bob/copy.wav", "error": why},
+        {"file": "bob/copy2.wav", "error": why},
+    ]
+    assert result.decoded == 1
+
+
 def test_scan_folder_refuses_a_missing_folder(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
 

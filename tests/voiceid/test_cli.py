@@ -240,6 +240,45 @@ def test_train_reads_linked_subfolders_and_lists_a_link_that_loops_or_leads_nowh
     ]
 
 
+def test_train_scores_no_held_out_clip_with_a_training_clips_bytes_and_warns_with_the_count(
+    capsys: pytest.CaptureFixture[str], demo_data: Path, stranger_data: Path, tmp_path: Path
+) -> None:
+    """A clip the model learnt from, scored as held out, inflates its figures unsaid."""
+    held = tmp_path / "held"
+    write_demo_data(held, clips_per_voice=2, seed=1)
+    shutil.copy(demo_data / "Steve" / "hello_000.wav", held / "Steve" / "copy.wav")
+    shutil.copy(demo_data / "Steve" / "hello_000.wav", held / "Steve" / "copy2.wav")
+    strangers = Path(shutil.copytree(stranger_data, tmp_path / "strangers"))
+    shutil.copy(demo_data / "David" / "hello_001.wav", strangers / "Stranger" / "david.wav")
+    out = tmp_path / "model"
+
+    code, _, err = _run(
+        capsys, "train", str(demo_data), "--out", str(out), "--test-dir", str(held),
+        "--unknown-dir", str(strangers), "--candidates", "1", "--epochs", "5", "--jobs", "1",
+        "--no-cache",
+    )  # fmt: skip
+
+    assert code == 0
+    assert err == (
+        f"voiceid train: warning: test_dir={str(held)!r}: 2 clip(s) have the same bytes as clips "
+        "the model learnt from: skipped, not scored\n"
+        f"voiceid train: warning: unknown_dir={str(strangers)!r}: 1 clip(s) have the same bytes "
+        "as clips the model learnt from: skipped, not scored\n"
+    )
+    report = json.loads((out / "report.json").read_text())
+    learnt = "a clip the model learnt from: not scored"
+    assert report["test"]["skipped"] == [
+        {"file": "Steve/copy.wav", "error": f"the same bytes as 'Steve/hello_000.wav', {learnt}"},
+        {"file": "Steve/copy2.wav", "error": f"the same bytes as 'Steve/hello_000.wav', {learnt}"},
+    ]
+    assert report["test"]["n"] == 4
+    assert report["unknown"]["skipped"] == [
+        {"file": "Stranger/david.wav",
+         "error": f"the same bytes as 'David/hello_001.wav', {learnt}"},
+    ]  # fmt: skip
+    assert report["unknown"]["n"] == 6
+
+
 def test_a_cache_folder_that_cannot_be_written_is_one_warning_line(
     capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path
 ) -> None:
