@@ -12,7 +12,8 @@ sample_rate the file's own rate in Hz, from its header (null where libsndfile ca
            header: formats only ffmpeg decodes, damaged files)
 duration_s frames / sample_rate from the same header (null likewise)
 features   the ``row_width`` float32 feature row (null for a skipped file)
-error      null, or the reason the file is skipped, exactly as folder training words it
+error      null, or the reason the file is skipped, exactly as folder training words it (a
+           file with an earlier usable one's bytes is skipped, naming it: a recording counts once)
 degraded   the histograms of the file's ``degraded_copies`` degraded copies, copy 0 first
            (``dataset.degraded_copy`` with ``Degradation(degrade_seed, copy)``, as training
            makes them); an entry is null where that copy is unusable, the list null for a
@@ -26,7 +27,8 @@ from it.
 
 Both engines call :func:`extract_row` on each file's bytes, the same decode and histogram code
 folder training runs, so their rows are identical bit for bit. The driver keeps one batch of
-rows and the file list, never audio: its memory does not grow with the corpus beyond the list.
+rows, the file list and each usable file's sha256, never audio: its memory does not grow with
+the corpus beyond those.
 """
 
 from __future__ import annotations
@@ -573,6 +575,31 @@ def _rows_in_order(files: Sequence[SourceFile], batches: Batches, n_bands: int) 
         yield [f], _problem_columns(f, n_bands)
 
 
+def _later_copies_skipped(
+    chunk: Sequence[SourceFile], columns: list[pa.Array], first_of: dict[bytes, SourceFile]
+) -> list[pa.Array]:
+    """``columns``, the computed columns of ``chunk``'s rows, with each file that has the bytes
+    of an earlier usable one skipped, naming it, as training skips it
+    (``dataset.same_bytes_reason``): no features or copies, what the file is still said.
+    ``first_of`` (the sha256 of each usable file so far -> the first with it) takes this
+    chunk's; a copy of a refused file is refused for its own reason, as it is."""
+    shas, errors = columns[0].to_pylist(), columns[4].to_pylist()
+    usable = columns[3].is_valid().to_numpy(zero_copy_only=False)
+    keep = np.ones(len(chunk), dtype=bool)
+    for i, (f, sha) in enumerate(zip(chunk, shas, strict=True)):
+        if sha is None or not usable[i]:
+            continue
+        first = first_of.setdefault(bytes.fromhex(sha), f)
+        if first is not f:
+            keep[i] = False
+            errors[i] = dataset.same_bytes_reason(Path(first.rel), Path(f.rel))
+    if keep.all():
+        return columns
+    mask = pa.array(keep)
+    features, copies = (pc.if_else(mask, c, pa.nulls(len(keep), c.type)) for c in columns[3::2])
+    return [*columns[:3], features, pa.array(errors, pa.string()), copies]
+
+
 def _next_files(locations: Iterable[str], expected: Iterator[SourceFile]) -> list[SourceFile]:
     """The files these rows are for. Each row must be the next file's: an engine that lost,
     added or reordered one is a bug, and no table is written."""
@@ -644,12 +671,14 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     skipped: list[tuple[str, str]] = []
     degraded = 0
+    first_of: dict[bytes, SourceFile] = {}
     bar = tqdm(total=len(source.files), unit="clip", desc="features", disable=not opts.progress,
                file=sys.stderr)  # fmt: skip
     try:
         with pq.ParquetWriter(tmp, schema) as writer, bar:
             groups = _RowGroups(writer)
-            for chunk, columns in _rows_in_order(source.files, batches, cfg.row_width):
+            for chunk, computed in _rows_in_order(source.files, batches, cfg.row_width):
+                columns = _later_copies_skipped(chunk, computed, first_of)
                 paths = pa.array([f.rel for f in chunk], pa.string())
                 speakers = pa.array([f.speaker for f in chunk], pa.string())
                 batch = pa.RecordBatch.from_arrays([paths, speakers, *columns], schema=schema)

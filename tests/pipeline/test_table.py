@@ -198,6 +198,36 @@ def test_a_table_counts_a_recording_given_twice_once_as_a_folder_does(
     assert [len(c.recordings) for c in feats.degraded or []] == [24] * COPIES
 
 
+@pytest.mark.parametrize("batch_rows", [5, table.BATCH_ROWS])  # the copy in a later batch, or not
+def test_a_tables_row_for_a_file_with_an_earlier_ones_bytes_skips_it_naming_that_one(
+    demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    """A table holds what training learns from: a recording's features twice in it would weigh
+    double for any reader of the table, as they would in folder training."""
+    monkeypatch.setattr(table, "BATCH_ROWS", batch_rows)
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    shutil.copy(data / "Steve" / "hello_000.wav", data / "David" / "stolen.wav")
+    (data / "Steve" / "quiet.wav").write_bytes(encode(np.zeros(16_000, dtype=np.float32)))
+    (data / "Steve" / "quiet2.wav").write_bytes(encode(np.zeros(16_000, dtype=np.float32)))
+    out = tmp_path / "t.parquet"
+
+    summary = write_feature_table(str(data), out, NO_CACHE)
+
+    rows = _rows(out).to_pydict()
+    copy, first = rows["path"].index("Steve/hello_000.wav"), rows["path"].index("David/stolen.wav")
+    silent = "clip is silent: peak level -inf dBFS is below -80 dBFS"
+    assert summary.skipped == [
+        ("Steve/hello_000.wav", "the same bytes as 'David/stolen.wav', counted once"),
+        ("Steve/quiet.wav", silent),  # a copy of a refused file is refused for its own reason
+        ("Steve/quiet2.wav", silent),
+    ]
+    assert (rows["features"][copy], rows["degraded"][copy]) == (None, None)
+    assert rows["features"][first] is not None
+    assert rows["sha256"][copy] == rows["sha256"][first]  # what the file is, still said
+    assert len(rows["path"]) == summary.files == 27
+
+
 @pytest.mark.parametrize("batch_rows", [3, table.BATCH_ROWS])  # the loop at a batch's edge, or not
 def test_a_table_reads_linked_subfolders_and_has_a_row_for_a_link_that_loops(
     demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
