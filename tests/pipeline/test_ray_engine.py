@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.common import DATA_ROOT
+from pipeline.dataset import LOOPS
 from pipeline.errors import ParameterError
 from pipeline.table import TableOptions, write_feature_table
 from tests.pipeline.table_helpers import SKIPPED, build_corpus
@@ -114,6 +115,27 @@ def test_ray_gives_every_skip_reason_as_the_local_engine(
     rows = on_ray.to_pydict()
     errors = {p: e for p, e in zip(rows["path"], rows["error"], strict=True) if e is not None}
     assert errors == SKIPPED
+
+
+@pytest.mark.requires_ffmpeg  # the not-audio file's message names ffmpeg
+def test_ray_is_not_given_a_link_that_loops_and_skips_a_copy_as_the_local_engine(
+    local_ray: None, corpus: Path, tmp_path: Path
+) -> None:
+    """Ray would read the folder such a link leads to as the files in it; a copy is skipped by
+    the driver, whichever engine computed its row."""
+    data = Path(shutil.copytree(corpus, tmp_path / "data", symlinks=True))
+    (data / "Steve" / "again").symlink_to(".")
+    shutil.copy(data / "Steve" / "hello_000.wav", data / "David" / "stolen.wav")
+
+    local, on_ray = _both_engines(str(data), tmp_path)
+
+    assert on_ray.equals(local, check_metadata=True)
+    rows = on_ray.to_pydict()
+    errors = {p: e for p, e in zip(rows["path"], rows["error"], strict=True) if e is not None}
+    assert errors == SKIPPED | {
+        "Steve/again": LOOPS,
+        "Steve/hello_000.wav": "the same bytes as 'David/stolen.wav', counted once",
+    }
 
 
 @pytest.fixture(scope="module")
