@@ -18,10 +18,12 @@ import numpy as np
 from pipeline.config import TrainConfig
 from pipeline.errors import ParameterError
 from pipeline.extras import missing_extra
+from pipeline.tflog import absl_preamble_dropped
 
 try:
-    import keras
-    import tensorflow as tf
+    with absl_preamble_dropped():
+        import keras
+        import tensorflow as tf
 except ModuleNotFoundError as exc:  # a default install: serving only
     raise missing_extra(exc, "training") from exc
 from pipeline.network import Network, OutputActivation
