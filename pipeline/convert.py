@@ -37,7 +37,6 @@ from pipeline.extras import require_training_stack
 from pipeline.metadata import ModelDescription, OpenSetSummary, json_type_problems
 from pipeline.network import Network, check_network
 from pipeline.openset import OpenSet, calibrate
-from pipeline.tflog import absl_preamble_dropped
 
 __all__ = ["convert_bundle"]
 
@@ -159,8 +158,7 @@ def _v1_network(source: Path, meta: dict[str, Any]) -> Network:
     mean, scale = _v1_normalisation(source, meta)
     # Imported here: only converting needs Keras, and TensorFlow takes seconds to load.
     require_training_stack("converting a format-1 bundle", ("keras", "tensorflow"))
-    with absl_preamble_dropped():
-        import keras
+    import keras
 
     from pipeline.model import network_from_model
 

@@ -18,12 +18,10 @@ import numpy as np
 from pipeline.config import TrainConfig
 from pipeline.errors import ParameterError
 from pipeline.extras import missing_extra
-from pipeline.tflog import absl_preamble_dropped
 
 try:
-    with absl_preamble_dropped():
-        import keras
-        import tensorflow as tf
+    import keras
+    import tensorflow as tf
 except ModuleNotFoundError as exc:  # a default install: serving only
     raise missing_extra(exc, "training") from exc
 from pipeline.network import Network, OutputActivation
