@@ -99,6 +99,8 @@ export function formatSeconds(seconds) {
   return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
+const SILENT_BACKGROUND_DB = 120; // speech this far above its background: none was recorded
+
 /**
  * What a clip's `quality` (from /predict or an enrolment answer) says, in plain words: one
  * sentence per issue with what would help, or that the recording sounds clean. `[]` without one.
@@ -111,8 +113,15 @@ export function qualityInWords(quality, cause = null) {
   if (found.length === 0) {
     // A clip under half a second is not judged for noise: its background, measured on so few
     // frames, is the quietest part of the voice, and may read as loud as the speech.
+    // Past what any microphone and converter reach, the background is digital silence: no
+    // recording is 145 dB above its own hiss.
     const snr = Math.round(quality.snr_db);
-    const background = snr > 0 ? `, ${snr} dB above the background` : "";
+    const background =
+      snr > SILENT_BACKGROUND_DB
+        ? ", over digital silence"
+        : snr > 0
+          ? `, ${snr} dB above the background`
+          : "";
     return [`The recording sounds clean: ${quality.speech_s.toFixed(1)} s of speech${background}.`];
   }
   return found.map((issue) => {

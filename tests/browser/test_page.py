@@ -506,6 +506,8 @@ def test_the_page_fits_a_phone(driver: WebDriver, server: Server, clips: Clips) 
         (24.6, "The recording sounds clean: 0.3 s of speech, 25 dB above the background."),
         (-1.05, "The recording sounds clean: 0.3 s of speech."),  # a short take's own quiet
         (0.4, "The recording sounds clean: 0.3 s of speech."),
+        (96.0, "The recording sounds clean: 0.3 s of speech, 96 dB above the background."),
+        (145.2, "The recording sounds clean: 0.3 s of speech, over digital silence."),
     ],
 )
 def test_a_clean_recording_never_reads_as_under_its_background(
