@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,10 +150,11 @@ def write_bundle(
     out_dir = out_dir.resolve()
     check_agreement(out_dir, network, description)
     check_out_dir(out_dir, BUNDLE_FILES | set(files) | set(arrays))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    recover_interrupted_swap(out_dir)
-    _remove_stale_temporaries(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    with _refused_where_it_cannot_be_written(out_dir):
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        recover_interrupted_swap(out_dir)
+        _remove_stale_temporaries(out_dir)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         if save_keras is not None:
             save_keras(tmp / KERAS_FILE)
@@ -201,11 +202,28 @@ def _check_loads(tmp: Path, out_dir: Path) -> None:
         ) from exc
 
 
+@contextlib.contextmanager
+def _refused_where_it_cannot_be_written(out_dir: Path) -> Iterator[None]:
+    """Turn the system's refusal to look at or make ``out_dir`` (a name too long, a folder
+    that cannot hold another) into a :class:`BundleError` naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise BundleError(
+            f"cannot write a bundle at {str(out_dir)!r}: {exc.strerror or exc}"
+        ) from exc
+
+
 def check_out_dir(out_dir: Path, writes: Collection[str] = BUNDLE_FILES) -> None:
     """Raise :class:`BundleError` where a bundle of the files ``writes`` cannot be written at
     ``out_dir``, or would replace what is not a bundle's: a file on the way to it, a file or
     a folder there that is no bundle, or a bundle that holds more than those files. Training
     calls it before its work, :func:`write_bundle` again before it replaces anything."""
+    with _refused_where_it_cannot_be_written(out_dir):
+        _check_out_dir(out_dir, writes)
+
+
+def _check_out_dir(out_dir: Path, writes: Collection[str]) -> None:
     if (blocking := file_in_the_way(out_dir)) is not None:
         raise BundleError(
             f"cannot write a bundle at {str(out_dir)!r}: {str(blocking)!r} is a file, not a folder"

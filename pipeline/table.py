@@ -38,6 +38,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -697,7 +698,17 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
 
 def _check_out(out: Path) -> None:
     """Raise :class:`DatasetError` where a feature table cannot be written at ``out``, or would
-    replace what is not a feature table."""
+    replace what is not a feature table; makes ``out``'s folder, and a file there to be sure
+    that one can be made."""
+    try:
+        _check_replaceable(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out.parent).close()
+    except OSError as exc:
+        raise DatasetError(f"cannot write a table at {str(out)!r}: {exc.strerror or exc}") from exc
+
+
+def _check_replaceable(out: Path) -> None:
     if (blocking := file_in_the_way(out)) is not None:
         raise DatasetError(
             f"cannot write a table at {str(out)!r}: {str(blocking)!r} is a file, not a folder"

@@ -213,7 +213,7 @@ def write_demo_data(
     }
     _refuse_existing([out_dir, *folders.values()], [p for paths in targets.values() for p in paths])
     for voice in chosen:
-        folders[voice.name].mkdir(parents=True, exist_ok=True)
+        _make_folder(folders[voice.name])
         for k, path in enumerate(targets[voice.name]):
             rng = np.random.default_rng(_clip_seed(seed, voice.name, k))
             _write_new_wav(path, synthesize_hello(voice, rng, sample_rate), sample_rate)
@@ -250,11 +250,26 @@ def _check_demo_arguments(
 
 def _refuse_existing(folders: list[Path], files: list[Path]) -> None:
     for folder in folders:
-        if folder.exists() and not folder.is_dir():
+        if _exists(folder) and not folder.is_dir():
             raise DatasetError(f"{folder} exists and is not a folder")
     for path in files:
-        if path.exists():
+        if _exists(path):
             raise DatasetError(_exists_message(path))
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a name the system will not look up is refused, naming it."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise DatasetError(f"cannot write {str(path)!r}: {exc.strerror}") from exc
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot write {str(folder)!r}: {exc.strerror}") from exc
 
 
 def _exists_message(path: Path) -> str:

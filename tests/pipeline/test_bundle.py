@@ -732,3 +732,13 @@ def test_a_file_in_the_way_is_not_replaced(tmp_path: Path) -> None:
     )
     assert in_the_way.read_bytes() == b"keep"
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_a_bundle_where_no_folder_can_be_made_is_refused_naming_it(tmp_path: Path) -> None:
+    out = tmp_path / ("x" * 300) / "model"  # a name longer than any file system takes
+
+    with pytest.raises(BundleError) as error:
+        _write(out)
+
+    assert str(error.value) == f"cannot write a bundle at '{out}': File name too long"
+    assert list(tmp_path.iterdir()) == []

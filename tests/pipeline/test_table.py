@@ -554,3 +554,12 @@ def test_cli_writes_a_table_and_trains_from_it(
                  "--epochs", "5", "--json"])  # fmt: skip
     assert code == 0
     assert json.loads(capsys.readouterr().out)["files"]["decoded"] == 0
+
+
+def test_a_table_where_no_file_can_be_made_is_refused_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / ("x" * 300) / "t.parquet"  # a name longer than any file system takes
+
+    with pytest.raises(DatasetError) as caught:
+        write_feature_table(str(tmp_path / "absent"), out)  # no data: never reached
+
+    assert str(caught.value) == f"cannot write a table at '{out}': File name too long"

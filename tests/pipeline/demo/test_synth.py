@@ -223,3 +223,12 @@ def test_voice_spec_rejects_out_of_range_fields(fields: dict[str, object], messa
         VoiceSpec(**(base | fields))  # type: ignore[arg-type]
 
     assert str(error.value) == message
+
+
+def test_a_folder_that_cannot_be_made_is_refused_naming_it(tmp_path: Path) -> None:
+    out = tmp_path / ("x" * 300) / "demo"  # a name longer than any file system takes
+
+    with pytest.raises(DatasetError) as error:
+        write_demo_data(out, clips_per_voice=1)
+
+    assert str(error.value) == f"cannot write '{out}': File name too long"
