@@ -430,8 +430,8 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
     tcfg = from_options(TimelineConfig, args)
     try:
         found = timeline_of_clip(bundle, args.file, tcfg, max_seconds=args.max_seconds)
-    except ClipTooLongError as exc:
-        raise ClipTooLongError(_clip_error(exc)) from None
+    except AudioError as exc:  # the one file's name first, as predict prints it before its line
+        raise DatasetError(f"{str(args.file)!r}: {_clip_error(exc)}") from None
     except OSError as exc:
         raise DatasetError(f"cannot read {str(args.file)!r}: {exc.strerror or exc}") from None
     if args.rttm:

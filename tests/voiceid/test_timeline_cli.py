@@ -126,9 +126,29 @@ def test_a_recording_over_the_limit_is_an_error_naming_the_option_that_admits_it
     assert (code, captured.out) == (2, "")
     seconds = len(conversation(["Steve", "David"])[0]) / SR
     assert captured.err == (
-        f"voiceid timeline: error: clip is {seconds:.2f} s long; the maximum is 2 s: raise the "
-        "limit with --max-seconds\n"
+        f"voiceid timeline: error: {str(talk)!r}: clip is {seconds:.2f} s long; the maximum is "
+        "2 s: raise the limit with --max-seconds\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"minutes of the meeting\n", "cannot decode unknown data: not a supported audio format"),
+        (b"", "clip is empty (0 bytes)"),
+    ],
+)
+def test_a_file_that_is_no_usable_recording_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
+) -> None:
+    notes = tmp_path / "réunion notes.txt"
+    notes.write_bytes(content)
+
+    code = main(["timeline", str(MODEL_DIR), str(notes)])
+
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err == f"voiceid timeline: error: {str(notes)!r}: {message}\n"
 
 
 def test_text_says_why_a_turn_is_unknown(talk: Path, capsys: pytest.CaptureFixture[str]) -> None:
