@@ -310,6 +310,11 @@ def _remove_stale_temporaries(target: Path) -> None:
 def read_metadata_json(path: Path) -> dict[str, Any]:
     """The JSON object in ``path/metadata.json``, of whatever format version, unvalidated."""
     meta_path = path / METADATA_FILE
+    if path.is_file():  # most often a clip, its arguments given the other way round
+        raise BundleError(
+            f"model bundle {str(path)!r} is a file, not a folder: a bundle is the folder "
+            "training wrote, and commands take it before the clips"
+        )
     if not path.is_dir():
         raise BundleError(f"model bundle {str(path)!r} does not exist or is not a folder")
     if not meta_path.is_file():

@@ -311,6 +311,18 @@ def test_a_missing_folder_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_file_given_as_the_bundle_is_refused_saying_a_bundle_is_a_folder(
+    tmp_path: Path,
+) -> None:
+    clip = tmp_path / "new clip.wav"  # as 'voiceid predict new-clip.wav MODEL' gives it
+    clip.write_bytes(b"RIFF")
+
+    assert _load_error(clip) == (
+        f"model bundle '{clip}' is a file, not a folder: a bundle is the folder training wrote, "
+        "and commands take it before the clips"
+    )
+
+
 def test_metadata_that_is_not_json_is_refused(trained_copy: Path) -> None:
     (trained_copy / "metadata.json").write_text("")
 
