@@ -160,6 +160,11 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
                        help=Settings.model_fields[name].description)  # fmt: skip
 
 
+DESCRIPTION = (
+    "Learn voices from a folder of recordings (one subfolder per speaker), then say which known "
+    "voice speaks in a clip, a recording or a live stream. 'voiceid COMMAND --help' gives a "
+    "command's options."
+)
 # command -> (its help, the function that adds its arguments)
 PARSERS: dict[str, tuple[str, Any]] = {
     "features": ("extract DATA/<speaker>/* into a Parquet feature table", _features_arguments),
@@ -190,7 +195,7 @@ def _build_parsers(
     command: str | None = None,
 ) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """:func:`_build_parser`'s parser, and each command's own."""
-    parser = argparse.ArgumentParser(prog="voiceid", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="voiceid", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     commands = {}
     for name, (help_text, add_arguments) in PARSERS.items():
@@ -206,6 +211,10 @@ def _parse(argv: list[str], command: str) -> argparse.Namespace:
     parser, commands = _build_parsers(command)
     if command:
         _refuse_files_read_as_options(commands[command], argv[1:])
+    elif argv and not argv[0].startswith("-"):
+        close = difflib.get_close_matches(argv[0], PARSERS, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        parser.error(f"no command {argv[0]!r}{hint} (the commands are {', '.join(PARSERS)})")
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         p = commands[args.command]

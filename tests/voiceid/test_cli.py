@@ -660,6 +660,38 @@ def test_a_misspelled_option_gets_the_commands_usage_and_the_option_it_resembles
     )
 
 
+COMMAND_LIST = "features, train, evaluate, predict, timeline, demo-data, convert, enrol, serve"
+
+
+@pytest.mark.parametrize(("given", "hint"), [("trian", "; did you mean train?"), ("xyz", "")])
+def test_a_misspelled_command_gets_the_command_it_resembles_and_the_list(
+    capsys: pytest.CaptureFixture[str], given: str, hint: str
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([given, "data"])
+
+    err = capsys.readouterr().err
+    assert caught.value.code == 2
+    assert err.endswith(
+        f"voiceid: error: no command {given!r}{hint} (the commands are {COMMAND_LIST})\n"
+    )
+
+
+def test_the_overview_says_what_voiceid_does_in_plain_words(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+
+    out = capsys.readouterr().out
+    assert caught.value.code == 0
+    assert " ".join(out.split("\n\n")[1].split()) == (
+        "Learn voices from a folder of recordings (one subfolder per speaker), then say which "
+        "known voice speaks in a clip, a recording or a live stream. 'voiceid COMMAND --help' "
+        "gives a command's options."
+    )
+
+
 def test_an_argument_like_no_option_gets_the_commands_usage_alone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
