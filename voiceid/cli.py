@@ -330,11 +330,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clip_error(exc: AudioError) -> str:
+def _clip_error(exc: AudioError, path: Path | None = None) -> str:
     """Why a clip cannot be used (for a file, the system's words beside its name), and for a
-    clip too long, the option that admits it."""
+    clip too long, the option that admits it; for a folder ``path``, what to give instead."""
     if isinstance(exc, ClipTooLongError):
         return f"{exc}: raise the limit with --max-seconds"
+    if path is not None and path.is_dir():
+        clips = path / "*.wav"
+        return (f"is a folder, not a clip: give its clips ({clips}), or score a folder of "
+                "speakers' folders with voiceid evaluate")  # fmt: skip
     return exc.reason if isinstance(exc, UnreadableClipError) else str(exc)
 
 
@@ -402,7 +406,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         try:
             pred, _ = predict_clip(bundle, path, max_seconds=args.max_seconds)
         except AudioError as exc:
-            results.append({"file": printable(path), "error": _clip_error(exc)})
+            results.append({"file": printable(path), "error": _clip_error(exc, path)})
             continue
         results.append({"file": printable(path), "speaker": pred.speaker,
                         "confidence": pred.confidence, "scores": pred.scores,

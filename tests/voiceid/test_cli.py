@@ -738,6 +738,21 @@ def test_predict_names_the_option_that_admits_a_longer_clip(
     )
 
 
+def test_predict_given_a_folder_says_to_give_its_clips_or_evaluate_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "takes"
+    folder.mkdir()
+
+    code, out, _ = _run(capsys, "predict", str(MODEL_DIR), str(folder))
+
+    assert code == 1
+    assert out == (
+        f"{folder}: error: is a folder, not a clip: give its clips ({folder}/*.wav), or score a "
+        "folder of speakers' folders with voiceid evaluate\n"
+    )
+
+
 def test_predict_says_why_a_clip_is_unknown(
     capsys: pytest.CaptureFixture[str], stranger_data: Path
 ) -> None:
