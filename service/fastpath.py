@@ -8,9 +8,9 @@ takes a plain ``POST /predict``, without a query string and with a body
 
 - when its headers pass every check the app's middleware makes before a body is read (the Host
   check and the API key: :meth:`service.auth.AuthMiddleware.http_refusal`; a declared length
-  within the body limit: :class:`service.limits.BodyLimitMiddleware`), answers it in one call,
-  :class:`PredictLane`: it reads the body as that middleware does (counted against the limit,
-  given up on when it stalls), runs the route's own code
+  within the body limit, and no content coding: :class:`service.limits.BodyLimitMiddleware`),
+  answers it in one call, :class:`PredictLane`: it reads the body as that middleware does
+  (counted against the limit, given up on when it stalls), runs the route's own code
   (:func:`service.routes.predict.prediction`), answers errors as the app does
   (:func:`service.errors.error_response`) and counts the request as
   :class:`service.metrics.MetricsMiddleware` does; these checks are made by the middleware
@@ -42,6 +42,7 @@ from service.auth import AuthMiddleware
 from service.errors import UploadTooLargeError, error_response
 from service.limits import (
     BodyLimitMiddleware,
+    content_coding,
     content_length,
     drain,
     receive_body,
@@ -91,11 +92,13 @@ class PredictLane:
 
     def clears(self, scope: Scope) -> bool:
         """Whether the middleware would pass this request on, from its headers: it declares a
-        body length within the limit, and neither its Host nor its key is refused."""
+        body length within the limit, uncompressed, and neither its Host nor its key is
+        refused."""
         declared = content_length(scope)
         return (
             declared is not None
             and declared <= self.limit
+            and content_coding(scope) is None
             and self.auth.http_refusal(scope) is None
         )
 

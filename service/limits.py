@@ -25,6 +25,7 @@ __all__ = [
     "LINGER_BYTES",
     "LINGER_S",
     "BodyLimitMiddleware",
+    "content_coding",
     "content_length",
     "drain",
     "receive_body",
@@ -72,13 +73,16 @@ async def receive_body(receive: Receive, received: int) -> Message:
 
 
 class BodyLimitMiddleware:
-    """Refuse a request as soon as its body passes its path's byte limit.
+    """Refuse a request as soon as its body passes its path's byte limit, and one whose body
+    is compressed.
 
     ``limits`` maps a path to its byte limit; a path may hold parameters as routes write them
     (``/speakers/{name:path}/clips``). Other paths get ``default``. A ``Content-Length``
     over the limit is answered 413 before any body is read; a chunked or understated body is
     counted as it arrives, and the error surfaces where the route reads the body (the app's
     handler turns it into a 413). Either way the rest of the body is drained before answering.
+    A ``Content-Encoding`` other than ``identity`` is answered 415 before any body is read: no
+    route decodes one, and read as it is, it would be refused as not audio, or not JSON.
     """
 
     def __init__(
@@ -104,11 +108,10 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
-        declared = content_length(scope)
-        if declared is not None and declared > limit:
+        refusal = _header_refusal(scope, limit)
+        if refusal is not None:
             await drain(receive)
-            message = too_large_message(declared, limit, declared=True)
-            await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+            await refusal(scope, receive, send)
             return
         received, over = 0, False
 
@@ -128,6 +131,29 @@ class BodyLimitMiddleware:
             await send(message)
 
         await self.app(scope, counting_receive, lingering_send)
+
+
+def _header_refusal(scope: Scope, limit: int) -> JSONResponse | None:
+    """The answer to a request its headers refuse: a declared length over ``limit``, or a
+    compressed body (RFC 9110's 415, saying which coding is taken)."""
+    declared = content_length(scope)
+    if declared is not None and declared > limit:
+        message = too_large_message(declared, limit, declared=True)
+        return JSONResponse({"detail": message}, status_code=413)
+    coding = content_coding(scope)
+    if coding is not None:
+        message = f"Content-Encoding {coding!r} is not supported: send the body uncompressed"
+        return JSONResponse({"detail": message}, status_code=415,
+                            headers={"accept-encoding": "identity"})  # fmt: skip
+    return None
+
+
+def content_coding(scope: Scope) -> str | None:
+    """The request's ``Content-Encoding`` as sent; None when it has none but ``identity``."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            return value.decode("latin-1").strip()
+    return None
 
 
 def content_length(scope: Scope) -> int | None:

@@ -150,6 +150,7 @@ REFUSALS: dict[str, dict[str, Any]] = {
     "wrong key": {"headers": WAV | {"x-api-key": "w" * 32}},
     "wrong host": {"headers": WAV | {"host": "evil.test", "x-api-key": KEY}},
     "declared too large": {"headers": WAV | {"x-api-key": KEY}, "size": 4096},
+    "compressed": {"headers": WAV | {"x-api-key": KEY, "content-encoding": "gzip"}},
     # Found too large as the route reads it, so counted under the route's name.
     "streamed too large": {"headers": WAV | {"x-api-key": KEY}, "size": 4096, "chunked": True,
                            "route": "/predict"},

@@ -4,12 +4,14 @@ when it is not declared."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import math
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.limits import DEFAULT_BODY_BYTES
@@ -161,3 +163,37 @@ def test_other_paths_have_a_small_body_limit(make_client: ClientFactory) -> None
         413,
         {"detail": f"upload of {DEFAULT_BODY_BYTES + 1} bytes is over the limit of 65536 bytes"},
     )
+
+
+COMPRESSED: dict[str, dict[str, Any]] = {
+    "/predict": {"content": gzip.compress(b"RIFF"), "headers": {"content-type": "audio/wav"}},
+    "/predict multipart": {"files": {"file": ("a.wav", gzip.compress(b"RIFF"))}},
+    "/predict/batch": {"files": {"files": ("a.wav", gzip.compress(b"RIFF"))}},
+    "/timeline": {"content": gzip.compress(b"RIFF"), "headers": {"content-type": "audio/wav"}},
+    "/admin/reload": {"json": None},
+}
+
+
+@pytest.mark.parametrize("route", list(COMPRESSED))
+@pytest.mark.parametrize("coding", ["gzip", "br", "GZIP", "identity, gzip"])
+def test_a_compressed_body_is_415_naming_its_coding(
+    client: TestClient, route: str, coding: str
+) -> None:
+    request = dict(COMPRESSED[route])
+    headers = request.pop("headers", {}) | {"content-encoding": coding}
+
+    response = client.post(route.split()[0], headers=headers, **request)
+
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": f"Content-Encoding {coding!r} is not supported: send the body uncompressed"
+    }
+    assert response.headers["accept-encoding"] == "identity"
+
+
+def test_an_identity_coding_is_no_coding(client: TestClient, steve_wav: bytes) -> None:
+    headers = {"content-type": "audio/wav", "content-encoding": "identity"}
+
+    response = client.post("/predict", content=steve_wav, headers=headers)
+
+    assert response.status_code == 200
