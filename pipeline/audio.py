@@ -202,7 +202,17 @@ def _validated_magnitude(
 def _check_length(n_samples: int, sample_rate: int, max_seconds: float) -> None:
     duration = n_samples / sample_rate
     if duration > max_seconds:
-        raise ClipTooLongError(f"clip is {duration:.2f} s long; the maximum is {max_seconds:g} s")
+        raise _too_long(duration, max_seconds)
+
+
+def _too_long(seconds: float, max_seconds: float) -> ClipTooLongError:
+    """The error for a clip of ``seconds`` over ``max_seconds``: its length to two decimals, or
+    to as many more as show it over the limit (2.0001 s, not 2.00 s, when the limit is 2 s)."""
+    for decimals in range(2, 18):  # 17 decimals tell any two doubles apart
+        shown = f"{seconds:.{decimals}f}"
+        if float(shown) > max_seconds:
+            break
+    return ClipTooLongError(f"clip is {shown} s long; the maximum is {max_seconds:g} s")
 
 
 def _check_peak(peak: float, non_finite: Callable[[], int]) -> None:
@@ -602,9 +612,7 @@ def _check_header(frames: int | None, rate: int, channels: int, max_seconds: flo
     if frames is None:
         return
     if frames / rate > max_seconds:
-        raise ClipTooLongError(
-            f"clip is {frames / rate:.2f} s long; the maximum is {max_seconds:g} s"
-        )
+        raise _too_long(frames / rate, max_seconds)
     _check_values(frames, channels, rate, max_seconds)
 
 

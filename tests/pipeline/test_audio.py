@@ -474,6 +474,22 @@ def test_a_clip_longer_than_max_seconds_is_refused(fmt: str) -> None:
     assert message == "clip is 3.00 s long; the maximum is 2 s"
 
 
+@pytest.mark.parametrize("fmt", LIBSNDFILE_FORMATS)
+@pytest.mark.parametrize(("rate", "shown"), [(16_000, "2.0001"), (44_100, "2.00002")])
+def test_a_clip_one_sample_over_max_seconds_reads_as_over_it(
+    fmt: str, rate: int, shown: str
+) -> None:
+    over = tone(440, seconds=2.0 + 1 / rate, sample_rate=rate)
+    at_limit = tone(440, seconds=2.0, sample_rate=rate)
+
+    message = _decode_error(encode(over, rate, fmt=fmt), ClipTooLongError, max_seconds=2)
+    with pytest.raises(ClipTooLongError) as decoded:
+        validate_waveform(over, rate, max_seconds=2)
+
+    assert message == str(decoded.value) == f"clip is {shown} s long; the maximum is 2 s"
+    assert len(decode(encode(at_limit, rate, fmt=fmt), sample_rate=rate, max_seconds=2).samples)
+
+
 @pytest.mark.parametrize("limit", [math.inf, 1e308, math.nan, -1.0, 0, 86_401.0])
 def test_a_limit_on_length_that_is_not_a_sane_number_of_seconds_is_refused(limit: float) -> None:
     with pytest.raises(ParameterError) as error:

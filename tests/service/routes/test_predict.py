@@ -285,6 +285,11 @@ INVALID_AUDIO: dict[str, tuple[Callable[[], bytes], str]] = {
         "clip is 3.00 s long; the maximum is 2 s: send a shorter clip, or raise the server's "
         "VOICEID_MAX_CLIP_SECONDS",
     ),
+    "one sample over 2 s": (
+        lambda: encode(tone(seconds=2.0 + 1 / SR)),
+        "clip is 2.0001 s long; the maximum is 2 s: send a shorter clip, or raise the server's "
+        "VOICEID_MAX_CLIP_SECONDS",
+    ),
     "NaN samples": (_nan_clip, "clip has 10 non-finite samples (NaN or infinity)"),
     "infinite sample": (_infinite_clip, "clip has 1 non-finite samples (NaN or infinity)"),
     "1e30 float samples": (
@@ -324,6 +329,15 @@ def test_a_float_clip_far_beyond_full_scale_that_the_features_take_is_measured(
     assert loud.json()["quality"]["level_dbfs"] == pytest.approx(
         plain.json()["quality"]["level_dbfs"] + 20 * np.log10(2.0**40), abs=0.02
     )
+
+
+def test_a_clip_of_the_longest_length_is_answered(make_client: ClientFactory) -> None:
+    client = make_client(max_clip_seconds=2.0)
+
+    response = client.post("/predict", content=encode(harmonics(seconds=2.0)), headers=WAV)
+
+    assert response.status_code == 200
+    assert response.json()["duration_s"] == 2.0
 
 
 @pytest.mark.parametrize("case", INVALID_AUDIO)
