@@ -76,13 +76,25 @@ def file_parts(
     for one of over ``max_parts`` parts) and :class:`MissingFieldError` when no such part is
     there."""
     found: list[tuple[str, bytes | memoryview]] = []
+    as_text = False  # a part in the field without a filename: a text field, to name if alone
     for headers, content in _parts(body, b"--" + boundary, max_parts):
         name, filename = _disposition(headers)
-        if name == field and filename is not None:
-            found.append((filename, content))
+        if name == field:
+            if filename is None:
+                as_text = True
+            else:
+                found.append((filename, content))
     if not found:
-        raise MissingFieldError(f"multipart body has no {field!r} field holding a file")
+        raise MissingFieldError(_missing_message(field, as_text=as_text))
     return found  # type: ignore[return-value]  # bytes or views, as the overloads say
+
+
+def _missing_message(field: str, *, as_text: bool) -> str:
+    missing = f"multipart body has no {field!r} field holding a file"
+    if not as_text:
+        return missing
+    return (f"{missing}: its {field!r} part has no filename parameter, so it is text; send the "
+            f"clip as a file (curl -F {field}=@clip.wav)")  # fmt: skip
 
 
 def _parts(

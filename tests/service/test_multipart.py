@@ -83,9 +83,8 @@ def test_a_bytearray_body_is_refused_in_the_same_words(body: bytes, message: str
 
 
 @pytest.mark.parametrize(
-    "files", [[("file", (None, b"text"))], [("clip", ("a.wav", b"RIFF"))], []],
-    ids=["a text field", "another field", "no parts"],
-)  # fmt: skip
+    "files", [[("clip", ("a.wav", b"RIFF"))], []], ids=["another field", "no parts"]
+)
 def test_a_body_without_a_file_in_its_field_is_missing_it(
     files: list[tuple[str, tuple[str | None, bytes]]],
 ) -> None:
@@ -95,6 +94,22 @@ def test_a_body_without_a_file_in_its_field_is_missing_it(
         file_part(body, boundary, "file")
     with pytest.raises(MissingFieldError, match="multipart body has no 'file' field holding a"):
         file_parts(bytearray(body), boundary, "file", max_parts=MAX_PARTS)
+
+
+@pytest.mark.parametrize(
+    "disposition", [b'name="file"', b"name=\"file\"; filename*=UTF-8''%C3%A9.wav"],
+    ids=["a text field", "an RFC 5987 name only"],
+)  # fmt: skip
+def test_a_part_in_the_field_without_a_filename_is_named_as_text(disposition: bytes) -> None:
+    body = b"--b\r\nContent-Disposition: form-data; " + disposition + b"\r\n\r\nRIFF\r\n--b--"
+
+    with pytest.raises(MissingFieldError) as caught:
+        file_part(body, b"b", "file")
+
+    assert str(caught.value) == (
+        "multipart body has no 'file' field holding a file: its 'file' part has no filename "
+        "parameter, so it is text; send the clip as a file (curl -F file=@clip.wav)"
+    )
 
 
 @pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary="])

@@ -410,15 +410,25 @@ def test_other_content_types_are_415(
 
 @pytest.mark.parametrize(
     "parts",
-    [{"clip": ("clip.wav", b"RIFF", "audio/wav")}, {"file": (None, "not a file")},
+    [{"clip": ("clip.wav", b"RIFF", "audio/wav")},
      {"other": (None, "x"), "other_file": ("a.wav", b"RIFF", "audio/wav")}],
-    ids=["misnamed file", "text field", "no file field"],
+    ids=["misnamed file", "no file field"],
 )  # fmt: skip
 def test_multipart_without_a_file_field_is_422(client: TestClient, parts: dict[str, Any]) -> None:
     response = client.post("/predict", files=parts)
 
     assert response.status_code == 422
     assert response.json() == {"detail": "multipart body has no 'file' field holding a file"}
+
+
+def test_a_clip_sent_as_a_text_field_is_422_saying_so(client: TestClient, steve_wav: bytes) -> None:
+    response = client.post("/predict", files={"file": (None, steve_wav)})  # curl -F file=<clip
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "multipart body has no 'file' field holding a file: its 'file' part has no "
+        "filename parameter, so it is text; send the clip as a file (curl -F file=@clip.wav)"
+    }
 
 
 def test_malformed_multipart_is_400(client: TestClient) -> None:
@@ -536,7 +546,10 @@ def test_batch_without_files_is_422(client: TestClient) -> None:
     response = client.post("/predict/batch", files={"files": (None, "not a file")})
 
     assert response.status_code == 422
-    assert response.json() == {"detail": "multipart body has no 'files' field holding a file"}
+    assert response.json() == {
+        "detail": "multipart body has no 'files' field holding a file: its 'files' part has no "
+        "filename parameter, so it is text; send the clip as a file (curl -F files=@clip.wav)"
+    }
 
 
 def test_batch_of_a_raw_body_is_415(client: TestClient, steve_wav: bytes) -> None:
