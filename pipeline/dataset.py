@@ -16,7 +16,7 @@ import signal
 import sys
 import warnings
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +57,7 @@ __all__ = [
     "file_features",
     "folder_recordings",
     "is_recording",
+    "left_out_of_folder",
     "lowest_sample_rate",
     "no_recordings",
     "printable",
@@ -99,13 +100,38 @@ def scan_folder(data_dir: Path) -> list[Recording]:
         for recording in folder_recordings(speaker_dir, speaker_dir.name)
     ]
     if not recordings:
-        loose = sum(
-            p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file() for p in data_dir.iterdir()
-        )
-        raise no_recordings(str(data_dir), loose)
+        raise no_recordings(str(data_dir), len(_loose_recordings(data_dir)))
     for speaker in sorted({r.speaker for r in recordings}):
         _check_label(speaker, data_dir)
+    for warning in left_out_of_folder(data_dir, {r.speaker for r in recordings}):
+        warnings.warn(warning, stacklevel=2)
     return recordings
+
+
+def _loose_recordings(data_dir: Path) -> list[Path]:
+    return sorted(p for p in data_dir.iterdir()
+                  if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())  # fmt: skip
+
+
+def left_out_of_folder(data_dir: Path, speakers: Collection[str]) -> list[str]:
+    """What in ``data_dir`` is no speaker's, though it looks meant to be: recordings directly in
+    it, speaker folders holding none (``speakers`` are those that hold some), and links that
+    lead to no folder; each in words, said rather than left out silently."""
+    found = []
+    loose = _loose_recordings(data_dir)
+    if loose:
+        names = ", ".join(repr(p.name) for p in loose[:SKIPS_SHOWN])
+        more = f" and {len(loose) - SKIPS_SHOWN} more" if len(loose) > SKIPS_SHOWN else ""
+        found.append(f"{len(loose)} recording(s) lie in {str(data_dir)!r} itself, in no "
+                     f"speaker's folder, and are not used: {names}{more}")  # fmt: skip
+    for entry in sorted(data_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir() and entry.name not in speakers:
+            found.append(f"folder {entry.name!r} holds no recordings: not a speaker")
+        elif entry.is_symlink() and not entry.exists():
+            found.append(f"{entry.name!r} is a link that leads to no folder: not a speaker")
+    return found
 
 
 def folder_recordings(folder: Path, speaker: str) -> list[Recording]:

@@ -134,6 +134,23 @@ def test_a_broken_link_to_a_recording_is_found_and_skipped_with_the_reason(
     ]
 
 
+def test_what_looks_meant_for_a_speaker_but_is_none_is_warned_of(tmp_path: Path) -> None:
+    _layout(tmp_path, {"bob/b.wav": b"", "empty/notes.txt": b"", ".trash/z.wav": b"",
+                       "hello.wav": b"", "b.flac": b"", "readme.md": b""})  # fmt: skip
+    (tmp_path / "carol").symlink_to(tmp_path / "gone")
+
+    with pytest.warns(UserWarning) as caught:
+        recordings = scan_folder(tmp_path)
+
+    assert [(r.speaker, r.path.name) for r in recordings] == [("bob", "b.wav")]
+    assert [str(w.message) for w in caught] == [
+        f"2 recording(s) lie in {str(tmp_path)!r} itself, in no speaker's folder, and are not "
+        "used: 'b.flac', 'hello.wav'",
+        "'carol' is a link that leads to no folder: not a speaker",
+        "folder 'empty' holds no recordings: not a speaker",
+    ]
+
+
 def test_a_linked_subfolder_is_followed_and_one_that_loops_or_leads_nowhere_is_skipped_with_why(
     tmp_path: Path,
 ) -> None:
