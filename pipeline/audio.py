@@ -302,8 +302,9 @@ def _check_offset(samples: np.ndarray, sample_rate: int, peak_at: int) -> None:
     block = max(1, round(DC_BLOCK_S * sample_rate))
     if len(samples) < block:  # too short to tell an offset from a sound: it holds no speech
         return
-    # Samples far beyond full scale overflow float32 sums: the features refuse them, quietly.
-    with np.errstate(over="ignore"):
+    # Samples far beyond full scale overflow float32 sums (near the float maximum, to inf - inf:
+    # nan): the features refuse them, quietly.
+    with np.errstate(over="ignore", invalid="ignore"):
         mean = float(np.add.reduce(samples)) / len(samples)  # float32's pairwise sum
         if abs(mean) < NEGLIGIBLE_DC or not math.isfinite(mean):  # most recordings
             return

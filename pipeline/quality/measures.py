@@ -211,7 +211,8 @@ def companded_levels(
     if _distinct(around) > CODE_LEVELS:
         return 0
     values = np.sort(y)
-    steps = np.diff(values)
+    with np.errstate(over="ignore"):  # steps across a clip near the float maximum: inf, still > 0
+        steps = np.diff(values)
     steps = steps[steps > 0]
     levels = steps.size + 1
     if levels > CODE_LEVELS or levels < 2:
