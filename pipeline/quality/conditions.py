@@ -48,6 +48,7 @@ from pipeline.quality.issues import (
     Issue,
     low_band_cut,
     low_band_limit,
+    narrow_band_issue,
     speech_against_background,
 )
 from pipeline.quality.measures import CODE_LEVELS, Quality
@@ -105,8 +106,7 @@ def _band_limited(q: Quality, band: float) -> Issue | None:
         problem = "the recording lacks the voice's low tones, as over a telephone line"
         return Issue("low_band_db", q.low_band_db, low_band_limit(q), problem, ADVICE_BAND)
     if q.bandwidth_hz < band:
-        problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
-        return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
+        return narrow_band_issue(q, band)
     if q.companded_levels:
         problem = (f"the recording's samples take only {q.companded_levels} levels, in a "
                    "telephone line's code")  # fmt: skip

@@ -39,6 +39,7 @@ __all__ = [
     "issues",
     "low_band_cut",
     "low_band_limit",
+    "narrow_band_issue",
     "speech_against_background",
 ]
 
@@ -82,6 +83,10 @@ KEPT_BACKGROUND_LOW_BAND_DB = -6.0  # nor the background's below this,
 LOW_BAND_CUT_DB = -30.0  # nor both together below this (a sign, pipeline.quality.conditions),
 LOW_BAND_ISSUE_DB = -35.0  # or this (an issue: clean takes of a few voices reach -30 to -35 dB)
 MIN_LEVEL_DBFS = -60.0  # quieter speech is close to the converter's own noise
+# A voice keeps its formants up to 3 kHz even over a telephone line: a recording whose sound
+# stops under this came through no line or codec, but through cloth or a wall, or holds no speech
+# (a hum, a tone)
+MUFFLED_HZ = 1000.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class Issue:
 
 
 ADVICE_BAND = "record directly with a microphone, not through a phone call or a compressed file"
+ADVICE_MUFFLED = "speak into an uncovered microphone: this sounds muffled, or holds no speech"
 ADVICE_CLIPPED = "lower the microphone gain or move back from the microphone"
 ADVICE_NOISY = "record somewhere quieter, or closer to the microphone"
 
@@ -139,10 +145,19 @@ def low_band_cut(q: Quality, together: float = LOW_BAND_CUT_DB) -> bool:
     return q.low_band_db < low_band_limit(q, together)
 
 
+def narrow_band_issue(q: Quality, band: float) -> Issue:
+    """The issue of a clip of ``q`` whose sound stops under ``band`` Hz: a line's or a codec's
+    band, or, under ``MUFFLED_HZ``, muffled sound or none of a voice."""
+    problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
+    if q.bandwidth_hz < MUFFLED_HZ:
+        problem += ", far less than a voice"
+        return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_MUFFLED)
+    return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
+
+
 def _band_limited(q: Quality, band: float) -> Issue | None:
     if q.bandwidth_hz < band:
-        problem = f"the recording carries sound only up to {q.bandwidth_hz:.0f} Hz"
-        return Issue("bandwidth_hz", q.bandwidth_hz, band, problem, ADVICE_BAND)
+        return narrow_band_issue(q, band)
     if low_band_cut(q, LOW_BAND_ISSUE_DB):
         problem = "the recording lacks the voice's low tones, as over a telephone line"
         limit = low_band_limit(q, LOW_BAND_ISSUE_DB)

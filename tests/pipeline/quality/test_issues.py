@@ -60,6 +60,25 @@ def test_the_words_name_the_value_and_what_would_help() -> None:
 
 
 @pytest.mark.parametrize(
+    ("bandwidth_hz", "problem", "advice"),
+    [
+        (1800.0, "the recording carries sound only up to 1800 Hz",
+         "record directly with a microphone, not through a phone call or a compressed file"),
+        (297.0, "the recording carries sound only up to 297 Hz, far less than a voice",
+         "speak into an uncovered microphone: this sounds muffled, or holds no speech"),
+    ],
+)  # fmt: skip
+def test_a_band_narrower_than_any_line_s_is_not_blamed_on_a_line(
+    bandwidth_hz: float, problem: str, advice: str
+) -> None:
+    """Over a telephone line a voice keeps its formants to 3 kHz: sound that stops under 1 kHz
+    (a tone, a hum, a voice through cloth) is no phone call's."""
+    [issue] = issues(dataclasses.replace(CLEAN, bandwidth_hz=bandwidth_hz), band_hz=7600.0)
+
+    assert (issue.measure, issue.problem, issue.advice) == ("bandwidth_hz", problem, advice)
+
+
+@pytest.mark.parametrize(
     ("snr_db", "words"),
     [(-37.08, "speech 37 dB below it"), (-0.3, "speech no louder than it")],
 )
