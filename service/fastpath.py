@@ -42,8 +42,7 @@ from service.auth import AuthMiddleware
 from service.errors import UploadTooLargeError, error_response
 from service.limits import (
     BodyLimitMiddleware,
-    content_coding,
-    content_length,
+    body_headers,
     drain,
     receive_body,
     too_large_message,
@@ -94,11 +93,11 @@ class PredictLane:
         """Whether the middleware would pass this request on, from its headers: it declares a
         body length within the limit, uncompressed, and neither its Host nor its key is
         refused."""
-        declared = content_length(scope)
+        declared, coding = body_headers(scope)
         return (
             declared is not None
             and declared <= self.limit
-            and content_coding(scope) is None
+            and coding is None
             and self.auth.http_refusal(scope) is None
         )
 

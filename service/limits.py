@@ -10,6 +10,7 @@ of the 413 or 401.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 
@@ -25,9 +26,9 @@ __all__ = [
     "LINGER_BYTES",
     "LINGER_S",
     "BodyLimitMiddleware",
-    "content_coding",
-    "content_length",
+    "body_headers",
     "drain",
+    "header_refusal",
     "receive_body",
     "too_large_message",
 ]
@@ -108,7 +109,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
-        refusal = _header_refusal(scope, limit)
+        refusal = header_refusal(scope, limit)
         if refusal is not None:
             await drain(receive)
             await refusal(scope, receive, send)
@@ -133,14 +134,13 @@ class BodyLimitMiddleware:
         await self.app(scope, counting_receive, lingering_send)
 
 
-def _header_refusal(scope: Scope, limit: int) -> JSONResponse | None:
+def header_refusal(scope: Scope, limit: int) -> JSONResponse | None:
     """The answer to a request its headers refuse: a declared length over ``limit``, or a
     compressed body (RFC 9110's 415, saying which coding is taken)."""
-    declared = content_length(scope)
+    declared, coding = body_headers(scope)
     if declared is not None and declared > limit:
         message = too_large_message(declared, limit, declared=True)
         return JSONResponse({"detail": message}, status_code=413)
-    coding = content_coding(scope)
     if coding is not None:
         message = f"Content-Encoding {coding!r} is not supported: send the body uncompressed"
         return JSONResponse({"detail": message}, status_code=415,
@@ -148,20 +148,22 @@ def _header_refusal(scope: Scope, limit: int) -> JSONResponse | None:
     return None
 
 
-def content_coding(scope: Scope) -> str | None:
-    """The request's ``Content-Encoding`` as sent; None when it has none but ``identity``."""
+def body_headers(scope: Scope) -> tuple[int | None, str | None]:
+    """The request's declared body length (None when it declares none, or none that reads) and
+    its ``Content-Encoding`` as sent (None when it has none but ``identity``), from one pass
+    over its headers."""
+    declared: int | None = None
+    coding: str | None = None
+    length_seen = False
     for name, value in scope.get("headers", []):
-        if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
-            return value.decode("latin-1").strip()
-    return None
-
-
-def content_length(scope: Scope) -> int | None:
-    """The request's declared body length; None when it declares none, or none that reads."""
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+        if name == b"content-length" and not length_seen:
+            length_seen = True
+            with contextlib.suppress(ValueError):
+                declared = int(value)
+        elif (
+            name == b"content-encoding"
+            and coding is None
+            and value.strip().lower() not in (b"", b"identity")
+        ):
+            coding = value.decode("latin-1").strip()
+    return declared, coding
