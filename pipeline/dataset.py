@@ -57,7 +57,6 @@ __all__ = [
     "file_features",
     "folder_recordings",
     "is_recording",
-    "left_out_of_folder",
     "lowest_sample_rate",
     "no_recordings",
     "printable",
@@ -93,38 +92,37 @@ def scan_folder(data_dir: Path) -> list[Recording]:
     (:func:`folder_recordings` says which entries those are)."""
     if not data_dir.is_dir():
         raise DatasetError(f"data folder {str(data_dir)!r} does not exist or is not a folder")
+    entries = sorted(data_dir.iterdir())
     recordings = [
         recording
-        for speaker_dir in sorted(p for p in data_dir.iterdir() if p.is_dir())
-        if not speaker_dir.name.startswith(".")
+        for speaker_dir in entries
+        if speaker_dir.is_dir() and not speaker_dir.name.startswith(".")
         for recording in folder_recordings(speaker_dir, speaker_dir.name)
     ]
+    loose = [p for p in entries if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()]
     if not recordings:
-        raise no_recordings(str(data_dir), len(_loose_recordings(data_dir)))
+        raise no_recordings(str(data_dir), len(loose))
     for speaker in sorted({r.speaker for r in recordings}):
         _check_label(speaker, data_dir)
-    for warning in left_out_of_folder(data_dir, {r.speaker for r in recordings}):
+    for warning in _left_out(data_dir, entries, loose, {r.speaker for r in recordings}):
         warnings.warn(warning, stacklevel=2)
     return recordings
 
 
-def _loose_recordings(data_dir: Path) -> list[Path]:
-    return sorted(p for p in data_dir.iterdir()
-                  if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())  # fmt: skip
-
-
-def left_out_of_folder(data_dir: Path, speakers: Collection[str]) -> list[str]:
-    """What in ``data_dir`` is no speaker's, though it looks meant to be: recordings directly in
-    it, speaker folders holding none (``speakers`` are those that hold some), and links that
-    lead to no folder; each in words, said rather than left out silently."""
+def _left_out(
+    data_dir: Path, entries: Sequence[Path], loose: Sequence[Path], speakers: Collection[str]
+) -> list[str]:
+    """What in ``data_dir`` (its sorted ``entries``) is no speaker's, though it looks meant to
+    be: recordings directly in it (``loose``), speaker folders holding none (``speakers`` are
+    those that hold some), and links that lead to no folder; each in words, said rather than
+    left out silently."""
     found = []
-    loose = _loose_recordings(data_dir)
     if loose:
         names = ", ".join(repr(p.name) for p in loose[:SKIPS_SHOWN])
         more = f" and {len(loose) - SKIPS_SHOWN} more" if len(loose) > SKIPS_SHOWN else ""
         found.append(f"{len(loose)} recording(s) lie in {str(data_dir)!r} itself, in no "
                      f"speaker's folder, and are not used: {names}{more}")  # fmt: skip
-    for entry in sorted(data_dir.iterdir()):
+    for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_dir() and entry.name not in speakers:
