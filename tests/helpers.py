@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "ClientFactory",
     "LoopbackClient",
     "async_client",
+    "data_with_a_linked_subfolder",
     "make_format_1",
     "switch_network",
 ]
@@ -44,6 +46,18 @@ class LoopbackClient(TestClient):
     def websocket_connect(self, url: str, *args: Any, **kwargs: Any) -> WebSocketTestSession:
         host = self.base_url.netloc.decode()
         return super().websocket_connect(urljoin(f"ws://{host}", url), *args, **kwargs)
+
+
+def data_with_a_linked_subfolder(demo_data: Path, tmp_path: Path) -> Path:
+    """A copy of ``demo_data`` at ``tmp_path/data`` whose ``David/more`` is a link to a folder
+    outside it, ``tmp_path/more``, holding two of David's takes."""
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    (tmp_path / "more").mkdir()
+    for name in ("hello_010.wav", "hello_011.wav"):
+        (data / "David" / name).rename(tmp_path / "more" / name)
+    (data / "David" / "more").symlink_to(tmp_path / "more")
+    return data
 
 
 ClientFactory = Callable[..., TestClient]  # the make_client fixture: settings in, started client

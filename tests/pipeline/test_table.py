@@ -28,6 +28,7 @@ from pipeline.features import FEATURE_VERSION
 from pipeline.network import ARRAY_NAMES
 from pipeline.table import TableOptions, read_feature_table, write_feature_table
 from pipeline.train import TrainOptions, feature_config_for, train
+from tests.helpers import data_with_a_linked_subfolder
 from tests.pipeline.table_helpers import SKIPPED, build_corpus
 from tests.signals import PNG_BYTES, encode, harmonics
 from voiceid.cli import main
@@ -235,12 +236,7 @@ def test_a_table_reads_linked_subfolders_and_has_a_row_for_a_link_that_loops(
     """As folder training: a link back up is neither followed, nor given to an engine, which
     would read a folder, but has a row saying why it is skipped."""
     monkeypatch.setattr(table, "BATCH_ROWS", batch_rows)
-    data = tmp_path / "data"
-    shutil.copytree(demo_data, data)
-    (tmp_path / "more").mkdir()
-    for name in ("hello_010.wav", "hello_011.wav"):
-        (data / "David" / name).rename(tmp_path / "more" / name)
-    (data / "David" / "more").symlink_to(tmp_path / "more")
+    data = data_with_a_linked_subfolder(demo_data, tmp_path)
     (data / "David" / "all").symlink_to("..")
     (data / "Steve" / "again").symlink_to(".")
     out = tmp_path / "t.parquet"

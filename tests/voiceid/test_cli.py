@@ -21,7 +21,7 @@ from pipeline.config import TrainConfig
 from pipeline.demo.synth import STRANGER, VOICES, write_demo_data
 from pipeline.errors import MissingExtraError
 from pipeline.predict import reason_in_words
-from tests.helpers import MODEL_DIR, make_format_1
+from tests.helpers import MODEL_DIR, data_with_a_linked_subfolder, make_format_1
 from tests.signals import encode, tone
 from voiceid import cli
 from voiceid.cli import main
@@ -217,12 +217,7 @@ def test_train_prints_a_summary(
 def test_train_reads_linked_subfolders_and_lists_a_link_that_loops_or_leads_nowhere(
     capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    shutil.copytree(demo_data, data)
-    (tmp_path / "more").mkdir()
-    for name in ("hello_010.wav", "hello_011.wav"):
-        (data / "David" / name).rename(tmp_path / "more" / name)
-    (data / "David" / "more").symlink_to(tmp_path / "more")
+    data = data_with_a_linked_subfolder(demo_data, tmp_path)
     (data / "David" / "unmounted").symlink_to(tmp_path / "drive")
     (data / "Steve" / "again").symlink_to(".")
     out = tmp_path / "model"
