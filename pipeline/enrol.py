@@ -238,7 +238,7 @@ def _extract_new(
                                 np.concatenate([column.features, val.features]))  # fmt: skip
         columns.append(column)
     copies = copies_array(clean, columns)
-    digests = [clean.digests.get(r) or dataset.file_digest(r.path) for r in clean.recordings]
+    digests = [clean.digests[r] for r in clean.recordings]  # every file read was hashed
     return clean, split, copies, copy_conditions(digests, tcfg, copies, val_idx)
 
 
