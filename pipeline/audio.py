@@ -115,8 +115,14 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"FORM", 0, "AIFF"),
     (b"\x89PNG", 0, "PNG image"),
     (b"%PDF", 0, "PDF document"),
+    (b"\xff\xd8\xff", 0, "JPEG image"),
+    (b"GIF8", 0, "GIF image"),
+    (b"PK\x03\x04", 0, "ZIP archive"),
+    (b"\x1f\x8b", 0, "gzip archive"),
     (b"{", 0, "JSON/text"),
 )
+# Control characters that never appear in text (tab, line feed, form feed and CR do).
+_NOT_IN_TEXT = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,21 @@ def sniff_format(data: bytes) -> str:
         return "AAC"  # ADTS: the MPEG sync word with layer bits 00
     if len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:
         return "MP3"
-    return "unknown"
+    return "text" if _is_text(data[:512]) else "unknown"
+
+
+def _is_text(head: bytes) -> bool:
+    """Whether ``head``, a file's leading bytes, reads as UTF-8 text (notes, a playlist, HTML):
+    no control characters, and valid UTF-8 but for a character cut off at its end."""
+    if len(head) < 4 or _NOT_IN_TEXT.search(head):
+        return False
+    for cut in range(4):  # the last character may be cut off by the slice
+        try:
+            head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return True
+    return False
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

@@ -343,7 +343,7 @@ def test_a_take_that_is_no_recording_says_which_files_to_choose(
     WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: takes(d, "refused"))
     [card] = takes(driver, "refused")
     assert card.find_element(By.CLASS_NAME, "take-reason").text == (
-        "Cannot decode unknown data: not a supported audio format; choose a recording in WAV, "
+        "Cannot decode text data: not a supported audio format; choose a recording in WAV, "
         "FLAC, OGG or MP3, or record one with the microphone"
     )
 

@@ -416,7 +416,7 @@ def test_a_failed_upload_clears_the_earlier_clips_answer(
     WebDriverWait(driver, ANSWER_TIMEOUT_S).until(lambda d: text_of(d, "error"))
 
     assert text_of(driver, "error") == (
-        "Could not identify notes.wav: cannot decode unknown data: not a supported audio format; "
+        "Could not identify notes.wav: cannot decode text data: not a supported audio format; "
         "choose a recording in WAV, FLAC, OGG or MP3, or record one with the microphone."
     )
     assert driver.find_element(By.ID, "verdict").get_attribute("data-state") == "empty"

@@ -323,7 +323,8 @@ def test_garbage_names_the_sniffed_format_without_ffmpeg(monkeypatch: pytest.Mon
 
 @pytest.mark.requires_ffmpeg
 @pytest.mark.parametrize(
-    ("data", "kind"), [(PNG_BYTES, "PNG image"), (b"no audio here " * 20, "unknown")]
+    ("data", "kind"),
+    [(PNG_BYTES, "PNG image"), (b"no audio here " * 20, "text"), (bytes(range(7, 200)), "unknown")],
 )
 def test_garbage_that_ffmpeg_cannot_read_names_the_sniffed_format(data: bytes, kind: str) -> None:
     message = _decode_error(data, DecodeError)
@@ -570,6 +571,16 @@ def test_decode_rejects_bad_options(options: dict[str, float], message: str) -> 
         (PNG_BYTES, "PNG image"),
         (b"%PDF-1.7", "PDF document"),
         (b'{"a": 1}', "JSON/text"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "JPEG image"),
+        (b"GIF89a\x01\x00", "GIF image"),
+        (b"PK\x03\x04\x14\x00", "ZIP archive"),
+        (b"\x1f\x8b\x08\x00", "gzip archive"),
+        (b"# minutes of the meeting\n\tnothing decided\r\n", "text"),
+        ("réunion à 9 h".encode()[:-1] + b"\xc3", "text"),  # a character cut off at the end
+        ("réunion".encode()[:3], "unknown"),  # too short to tell
+        (b"#EXTM3U\nhello.wav\n", "text"),
+        (b"notes \x00 with a NUL", "unknown"),
+        (b"caf\xe9 in latin-1, not UTF-8", "unknown"),
         (b"\x00\x01", "unknown"),
         (b"", "unknown"),
     ],

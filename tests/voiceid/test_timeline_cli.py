@@ -134,7 +134,7 @@ def test_a_recording_over_the_limit_is_an_error_naming_the_option_that_admits_it
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"minutes of the meeting\n", "cannot decode unknown data: not a supported audio format"),
+        (b"minutes of the meeting\n", "cannot decode text data: not a supported audio format"),
         (b"", "clip is empty (0 bytes)"),
     ],
 )

@@ -379,7 +379,13 @@ def test_undecodable_bytes_are_415_naming_the_format(
 
 @pytest.mark.requires_ffmpeg
 @pytest.mark.parametrize(
-    ("data", "kind"), [(PNG, "PNG image"), (b"%PDF-1.7\n", "PDF document"), (b"hello", "unknown")]
+    ("data", "kind"),
+    [
+        (PNG, "PNG image"),
+        (b"%PDF-1.7\n", "PDF document"),
+        (b"hello", "text"),
+        (b"\x00\x01", "unknown"),
+    ],
 )
 def test_bytes_ffmpeg_cannot_decode_are_415_naming_the_format(
     client: TestClient, data: bytes, kind: str
