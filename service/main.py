@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +22,14 @@ from service.sites import listens_everywhere
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["app_from_env", "check_data_dir", "check_model", "open_without_key", "serve"]
+__all__ = [
+    "app_from_env",
+    "check_address",
+    "check_data_dir",
+    "check_model",
+    "open_without_key",
+    "serve",
+]
 
 # Connection limits, as uvicorn allows them (its header size cap exists only for the slower h11
 # parser, not httptools, which serving uses).
@@ -63,6 +72,7 @@ def serve(
         sys.exit(refusal)
     check_model(settings)
     check_data_dir(settings)
+    check_address(settings)
     # One active-model file for this server's workers, so that a reload reaches them all.
     shared = Path(tempfile.mkdtemp(prefix="voiceid-serve-"))
     os.environ["VOICEID_ACTIVE_MODEL_FILE"] = str(shared / "active-model")
@@ -120,6 +130,40 @@ def check_data_dir(settings: Settings) -> None:
             f"speaker store {str(path)!r} cannot be written: this process may not write in "
             f"{str(found)!r} {named}"
         )
+
+
+def check_address(settings: Settings) -> None:
+    """Raise :class:`ParameterError` when the server could not listen where it is asked to: the
+    port taken by another program, an address not of this machine, a name that does not
+    resolve, a port under 1024 without the right. The socket is bound as uvicorn binds it (the
+    address reused) and closed at once; uvicorn, not this check, holds it for the workers."""
+    host, port = settings.host, settings.port
+    named = f"(--host and --port, or {Settings.env_name('host')} and {Settings.env_name('port')})"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except socket.gaierror as exc:
+        raise ParameterError(
+            f"cannot listen on {host!r} port {port}: {host!r} is not an address, nor a name "
+            f"this machine resolves: use an address such as 127.0.0.1 {named}"
+        ) from exc
+    except OSError as exc:
+        raise ParameterError(
+            f"cannot listen on {host!r} port {port}: {_why_not(exc, port)} {named}"
+        ) from exc
+
+
+def _why_not(exc: OSError, port: int) -> str:
+    """What a failed bind means, in words a person can act on."""
+    if exc.errno == errno.EADDRINUSE:
+        return "another program is using the port: stop it, or serve on another port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "the address is not one of this machine's: use 127.0.0.1, or 0.0.0.0 for all"
+    if exc.errno == errno.EACCES and port < 1024:
+        return f"ports under 1024 need privileges: use a port from 1024 up, such as {port + 8000}"
+    return exc.strerror or str(exc)
 
 
 def open_without_key(settings: Settings) -> str | None:

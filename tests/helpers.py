@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "LoopbackClient",
     "async_client",
     "data_with_a_linked_subfolder",
+    "free_port",
     "make_format_1",
     "switch_network",
 ]
@@ -37,6 +39,14 @@ MODEL_DIR = ROOT / "models" / "default"  # the shipped bundle
 # Test clients call the app as a server on loopback: ASGI test transports give the URL's host as
 # the connection's local address, and writes without a key are taken only on loopback.
 LOOPBACK_URL = "http://127.0.0.1"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class LoopbackClient(TestClient):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -125,4 +126,48 @@ def test_a_data_dir_in_a_folder_it_may_not_write_in_stops_the_command_with_exit_
     assert err == (
         f"voiceid serve: error: speaker store {str(store)!r} cannot be "
         f"written: this process may not write in {str(tmp_path / 'locked')!r} {STORE_NAMED}\n"
+    )
+
+
+ADDRESS_NAMED = "(--host and --port, or VOICEID_HOST and VOICEID_PORT)"
+
+
+def test_a_port_another_program_listens_on_stops_the_command_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """uvicorn said only ``[Errno 98] Address already in use``, after loading the model."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        code, err = _serve_refusal(monkeypatch, capsys, ["--port", str(port)])
+
+    assert code == 2
+    assert err == (
+        f"voiceid serve: error: cannot listen on '127.0.0.1' port {port}: another program is "
+        f"using the port: stop it, or serve on another port {ADDRESS_NAMED}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("192.0.2.1", "the address is not one of this machine's: use 127.0.0.1, or 0.0.0.0 "
+                      "for all"),
+        ("no-such-host.invalid", "'no-such-host.invalid' is not an address, nor a name this "
+                                 "machine resolves: use an address such as 127.0.0.1"),
+    ],
+    ids=["not this machine's", "no such name"],
+)  # fmt: skip
+def test_a_host_the_server_cannot_listen_on_stops_the_command_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], host: str, why: str
+) -> None:
+    monkeypatch.setenv("VOICEID_API_KEY", "k")  # not a loopback host: the key refusal comes first
+
+    code, err = _serve_refusal(monkeypatch, capsys, ["--host", host, "--port", "8000"])
+
+    assert code == 2
+    assert err == (
+        f"voiceid serve: error: cannot listen on {host!r} port 8000: {why} {ADDRESS_NAMED}\n"
     )

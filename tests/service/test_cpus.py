@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from service.cpus import cgroup_cpu_limit, usable_cpus
 from service.settings import MAX_WORKERS, Settings
+from tests.helpers import free_port
 from voiceid.cli import main
 
 FOUR_CPUS = {0, 1, 2, 3}
@@ -107,6 +108,7 @@ def test_workers_default_to_auto_and_resolve_to_the_usable_cpus(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("service.settings.usable_cpus", lambda: 3)
+    monkeypatch.setenv("VOICEID_PORT", str(free_port()))  # serve checks that it may listen
 
     assert Settings().workers == "auto"
     assert Settings().worker_count() == 3
@@ -146,6 +148,7 @@ def test_voiceid_serve_starts_the_usable_cpus_by_default(
     started: dict[str, Any] = {}
     monkeypatch.setattr("uvicorn.run", lambda *a, **kw: started.update(kw))
     monkeypatch.setattr("service.settings.usable_cpus", lambda: 3)
+    monkeypatch.setenv("VOICEID_PORT", str(free_port()))  # serve checks that it may listen
     for name in ("VOICEID_WORKERS", "VOICEID_ACTIVE_MODEL_FILE"):
         monkeypatch.setenv(name, "")  # recorded, so teardown removes what serve sets
         monkeypatch.delenv(name)

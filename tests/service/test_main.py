@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.helpers import MODEL_DIR
+from tests.helpers import MODEL_DIR, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +28,6 @@ STARTUP_TIMEOUT_S = 90.0  # a worker is ready in about a second; slow CI takes a
 # Shared libraries of the training stack: none may be mapped into a serving worker.
 TRAINING_LIBRARIES = ("numba", "llvmlite", "tensorflow", "matplotlib", "librosa")
 ROOT = MODEL_DIR.parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Server:
