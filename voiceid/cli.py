@@ -17,6 +17,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,6 +197,8 @@ def _build_parsers(
 ) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """:func:`_build_parser`'s parser, and each command's own."""
     parser = argparse.ArgumentParser(prog="voiceid", description=DESCRIPTION)
+    parser.add_argument("--version", action="version",
+                        version=f"voiceid {metadata.version('voiceid')}")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     commands = {}
     for name, (help_text, add_arguments) in PARSERS.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.metadata
 import io
 import json
 import re
@@ -21,7 +22,7 @@ from pipeline.config import TrainConfig
 from pipeline.demo.synth import STRANGER, VOICES, write_demo_data
 from pipeline.errors import MissingExtraError
 from pipeline.predict import reason_in_words
-from tests.helpers import MODEL_DIR, data_with_a_linked_subfolder, make_format_1
+from tests.helpers import MODEL_DIR, data_with_a_linked_subfolder, free_port, make_format_1
 from tests.signals import encode, tone
 from voiceid import cli
 from voiceid.cli import main
@@ -459,6 +460,14 @@ def test_the_overview_lists_every_command_without_the_extras(
     assert all(name in out for name in ("features", "train", "evaluate", "predict", "serve"))
 
 
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"voiceid {importlib.metadata.version('voiceid')}\n"
+
+
 def test_convert_without_keras_says_which_extra_to_install(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -832,6 +841,7 @@ def test_serve_with_a_models_root_starts_without_a_model(
     monkeypatch.setenv("VOICEID_MODEL_DIR", "")
     monkeypatch.setenv("VOICEID_ACTIVE_MODEL_FILE", "")
     monkeypatch.setenv("VOICEID_MODELS_ROOT", str(tmp_path))
+    monkeypatch.setenv("VOICEID_PORT", str(free_port()))  # serve checks that it may listen
 
     assert main(["serve", "--model", str(tmp_path / "later")]) == 0
     assert started["factory"] is True
