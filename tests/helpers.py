@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -30,6 +31,7 @@ __all__ = [
     "data_with_a_linked_subfolder",
     "free_port",
     "make_format_1",
+    "stdin_from",
     "switch_network",
 ]
 
@@ -39,6 +41,20 @@ MODEL_DIR = ROOT / "models" / "default"  # the shipped bundle
 # Test clients call the app as a server on loopback: ASGI test transports give the URL's host as
 # the connection's local address, and writes without a key are taken only on loopback.
 LOOPBACK_URL = "http://127.0.0.1"
+
+
+@contextmanager
+def stdin_from(path: Path) -> Iterator[None]:
+    """This process's file descriptor 0 reading ``path``, as a shell's ``< path`` gives it, so
+    that a command reading ``/dev/stdin`` in-process reads the file."""
+    saved = os.dup(0)
+    try:
+        with path.open("rb") as f:
+            os.dup2(f.fileno(), 0)
+        yield
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
 
 
 def free_port() -> int:

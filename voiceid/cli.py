@@ -93,7 +93,7 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     from pipeline.train import TrainOptions
 
     p.add_argument("model_dir", type=Path)
-    p.add_argument("clips", type=Path, nargs="+")
+    p.add_argument("clips", type=Path, nargs="+", help="audio files; - reads one from stdin")
     p.add_argument("--json", action="store_true")
     add_options(p, TrainOptions, only=("max_seconds",))
 
@@ -103,7 +103,7 @@ def _timeline_arguments(p: argparse.ArgumentParser) -> None:
     from pipeline.timeline.recording import DEFAULT_MAX_TIMELINE_S
 
     p.add_argument("model_dir", type=Path)
-    p.add_argument("file", type=Path, help="the recording")
+    p.add_argument("file", type=Path, help="the recording; - reads it from stdin")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print segments and totals as JSON")
     out.add_argument("--rttm", action="store_true", help="print RTTM lines (NIST's format)")
@@ -333,6 +333,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+STDIN = Path("-")  # a clip or recording read from standard input (a pipe or a redirect)
+WEB_ADDRESS = ("http:/", "https:/")  # how a URL reads once Path has folded its "//"
+
+
+def _readable(path: Path) -> Path:
+    """The path to read ``path`` from: standard input's for ``-``."""
+    return Path("/dev/stdin") if path == STDIN else path
+
+
+def _not_found(path: Path, reason: str) -> str:
+    """Why ``path`` cannot be read; for a web address, that voiceid reads files."""
+    if str(path).startswith(WEB_ADDRESS) and not path.exists():
+        return f"{reason}: voiceid reads files, not web addresses: download it first (curl -O)"
+    return reason
+
+
 def _clip_error(exc: AudioError, path: Path | None = None) -> str:
     """Why a clip cannot be used (for a file, the system's words beside its name), and for a
     clip too long, the option that admits it; for a folder ``path``, what to give instead."""
@@ -342,7 +358,9 @@ def _clip_error(exc: AudioError, path: Path | None = None) -> str:
         clips = path / "*.wav"
         return (f"is a folder, not a clip: give its clips ({clips}), or score a folder of "
                 "speakers' folders with voiceid evaluate")  # fmt: skip
-    return exc.reason if isinstance(exc, UnreadableClipError) else str(exc)
+    if isinstance(exc, UnreadableClipError):
+        return _not_found(path, exc.reason) if path is not None else exc.reason
+    return str(exc)
 
 
 def _print_answers(report: dict[str, Any]) -> None:
@@ -407,7 +425,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     for path in args.clips:
         try:
-            pred, _ = predict_clip(bundle, path, max_seconds=args.max_seconds)
+            pred, _ = predict_clip(bundle, _readable(path), max_seconds=args.max_seconds)
         except AudioError as exc:
             results.append({"file": printable(path), "error": _clip_error(exc, path)})
             continue
@@ -445,13 +463,14 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model_dir)
     tcfg = from_options(TimelineConfig, args)
     try:
-        found = timeline_of_clip(bundle, args.file, tcfg, max_seconds=args.max_seconds)
+        found = timeline_of_clip(bundle, _readable(args.file), tcfg, max_seconds=args.max_seconds)
     except AudioError as exc:  # the one file's name first, as predict prints it before its line
         raise DatasetError(f"{str(args.file)!r}: {_clip_error(exc)}") from None
     except OSError as exc:
-        raise DatasetError(f"cannot read {str(args.file)!r}: {exc.strerror or exc}") from None
+        why = _not_found(args.file, exc.strerror or str(exc))
+        raise DatasetError(f"cannot read {str(args.file)!r}: {why}") from None
     if args.rttm:
-        print(to_rttm(found.segments, args.file.stem), end="")
+        print(to_rttm(found.segments, "stdin" if args.file == STDIN else args.file.stem), end="")
     elif args.json:
         # The fields and names of POST /timeline's answer, less what only a server knows.
         segments = [_segment_fields(s) for s in found.segments]

@@ -22,7 +22,13 @@ from pipeline.config import TrainConfig
 from pipeline.demo.synth import STRANGER, VOICES, write_demo_data
 from pipeline.errors import MissingExtraError
 from pipeline.predict import reason_in_words
-from tests.helpers import MODEL_DIR, data_with_a_linked_subfolder, free_port, make_format_1
+from tests.helpers import (
+    MODEL_DIR,
+    data_with_a_linked_subfolder,
+    free_port,
+    make_format_1,
+    stdin_from,
+)
 from tests.signals import encode, tone
 from voiceid import cli
 from voiceid.cli import main
@@ -354,6 +360,35 @@ def test_train_refuses_a_value_keras_or_memory_cannot_take_before_reading_a_clip
     assert (code, out, err) == (2, "", f"voiceid train: error: {message}\n")
     assert not (tmp_path / "m").exists()
     assert not (tmp_path / "cache").exists()
+
+
+def test_predict_reads_a_clip_on_stdin_from_a_dash(
+    capsys: pytest.CaptureFixture[str], trained: tuple[Path, dict[str, Any]], held_out: Path
+) -> None:
+    """``arecord -f S16_LE -r 16000 -d 2 -t wav | voiceid predict MODEL -``."""
+    model, _ = trained
+    clip = held_out / "Steve" / "hello_000.wav"
+    _, from_file, _ = _run(capsys, "predict", str(model), str(clip))
+
+    with stdin_from(clip):
+        code, out, _ = _run(capsys, "predict", str(model), "-")
+
+    assert code == 0
+    assert out == from_file.replace(f"{clip}: ", "-: ")
+
+
+def test_predict_given_a_web_address_says_to_download_it(
+    capsys: pytest.CaptureFixture[str], trained: tuple[Path, dict[str, Any]]
+) -> None:
+    model, _ = trained
+
+    code, out, _ = _run(capsys, "predict", str(model), "https://example.org/hello.wav")
+
+    assert code == 1
+    assert out == (
+        "https:/example.org/hello.wav: error: No such file or directory: voiceid reads files, "
+        "not web addresses: download it first (curl -O)\n"
+    )
 
 
 def test_predict_refuses_a_missing_bundle(

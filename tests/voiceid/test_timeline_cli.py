@@ -12,7 +12,7 @@ import soundfile as sf
 from pipeline.predict import reason_in_words
 from service.schemas import TimelineResponse, TimelineSegment
 from tests.conversations import SR, conversation
-from tests.helpers import MODEL_DIR
+from tests.helpers import MODEL_DIR, stdin_from
 from voiceid.cli import main
 
 
@@ -82,6 +82,30 @@ def test_a_missing_file_is_an_error_naming_it(
 
     assert capsys.readouterr().err == (
         f"voiceid timeline: error: cannot read {str(missing)!r}: No such file or directory\n"
+    )
+
+
+def test_a_recording_on_stdin_is_read_from_a_dash(
+    talk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ffmpeg -i meeting.mp4 -f wav - | voiceid timeline MODEL -``; RTTM names it stdin."""
+    assert main(["timeline", str(MODEL_DIR), str(talk), "--rttm"]) == 0
+    from_file = capsys.readouterr().out
+
+    with stdin_from(talk):
+        assert main(["timeline", str(MODEL_DIR), "-", "--rttm"]) == 0
+
+    assert capsys.readouterr().out == from_file.replace(" team_meeting ", " stdin ")
+
+
+def test_a_web_address_is_an_error_saying_to_download_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["timeline", str(MODEL_DIR), "https://example.org/meeting.wav"]) == 2
+
+    assert capsys.readouterr().err == (
+        "voiceid timeline: error: cannot read 'https:/example.org/meeting.wav': No such file or "
+        "directory: voiceid reads files, not web addresses: download it first (curl -O)\n"
     )
 
 
