@@ -34,6 +34,7 @@ from pipeline.bundle import TRAIN_FEATURES_FILE, Bundle, check_out_dir, load_bun
 from pipeline.config import TrainConfig
 from pipeline.dataset import NO_CONDITION, Degradation, Extraction, Recording
 from pipeline.errors import BundleError, DatasetError, NameTakenError
+from pipeline.learnt import MAX_TRAINING_SET_BYTES, digests_of
 from pipeline.names import lookalike_pair
 from pipeline.network import check_npz_size
 from pipeline.speakers import SpeakerStore, check_name_is_free
@@ -58,7 +59,6 @@ __all__ = [
     "store_recordings",
 ]
 
-MAX_TRAINING_SET_BYTES = 1 << 30  # a million rows with four copies is about 1.2 GB: far past use
 Progress = Callable[[float, str], None]  # (share done, what it is doing)
 # Shares of the whole job at which each step starts: the rest is training's.
 _READ, _EXTRACT, _FIT, _FIT_END, _WRITE = 0.02, 0.05, 0.25, 0.9, 0.95
@@ -93,6 +93,7 @@ class TrainingSet:
     copies: np.ndarray  # (clips, copies, bands), NaN where a clip has no such copy
     enrolled: np.ndarray  # (clips,) bool
     conditions: np.ndarray  # (clips, copies) int8: pipeline.train.copy_conditions
+    digests: list[str | None]  # each clip's file's sha256, None where unknown (pipeline.learnt)
 
     def __len__(self) -> int:
         return len(self.speakers)
@@ -101,7 +102,8 @@ class TrainingSet:
         idx = np.flatnonzero(keep)
         return TrainingSet(self.features[idx], [self.speakers[i] for i in idx],
                            [self.files[i] for i in idx], self.split[idx], self.copies[idx],
-                           self.enrolled[idx], self.conditions[idx])  # fmt: skip
+                           self.enrolled[idx], self.conditions[idx],
+                           [self.digests[i] for i in idx])  # fmt: skip
 
 
 def read_training_set(bundle: Bundle) -> TrainingSet:
@@ -162,7 +164,7 @@ def _checked_training_set(bundle: Bundle, arrays: dict[str, np.ndarray], path: P
         raise BundleError(f"{path} does not check out: {'; '.join(problems)}")
     return TrainingSet(features, [names[i] for i in labels], [str(f) for f in arrays["files"]],
                        split.astype(np.int8), copies.astype(np.float32), enrolled,
-                       conditions)  # fmt: skip
+                       conditions, digests_of(arrays.get("digests"), n, str(path)))  # fmt: skip
 
 
 def _condition_codes(arrays: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray | None:
@@ -309,10 +311,11 @@ def prepare_enrolment(
         extraction.features, y, train_idx, copies, tcfg.copies_per_clip
     )
     enrolled = np.concatenate([base.enrolled, np.full(len(clean.recordings), opts.from_store)])
+    digests = base.digests + [clean.digests.get(r) for r in clean.recordings]
     return Prepared(opts.source or opts.root, opts.root, bundle.metadata.training.fmax_derived,
                     labels, bundle.feature_config, len(base) + len(new), extraction, y, train_idx,
                     val_idx, x_train, y_train, first_copies(copies, extraction, val_idx), copies,
-                    enrolled, conditions)  # fmt: skip
+                    enrolled, conditions, digests)  # fmt: skip
 
 
 def enrol(

@@ -15,6 +15,7 @@ from pipeline.audio import DEFAULT_MAX_SECONDS, decode
 from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
 from pipeline.errors import DatasetError, ParameterError
+from pipeline.learnt import learnt_clips
 from pipeline.openset import Decision, auroc, equal_weight_quantile
 from pipeline.paths import as_path
 from pipeline.predict import Judged, clip_quality, judge_recordings
@@ -220,20 +221,39 @@ def evaluate_folder(
     :class:`DatasetError`. ``warnings`` names each folder that matches a label only in letter
     case (``dad`` beside ``Dad``), whose clips count as unknown speakers, and counts the clips
     skipped, unscored, for the bytes of a clip the model learnt from (``learnt``, as
-    ``pipeline.dataset.extract_features`` takes it, with the other extraction options).
+    ``pipeline.dataset.extract_features`` takes it, with the other extraction options; for a
+    bundle, by default, the clips it keeps the digests of: ``pipeline.learnt``).
     """
     folder = as_path("folder", folder)
     decision, labels, cfg = _model_parts(model, labels, cfg)
+    if learnt is None and isinstance(model, Bundle):
+        learnt = learnt_clips(model)
     extraction = dataset.extract_features(
         dataset.scan_folder(folder), cfg, max_seconds=max_seconds, jobs=jobs,
         cache_dir=cache_dir, progress=progress, learnt=learnt,
     )  # fmt: skip
     if not extraction.recordings:
-        raise _no_usable_clips(folder, extraction.skipped_files(folder))
+        raise _no_usable_clips(folder, extraction, learnt or {})
     speakers = [r.speaker for r in extraction.recordings]
     known = np.array([s in labels for s in speakers], dtype=bool)
     rows = extraction.features
     judged = measure_recordings(extraction.recordings, cfg, max_seconds)
+    report = _scored(decision, labels, rows, speakers, judged)
+    known_rows = rows[known] if known.any() or known_rows is None else known_rows
+    report["open_set_auroc"] = _open_set_auroc(auroc_decision or decision, known_rows,
+                                               rows[~known])  # fmt: skip
+    report["skipped"] = extraction.skipped_files(folder)
+    report["warnings"] = _folder_warnings(extraction, labels, learnt or {})
+    return report
+
+
+def _scored(
+    decision: Decision, labels: Sequence[str], rows: np.ndarray, speakers: Sequence[str],
+    judged: Judged,
+) -> dict[str, Any]:  # fmt: skip
+    """:func:`classification_report`'s figures for the clips of known speakers, with
+    ``unknown_speakers`` for the others' and ``conditions`` for both."""
+    known = np.array([s in labels for s in speakers], dtype=bool)
     causes, kinds = judged.causes, judged.conditions
     mine, others = np.flatnonzero(known), np.flatnonzero(~known)
     report = classification_report(
@@ -244,11 +264,6 @@ def evaluate_folder(
         decision, rows[~known], [causes[i] for i in others], [kinds[i] for i in others]
     )
     report["conditions"] = condition_figures(decision, labels, rows, speakers, judged)
-    known_rows = rows[known] if known.any() or known_rows is None else known_rows
-    report["open_set_auroc"] = _open_set_auroc(auroc_decision or decision, known_rows,
-                                               rows[~known])  # fmt: skip
-    report["skipped"] = extraction.skipped_files(folder)
-    report["warnings"] = _folder_warnings(extraction, labels, learnt or {})
     return report
 
 
@@ -309,8 +324,19 @@ def _model_parts(
     return model, list(labels), cfg
 
 
-def _no_usable_clips(folder: Path, skipped: list[dict[str, str]]) -> DatasetError:
-    """The error for a folder whose every clip is skipped, with why, as the CLI lists them."""
+def _no_usable_clips(
+    folder: Path, extraction: dataset.Extraction, learnt: Mapping[str, str]
+) -> DatasetError:
+    """The error for a folder whose every clip is skipped, with why, as the CLI lists them; when
+    each is a clip the model learnt from (``learnt``: sha256 -> name), what to score instead."""
+    copies = sum(extraction.digests.get(r) in learnt for r, _ in extraction.skipped)
+    if copies and copies == len(extraction.skipped):
+        return DatasetError(
+            f"every clip in {str(folder)!r} ({copies}) is one the model learnt from, so its "
+            "figures would say nothing of new recordings: evaluate on clips it has not heard "
+            "(keep some of each speaker's out of the training folder)"
+        )
+    skipped = extraction.skipped_files(folder)
     return DatasetError(f"no usable clips in {str(folder)!r}: {dataset.skips_in_words(skipped)}")
 
 

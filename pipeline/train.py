@@ -47,6 +47,7 @@ from pipeline.evaluate import (
     evaluate_folder,
 )
 from pipeline.features import FEATURE_VERSION
+from pipeline.learnt import digests_array
 from pipeline.metadata import Metrics, ModelDescription, OpenSetSummary, TrainingRecord, created_now
 from pipeline.names import label_fault, lookalike_pair
 from pipeline.network import Network
@@ -359,7 +360,7 @@ class Prepared:
     copies: np.ndarray  # (clips, copies, bands) degraded rows, NaN where a clip has none
     enrolled: np.ndarray  # (clips,) bool: the row came from a speaker store (pipeline.enrol)
     conditions: np.ndarray  # (clips, copies) int8: copy_conditions, which condition made each
-    # the sha256 of each row's file, None where unknown; none for a base bundle's (pipeline.enrol)
+    # the sha256 of each row's file, None where unknown (a base bundle's from before they were kept)
     digests: Sequence[str | None] = ()
 
     @property
@@ -606,8 +607,8 @@ def training_set_arrays(data: Prepared, degrade_seed: int) -> dict[str, np.ndarr
     """What a bundle keeps of its training set (``train_features.npz``), enough to train a
     successor without the recordings (``pipeline.enrol``): every clip's row, label, file and
     split, its degraded copies (NaN where it has none), their seed and which condition made
-    each (an index into ``condition_names``, -1 for none), and which rows came from a speaker
-    store."""
+    each (an index into ``condition_names``, -1 for none), which rows came from a speaker
+    store, and the sha256 of each clip's file (``pipeline.learnt``)."""
     split = np.full(len(data.y), SPLIT_TRAIN, dtype=np.int8)
     split[data.val_idx] = SPLIT_VALIDATION
     return {
@@ -621,6 +622,9 @@ def training_set_arrays(data: Prepared, degrade_seed: int) -> dict[str, np.ndarr
         "copy_conditions": data.conditions,
         "condition_names": np.array(list(CONDITIONS)),
         "enrolled": data.enrolled,
+        "digests": digests_array(
+            data.digests if len(data.digests) == len(data.y) else [None] * len(data.y)
+        ),
     }
 
 

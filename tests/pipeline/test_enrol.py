@@ -14,7 +14,7 @@ import soundfile as sf
 from pipeline.augment import CONDITIONS
 from pipeline.bundle import TRAIN_FEATURES_FILE, load_bundle
 from pipeline.config import hidden_units
-from pipeline.dataset import NO_CONDITION
+from pipeline.dataset import NO_CONDITION, file_digest
 from pipeline.demo.synth import STRANGER, VoiceSpec, synthesize_hello, write_demo_data
 from pipeline.enrol import (
     EnrolOptions,
@@ -134,6 +134,26 @@ def test_the_successor_keeps_the_old_split_and_marks_the_store_rows(
     assert successor.enrolled.tolist() == [False] * len(base) + [True] * 12
     assert successor.files[len(base) :] == [f"Alice/hello_{k:03d}.wav" for k in range(12)]
     assert int((successor.split[len(base) :] == SPLIT_VALIDATION).sum()) == 2
+
+
+@pytest.mark.slow
+def test_the_successor_keeps_the_sha256_of_every_clip_it_learnt_from(
+    enrolled: tuple[Path, dict[str, Any]], store: Path
+) -> None:
+    out, _ = enrolled
+    base, successor = read_training_set(load_bundle(MODEL_DIR)), read_training_set(load_bundle(out))
+
+    assert successor.digests[: len(base)] == base.digests
+    assert successor.digests[len(base) :] == [
+        file_digest(store / name) for name in successor.files[len(base) :]
+    ]
+
+
+def test_digests_that_do_not_fit_the_training_set_are_refused(bundle_copy: Path) -> None:
+    _rewrite_training_set(bundle_copy, {"digests": np.zeros((199, 32), dtype=np.uint8)})
+
+    with pytest.raises(BundleError, match=r"digests are \(199, 32\) uint8, expected \(200, 32\)"):
+        read_training_set(load_bundle(bundle_copy))
 
 
 @pytest.mark.slow

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.bundle import Bundle
+from pipeline.bundle import Bundle, load_bundle
 from pipeline.config import FeatureConfig
+from pipeline.demo.synth import write_demo_data
 from pipeline.errors import DatasetError, ParameterError
 from pipeline.evaluate import (
     UNSURE_CEILING,
@@ -206,10 +208,13 @@ def test_a_runner_up_named_where_the_top_voice_is_far_counts_as_what_the_user_is
 # evaluate_folder's arguments
 
 
-def test_a_bundle_gives_its_own_labels_and_config(default_bundle: Bundle, demo_data: Path) -> None:
-    by_bundle = evaluate_folder(str(demo_data), default_bundle, jobs=1)
+def test_a_bundle_gives_its_own_labels_and_config(default_bundle: Bundle, tmp_path: Path) -> None:
+    held_out = tmp_path / "held_out"  # clips the shipped model was not trained on
+    write_demo_data(held_out, clips_per_voice=12, seed=9)
+
+    by_bundle = evaluate_folder(str(held_out), default_bundle, jobs=1)
     by_parts = evaluate_folder(
-        demo_data, default_bundle.decision(), default_bundle.labels,
+        held_out, default_bundle.decision(), default_bundle.labels,
         default_bundle.feature_config, jobs=1,
     )  # fmt: skip
     assert by_bundle == by_parts
@@ -278,4 +283,33 @@ def test_a_folder_without_a_usable_clip_is_a_dataset_error(
     assert str(caught.value) == (
         f"no usable clips in {str(tmp_path)!r}: David/empty.wav: clip is empty (0 bytes); "
         "Steve/empty.wav: clip is empty (0 bytes)"
+    )
+
+
+def test_the_clips_a_bundle_learnt_from_are_not_scored_under_any_name(
+    trained_bundle: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "held_out"
+    fresh = write_demo_data(folder, clips_per_voice=3, seed=9)
+    for take in sorted(demo_data.glob("*/*.wav"))[:5]:  # renamed copies of training clips
+        shutil.copy(take, folder / take.parent.name / f"again_{take.name}")
+
+    report = evaluate_folder(folder, load_bundle(trained_bundle))
+
+    assert report["n"] == sum(len(paths) for paths in fresh.values()) == 6
+    assert report["warnings"] == [
+        "5 clip(s) have the same bytes as clips the model learnt from: skipped, not scored"
+    ]
+
+
+def test_a_folder_of_only_the_clips_a_bundle_learnt_from_says_to_hold_some_out(
+    trained_bundle: Path, demo_data: Path
+) -> None:
+    with pytest.raises(DatasetError) as refused:
+        evaluate_folder(demo_data, load_bundle(trained_bundle))
+
+    assert str(refused.value) == (
+        f"every clip in {str(demo_data)!r} (24) is one the model learnt from, so its figures "
+        "would say nothing of new recordings: evaluate on clips it has not heard (keep some of "
+        "each speaker's out of the training folder)"
     )

@@ -163,6 +163,17 @@ def test_the_bundle_records_which_condition_made_each_copy(
         ]
 
 
+def test_the_bundle_keeps_the_sha256_of_each_clip_it_learnt_from(
+    trained_bundle: Path, demo_data: Path
+) -> None:
+    with np.load(trained_bundle / TRAIN_FEATURES_FILE) as npz:
+        files, digests = npz["files"], npz["digests"]
+
+    assert digests.shape == (len(files), 32) and digests.dtype == np.uint8
+    for file, digest in zip(files, digests, strict=True):
+        assert digest.tobytes().hex() == file_digest(demo_data / str(file))
+
+
 def test_the_open_set_is_matched_to_the_conditions_of_the_copies(trained_bundle: Path) -> None:
     bundle = load_bundle(trained_bundle)
 
