@@ -190,7 +190,9 @@ def _quiet(q: Quality, band: float) -> Issue | None:
                  "speak closer to the microphone or raise its gain")  # fmt: skip
 
 
-_CHECKS = (_short, _clipped, _band_limited, _noisy, _quiet)  # the most telling first
+# The most telling first. Speech under MIN_LEVEL_DBFS lies so close to the converter's own noise
+# that a low SNR is the converter's too: raising the gain is what helps, not a quieter room.
+_CHECKS = (_short, _clipped, _band_limited, _quiet, _noisy)
 
 
 def issues(quality: Quality, band_hz: float) -> tuple[Issue, ...]:

@@ -105,13 +105,26 @@ def test_issues_come_most_telling_first() -> None:
 
     assert [i.measure for i in issues(bad, band_hz=7600.0)] == [
         "clipped_fraction",
-        "snr_db",
         "level_dbfs",
+        "snr_db",
     ]
     assert [i.measure for i in issues(short, band_hz=7600.0)][:2] == [
         "speech_s",
         "clipped_fraction",
     ]
+
+
+def test_speech_too_quiet_for_the_converter_is_blamed_before_its_noise() -> None:
+    """A clip at -89 dBFS measures the converter's own noise as its background: "record somewhere
+    quieter" would not help, raising the gain would."""
+    faint = dataclasses.replace(CLEAN, snr_db=-3.8, level_dbfs=-88.6)
+
+    first = issues(faint, band_hz=7600.0)[0]
+
+    assert (first.problem, first.advice) == (
+        "the speech is very quiet (-89 dBFS)",
+        "speak closer to the microphone or raise its gain",
+    )
 
 
 @pytest.mark.parametrize(("speech_s", "noisy"), [(0.3, False), (0.49, False), (0.5, True)])
