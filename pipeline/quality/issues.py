@@ -19,9 +19,11 @@ from pipeline.quality.measures import Quality
 __all__ = [
     "ADVICE_BAND",
     "ADVICE_CLIPPED",
+    "ADVICE_HUM",
     "ADVICE_NOISY",
     "BAND_SHARE",
     "CONDITIONS",
+    "HUM_BACKGROUND_DB",
     "KEPT_BACKGROUND_LOW_BAND_DB",
     "LOW_BAND_CUT_DB",
     "LOW_BAND_ISSUE_DB",
@@ -76,6 +78,10 @@ MIN_SNR_DB = 0.0  # dB of speech above the steady background: no more than the n
 # 0 dB or less on 8 % of clean FSDD takes, and only 23 % of them with white noise 5 dB under
 # them), while noise loud enough to matter keeps every frame within SPEECH_DB of the loudest.
 MIN_NOISE_SPAN_S = 0.5
+# A background whose power below 250 Hz stands this far over its power from 250 Hz to 1 kHz is a
+# hum or a rumble (mains at 50/60 Hz, a fan, an engine): 46-54 dB for a mains hum under speech,
+# against -6 for white noise, about 0 for pink noise and 2 for a quiet room.
+HUM_BACKGROUND_DB = 20.0
 SPEECH_BAND_HZ = 4000.0  # what carries a voice: a wider band is welcome, never required
 BAND_SHARE = 0.8  # the bandwidth must reach this share of the speech band the model hears ...
 MIN_LOW_BAND_DB = -12.0  # ... and a voice's low band not cut below this (dB vs its mid band),
@@ -107,6 +113,10 @@ ADVICE_BAND = "record directly with a microphone, not through a phone call or a 
 ADVICE_MUFFLED = "speak into an uncovered microphone: this sounds muffled, or holds no speech"
 ADVICE_CLIPPED = "lower the microphone gain or move back from the microphone"
 ADVICE_NOISY = "record somewhere quieter, or closer to the microphone"
+ADVICE_HUM = (
+    "keep the microphone and its cable away from power adapters, fans and engines, or record "
+    "somewhere quieter"
+)
 
 
 def _short(q: Quality, band: float) -> Issue | None:
@@ -177,8 +187,11 @@ def speech_against_background(snr_db: float) -> str:
 def _noisy(q: Quality, band: float) -> Issue | None:
     if q.snr_db >= MIN_SNR_DB or q.speech_s < MIN_NOISE_SPAN_S:
         return None
-    return Issue("snr_db", q.snr_db, MIN_SNR_DB,
-                 f"too much background noise (speech {speech_against_background(q.snr_db)})",
+    against = speech_against_background(q.snr_db)
+    if q.background_low_band_db >= HUM_BACKGROUND_DB:
+        problem = f"a low hum or rumble covers the voice (speech {against})"
+        return Issue("snr_db", q.snr_db, MIN_SNR_DB, problem, ADVICE_HUM)
+    return Issue("snr_db", q.snr_db, MIN_SNR_DB, f"too much background noise (speech {against})",
                  ADVICE_NOISY)  # fmt: skip
 
 

@@ -127,6 +127,27 @@ def test_speech_too_quiet_for_the_converter_is_blamed_before_its_noise() -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("background_low_band_db", "problem", "advice"),
+    [
+        (19.9, "too much background noise (speech 9 dB below it)",
+         "record somewhere quieter, or closer to the microphone"),
+        (20.0, "a low hum or rumble covers the voice (speech 9 dB below it)",
+         "keep the microphone and its cable away from power adapters, fans and engines, or "
+         "record somewhere quieter"),
+    ],
+)  # fmt: skip
+def test_noise_mostly_under_250_hz_is_named_a_hum_or_rumble(
+    background_low_band_db: float, problem: str, advice: str
+) -> None:
+    """A mains hum under speech leaves a background 46-54 dB stronger under 250 Hz than above."""
+    hum = dataclasses.replace(CLEAN, snr_db=-9.0, background_low_band_db=background_low_band_db)
+
+    [issue] = issues(hum, band_hz=7600.0)
+
+    assert (issue.measure, issue.problem, issue.advice) == ("snr_db", problem, advice)
+
+
 @pytest.mark.parametrize(("speech_s", "noisy"), [(0.3, False), (0.49, False), (0.5, True)])
 def test_noise_is_judged_only_over_half_a_second_of_speech(speech_s: float, noisy: bool) -> None:
     """Under half a second, the background percentile is the quietest part of the voice."""
