@@ -25,6 +25,8 @@ MAX_WORKERS = 64  # server processes, given or found: each holds its own model a
 MAX_SETTING_S = 86_400.0
 MAX_SETTING_RATE = 1000.0  # the most a per-second rate or a speed ratio setting may be
 _STORE_DEFAULTS = StoreLimits()
+# uvicorn's log levels; any other name would stop it with a KeyError as it starts.
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
 def default_data_dir() -> Path:
@@ -165,7 +167,10 @@ class Settings(BaseSettings):
         le=MAX_SETTING_RATE,
         description="most /listen messages a stream may send per second",
     )
-    log_level: str = "info"
+    log_level: LogLevel = Field(
+        default="info",
+        description="what the server logs: critical, error, warning, info, debug or trace",
+    )
 
     @field_validator("api_key")
     @classmethod
@@ -185,6 +190,12 @@ class Settings(BaseSettings):
                 "carry: remove it"
             )
         return key
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        """``INFO`` as well as ``info``, as logging's own names are written."""
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

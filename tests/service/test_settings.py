@@ -125,3 +125,16 @@ def _refusal(monkeypatch: pytest.MonkeyPatch, field: str, value: str) -> str:
     with pytest.raises(ParameterError) as error:
         settings_from_env()
     return str(error.value)
+
+
+def test_a_log_level_uvicorn_does_not_know_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _refusal(monkeypatch, "log_level", "verbose") == (
+        "VOICEID_LOG_LEVEL='verbose': Input should be 'critical', 'error', 'warning', 'info', "
+        "'debug' or 'trace'"
+    )
+
+
+def test_a_log_level_may_be_written_in_capitals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEID_LOG_LEVEL", "WARNING")
+
+    assert settings_from_env().log_level == "warning"
