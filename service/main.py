@@ -6,7 +6,6 @@ import errno
 import os
 import shutil
 import socket
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,7 +68,7 @@ def serve(
     settings = settings_from_env({name: SERVE_OPTIONS[name] for name in given})
     refusal = open_without_key(settings)
     if refusal:
-        sys.exit(refusal)
+        raise ParameterError(refusal)
     check_model(settings)
     check_data_dir(settings)
     check_address(settings)

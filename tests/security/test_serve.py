@@ -37,15 +37,15 @@ def test_open_hosts_need_a_key_or_a_say_so(settings: Settings, refused: bool) ->
     assert (open_without_key(settings) is not None) == refused
 
 
-def test_the_command_exits_and_says_why() -> None:
+def test_the_command_exits_2_and_says_why_as_its_other_refusals_do() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEID_")}
     done = subprocess.run(
         [sys.executable, "-m", "voiceid", "serve", "--host", "0.0.0.0"],
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
 
-    assert done.returncode == 1
-    assert done.stderr.strip() == REFUSAL
+    assert done.returncode == 2
+    assert done.stderr == f"voiceid serve: error: {REFUSAL}\n"
 
 
 def _serve_refusal(
