@@ -39,6 +39,7 @@ from pipeline.augment import CONDITIONS, degrade, draw_condition, speech_crop
 from pipeline.config import FeatureConfig, check_jobs
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
 from pipeline.features import FEATURE_VERSION, histogram
+from pipeline.paths import temp_dir
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -441,6 +442,7 @@ def process_pool(jobs: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
     forkserver: safe even when TensorFlow (not fork-safe) is already loaded in this process.
     ``preload`` names modules, beyond the feature code's, imported once in the fork server.
     """
+    temp_dir()  # where the fork server's socket goes: say so now if there is nowhere
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([*WORKER_PRELOAD, *preload])
     return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init)

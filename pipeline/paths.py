@@ -1,14 +1,15 @@
-"""Paths as callers give them, and checks on a path to be written, made before the work that
-produces what goes there."""
+"""Paths as callers give them, checks on a path to be written, made before the work that
+produces what goes there, and the folder for temporary files."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from pipeline.errors import ParameterError
 
-__all__ = ["as_path", "file_in_the_way", "nearest_existing"]
+__all__ = ["as_path", "file_in_the_way", "nearest_existing", "temp_dir"]
 
 
 def as_path(name: str, value: object) -> Path:
@@ -33,3 +34,17 @@ def nearest_existing(path: Path) -> Path:
     """``path`` itself when something is there (a dangling link too), else its nearest parent
     that exists (there is one: a path's last parent is ``/`` or ``.``)."""
     return next(p for p in (path, *path.parents) if os.path.lexists(p))
+
+
+def temp_dir() -> str:
+    """:mod:`tempfile`'s folder (``$TMPDIR``, else ``/tmp`` and the like); :class:`ParameterError`
+    saying what to mount when none of them can be written, as on a read-only root filesystem:
+    tempfile's own error, raised deep in a library, would not say what to do."""
+    try:
+        return tempfile.gettempdir()
+    except FileNotFoundError as exc:
+        raise ParameterError(
+            f"no folder for temporary files can be written ({exc.strerror}): set TMPDIR to a "
+            "folder this user may write in, or, on a read-only root filesystem, mount a tmpfs "
+            "at /tmp (docker run --tmpfs /tmp)"
+        ) from None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from pipeline.errors import BundleError, ParameterError
-from pipeline.paths import nearest_existing
+from pipeline.paths import nearest_existing, temp_dir
 from service.protocol import OneWriteHttpProtocol
 from service.settings import SERVE_OPTIONS, Settings, settings_from_env
 from service.sites import listens_everywhere
@@ -73,7 +73,7 @@ def serve(
     check_data_dir(settings)
     check_address(settings)
     # One active-model file for this server's workers, so that a reload reaches them all.
-    shared = Path(tempfile.mkdtemp(prefix="voiceid-serve-"))
+    shared = Path(tempfile.mkdtemp(prefix="voiceid-serve-", dir=temp_dir()))
     os.environ["VOICEID_ACTIVE_MODEL_FILE"] = str(shared / "active-model")
     try:
         uvicorn.run(

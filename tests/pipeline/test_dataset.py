@@ -29,10 +29,12 @@ from pipeline.dataset import (
     file_features,
     lowest_sample_rate,
     printable,
+    process_pool,
     scan_folder,
     shown_path,
 )
 from pipeline.errors import DatasetError, ParameterError
+from tests.pipeline.test_paths import NO_TEMP_MESSAGE, no_temp_dir
 from tests.signals import PNG_BYTES, SR, encode, tone
 
 CFG = FeatureConfig()
@@ -592,3 +594,14 @@ def test_a_file_with_the_same_bytes_as_an_earlier_one_is_skipped_naming_it(
             {"file": "bob/q2.wav", "error": quiet},
         ]
         assert result.features.shape == (2, 60)
+
+
+def test_a_process_pool_without_a_temporary_folder_says_what_to_mount(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    no_temp_dir(monkeypatch)  # the fork server's socket is made in the temporary folder
+
+    with pytest.raises(ParameterError) as error:
+        process_pool(2)
+
+    assert str(error.value) == NO_TEMP_MESSAGE
