@@ -54,7 +54,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     log.info("answering requests sent to %s (more: VOICEID_ALLOWED_HOSTS)", names)
     try:
         bundle = await _first_model(app.state.store, trainer.versions, settings.model_dir)
-        log.info("serving %s (%s), labels %s", bundle.name, bundle.version, list(bundle.labels))
+        log.info("serving %s (%s) from %s, labels %s", bundle.name, bundle.version, bundle.path,
+                 list(bundle.labels))  # fmt: skip
     except BundleError as exc:
         # Stay up: the store keeps the reason for /ready, and /admin/reload can bring one in.
         log.error("no model loaded: %s", exc)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import errno
+import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from uvicorn.config import LOG_LEVELS, LOGGING_CONFIG
+from uvicorn.logging import DefaultFormatter
 
 from pipeline.errors import BundleError, ParameterError
 from pipeline.paths import nearest_existing, temp_dir
@@ -26,6 +32,7 @@ __all__ = [
     "check_address",
     "check_data_dir",
     "check_model",
+    "log_config",
     "open_without_key",
     "serve",
 ]
@@ -75,6 +82,7 @@ def serve(
     # One active-model file for this server's workers, so that a reload reaches them all.
     shared = Path(tempfile.mkdtemp(prefix="voiceid-serve-", dir=temp_dir()))
     os.environ["VOICEID_ACTIVE_MODEL_FILE"] = str(shared / "active-model")
+    _say_starting(settings)
     try:
         uvicorn.run(
             "service.main:app_from_env",
@@ -83,6 +91,7 @@ def serve(
             port=settings.port,
             workers=settings.worker_count(),
             log_level=settings.log_level,
+            log_config=log_config(settings.log_level),
             access_log=False,
             http=OneWriteHttpProtocol,  # each answer in one write (service.protocol)
             timeout_keep_alive=KEEP_ALIVE_S,
@@ -92,6 +101,32 @@ def serve(
         )
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration, with voiceid's own loggers on its handler at ``level``:
+    left unconfigured, their lines (which model a worker serves, ...) went nowhere below
+    WARNING, and the rest out without a level."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["voiceid"] = {"handlers": ["default"], "level": LOG_LEVELS[level],
+                                    "propagate": False}  # fmt: skip
+    return config
+
+
+def _say_starting(settings: Settings) -> None:
+    """The server's first line, as uvicorn writes its own (which configures logging only as it
+    starts): the version, the model, the workers, the address and whether a key is needed."""
+    if LOG_LEVELS[settings.log_level] > logging.INFO:
+        return
+    workers = settings.worker_count()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    key = "API key required" if settings.api_key is not None else "no API key"
+    line = (
+        f"voiceid {metadata.version('voiceid')}: model {settings.model_dir}, {workers} "
+        f"worker{'s' if workers > 1 else ''} on http://{host}:{settings.port}, {key}"
+    )
+    record = logging.makeLogRecord({"levelno": logging.INFO, "levelname": "INFO", "msg": line})
+    print(DefaultFormatter("%(levelprefix)s %(message)s").format(record), file=sys.stderr)
 
 
 def check_model(settings: Settings) -> None:

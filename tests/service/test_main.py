@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from pipeline.bundle import load_bundle
 from tests.helpers import MODEL_DIR, free_port
 
 pytestmark = pytest.mark.slow
@@ -243,3 +245,22 @@ def _listen_frame_closed(server: Server, size: int) -> tuple[int, str]:
             ws.recv(timeout=30)
     assert closed.value.rcvd is not None
     return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+def test_voiceid_serve_says_first_what_it_serves_and_where(tmp_path: Path) -> None:
+    """In ``docker logs``, the first line names the version, model, address and key; each
+    worker then says which model it loaded (the service's own lines went nowhere below
+    WARNING, as nothing configured its loggers)."""
+    bundle = load_bundle(MODEL_DIR)
+    command = [*voiceid_command(), "serve", "--model", str(MODEL_DIR), "--workers", "1"]
+    with running(command, tmp_path, env={"VOICEID_API_KEY": "k"}) as server:
+        server.stop()
+    lines = server.output().splitlines()
+
+    assert lines[0] == (
+        f"INFO:     voiceid {metadata.version('voiceid')}: model {MODEL_DIR}, 1 worker on "
+        f"http://127.0.0.1:{server.port}, API key required"
+    )
+    assert (
+        f"INFO:     serving default ({bundle.version}) from {MODEL_DIR}, labels ['David', 'Steve']"
+    ) in lines
