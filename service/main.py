@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from uvicorn.logging import DefaultFormatter
 from pipeline.errors import BundleError, ParameterError
 from pipeline.paths import nearest_existing, temp_dir
 from service.protocol import OneWriteHttpProtocol
-from service.settings import SERVE_OPTIONS, Settings, settings_from_env
+from service.settings import SERVE_OPTIONS, Settings, settings_from_env, unknown_variables
 from service.sites import listens_everywhere
 
 if TYPE_CHECKING:
@@ -82,6 +83,8 @@ def serve(
     # One active-model file for this server's workers, so that a reload reaches them all.
     shared = Path(tempfile.mkdtemp(prefix="voiceid-serve-", dir=temp_dir()))
     os.environ["VOICEID_ACTIVE_MODEL_FILE"] = str(shared / "active-model")
+    for unknown in unknown_variables(os.environ):
+        warnings.warn(unknown, stacklevel=1)
     _say_starting(settings)
     try:
         uvicorn.run(

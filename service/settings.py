@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +18,14 @@ from pipeline.timeline.recording import DEFAULT_MAX_TIMELINE_S
 from service.cpus import usable_cpus
 from service.sites import check_allowed_host
 
-__all__ = ["MAX_WORKERS", "SERVE_OPTIONS", "Settings", "default_data_dir", "settings_from_env"]
+__all__ = [
+    "MAX_WORKERS",
+    "SERVE_OPTIONS",
+    "Settings",
+    "default_data_dir",
+    "settings_from_env",
+    "unknown_variables",
+]
 
 MAX_WORKERS = 64  # server processes, given or found: each holds its own model and heap
 # The most a duration setting may be, seconds (a day): more is a slip of the keyboard, and the
@@ -257,3 +265,18 @@ def _problem(errors: list[Any], options: Mapping[str, str]) -> str:
         return message
     shown = "" if field == "api_key" else f"={error['input']!r}"
     return f"{name}{shown}: {message}"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``VOICEID_*`` variable of ``environ`` that sets nothing (names are
+    read in any case), naming the setting it is closest to: a misspelt one is ignored, and
+    the server would start without what it was meant to set (a model, a limit)."""
+    names = [Settings.env_name(field) for field in Settings.model_fields]
+    prefix = Settings.model_config["env_prefix"]
+    found = sorted(v for v in environ if v.upper().startswith(prefix))
+    warnings = []
+    for variable in (v for v in found if v.upper() not in names):
+        close = difflib.get_close_matches(variable.upper(), names, n=1, cutoff=0.8)
+        guess = f": did you mean {close[0]}?" if close else ""
+        warnings.append(f"{variable} is no setting, and is ignored{guess}")
+    return warnings

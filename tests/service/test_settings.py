@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.errors import ParameterError
-from service.settings import Settings, settings_from_env
+from service.settings import Settings, settings_from_env, unknown_variables
 
 EMPTY_KEY = "VOICEID_API_KEY is empty: set a key, or unset the variable to serve without one"
 
@@ -138,3 +138,13 @@ def test_a_log_level_may_be_written_in_capitals(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("VOICEID_LOG_LEVEL", "WARNING")
 
     assert settings_from_env().log_level == "warning"
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_may_mean() -> None:
+    environ = {"VOICEID_MODELDIR": "/models/mine", "VOICEID_API_KEY": "k", "voiceid_port": "9",
+               "VOICEID_TAG": "1.0", "PATH": "/bin", "XVOICEID_MODEL": "x"}  # fmt: skip
+
+    assert unknown_variables(environ) == [
+        "VOICEID_MODELDIR is no setting, and is ignored: did you mean VOICEID_MODEL_DIR?",
+        "VOICEID_TAG is no setting, and is ignored",
+    ]
