@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.audio import DEFAULT_MAX_SECONDS, MAX_SECONDS_LIMIT
@@ -198,6 +198,18 @@ class Settings(BaseSettings):
                 "carry: remove it"
             )
         return key
+
+    @field_validator("model_dir", "data_dir", "models_root", mode="before")
+    @classmethod
+    def _folder_named(cls, value: object, info: ValidationInfo) -> object:
+        """An empty path would be read as the working folder, which nobody means (a compose
+        file's ``${UNSET}`` gives one) and whose errors would name that folder, not the setting."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                f"{cls.env_name(str(info.field_name))} is empty: name a folder, or unset the "
+                "variable for the default"
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

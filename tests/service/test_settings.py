@@ -148,3 +148,16 @@ def test_a_misspelt_variable_is_named_with_the_setting_it_may_mean() -> None:
         "VOICEID_MODELDIR is no setting, and is ignored: did you mean VOICEID_MODEL_DIR?",
         "VOICEID_TAG is no setting, and is ignored",
     ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("model_dir", ""), ("data_dir", " "), ("models_root", "")]
+)
+def test_an_empty_folder_setting_is_refused_not_read_as_the_working_folder(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: str
+) -> None:
+    name = Settings.env_name(field)
+
+    assert _refusal(monkeypatch, field, value) == (
+        f"{name} is empty: name a folder, or unset the variable for the default"
+    )
