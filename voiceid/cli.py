@@ -9,14 +9,16 @@ then load the service alone, not the training code, which would add 0.4 s to eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import json
 import os
 import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -613,17 +615,43 @@ def _warning_lines(command: str) -> Callable[..., None]:
     return show
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``docker stop``, a supervisor), ended as Ctrl-C ends a command."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm(command: str) -> Iterator[None]:
+    """SIGTERM stops the command as Ctrl-C does. Without a handler, a command that is a
+    container's PID 1 ignores it, and docker kills it after its grace period, without a word.
+    ``serve`` is left to uvicorn, which shuts down gracefully on it."""
+    if command == "serve" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in PARSERS else ""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _stopped_by_sigterm(command):
             warnings.showwarning = _warning_lines(command)
             args = _parse(argv, command)
             return COMMANDS[args.command](args)
     except VoiceIdError as exc:
         print(f"voiceid {command}: error: {exc}", file=sys.stderr)
         return 2
+    except _Terminated:
+        print(f"voiceid {command}: stopped (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         # Ctrl-C: what it stopped was never put in place (bundles, tables and caches are
         # written aside and renamed), so one line says so; the status is a shell's for SIGINT.

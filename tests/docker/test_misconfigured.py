@@ -1,6 +1,7 @@
-"""The images as an operator gets them wrong: each mistake stops the container at once with
-exit status 2 and one line in ``docker logs`` that names what is wrong and what to do, never a
-traceback (which, under a restart policy, would loop without saying why).
+"""The images as an operator gets them wrong, and stops them: each mistake stops the container at
+once with exit status 2 and one line in ``docker logs`` that names what is wrong and what to do,
+never a traceback (which, under a restart policy, would loop without saying why); ``docker
+stop`` ends a command at once.
 
 Runs against the serving image (``VOICEID_DOCKER_SERVE_IMAGE``) and the first training image of
 ``VOICEID_DOCKER_IMAGES``, as ``docker/smoke-test.sh`` sets them.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 import uuid
 from importlib import metadata
 
@@ -41,6 +43,13 @@ def stopped(*args: str, network: str = "none") -> tuple[int, str]:
     proc = subprocess.run(["docker", "run", "--rm", "--network", network, *args],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def logs(container: str) -> list[str]:
+    """The lines of ``docker logs``, the container's standard output and error together."""
+    done = subprocess.run(["docker", "logs", container], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=60)  # fmt: skip
+    return done.stdout.splitlines()
 
 
 def test_a_read_only_root_without_a_tmpfs_stops_the_server_saying_what_to_mount() -> None:
@@ -99,11 +108,9 @@ def test_docker_logs_warn_of_a_misspelt_variable_then_say_what_is_served() -> No
            "-e", "VOICEID_WORKERS=1", *misspelt, SERVE_IMAGE)  # fmt: skip
     try:
         _wait_ready(name, f"http://127.0.0.1:{port}")
-        logs = subprocess.run(["docker", "logs", name], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=60)  # fmt: skip
+        lines = logs(name)
     finally:
         docker("rm", "-f", name, check=False)
-    lines = logs.stdout.splitlines()
 
     assert lines[:2] == [
         "voiceid serve: warning: VOICEID_MODELDIR is no setting, and is ignored: did you mean "
@@ -115,3 +122,23 @@ def test_docker_logs_warn_of_a_misspelt_variable_then_say_what_is_served() -> No
         f"INFO:     serving default ({load_bundle(MODEL_DIR).version}) from /app/models/default, "
         "labels ['David', 'Steve']"
     ) in lines
+
+
+def test_docker_stop_ends_training_at_once_with_the_status_of_sigterm() -> None:
+    """The command is the container's PID 1, which ignores a signal it has no handler for."""
+    name = f"voiceid-smoke-{uuid.uuid4().hex[:8]}"
+    script = ("voiceid demo-data /tmp/voices >/dev/null && exec voiceid train /tmp/voices "
+              "--out /tmp/m --epochs 100000 --patience 100000 --no-cache")  # fmt: skip
+    docker("run", "-d", "--name", name, "--network", "none", TRAIN_IMAGE, "sh", "-c", script)
+    try:
+        time.sleep(15)  # into the training
+        started = time.monotonic()
+        docker("stop", "--time", "30", name)
+        took = time.monotonic() - started
+        code = docker("inspect", "-f", "{{.State.ExitCode}}", name)
+        last = logs(name)[-1]
+    finally:
+        docker("rm", "-f", name, check=False)
+
+    assert (code, took < 20) == ("143", True)
+    assert last == "voiceid train: stopped (SIGTERM)"

@@ -7,11 +7,13 @@ import importlib
 import importlib.metadata
 import io
 import json
+import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -964,3 +966,23 @@ def test_evaluate_without_a_usable_clip_or_with_bad_jobs_exits_2(
     code, out, err = _run(capsys, "evaluate", str(MODEL_DIR), str(tmp_path), *extra)
     assert (code, out) == (2, "")
     assert err == message.format(d=tmp_path) + "\n"
+
+
+def test_sigterm_ends_a_command_with_one_line_and_the_status_of_sigterm(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`docker stop` sends SIGTERM, which a command running as a container's PID 1 would
+    ignore until docker killed it after its grace period (exit 137, no word)."""
+
+    def stopped(args: object) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setitem(cli.COMMANDS, "predict", stopped)
+    before = signal.getsignal(signal.SIGTERM)
+
+    code, out, err = _run(capsys, "predict", str(MODEL_DIR), "clip.wav")
+
+    assert (code, out, err) == (128 + signal.SIGTERM, "", "voiceid predict: stopped (SIGTERM)\n")
+    assert signal.getsignal(signal.SIGTERM) is before
