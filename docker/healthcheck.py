@@ -6,6 +6,7 @@ VOICEID_HOST / VOICEID_PORT variables the service reads; a wildcard bind address
 loopback.
 """
 
+import json
 import os
 import sys
 import urllib.error
@@ -13,6 +14,7 @@ import urllib.request
 
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 TIMEOUT_S = 4.0  # below the Dockerfiles' HEALTHCHECK --timeout
+MAX_REASON_BYTES = 4096  # of a refusal's body: docker keeps the probe's output, 4 KiB of it
 
 
 def ready_url() -> str:
@@ -27,16 +29,27 @@ def ready_url() -> str:
 
 def main() -> int:
     url = ready_url()
+    why = ""
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             status = response.status
     except urllib.error.HTTPError as error:
-        status = error.code
+        status, why = error.code, reason(error)
     except OSError as error:
         print(f"{url}: {error}", file=sys.stderr)
         return 1
-    print(f"{url}: HTTP {status}")
+    print(f"{url}: HTTP {status}{f': {why}' if why else ''}")
     return 0 if status == 200 else 1
+
+
+def reason(error: urllib.error.HTTPError) -> str:
+    """The ``detail`` of a refusal's JSON body (why no model is loaded), which ``docker
+    inspect`` then shows; empty when there is none."""
+    try:
+        detail = json.loads(error.read(MAX_REASON_BYTES)).get("detail", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return detail if isinstance(detail, str) else ""
 
 
 if __name__ == "__main__":
