@@ -65,3 +65,27 @@ def test_the_training_image_starts_with_the_serving_images_base_layers() -> None
     assert (base[0], training[1]) == ("FROM ${BASE_IMAGE} AS base", "FROM ${BASE_IMAGE}")
     assert training[2 : 1 + len(base)] == base[1:]
     assert "RUN sh /usr/local/lib/voiceid/image-steps.sh deps train" in training
+
+
+def test_the_gpu_image_starts_with_the_serving_images_base_layers() -> None:
+    serving, gpu = instructions(DOCKER / "Dockerfile"), instructions(DOCKER / "Dockerfile.gpu")
+    base = dict(stages(serving))["base"]
+
+    assert gpu[1] == "FROM ${BASE_IMAGE}"
+    assert gpu[2 : 1 + len(base)] == base[1:]
+    assert "RUN sh /usr/local/lib/voiceid/image-steps.sh deps gpu" in gpu
+
+
+def settled(lines: list[str]) -> dict[str, set[str]]:
+    """What a container of the image starts with: its volumes and its VOICEID_* settings."""
+    volumes = {v for line in lines if line.startswith("VOLUME ") for v in line.split()[1:]}
+    env = {pair for line in lines if line.startswith("ENV ") for pair in line.split()[1:]}
+    return {"volumes": volumes, "settings": {p for p in env if p.startswith("VOICEID_")}}
+
+
+def test_the_gpu_image_serves_with_the_volumes_and_settings_of_the_training_image() -> None:
+    """It serves too: taught voices must land in its /speakers volume, not a home folder."""
+    training, gpu = (instructions(DOCKER / name) for name in ("Dockerfile.train", "Dockerfile.gpu"))
+
+    assert settled(gpu) == settled(training)
+    assert settled(training)["volumes"] == {"/models", "/speakers"}
