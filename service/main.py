@@ -164,8 +164,8 @@ def check_data_dir(settings: Settings) -> None:
         )
     if not os.access(found, os.W_OK | os.X_OK):
         raise ParameterError(
-            f"speaker store {str(path)!r} cannot be written: this process may not write in "
-            f"{str(found)!r} {named}"
+            f"speaker store {str(path)!r} cannot be written: this process (uid {os.geteuid()}) "
+            f"may not write in {str(found)!r} {named}"
         )
 
 
