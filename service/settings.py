@@ -184,7 +184,8 @@ class Settings(BaseSettings):
     @classmethod
     def _key_can_be_sent(cls, key: SecretStr | None) -> SecretStr | None:
         """An empty key would lock every protected route; one with spaces around it cannot be
-        sent (HTTP drops them from a header's value)."""
+        sent (HTTP drops them from a header's value), nor one beyond printable ASCII (a header
+        arrives as Latin-1 bytes, so a UTF-8 'é' never matches)."""
         if key is None:
             return None
         value = key.get_secret_value()
@@ -196,6 +197,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "VOICEID_API_KEY starts or ends with whitespace, which no X-API-Key header can "
                 "carry: remove it"
+            )
+        if not all(" " <= c <= "~" for c in value):  # the character itself is not shown
+            raise ValueError(
+                "VOICEID_API_KEY holds a character other than printable ASCII (an accented "
+                "letter, a control character), which no X-API-Key header carries as typed: use "
+                "ASCII letters, digits and punctuation"
             )
         return key
 

@@ -161,3 +161,16 @@ def test_an_empty_folder_setting_is_refused_not_read_as_the_working_folder(
     assert _refusal(monkeypatch, field, value) == (
         f"{name} is empty: name a folder, or unset the variable for the default"
     )
+
+
+@pytest.mark.parametrize("key", ["clé-secrète", "s3cret\x07", "naïve\u200bkey"])
+def test_a_key_a_header_cannot_carry_as_typed_is_refused_without_showing_it(key: str) -> None:
+    """Headers arrive as Latin-1 bytes: a key typed with an accent would never match."""
+    with pytest.raises(ValidationError) as error:
+        Settings(api_key=key)
+
+    assert [e["msg"] for e in error.value.errors()] == [
+        "Value error, VOICEID_API_KEY holds a character other than printable ASCII (an "
+        "accented letter, a control character), which no X-API-Key header carries as typed: "
+        "use ASCII letters, digits and punctuation"
+    ]
