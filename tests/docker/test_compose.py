@@ -115,3 +115,22 @@ def script(commands: list[str], as_here: dict[str, str], port: int) -> str:
             command = command.replace(word, here)
         lines += [wait, command, "echo"] if command.startswith("curl") else [command, "echo"]
     return "\n".join([*lines, wait, f"curl -s {ready}"])
+
+
+def compose_services() -> list[str]:
+    """The services of docker/compose.yaml, in its order."""
+    text = (ROOT / "docker" / "compose.yaml").read_text()
+    block = text.split("\nservices:\n", 1)[1].split("\n\n\n", 1)[0]
+    block = re.split(r"\n(?=[a-z])", block, maxsplit=1)[0]  # to the next top-level key
+    return re.findall(r"(?m)^  ([a-z][\w-]*):$", block)
+
+
+def test_the_readme_names_the_services_compose_has() -> None:
+    readme = (ROOT / "docker" / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `docker/compose.yaml`"))
+    named = set(re.findall(r"`([a-z][\w-]*)` \(", row))
+    checked = readme.split("Compose was checked", 1)[1]
+
+    assert compose_services() == ["api", "teach", "train", "train-gpu"]
+    assert named == set(compose_services())
+    assert set(re.findall(r"`([a-z]+-gpu)`", checked)) <= set(compose_services())
