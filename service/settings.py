@@ -15,7 +15,7 @@ from pipeline.audio import DEFAULT_MAX_SECONDS, MAX_SECONDS_LIMIT
 from pipeline.errors import ParameterError
 from pipeline.speakers import StoreLimits
 from pipeline.timeline.recording import DEFAULT_MAX_TIMELINE_S
-from service.cpus import usable_cpus
+from service.cpus import cgroup_memory_limit, usable_cpus
 from service.sites import check_allowed_host
 
 __all__ = [
@@ -28,6 +28,10 @@ __all__ = [
 ]
 
 MAX_WORKERS = 64  # server processes, given or found: each holds its own model and heap
+# What `auto` counts on each worker and on the process that starts them (python -m
+# bench.footprint measures both), so that the workers it starts fit a memory limit.
+WORKER_MEMORY_BYTES = 100_000_000
+PARENT_MEMORY_BYTES = 70_000_000
 # The most a duration setting may be, seconds (a day): more is a slip of the keyboard, and the
 # sample counts and deadlines computed from it must stay finite.
 MAX_SETTING_S = 86_400.0
@@ -57,7 +61,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on")
     workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | Literal["auto"] = Field(
         default="auto",
-        description="server processes: a number, or auto (the CPUs this process may use)",
+        description="server processes: a number, or auto (the CPUs this process may use, as "
+        "many as its memory limit holds)",
     )
     max_upload_bytes: int = Field(default=10_000_000, ge=1024, description="largest /predict body")
     max_clip_seconds: float = Field(
@@ -240,10 +245,16 @@ class Settings(BaseSettings):
 
     def worker_count(self) -> int:
         """``workers``, with ``auto`` resolved to the CPUs this process may use (its affinity
-        mask and cgroup quota: ``service.cpus``), at most ``MAX_WORKERS``."""
-        if self.workers == "auto":
-            return min(usable_cpus(), MAX_WORKERS)
-        return self.workers
+        mask and cgroup quota: ``service.cpus``), no more than its cgroup's memory limit holds
+        (a worker killed for memory is started again, and killed again), at most
+        ``MAX_WORKERS``."""
+        if self.workers != "auto":
+            return self.workers
+        memory = cgroup_memory_limit()
+        held = (
+            MAX_WORKERS if memory is None else (memory - PARENT_MEMORY_BYTES) // WORKER_MEMORY_BYTES
+        )
+        return max(1, min(usable_cpus(), held, MAX_WORKERS))
 
     def store_limits(self) -> StoreLimits:
         """The speaker store's limits, from the fields of the same names."""

@@ -110,10 +110,11 @@ def test_the_serving_image_carries_no_compiler_pip_cache_or_apt_lists() -> None:
 
 @pytest.mark.parametrize(
     ("limit", "expected"),
-    [(("--cpus", "1.5"), "2"), (("--cpus", "1"), "1"), (("--cpuset-cpus", "0"), "1")],
-)
+    [(("--cpus", "1.5"), "2"), (("--cpus", "1"), "1"), (("--cpuset-cpus", "0"), "1"),
+     (("--cpus", "2", "--memory", "160m"), "1"), (("--cpus", "2", "--memory", "512m"), "2")],
+)  # fmt: skip
 def test_workers_auto_counts_the_cpus_the_container_may_use(
-    limit: tuple[str, str], expected: str
+    limit: tuple[str, ...], expected: str
 ) -> None:
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs a host with at least 2 CPUs")

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from service.cpus import cgroup_cpu_limit, usable_cpus
+from service.cpus import cgroup_cpu_limit, cgroup_memory_limit, usable_cpus
 from service.settings import MAX_WORKERS, Settings
 from tests.helpers import free_port
 from voiceid.cli import main
 
 FOUR_CPUS = {0, 1, 2, 3}
+MIB = 1 << 20
 
 
 def fake_cgroups(tmp_path: Path, proc_lines: list[str], files: dict[str, str]) -> dict[str, Any]:
@@ -180,3 +181,36 @@ def test_voiceid_serve_names_the_option_a_wrong_value_came_from(
     assert capsys.readouterr().err == (
         "voiceid serve: error: --port 99999: Input should be less than or equal to 65535\n"
     )
+
+
+# Memory: `auto` starts no more workers than the cgroup's memory limit holds
+
+
+@pytest.mark.parametrize(
+    ("proc_lines", "files", "expected"),
+    [(["0::/"], {"memory.max": "167772160"}, 167772160), (["0::/"], {"memory.max": "max"}, None),
+     (["12:memory:/docker/abc"], {"memory/memory.limit_in_bytes": "268435456"}, 268435456),
+     (["12:memory:/docker/abc"], {"memory/memory.limit_in_bytes": "9223372036854771712"}, None),
+     (["0::/"], {"memory.max": "garbage"}, None), (["0::/"], {}, None)],
+    ids=["v2", "v2 max", "v1", "v1 unlimited", "unreadable", "no file"],
+)  # fmt: skip
+def test_the_cgroup_memory_limit_is_read_from_v2_or_v1(
+    tmp_path: Path, proc_lines: list[str], files: dict[str, str], expected: int | None
+) -> None:
+    assert cgroup_memory_limit(**fake_cgroups(tmp_path, proc_lines, files)) == expected
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [(160 * MIB, 1), (256 * MIB, 1), (512 * MIB, 4), (1024 * MIB, 4), (None, 4), (10 * MIB, 1)],
+)
+def test_auto_starts_no_more_workers_than_the_memory_limit_holds(
+    monkeypatch: pytest.MonkeyPatch, limit: int | None, expected: int
+) -> None:
+    """Each worker holds a model: a container limited to 160 MB that started 2 had them killed
+    for memory and started again, over and over, with nothing in its log to say why."""
+    monkeypatch.setattr("service.settings.usable_cpus", lambda: 4)
+    monkeypatch.setattr("service.settings.cgroup_memory_limit", lambda: limit)
+
+    assert Settings().worker_count() == expected
+    assert Settings(workers=3).worker_count() == 3  # a count given is a count taken
