@@ -16,7 +16,7 @@ DOCS_PORT ?= 8001
 # Debian packages: what the tests use (ffmpeg for m4a/webm, Chromium for the page), and what the
 # Docker smoke test needs on the host. Each is installed only by its own explicit target.
 TEST_PACKAGES := ffmpeg libsndfile1 chromium chromium-driver
-DOCKER_PACKAGES := docker.io debootstrap
+DOCKER_PACKAGES := docker.io debootstrap docker-compose
 # The quick run: everything but the slow, browser, real-recording and Docker tests.
 QUICK := not slow and not browser and not integration and not docker
 
@@ -57,7 +57,7 @@ teach: $(TRAIN_STAMP)
 system-deps:
 	$(call apt_install,$(TEST_PACKAGES))
 
-## docker-deps: the Debian packages docker/smoke-test.sh needs (docker, debootstrap)
+## docker-deps: the Debian packages docker/smoke-test.sh needs (docker, debootstrap, docker-compose)
 docker-deps:
 	$(call apt_install,$(DOCKER_PACKAGES))
 
