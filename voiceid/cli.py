@@ -95,7 +95,8 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     from pipeline.train import TrainOptions
 
     p.add_argument("model_dir", type=Path)
-    p.add_argument("clips", type=Path, nargs="+", help="audio files; - reads one from stdin")
+    p.add_argument("clips", type=Path, nargs="+",
+                   help="audio files, or folders of them; - reads one from stdin")  # fmt: skip
     p.add_argument("--json", action="store_true")
     add_options(p, TrainOptions, only=("max_seconds",))
 
@@ -351,15 +352,32 @@ def _not_found(path: Path, reason: str) -> str:
     return reason
 
 
+def _clips_to_predict(paths: Sequence[Path]) -> list[tuple[Path, str | None]]:
+    """The clips ``voiceid predict`` answers, in order, each with why it cannot be read (None
+    when it may be): each file given, and the audio files anywhere in each folder given, sorted,
+    as a speaker folder is read (``pipeline.dataset.folder_recordings``); a folder holding none
+    is one line saying so."""
+    from pipeline.dataset import AUDIO_EXTENSIONS, folder_recordings
+
+    found: list[tuple[Path, str | None]] = []
+    for path in paths:
+        if path == STDIN or not path.is_dir():
+            found.append((path, None))
+            continue
+        inside = folder_recordings(path, "")
+        if not inside:
+            endings = ", ".join(sorted(AUDIO_EXTENSIONS))
+            found.append((path, f"is a folder holding no audio file: expected files ending in "
+                                f"one of {endings}"))  # fmt: skip
+        found += [(r.path, r.problem) for r in inside]
+    return found
+
+
 def _clip_error(exc: AudioError, path: Path | None = None) -> str:
     """Why a clip cannot be used (for a file, the system's words beside its name), and for a
-    clip too long, the option that admits it; for a folder ``path``, what to give instead."""
+    clip too long, the option that admits it."""
     if isinstance(exc, ClipTooLongError):
         return f"{exc}: raise the limit with --max-seconds"
-    if path is not None and path.is_dir():
-        clips = path / "*.wav"
-        return (f"is a folder, not a clip: give its clips ({clips}), or score a folder of "
-                "speakers' folders with voiceid evaluate")  # fmt: skip
     if isinstance(exc, UnreadableClipError):
         return _not_found(path, exc.reason) if path is not None else exc.reason
     return str(exc)
@@ -425,7 +443,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     bundle = load_bundle(args.model_dir)
     results: list[dict[str, Any]] = []
-    for path in args.clips:
+    for path, problem in _clips_to_predict(args.clips):
+        if problem is not None:
+            results.append({"file": printable(path), "error": problem})
+            continue
         try:
             pred, _ = predict_clip(bundle, _readable(path), max_seconds=args.max_seconds)
         except AudioError as exc:

@@ -779,18 +779,20 @@ def test_predict_names_the_option_that_admits_a_longer_clip(
     )
 
 
-def test_predict_given_a_folder_says_to_give_its_clips_or_evaluate_it(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+def test_predict_given_folders_answers_each_clip_in_them_and_says_which_hold_none(
+    capsys: pytest.CaptureFixture[str], demo_data: Path, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "takes"
-    folder.mkdir()
+    empty = tmp_path / "takes"
+    empty.mkdir()
+    clips = sorted(demo_data.glob("*/*.wav"))
+    _, one_by_one, _ = _run(capsys, "predict", str(MODEL_DIR), *map(str, clips))
 
-    code, out, _ = _run(capsys, "predict", str(MODEL_DIR), str(folder))
+    code, out, _ = _run(capsys, "predict", str(MODEL_DIR), str(demo_data), str(empty))
 
     assert code == 1
-    assert out == (
-        f"{folder}: error: is a folder, not a clip: give its clips ({folder}/*.wav), or score a "
-        "folder of speakers' folders with voiceid evaluate\n"
+    assert out == one_by_one + (
+        f"{empty}: error: is a folder holding no audio file: expected files ending in one of "
+        ".aac, .aif, .aiff, .au, .flac, .m4a, .mp3, .mp4, .oga, .ogg, .opus, .wav, .webm, .wma\n"
     )
 
 
