@@ -14,7 +14,9 @@ alike, and the store logs a warning naming it, once, so that an operator can mov
 Several server processes may share one store. Every change happens under an exclusive
 ``fcntl.flock`` on ``<root>/.lock``, and the limits are checked under it, so they hold exactly;
 a clip appears whole or not at all (written to a hidden temporary file, then renamed), the clips
-of one call all or none (those written are removed again when a later one fails), and a removed
+of one call all or none (all are written before any is renamed, and those renamed are removed
+again when a later one fails; a process killed on the way leaves temporary files, which the
+first write of every process (a restarted server's) removes, and logs), and a removed
 speaker disappears at once (renamed to a hidden name, then deleted), so readers, which take no
 lock, never see half a clip or half a speaker's removal.
 """
@@ -79,6 +81,8 @@ _EXTENSIONS = {
     "AIFF": "aiff",
 }
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # what a write says when the disk or quota is full
+_PART = ".part"  # the suffix of a clip's temporary file, hidden until renamed into place
+_REMOVING = ".removing-"  # the prefix of a speaker's folder on its way out
 _SECONDS_RATE = 16_000  # Hz: the rate a clip is decoded at when its header gives no length
 
 log = logging.getLogger("voiceid.speakers")
@@ -172,6 +176,7 @@ class SpeakerStore:
         self._seconds: dict[Path, tuple[int, int, float]] = {}  # path -> (mtime_ns, size, s)
         self._ignored: set[str] = set()  # entries left out of the store, each logged once
         self._memo_lock = threading.Lock()
+        self._swept = False  # whether this process has removed what interrupted writes left
 
     # Reading
 
@@ -256,7 +261,7 @@ class SpeakerStore:
             clips = self._clips_in(folder, with_seconds=False)
             if not clips:
                 raise NotInStoreError(f"the store has no speaker {name!r}")
-            trash = self.root / f".removing-{secrets.token_hex(8)}"
+            trash = self.root / f"{_REMOVING}{secrets.token_hex(8)}"
             folder.rename(trash)  # gone for readers at once; then deleted at leisure
             shutil.rmtree(trash, ignore_errors=True)
         return len(clips)
@@ -378,40 +383,56 @@ class SpeakerStore:
             )
 
     def _write_all(self, folder: Path, new: dict[str, NewClip], *, make_folder: bool) -> None:
-        """Write every clip of ``new`` into ``folder``, or, when the disk says no, none."""
-        written: list[Path] = []
+        """Write every clip of ``new`` into ``folder``, or, when the disk says no, none.
+
+        Every clip is written to its temporary file first, and only then are they renamed into
+        place, one after another: a process killed while it writes (the slow part) leaves only
+        temporary files, which the next write removes (:meth:`_sweep`)."""
+        parts: list[tuple[Path, Path]] = []  # (temporary file, clip's file)
+        placed: list[Path] = []
         try:
             if make_folder:
                 _make_folder(folder)
             for key, clip in new.items():
                 path = folder / f"{key}.{clip.extension}"
-                self._write(path, clip)
-                written.append(path)
-        except OSError as exc:
-            for path in written:
+                parts.append((path.with_name(f".{path.name}.{secrets.token_hex(4)}{_PART}"), path))
+                _write_synced(parts[-1][0], clip.data)
+            for part, path in parts:
+                os.replace(part, path)
+                placed.append(path)
+        except BaseException as exc:
+            for path in [part for part, _ in parts] + placed:
                 path.unlink(missing_ok=True)
             if make_folder:
                 with contextlib.suppress(OSError):
                     folder.rmdir()
-            if exc.errno in _DISK_FULL:
+            if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
                 raise StoreFullError(
                     f"the disk of the speaker store is full: none of the {len(new)} new clips "
                     "was stored; free space on it, or lower the store's size limit to what it "
                     "holds"
                 ) from exc
             raise
+        for path, clip in zip(placed, new.values(), strict=True):
+            self._remember(path, path.stat(), round(clip.seconds, 4))
 
-    def _write(self, path: Path, clip: NewClip) -> None:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    def _sweep(self) -> None:
+        """Remove what writes that were interrupted left (a process killed while it wrote
+        clips, or removed a speaker): under the lock, no write is under way, so every
+        temporary file and every speaker folder being removed is such a leftover."""
         try:
-            with temporary.open("xb") as out:
-                out.write(clip.data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
-        self._remember(path, path.stat(), round(clip.seconds, 4))
+            entries = list(os.scandir(self.root))
+        except OSError:
+            return
+        left = [Path(e.path) for e in entries if e.name.startswith(_REMOVING) and _is_folder(e)]
+        for path in left:
+            shutil.rmtree(path, ignore_errors=True)
+        for entry in entries:
+            if not entry.name.startswith(".") and _is_folder(entry):
+                left += _remove_parts(Path(entry.path))
+        if left:
+            log.warning("the speaker store removes %d temporary files that an interrupted write "
+                        "left: %s", len(left), ", ".join(repr(str(p)) for p in left))  # fmt: skip
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -421,6 +442,9 @@ class SpeakerStore:
         fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if not self._swept:  # once a process: what a killed one left is not in the way
+                self._sweep()
+                self._swept = True
             yield
         finally:
             os.close(fd)  # releases the lock
@@ -491,6 +515,34 @@ def _clip_name_fault(name: str) -> str | None:
     except UnicodeEncodeError:  # bytes that are not UTF-8, held as surrogates by os.scandir
         return "its name is not UTF-8, so no client could name the clip"
     return None
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write ``data`` to the new file ``path``, and wait until the disk holds it."""
+    with path.open("xb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _remove_parts(folder: Path) -> list[Path]:
+    """Remove the clips' temporary files from a speaker's ``folder``, and the folder when that
+    leaves it empty; the files removed."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    parts = sorted(
+        Path(e.path)
+        for e in entries
+        if e.name.startswith(".") and e.name.endswith(_PART) and _is_file(e)
+    )
+    for part in parts:
+        part.unlink(missing_ok=True)
+    if parts:
+        with contextlib.suppress(OSError):  # it holds clips
+            folder.rmdir()
+    return parts
 
 
 def _make_folder(folder: Path) -> None:

@@ -477,3 +477,57 @@ def test_processes_adding_at_once_never_pass_the_clips_limit(tmp_path: Path) -> 
     assert len(names) == 12
     assert all(not name.startswith(".") for name in names)  # no temporary file left
     assert sum(refused) == 40 - 12
+
+
+# --- a process killed while it writes ------------------------------------------------------------
+
+
+def _add_and_die(root: str, clips: int, fsyncs: int) -> None:
+    """Add ``clips`` clips to 'Alice', the process ending at once, as ``kill -9`` ends it, in
+    its ``fsyncs + 1``-th ``os.fsync``: no ``except``, no ``finally`` runs."""
+    real, calls = os.fsync, []
+
+    def fsync(fd: Any) -> None:
+        calls.append(fd)
+        if len(calls) > fsyncs:
+            os._exit(137)
+        real(fd)
+
+    os.fsync = fsync
+    SpeakerStore(Path(root)).add("Alice", [new(0.5 + i / 10) for i in range(clips)])
+
+
+def _killed_while_adding(root: Path, clips: int, fsyncs: int) -> None:
+    ctx = multiprocessing.get_context("spawn")  # this process may hold TensorFlow's threads
+    child = ctx.Process(target=_add_and_die, args=(str(root), clips, fsyncs))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 137
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new speaker", "known speaker"])
+def test_a_call_killed_part_way_stores_none_of_its_clips(tmp_path: Path, existing: bool) -> None:
+    store = SpeakerStore(tmp_path)
+    if existing:
+        store.add("Alice", [new(0.4)])
+    before = store.clips("Alice")
+
+    _killed_while_adding(tmp_path, clips=3, fsyncs=2)  # killed writing the third clip
+
+    assert store.clips("Alice") == before
+
+
+def test_what_a_killed_call_left_is_removed_by_the_next_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _killed_while_adding(tmp_path, clips=3, fsyncs=2)
+    left = sorted(p.name for p in (tmp_path / "Alice").iterdir())
+
+    SpeakerStore(tmp_path).add("Bob", [new(0.5, 330)])
+
+    assert len(left) == 3 and all(name.endswith(".part") for name in left)
+    assert not (tmp_path / "Alice").exists()  # the killed call's new speaker is gone too
+    assert caplog.messages == [
+        f"the speaker store removes 3 temporary files that an interrupted write left: "
+        f"{', '.join(repr(str(tmp_path / 'Alice' / name)) for name in left)}"
+    ]
