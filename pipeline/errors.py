@@ -23,6 +23,7 @@ __all__ = [
     "StoreFullError",
     "StoreLimit",
     "StoreLimitError",
+    "StoreReadOnlyError",
     "UnreadableClipError",
     "VoiceIdError",
 ]
@@ -110,3 +111,8 @@ class StoreFullError(VoiceIdError):
     507). ``limit`` is the store limit that keeps it below the disk's size."""
 
     limit: StoreLimit = "max_store_bytes"
+
+
+class StoreReadOnlyError(VoiceIdError):
+    """The speaker store's folder refuses changes (mounted read-only, or its permissions
+    changed): nothing of the call was changed (HTTP 503)."""

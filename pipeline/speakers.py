@@ -48,6 +48,7 @@ from pipeline.errors import (
     ParameterError,
     StoreFullError,
     StoreLimitError,
+    StoreReadOnlyError,
     VoiceIdError,
 )
 from pipeline.names import check_speaker_name, label_fault, lookalike
@@ -81,6 +82,7 @@ _EXTENSIONS = {
     "AIFF": "aiff",
 }
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # what a write says when the disk or quota is full
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)  # what a change says when it may not be
 _PART = ".part"  # the suffix of a clip's temporary file, hidden until renamed into place
 _REMOVING = ".removing-"  # the prefix of a speaker's folder on its way out
 _SECONDS_RATE = 16_000  # Hz: the rate a clip is decoded at when its header gives no length
@@ -227,7 +229,8 @@ class SpeakerStore:
         when ``name`` reads the same as another speaker's in the store or in ``model_labels``
         (the served model's), or is one of ``model_labels`` that the store lacks while
         ``add_to_existing`` is false; :class:`StoreLimitError` when the new clips would take the
-        store past a limit; :class:`StoreFullError` when the disk fills up on the way.
+        store past a limit; :class:`StoreFullError` when the disk fills up on the way;
+        :class:`StoreReadOnlyError` when the store's folder refuses changes.
         """
         folder = self._folder(name)
         for clip in clips:
@@ -437,17 +440,34 @@ class SpeakerStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Exclusive, across processes and threads: each call opens the lock file anew, and
-        ``flock`` locks belong to an open file, not to a process."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if not self._swept:  # once a process: what a killed one left is not in the way
-                self._sweep()
-                self._swept = True
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+        ``flock`` locks belong to an open file, not to a process. A store that refuses changes
+        is a :class:`StoreReadOnlyError`, whichever change finds it out."""
+        with _refusals_said():
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if not self._swept:  # once a process: what a killed one left is not in the way
+                    self._sweep()
+                    self._swept = True
+                yield
+            finally:
+                os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def _refusals_said() -> Iterator[None]:
+    """Turn the file system's refusal of a change (read-only, no permission) into a
+    :class:`StoreReadOnlyError`; a refused change changes nothing."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _READ_ONLY:
+            raise
+        raise StoreReadOnlyError(
+            f"the speaker store cannot be written ({exc.strerror}): nothing in it was changed; "
+            "its folder must be made writable again"
+        ) from exc
 
 
 def clip_seconds(path: Path) -> float:

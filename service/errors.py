@@ -16,6 +16,7 @@ from pipeline.errors import (
     NotInStoreError,
     StoreFullError,
     StoreLimitError,
+    StoreReadOnlyError,
     VoiceIdError,
 )
 from service.settings import Settings
@@ -128,6 +129,7 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (InvalidNameError, 422),
     (NameTakenError, 409),
     (StoreFullError, 507),
+    (StoreReadOnlyError, 503),
     (BundleError, 409),
     (TrainingBusyError, 409),
     (TrainingUnavailableError, 503),

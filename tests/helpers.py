@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from urllib.parse import urljoin
 
 import httpx
 import numpy as np
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
@@ -31,6 +33,7 @@ __all__ = [
     "data_with_a_linked_subfolder",
     "free_port",
     "make_format_1",
+    "read_only",
     "stdin_from",
     "switch_network",
 ]
@@ -134,3 +137,36 @@ def make_format_1(bundle: Path) -> Path:
     (bundle / NETWORK_FILE).unlink()
     (bundle / "openset.npz").unlink()
     return bundle
+
+
+_WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def read_only(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Make everything under ``root`` refuse changes as a file system mounted read-only does
+    (``EROFS``), through the ``os`` calls that Python's file functions make; reading works."""
+    below = str(root)
+
+    def refused(path: Any) -> bool:
+        return isinstance(path, str | os.PathLike) and os.fspath(path).startswith(below)
+
+    def fail(path: Any) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+
+    real_open = os.open
+
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & _WRITES and refused(path):
+            fail(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    for name in ("mkdir", "rmdir", "unlink", "remove", "rename", "replace", "link"):
+        real = getattr(os, name)
+
+        def call(path: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            if refused(path) or any(refused(a) for a in args[:1]):
+                fail(path)
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, call)

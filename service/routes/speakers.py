@@ -40,7 +40,10 @@ router = APIRouter(tags=["speakers"])
 _Responses = dict[int | str, dict[str, Any]]
 _KEY: _Responses = {
     401: {"model": ErrorResponse, "description": "API key missing or wrong (when one is set)"},
-    503: {"model": ErrorResponse, "description": "the store's folder is gone"},
+    503: {
+        "model": ErrorResponse,
+        "description": "the store's folder is gone, or (for a change) cannot be written",
+    },
 }
 _WRITE: _Responses = _KEY | {
     403: {"model": ErrorResponse, "description": "no API key, and off loopback or another site's"}
@@ -126,7 +129,10 @@ async def _takes(
         },
         413: {"description": "over the body or store size limit, or every clip too large"},
         415: {"description": "no clip is audio in a format the server reads"},
-        503: {"model": ErrorResponse, "description": "no model, busy, or the store is gone"},
+        503: {
+            "model": ErrorResponse,
+            "description": "no model, busy, or the store is gone or cannot be written",
+        },
         507: {"model": ErrorResponse, "description": "the store's disk is full: nothing stored"},
     },
     openapi_extra=FILES_BODY,

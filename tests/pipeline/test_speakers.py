@@ -20,6 +20,7 @@ from pipeline.errors import (
     NotInStoreError,
     StoreFullError,
     StoreLimitError,
+    StoreReadOnlyError,
 )
 from pipeline.speakers import (
     Added,
@@ -33,6 +34,7 @@ from pipeline.speakers import (
     clip_id,
     clip_seconds,
 )
+from tests.helpers import read_only
 from tests.signals import SR, encode, tone
 
 
@@ -531,3 +533,30 @@ def test_what_a_killed_call_left_is_removed_by_the_next_write(
         f"the speaker store removes 3 temporary files that an interrupted write left: "
         f"{', '.join(repr(str(tmp_path / 'Alice' / name)) for name in left)}"
     ]
+
+
+# --- a store that cannot be written --------------------------------------------------------------
+
+READ_ONLY = (
+    "the speaker store cannot be written (Read-only file system): nothing in it was changed; "
+    "its folder must be made writable again"
+)
+
+
+def test_a_read_only_store_refuses_every_change_and_reads_on(
+    store: SpeakerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = new(0.5)
+    store.add("Alice", [first])
+    read_only(monkeypatch, store.root)
+
+    refusals = []
+    for change in (lambda: store.add("Alice", [new(0.6)]), lambda: store.add("Bob", [new(0.7)]),
+                   lambda: store.remove_clip("Alice", clip_id(first.data)),
+                   lambda: store.remove_speaker("Alice")):  # fmt: skip
+        with pytest.raises(StoreReadOnlyError) as caught:
+            change()
+        refusals.append(str(caught.value))
+
+    assert refusals == [READ_ONLY] * 4
+    assert store.speakers() == [SpeakerSummary("Alice", 1, 0.5, len(first.data))]

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from pipeline.bundle import Bundle
 from pipeline.predict import clip_histogram
 from pipeline.speakers import clip_id
-from tests.helpers import ClientFactory
+from tests.helpers import ClientFactory, read_only
 from tests.signals import PNG_BYTES, SR, encode, tone
 
 MODEL_ONLY = [
@@ -604,3 +604,21 @@ def test_removing_a_clip(client: TestClient, stranger: list[bytes]) -> None:
         404, {"detail": f"speaker 'Zoë' has no clip '{gone}' in the store"}
     )  # fmt: skip
     assert [c["id"] for c in client.get("/speakers/Zoë").json()["clips"]] == [clip_id(stranger[1])]
+
+
+def test_a_store_made_read_only_while_serving_is_503_for_changes_and_reads_on(
+    client: TestClient, stranger: list[bytes], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    upload(client, "Zoë", ("a.wav", stranger[0]))
+    read_only(monkeypatch, tmp_path / "speakers")
+    refused = {"detail": "the speaker store cannot be written (Read-only file system): nothing "
+               "in it was changed; its folder must be made writable again"}  # fmt: skip
+
+    answers = [upload(client, "Zoë", ("b.wav", stranger[1])),
+               upload(client, "Yann", ("c.wav", stranger[2]))] + [
+        (r.status_code, r.json())
+        for r in (client.delete(f"/speakers/Zoë/clips/{clip_id(stranger[0])}"),
+                  client.delete("/speakers/Zoë"))]  # fmt: skip
+
+    assert answers == [(503, refused)] * 4
+    assert [c["id"] for c in client.get("/speakers/Zoë").json()["clips"]] == [clip_id(stranger[0])]
