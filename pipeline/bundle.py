@@ -145,7 +145,7 @@ def write_bundle(
     set, metadata) are written last, so neither can replace them. A network that does not fit
     its description is refused. An existing bundle at ``out_dir`` is replaced only once the new
     one is complete and loads, so a failure never leaves a half-written or unloadable model
-    behind.
+    behind; the system's refusal to write (a full disk) is a :class:`BundleError` naming it.
     """
     out_dir = out_dir.resolve()
     check_agreement(out_dir, network, description)
@@ -156,16 +156,17 @@ def write_bundle(
         _remove_stale_temporaries(out_dir)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        if save_keras is not None:
-            save_keras(tmp / KERAS_FILE)
-        for name, content in files.items():
-            (tmp / name).write_bytes(content)
-        for name, members in arrays.items():
-            np.savez_compressed(tmp / name, **members)  # type: ignore[arg-type]
-        _write_own_files(tmp, network, open_set, description)
-        _check_loads(tmp, out_dir)
-        tmp.chmod(0o755)
-        _swap_into_place(tmp, out_dir)
+        with _refused_where_it_cannot_be_written(out_dir):  # a disk that fills up, above all
+            if save_keras is not None:
+                save_keras(tmp / KERAS_FILE)
+            for name, content in files.items():
+                (tmp / name).write_bytes(content)
+            for name, members in arrays.items():
+                np.savez_compressed(tmp / name, **members)  # type: ignore[arg-type]
+            _write_own_files(tmp, network, open_set, description)
+            _check_loads(tmp, out_dir)
+            tmp.chmod(0o755)
+            _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
