@@ -16,9 +16,7 @@ version, and none is counted twice.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -37,6 +35,7 @@ from pipeline.errors import BundleError, DatasetError, NameTakenError
 from pipeline.learnt import MAX_TRAINING_SET_BYTES, digests_of
 from pipeline.names import lookalike_pair
 from pipeline.network import check_npz_size
+from pipeline.paths import replace_json
 from pipeline.speakers import SpeakerStore, check_name_is_free
 from pipeline.train import (
     Prepared,
@@ -366,7 +365,4 @@ class ProgressFile:
         self._last = now
         record = {"progress": round(share, 4), "detail": detail, "pid": os.getpid()}
         with contextlib.suppress(OSError):  # progress is news, never a reason to fail the job
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            with os.fdopen(fd, "w") as f:
-                json.dump(record, f)
-            os.replace(tmp, self.path)
+            replace_json(self.path, record)

@@ -1,15 +1,18 @@
 """Paths as callers give them, checks on a path to be written, made before the work that
-produces what goes there, and the folder for temporary files."""
+produces what goes there, the folder for temporary files, and a small file replaced whole or
+not at all."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
 
 from pipeline.errors import ParameterError
 
-__all__ = ["as_path", "file_in_the_way", "nearest_existing", "temp_dir"]
+__all__ = ["as_path", "file_in_the_way", "nearest_existing", "replace_json", "temp_dir"]
 
 
 def as_path(name: str, value: object) -> Path:
@@ -48,3 +51,18 @@ def temp_dir() -> str:
             "folder this user may write in, or, on a read-only root filesystem, mount a tmpfs "
             "at /tmp (docker run --tmpfs /tmp)"
         ) from None
+
+
+def replace_json(path: Path, record: object) -> None:
+    """Replace the file ``path`` by ``record`` as JSON, in one rename: a reader sees the old
+    file or the new, never half of one. A write that fails (a full disk) raises, and leaves the
+    old file as it was and no temporary file beside it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -19,7 +19,6 @@ import gc
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.bundle import Bundle, load_bundle
 from pipeline.errors import BundleError
+from pipeline.paths import replace_json
 from service.errors import ForbiddenError, NotReadyError
 
 __all__ = ["NOT_READY", "ModelStore", "inside_root", "without_paths"]
@@ -78,11 +78,7 @@ def _stamp(path: Path | str) -> _Stamp | None:
 
 def _write_active(active: Path, bundle: Bundle) -> _Stamp | None:
     """Point ``active`` at ``bundle``: a new file renamed over the old, never half written."""
-    record = json.dumps({"path": str(bundle.path), "version": bundle.version})
-    fd, tmp = tempfile.mkstemp(prefix=f".{active.name}.", dir=active.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(record)
-    os.replace(tmp, active)
+    replace_json(active, {"path": str(bundle.path), "version": bundle.version})
     return _stamp(active)
 
 

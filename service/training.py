@@ -38,7 +38,6 @@ import secrets
 import shutil
 import signal
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import Any
 
 from pipeline.config import MIN_CLIPS_PER_SPEAKER
 from pipeline.errors import BundleError
+from pipeline.paths import replace_json
 from pipeline.speakers import SpeakerStore
 from service.errors import (
     NotFoundError,
@@ -79,14 +79,6 @@ def can_train() -> str | None:
 
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
-def _write_json(path: Path, record: dict[str, Any]) -> None:
-    """Replace ``path`` by ``record`` atomically: readers see the old or the new, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f)
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -224,7 +216,7 @@ class Trainer:
             record = {"job": job, "state": "queued", "progress": 0.0, "detail": "starting",
                       "created": _now(), "finished": None, "model": None,
                       "base": self.store.current.version, "owner": os.getpid()}  # fmt: skip
-            _write_json(self.jobs_dir / f"{job}.json", record)
+            replace_json(self.jobs_dir / f"{job}.json", record)
             owner = _try_lock(self.jobs_dir / f"{job}.owner")
             if owner is not None:  # always, the file being new: held until the job ends
                 self._owned[job] = owner
@@ -240,7 +232,7 @@ class Trainer:
         finally:
             os.close(fd)  # the training process holds the lock now
         record |= {"state": "running", "pid": process.pid}
-        _write_json(self.jobs_dir / f"{job}.json", record)
+        replace_json(self.jobs_dir / f"{job}.json", record)
         self._prune(keep=job)
         task = asyncio.create_task(self._follow(job, record, process, out))
         self._tasks.add(task)
@@ -333,7 +325,7 @@ class Trainer:
         record |= {"state": "done", "progress": 1.0, "finished": _now(),
                    "detail": f"now serving version {bundle.version}",
                    "model": self.versions.entry_of(bundle.path, active=bundle)}  # fmt: skip
-        _write_json(self.jobs_dir / f"{job}.json", record)
+        replace_json(self.jobs_dir / f"{job}.json", record)
 
     def _finish(
         self, job: str, record: dict[str, Any], detail: str, out: Path | None = None
@@ -349,7 +341,7 @@ class Trainer:
             shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(self._snapshot_dir(job), ignore_errors=True)
         record |= {"state": "failed", "finished": _now(), "detail": detail}
-        _write_json(self.jobs_dir / f"{job}.json", record)
+        replace_json(self.jobs_dir / f"{job}.json", record)
 
     def _release(self, job: str) -> None:
         fd = self._owned.pop(job, -1)

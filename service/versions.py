@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from pipeline.bundle import Bundle, load_bundle, read_metadata_json
 from pipeline.errors import BundleError
+from pipeline.paths import replace_json
 from service.errors import NotFoundError
 from service.model_store import without_paths
 
@@ -158,10 +158,7 @@ class Versions:
                   "configured": configured["version"]}  # fmt: skip
         with contextlib.suppress(OSError):
             self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{ACTIVE_FILE}.", dir=self.root)
-            with os.fdopen(fd, "w") as f:
-                json.dump(record, f)
-            os.replace(tmp, self.root / ACTIVE_FILE)
+            replace_json(self.root / ACTIVE_FILE, record)
 
     def remembered(self) -> Path | None:
         """The version active when the server last ran, if it was trained from the model the

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -323,6 +325,22 @@ def test_progress_file_holds_the_latest_step(tmp_path: Path) -> None:
     assert (tmp_path / "p.json").read_text().startswith('{"progress": 0.5, "detail": "training')
     shutil.rmtree(tmp_path)
     progress(0.6, "lost")  # a vanished folder never fails the job
+
+
+def test_progress_on_a_full_disk_keeps_the_last_step_and_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    progress = ProgressFile(tmp_path / "p.json", min_interval_s=0.0)
+    progress(0.5, "training: epoch 3")
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    progress(0.6, "training: epoch 4")  # never fails the job
+
+    assert os.listdir(tmp_path) == ["p.json"]
+    assert json.loads((tmp_path / "p.json").read_text())["detail"] == "training: epoch 3"
 
 
 def test_an_out_dir_it_should_not_replace_is_refused_before_any_work(
