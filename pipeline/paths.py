@@ -12,7 +12,14 @@ from pathlib import Path
 
 from pipeline.errors import ParameterError
 
-__all__ = ["as_path", "file_in_the_way", "nearest_existing", "replace_json", "temp_dir"]
+__all__ = [
+    "as_path",
+    "file_in_the_way",
+    "nearest_existing",
+    "replace_json",
+    "replace_text",
+    "temp_dir",
+]
 
 
 def as_path(name: str, value: object) -> Path:
@@ -54,13 +61,18 @@ def temp_dir() -> str:
 
 
 def replace_json(path: Path, record: object) -> None:
-    """Replace the file ``path`` by ``record`` as JSON, in one rename: a reader sees the old
-    file or the new, never half of one. A write that fails (a full disk) raises, and leaves the
-    old file as it was and no temporary file beside it."""
+    """Replace the file ``path`` by ``record`` as JSON, as :func:`replace_text` does."""
+    replace_text(path, json.dumps(record))
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Replace the file ``path`` by ``text``, in one rename: a reader sees the old file or the
+    new, never half of one. A write that fails (a full disk) raises, and leaves the old file as
+    it was and no temporary file beside it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

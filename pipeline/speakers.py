@@ -66,6 +66,7 @@ __all__ = [
     "clip_extension",
     "clip_id",
     "clip_seconds",
+    "refused_changes",
 ]
 
 CLIP_ID_DIGITS = 16  # hex digits of the sha256 that name a clip: 64 bits, no collision in practice
@@ -442,7 +443,7 @@ class SpeakerStore:
         """Exclusive, across processes and threads: each call opens the lock file anew, and
         ``flock`` locks belong to an open file, not to a process. A store that refuses changes
         is a :class:`StoreReadOnlyError`, whichever change finds it out."""
-        with _refusals_said():
+        with refused_changes("nothing in it was changed"):
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
             try:
@@ -456,18 +457,24 @@ class SpeakerStore:
 
 
 @contextlib.contextmanager
-def _refusals_said() -> Iterator[None]:
-    """Turn the file system's refusal of a change (read-only, no permission) into a
-    :class:`StoreReadOnlyError`; a refused change changes nothing."""
+def refused_changes(outcome: str) -> Iterator[None]:
+    """Turn the file system's refusal of a change to the speaker store's folder into our
+    errors: :class:`StoreReadOnlyError` (read-only, no permission), :class:`StoreFullError` (a
+    full disk); ``outcome`` says what became of the call (``nothing in it was changed``)."""
     try:
         yield
     except OSError as exc:
-        if exc.errno not in _READ_ONLY:
-            raise
-        raise StoreReadOnlyError(
-            f"the speaker store cannot be written ({exc.strerror}): nothing in it was changed; "
-            "its folder must be made writable again"
-        ) from exc
+        if exc.errno in _READ_ONLY:
+            raise StoreReadOnlyError(
+                f"the speaker store cannot be written ({exc.strerror}): {outcome}; its folder "
+                "must be made writable again"
+            ) from exc
+        if exc.errno in _DISK_FULL:
+            raise StoreFullError(
+                f"the disk of the speaker store is full: {outcome}; free space on it, or lower "
+                "the store's size limit to leave room"
+            ) from exc
+        raise
 
 
 def clip_seconds(path: Path) -> float:

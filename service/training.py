@@ -22,6 +22,11 @@ or it does not load. Workers adopt when asked about the job or the versions, whe
 started, and, from start-up while an unfinished job is left (a restarted worker, a restarted
 server), by looking every ``ADOPT_POLL_S``. So every listed version is the configured one or one
 of a job that is done, or still running.
+
+A disk that fills up (or a store made read-only) stops no answer: ``POST /train`` then starts no
+job and says why, and a job that ends while its final record cannot be written is answered from
+the memory of the worker that finished it, which keeps the job's owner lock (no other worker
+takes it for one whose server stopped) and writes the record at its next look.
 """
 
 from __future__ import annotations
@@ -45,8 +50,8 @@ from typing import Any
 
 from pipeline.config import MIN_CLIPS_PER_SPEAKER
 from pipeline.errors import BundleError
-from pipeline.paths import replace_json
-from pipeline.speakers import SpeakerStore
+from pipeline.paths import replace_json, replace_text
+from pipeline.speakers import SpeakerStore, refused_changes
 from service.errors import (
     NotFoundError,
     TrainingBusyError,
@@ -137,6 +142,7 @@ class Trainer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._processes: dict[str, asyncio.subprocess.Process] = {}
         self._owned: dict[str, int] = {}  # job -> descriptor holding its owner lock
+        self._settled: dict[str, dict[str, Any]] = {}  # final records the disk refused so far
         self._watcher: asyncio.Task[None] | None = None
         self._adopting = asyncio.Lock()  # this process's callers wait for its adoption to end
 
@@ -150,6 +156,9 @@ class Trainer:
     async def status(self, job: str) -> dict[str, Any]:
         """A job's state as ``GET /train/{id}`` gives it; :class:`NotFoundError` if unknown."""
         path = self._record_path(job)
+        self._write_settled()
+        if job in self._settled:
+            return dict(self._settled[job])
         record = _read_json(path)
         if record is not None and record.get("state") not in FINAL:
             await self.adopt()
@@ -209,35 +218,50 @@ class Trainer:
         await self.adopt()  # the last job, if its owner stopped: its version is served first
         base = self.store.current.path
         self.check_store()
-        fd = self._lock()
+        with refused_changes("no training job was started"):
+            fd = self._lock()
         try:
-            job = secrets.token_hex(6)
-            out = self.versions.new_folder(job)
-            record = {"job": job, "state": "queued", "progress": 0.0, "detail": "starting",
-                      "created": _now(), "finished": None, "model": None,
-                      "base": self.store.current.version, "owner": os.getpid()}  # fmt: skip
-            replace_json(self.jobs_dir / f"{job}.json", record)
-            owner = _try_lock(self.jobs_dir / f"{job}.owner")
-            if owner is not None:  # always, the file being new: held until the job ends
-                self._owned[job] = owner
-            (self.jobs_dir / "current").write_text(job)
+            with refused_changes("no training job was started"):
+                job, record, out = self._begin()
             try:
                 voices = self._snapshot(job)
                 process = await self._spawn(job, base, out, fd, self._version_name(voices))
             except OSError as exc:
                 detail = f"cannot start the training process: {exc.strerror or exc}"
                 self._finish(job, record, detail)
-                self._release(job)
                 raise TrainingUnavailableError(detail) from exc
         finally:
             os.close(fd)  # the training process holds the lock now
         record |= {"state": "running", "pid": process.pid}
-        replace_json(self.jobs_dir / f"{job}.json", record)
+        with contextlib.suppress(OSError):  # the record says so once it ends, disk permitting
+            replace_json(self.jobs_dir / f"{job}.json", record)
         self._prune(keep=job)
         task = asyncio.create_task(self._follow(job, record, process, out))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job
+
+    def _begin(self) -> tuple[str, dict[str, Any], Path]:
+        """A new job's id, record and version folder: its record written, its owner lock held,
+        and it named the current job; when the disk refuses, nothing of it is left."""
+        job = secrets.token_hex(6)
+        out = self.versions.new_folder(job)
+        record = {"job": job, "state": "queued", "progress": 0.0, "detail": "starting",
+                  "created": _now(), "finished": None, "model": None,
+                  "base": self.store.current.version, "owner": os.getpid()}  # fmt: skip
+        path = self.jobs_dir / f"{job}.json"
+        try:
+            replace_json(path, record)
+            owner = _try_lock(self.jobs_dir / f"{job}.owner")
+            if owner is not None:  # always, the file being new: held until the job ends
+                self._owned[job] = owner
+            replace_text(self.jobs_dir / "current", job)
+        except BaseException:
+            self._release(job)
+            for left in (path, self.jobs_dir / f"{job}.owner"):
+                left.unlink(missing_ok=True)
+            raise
+        return job, record, out
 
     def _snapshot_dir(self, job: str) -> Path:
         return self.jobs_dir / f"{job}.store"
@@ -298,7 +322,8 @@ class Trainer:
             else:
                 await self._serve(job, record, out)
         finally:
-            self._release(job)
+            if job not in self._settled:  # else released once its record is written
+                self._release(job)
 
     async def _wait(self, job: str, process: asyncio.subprocess.Process) -> int | None:
         """The training process's exit code; None when it ran out of time and was killed."""
@@ -325,7 +350,7 @@ class Trainer:
         record |= {"state": "done", "progress": 1.0, "finished": _now(),
                    "detail": f"now serving version {bundle.version}",
                    "model": self.versions.entry_of(bundle.path, active=bundle)}  # fmt: skip
-        replace_json(self.jobs_dir / f"{job}.json", record)
+        self._settle(job, record)
 
     def _finish(
         self, job: str, record: dict[str, Any], detail: str, out: Path | None = None
@@ -341,7 +366,27 @@ class Trainer:
             shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(self._snapshot_dir(job), ignore_errors=True)
         record |= {"state": "failed", "finished": _now(), "detail": detail}
-        replace_json(self.jobs_dir / f"{job}.json", record)
+        self._settle(job, record)
+
+    def _settle(self, job: str, record: dict[str, Any]) -> None:
+        """Write job ``job``'s final ``record``, then let go of the job. While the disk refuses
+        it (full), this process keeps the record, answers with it, holds the job's owner lock
+        (so that no other worker takes the job for one whose server stopped) and writes it at
+        its next look (:meth:`_write_settled`)."""
+        self._settled[job] = record
+        self._write_settled(say=True)
+
+    def _write_settled(self, *, say: bool = False) -> None:
+        for job, record in list(self._settled.items()):
+            try:
+                replace_json(self.jobs_dir / f"{job}.json", record)
+            except OSError as exc:
+                if say:  # once, not at every look
+                    log.error("job %s is %s, but its record cannot be written yet: %s", job,
+                              record["state"], exc.strerror or exc)  # fmt: skip
+                continue
+            del self._settled[job]
+            self._release(job)
 
     def _release(self, job: str) -> None:
         fd = self._owned.pop(job, -1)
@@ -355,9 +400,15 @@ class Trainer:
         serve its version, or fail it. Nothing when there is no such job, or while another
         worker is at it."""
         async with self._adopting:
+            self._write_settled()
             job = self._unfinished()
-            if job is not None and job not in self._owned:
+            if job is None or job in self._owned:
+                return
+            try:
                 await self._adopt_if_free(job)
+            except OSError as exc:  # the store cannot be written: the next look tries again
+                log.error("job %s: its server process stopped, and it cannot be finished "
+                          "yet: %s", job, exc.strerror or exc)  # fmt: skip
 
     async def _adopt_if_free(self, job: str) -> None:
         lock = _try_lock(self.jobs_dir / "lock")  # free once the training process has ended

@@ -4,6 +4,7 @@ version in a subprocess and serving it live, rolling back, and what a failed job
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import json
 import os
@@ -17,9 +18,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline import paths
 from pipeline.bundle import load_bundle
 from pipeline.demo.synth import STRANGER, VoiceSpec, write_demo_data
-from tests.helpers import MODEL_DIR
+from tests.helpers import MODEL_DIR, read_only
 from tests.service.test_main import running, voiceid_command
 
 ALICE = VoiceSpec("Alice", pitch_hz=210.0, formant_scale=1.2, tilt=10.0, breathiness=0.1)
@@ -506,3 +508,75 @@ def test_a_job_killed_while_writing_leaves_no_partial_version(
     assert status["state"] == "failed"
     assert not processes[0].partial.exists()
     assert [p.name for p in (store / ".versions").iterdir()] == []
+
+
+# --- a store that cannot be written ---------------------------------------------------------
+
+
+def test_a_store_made_read_only_refuses_a_job_with_503_and_lists_on(
+    make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(data_dir=_store_with(tmp_path / "store", alice_clips, count=4))
+    read_only(monkeypatch, tmp_path / "store")
+
+    answer = client.post("/train")
+
+    assert (answer.status_code, answer.json()) == (503, {
+        "detail": "the speaker store cannot be written (Read-only file system): no training "
+                  "job was started; its folder must be made writable again"})  # fmt: skip
+    assert client.get("/models").status_code == 200
+    assert not (tmp_path / "store" / ".jobs").exists()
+
+
+class _FillsTheDisk:
+    """A training process that fails as the disk fills up: from then on, ``disk["full"]``."""
+
+    pid = 0
+
+    def __init__(self, log: Path, disk: dict[str, bool]) -> None:
+        self.log, self.disk = log, disk
+
+    def kill(self) -> None:
+        return None
+
+    async def wait(self) -> int:
+        self.log.write_text("voiceid enrol: error: cannot write a bundle at 'v': No space left "
+                            "on device\n")  # fmt: skip
+        self.disk["full"] = True
+        return 2
+
+
+def test_a_job_that_fills_the_disk_fails_and_says_so_though_its_record_cannot_be_written(
+    make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = {"full": False}
+    real_replace_json = paths.replace_json
+
+    def replace_json(path: Path, record: object) -> None:
+        if disk["full"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_replace_json(path, record)
+
+    async def fills(*command: str, stdout: Any, **kwargs: object) -> _FillsTheDisk:
+        return _FillsTheDisk(Path(stdout.name), disk)
+
+    monkeypatch.setattr("service.training.replace_json", replace_json)
+    monkeypatch.setattr("service.training.asyncio.create_subprocess_exec", fills)
+    client = make_client(data_dir=_store_with(tmp_path / "store", alice_clips, count=4))
+    job = client.post("/train").json()["job"]
+    failed = "cannot write a bundle at 'v': No space left on device"
+
+    status = _wait(client, job)
+    listed, again = client.get("/models"), client.post("/train")
+    disk["full"] = False  # space is freed
+    after = client.get(f"/train/{job}").json()
+
+    assert (status["state"], status["detail"]) == ("failed", failed)
+    assert listed.status_code == 200
+    assert (again.status_code, again.json()) == (507, {
+        "detail": "the disk of the speaker store is full: no training job was started; free "
+                  "space on it, or lower the store's size limit to leave room "
+                  "(VOICEID_MAX_STORE_BYTES)"})  # fmt: skip
+    assert (after["state"], after["detail"]) == ("failed", failed)
+    record = json.loads((tmp_path / "store" / ".jobs" / f"{job}.json").read_text())
+    assert (record["state"], record["detail"]) == ("failed", failed)
