@@ -402,7 +402,7 @@ class Trainer:
         async with self._adopting:
             self._write_settled()
             job = self._unfinished()
-            if job is None or job in self._owned:
+            if job is None or job in self._owned or job in self._settled:
                 return
             try:
                 await self._adopt_if_free(job)

@@ -580,3 +580,33 @@ def test_a_job_that_fills_the_disk_fails_and_says_so_though_its_record_cannot_be
     assert (after["state"], after["detail"]) == ("failed", failed)
     record = json.loads((tmp_path / "store" / ".jobs" / f"{job}.json").read_text())
     assert (record["state"], record["detail"]) == ("failed", failed)
+
+
+def test_a_left_job_finished_while_the_disk_is_full_is_finished_once(
+    make_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    job = _left_job(tmp_path / "store")
+    disk = {"full": True}
+    real_replace_json = paths.replace_json
+
+    def replace_json(path: Path, record: object) -> None:
+        if disk["full"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_replace_json(path, record)
+
+    monkeypatch.setattr("service.training.replace_json", replace_json)
+    client = make_client(data_dir=tmp_path / "store")
+    answers = [client.get(f"/train/{job}").json() for _ in range(3) if client.get("/models")]
+    disk["full"] = False
+    written = client.get(f"/train/{job}").json()
+
+    assert [a["state"] for a in answers] == ["failed"] * 3
+    assert written == answers[0]
+    record = json.loads((tmp_path / "store" / ".jobs" / f"{job}.json").read_text())
+    assert {key: record[key] for key in written} == written
+    assert [r.message for r in caplog.records if "finishes it" in r.message] == [
+        f"job {job}: the server process that ran it stopped; {os.getpid()} finishes it"
+    ]
