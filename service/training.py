@@ -67,6 +67,9 @@ log = logging.getLogger("voiceid.service")
 JOB_ID = re.compile(r"[0-9a-f]{12}")
 KEEP_JOBS = 50  # finished job records kept; older ones are removed when a job starts
 ADOPT_POLL_S = 1.0  # a worker watching a job whose owner stopped looks this often
+# A training process ends itself this long after its server would have stopped it: for when no
+# server is left to (one killed while its job ran), so that no job holds the job lock forever.
+OWN_LIMIT_GRACE_S = 30
 FINAL = ("done", "failed")
 
 
@@ -290,7 +293,8 @@ class Trainer:
         command = [sys.executable, "-m", "voiceid", "enrol", str(base), "--store",
                    str(self._snapshot_dir(job)), "--store-source", str(self.data_dir), "--out",
                    str(out), "--cache-dir", str(self.data_dir / ".cache"), "--progress-file",
-                   str(self.jobs_dir / f"{job}.progress.json"), "--name", name]  # fmt: skip
+                   str(self.jobs_dir / f"{job}.progress.json"), "--name", name,
+                   "--time-limit", f"{self.timeout_s + OWN_LIMIT_GRACE_S:g}"]  # fmt: skip
         env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
         with (self.jobs_dir / f"{job}.log").open("wb") as log_file:
             process = await asyncio.create_subprocess_exec(

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import difflib
 import json
+import math
 import os
 import signal
 import sys
@@ -23,7 +24,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import AudioError, ClipTooLongError, UnreadableClipError, VoiceIdError
+from pipeline.errors import (
+    AudioError,
+    ClipTooLongError,
+    ParameterError,
+    UnreadableClipError,
+    VoiceIdError,
+)
 from pipeline.extras import require_training_stack
 from voiceid.options import add_options, from_options
 
@@ -150,6 +157,9 @@ def _enrol_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress-file", type=Path, help=argparse.SUPPRESS)  # for POST /train
     # for POST /train, which trains on a snapshot of its store: the store, for the report
     p.add_argument("--store-source", type=Path, help=argparse.SUPPRESS)
+    # for POST /train: the process ends itself after this many seconds, whoever is left to
+    # stop it (a server killed while its job ran is not)
+    p.add_argument("--time-limit", type=float, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -555,7 +565,7 @@ def _new_clips(args: argparse.Namespace) -> list[Recording]:
     folders) and the store's."""
     from pipeline.dataset import Recording
     from pipeline.enrol import store_recordings
-    from pipeline.errors import DatasetError, ParameterError
+    from pipeline.errors import DatasetError
     from pipeline.names import check_speaker_name
 
     if args.name is None and args.store is None and not args.forget:
@@ -582,6 +592,8 @@ def _new_clips(args: argparse.Namespace) -> list[Recording]:
 
 
 def _cmd_enrol(args: argparse.Namespace) -> int:
+    if args.time_limit is not None:
+        _end_after(args.time_limit)
     require_training_stack("voiceid enrol")
     from pipeline.enrol import EnrolOptions, ProgressFile, enrol
 
@@ -608,6 +620,14 @@ def _cmd_enrol(args: argparse.Namespace) -> int:
     print(f"train accuracy {m['train_accuracy']:.4f}, validation accuracy {m['val_accuracy']:.4f}")
     print(f"time: {report['timing_s']['total']:.1f} s")
     return 0
+
+
+def _end_after(seconds: float) -> None:
+    """Have the kernel end this process ``seconds`` from now (``SIGALRM``, whose default is to
+    terminate; nothing here handles it), however stuck it is then."""
+    if not seconds > 0:  # NaN too
+        raise ParameterError(f"--time-limit={seconds!r} must be a positive number of seconds")
+    signal.alarm(math.ceil(seconds))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

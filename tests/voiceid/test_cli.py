@@ -988,3 +988,40 @@ def test_sigterm_ends_a_command_with_one_line_and_the_status_of_sigterm(
 
     assert (code, out, err) == (128 + signal.SIGTERM, "", "voiceid predict: stopped (SIGTERM)\n")
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# Runs `voiceid enrol` with its work replaced by a wait that never ends, as a hung job's would.
+_HUNG_ENROL = """
+import signal, sys
+import pipeline.enrol
+from voiceid import cli
+cli.require_training_stack = lambda command: None
+pipeline.enrol.enrol = lambda *args, **kwargs: signal.pause()
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_enrol_with_a_time_limit_ends_itself_however_stuck(tmp_path: Path) -> None:
+    """POST /train's process stops at its time limit even when no server is left to stop it."""
+    (tmp_path / "store").mkdir()
+    store, out = str(tmp_path / "store"), str(tmp_path / "out")
+    command = [sys.executable, "-c", _HUNG_ENROL, "enrol", str(MODEL_DIR), "--store", store,
+               "--out", out, "--time-limit", "1"]  # fmt: skip
+
+    ended = subprocess.run(command, capture_output=True, timeout=120, check=False)
+
+    assert (ended.returncode, ended.stderr) == (-signal.SIGALRM, b"")
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "nan"])
+def test_enrol_refuses_a_time_limit_that_is_no_number_of_seconds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, limit: str
+) -> None:
+    code = main(["enrol", str(MODEL_DIR), "--store", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--time-limit", limit])  # fmt: skip
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"voiceid enrol: error: --time-limit={float(limit)!r} must be a positive number of "
+        "seconds\n"
+    )

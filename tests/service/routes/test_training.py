@@ -610,3 +610,22 @@ def test_a_left_job_finished_while_the_disk_is_full_is_finished_once(
     assert [r.message for r in caplog.records if "finishes it" in r.message] == [
         f"job {job}: the server process that ran it stopped; {os.getpid()} finishes it"
     ]
+
+
+def test_a_job_s_process_is_told_to_end_itself_after_the_server_s_time_limit(
+    make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server killed while its job runs stops nothing: the process stops itself, a while
+    after the server would have stopped it, and the job lock goes with it."""
+    commands: list[tuple[str, ...]] = []
+
+    async def held(*command: str, **kwargs: object) -> _HeldProcess:
+        commands.append(command)
+        return _HeldProcess()
+
+    monkeypatch.setattr("service.training.asyncio.create_subprocess_exec", held)
+    client = make_client(data_dir=_store_with(tmp_path / "store", alice_clips, count=4),
+                         train_timeout_s=90)  # fmt: skip
+
+    assert client.post("/train").status_code == 202
+    assert commands[0][commands[0].index("--time-limit") + 1] == "120"
