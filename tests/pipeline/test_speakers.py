@@ -560,3 +560,18 @@ def test_a_read_only_store_refuses_every_change_and_reads_on(
 
     assert refusals == [READ_ONLY] * 4
     assert store.speakers() == [SpeakerSummary("Alice", 1, 0.5, len(first.data))]
+
+
+def test_a_removal_killed_part_way_is_finished_by_the_next_write(
+    store: SpeakerStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.add("Alice", [new(0.5)])
+    left = store.root / ".removing-0123456789abcdef"  # renamed away, then killed mid-delete
+    (store.root / "Alice").rename(left)
+
+    SpeakerStore(store.root).add("Bob", [new(0.5, 330)])
+
+    assert sorted(p.name for p in store.root.iterdir()) == [".lock", "Bob"]
+    assert caplog.messages == [
+        f"the speaker store removes 1 temporary files that an interrupted write left: {str(left)!r}"
+    ]
