@@ -8,7 +8,6 @@ with the same model the versions were trained from.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -150,15 +149,21 @@ class Versions:
         return out
 
     def remember_active(self, bundle: Bundle) -> None:
-        """Record ``bundle`` as the active version, for the next start of the server."""
+        """Record ``bundle`` as the active version, for the next start of the server. Where
+        the store refuses (read-only, full), the version is served all the same, and the log
+        says that a restart will not serve it."""
         configured = _summary(self.configured)
         if configured is None:
             return
         record = {"path": str(bundle.path), "version": bundle.version,
                   "configured": configured["version"]}  # fmt: skip
-        with contextlib.suppress(OSError):
+        try:
             self.root.mkdir(parents=True, exist_ok=True)
             replace_json(self.root / ACTIVE_FILE, record)
+        except OSError as exc:
+            log.warning("version %s is served, but a restarted server will not serve it: the "
+                        "choice cannot be written to the speaker store (%s)", bundle.version,
+                        exc.strerror or exc)  # fmt: skip
 
     def remembered(self) -> Path | None:
         """The version active when the server last ran, if it was trained from the model the

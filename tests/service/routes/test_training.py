@@ -629,3 +629,23 @@ def test_a_job_s_process_is_told_to_end_itself_after_the_server_s_time_limit(
 
     assert client.post("/train").status_code == 202
     assert commands[0][commands[0].index("--time-limit") + 1] == "120"
+
+
+def test_an_activation_the_store_cannot_remember_serves_and_says_it_will_not_last(
+    make_client: Any, tmp_path: Path, trained_bundle: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    store = tmp_path / "store"
+    shutil.copytree(trained_bundle, store / ".versions" / "20261204T000000Z-0123456789ab")
+    client = make_client(data_dir=store)
+    trained = client.get("/models").json()["versions"][1]["version"]
+    read_only(monkeypatch, store)
+
+    answer = client.post(f"/models/{trained}/activate")
+
+    assert (answer.status_code, answer.json()["active"]) == (200, True)
+    assert [r.message for r in caplog.records if r.levelname == "WARNING"] == [
+        f"version {trained} is served, but a restarted server will not serve it: the choice "
+        "cannot be written to the speaker store (Read-only file system)"
+    ]
+    assert not (store / ".versions" / "active.json").exists()
