@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ from pipeline.metadata import (
 )
 from pipeline.network import Network, check_npz_size, load_network, save_network
 from pipeline.openset import Decision, OpenSet, load_open_set, save_open_set
-from pipeline.paths import as_path, file_in_the_way
+from pipeline.paths import as_path, file_in_the_way, remove_stale
 
 __all__ = [
     "BUNDLE_FILES",
@@ -264,7 +263,6 @@ def _swap_into_place(new: Path, target: Path) -> None:
 
 
 _OLD_PREFIX = ".{name}.old-"  # where the two-rename swap keeps the old bundle in between
-STALE_TEMPORARY_S = 3600  # a temporary folder this old is a crashed write's, never a live one
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
@@ -298,14 +296,8 @@ def recover_interrupted_swap(target: Path) -> bool:
 
 def _remove_stale_temporaries(target: Path) -> None:
     """Remove the temporary folders of writes to ``target`` that crashed (an hour old)."""
-    now = time.time()
-    for path in target.parent.glob(f".{target.name}.*"):
-        try:
-            stale = now - path.stat().st_mtime > STALE_TEMPORARY_S
-            if stale and path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            continue
+    remove_stale(p for p in target.parent.glob(f".{target.name}.*")
+                 if p.is_dir() and not p.is_symlink())  # fmt: skip
 
 
 def read_metadata_json(path: Path) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from pipeline.augment import CONDITIONS, degrade, draw_condition, speech_crop
 from pipeline.config import FeatureConfig, check_jobs
 from pipeline.errors import AudioError, DatasetError, InvalidAudioError
 from pipeline.features import FEATURE_VERSION, histogram
-from pipeline.paths import temp_dir
+from pipeline.paths import remove_stale, temp_dir
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -349,6 +349,7 @@ class FeatureCache:
         if not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(self.path.parent.glob(f"{self.path.stem}.tmp*.npz"))  # killed saves'
         tmp = self.path.with_suffix(f".tmp{os.getpid()}.npz")
         try:
             np.savez(

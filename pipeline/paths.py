@@ -7,19 +7,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.errors import ParameterError
 
 __all__ = [
+    "STALE_TEMPORARY_S",
     "as_path",
     "file_in_the_way",
     "nearest_existing",
+    "remove_stale",
     "replace_json",
     "replace_text",
     "temp_dir",
 ]
+
+STALE_TEMPORARY_S = 3600  # s: a temporary file or folder this old is a killed write's
 
 
 def as_path(name: str, value: object) -> Path:
@@ -78,3 +85,20 @@ def replace_text(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale(paths: Iterable[Path]) -> None:
+    """Remove those of ``paths`` (temporary files or folders of writes) that are older than
+    ``STALE_TEMPORARY_S``: what a write killed part way (``kill -9``, no ``finally``) left. A
+    link is never followed, and a path that cannot be looked at is left."""
+    now = time.time()
+    for path in paths:
+        try:
+            if now - path.lstat().st_mtime <= STALE_TEMPORARY_S:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink()
+        except OSError:
+            continue

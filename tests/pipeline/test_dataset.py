@@ -565,6 +565,20 @@ def test_an_interrupted_cache_save_leaves_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_save_removes_what_a_killed_save_of_the_cache_left_an_hour_ago(tmp_path: Path) -> None:
+    """kill -9 runs no ``finally``: its temporary file, the size of the cache, stays behind."""
+    cache = FeatureCache(tmp_path, CFG, 60.0)
+    killed, live = (cache.path.with_suffix(f".tmp{pid}.npz") for pid in (4_194_301, 4_194_302))
+    for path in (killed, live):
+        path.write_bytes(b"PK\x03\x04")
+    os.utime(killed, (0, 0))  # written long ago: no save takes an hour
+
+    cache.put("a" * 64, np.zeros(CFG.row_width, np.float32), None)
+    cache.save()
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cache.path.name, live.name]
+
+
 def test_a_file_with_the_same_bytes_as_an_earlier_one_is_skipped_naming_it(
     tmp_path: Path,
 ) -> None:
