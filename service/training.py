@@ -50,7 +50,7 @@ from typing import Any
 
 from pipeline.config import MIN_CLIPS_PER_SPEAKER
 from pipeline.errors import BundleError
-from pipeline.paths import replace_json, replace_text
+from pipeline.paths import remove_stale, replace_json, replace_text
 from pipeline.speakers import SpeakerStore, refused_changes
 from service.errors import (
     NotFoundError,
@@ -453,6 +453,9 @@ class Trainer:
             await asyncio.sleep(ADOPT_POLL_S)
 
     def _prune(self, keep: str) -> None:
+        """Remove the oldest finished jobs' files beyond ``KEEP_JOBS``, and the temporary files
+        of record writes that a kill interrupted (hidden, an hour old)."""
+        remove_stale(p for p in self.jobs_dir.glob(".*") if p.is_file() and not p.is_symlink())
         records = sorted(self.jobs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
         finished = [
             p for p in records if p.stem != keep and (_read_json(p) or {}).get("state") in FINAL

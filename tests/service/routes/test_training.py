@@ -649,3 +649,25 @@ def test_an_activation_the_store_cannot_remember_serves_and_says_it_will_not_las
         "cannot be written to the speaker store (Read-only file system)"
     ]
     assert not (store / ".versions" / "active.json").exists()
+
+
+def test_starting_a_job_removes_temporary_records_that_killed_writes_left(
+    make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def held(*command: str, **kwargs: object) -> _HeldProcess:
+        return _HeldProcess()
+
+    monkeypatch.setattr("service.training.asyncio.create_subprocess_exec", held)
+    store = _store_with(tmp_path / "store", alice_clips, count=4)
+    (store / ".jobs").mkdir()
+    killed, live = store / ".jobs" / ".0123456789ab.json.k1ll3d", store / ".jobs" / ".current.l1v3"
+    for path in (killed, live):
+        path.write_text("{")
+    os.utime(killed, (0, 0))
+
+    job = make_client(data_dir=store).post("/train").json()["job"]
+
+    assert sorted(p.name for p in (store / ".jobs").iterdir() if p.name.startswith(".")) == [
+        live.name
+    ]
+    assert (store / ".jobs" / f"{job}.json").is_file()
