@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import ctypes
 import errno
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -46,15 +48,33 @@ MAX_CONNECTIONS = 256  # per worker; more get 503 at once instead of queueing wi
 # (VOICEID_LISTEN_MAX_FRAME_BYTES), so that the app refuses a frame over its limit itself, naming
 # the setting; only a message bigger still is refused by uvicorn, unread, to bound memory.
 WS_MAX_SIZE_FACTOR = 4
+# Set by `voiceid serve` for its workers: whom they die with (no VOICEID_ prefix: no setting).
+SUPERVISOR_PID = "_VOICEID_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 
 
 def app_from_env() -> FastAPI:
     """The app factory uvicorn's workers call: settings come from ``VOICEID_*``."""
+    _die_with_supervisor()
     # Imported here: `voiceid serve`'s parent process only starts the workers, and importing
     # the app there (0.3 s of CPU, about 30 MB) would delay them and hold memory nothing uses.
     from service.app import create_app
 
     return create_app(Settings())
+
+
+def _die_with_supervisor() -> None:
+    """In a worker process of ``voiceid serve``, have the kernel kill this process when the
+    supervisor that started it dies. uvicorn's workers outlive a supervisor killed with
+    SIGKILL (or by the OOM killer): unsupervised, they would go on holding the port, and the
+    restarted server could not listen on it. Killed so, a worker is as if killed with it:
+    what it was writing is whole or not there, and a training job it started is adopted."""
+    supervisor = os.environ.get(SUPERVISOR_PID)
+    if supervisor is None or int(supervisor) == os.getpid() or not sys.platform.startswith("linux"):
+        return  # not a worker: `voiceid serve --workers 1`, or uvicorn run by hand
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(supervisor):  # it died before the call above
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def serve(
@@ -80,6 +100,7 @@ def serve(
     check_model(settings)
     check_data_dir(settings)
     check_address(settings)
+    os.environ[SUPERVISOR_PID] = str(os.getpid())  # its workers die with it
     # One active-model file for this server's workers, so that a reload reaches them all.
     shared = Path(tempfile.mkdtemp(prefix="voiceid-serve-", dir=temp_dir()))
     os.environ["VOICEID_ACTIVE_MODEL_FILE"] = str(shared / "active-model")

@@ -150,7 +150,7 @@ def test_voiceid_serve_starts_the_usable_cpus_by_default(
     monkeypatch.setattr("uvicorn.run", lambda *a, **kw: started.update(kw))
     monkeypatch.setattr("service.settings.usable_cpus", lambda: 3)
     monkeypatch.setenv("VOICEID_PORT", str(free_port()))  # serve checks that it may listen
-    for name in ("VOICEID_WORKERS", "VOICEID_ACTIVE_MODEL_FILE"):
+    for name in ("VOICEID_WORKERS", "VOICEID_ACTIVE_MODEL_FILE", "_VOICEID_SUPERVISOR_PID"):
         monkeypatch.setenv(name, "")  # recorded, so teardown removes what serve sets
         monkeypatch.delenv(name)
 

@@ -74,11 +74,12 @@ class Server:
 
 @contextmanager
 def running(
-    command: list[str], tmp_path: Path, *, workers: int = 1, env: dict[str, str] | None = None
-) -> Iterator[Server]:
-    """Start ``command`` (which must serve on the port it is given, with ``env`` over the
-    test settings) and wait for /ready."""
-    port = free_port()
+    command: list[str], tmp_path: Path, *, workers: int = 1, env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Iterator[Server]:  # fmt: skip
+    """Start ``command`` (which must serve on the port it is given, ``port`` or a free one, with
+    ``env`` over the test settings) and wait for /ready."""
+    port = free_port() if port is None else port
     extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEID_")}
     env |= {"VOICEID_MODEL_DIR": str(MODEL_DIR), "VOICEID_MAX_UPLOAD_BYTES": str(LIMIT),
@@ -219,6 +220,37 @@ def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> Non
     assert len(mapped) == 2
     assert mapped == {pid: [] for pid in mapped}
     assert_stopped_cleanly(server, returncode, workers=2)
+
+
+def _running_process(pid: int) -> bool:
+    """Whether process ``pid`` runs: it exists and is no zombie left for its parent to reap."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_workers_stop_with_a_server_killed_by_sigkill_so_that_it_can_start_again(
+    tmp_path: Path,
+) -> None:
+    """uvicorn's workers outlive their supervisor: killed with SIGKILL, it leaves them serving
+    the port unsupervised, and the restarted server cannot listen on it."""
+    command = [*voiceid_command(), "serve", "--model", str(MODEL_DIR), "--workers", "2"]
+    with running(command, tmp_path, workers=2) as killed:
+        workers = worker_pids(killed)
+        killed.process.kill()
+        killed.process.wait()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline and any(map(_running_process, workers)):
+            time.sleep(0.1)
+        left = sorted(filter(_running_process, workers))
+        for pid in left:  # the test's own clean-up
+            os.kill(pid, signal.SIGKILL)
+
+    assert (len(workers), left) == (2, [])
+    with running(command, tmp_path, workers=2, port=killed.port) as again:  # the port is free
+        assert httpx.get(f"{again.url}/ready", timeout=10).status_code == 200
 
 
 def test_voiceid_serve_refuses_a_big_listen_frame_naming_the_setting(tmp_path: Path) -> None:

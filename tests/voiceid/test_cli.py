@@ -879,6 +879,7 @@ def test_serve_with_a_models_root_starts_without_a_model(
     monkeypatch.setattr("uvicorn.run", lambda *a, **kw: started.update(kw))
     monkeypatch.setenv("VOICEID_MODEL_DIR", "")
     monkeypatch.setenv("VOICEID_ACTIVE_MODEL_FILE", "")
+    monkeypatch.setenv("_VOICEID_SUPERVISOR_PID", "")  # recorded: teardown removes what serve sets
     monkeypatch.setenv("VOICEID_MODELS_ROOT", str(tmp_path))
     monkeypatch.setenv("VOICEID_PORT", str(free_port()))  # serve checks that it may listen
 
