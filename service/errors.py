@@ -27,6 +27,7 @@ __all__ = [
     "ForbiddenError",
     "MalformedBodyError",
     "MissingFieldError",
+    "ModelNotSwitchedError",
     "NotFoundError",
     "NotReadyError",
     "OverloadedError",
@@ -101,6 +102,11 @@ class StoreUnavailableError(ServiceError):
     """The speaker store's folder is no longer one: the server's files changed under it (503)."""
 
 
+class ModelNotSwitchedError(ServiceError):
+    """A reload or activation that this server's workers could not all follow, so none made
+    it: the file they share cannot be written (503)."""
+
+
 class UnprocessableError(ServiceError):
     """A well-formed request the server cannot act on as things are (422)."""
 
@@ -134,6 +140,7 @@ _STATUS: tuple[tuple[type[VoiceIdError], int], ...] = (
     (TrainingBusyError, 409),
     (TrainingUnavailableError, 503),
     (StoreUnavailableError, 503),
+    (ModelNotSwitchedError, 503),
     (UnprocessableError, 422),
     (ConflictError, 409),
 )

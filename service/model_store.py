@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from pipeline.bundle import Bundle, load_bundle
 from pipeline.errors import BundleError
 from pipeline.paths import replace_json
-from service.errors import ForbiddenError, NotReadyError
+from service.errors import ForbiddenError, ModelNotSwitchedError, NotReadyError
 
 __all__ = ["NOT_READY", "ModelStore", "inside_root", "without_paths"]
 
@@ -126,14 +126,33 @@ class ModelStore:
         """What ``/ready`` says while no model is loaded: that, and why, when a load failed."""
         return NOT_READY + (f": {self.load_error}" if self.load_error else "")
 
-    async def load(self, path: Path) -> Bundle:
+    async def load(self, path: Path, *, first: bool = False) -> Bundle:
         """Load ``path`` off the event loop and make it current, for every worker sharing the
-        active-model file; raises ``BundleError``."""
+        active-model file; raises ``BundleError``, and :class:`ModelNotSwitchedError` when that
+        file cannot be written, the model being the same as before on every worker (the
+        ``first`` model serves all the same: no worker serves another yet)."""
         async with self._lock:  # one reload at a time; predictions do not wait for it
-            bundle = await self._swap_in(path)
+            bundle = await self._read(path)
             if self._active is not None:
-                self._followed = _write_active(self._active, bundle)
+                try:
+                    self._followed = _write_active(self._active, bundle)
+                except OSError as exc:
+                    self._not_shared(exc, first=first)
+            self._install(bundle)
             return bundle
+
+    def _not_shared(self, exc: OSError, *, first: bool) -> None:
+        """Say that the active-model file cannot be written: raise, or for the first model,
+        log it."""
+        had = f" ({self._bundle.version})" if self._bundle is not None else ""
+        error = ModelNotSwitchedError(
+            "the model was not changed: this server's workers share which model they serve "
+            "through a file in its temporary folder, which cannot be written "
+            f"({exc.strerror or exc}); each serves the model it had{had}"
+        )
+        if not first:
+            raise error from exc
+        log.error("other workers will not follow reloads from this one: %s", exc)
 
     async def start(self, configured: Path) -> Bundle:
         """The first load: what the active-model file names, when another worker has
@@ -142,7 +161,7 @@ class ModelStore:
             await self.follow()
             if self._bundle is not None:
                 return self._bundle
-        return await self.load(configured)
+        return await self.load(configured, first=True)
 
     async def follow(self) -> None:
         """Serve what the active-model file names, if another worker changed it since."""
@@ -174,18 +193,26 @@ class ModelStore:
         )
 
     async def _swap_in(self, path: Path) -> Bundle:
+        bundle = await self._read(path)
+        self._install(bundle)
+        return bundle
+
+    async def _read(self, path: Path) -> Bundle:
+        """The bundle at ``path``, loaded and warmed up, not yet served."""
         try:
-            bundle = await run_in_threadpool(_load_and_warm_up, path, self._warm_up)
+            return await run_in_threadpool(_load_and_warm_up, path, self._warm_up)
         except BundleError as exc:
             self.load_error = without_paths(str(exc), path)
             raise
+
+    def _install(self, bundle: Bundle) -> None:
+        """Serve ``bundle`` from the next request on."""
         # BLAS threads spin on the histogram's small matrix product, many times slower
         # than one thread, and requests already run in parallel. After loading, in case
         # the load brought in a BLAS of its own.
         threadpool_limits(limits=1, user_api="blas")
         self._bundle, self.load_error = bundle, None
         _settle_heap()
-        return bundle
 
 
 def _settle_heap() -> None:

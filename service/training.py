@@ -53,6 +53,7 @@ from pipeline.errors import BundleError
 from pipeline.paths import remove_stale, replace_json, replace_text
 from pipeline.speakers import SpeakerStore, refused_changes
 from service.errors import (
+    ModelNotSwitchedError,
     NotFoundError,
     TrainingBusyError,
     TrainingUnavailableError,
@@ -347,6 +348,9 @@ class Trainer:
             bundle = await self.store.load(path)
         except BundleError as exc:
             self._finish(job, record, f"the new version does not load: {exc}", out)
+            return
+        except ModelNotSwitchedError as exc:
+            self._finish(job, record, f"the new version cannot be served: {exc}", out)
             return
         self.versions.remember_active(bundle)
         shutil.rmtree(self._snapshot_dir(job), ignore_errors=True)

@@ -25,6 +25,10 @@ router = APIRouter(prefix="/admin", tags=["admin"])  # the key: service.auth
             "model": ErrorResponse,
             "description": "the bundle does not load; the old model keeps serving",
         },
+        503: {
+            "model": ErrorResponse,
+            "description": "the workers cannot share the switch; the old model keeps serving",
+        },
     },
     summary="Load a bundle from disk and serve it",
 )

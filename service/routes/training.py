@@ -74,6 +74,11 @@ async def list_versions(store: StoreDep, trainer: TrainerDep) -> ModelVersions:
     | {
         404: {"model": ErrorResponse, "description": "no such version"},
         409: {"model": ErrorResponse, "description": "the version does not load"},
+        503: {
+            "model": ErrorResponse,
+            "description": "the speaker store's folder is gone, or the workers cannot share "
+            "the switch (the old model keeps serving)",
+        },
     },
     summary="Serve another version: roll back or forward",
 )

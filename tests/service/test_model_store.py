@@ -1,10 +1,12 @@
-"""The model store: the load error it keeps, and its heap handling (what a load leaves alive is
-frozen, a reload thaws it)."""
+"""The model store: the load error it keeps, switches its workers cannot share, and its heap
+handling (what a load leaves alive is frozen, a reload thaws it)."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
+import os
 import weakref
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from pipeline.bundle import Bundle, load_bundle
 from pipeline.errors import BundleError
+from service.errors import ModelNotSwitchedError
 from service.model_store import ModelStore
 from tests.helpers import MODEL_DIR
 
@@ -140,3 +143,48 @@ def test_a_failed_follow_is_tried_again_only_after_the_retry_interval(
 
     assert served == [MODEL_DIR.name] * 3  # within the hour, the second worker waits
     assert tried == [MODEL_DIR.name, MODEL_DIR.name, "copy", "copy"]
+
+
+def _full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes of the active-model file fail as on a full disk."""
+
+    def full(path: Path, record: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("service.model_store.replace_json", full)
+
+
+def test_a_switch_the_workers_cannot_share_changes_no_worker_s_model(
+    tmp_path: Path, bundle_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker that switched and those that did not would serve different models."""
+    active = tmp_path / "active.json"
+    first, second = ModelStore(active), ModelStore(active)
+
+    async def main() -> None:
+        await first.start(MODEL_DIR)
+        await second.start(MODEL_DIR)
+        _full_disk(monkeypatch)
+        with pytest.raises(ModelNotSwitchedError) as caught:
+            await first.load(bundle_copy)
+        await second.follow()
+        assert str(caught.value) == (
+            f"the model was not changed: this server's workers share which model they serve "
+            f"through a file in its temporary folder, which cannot be written (No space left "
+            f"on device); each serves the model it had ({load_bundle(MODEL_DIR).version})"
+        )
+
+    asyncio.run(main())
+
+    assert (first.current.path, second.current.path) == (MODEL_DIR, MODEL_DIR)
+
+
+def test_the_first_model_serves_though_the_workers_cannot_share_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _full_disk(monkeypatch)
+    store = ModelStore(tmp_path / "active.json")
+
+    asyncio.run(store.start(MODEL_DIR))
+
+    assert store.current.path == MODEL_DIR

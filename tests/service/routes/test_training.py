@@ -671,3 +671,45 @@ def test_starting_a_job_removes_temporary_records_that_killed_writes_left(
         live.name
     ]
     assert (store / ".jobs" / f"{job}.json").is_file()
+
+
+class _WritesVersion:
+    """A training process that writes ``bundle`` as its version and succeeds."""
+
+    pid = 0
+
+    def __init__(self, bundle: Path, out: Path) -> None:
+        self.bundle, self.out = bundle, out
+
+    def kill(self) -> None:
+        return None
+
+    async def wait(self) -> int:
+        shutil.copytree(self.bundle, self.out)
+        return 0
+
+
+def test_a_version_the_workers_cannot_all_serve_fails_its_job_and_serves_none(
+    make_client: Any, tmp_path: Path, alice_clips: Path, trained_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    async def writes(*command: str, **kwargs: object) -> _WritesVersion:
+        return _WritesVersion(trained_bundle, Path(command[command.index("--out") + 1]))
+
+    def full(path: Path, record: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("service.training.asyncio.create_subprocess_exec", writes)
+    store = _store_with(tmp_path / "store", alice_clips, count=4)
+    client = make_client(data_dir=store, active_model_file=tmp_path / "active-model")
+    before = client.get("/model").json()["version"]
+    monkeypatch.setattr("service.model_store.replace_json", full)
+
+    status = _wait(client, client.post("/train").json()["job"])
+
+    assert (status["state"], status["detail"]) == ("failed", (
+        "the new version cannot be served: the model was not changed: this server's workers "
+        "share which model they serve through a file in its temporary folder, which cannot be "
+        f"written (No space left on device); each serves the model it had ({before})"))  # fmt: skip
+    assert client.get("/model").json()["version"] == before
+    assert [v["source"] for v in client.get("/models").json()["versions"]] == ["configured"]
