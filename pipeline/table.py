@@ -33,6 +33,8 @@ the corpus beyond those.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -106,6 +108,8 @@ TABLE_FORMAT_VERSION = 1  # bumped when the columns or the metadata change meani
 METADATA_KEY = b"voiceid"
 BATCH_ROWS = 4096  # rows the driver holds before writing them: ~2 MB at 60 bands
 ENGINES = ("local", "ray")
+# What writing says when the disk will take no more: full, a quota, a file too big, read-only.
+_DISK_REFUSALS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 Engine = Literal["local", "ray"]
 # Query parameters of a URI that carry credentials: never written into a table.
 SECRET_QUERY_KEYS = frozenset({"access_key", "secret_key", "session_token"})
@@ -676,7 +680,7 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
     bar = tqdm(total=len(source.files), unit="clip", desc="features", disable=not opts.progress,
                file=sys.stderr)  # fmt: skip
     try:
-        with pq.ParquetWriter(tmp, schema) as writer, bar:
+        with _disk_refusals_said(out), pq.ParquetWriter(tmp, schema) as writer, bar:
             groups = _RowGroups(writer)
             for chunk, computed in _rows_in_order(source.files, batches, cfg.row_width):
                 columns = _later_copies_skipped(chunk, computed, first_of)
@@ -694,6 +698,21 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
     finally:
         tmp.unlink(missing_ok=True)
     return TableSummary(out, cfg, len(source.files), skipped, degraded)
+
+
+@contextlib.contextmanager
+def _disk_refusals_said(out: Path) -> Iterator[None]:
+    """Turn the disk's refusal to take more of the table (full, a quota, read-only) into a
+    :class:`DatasetError` naming ``out``: the table is written while the clips are read, so
+    this comes at any point of a run."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _DISK_REFUSALS:
+            raise
+        raise DatasetError(
+            f"cannot write a table at {str(out)!r}: {os.strerror(exc.errno)}"
+        ) from exc
 
 
 def _check_out(out: Path) -> None:

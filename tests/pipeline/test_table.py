@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -559,3 +560,20 @@ def test_a_table_where_no_file_can_be_made_is_refused_before_any_work(tmp_path: 
         write_feature_table(str(tmp_path / "absent"), out)  # no data: never reached
 
     assert str(caught.value) == f"cannot write a table at '{out}': File name too long"
+
+
+def test_a_disk_that_fills_up_while_the_table_is_written_is_refused_naming_it(
+    demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object, **kwargs: object) -> None:  # as pyarrow says it
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space "
+                      "left on device")  # fmt: skip
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    out = tmp_path / "t.parquet"
+
+    with pytest.raises(DatasetError) as caught:
+        write_feature_table(str(demo_data), out, NO_CACHE)
+
+    assert str(caught.value) == f"cannot write a table at '{out}': No space left on device"
+    assert list(tmp_path.iterdir()) == []
