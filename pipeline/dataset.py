@@ -12,8 +12,10 @@ import hashlib
 import json
 import multiprocessing
 import os
+import select
 import signal
 import sys
+import threading
 import warnings
 import zipfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -429,12 +431,32 @@ def file_digest(path: Path) -> str | None:
         return None
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     # BLAS threads spin on the histogram's small matrix product: many times slower than one.
     threadpool_limits(limits=1, user_api="blas")
     # Ctrl-C reaches the whole process group: the parent stops the pool, and a worker's own
     # KeyboardInterrupt would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with(parent)
+
+
+def _end_with(parent: int) -> None:
+    """End this worker when process ``parent``, which made the pool, ends, however it ends.
+    Killed outright (``kill -9``, the OOM killer, a training job's time limit), it says nothing
+    to its workers, which would wait for work for ever, holding their memory and the fork
+    server; a thread waits on the parent's pidfd instead, and exits with it (Linux)."""
+    try:
+        fd = os.pidfd_open(parent)
+    except ProcessLookupError:  # gone already
+        os._exit(1)
+    except (AttributeError, OSError):  # no pidfds here: as before, the parent must stop us
+        return
+
+    def wait() -> None:
+        select.select([fd], [], [])  # readable once the process has ended
+        os._exit(1)
+
+    threading.Thread(target=wait, name="end-with-parent", daemon=True).start()
 
 
 def process_pool(jobs: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
@@ -446,7 +468,9 @@ def process_pool(jobs: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
     temp_dir()  # where the fork server's socket goes: say so now if there is nowhere
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([*WORKER_PRELOAD, *preload])
-    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init)
+    return ProcessPoolExecutor(
+        jobs, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+    )
 
 
 def skip_reason(exc: Exception) -> tuple[str, bool]:

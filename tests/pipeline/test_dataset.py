@@ -7,6 +7,10 @@ import hashlib
 import io
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -619,3 +623,43 @@ def test_a_process_pool_without_a_temporary_folder_says_what_to_mount(
         process_pool(2)
 
     assert str(error.value) == NO_TEMP_MESSAGE
+
+
+# Makes a pool of 2 workers, writes their ids to argv[1], and is killed outright (kill -9: no
+# clean-up).
+_KILLED_WITH_A_POOL = """
+import os, signal, sys
+from pathlib import Path
+from pipeline.dataset import process_pool
+pool = process_pool(2)
+list(pool.map(abs, range(4)))  # both workers started
+Path(sys.argv[1]).write_text(" ".join(map(str, sorted(pool._processes))))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="Linux only")
+def test_extraction_workers_end_with_a_process_killed_outright(tmp_path: Path) -> None:
+    """kill -9 of `voiceid train` (or of a training job) must leave no worker behind: each
+    would wait for work for ever, holding its memory, and the fork server with it."""
+    ids = tmp_path / "workers"
+    command = [sys.executable, "-c", _KILLED_WITH_A_POOL, str(ids)]
+    killed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            timeout=120, check=False)  # fmt: skip
+    workers = [int(pid) for pid in ids.read_text().split()]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(map(_running, workers)):
+        time.sleep(0.1)
+    left = [pid for pid in workers if _running(pid)]
+    for pid in left:  # the test's own clean-up
+        os.kill(pid, signal.SIGKILL)
+
+    assert (killed.returncode, len(workers), left) == (-signal.SIGKILL, 2, [])
