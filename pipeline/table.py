@@ -81,7 +81,7 @@ from pipeline.dataset import (
 )
 from pipeline.errors import AudioError, DatasetError, ParameterError, VoiceIdError
 from pipeline.features import FEATURE_VERSION, histogram
-from pipeline.paths import file_in_the_way
+from pipeline.paths import file_in_the_way, remove_stale
 
 __all__ = [
     "ENGINES",
@@ -673,6 +673,7 @@ def write_feature_table(data: str, out: Path, opts: TableOptions = TableOptions(
     readable = replace(source, files=[f for f in source.files if f.problem is None])
     batches = engine(readable, settings, opts) if readable.files else iter(())
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out.parent.glob(f".{out.name}.tmp*"))  # what killed writes left
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     skipped: list[tuple[str, str]] = []
     degraded = 0

@@ -577,3 +577,18 @@ def test_a_disk_that_fills_up_while_the_table_is_written_is_refused_naming_it(
 
     assert str(caught.value) == f"cannot write a table at '{out}': No space left on device"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_table_write_removes_what_a_killed_one_left_an_hour_ago(
+    demo_data: Path, tmp_path: Path
+) -> None:
+    """kill -9 runs no ``finally``: its temporary file, as big as the table, stays behind."""
+    out = tmp_path / "t.parquet"
+    killed, live = (tmp_path / f".t.parquet.tmp{pid}" for pid in (4_194_301, 4_194_302))
+    for path in (killed, live):
+        path.write_bytes(b"PAR1")
+    os.utime(killed, (0, 0))  # written long ago: a live write writes more every few seconds
+
+    write_feature_table(str(demo_data), out, NO_CACHE)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, out.name]
