@@ -59,7 +59,7 @@ from service.errors import (
     TrainingUnavailableError,
     UnprocessableError,
 )
-from service.model_store import ModelStore
+from service.model_store import ModelStore, without_paths
 from service.versions import Versions
 
 __all__ = ["JOB_ID", "Trainer", "can_train"]
@@ -373,7 +373,9 @@ class Trainer:
         for partial in self.versions.root.glob(f".*-{job}.*"):
             shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(self._snapshot_dir(job), ignore_errors=True)
-        record |= {"state": "failed", "finished": _now(), "detail": detail}
+        # The store's own path is the server's business: clients see the folder's name.
+        record |= {"state": "failed", "finished": _now(),
+                   "detail": without_paths(detail, self.data_dir)}  # fmt: skip
         self._settle(job, record)
 
     def _settle(self, job: str, record: dict[str, Any]) -> None:

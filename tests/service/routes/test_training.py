@@ -582,6 +582,38 @@ def test_a_job_that_fills_the_disk_fails_and_says_so_though_its_record_cannot_be
     assert (record["state"], record["detail"]) == ("failed", failed)
 
 
+class _FailsNamingTheStore(_FillsTheDisk):
+    """A training process whose error names a path in the server's speaker store."""
+
+    def __init__(self, log: Path, store: Path) -> None:
+        self.log, self.store = log, store
+
+    async def wait(self) -> int:
+        where = self.store.resolve() / ".versions" / ".v3"
+        self.log.write_text(f"voiceid enrol: error: cannot write a bundle at '{where}': No "
+                            "space left on device\n")  # fmt: skip
+        return 2
+
+
+def test_a_failed_job_names_the_store_by_its_folder_not_the_servers_path(
+    make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store_with(tmp_path / "voices", alice_clips, count=4)
+
+    async def fails(*command: str, stdout: Any, **kwargs: object) -> _FailsNamingTheStore:
+        return _FailsNamingTheStore(Path(stdout.name), store)
+
+    monkeypatch.setattr("service.training.asyncio.create_subprocess_exec", fails)
+    client = make_client(data_dir=store)
+
+    status = _wait(client, client.post("/train").json()["job"])
+
+    assert (status["state"], status["detail"]) == (
+        "failed",
+        "cannot write a bundle at 'voices/.versions/.v3': No space left on device",
+    )
+
+
 def test_a_left_job_finished_while_the_disk_is_full_is_finished_once(
     make_client: Any,
     tmp_path: Path,
