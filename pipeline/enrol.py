@@ -202,11 +202,12 @@ def _train_options(bundle: Bundle, opts: EnrolOptions) -> TrainOptions:
 
 
 def _extract_new(
-    new: Sequence[Recording], bundle: Bundle, topts: TrainOptions, progress: Progress
-) -> tuple[Extraction, np.ndarray, np.ndarray, np.ndarray]:
+    new: Sequence[Recording], bundle: Bundle, topts: TrainOptions, progress: Progress,
+    hashed: dict[Recording, str],
+) -> tuple[Extraction, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """The new clips' rows, their split (stratified per speaker, as training splits), their
     degraded copies (every copy of a training clip, copy 0 of a validation clip) and which
-    condition made each."""
+    condition made each; ``hashed``: the digests of the new clips' files already taken."""
     cfg, tcfg = bundle.feature_config, topts.train
 
     def extract(recordings: Sequence[Recording], degradation: Degradation | None = None,
@@ -216,7 +217,7 @@ def _extract_new(
                                         degradation=degradation, digests=digests)  # fmt: skip
 
     progress(_EXTRACT, f"reading {len(new)} new clips")
-    clean = extract(new)
+    clean = extract(new, digests=hashed)
     names = sorted({r.speaker for r in clean.recordings})
     codes = np.array([names.index(r.speaker) for r in clean.recordings], dtype=int)
     train_idx, val_idx = (
@@ -241,6 +242,32 @@ def _extract_new(
     copies = copies_array(clean, columns)
     digests = [clean.digests[r] for r in clean.recordings]  # every file read was hashed
     return clean, split, copies, copy_conditions(digests, tcfg, copies, val_idx)
+
+
+def _check_not_learnt(
+    base: TrainingSet, new: Sequence[Recording], root: Path
+) -> dict[Recording, str]:
+    """Refuse a new clip with the bytes of one the model goes on learning from (``base``'s
+    digests, ``pipeline.learnt``): as another voice's, one recording would teach two voices; as
+    its own, it holds nothing new. The digests of the new clips' files, taken on the way."""
+    learnt = {d: (file, speaker)
+              for d, file, speaker in zip(base.digests, base.files, base.speakers, strict=True)
+              if d is not None}  # fmt: skip
+    hashed = {r: d for r in new if r.problem is None and (d := dataset.file_digest(r.path))}
+    for recording, digest in hashed.items():
+        if digest not in learnt:
+            continue
+        file, speaker = learnt[digest]
+        why = (
+            "it holds nothing new: leave it out"
+            if speaker == recording.speaker
+            else f"one recording cannot teach two voices: leave it out of {recording.speaker!r}"
+        )
+        raise DatasetError(
+            f"clip {dataset.shown_path(recording.path, root)!r} has the same bytes as {file!r}, "
+            f"a clip of {speaker!r} the model learnt from: {why}"
+        )
+    return hashed
 
 
 def _joined_copies(a: np.ndarray, b: np.ndarray, fill: float) -> np.ndarray:
@@ -288,7 +315,10 @@ def prepare_enrolment(
     opts.progress(_READ, "reading the model's training set")
     base = _kept_rows(read_training_set(bundle), opts)
     _check_new_names(base.speakers, new)
-    clean, new_split, new_copies, new_conditions = _extract_new(new, bundle, topts, opts.progress)
+    hashed = _check_not_learnt(base, new, opts.root)
+    clean, new_split, new_copies, new_conditions = _extract_new(
+        new, bundle, topts, opts.progress, hashed
+    )
     recordings = [Recording(Path(f), s) for f, s in zip(base.files, base.speakers, strict=True)]
     extraction = Extraction(recordings + clean.recordings,
                             np.concatenate([base.features, clean.features]),

@@ -16,7 +16,7 @@ import soundfile as sf
 from pipeline.augment import CONDITIONS
 from pipeline.bundle import TRAIN_FEATURES_FILE, load_bundle
 from pipeline.config import hidden_units
-from pipeline.dataset import NO_CONDITION, file_digest
+from pipeline.dataset import NO_CONDITION, Recording, file_digest
 from pipeline.demo.synth import STRANGER, VoiceSpec, synthesize_hello, write_demo_data
 from pipeline.enrol import (
     EnrolOptions,
@@ -149,6 +149,30 @@ def test_the_successor_keeps_the_sha256_of_every_clip_it_learnt_from(
     assert successor.digests[len(base) :] == [
         file_digest(store / name) for name in successor.files[len(base) :]
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("Alice", "one recording cannot teach two voices: leave it out of 'Alice'"),
+     ("Steve", "it holds nothing new: leave it out")],
+)  # fmt: skip
+def test_a_clip_the_model_learnt_from_is_refused_as_a_new_take(
+    demo_data: Path, tmp_path: Path, name: str, why: str
+) -> None:
+    """The shipped model learnt from the demo voices' clips of seed 0 (``demo_data``'s)."""
+    takes = tmp_path / "takes"
+    write_demo_data(takes, clips_per_voice=5, seed=5, voices=[ALICE])
+    again = shutil.copy(demo_data / "Steve" / "hello_003.wav", takes / "Alice" / "again.wav")
+    new = [Recording(p, name) for p in sorted((takes / "Alice").iterdir())]
+
+    with pytest.raises(DatasetError) as refused:
+        enrol(MODEL_DIR, tmp_path / "out", new, EnrolOptions(root=tmp_path))
+
+    assert str(refused.value) == (
+        f"clip {str(Path(again).relative_to(tmp_path))!r} has the same bytes as "
+        f"'Steve/hello_003.wav', a clip of 'Steve' the model learnt from: {why}"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_digests_that_do_not_fit_the_training_set_are_refused(bundle_copy: Path) -> None:
