@@ -238,7 +238,7 @@ def evaluate_folder(
     known = np.array([s in labels for s in speakers], dtype=bool)
     rows = extraction.features
     judged = measure_recordings(extraction.recordings, cfg, max_seconds)
-    report = _scored(decision, labels, rows, speakers, judged)
+    report = _scored(decision, labels, rows, speakers, known, judged)
     known_rows = rows[known] if known.any() or known_rows is None else known_rows
     report["open_set_auroc"] = _open_set_auroc(auroc_decision or decision, known_rows,
                                                rows[~known])  # fmt: skip
@@ -249,11 +249,10 @@ def evaluate_folder(
 
 def _scored(
     decision: Decision, labels: Sequence[str], rows: np.ndarray, speakers: Sequence[str],
-    judged: Judged,
+    known: np.ndarray, judged: Judged,
 ) -> dict[str, Any]:  # fmt: skip
-    """:func:`classification_report`'s figures for the clips of known speakers, with
-    ``unknown_speakers`` for the others' and ``conditions`` for both."""
-    known = np.array([s in labels for s in speakers], dtype=bool)
+    """:func:`classification_report`'s figures for the clips of known speakers (``known``: a
+    flag per row), with ``unknown_speakers`` for the others' and ``conditions`` for both."""
     causes, kinds = judged.causes, judged.conditions
     mine, others = np.flatnonzero(known), np.flatnonzero(~known)
     report = classification_report(

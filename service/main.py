@@ -106,14 +106,15 @@ def serve(
     os.environ["VOICEID_ACTIVE_MODEL_FILE"] = str(shared / "active-model")
     for unknown in unknown_variables(os.environ):
         warnings.warn(unknown, stacklevel=1)
-    _say_starting(settings)
+    workers = settings.worker_count()  # reads the cgroup's limits: once
+    _say_starting(settings, workers)
     try:
         uvicorn.run(
             "service.main:app_from_env",
             factory=True,
             host=settings.host,
             port=settings.port,
-            workers=settings.worker_count(),
+            workers=workers,
             log_level=settings.log_level,
             log_config=log_config(settings.log_level),
             access_log=False,
@@ -137,12 +138,11 @@ def log_config(level: str) -> dict[str, Any]:
     return config
 
 
-def _say_starting(settings: Settings) -> None:
+def _say_starting(settings: Settings, workers: int) -> None:
     """The server's first line, as uvicorn writes its own (which configures logging only as it
-    starts): the version, the model, the workers, the address and whether a key is needed."""
+    starts): the version, the model, the ``workers``, the address and whether a key is needed."""
     if LOG_LEVELS[settings.log_level] > logging.INFO:
         return
-    workers = settings.worker_count()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     key = "API key required" if settings.api_key is not None else "no API key"
     line = (

@@ -33,6 +33,7 @@ __all__ = [
     "data_with_a_linked_subfolder",
     "free_port",
     "make_format_1",
+    "process_running",
     "read_only",
     "stdin_from",
     "switch_network",
@@ -58,6 +59,15 @@ def stdin_from(path: Path) -> Iterator[None]:
     finally:
         os.dup2(saved, 0)
         os.close(saved)
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` runs: it exists and is no zombie left for its parent to reap."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
 
 
 def free_port() -> int:

@@ -362,12 +362,19 @@ def _not_found(path: Path, reason: str) -> str:
     return reason
 
 
+def _no_audio_file() -> str:
+    """What a folder given as clips lacks, and the endings of the files it could hold."""
+    from pipeline.dataset import AUDIO_EXTENSIONS
+
+    return f"no audio file: expected files ending in one of {', '.join(sorted(AUDIO_EXTENSIONS))}"
+
+
 def _clips_to_predict(paths: Sequence[Path]) -> list[tuple[Path, str | None]]:
     """The clips ``voiceid predict`` answers, in order, each with why it cannot be read (None
     when it may be): each file given, and the audio files anywhere in each folder given, sorted,
     as a speaker folder is read (``pipeline.dataset.folder_recordings``); a folder holding none
     is one line saying so."""
-    from pipeline.dataset import AUDIO_EXTENSIONS, folder_recordings
+    from pipeline.dataset import folder_recordings
 
     found: list[tuple[Path, str | None]] = []
     for path in paths:
@@ -376,9 +383,7 @@ def _clips_to_predict(paths: Sequence[Path]) -> list[tuple[Path, str | None]]:
             continue
         inside = folder_recordings(path, "")
         if not inside:
-            endings = ", ".join(sorted(AUDIO_EXTENSIONS))
-            found.append((path, f"is a folder holding no audio file: expected files ending in "
-                                f"one of {endings}"))  # fmt: skip
+            found.append((path, f"is a folder holding {_no_audio_file()}"))
         found += [(r.path, r.problem) for r in inside]
     return found
 
@@ -542,15 +547,12 @@ def _folder_clips(folder: Path, speaker: str) -> list[Recording]:
     """``speaker``'s recordings anywhere in ``folder``, sorted, read as a data folder's speaker
     folder is (``pipeline.dataset.folder_recordings``: what cannot be read is skipped, with
     why); a folder with none is an error, as a missing clip is, not a speaker taught nothing."""
-    from pipeline.dataset import AUDIO_EXTENSIONS, folder_recordings
+    from pipeline.dataset import folder_recordings
     from pipeline.errors import DatasetError
 
     found = folder_recordings(folder, speaker)
     if not found:
-        endings = ", ".join(sorted(AUDIO_EXTENSIONS))
-        raise DatasetError(
-            f"folder {str(folder)!r} holds no audio file: expected files ending in one of {endings}"
-        )
+        raise DatasetError(f"folder {str(folder)!r} holds {_no_audio_file()}")
     return [dataclasses.replace(r, path=_absolute(r.path)) for r in found]
 
 

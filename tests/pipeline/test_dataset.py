@@ -38,6 +38,7 @@ from pipeline.dataset import (
     shown_path,
 )
 from pipeline.errors import DatasetError, ParameterError
+from tests.helpers import process_running
 from tests.pipeline.test_paths import NO_TEMP_MESSAGE, no_temp_dir
 from tests.signals import PNG_BYTES, SR, encode, tone
 
@@ -638,14 +639,6 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="Linux only")
 def test_extraction_workers_end_with_a_process_killed_outright(tmp_path: Path) -> None:
     """kill -9 of `voiceid train` (or of a training job) must leave no worker behind: each
@@ -656,9 +649,9 @@ def test_extraction_workers_end_with_a_process_killed_outright(tmp_path: Path) -
                             timeout=120, check=False)  # fmt: skip
     workers = [int(pid) for pid in ids.read_text().split()]
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and any(map(_running, workers)):
+    while time.monotonic() < deadline and any(map(process_running, workers)):
         time.sleep(0.1)
-    left = [pid for pid in workers if _running(pid)]
+    left = [pid for pid in workers if process_running(pid)]
     for pid in left:  # the test's own clean-up
         os.kill(pid, signal.SIGKILL)
 

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from pipeline.bundle import load_bundle
-from tests.helpers import MODEL_DIR, free_port
+from tests.helpers import MODEL_DIR, free_port, process_running
 
 pytestmark = pytest.mark.slow
 
@@ -222,15 +222,6 @@ def test_voiceid_serve_with_two_workers(tmp_path: Path, steve_wav: bytes) -> Non
     assert_stopped_cleanly(server, returncode, workers=2)
 
 
-def _running_process(pid: int) -> bool:
-    """Whether process ``pid`` runs: it exists and is no zombie left for its parent to reap."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
 def test_workers_stop_with_a_server_killed_by_sigkill_so_that_it_can_start_again(
     tmp_path: Path,
 ) -> None:
@@ -242,9 +233,9 @@ def test_workers_stop_with_a_server_killed_by_sigkill_so_that_it_can_start_again
         killed.process.kill()
         killed.process.wait()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline and any(map(_running_process, workers)):
+        while time.monotonic() < deadline and any(map(process_running, workers)):
             time.sleep(0.1)
-        left = sorted(filter(_running_process, workers))
+        left = sorted(filter(process_running, workers))
         for pid in left:  # the test's own clean-up
             os.kill(pid, signal.SIGKILL)
 

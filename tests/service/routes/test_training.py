@@ -528,6 +528,18 @@ def test_a_store_made_read_only_refuses_a_job_with_503_and_lists_on(
     assert not (tmp_path / "store" / ".jobs").exists()
 
 
+def _record_writes_fail_while_full(monkeypatch: pytest.MonkeyPatch, disk: dict[str, bool]) -> None:
+    """Job records written while ``disk["full"]`` fail as a full disk fails them."""
+    real_replace_json = paths.replace_json
+
+    def replace_json(path: Path, record: object) -> None:
+        if disk["full"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_replace_json(path, record)
+
+    monkeypatch.setattr("service.training.replace_json", replace_json)
+
+
 class _FillsTheDisk:
     """A training process that fails as the disk fills up: from then on, ``disk["full"]``."""
 
@@ -550,17 +562,11 @@ def test_a_job_that_fills_the_disk_fails_and_says_so_though_its_record_cannot_be
     make_client: Any, tmp_path: Path, alice_clips: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     disk = {"full": False}
-    real_replace_json = paths.replace_json
-
-    def replace_json(path: Path, record: object) -> None:
-        if disk["full"]:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real_replace_json(path, record)
 
     async def fills(*command: str, stdout: Any, **kwargs: object) -> _FillsTheDisk:
         return _FillsTheDisk(Path(stdout.name), disk)
 
-    monkeypatch.setattr("service.training.replace_json", replace_json)
+    _record_writes_fail_while_full(monkeypatch, disk)
     monkeypatch.setattr("service.training.asyncio.create_subprocess_exec", fills)
     client = make_client(data_dir=_store_with(tmp_path / "store", alice_clips, count=4))
     job = client.post("/train").json()["job"]
@@ -622,14 +628,7 @@ def test_a_left_job_finished_while_the_disk_is_full_is_finished_once(
 ) -> None:
     job = _left_job(tmp_path / "store")
     disk = {"full": True}
-    real_replace_json = paths.replace_json
-
-    def replace_json(path: Path, record: object) -> None:
-        if disk["full"]:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real_replace_json(path, record)
-
-    monkeypatch.setattr("service.training.replace_json", replace_json)
+    _record_writes_fail_while_full(monkeypatch, disk)
     client = make_client(data_dir=tmp_path / "store")
     answers = [client.get(f"/train/{job}").json() for _ in range(3) if client.get("/models")]
     disk["full"] = False
