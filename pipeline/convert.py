@@ -35,6 +35,7 @@ from pipeline.bundle import (
 from pipeline.errors import BundleError, ParameterError
 from pipeline.extras import require_training_stack
 from pipeline.metadata import ModelDescription, OpenSetSummary, json_type_problems
+from pipeline.native_log import filtered_stderr
 from pipeline.network import Network, check_network
 from pipeline.openset import OpenSet, calibrate
 
@@ -158,8 +159,8 @@ def _v1_network(source: Path, meta: dict[str, Any]) -> Network:
     mean, scale = _v1_normalisation(source, meta)
     # Imported here: only converting needs Keras, and TensorFlow takes seconds to load.
     require_training_stack("converting a format-1 bundle", ("keras", "tensorflow"))
-    import keras
-
+    with filtered_stderr():  # TensorFlow's start-up lines (pipeline.native_log)
+        import keras
     from pipeline.model import network_from_model
 
     try:

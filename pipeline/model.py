@@ -18,10 +18,12 @@ import numpy as np
 from pipeline.config import TrainConfig
 from pipeline.errors import ParameterError
 from pipeline.extras import missing_extra
+from pipeline.native_log import filtered_stderr
 
 try:
-    import keras
-    import tensorflow as tf
+    with filtered_stderr():  # TensorFlow's start-up lines, which no setting silences
+        import keras
+        import tensorflow as tf
 except ModuleNotFoundError as exc:  # a default install: serving only
     raise missing_extra(exc, "training") from exc
 from pipeline.network import Network, OutputActivation
