@@ -11,6 +11,7 @@ progress included, and drops only lines that are exactly these.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import sys
@@ -18,7 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
-__all__ = ["NOISE", "filtered_stderr", "forward"]
+__all__ = ["NOISE", "filtered_stderr", "forward", "restore_stderr"]
 
 NOISE = (
     re.compile(
@@ -52,6 +53,55 @@ def forward(source: int, dest: int, noise: Sequence[re.Pattern[bytes]] = NOISE) 
         os.close(dest)
 
 
+class _Filter:
+    """Descriptor 2 through a pipe to a thread running :func:`forward`, until :meth:`end`."""
+
+    def __init__(self, noise: Sequence[re.Pattern[bytes]]) -> None:
+        self._lock = threading.Lock()
+        self._saved: int | None = os.dup(2)
+        try:
+            read_end, write_end = os.pipe()
+        except OSError:
+            os.close(self._saved)
+            raise
+        # The thread writes to its own copy: a process started meanwhile keeps the pipe open,
+        # and its later lines are still passed on after the filter ends.
+        out = os.dup(self._saved)
+        self._thread = threading.Thread(target=forward, args=(read_end, out, noise),
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        # A process that exits while TensorFlow loads in another thread (an error found first)
+        # must not leave its last lines in the pipe: daemon threads stop at exit.
+        atexit.register(self.end)
+        _ACTIVE.add(self)
+
+    def end(self) -> None:
+        """Descriptor 2 as it was, once the lines written so far are passed on; idempotent."""
+        with self._lock:
+            if self._saved is None:
+                return
+            with suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(self._saved, 2)  # the pipe's last writer here closes: the thread sees its end
+            os.close(self._saved)
+            self._saved = None
+        atexit.unregister(self.end)
+        _ACTIVE.discard(self)
+        self._thread.join(timeout=0.5)  # what was written while filtering comes out first
+
+
+_ACTIVE: set[_Filter] = set()
+
+
+def restore_stderr() -> None:
+    """End every filter still running, its lines passed on: for an exit that skips ``atexit``
+    (``os._exit``, as the ``voiceid`` command's)."""
+    for active in list(_ACTIVE):
+        active.end()
+
+
 @contextmanager
 def filtered_stderr(noise: Sequence[re.Pattern[bytes]] = NOISE) -> Iterator[None]:
     """Within the block, standard error loses the lines ``noise`` matches, at the file
@@ -59,22 +109,11 @@ def filtered_stderr(noise: Sequence[re.Pattern[bytes]] = NOISE) -> Iterator[None
     duplicated (closed, or a platform without pipes), the block runs unfiltered."""
     try:
         sys.stderr.flush()
-        saved = os.dup(2)
-        read_end, write_end = os.pipe()
+        active = _Filter(noise)
     except (OSError, ValueError, AttributeError):
         yield
         return
-    # The thread writes to its own copy: a process started inside the block keeps the pipe open,
-    # and its later lines are still passed on after the block ends.
-    thread = threading.Thread(target=forward, args=(read_end, os.dup(saved), noise), daemon=True)
-    thread.start()
-    os.dup2(write_end, 2)
-    os.close(write_end)
     try:
         yield
     finally:
-        with suppress(OSError, ValueError):
-            sys.stderr.flush()
-        os.dup2(saved, 2)  # the pipe's last writer here closes: the thread sees its end
-        os.close(saved)
-        thread.join(timeout=0.2)  # what was written inside the block comes out first
+        active.end()

@@ -32,6 +32,7 @@ from pipeline.errors import (
     VoiceIdError,
 )
 from pipeline.extras import require_training_stack
+from pipeline.native_log import restore_stderr
 from voiceid.options import add_options, from_options
 
 if TYPE_CHECKING:
@@ -716,6 +717,7 @@ def run() -> None:
         # and a traceback would say nothing. Exit as a process that SIGPIPE ended does.
         code = 128 + signal.SIGPIPE
     sys.stderr.flush()
+    restore_stderr()  # the last lines, should TensorFlow still be loading in a thread
     os._exit(code)
 
 

@@ -62,6 +62,29 @@ def test_within_the_block_native_writes_to_descriptor_2_are_filtered(
     assert capfd.readouterr().err == "kept\n" + ABSL.decode()
 
 
+@pytest.mark.parametrize(
+    "exit_",
+    ["sys.exit(2)", "restore_stderr(); os._exit(2)"],  # the voiceid command's way
+)
+def test_a_process_that_exits_while_another_thread_filters_loses_no_line(exit_: str) -> None:
+    """As ``voiceid enrol`` does when it finds an error while TensorFlow loads in a thread."""
+    code = (
+        "import os, sys, threading, time\n"
+        "from pipeline.native_log import filtered_stderr, restore_stderr\n"
+        "def load():\n"
+        "    with filtered_stderr():\n"
+        "        time.sleep(30)\n"
+        "threading.Thread(target=load, daemon=True).start()\n"
+        "time.sleep(0.2)\n"
+        "print('voiceid enrol: error: no usable clips', file=sys.stderr)\n"
+        f"{exit_}\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=20)  # fmt: skip
+
+    assert (done.returncode, done.stderr) == (2, b"voiceid enrol: error: no usable clips\n")
+
+
 def test_importing_the_training_stack_prints_nothing() -> None:
     pytest.importorskip("tensorflow")
     code = "import pipeline.model, pipeline.convert, sys; print('imported', file=sys.stderr)"
