@@ -8,6 +8,8 @@ them know none.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,10 +17,25 @@ from pipeline.bundle import TRAIN_FEATURES_FILE, Bundle
 from pipeline.errors import BundleError
 from pipeline.network import check_npz_size
 
-__all__ = ["DIGEST_BYTES", "MAX_TRAINING_SET_BYTES", "digests_array", "digests_of", "learnt_clips"]
+__all__ = [
+    "DIGEST_BYTES",
+    "MAX_TRAINING_SET_BYTES",
+    "LearntClip",
+    "digests_array",
+    "digests_of",
+    "learnt_clips",
+    "model_clips",
+]
 
 DIGEST_BYTES = 32  # a sha256
 MAX_TRAINING_SET_BYTES = 1 << 30  # a million rows with four copies is about 1.2 GB: far past use
+
+
+class LearntClip(NamedTuple):
+    """A clip a bundle learnt from: its file's name as training listed it, and its speaker."""
+
+    file: str
+    speaker: str
 
 
 def digests_array(digests: Sequence[str | None]) -> np.ndarray:
@@ -49,18 +66,42 @@ def learnt_clips(bundle: Bundle) -> dict[str, str]:
     """Each clip ``bundle`` learnt from whose bytes it knows: sha256 (hex) -> its file's name as
     training listed it; empty for a bundle without a training set or one from before digests
     were kept. Raises :class:`BundleError` for a training set that cannot be read."""
-    path = bundle.path / TRAIN_FEATURES_FILE
+    return {digest: c.file for digest, c in _training_clips(bundle.path, stores=True).items()}
+
+
+def model_clips(bundle_dir: Path) -> dict[str, LearntClip]:
+    """As :func:`learnt_clips` for the bundle at ``bundle_dir``, with each clip's speaker,
+    leaving out the clips that came from a speaker store: training from the store reads those
+    afresh, so a store may hold them."""
+    return _training_clips(bundle_dir, stores=False)
+
+
+def _training_clips(bundle_dir: Path, *, stores: bool) -> dict[str, LearntClip]:
+    path = bundle_dir / TRAIN_FEATURES_FILE
     if not path.is_file():
         return {}
     check_npz_size(path, MAX_TRAINING_SET_BYTES, what="a training set")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if "digests" not in npz.files or "files" not in npz.files:
+            if not {"digests", "files", "labels", "label_names"} <= set(npz.files):
                 return {}
             files, array = npz["files"], npz["digests"]
+            labels, names = npz["labels"], npz["label_names"]
+            enrolled = npz["enrolled"] if "enrolled" in npz.files else np.zeros(len(files), bool)
     except (OSError, ValueError, KeyError) as exc:
         raise BundleError(f"cannot read {path}: {exc}") from exc
+    n = len(files)
     if files.ndim != 1:
         raise BundleError(f"{path} does not check out: files are {files.shape}, expected (clips,)")
-    digests = digests_of(array, len(files), str(path))
-    return {d: str(f) for d, f in zip(digests, files, strict=True) if d is not None}
+    if labels.shape != (n,) or enrolled.shape != (n,):
+        raise BundleError(
+            f"{path} does not check out: labels are {labels.shape} and enrolled "
+            f"{enrolled.shape}, expected ({n},)"
+        )
+    if n and not 0 <= labels.min() <= labels.max() < len(names):
+        raise BundleError(f"{path} does not check out: a label is not one of {len(names)} names")
+    return {
+        digest: LearntClip(str(files[i]), str(names[labels[i]]))
+        for i, digest in enumerate(digests_of(array, n, str(path)))
+        if digest is not None and (stores or not enrolled[i])
+    }

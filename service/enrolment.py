@@ -8,8 +8,10 @@ waits on another process's lock.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,8 +21,9 @@ import numpy as np
 from pipeline.audio import decode
 from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
-from pipeline.errors import AudioError
+from pipeline.errors import AudioError, BundleError
 from pipeline.features import histogram
+from pipeline.learnt import LearntClip, model_clips
 from pipeline.predict import clip_quality, clip_spectrum
 from pipeline.quality.issues import issues
 from pipeline.quality.measures import Quality
@@ -31,8 +34,10 @@ from service.inference import oversized
 from service.schemas import AcceptedClip, ClipsResponse, QualityReport, RefusedClip, TakesReport
 from service.settings import Settings
 
-__all__ = ["CheckedClip", "answer_status", "check_clip", "check_clips", "store_clips",
-           "takes_report"]  # fmt: skip
+__all__ = ["CheckedClip", "answer_status", "check_clip", "check_clips", "learnt_by",
+           "store_clips", "takes_report"]  # fmt: skip
+
+log = logging.getLogger("voiceid.enrolment")
 
 NOTHING_ACCEPTED_STATUS = 422  # when nothing was accepted and the refusals differ in status
 CLASH_STATUS = 409  # a clip the store holds as another speaker's
@@ -83,6 +88,44 @@ def check_clips(
     ]
 
 
+@lru_cache(maxsize=4)
+def _model_clips(path: Path, version: str | None) -> Mapping[str, LearntClip]:
+    del version  # a version's folder never changes: it only keys the cache
+    return model_clips(path)
+
+
+def learnt_by(bundle: Bundle) -> Mapping[str, LearntClip]:
+    """The clips ``bundle`` learnt from, not a store's, by sha256 (``pipeline.learnt``), read
+    once a version; none, with a warning in the log, when its training set cannot be read."""
+    try:
+        return _model_clips(bundle.path, bundle.version)
+    except BundleError as exc:
+        log.warning("cannot tell which clips the model learnt from: %s", exc)
+        return {}
+
+
+def _not_learnt(
+    outcome: CheckedClip | RefusedClip, name: str, learnt: Mapping[str, LearntClip]
+) -> CheckedClip | RefusedClip:
+    """``outcome``, or its refusal when its bytes are a clip's the model learnt from: the next
+    training would refuse it (``pipeline.enrol``), so the store does so now."""
+    if isinstance(outcome, RefusedClip) or not learnt:
+        return outcome
+    clip = learnt.get(hashlib.sha256(outcome.clip.data).hexdigest())
+    if clip is None:
+        return outcome
+    why = (
+        "it holds nothing new: leave it out"
+        if clip.speaker == name
+        else "one recording cannot teach two voices: record a take of your own"
+    )
+    return RefusedClip(
+        file=outcome.file, status=CLASH_STATUS, quality=outcome.quality,
+        detail=f"this clip has the same bytes as {clip.file!r}, a clip of {clip.speaker!r} "
+        f"the model learnt from: {why}",
+    )  # fmt: skip
+
+
 def store_clips(
     store: SpeakerStore,
     name: str,
@@ -90,9 +133,12 @@ def store_clips(
     *,
     model_labels: Sequence[str],
     add_to_existing: bool,
+    learnt: Mapping[str, LearntClip] | None = None,
 ) -> ClipsResponse:
     """Store the checked clips of ``outcomes`` under ``name`` (all or none: see
-    ``SpeakerStore.add`` for what it raises), and say what became of every file, in order."""
+    ``SpeakerStore.add`` for what it raises), and say what became of every file, in order. A
+    clip with the bytes of one in ``learnt`` (:func:`learnt_by`) is refused, not stored."""
+    outcomes = [_not_learnt(o, name, learnt or {}) for o in outcomes]
     checked = [o.clip for o in outcomes if isinstance(o, CheckedClip)]
     added = iter(store.add(name, checked, model_labels=model_labels,
                            add_to_existing=add_to_existing) if checked else [])  # fmt: skip

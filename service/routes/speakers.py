@@ -14,7 +14,7 @@ from pipeline.names import check_speaker_name
 from pipeline.speakers import SpeakerStore
 from service.compute import ComputeQueue
 from service.deps import ComputeDep, SettingsDep, SpeakersDep, StoreDep
-from service.enrolment import answer_status, check_clips, store_clips, takes_report
+from service.enrolment import answer_status, check_clips, learnt_by, store_clips, takes_report
 from service.errors import ConflictError, NotFoundError, OverloadedError
 from service.model_store import ModelStore
 from service.schemas import (
@@ -125,7 +125,7 @@ async def _takes(
         409: {
             "description": "the speakers or clips limit is reached; the name reads the same "
             "as another speaker's, or is the model's own without add_to_existing; or every "
-            "clip is stored as another speaker's"
+            "clip is stored as another speaker's or is one the model learnt from"
         },
         413: {"description": "over the body or store size limit, or every clip too large"},
         415: {"description": "no clip is audio in a format the server reads"},
@@ -149,8 +149,9 @@ async def add_clips(
 ) -> Any:
     """Send clips as repeated multipart field `files`. Each is checked as /predict checks it;
     the answer lists the accepted ones, with their histograms, and the refused ones with why
-    (a clip the store holds as another speaker's is refused with 409). With nothing accepted,
-    the status is the refusals' (422 when they differ).
+    (a clip the store holds as another speaker's, or with the bytes of a clip the model learnt
+    from, is refused with 409). With nothing accepted, the status is the refusals' (422 when
+    they differ).
 
     The name is taken in NFC. A name that reads the same as another speaker's in the store or
     the model (`alice` beside `Alice`; `David` with a Cyrillic a beside the model's `David`) is
@@ -160,7 +161,9 @@ async def add_clips(
     files = await read_batch(request, settings.batch_max_files)
     check = partial(check_clips, models.current.feature_config, files, settings)
     outcomes = await compute.run(check, budget_s=settings.clip_budget_s * len(files))
-    store = partial(store_clips, model_labels=_labels(models), add_to_existing=add_to_existing)
+    learnt = await run_in_threadpool(learnt_by, models.current)  # read once a version
+    store = partial(store_clips, model_labels=_labels(models), add_to_existing=add_to_existing,
+                    learnt=learnt)  # fmt: skip
     answer = await run_in_threadpool(store, speakers, name, outcomes)
     if answer.accepted:
         takes = await _takes(compute, speakers, name, models, settings)

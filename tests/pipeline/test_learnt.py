@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.bundle import TRAIN_FEATURES_FILE, load_bundle
 from pipeline.errors import BundleError
-from pipeline.learnt import digests_array, digests_of, learnt_clips
+from pipeline.learnt import LearntClip, digests_array, digests_of, learnt_clips, model_clips
 
 A, B = (hashlib.sha256(data).hexdigest() for data in (b"a", b"b"))
 
@@ -72,3 +72,31 @@ def test_file_names_that_are_no_list_are_refused(bundle_copy: Path) -> None:
 
     with pytest.raises(BundleError, match=r"files are \(200, 2\), expected \(clips,\)"):
         learnt_clips(load_bundle(bundle_copy))
+
+
+def test_model_clips_name_each_clip_s_speaker_and_leave_out_a_store_s(bundle_copy: Path) -> None:
+    with np.load(bundle_copy / TRAIN_FEATURES_FILE) as npz:
+        files, labels, names = npz["files"], npz["labels"], npz["label_names"]
+    digests = [hashlib.sha256(str(f).encode()).hexdigest() for f in files]
+    enrolled = np.zeros(len(files), dtype=bool)
+    enrolled[:3] = True  # rows a speaker store gave: training from the store reads them afresh
+    _rewrite(bundle_copy, digests=digests_array(digests), enrolled=enrolled)
+
+    clips = model_clips(bundle_copy)
+
+    assert clips == {
+        digests[i]: LearntClip(str(files[i]), str(names[labels[i]])) for i in range(3, len(files))
+    }
+    assert {c.speaker for c in clips.values()} == {"David", "Steve"}
+    assert len(learnt_clips(load_bundle(bundle_copy))) == len(files)  # evaluate skips them all
+
+
+def test_labels_that_do_not_fit_the_files_are_refused(bundle_copy: Path) -> None:
+    _rewrite(bundle_copy, labels=np.zeros(3, dtype=np.int64))
+
+    with pytest.raises(BundleError, match=r"labels are \(3,\) and enrolled \(200,\), expected"):
+        model_clips(bundle_copy)
+
+    _rewrite(bundle_copy, labels=np.full(200, 2))
+    with pytest.raises(BundleError, match="a label is not one of 2 names"):
+        model_clips(bundle_copy)

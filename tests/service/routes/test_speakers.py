@@ -447,6 +447,60 @@ def test_clips_all_stored_as_another_speaker_s_are_409(
     assert client.get("/speakers/Yann").status_code == 404
 
 
+def learnt(speaker: str, why: str) -> dict[str, Any]:
+    detail = (
+        f"this clip has the same bytes as '{speaker}/hello_003.wav', a clip of {speaker!r} the "
+        f"model learnt from: {why}"
+    )
+    return {"file": "again.wav", "status": 409, "detail": detail}
+
+
+def test_a_clip_the_model_learnt_from_is_refused_beside_the_rest(
+    client: TestClient, stranger: list[bytes], demo_data: Path
+) -> None:
+    """The shipped model learnt from the demo voices' clips of seed 0 (``demo_data``'s): the
+    next training would refuse such a take, so the store does so at once."""
+    again = (demo_data / "Steve" / "hello_003.wav").read_bytes()
+
+    status, answer = upload(client, "Zoë", ("again.wav", again), ("b.wav", stranger[1]))
+
+    assert status == 200
+    assert [a["file"] for a in answer["accepted"]] == ["b.wav"]
+    [refused] = answer["refused"]
+    assert {k: refused[k] for k in ("file", "status", "detail")} == learnt(
+        "Steve", "one recording cannot teach two voices: record a take of your own"
+    )
+    assert refused["quality"]["speech_s"] > 0  # measured, as every take is
+    assert [c["id"] for c in client.get("/speakers/Zoë").json()["clips"]] == [clip_id(stranger[1])]
+
+
+def test_a_voice_s_own_learnt_clip_added_to_it_is_409(client: TestClient, demo_data: Path) -> None:
+    again = (demo_data / "David" / "hello_003.wav").read_bytes()
+    files = [("files", ("again.wav", again, "audio/wav"))]
+
+    response = client.post("/speakers/David/clips?add_to_existing=true", files=files)
+
+    assert response.status_code == 409
+    assert [
+        {k: r[k] for k in ("file", "status", "detail")} for r in response.json()["refused"]
+    ] == [learnt("David", "it holds nothing new: leave it out")]
+    assert client.get("/speakers/David").json()["clips"] == []
+
+
+def test_a_model_whose_training_set_cannot_be_read_stores_the_clip(
+    make_client: ClientFactory, bundle_copy: Path, demo_data: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    (bundle_copy / "train_features.npz").write_bytes(b"not an npz")
+    client = make_client(model_dir=bundle_copy)
+    again = (demo_data / "Steve" / "hello_003.wav").read_bytes()
+
+    status, answer = upload(client, "Zoë", ("again.wav", again))
+
+    assert (status, answer["refused"]) == (200, [])
+    assert "cannot tell which clips the model learnt from" in caplog.text
+
+
 # --- limits --------------------------------------------------------------------------------------
 
 
