@@ -2,6 +2,8 @@
 
 The public API, importable from the package itself::
 
+    from pathlib import Path
+
     import voiceid
 
     report = voiceid.train(Path("recordings"), Path("models/mine"))
@@ -9,9 +11,11 @@ The public API, importable from the package itself::
     prediction, clip = voiceid.predict_clip(bundle, Path("hello.wav"))
     print(prediction.speaker, prediction.confidence)
 
-Training imports TensorFlow when it starts fitting; loading a bundle and predicting never do.
-The names are imported when first used (PEP 562), so that ``import voiceid`` (and with it
-``voiceid serve`` and each of its worker processes) loads none of the pipeline until asked.
+A script calls ``train`` under ``if __name__ == "__main__":``: its worker processes import the
+script first. Training imports TensorFlow when it starts fitting; loading a bundle and
+predicting never do. The names are imported when first used (PEP 562), so that
+``import voiceid`` (and with it ``voiceid serve`` and each of its worker processes) loads none
+of the pipeline until asked.
 """
 
 import importlib as _importlib
