@@ -5,7 +5,7 @@
 import { UNREACHABLE, storedKey } from "./api.js";
 import { drawHistogram, drawTimeline } from "./drawings.js";
 import { UNKNOWN_IN_SHORT, isolateRightToLeft } from "./format.js";
-import { MUTED_ADVICE, MUTED_PEAK, microphoneProblem } from "./microphone.js";
+import { MUTED_ADVICE, MUTED_PEAK, microphoneProblem, showRecordButton } from "./microphone.js";
 import { Recording, canRecord, peakOf } from "./recorder.js";
 
 const LISTEN_PATH = "/listen";
@@ -191,9 +191,8 @@ export class LiveListener {
   }
 
   #setUi(listening) {
-    this.ui.button.classList.toggle("recording", listening);
-    this.ui.button.setAttribute("aria-pressed", String(listening));
-    this.ui.button.querySelector(".record-label").textContent = listening ? "Stop" : "Listen live";
+    const labels = { idleLabel: "Listen live", stopName: "Stop listening" };
+    showRecordButton(this.ui.button, listening, labels);
     if (listening) this.ui.panel.hidden = false;
   }
 }

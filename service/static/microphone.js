@@ -20,6 +20,18 @@ const NO_RECORDING =
 
 let active = null; // the MicButton recording now
 
+/**
+ * A record button's look while `on` (recording or listening) or not: "Stop", named `stopName`
+ * for screen readers since the page can show two, else `idleLabel`. The name, not a pressed
+ * state, says what a press does: "Stop, pressed" would read as stopped.
+ */
+export function showRecordButton(button, on, { idleLabel, stopName }) {
+  button.classList.toggle("recording", on);
+  button.querySelector(".record-label").textContent = on ? "Stop" : idleLabel;
+  if (on) button.setAttribute("aria-label", stopName);
+  else button.removeAttribute("aria-label");
+}
+
 /** Why the microphone could not start (`error` is getUserMedia's DOMException), and what to do. */
 export function microphoneProblem(error) {
   switch (error.name) {
@@ -57,7 +69,6 @@ export class MicButton {
    */
   constructor({ button, meter, idleLabel, say, showError, onTake, ready = () => true }) {
     this.button = button;
-    this.label = button.querySelector(".record-label");
     this.meter = meter;
     this.levelFill = meter.querySelector(".level-fill");
     this.elapsed = meter.querySelector(".elapsed");
@@ -76,8 +87,8 @@ export class MicButton {
   }
 
   #setUi(recording) {
-    this.button.classList.toggle("recording", recording);
-    this.label.textContent = recording ? "Stop" : this.idleLabel;
+    const labels = { idleLabel: this.idleLabel, stopName: "Stop recording" };
+    showRecordButton(this.button, recording, labels);
     this.meter.hidden = !recording;
     this.levelFill.style.transform = "scaleX(0)";
     this.elapsed.textContent = "0.0 s";

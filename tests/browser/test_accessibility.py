@@ -1,0 +1,283 @@
+"""The page for someone on a keyboard, a screen reader or a small screen, in headless Chromium
+against a real server: what the accessibility tree names each control, what the live regions
+say, the order of the tab stops, every task done with Tab, Enter and Space alone, the page at
+360 px and at 200 % zoom, and the contrast of its text in light and dark.
+
+The server has no API key, and a speaker store in a temporary folder. Chromium's fake
+microphone plays David's "Hello" once from each time the page opens it, then silence.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from pipeline.demo.synth import STRANGER, VOICES, synthesize_hello
+from tests.browser.support import chromium, console_errors, running_server, text_of
+from tests.helpers import MODEL_DIR
+
+pytestmark = pytest.mark.browser
+
+SAMPLE_RATE = 16000  # Hz, of the generated clips
+CLIP_SEED = 7  # the default model was trained on seed 0's clips
+TAKE_SEEDS = range(20, 25)  # one take each for "teach a new voice"
+LEAD_SILENCE_S = 0.5  # s before and after the microphone's word
+RECORD_S = 2.5  # s between the presses that start and stop a recording
+TIMEOUT_S = 15.0
+MIN_CONTRAST = 4.5  # WCAG 2 AA, body text
+MIN_CONTRAST_LARGE = 3.0  # for text of 24 px, or bold of 18.66 px (14 pt), and over
+MIN_TARGET_PX = 24  # WCAG 2.2 target size (minimum), CSS px
+
+
+@dataclass(frozen=True)
+class Clips:
+    microphone: Path  # David, with silence before and after
+    david: Path
+    stranger: Path
+    takes: list[Path]  # five takes of a voice the model does not know
+
+
+def _write(path: Path, samples: np.ndarray) -> Path:
+    sf.write(path, samples, SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+    folder = tmp_path_factory.mktemp("clips")
+    david = synthesize_hello(VOICES["David"], np.random.default_rng(CLIP_SEED), SAMPLE_RATE)
+    stranger = synthesize_hello(STRANGER, np.random.default_rng(CLIP_SEED), SAMPLE_RATE)
+    lead = np.zeros(round(LEAD_SILENCE_S * SAMPLE_RATE), dtype=np.float32)
+    takes = [synthesize_hello(STRANGER, np.random.default_rng(s), SAMPLE_RATE) for s in TAKE_SEEDS]
+    return Clips(
+        microphone=_write(folder / "david_mic.wav", np.concatenate([lead, david, lead])),
+        david=_write(folder / "david.wav", david),
+        stranger=_write(folder / "stranger.wav", stranger),
+        takes=[_write(folder / f"take-{k}.wav", take) for k, take in enumerate(takes)],
+    )
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = {
+        **os.environ,
+        "VOICEID_MODEL_DIR": str(MODEL_DIR),
+        "VOICEID_DATA_DIR": str(tmp_path_factory.mktemp("store")),
+        "VOICEID_LOG_LEVEL": "warning",
+    }
+    with running_server(env, tmp_path_factory.mktemp("server") / "uvicorn.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def driver(clips: Clips) -> Iterator[WebDriver]:
+    with chromium(clips.microphone, loop=False) as browser:
+        yield browser
+
+
+def open_page(driver: WebDriver, url: str) -> None:
+    """Load the page fresh, at the desktop size, and wait for the model report."""
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    driver.get(f"{url}/")
+    WebDriverWait(driver, TIMEOUT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#labels li"))
+    driver.get_log("browser")  # type: ignore[no-untyped-call]  # each test's console from here
+
+
+def upload(driver: WebDriver, clip: Path) -> None:
+    """Give ``clip`` to "Choose a file…" and wait for the answer or the error."""
+    driver.find_element(By.ID, "clip").send_keys(str(clip))
+    WebDriverWait(driver, TIMEOUT_S).until(
+        lambda d: text_of(d, "answer-meta") or text_of(d, "error")
+    )
+
+
+def wait_for_text(driver: WebDriver, element_id: str, start: str) -> None:
+    """Wait until the text of ``element_id`` starts with ``start``."""
+    WebDriverWait(driver, TIMEOUT_S).until(lambda d: text_of(d, element_id).startswith(start))
+
+
+# ---- the accessibility tree -------------------------------------------------------------------
+
+
+def ax_node(driver: WebDriver, expression: str) -> dict[str, Any]:
+    """The accessibility tree's node for the element the script ``expression`` evaluates to."""
+    found = driver.execute_cdp_cmd("Runtime.evaluate", {"expression": expression})
+    object_id = found["result"]["objectId"]
+    tree = driver.execute_cdp_cmd(
+        "Accessibility.getPartialAXTree", {"objectId": object_id, "fetchRelatives": False}
+    )
+    node: dict[str, Any] = tree["nodes"][0]
+    return node
+
+
+def role_and_name(node: dict[str, Any]) -> tuple[str, str]:
+    return str(node["role"]["value"]), str(node.get("name", {}).get("value", ""))
+
+
+def ax_states(node: dict[str, Any]) -> dict[str, Any]:
+    """The node's states (pressed, disabled, ...) by name."""
+    return {prop["name"]: prop["value"].get("value") for prop in node.get("properties", [])}
+
+
+def focused(driver: WebDriver) -> tuple[str, str]:
+    return role_and_name(ax_node(driver, "document.activeElement"))
+
+
+def press(driver: WebDriver, key: str, *, shift: bool = False) -> None:
+    keys = ActionChains(driver)
+    if shift:
+        keys.key_down(Keys.SHIFT).send_keys(key).key_up(Keys.SHIFT)
+    else:
+        keys.send_keys(key)
+    keys.perform()
+
+
+def tab_stops(driver: WebDriver, count: int, *, shift: bool = False) -> list[tuple[str, str]]:
+    """The role and name of what has the focus after each of ``count`` presses of Tab (with
+    Shift, if ``shift``)."""
+    stops = []
+    for _ in range(count):
+        press(driver, Keys.TAB, shift=shift)
+        stops.append(focused(driver))
+    return stops
+
+
+CURVES = "Training curves: loss and accuracy after each epoch, for training and validation clips"
+CONFUSION = (
+    "Confusion matrix of the validation clips: true speaker in rows, predicted speaker in columns"
+)
+# Every tab stop of the page with an answer shown, in order, as the accessibility tree has it.
+TAB_STOPS = [
+    ("link", "Skip to the page"),
+    ("link", "voiceid home"),
+    ("link", "Try it"),
+    ("link", "How it decides"),
+    ("link", "Teach it"),
+    ("link", "Model report"),
+    ("button", "Record"),
+    ("button", "Listen live"),
+    ("button", "Choose a file…"),
+    ("textbox", "Your name"),
+    ("button", "Record a take"),
+    ("button", "Choose files…"),
+    ("button", "Train"),
+    ("link", CURVES),
+    ("link", CONFUSION),
+    ("DisclosureTriangle", "All training settings"),
+    ("link", "the HTTP API"),
+]
+BODY = ("none", "")  # <body>, which holds the focus once it has left the page
+
+
+def test_every_tab_stop_is_named_for_what_it_does_in_the_order_shown(
+    driver: WebDriver, server_url: str, clips: Clips
+) -> None:
+    open_page(driver, server_url)
+    upload(driver, clips.david)
+    WebDriverWait(driver, TIMEOUT_S).until(
+        lambda d: d.find_element(By.ID, "plot-confusion-link").get_attribute("href")
+    )
+    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+
+    forward = tab_stops(driver, len(TAB_STOPS))
+    backward = tab_stops(driver, len(TAB_STOPS), shift=True)
+
+    assert forward == TAB_STOPS
+    assert backward == [*TAB_STOPS[-2::-1], BODY]  # and on, out of the page: nothing traps it
+
+
+def test_the_drawings_say_what_they_show(driver: WebDriver, server_url: str, clips: Clips) -> None:
+    open_page(driver, server_url)
+    upload(driver, clips.david)
+
+    histogram = role_and_name(ax_node(driver, "document.getElementById('histogram')"))
+    network = role_and_name(ax_node(driver, "document.getElementById('network')"))
+
+    assert histogram[0] == "image"
+    assert re.fullmatch(
+        r"Histogram of 60 frequency bands from 80 Hz to 7\.3 kHz; "
+        r"the loudest band is [\d.]+ k?Hz at -?\d+ dB\.",
+        histogram[1],
+    ), histogram[1]
+    assert network[0] == "image"
+    assert network[1].startswith("Network diagram: 60 inputs, 6 hidden neurons with activations ")
+
+
+# The text of the live region (polite or assertive) that holds element arguments[0], or null.
+LIVE_TEXT = """const region = document.getElementById(arguments[0]).closest(
+  '[role=status], [role=alert], [aria-live=polite], [aria-live=assertive]');
+return region && [region.getAttribute('role'), region.textContent];"""
+
+
+def test_answers_and_refusals_are_read_out_from_live_regions(
+    driver: WebDriver, server_url: str, clips: Clips, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.wav"
+    notes.write_bytes(b"not a recording at all")
+    open_page(driver, server_url)
+
+    upload(driver, clips.david)
+    named = driver.execute_script(LIVE_TEXT, "status")
+    upload(driver, clips.stranger)
+    unknown = driver.execute_script(LIVE_TEXT, "status")
+    upload(driver, notes)
+    refused = driver.execute_script(LIVE_TEXT, "error")
+
+    assert named[0] == "status"
+    assert re.fullmatch(r"David, [\d.]+% sure\.", named[1]), named
+    assert unknown[0] == "status"
+    assert unknown[1].startswith("Unknown speaker: "), unknown
+    assert refused == [
+        "alert",
+        "Could not identify notes.wav: cannot decode text data: not a supported audio format; "
+        "choose a recording in WAV, FLAC, OGG or MP3, or record one with the microphone.",
+    ]
+    assert console_errors(driver, allowed=re.compile(r"/predict\?explain=true - .* 415")) == []
+
+
+def test_the_stop_buttons_say_what_they_stop_and_nothing_else(
+    driver: WebDriver, server_url: str
+) -> None:
+    """While recording or listening, the button shows "Stop"; a screen reader hears which, and
+    not "pressed" beside it (which reads as stopped)."""
+    open_page(driver, server_url)
+    listen = "document.getElementById('listen')"
+    record = "document.getElementById('record')"
+    driver.execute_script(f"{listen}.focus()")
+
+    press(driver, Keys.SPACE)
+    wait_for_text(driver, "live-status", "Listening.")
+    listening = ax_node(driver, listen)
+    press(driver, Keys.SPACE)
+    wait_for_text(driver, "live-status", "Stopped listening.")
+    press(driver, Keys.TAB, shift=True)
+    press(driver, Keys.ENTER)
+    wait_for_text(driver, "status", "Recording.")
+    recording = ax_node(driver, record)
+    time.sleep(RECORD_S)
+
+    assert (role_and_name(listening), ax_states(listening).get("pressed")) == (
+        ("button", "Stop listening"), None
+    )  # fmt: skip
+    assert role_and_name(recording) == ("button", "Stop recording")
+    press(driver, Keys.ENTER)
+    WebDriverWait(driver, TIMEOUT_S).until(lambda d: text_of(d, "answer-meta"))
+    assert [role_and_name(ax_node(driver, button)) for button in (record, listen)] == [
+        ("button", "Record"), ("button", "Listen live")
+    ]  # fmt: skip
+    assert focused(driver) == ("button", "Record")
