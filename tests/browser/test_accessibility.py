@@ -281,3 +281,58 @@ def test_the_stop_buttons_say_what_they_stop_and_nothing_else(
         ("button", "Record"), ("button", "Listen live")
     ]  # fmt: skip
     assert focused(driver) == ("button", "Record")
+
+
+# Every element of visible text whose contrast with what lies behind it is under WCAG's AA
+# minimum: [ratio, "tag.class", text]. The colours behind are blended up through the
+# ancestors' backgrounds onto white; the page's backgrounds are plain colours. Controls marked
+# aria-disabled are left out, as WCAG leaves out inactive ones.
+LOW_CONTRAST = """const [normal, large] = arguments;
+function rgba(css) { // rgb(r g b / a), or color(srgb r g b / a) with channels from 0 to 1
+  const [r, g, b, a = 1] = css.replace("srgb", "").match(/[\\d.]+/g).map(Number);
+  const scale = css.startsWith("color(") ? 255 : 1;
+  return [r * scale, g * scale, b * scale, a];
+}
+const over = (top, bottom) =>
+  [0, 1, 2].map((i) => top[i] * top[3] + bottom[i] * (1 - top[3])).concat(1);
+const channel = (v) => (v / 255 <= 0.03928 ? v / 255 / 12.92 : ((v / 255 + 0.055) / 1.055) ** 2.4);
+const luminance = (c) => 0.2126 * channel(c[0]) + 0.7152 * channel(c[1]) + 0.0722 * channel(c[2]);
+function behind(element) {
+  const layers = [];
+  for (let e = element; e; e = e.parentElement)
+    layers.push(rgba(getComputedStyle(e).backgroundColor));
+  return layers.reverse().reduce((below, layer) => over(layer, below), [255, 255, 255, 1]);
+}
+const low = [];
+for (const element of document.querySelectorAll("body *")) {
+  const text = [...element.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE)
+    .map((n) => n.textContent).join("").trim();
+  const style = getComputedStyle(element);
+  if (!text || !element.checkVisibility({ visibilityProperty: true })) continue;
+  if (element.closest("svg, .visually-hidden, [aria-disabled=true]")) continue;
+  const back = behind(element);
+  const [a, b] = [luminance(over(rgba(style.color), back)), luminance(back)];
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const size = parseFloat(style.fontSize);
+  const big = size >= 24 || (Number(style.fontWeight) >= 700 && size >= 18.66);
+  if (ratio < (big ? large : normal))
+    low.push([Number(ratio.toFixed(2)), `${element.tagName}.${element.className}`, text]);
+}
+return low;"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_stands_out_from_its_background(
+    driver: WebDriver, server_url: str, clips: Clips, scheme: str
+) -> None:
+    open_page(driver, server_url)
+    upload(driver, clips.david)
+    # Reduced motion too: without it, colours read the moment the scheme changes are those of
+    # the start of the buttons' transitions.
+    features = {"prefers-color-scheme": scheme, "prefers-reduced-motion": "reduce"}
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": name, "value": value} for name, value in features.items()]},
+    )
+
+    assert driver.execute_script(LOW_CONTRAST, MIN_CONTRAST, MIN_CONTRAST_LARGE) == []
