@@ -42,6 +42,7 @@ __all__ = [
     "PHONE",
     "chromium",
     "console_errors",
+    "horizontal_overflow",
     "running_server",
     "save_full_page",
     "text_of",
@@ -137,6 +138,15 @@ def console_errors(driver: WebDriver, *, allowed: re.Pattern[str] | None = None)
         for entry in entries
         if entry["level"] == "SEVERE" and not (allowed and allowed.search(entry["message"]))
     ]
+
+
+def horizontal_overflow(driver: WebDriver) -> int:
+    """CSS px by which the page is wider than its layout viewport, 0 when it fits. Measured
+    against the root's clientWidth, not innerWidth: under mobile emulation a page too wide
+    widens innerWidth with it, so that it always seems to fit."""
+    script = "const root = document.documentElement; return root.scrollWidth - root.clientWidth"
+    overflow: int = driver.execute_script(script)
+    return max(overflow, 0)
 
 
 def text_of(driver: WebDriver, element_id: str) -> str:

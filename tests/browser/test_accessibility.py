@@ -27,7 +27,13 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.demo.synth import STRANGER, VOICES, synthesize_hello
-from tests.browser.support import chromium, console_errors, running_server, text_of
+from tests.browser.support import (
+    chromium,
+    console_errors,
+    horizontal_overflow,
+    running_server,
+    text_of,
+)
 from tests.helpers import MODEL_DIR
 
 pytestmark = pytest.mark.browser
@@ -336,3 +342,37 @@ def test_text_stands_out_from_its_background(
     )
 
     assert driver.execute_script(LOW_CONTRAST, MIN_CONTRAST, MIN_CONTRAST_LARGE) == []
+
+
+# Every tab stop smaller than arguments[0] CSS px either way, as [name, width, height]: a
+# visually hidden file input by the label that stands for it; links within a sentence are
+# left out, as WCAG leaves them out.
+SMALL_TARGETS = """const least = arguments[0];
+const stops = [...document.querySelectorAll("a[href], button, input, summary, [tabindex]")]
+  .filter((e) => e.tabIndex >= 0 && e.checkVisibility())
+  .map((e) => (e.matches(".visually-hidden") ? document.querySelector(`label[for="${e.id}"]`) : e))
+  .filter((e) => getComputedStyle(e).display !== "inline");
+return stops.map((e) => [e.getAttribute("aria-label") || e.textContent.trim() || e.id,
+                         e.getBoundingClientRect().width, e.getBoundingClientRect().height])
+  .filter(([, width, height]) => width < least || height < least);"""
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "scale", "mobile"),
+    [(360, 740, 1, True), (640, 450, 2, False)],  # a phone; a 1280 px window at 200 % zoom
+    ids=["phone-360", "zoom-200"],
+)
+def test_a_small_screen_shows_everything_within_its_width_with_targets_big_enough(
+    driver: WebDriver, server_url: str, clips: Clips, width: int, height: int, scale: int,
+    mobile: bool,
+) -> None:  # fmt: skip
+    open_page(driver, server_url)
+    upload(driver, clips.david)
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": mobile},
+    )
+    time.sleep(0.3)  # the drawings redraw at the new width
+
+    assert horizontal_overflow(driver) == 0
+    assert driver.execute_script(SMALL_TARGETS, MIN_TARGET_PX) == []
