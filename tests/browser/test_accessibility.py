@@ -1,7 +1,8 @@
 """The page for someone on a keyboard, a screen reader or a small screen, in headless Chromium
 against a real server: what the accessibility tree names each control, what the live regions
-say, the order of the tab stops, every task done with Tab, Enter and Space alone, the page at
-360 px and at 200 % zoom, and the contrast of its text in light and dark.
+say, the order of the tab stops and their focus rings, tasks done with Tab, Enter and Space
+alone, the page at 360 px and at 200 % zoom, the contrast of its text in light and dark, and
+no motion for someone who asks for less.
 
 The server has no API key, and a speaker store in a temporary folder. Chromium's fake
 microphone plays David's "Hello" once from each time the page opens it, then silence.
@@ -163,6 +164,17 @@ def tab_stops(driver: WebDriver, count: int, *, shift: bool = False) -> list[tup
     return stops
 
 
+def answered_with_nothing_focused(driver: WebDriver, url: str, clip: Path) -> None:
+    """The page fresh with ``clip`` answered and the model's plots shown (their links are tab
+    stops from then on), scrolled to the top with nothing focused."""
+    open_page(driver, url)
+    upload(driver, clip)
+    WebDriverWait(driver, TIMEOUT_S).until(
+        lambda d: d.find_element(By.ID, "plot-confusion-link").get_attribute("href")
+    )
+    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+
+
 CURVES = "Training curves: loss and accuracy after each epoch, for training and validation clips"
 CONFUSION = (
     "Confusion matrix of the validation clips: true speaker in rows, predicted speaker in columns"
@@ -193,18 +205,34 @@ BODY = ("none", "")  # <body>, which holds the focus once it has left the page
 def test_every_tab_stop_is_named_for_what_it_does_in_the_order_shown(
     driver: WebDriver, server_url: str, clips: Clips
 ) -> None:
-    open_page(driver, server_url)
-    upload(driver, clips.david)
-    WebDriverWait(driver, TIMEOUT_S).until(
-        lambda d: d.find_element(By.ID, "plot-confusion-link").get_attribute("href")
-    )
-    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    answered_with_nothing_focused(driver, server_url, clips.david)
 
     forward = tab_stops(driver, len(TAB_STOPS))
     backward = tab_stops(driver, len(TAB_STOPS), shift=True)
 
     assert forward == TAB_STOPS
     assert backward == [*TAB_STOPS[-2::-1], BODY]  # and on, out of the page: nothing traps it
+
+
+# The focus ring of the element with the focus, or of the label that stands for a visually
+# hidden file input: "<style> <width>".
+FOCUS_RING = """let shown = document.activeElement;
+if (shown.matches(".visually-hidden")) shown = document.querySelector(`label[for="${shown.id}"]`);
+const style = getComputedStyle(shown);
+return `${style.outlineStyle} ${style.outlineWidth}`;"""
+
+
+def test_the_focus_is_ringed_at_every_tab_stop(
+    driver: WebDriver, server_url: str, clips: Clips
+) -> None:
+    answered_with_nothing_focused(driver, server_url, clips.david)
+
+    rings = []
+    for _ in TAB_STOPS:
+        press(driver, Keys.TAB)
+        rings.append(driver.execute_script(FOCUS_RING))
+
+    assert rings == ["solid 3px"] * len(TAB_STOPS)
 
 
 def test_the_drawings_say_what_they_show(driver: WebDriver, server_url: str, clips: Clips) -> None:
@@ -376,3 +404,109 @@ def test_a_small_screen_shows_everything_within_its_width_with_targets_big_enoug
 
     assert horizontal_overflow(driver) == 0
     assert driver.execute_script(SMALL_TARGETS, MIN_TARGET_PX) == []
+
+
+# ---- the keyboard alone -----------------------------------------------------------------------
+
+
+def tab_to(driver: WebDriver, element_id: str, *, most: int = len(TAB_STOPS)) -> None:
+    """Press Tab until ``element_id`` has the focus; fail after ``most`` presses."""
+    for _ in range(most):
+        press(driver, Keys.TAB)
+        if driver.switch_to.active_element.get_attribute("id") == element_id:
+            return
+    pytest.fail(f"#{element_id} was not reached in {most} presses of Tab")
+
+
+# Counts the file choosers a press on file input arguments[0] opens (in window.choosers), and
+# keeps them shut: a test gives the files itself, as a person would in the chooser.
+COUNT_CHOOSERS = """window.choosers = 0;
+document.getElementById(arguments[0]).addEventListener("click", (event) => {
+  window.choosers += 1;
+  event.preventDefault();
+});"""
+
+
+def choose_with_keyboard(driver: WebDriver, file_input: str, key: str, paths: list[Path]) -> int:
+    """Press ``key`` on the focused ``file_input``, then give it ``paths``; the choosers opened."""
+    driver.execute_script(COUNT_CHOOSERS, file_input)
+    press(driver, key)
+    opened: int = driver.execute_script("return window.choosers")
+    driver.find_element(By.ID, file_input).send_keys("\n".join(str(path) for path in paths))
+    return opened
+
+
+def test_a_clip_is_chosen_and_answered_from_the_keyboard(
+    driver: WebDriver, server_url: str, clips: Clips
+) -> None:
+    open_page(driver, server_url)
+    tab_to(driver, "clip")
+
+    opened = choose_with_keyboard(driver, "clip", Keys.ENTER, [clips.david])
+    WebDriverWait(driver, TIMEOUT_S).until(lambda d: text_of(d, "answer-meta"))
+
+    assert opened == 1
+    assert text_of(driver, "result") == "David"
+    assert focused(driver) == ("button", "Choose a file…")
+
+
+# A server whose training job is done as soon as it is asked for; the real server's store and
+# model stay as they are.
+TRAINED_AT_ONCE = """const real = window.fetch;
+const json = (body) => new Response(JSON.stringify(body), { status: 200 });
+window.fetch = async (url, options = {}) => {
+  if (String(url) === "/train" && options.method === "POST") return json({ job: "job1" });
+  if (String(url) !== "/train/job1") return real(url, options);
+  return json({ job: "job1", state: "done", progress: 1, detail: "done", model: null });
+};"""
+
+
+def test_a_new_voice_is_taught_from_the_keyboard(
+    driver: WebDriver, server_url: str, clips: Clips
+) -> None:
+    open_page(driver, server_url)
+    driver.execute_script(TRAINED_AT_ONCE)
+
+    tab_to(driver, "speaker-name")
+    press(driver, "Keyboard Kim")
+    tab_to(driver, "take-files", most=2)
+    opened = choose_with_keyboard(driver, "take-files", Keys.SPACE, clips.takes)
+    WebDriverWait(driver, TIMEOUT_S).until(
+        lambda d: text_of(d, "take-count") == "5 takes of Keyboard Kim: ready to train."
+    )
+    tab_to(driver, "train")
+    press(driver, Keys.ENTER)
+    wait_for_text(driver, "teach-status", "Done.")
+
+    assert opened == 1
+    assert focused(driver) == ("button", "Train")
+    assert console_errors(driver) == []
+
+
+# ---- motion -----------------------------------------------------------------------------------
+
+# Every element that animates or transitions, as "tag.class: animation-name transition-duration",
+# with Record drawn as it is while recording (its icon pulses), and the root's scroll behaviour.
+MOVING = """document.getElementById("record").classList.add("recording");
+const moves = (s) =>
+  s.animationName !== "none" || s.transitionDuration.split(", ").some((d) => d !== "0s");
+const moving = [...document.querySelectorAll("*")]
+  .map((e) => [e, getComputedStyle(e)])
+  .filter(([, s]) => moves(s))
+  .map(([e, s]) => `${e.localName}.${e.className}: ${s.animationName} ${s.transitionDuration}`);
+return [getComputedStyle(document.documentElement).scrollBehavior, moving];"""
+
+
+def test_nothing_moves_for_someone_who_asks_for_reduced_motion(
+    driver: WebDriver, server_url: str
+) -> None:
+    open_page(driver, server_url)
+    scroll, moving = driver.execute_script(MOVING)
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]},
+    )
+
+    assert scroll == "smooth"
+    assert "span.record-icon: pulse 0.15s" in moving  # the test sees what moves otherwise
+    assert driver.execute_script(MOVING) == ["auto", []]
