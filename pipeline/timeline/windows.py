@@ -2,10 +2,14 @@
 
 A window is named by the histogram of its own frames (``pipeline.features.histogram_of_bands``,
 the features every clip goes through), but whether it holds speech is judged on its middle hop
-alone, the stretch of time its answer stands for: a hop is speech when most of its frames are
-louder than ``floor_dbfs`` and ``over_noise_db`` above the noise floor, the quietest tenth of the
-frames of the ``noise_s`` seconds up to it. Levels are in dB below a full-scale 1 kHz tone, so
-that the floor means the same whatever the feature config.
+alone, the stretch of time its answer stands for (a recording's first window also stands for
+the frames before, its last for those after): a hop is speech when at least half a hop of its
+frames are louder than ``floor_dbfs`` and ``over_noise_db`` above the noise floor, the quietest
+tenth of the frames of the ``noise_s`` seconds up to it (for a hop within a recording's first
+``noise_s`` seconds, of those seconds: one that starts with speech has no quiet before it). A
+live stream (``pipeline.timeline.stream``), which cannot look ahead, has only what it has heard.
+Levels are in dB below a full-scale 1 kHz tone, so that the floor means the same whatever the
+feature config.
 """
 
 from __future__ import annotations
@@ -66,19 +70,24 @@ def describe_window(
     recent_dbfs: np.ndarray,
     cfg: FeatureConfig,
     tcfg: TimelineConfig,
+    *,
+    span_db: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """The (cfg.row_width,) feature row of one window, or None when its middle hop holds no speech;
-    and which frames of the middle hop are speech (bool).
+    """The (cfg.row_width,) feature row of one window, or None when the frames its answer
+    stands for hold no speech; and which of those frames are speech (bool).
 
     ``bands`` (frames, n_bands) and ``raw_db`` (frames,) are the window's, from
     :func:`band_powers`; ``recent_dbfs`` are the levels (dB below full scale) of the
-    ``tcfg.noise_s`` seconds of frames up to the end of the middle hop.
+    ``tcfg.noise_s`` seconds of frames up to the end of what it stands for. That is its middle
+    hop, unless ``span_db`` gives the levels (as ``raw_db``) of other frames: a recording's
+    first window also stands for the frames before its middle hop, and its last for those after.
     """
-    _, hop_frames = tcfg.frames(cfg)
-    hop_dbfs = raw_db[middle_hop(len(raw_db), min(hop_frames, len(raw_db)))] - full_scale_db(cfg)
+    hop_frames = min(tcfg.frames(cfg)[1], len(raw_db))
+    if span_db is None:
+        span_db = raw_db[middle_hop(len(raw_db), hop_frames)]
     floor = max(tcfg.floor_dbfs, noise_floor(recent_dbfs) + tcfg.over_noise_db)
-    frames = hop_dbfs >= floor
-    if np.count_nonzero(frames) * 2 < len(hop_dbfs):
+    frames = span_db - full_scale_db(cfg) >= floor
+    if np.count_nonzero(frames) * 2 < min(len(frames), hop_frames):  # speech for half a hop
         return None, frames
     try:
         return histogram_of_bands(bands, raw_db, cfg), frames
@@ -180,9 +189,15 @@ def windows_of_blocks(
 
 
 class _WindowCutter:
-    """The windows of frames handed in as they are computed, each described (one per hop) as
-    soon as its frames are in; only the frames that windows still to come reach are held (their
-    band powers, and levels for the noise floor)."""
+    """The windows of frames handed in as they are computed, each described (one per hop) once
+    its frames, the next window's and the recording's first ``noise_s`` seconds are in; only
+    the frames that windows still to come reach are held (their band powers, and levels for the
+    noise floor).
+
+    A window early in the recording takes the noise floor of its first ``noise_s`` seconds, not
+    of the frames up to it alone: a recording that starts with speech has no quiet frames yet,
+    and its first words would be taken for background. The first window stands for the frames
+    before its middle hop too, and the last for those after: none is left unjudged."""
 
     def __init__(self, cfg: FeatureConfig, tcfg: TimelineConfig) -> None:
         self.cfg, self.tcfg = cfg, tcfg
@@ -193,19 +208,15 @@ class _WindowCutter:
         self.held_from = self.n_frames = 0
         self.starts: list[int] = []  # each window's first frame
         self.rows: dict[int, np.ndarray] = {}  # the feature rows of the windows with speech
-        self.frame_speech: list[np.ndarray] = []  # each window's middle hop, one after another
+        self.frame_speech: list[np.ndarray] = []  # the frames each window stands for, in turn
 
     def take(self, bands: np.ndarray, raw_db: np.ndarray) -> None:
         """Hold the next frames, and describe every window that they complete."""
         self.bands = np.concatenate([self.bands, bands])
         self.raw_db = np.concatenate([self.raw_db, raw_db])
         self.n_frames += len(raw_db)
-        start = len(self.starts) * self.hop_frames
-        while start + self.window_frames <= self.n_frames:
-            self._describe(start, self.window_frames)
-            start += self.hop_frames
-        middle = middle_hop(self.window_frames, self.hop_frames)
-        self._forget(max(0, min(start, start + middle.stop - self.noise_frames)))
+        if self.n_frames >= self.noise_frames:
+            self._describe_until(self.n_frames - self.hop_frames, last=False)
 
     def windows(self, n_samples: int) -> Windows:
         """The windows, once all ``n_samples`` samples' frames are in: a recording shorter than
@@ -213,8 +224,9 @@ class _WindowCutter:
         cfg = self.cfg
         window_frames = min(self.window_frames, self.n_frames)
         if window_frames < self.window_frames:
-            self._describe(0, window_frames)
-        middle = middle_hop(window_frames, min(self.hop_frames, window_frames))
+            self._describe(0, window_frames, last=True)
+        else:
+            self._describe_until(self.n_frames, last=True)
         rows = np.zeros((len(self.starts), cfg.row_width), np.float32)
         speech = np.zeros(len(self.starts), bool)
         for i, row in self.rows.items():
@@ -222,20 +234,35 @@ class _WindowCutter:
         frame_speech = np.zeros(self.n_frames, bool)
         if self.starts:
             spoken = np.concatenate(self.frame_speech)
-            frame_speech[middle.start : middle.start + len(spoken)] = spoken
+            frame_speech[: len(spoken)] = spoken
+        middle = middle_hop(window_frames, min(self.hop_frames, window_frames))
         centre = (np.array(self.starts) + (middle.start + middle.stop - 1) / 2) * cfg.hop_length
         return Windows(centre / cfg.sample_rate, rows, speech, n_samples / cfg.sample_rate,
                        frame_speech, cfg.hop_length / cfg.sample_rate)  # fmt: skip
 
-    def _describe(self, start: int, window_frames: int) -> None:
+    def _describe_until(self, frames: int, *, last: bool) -> None:
+        """Describe the windows not yet described that end by frame ``frames``; with ``last``,
+        the final one stands for the frames after its middle hop too."""
+        start = len(self.starts) * self.hop_frames
+        while start + self.window_frames <= frames:
+            final = last and start + self.hop_frames + self.window_frames > frames
+            self._describe(start, self.window_frames, last=final)
+            start += self.hop_frames
+        middle = middle_hop(self.window_frames, self.hop_frames)
+        self._forget(max(0, min(start, start + middle.stop - self.noise_frames)))
+
+    def _describe(self, start: int, window_frames: int, *, last: bool) -> None:
         middle = middle_hop(window_frames, min(self.hop_frames, window_frames))
-        stop, heard = start + window_frames, start + middle.stop
-        at = self.held_from
-        recent = self.raw_db[max(0, heard - self.noise_frames) - at : heard - at]
-        recent_dbfs = recent - full_scale_db(self.cfg)
+        stop, at = start + window_frames, self.held_from
+        span_from = 0 if start == 0 else start + middle.start
+        heard = self.n_frames if last else start + middle.stop  # the end of what it stands for
+        # Early windows look ahead to the recording's first noise_s seconds for their floor.
+        recent = self.raw_db[max(0, heard - self.noise_frames) - at :
+                             max(heard, min(self.noise_frames, self.n_frames)) - at]  # fmt: skip
         row, frames = describe_window(self.bands[start - at : stop - at],
                                       self.raw_db[start - at : stop - at],
-                                      recent_dbfs, self.cfg, self.tcfg)  # fmt: skip
+                                      recent - full_scale_db(self.cfg), self.cfg, self.tcfg,
+                                      span_db=self.raw_db[span_from - at : heard - at])  # fmt: skip
         if row is not None:
             self.rows[len(self.starts)] = row
         self.starts.append(start)

@@ -111,7 +111,7 @@ def test_a_long_recording_s_windows_are_named_in_batches_as_in_one(
     monkeypatch.setattr(recording, "NAMING_BATCH", len(windows.speech))
     whole, whole_peak = _labels_and_peak(default_bundle, windows)
 
-    assert (len(windows.speech), int(windows.speech.sum())) == (5520, 3720)
+    assert (len(windows.speech), int(windows.speech.sum())) == (5520, 4320)
     assert batched == whole
     assert {label.speaker for label in batched} == {None, "Steve", "David", "unknown"}
     assert batched_peak < whole_peak / 2

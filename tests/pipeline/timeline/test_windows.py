@@ -67,6 +67,33 @@ def test_a_window_has_the_histogram_of_its_samples_as_a_clip() -> None:
     assert np.allclose(windows.rows[i], histogram(y[start : start + SR], CFG), atol=1.0)
 
 
+def test_a_recording_that_starts_with_speech_is_speech_from_its_start() -> None:
+    """The first words have no quiet before them: the floor comes from the first noise_s
+    seconds, not from the frames up to them alone, which are all speech."""
+    y, truth = conversation(["Steve"])
+    y = np.concatenate([y, 1e-4 * np.random.default_rng(1).standard_normal(2 * SR)])
+
+    windows = recording_windows(y.astype(np.float32), CFG, TCFG)
+
+    ((start, end, _),) = truth
+    spoken = np.flatnonzero(windows.speech)
+    assert (spoken[0], np.all(np.diff(spoken) == 1)) == (0, True)  # one run from the first hop
+    assert windows.times[spoken[-1]] == pytest.approx(end, abs=0.25)
+    voiced = np.flatnonzero(windows.frame_speech) * windows.frame_s
+    assert voiced.min() == pytest.approx(start, abs=0.03)  # before the first middle hop too
+
+
+def test_a_word_in_the_last_frames_is_speech() -> None:
+    quiet = 1e-4 * np.random.default_rng(0).standard_normal(3 * SR).astype(np.float32)
+    y = np.concatenate([quiet, harmonics(seconds=0.3)])
+
+    windows = recording_windows(y, CFG, TCFG)
+
+    assert windows.speech.tolist()[-1] and not windows.speech[:-1].any()
+    voiced = np.flatnonzero(windows.frame_speech) * windows.frame_s
+    assert voiced.max() == pytest.approx(3.3, abs=0.03)
+
+
 def test_a_steady_sound_from_the_start_is_background_not_speech() -> None:
     assert not recording_windows(harmonics(seconds=3.0), CFG, TCFG).speech.any()
 
@@ -189,7 +216,9 @@ def test_band_powers_of_a_waveform_in_blocks_are_those_of_the_whole(
 
 def _windows_one_by_one(y: np.ndarray, tcfg: TimelineConfig) -> Windows:
     """The windows of ``y`` as the definition has them: every window of the whole recording's
-    frames described in turn."""
+    frames described in turn, each standing for its middle hop (the first from the recording's
+    start, the last to its end) with the noise floor of the ``noise_s`` seconds up to that
+    hop's end, or of the recording's first ``noise_s`` seconds when that is later."""
     bands, raw_db = band_powers(y, CFG)
     dbfs = raw_db - full_scale_db(CFG)
     window_frames, hop_frames = tcfg.frames(CFG)
@@ -201,10 +230,13 @@ def _windows_one_by_one(y: np.ndarray, tcfg: TimelineConfig) -> Windows:
     speech = np.zeros(len(starts), bool)
     frame_speech = np.zeros(len(raw_db), bool)
     for i, start in enumerate(starts):
-        stop, heard = start + window_frames, start + middle.stop
-        recent = dbfs[max(0, heard - noise_frames) : heard]
-        row, frames = describe_window(bands[start:stop], raw_db[start:stop], recent, CFG, tcfg)
-        frame_speech[start + middle.start : heard] = frames
+        stop = start + window_frames
+        span_from = 0 if i == 0 else start + middle.start
+        heard = len(raw_db) if i == len(starts) - 1 else start + middle.stop
+        recent = dbfs[max(0, heard - noise_frames) : max(heard, noise_frames)]
+        row, frames = describe_window(bands[start:stop], raw_db[start:stop], recent, CFG, tcfg,
+                                      span_db=raw_db[span_from:heard])  # fmt: skip
+        frame_speech[span_from:heard] = frames
         if row is not None:
             rows[i], speech[i] = row, True
     centre = (np.array(starts) + (middle.start + middle.stop - 1) / 2) * CFG.hop_length
