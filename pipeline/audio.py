@@ -103,6 +103,10 @@ _FFMPEG_DEMUXERS = {
     "AIFF": "aiff",
 }
 
+# The containers libsndfile reads itself: one of these that reaches ffmpeg is damaged, or holds
+# an encoding this libsndfile lacks.
+_LIBSNDFILE_KINDS = frozenset({"WAV", "FLAC", "Ogg", "MP3", "AIFF"})
+
 # Leading bytes of containers libsndfile cannot read, to name them in errors.
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"ftyp", 4, "MP4/M4A"),
@@ -822,15 +826,20 @@ def _read_blocks(
 
 def _read_ffmpeg(data: bytes, sample_rate: int, max_seconds: float) -> tuple[np.ndarray, int, int]:
     kind = sniff_format(data)
+    demuxer = _FFMPEG_DEMUXERS.get(kind)
+    if demuxer is None:  # text, images, playlists: never handed to ffmpeg's probing
+        raise DecodeError(f"cannot decode {kind} data: not a supported audio format")
     ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
+    if ffmpeg is None:  # ffmpeg is named only where it might read the data
+        if kind in _LIBSNDFILE_KINDS:
+            raise DecodeError(
+                f"cannot decode {kind} data: libsndfile cannot read it (a damaged file, or an "
+                "encoding it lacks), and ffmpeg is not installed"
+            )
         raise DecodeError(
             f"cannot decode {kind} data: it is not WAV, FLAC, OGG/Vorbis or MP3, "
             "and ffmpeg is not installed"
         )
-    demuxer = _FFMPEG_DEMUXERS.get(kind)
-    if demuxer is None:  # text, images, playlists: never handed to ffmpeg's probing
-        raise DecodeError(f"cannot decode {kind} data: not a supported audio format")
     limit_s = max_seconds + 1  # decoding stops here: enough to tell that a clip is too long
     # A seekable file, not a pipe: an M4A whose index (moov) follows the audio, as most
     # encoders write it, fails to decode from a pipe once it outgrows ffmpeg's read buffer.

@@ -89,10 +89,7 @@ def test_predict_clip_refuses_what_is_not_audio(
     with pytest.raises(DecodeError) as error:
         predict_clip(bundle, b"%PDF-1.7 not audio")
 
-    assert str(error.value) == (
-        "cannot decode PDF document data: it is not WAV, FLAC, OGG/Vorbis or MP3, "
-        "and ffmpeg is not installed"
-    )
+    assert str(error.value) == "cannot decode PDF document data: not a supported audio format"
 
 
 def test_a_refused_clip_of_a_poor_recording_names_its_issue(

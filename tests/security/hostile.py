@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from tests.signals import SR, encode, tone
 
 __all__ = [
+    "DAMAGED_WAV",
     "flac_bomb",
     "flac_stream",
     "float_wav_near_max",
@@ -17,6 +19,15 @@ __all__ = [
     "riff_oversized_chunk",
     "wav_stream",
 ]
+
+# Why a damaged RIFF is refused: ffmpeg, the last reader, finds no audio in it; without ffmpeg,
+# libsndfile's failure is the last word (tests/security/test_decode.py holds both exactly).
+DAMAGED_WAV = (
+    "cannot decode WAV data: not a supported audio format"
+    if shutil.which("ffmpeg")
+    else "cannot decode WAV data: libsndfile cannot read it (a damaged file, or an encoding it "
+    "lacks), and ffmpeg is not installed"
+)
 
 _STREAMINFO = 8  # offset of FLAC's STREAMINFO block: "fLaC" and a 4-byte block header
 

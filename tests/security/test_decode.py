@@ -28,12 +28,28 @@ def _error(data: bytes, max_seconds: float = 60.0) -> AudioError:
     return caught.value
 
 
+@pytest.mark.requires_ffmpeg  # ffmpeg is the last reader tried; without it the words differ
 @pytest.mark.parametrize("data", [hostile.riff_junk(), hostile.riff_oversized_chunk()])
 def test_a_damaged_riff_is_a_decode_error(data: bytes) -> None:
     error = _error(data)
 
     assert isinstance(error, DecodeError)
     assert str(error) == "cannot decode WAV data: not a supported audio format"
+
+
+@pytest.mark.parametrize("data", [hostile.riff_junk(), hostile.riff_oversized_chunk()])
+def test_a_damaged_riff_without_ffmpeg_says_libsndfile_cannot_read_it(
+    data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.audio.shutil.which", lambda name: None)
+
+    error = _error(data)
+
+    assert isinstance(error, DecodeError)
+    assert str(error) == (
+        "cannot decode WAV data: libsndfile cannot read it (a damaged file, or an encoding it "
+        "lacks), and ffmpeg is not installed"
+    )
 
 
 def test_finite_samples_near_the_float_maximum_are_refused_by_name() -> None:

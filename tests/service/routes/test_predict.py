@@ -372,8 +372,7 @@ def test_undecodable_bytes_are_415_naming_the_format(
 
     assert response.status_code == 415
     assert response.json() == {
-        "detail": "cannot decode PNG image data: it is not WAV, FLAC, OGG/Vorbis or MP3, "
-        "and ffmpeg is not installed"
+        "detail": "cannot decode PNG image data: not a supported audio format"
     }
 
 

@@ -22,6 +22,7 @@ from pipeline import paths
 from pipeline.bundle import load_bundle
 from pipeline.demo.synth import STRANGER, VoiceSpec, write_demo_data
 from tests.helpers import MODEL_DIR, read_only
+from tests.security import hostile
 from tests.service.test_main import running, voiceid_command
 
 ALICE = VoiceSpec("Alice", pitch_hz=210.0, formant_scale=1.2, tilt=10.0, breathiness=0.1)
@@ -294,10 +295,9 @@ def test_a_job_whose_clips_are_unusable_fails_with_the_reason(
     status = _wait(client, client.post("/train").json()["job"])
 
     assert status["state"] == "failed"
-    undecodable = "cannot decode WAV data: not a supported audio format"
     assert status["detail"] == (
         "speaker 'Bob' has 0 usable clips; at least 4 are needed; skipped: "
-        + "; ".join(f"Bob/{k}.wav: {undecodable}" for k in range(4))
+        + "; ".join(f"Bob/{k}.wav: {hostile.DAMAGED_WAV}" for k in range(4))
     )
 
 
