@@ -319,8 +319,8 @@ def test_the_stop_buttons_say_what_they_stop_and_nothing_else(
 
 # Every element of visible text whose contrast with what lies behind it is under WCAG's AA
 # minimum: [ratio, "tag.class", text]. The colours behind are blended up through the
-# ancestors' backgrounds onto white; the page's backgrounds are plain colours. Controls marked
-# aria-disabled are left out, as WCAG leaves out inactive ones.
+# ancestors' backgrounds onto white; the page's backgrounds are plain colours (no filters or
+# images). Controls marked aria-disabled are left out, as WCAG leaves out inactive ones.
 LOW_CONTRAST = """const [normal, large] = arguments;
 function rgba(css) { // rgb(r g b / a), or color(srgb r g b / a) with channels from 0 to 1
   const [r, g, b, a = 1] = css.replace("srgb", "").match(/[\\d.]+/g).map(Number);
@@ -370,6 +370,34 @@ def test_text_stands_out_from_its_background(
     )
 
     assert driver.execute_script(LOW_CONTRAST, MIN_CONTRAST, MIN_CONTRAST_LARGE) == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_button_under_the_pointer_keeps_its_text_standing_out(
+    driver: WebDriver, server_url: str, clips: Clips, scheme: str
+) -> None:
+    open_page(driver, server_url)
+    upload(driver, clips.david)
+    features = {"prefers-color-scheme": scheme, "prefers-reduced-motion": "reduce"}
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": name, "value": value} for name, value in features.items()]},
+    )
+    buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, ".button")
+               if b.is_displayed() and b.get_attribute("aria-disabled") != "true"]  # fmt: skip
+    background = "return getComputedStyle(arguments[0]).backgroundColor"
+
+    low, unchanged = {}, []
+    for button in buttons:
+        resting = driver.execute_script(background, button)
+        ActionChains(driver).move_to_element(button).perform()
+        if driver.execute_script(background, button) == resting:
+            unchanged.append(button.text)  # the pointer must show on the button
+        low[button.text] = driver.execute_script(LOW_CONTRAST, MIN_CONTRAST, MIN_CONTRAST_LARGE)
+
+    assert sorted(low) == ["Choose a file…", "Choose files…", "Listen live", "Record",
+                           "Record a take"]  # fmt: skip
+    assert (low, unchanged) == ({button: [] for button in low}, [])
 
 
 # Every tab stop smaller than arguments[0] CSS px either way, as [name, width, height]: a
