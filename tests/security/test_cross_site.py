@@ -80,21 +80,24 @@ HOSTILE = {
 }
 
 
+Files = list[tuple[str, tuple[str, bytes, str]]]  # a multipart form's files, as clients take them
+
+
 @pytest.fixture
-def clip_files(demo_clips: dict[str, list[bytes]]) -> list[tuple[str, tuple[str, bytes, str]]]:
+def clip_files(demo_clips: dict[str, list[bytes]]) -> Files:
     return [("files", (f"{i}.wav", clip, "audio/wav"))
             for i, clip in enumerate(demo_clips["Stranger"])]  # fmt: skip
 
 
 def _request(
-    client: TestClient, route: str, headers: dict[str, str], files: list[object]
+    client: TestClient, route: str, headers: dict[str, str], files: Files
 ) -> tuple[int, object]:
     """Send ``route``'s request as a page can without a preflight: the clips as a form's
     multipart upload, ``/train`` with a ``text/plain`` body."""
     method, path = WRITES[route]
     path = path.format(version=client.get("/model").json()["version"])
     if route == "upload clips":
-        response = client.request(method, path, files=files, headers=headers)  # type: ignore[arg-type]
+        response = client.request(method, path, files=files, headers=headers)
     elif route == "train":
         plain = {"content-type": "text/plain"} | headers
         response = client.request(method, path, content=b"x", headers=plain)
@@ -106,7 +109,7 @@ def _request(
 @pytest.mark.parametrize("attack", HOSTILE)
 @pytest.mark.parametrize("route", WRITES)
 def test_a_write_from_another_site_or_name_is_refused(
-    make_client: ClientFactory, tmp_path: Path, clip_files: list[object], route: str, attack: str
+    make_client: ClientFactory, tmp_path: Path, clip_files: Files, route: str, attack: str
 ) -> None:
     client = make_client()
     headers, status, detail = HOSTILE[attack]
@@ -126,7 +129,7 @@ def test_a_write_from_another_site_or_name_is_refused(
          "own Origin, spelt otherwise", "own page on localhost"],
 )  # fmt: skip
 def test_the_own_page_and_clients_that_are_no_page_may_write(
-    make_client: ClientFactory, clip_files: list[object], headers: dict[str, str]
+    make_client: ClientFactory, clip_files: Files, headers: dict[str, str]
 ) -> None:
     client = make_client()
 
@@ -139,7 +142,7 @@ def test_the_own_page_and_clients_that_are_no_page_may_write(
 
 
 def test_the_reproduction_of_the_issue_is_refused(
-    make_client: ClientFactory, tmp_path: Path, clip_files: list[object]
+    make_client: ClientFactory, tmp_path: Path, clip_files: Files
 ) -> None:
     client = make_client()
     evil = {"origin": EVIL}
@@ -219,7 +222,7 @@ def test_names_it_does_not_answer_to(
 
 
 def test_a_keyed_write_from_another_origin_is_taken_but_not_under_another_name(
-    make_client: ClientFactory, clip_files: list[object]
+    make_client: ClientFactory, clip_files: Files
 ) -> None:
     """No page of another site can add the key without a preflight: a keyed request is no
     drive-by. Its Host is checked all the same."""
