@@ -355,19 +355,24 @@ for (const element of document.querySelectorAll("body *")) {
 return low;"""
 
 
+def emulate_scheme(driver: WebDriver, scheme: str) -> None:
+    """The page as in ``scheme`` ("light" or "dark"), with reduced motion too: without it,
+    colours read the moment the scheme changes are those of the start of the buttons'
+    transitions."""
+    features = {"prefers-color-scheme": scheme, "prefers-reduced-motion": "reduce"}
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": name, "value": value} for name, value in features.items()]},
+    )
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_text_stands_out_from_its_background(
     driver: WebDriver, server_url: str, clips: Clips, scheme: str
 ) -> None:
     open_page(driver, server_url)
     upload(driver, clips.david)
-    # Reduced motion too: without it, colours read the moment the scheme changes are those of
-    # the start of the buttons' transitions.
-    features = {"prefers-color-scheme": scheme, "prefers-reduced-motion": "reduce"}
-    driver.execute_cdp_cmd(
-        "Emulation.setEmulatedMedia",
-        {"features": [{"name": name, "value": value} for name, value in features.items()]},
-    )
+    emulate_scheme(driver, scheme)
 
     assert driver.execute_script(LOW_CONTRAST, MIN_CONTRAST, MIN_CONTRAST_LARGE) == []
 
@@ -378,11 +383,7 @@ def test_a_button_under_the_pointer_keeps_its_text_standing_out(
 ) -> None:
     open_page(driver, server_url)
     upload(driver, clips.david)
-    features = {"prefers-color-scheme": scheme, "prefers-reduced-motion": "reduce"}
-    driver.execute_cdp_cmd(
-        "Emulation.setEmulatedMedia",
-        {"features": [{"name": name, "value": value} for name, value in features.items()]},
-    )
+    emulate_scheme(driver, scheme)
     buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, ".button")
                if b.is_displayed() and b.get_attribute("aria-disabled") != "true"]  # fmt: skip
     background = "return getComputedStyle(arguments[0]).backgroundColor"
