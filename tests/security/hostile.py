@@ -11,6 +11,8 @@ from tests.signals import SR, encode, tone
 
 __all__ = [
     "DAMAGED_WAV",
+    "DAMAGED_WAV_BY_FFMPEG",
+    "DAMAGED_WAV_WITHOUT_FFMPEG",
     "flac_bomb",
     "flac_stream",
     "float_wav_near_max",
@@ -22,12 +24,12 @@ __all__ = [
 
 # Why a damaged RIFF is refused: ffmpeg, the last reader, finds no audio in it; without ffmpeg,
 # libsndfile's failure is the last word (tests/security/test_decode.py holds both exactly).
-DAMAGED_WAV = (
-    "cannot decode WAV data: not a supported audio format"
-    if shutil.which("ffmpeg")
-    else "cannot decode WAV data: libsndfile cannot read it (a damaged file, or an encoding it "
+DAMAGED_WAV_BY_FFMPEG = "cannot decode WAV data: not a supported audio format"
+DAMAGED_WAV_WITHOUT_FFMPEG = (
+    "cannot decode WAV data: libsndfile cannot read it (a damaged file, or an encoding it "
     "lacks), and ffmpeg is not installed"
 )
+DAMAGED_WAV = DAMAGED_WAV_BY_FFMPEG if shutil.which("ffmpeg") else DAMAGED_WAV_WITHOUT_FFMPEG
 
 _STREAMINFO = 8  # offset of FLAC's STREAMINFO block: "fLaC" and a 4-byte block header
 
