@@ -344,7 +344,23 @@ def prepare_enrolment(
     return Prepared(opts.source or opts.root, opts.root, bundle.metadata.training.fmax_derived,
                     labels, bundle.feature_config, len(base) + len(new), extraction, y, train_idx,
                     val_idx, x_train, y_train, first_copies(copies, extraction, val_idx), copies,
-                    enrolled, conditions, digests)  # fmt: skip
+                    enrolled, conditions, digests, _kept_envelopes(bundle, base, new))  # fmt: skip
+
+
+def _kept_envelopes(
+    bundle: Bundle, base: TrainingSet, new: Sequence[Recording]
+) -> dict[str, np.ndarray]:
+    """The base bundle's envelope rows (``pipeline.envelope``) of the voices it keeps as they
+    were: their clips are the base's rows, whose files need not be at hand."""
+    envelopes = bundle.open_set.envelopes if bundle.open_set is not None else None
+    if envelopes is None:
+        return {}
+    kept, renewed = set(base.speakers), {r.speaker for r in new}
+    return {
+        label: envelopes.references[envelopes.offsets[k] : envelopes.offsets[k + 1]]
+        for k, label in enumerate(bundle.labels)
+        if envelopes.has(k) and label in kept and label not in renewed
+    }
 
 
 def enrol(

@@ -151,6 +151,15 @@ class OpenSetSummary(BaseModel):
         "(pipeline.quality.conditions), against the speaker's references made under it; none "
         "in a bundle made before them: such clips are judged as clean ones",
     )
+    envelope_radii: dict[Annotated[str, Field(min_length=1)], Annotated[float, Field(ge=0)]] = (
+        Field(
+            default_factory=dict,
+            description="each voice taught with few takes and its spectral envelope radius "
+            "(pipeline.envelope; the arrays envelope.* of the open set's file): a clean clip the "
+            "distance refuses is named when its envelope lies within it; none in a bundle without "
+            "such voices, or made before them",
+        )
+    )
 
 
 class ModelDescription(BaseModel):

@@ -85,13 +85,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 import numpy as np
 
+from pipeline.envelope import Envelopes
 from pipeline.errors import BundleError, ParameterError
 from pipeline.network import Network
 from pipeline.quality.conditions import MATCHED_BY_AUGMENT
@@ -115,6 +116,7 @@ __all__ = [
     "effective_dimension",
     "equal_weight_quantile",
     "few_take_radii",
+    "few_take_voices",
     "fit_nuisance",
     "fit_spread",
     "leave_one_out_distances",
@@ -254,7 +256,10 @@ class OpenSet:
     the module's text); a condition without one is judged as a clean clip is;
     hidden_weight: the weight of the hidden activations in the rows (:func:`open_set_view`);
     spread: how the rows measure the band spread after the histogram (:class:`Spread`); None:
-    not at all (rows of the histogram alone, or a bundle made before it).
+    not at all (rows of the histogram alone, or a bundle made before it);
+    nuisance: the room for noise (:class:`Nuisance`); None: none;
+    envelopes: the spectral envelopes of voices taught with few takes
+    (:class:`pipeline.envelope.Envelopes`); None: none, or a bundle made before them.
     """
 
     references: np.ndarray
@@ -265,6 +270,7 @@ class OpenSet:
     hidden_weight: float = 0.0
     spread: Spread | None = None
     nuisance: Nuisance | None = None
+    envelopes: Envelopes | None = None  # few-take voices' second witness (pipeline.envelope)
     # |r|^2 / 2 of each row, for d^2 = 2 (|r|^2 / 2 - r.z) + |z|^2 in one matrix-vector product
     # (halving and doubling are exact: the same d^2 as |r|^2 - 2 r.z + |z|^2, one product less)
     half_norms: np.ndarray = field(init=False, repr=False, compare=False)
@@ -302,6 +308,11 @@ class OpenSet:
             along = self.references @ unit
         object.__setattr__(self, "unit", unit)
         object.__setattr__(self, "along", along)
+        if self.envelopes is not None and len(self.envelopes.radii) != self.n_speakers:
+            raise ParameterError(
+                f"the envelopes are for {len(self.envelopes.radii)} speakers, the open set's "
+                f"rows for {self.n_speakers}"
+            )
 
     @property
     def n_speakers(self) -> int:
@@ -365,10 +376,14 @@ class Decision:
         rows: np.ndarray,
         recording_issues: Sequence[Sequence[Issue]] | None = None,
         conditions: Sequence[str] | None = None,
+        envelope_of: Callable[[int], np.ndarray | None] | None = None,
     ) -> Decided:
         """The :class:`Decided` answer for raw feature rows (B, D), given each row's recording
         issues and the condition its recording resembles (``pipeline.quality.conditions``;
-        clean when not given)."""
+        clean when not given). With ``envelope_of`` (row index: that clip's
+        :func:`pipeline.envelope.envelope`, measured only when asked), a clean clip refused as
+        "far" from a voice taught with few takes, that the network is sure of, is named when its
+        envelope lies within that voice's envelope radius (``pipeline.envelope``)."""
         rows = np.asarray(rows, dtype=np.float64)
         standardised = self.network.standardise(rows)
         hidden, scores = self.network.forward_standardised(standardised)
@@ -398,7 +413,21 @@ class Decision:
                 distance, ranked[:, -1], flawed, threshold, runner_up, voices, top, strict=True
             )
         ]
+        envelopes = self.open_set.envelopes if self.open_set is not None else None
+        if envelope_of is not None and envelopes is not None:
+            for i in range(len(rows)):
+                voice = int(voices[i])
+                sure = self.sure(float(ranked[i, -1]), float(runner_up[i]))
+                if reasons[i] == "far" and kinds[i] == "clean" and voice == top[i] and sure:
+                    row = envelope_of(i) if envelopes.has(voice) else None
+                    if row is not None and envelopes.near(row, voice):
+                        reasons[i] = None
         return Decided(hidden, scores, distance, reasons, voices)
+
+    def sure(self, top_score: float, runner_up: float) -> bool:
+        """Whether the network is sure of its top voice: its score reaches ``unsure_below`` and
+        ``UNSURE_ODDS`` times the runner-up's."""
+        return top_score >= self.unsure_below and top_score >= UNSURE_ODDS * runner_up
 
     def reason(
         self,
@@ -415,8 +444,7 @@ class Decision:
         ``unsure_below`` or under ``UNSURE_ODDS`` times the runner-up's score."""
         if threshold is None:
             threshold = math.inf if self.open_set is None else self.open_set.threshold
-        sure = top_score >= self.unsure_below and top_score >= UNSURE_ODDS * runner_up
-        if distance <= threshold and sure:
+        if distance <= threshold and self.sure(top_score, runner_up):
             return None
         if poor_recording:
             return "poor_recording"
@@ -636,10 +664,16 @@ def _matched(
 
 def _few_takes(loo: Sequence[np.ndarray]) -> np.ndarray:
     """Which speakers, given their leave-one-out distances ``loo``, have fewer than
-    ``MIN_CLIPS_TO_MEASURE`` rows beside speakers with more; none when all or none have that
-    many, since then no speaker can set the others' threshold and every one counts."""
-    few = np.array([len(d) < MIN_CLIPS_TO_MEASURE for d in loo])
-    return few if few.any() and not few.all() else np.zeros(len(loo), dtype=bool)
+    ``MIN_CLIPS_TO_MEASURE`` rows beside speakers with more (:func:`few_take_voices`)."""
+    return few_take_voices(np.array([len(d) for d in loo]))
+
+
+def few_take_voices(counts: np.ndarray) -> np.ndarray:
+    """Which speakers, given their reference rows' ``counts``, have fewer than
+    ``MIN_CLIPS_TO_MEASURE`` beside speakers with more; none when all or none have that many,
+    since then no speaker can set the others' threshold and every one counts."""
+    few = np.asarray(counts) < MIN_CLIPS_TO_MEASURE
+    return few if few.any() and not few.all() else np.zeros(len(few), dtype=bool)
 
 
 def _threshold_and_scales(
@@ -763,6 +797,11 @@ def save_open_set(open_set: OpenSet, path: Path) -> None:
         arrays |= {f"{condition}.{name}": value for name, value in (
             ("references", matched.references), ("offsets", matched.offsets),
             ("scales", np.asarray(matched.scales)))}  # fmt: skip
+    if open_set.envelopes is not None:
+        envelopes = open_set.envelopes
+        arrays["envelope.references"] = envelopes.references
+        arrays["envelope.offsets"] = envelopes.offsets
+        arrays["envelope.radii"] = envelopes.radii
     with path.open("wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
 
@@ -794,8 +833,32 @@ def load_open_set(
     spread = _spread_of(arrays, path, spread_weight) if spread_weight > 0 else None
     nuisance = _nuisance_of(arrays, path, noise_limit, n_inputs) if noise_limit > 0 else None
     found = _open_set_of(arrays, "", path, threshold, n_speakers, n_inputs, conditions)
+    envelopes = _envelopes_of(arrays, path, n_speakers)
     return dataclasses.replace(found, hidden_weight=hidden_weight, spread=spread,
-                               nuisance=nuisance)  # fmt: skip
+                               nuisance=nuisance, envelopes=envelopes)  # fmt: skip
+
+
+def _envelopes_of(
+    arrays: Mapping[str, np.ndarray], path: Path, n_speakers: int
+) -> Envelopes | None:
+    """The :class:`Envelopes` of the arrays ``envelope.*``; None where there are none (no voice
+    taught with few takes, or a bundle made before them)."""
+    if "envelope.references" not in arrays:
+        return None
+    try:
+        envelopes = Envelopes(
+            np.asarray(arrays["envelope.references"], dtype=np.float32),
+            np.asarray(arrays["envelope.offsets"], dtype=np.int64),
+            np.asarray(arrays["envelope.radii"], dtype=np.float64),
+        )
+    except (KeyError, ValueError, TypeError, ParameterError) as exc:
+        raise BundleError(f"{path}: the envelope arrays do not fit: {exc}") from exc
+    if len(envelopes.radii) != n_speakers:
+        raise BundleError(
+            f"{path}: envelope radii for {len(envelopes.radii)} speakers, the model has "
+            f"{n_speakers}"
+        )
+    return envelopes
 
 
 def _nuisance_of(

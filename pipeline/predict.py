@@ -11,6 +11,7 @@ import numpy as np
 from pipeline.audio import DEFAULT_MAX_SECONDS, Clip, ClipSource, clip_source, decode
 from pipeline.bundle import Bundle
 from pipeline.config import FeatureConfig
+from pipeline.envelope import envelope
 from pipeline.errors import ParameterError, UnreadableClipError
 from pipeline.features import Stft, histogram, stft
 from pipeline.names import UNKNOWN
@@ -131,15 +132,25 @@ def predict_features(
     *,
     threshold: float | None = None,
     qualities: Sequence[Quality] | None = None,
+    clips: Sequence[Clip] | None = None,
 ) -> list[Prediction]:
     """Predictions for feature rows (B, row_width), with each row's recording ``qualities`` when
-    measured; ``threshold`` overrides the bundle's top-score ("unsure") threshold."""
+    measured; ``threshold`` overrides the bundle's top-score ("unsure") threshold. With the
+    decoded ``clips`` the rows came from, a clip of a voice taught with few takes may also be
+    judged by its spectral envelope (``pipeline.envelope``; measured only where it counts)."""
     rows = np.atleast_2d(features)
     bands = bundle.feature_config.n_bands  # what a prediction shows: the histogram
     judged = judge_recordings(qualities, bundle.feature_config.fmax) if qualities else None
+    envelope_of = None
+    if clips is not None:
+
+        def envelope_of(i: int) -> np.ndarray | None:
+            return envelope(clips[i].samples, clips[i].sample_rate)
+
     hidden, scores, distance, reasons, voices = bundle.decision(threshold).decide(
-        rows, judged.causes if judged else None, judged.conditions if judged else None
-    )
+        rows, judged.causes if judged else None, judged.conditions if judged else None,
+        envelope_of,
+    )  # fmt: skip
     out = []
     for i, k in enumerate(voices):
         out.append(
@@ -221,7 +232,10 @@ def predict_clip(
             raise
         reason = exc.strerror or str(exc)
         raise UnreadableClipError(f"cannot read {str(clip)!r}: {reason}", reason=reason) from exc
-    return predict_features(bundle, row, threshold=threshold, qualities=[quality])[0], decoded
+    prediction = predict_features(
+        bundle, row, threshold=threshold, qualities=[quality], clips=[decoded]
+    )[0]
+    return prediction, decoded
 
 
 def _check_threshold(threshold: object) -> None:

@@ -10,6 +10,7 @@ decision on the training clips and the "unsure" threshold on validation), **asse
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -18,7 +19,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import dataset
-from pipeline.audio import DEFAULT_MAX_SECONDS, check_max_seconds
+from pipeline.audio import DEFAULT_MAX_SECONDS, check_max_seconds, decode
 from pipeline.augment import CONDITIONS
 from pipeline.bundle import TRAIN_FEATURES_FILE, check_out_dir, write_bundle
 from pipeline.config import (
@@ -39,7 +40,8 @@ from pipeline.config import (
     option,
 )
 from pipeline.dataset import NO_CONDITION, Degradation, Extraction, Recording
-from pipeline.errors import DatasetError, ParameterError
+from pipeline.envelope import Envelopes, envelope, fit_envelopes
+from pipeline.errors import AudioError, DatasetError, ParameterError
 from pipeline.evaluate import (
     UNSURE_QUANTILE,
     calibrate_threshold,
@@ -52,11 +54,13 @@ from pipeline.metadata import Metrics, ModelDescription, OpenSetSummary, Trainin
 from pipeline.names import label_fault, lookalike_pair
 from pipeline.network import Network
 from pipeline.openset import (
+    FEW_TAKES_MARGIN,
     Copies,
     Decision,
     OpenSet,
     Spread,
     calibrate,
+    few_take_voices,
     fit_nuisance,
     fit_spread,
     open_set_view,
@@ -362,6 +366,9 @@ class Prepared:
     conditions: np.ndarray  # (clips, copies) int8: copy_conditions, which condition made each
     # the sha256 of each row's file, None where unknown (a base bundle's from before they were kept)
     digests: Sequence[str | None] = ()
+    # envelope rows (pipeline.envelope) of voices whose clips are not at hand, by name: a base
+    # bundle's voices taught with few takes, kept as they were
+    envelope_rows: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def speakers(self) -> list[str]:
@@ -479,6 +486,8 @@ def fit_and_calibrate(
         copy_quantile=tcfg.matched_quantile, hidden_weight=weight, inputs=bands, spread=spread,
         nuisance=nuisance,
     )  # fmt: skip
+    envelopes = few_take_envelopes(data, open_set.offsets, both)
+    open_set = dataclasses.replace(open_set, envelopes=envelopes)
     # The validation clips are judged as clean recordings (assess passes no conditions), so the
     # open set that judges them needs no matched references.
     held_out, _ = calibrate(
@@ -486,6 +495,46 @@ def fit_and_calibrate(
         hidden_weight=weight, inputs=bands, spread=spread, nuisance=nuisance,
     )  # fmt: skip
     return Fitted(network, threshold, open_set, loo, result, held_out)
+
+
+def few_take_envelopes(data: Prepared, offsets: np.ndarray, both: np.ndarray) -> Envelopes | None:
+    """The envelopes (``pipeline.envelope``) of the voices taught with few takes, given the open
+    set's row ``offsets`` and the clips it was calibrated on (``both``): their clips' files read
+    again, or ``data.envelope_rows`` for a voice whose clips are a base bundle's; None when no
+    voice has few takes, or none could be measured (files moved since, a feature table's)."""
+    few = few_take_voices(np.diff(offsets))
+    rows: list[np.ndarray | None] = []
+    for speaker, label in enumerate(data.labels):
+        if not few[speaker]:
+            rows.append(None)
+        elif label in data.envelope_rows:
+            rows.append(np.asarray(data.envelope_rows[label], dtype=np.float64))
+        else:
+            clips = [data.extraction.recordings[i].path for i in both if data.y[i] == speaker]
+            rows.append(_envelopes_of_files(clips, data.cfg.sample_rate))
+    if all(r is None for r in rows):
+        return None
+    return fit_envelopes(rows, FEW_TAKES_MARGIN)
+
+
+def _envelope_radii(labels: Sequence[str], envelopes: Envelopes | None) -> dict[str, float]:
+    """Each voice with envelope rows and its radius, for the bundle's description."""
+    if envelopes is None:
+        return {}
+    return {label: float(envelopes.radii[k]) for k, label in enumerate(labels) if envelopes.has(k)}
+
+
+def _envelopes_of_files(paths: Sequence[Path], sample_rate: int) -> np.ndarray | None:
+    """The envelope rows of the files at ``paths`` that can still be read and hold sound."""
+    found = []
+    for path in paths:
+        try:
+            row = envelope(decode(path, sample_rate=sample_rate).samples, sample_rate)
+        except (AudioError, OSError):
+            continue
+        if row is not None:
+            found.append(row)
+    return np.array(found) if found else None
 
 
 def assess(data: Prepared, fitted: Fitted, opts: TrainOptions) -> tuple[Metrics, dict[str, Any]]:
@@ -555,6 +604,7 @@ def describe(
             spread_weight=0.0 if fitted.open_set.spread is None else fitted.open_set.spread.weight,
             noise_limit=0.0 if fitted.open_set.nuisance is None else fitted.open_set.nuisance.limit,
             matched={c: m.threshold for c, m in fitted.open_set.matched.items()},
+            envelope_radii=_envelope_radii(data.labels, fitted.open_set.envelopes),
         ),
         output_activation=fitted.network.output_activation,
         architecture=fitted.network.sizes,

@@ -94,7 +94,10 @@ class Explanation(BaseModel):
     distance: float = Field(
         description="from the standardised inputs to the nearest training clip of the top speaker"
     )
-    distance_threshold: float = Field(description="farther than this answers 'unknown'")
+    distance_threshold: float = Field(
+        description="farther than this answers 'unknown' (a clean clip of a voice taught with "
+        "few takes may still be named by its spectral envelope: see docs/teaching.md)"
+    )
 
 
 class QualityIssue(BaseModel):

@@ -26,6 +26,7 @@ from pipeline.enrol import (
     read_training_set,
     store_recordings,
 )
+from pipeline.envelope import CAP, ORDER
 from pipeline.errors import BundleError, DatasetError
 from pipeline.predict import predict_clip
 from pipeline.train import SPLIT_VALIDATION
@@ -121,6 +122,41 @@ def test_a_voice_taught_one_recording_five_times_is_named_when_it_starts_elsewhe
     for ms in (5, 13, 27, 61, 250):
         assert predict_clip(bundle, _after(ms, alice, tmp_path / "again.wav"))[0].speaker == "Alice"
     assert predict_clip(bundle, _after(0, stranger, tmp_path / "s.wav"))[0].speaker != "Alice"
+
+
+@pytest.mark.slow
+def test_a_voice_taught_with_a_dozen_takes_gets_envelope_rows_and_a_radius(
+    enrolled: tuple[Path, dict[str, Any]],
+) -> None:
+    envelopes = load_bundle(enrolled[0]).open_set.envelopes
+
+    assert envelopes is not None
+    # Alice's 12 takes; David and Steve, of 100 clips each, are judged by the open set alone
+    assert envelopes.offsets.tolist() == [0, 12, 12, 12]
+    assert 0 < envelopes.radii[0] <= CAP * (2 * ORDER) ** 0.5
+    assert envelopes.radii[1:].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_a_successor_keeps_the_envelope_rows_of_a_voice_whose_takes_are_not_at_hand(
+    enrolled: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    # Alice's rows name files of the store she was taught from; this successor is taught Bob
+    # from elsewhere, and her files are not where its rows say (relative to the working folder).
+    bob = VoiceSpec("Bob", pitch_hz=95.0, formant_scale=0.9, tilt=14.0, breathiness=0.05)
+    folder = tmp_path / "bob"
+    write_demo_data(folder, clips_per_voice=12, seed=3, voices=[bob])
+    base = load_bundle(enrolled[0]).open_set.envelopes
+    assert base is not None
+
+    enrol(enrolled[0], tmp_path / "v2", store_recordings(folder), EnrolOptions(root=folder))
+    envelopes = load_bundle(tmp_path / "v2").open_set.envelopes
+
+    assert load_bundle(tmp_path / "v2").labels == ("Alice", "Bob", "David", "Steve")
+    assert envelopes is not None
+    assert envelopes.offsets.tolist() == [0, 12, 24, 24, 24]
+    np.testing.assert_array_equal(envelopes.references[:12], base.references[:12])
+    assert envelopes.radii[0] == pytest.approx(base.radii[0])
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.envelope import ORDER, Envelopes
 from pipeline.errors import BundleError, ParameterError
 from pipeline.network import Network
 from pipeline.openset import (
@@ -452,6 +453,83 @@ def test_the_runner_up_is_not_named_over_a_top_voice_that_is_near_but_unsure() -
     decided = decision.decide(np.array([[0.5, 0.0]]))
 
     assert (decided.voices.tolist(), decided.reasons) == ([0], ["unsure"])
+
+
+def _envelopes_of_speaker_0() -> Envelopes:
+    """Speaker 0 taught with few takes: one envelope row at the origin, radius 1; speaker 1
+    judged by the open set alone."""
+    return Envelopes(np.zeros((1, 2 * ORDER), np.float32), np.array([0, 1, 1]), np.array([1.0, 0]))
+
+
+def _envelope(x: float) -> np.ndarray:
+    row = np.zeros(2 * ORDER)
+    row[0] = x
+    return row
+
+
+def test_a_clean_clip_far_from_a_few_take_voice_is_named_by_its_envelope() -> None:
+    open_set = OpenSet(ROWS.astype(np.float32), np.array([0, 3, 6]), 1.5,
+                       envelopes=_envelopes_of_speaker_0())  # fmt: skip
+    decision = Decision(_always_speaker_0(), 0.4, open_set)
+    rows = np.array([[6.5, 0.0]] * 2)  # 3.5 from either voice: far
+    asked: list[int] = []
+
+    def envelope_of(i: int) -> np.ndarray:
+        asked.append(i)
+        return _envelope([0.5, 1.5][i])  # within speaker 0's radius, and outside it
+
+    decided = decision.decide(rows, None, None, envelope_of)
+
+    assert decided.reasons == [None, "far"]
+    assert decided.voices.tolist() == [0, 0]
+    assert asked == [0, 1]
+    assert decision.decide(rows)[3] == ["far", "far"]  # no clips at hand: the open set alone
+
+
+def test_the_envelope_names_no_clip_that_is_degraded_unsure_or_of_a_voice_without_one() -> None:
+    open_set = OpenSet(ROWS.astype(np.float32), np.array([0, 3, 6]), 1.5,
+                       envelopes=_envelopes_of_speaker_0())  # fmt: skip
+    issue = Issue("clipped_fraction", 0.05, 0.01, "clipped", "lower the gain")
+    far = np.array([[6.5, 0.0]])
+    asked: list[int] = []
+
+    def envelope_of(i: int) -> np.ndarray:
+        asked.append(i)
+        return _envelope(0.0)  # on speaker 0's own row
+
+    sure = Decision(_always_speaker_0(), 0.4, open_set)
+    assert sure.decide(far, [(issue,)], None, envelope_of)[3] == ["poor_recording"]
+    assert sure.decide(far, None, ["noisy"], envelope_of)[3] == ["far"]
+    unsure = Decision(_always_speaker_0(), 0.9, open_set)  # the top score 0.73 is unsure
+    assert unsure.decide(far, None, None, envelope_of)[3] == ["far"]
+    # speaker 1 on top, taught with many clips: judged by the open set alone
+    flipped = Network(np.zeros((2, 1)), np.zeros(1), np.zeros((1, 2)), np.array([0.0, 1.0]),
+                      "softmax", np.zeros(2), np.ones(2))  # fmt: skip
+    assert Decision(flipped, 0.4, open_set).decide(far, None, None, envelope_of)[3] == ["far"]
+    assert asked == []  # and none of them was measured
+
+
+def test_envelopes_survive_a_round_trip_and_old_files_have_none(tmp_path: Path) -> None:
+    path, old = tmp_path / "openset.npz", tmp_path / "old.npz"
+    open_set = OpenSet(ROWS.astype(np.float32), np.array([0, 3, 6]), 1.5,
+                       envelopes=_envelopes_of_speaker_0())  # fmt: skip
+    save_open_set(open_set, path)
+    save_open_set(OpenSet(ROWS.astype(np.float32), np.array([0, 3, 6]), 1.5), old)
+
+    loaded = load_open_set(path, 1.5, 2, 2)
+
+    assert loaded.envelopes is not None
+    np.testing.assert_array_equal(loaded.envelopes.references, np.zeros((1, 2 * ORDER)))
+    assert loaded.envelopes.offsets.tolist() == [0, 1, 1]
+    assert loaded.envelopes.radii.tolist() == [1.0, 0.0]
+    assert load_open_set(old, 1.5, 2, 2).envelopes is None
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays | {"envelope.offsets": np.array([0, 1, 1, 1]),
+                              "envelope.radii": np.array([1.0, 0.0, 0.0])})  # fmt: skip
+    with pytest.raises(BundleError, match="envelope radii for 3 speakers, the model has 2"):
+        load_open_set(bad, 1.5, 2, 2)
 
 
 def test_matched_references_survive_a_round_trip_and_old_files_have_none(tmp_path: Path) -> None:
