@@ -161,8 +161,10 @@ def scenario(
     label: str, name: str, teach: list[bytes], fresh: list[bytes], strangers: list[bytes], tmp: Path
 ) -> None:
     known = {v: synthetic(VOICES[v], KNOWN, seed=9) for v in ("Steve", "David")}
+    # a store of its own: the same speaker taught "zero" before must not lend it those takes
+    store = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp))
     with (
-        server(tmp / f"{name}-store", tmp / f"{name}.log") as url,
+        server(store, store.with_suffix(".log")) as url,
         httpx.Client(base_url=url, timeout=60) as client,
     ):
         post_clips(client, name, teach)
