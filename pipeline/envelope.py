@@ -8,7 +8,8 @@ vocal tract's resonances move less: on ``bench.enrol``'s FSDD rows (each speaker
 nearest taught take in this view told fresh takes from strangers' clips far better than the
 open set's view did (see ``docs/benchmarks.md``). So a clean clip of a few-take voice that the
 open set refuses as "far", and that the network is sure of, is named after all when its envelope
-lies within that voice's envelope radius (:class:`Envelopes`).
+lies within that voice's envelope radius (:class:`Envelopes`). Takes of many different words
+spread far apart in it, and a voice taught so gets no envelope (``SPREAD_LIMIT``).
 
 For a mono waveform ``y`` at ``sample_rate``:
 
@@ -41,6 +42,7 @@ __all__ = [
     "ORDER",
     "SCALE",
     "SPEECH_DB",
+    "SPREAD_LIMIT",
     "Envelopes",
     "envelope",
     "fit_envelopes",
@@ -65,12 +67,16 @@ SCALE = np.array([
 # A few-take voice's envelope radius: twice the median distance from each taught take to its
 # nearest other one (``pipeline.openset.FEW_TAKES_MARGIN``), at most CAP * sqrt(2 * ORDER), about
 # where other people's voices lie. Measured in-process on bench.enrol's FSDD rows (25 fresh takes
-# and 145 strangers' clips a speaker besides the benchmark's own): 0.35 named 0.907 of the fresh
-# takes of "zero" and 0.627 of those of mixed words, taking 33 and 20 of 870 strangers' clips;
-# 0.4 0.913 and 0.720 for 34 and 41; 0.45 0.920 and 0.800 for 37 and 74 (without the envelope:
-# 0.860 and 0.587 for 33 and 11). Takes of one word lie close in it; takes of ten words do not,
-# and only the cap keeps strangers out of a voice taught with mixed words.
+# and 145 strangers' clips a speaker besides the benchmark's own), the fresh takes of "zero"
+# named and the strangers' clips taken: 0.35 0.907 and 33 of 870; 0.4 0.913 and 34; 0.45 0.920
+# and 37 (without the envelope: 0.860 and 33).
 CAP = 0.4
+# Takes of one word lie close in it, takes of ten words do not: twice their median gap was
+# 2.1-3.2 for each FSDD speaker's dozen takes of "zero", 4.0-5.5 for a dozen of mixed digits.
+# Takes that spread more than SPREAD_LIMIT * sqrt(2 * ORDER) (3.6) get no envelope: with one,
+# capped, voices taught mixed digits named 0.700 of their fresh takes instead of 0.587 but took
+# 39 of 870 strangers' clips instead of 11.
+SPREAD_LIMIT = 0.64
 
 
 def _frames(y: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -244,22 +250,26 @@ class Envelopes:
 def fit_envelopes(rows: Sequence[np.ndarray | None], margin: float) -> Envelopes:
     """:class:`Envelopes` from each speaker's envelope rows (k, 2 * ORDER), None for a voice
     judged by the open set alone: a radius of ``margin`` times the median distance from each row
-    to its nearest other one, at most ``CAP * sqrt(2 * ORDER)``. A voice of one row has no
-    spread to measure and gets the cap."""
+    to its nearest other one, at most ``CAP * sqrt(2 * ORDER)``; none at all (no rows) when that
+    spread passes ``SPREAD_LIMIT * sqrt(2 * ORDER)``: takes of many words. A voice of one row
+    has no spread to measure and gets the cap."""
+    cap, limit = CAP * math.sqrt(2 * ORDER), SPREAD_LIMIT * math.sqrt(2 * ORDER)
     kept, radii = [], []
     for speaker_rows in rows:
-        if speaker_rows is None or len(speaker_rows) == 0:
+        r = np.zeros((0, 2 * ORDER)) if speaker_rows is None else np.asarray(speaker_rows, float)
+        spread = _spread(r, margin) if len(r) > 1 else 0.0
+        if len(r) == 0 or spread > limit:
             kept.append(np.zeros((0, 2 * ORDER)))
             radii.append(0.0)
-            continue
-        r = np.asarray(speaker_rows, dtype=np.float64)
-        cap = CAP * math.sqrt(2 * ORDER)
-        if len(r) < 2:
-            radii.append(cap)
         else:
-            gaps = np.sqrt(((r[:, None, :] - r[None, :, :]) ** 2).sum(axis=2))
-            np.fill_diagonal(gaps, np.inf)
-            radii.append(min(margin * float(np.median(gaps.min(axis=1))), cap))
-        kept.append(r)
+            kept.append(r)
+            radii.append(min(spread, cap) if len(r) > 1 else cap)
     offsets = np.concatenate([[0], np.cumsum([len(k) for k in kept])]).astype(np.int64)
     return Envelopes(np.concatenate(kept).astype(np.float32), offsets, np.array(radii))
+
+
+def _spread(rows: np.ndarray, margin: float) -> float:
+    """``margin`` times the median distance from each of ``rows`` to its nearest other one."""
+    gaps = np.sqrt(((rows[:, None, :] - rows[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(gaps, np.inf)
+    return margin * float(np.median(gaps.min(axis=1)))

@@ -13,6 +13,7 @@ from pipeline.envelope import (
     CAP,
     ORDER,
     SCALE,
+    SPREAD_LIMIT,
     Envelopes,
     _levinson,
     envelope,
@@ -133,19 +134,22 @@ def test_a_radius_is_the_margin_times_the_median_gap_and_at_most_the_cap() -> No
     # rows on one axis at 0, 0.1, 0.3 and 0.7: gaps to the nearest other 0.1, 0.1, 0.2, 0.4
     line = np.zeros((4, d))
     line[:, 0] = [0.0, 0.1, 0.3, 0.7]
-    wide = line * 100  # median gap 15: over the cap
+    wider = line * 10  # twice the median gap 3.0: over the cap (2.26), under the limit (3.62)
+    words = line * 100  # 30: takes of many words, which get no envelope
     one = np.zeros((1, d))
 
-    envelopes = fit_envelopes([line, None, wide, one], margin=2.0)
+    envelopes = fit_envelopes([line, None, wider, words, one], margin=2.0)
 
     cap = CAP * math.sqrt(d)
-    assert envelopes.radii.tolist() == [pytest.approx(0.3), 0.0, cap, cap]
-    assert envelopes.offsets.tolist() == [0, 4, 4, 8, 9]
-    assert [envelopes.has(k) for k in range(4)] == [True, False, True, True]
+    assert cap < 3.0 < SPREAD_LIMIT * math.sqrt(d)
+    assert envelopes.radii.tolist() == [pytest.approx(0.3), 0.0, cap, 0.0, cap]
+    assert envelopes.offsets.tolist() == [0, 4, 4, 8, 8, 9]
+    assert [envelopes.has(k) for k in range(5)] == [True, False, True, False, True]
     near, far = np.zeros(d), np.zeros(d)
     near[0], far[0] = 0.99, 1.01  # 0.29 and 0.31 from the row at 0.7
     assert envelopes.near(near, 0) and not envelopes.near(far, 0)
     assert not envelopes.near(np.zeros(d), 1)  # a voice without rows is never near
+    assert not envelopes.near(words[0], 3)
 
 
 @pytest.mark.parametrize(
