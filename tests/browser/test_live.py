@@ -274,10 +274,13 @@ HOPS = [
        "unknown_reason": reason} for i, reason in enumerate(KINDS_OF_UNKNOWN)),
     {"t": 4.0, "speech": True, "speaker": "David", "confidence": 0.99, "unknown": False},
 ]  # fmt: skip
-# Keeps each text #live-why shows in window.whys.
+# Keeps each text #live-why shows in window.whys, with how the live region around it is read out
+# (a screen reader hears the name "unknown" from its own region, and this from this one).
 WATCH_WHY = """window.whys = [];
 const why = document.getElementById("live-why");
-new MutationObserver(() => why.hidden || window.whys.push(why.textContent)).observe(
+const region = () => why.closest("[aria-live]");
+new MutationObserver(() => why.hidden || window.whys.push(
+  [why.textContent, region() && region().getAttribute("aria-live")])).observe(
   why, { childList: true, characterData: true, subtree: true, attributes: true });"""
 
 
@@ -293,7 +296,9 @@ def test_an_unknown_voice_heard_live_says_which_kind_of_unknown(
         lambda d: d.find_element(By.ID, "live-name").text == "David"
     )
 
-    assert driver.execute_script("return window.whys") == list(KINDS_OF_UNKNOWN.values())
+    assert driver.execute_script("return window.whys") == [
+        [why, "polite"] for why in KINDS_OF_UNKNOWN.values()
+    ]
     assert not driver.find_element(By.ID, "live-why").is_displayed()
 
 
