@@ -8,7 +8,8 @@ vocal tract's resonances move less: on ``bench.enrol``'s FSDD rows (each speaker
 nearest taught take in this view told fresh takes from strangers' clips far better than the
 open set's view did (see ``docs/benchmarks.md``). So a clean clip of a few-take voice that the
 open set refuses as "far", and that the network is sure of, is named after all when its envelope
-lies within that voice's envelope radius (:class:`Envelopes`). Takes of many different words
+lies within that voice's envelope radius (:class:`Envelopes`); so is a clip whose runner-up is
+such a voice, as the open set's runner-up rule names one near it. Takes of many different words
 spread far apart in it, and a voice taught so gets no envelope (``SPREAD_LIMIT``).
 
 For a mono waveform ``y`` at ``sample_rate``:

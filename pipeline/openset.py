@@ -66,6 +66,12 @@ one is never refused for it. A clean clip is judged against the clean clips alon
 few takes beside measured ones sets no matched threshold either, and its matched radius stays
 within the few-take cap: its copies make it no wider than its takes do.
 
+**A taught voice's envelope.** A clean clip refused as "far" is named all the same when a voice
+taught with few takes has an envelope (``pipeline.envelope``) and the clip's lies within its
+radius: the top voice where the network is sure of it, else the runner-up (:meth:`Decision.decide`
+with ``envelope_of``). The distance, made for voices of hundreds of clips, moves a take from
+another sitting about as far from a dozen taught takes as a stranger's clip lies.
+
 **Room for noise.** Added noise moves a clip's row a long way, and mostly one way: on the
 training clips' noisy copies (white, pink, brown or babble-like noise at 5-30 dB) 41 % of the
 squared shift of a white-noise take is the copies' mean shift, which few speaker differences
@@ -87,6 +93,7 @@ import math
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -382,8 +389,8 @@ class Decision:
         issues and the condition its recording resembles (``pipeline.quality.conditions``;
         clean when not given). With ``envelope_of`` (row index: that clip's
         :func:`pipeline.envelope.envelope`, measured only when asked), a clean clip refused as
-        "far" from a voice taught with few takes, that the network is sure of, is named when its
-        envelope lies within that voice's envelope radius (``pipeline.envelope``)."""
+        "far" is named when its envelope lies within the radius of a voice taught with few takes:
+        its top voice, where the network is sure of it, or else its runner-up."""
         rows = np.asarray(rows, dtype=np.float64)
         standardised = self.network.standardise(rows)
         hidden, scores = self.network.forward_standardised(standardised)
@@ -413,16 +420,31 @@ class Decision:
                 distance, ranked[:, -1], flawed, threshold, runner_up, voices, top, strict=True
             )
         ]
-        envelopes = self.open_set.envelopes if self.open_set is not None else None
-        if envelope_of is not None and envelopes is not None:
+        if envelope_of is not None and self.open_set is not None:
             for i in range(len(rows)):
-                voice = int(voices[i])
-                sure = self.sure(float(ranked[i, -1]), float(runner_up[i]))
-                if reasons[i] == "far" and kinds[i] == "clean" and voice == top[i] and sure:
-                    row = envelope_of(i) if envelopes.has(voice) else None
-                    if row is not None and envelopes.near(row, voice):
-                        reasons[i] = None
+                if reasons[i] == "far" and kinds[i] == "clean" and voices[i] == top[i]:
+                    named = self._by_envelope(scores[i], int(top[i]), partial(envelope_of, i))
+                    if named is not None:
+                        reasons[i], voices[i] = None, named
+                        distance[i] = self.open_set.distance(z[i], named)
         return Decided(hidden, scores, distance, reasons, voices)
+
+    def _by_envelope(
+        self, scores: np.ndarray, top: int, measure: Callable[[], np.ndarray | None]
+    ) -> int | None:
+        """The voice a clean clip refused as "far" is named by its envelope (``measure``, called
+        at most once, and only where a voice has an envelope): the top voice where the network is
+        sure of it, else the runner-up, as the distance's runner-up rule names it; None."""
+        envelopes = self.open_set.envelopes if self.open_set is not None else None
+        if envelopes is None or len(scores) < 2:
+            return None
+        second = _runner_up(scores, top)
+        sure = self.sure(float(scores[top]), float(scores[second]))
+        candidates = [v for v in ((top,) if sure else ()) + (second,) if envelopes.has(v)]
+        row = measure() if candidates else None
+        if row is None:
+            return None
+        return next((v for v in candidates if envelopes.near(row, v)), None)
 
     def sure(self, top_score: float, runner_up: float) -> bool:
         """Whether the network is sure of its top voice: its score reaches ``unsure_below`` and

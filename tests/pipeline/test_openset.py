@@ -502,11 +502,29 @@ def test_the_envelope_names_no_clip_that_is_degraded_unsure_or_of_a_voice_withou
     assert sure.decide(far, None, ["noisy"], envelope_of)[3] == ["far"]
     unsure = Decision(_always_speaker_0(), 0.9, open_set)  # the top score 0.73 is unsure
     assert unsure.decide(far, None, None, envelope_of)[3] == ["far"]
-    # speaker 1 on top, taught with many clips: judged by the open set alone
+    # speaker 0 without an envelope, speaker 1 (the runner-up) taught with many clips
+    plain = OpenSet(ROWS.astype(np.float32), np.array([0, 3, 6]), 1.5)
+    assert Decision(_always_speaker_0(), 0.4, plain).decide(far, None, None, envelope_of)[3] == [
+        "far"
+    ]
+    assert asked == []  # and none of them was measured
+
+
+def test_a_clip_far_from_the_top_voice_is_named_as_a_runner_up_whose_envelope_it_has() -> None:
+    open_set = OpenSet(ROWS.astype(np.float32), np.array([0, 3, 6]), 1.5,
+                       envelopes=_envelopes_of_speaker_0())  # fmt: skip
+    # speaker 1 on top at odds e:1, speaker 0, taught with few takes, the runner-up
     flipped = Network(np.zeros((2, 1)), np.zeros(1), np.zeros((1, 2)), np.array([0.0, 1.0]),
                       "softmax", np.zeros(2), np.ones(2))  # fmt: skip
-    assert Decision(flipped, 0.4, open_set).decide(far, None, None, envelope_of)[3] == ["far"]
-    assert asked == []  # and none of them was measured
+    rows = np.array([[7.0, 0.0], [7.0, 0.0]])  # 4 from speaker 0, 3 from speaker 1: far
+
+    decided = Decision(flipped, 0.4, open_set).decide(
+        rows, None, None, lambda i: _envelope([0.5, 1.5][i])
+    )
+
+    assert decided.reasons == [None, "far"]
+    assert decided.voices.tolist() == [0, 1]
+    assert decided.distance.tolist() == [4.0, 3.0]  # to the voice it is answered as
 
 
 def test_envelopes_survive_a_round_trip_and_old_files_have_none(tmp_path: Path) -> None:
