@@ -366,13 +366,18 @@ def emulate_scheme(driver: WebDriver, scheme: str) -> None:
     )
 
 
+def answered_in(driver: WebDriver, server_url: str, clips: Clips, scheme: str) -> None:
+    """The page with an answer on it (David's clip), every part shown, in colour ``scheme``."""
+    open_page(driver, server_url)
+    upload(driver, clips.david)
+    emulate_scheme(driver, scheme)
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_text_stands_out_from_its_background(
     driver: WebDriver, server_url: str, clips: Clips, scheme: str
 ) -> None:
-    open_page(driver, server_url)
-    upload(driver, clips.david)
-    emulate_scheme(driver, scheme)
+    answered_in(driver, server_url, clips, scheme)
 
     assert driver.execute_script(LOW_CONTRAST, MIN_CONTRAST, MIN_CONTRAST_LARGE) == []
 
@@ -381,9 +386,7 @@ def test_text_stands_out_from_its_background(
 def test_a_button_under_the_pointer_keeps_its_text_standing_out(
     driver: WebDriver, server_url: str, clips: Clips, scheme: str
 ) -> None:
-    open_page(driver, server_url)
-    upload(driver, clips.david)
-    emulate_scheme(driver, scheme)
+    answered_in(driver, server_url, clips, scheme)
     buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, ".button")
                if b.is_displayed() and b.get_attribute("aria-disabled") != "true"]  # fmt: skip
     background = "return getComputedStyle(arguments[0]).backgroundColor"
