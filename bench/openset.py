@@ -48,7 +48,13 @@ from bench.common import DATA_ROOT, fsdd_dir, split_by_take
 from bench.robustness import HARSH, Babble, alter_folder, conditions
 from pipeline import dataset
 from pipeline.bundle import Bundle, load_bundle
-from pipeline.config import BAND_SPREAD, CLASSIC_HIDDEN, FeatureConfig, TrainConfig
+from pipeline.config import (
+    BAND_SPREAD,
+    CEPSTRA,
+    CLASSIC_HIDDEN,
+    TrainConfig,
+    derived_feature_config,
+)
 from pipeline.evaluate import evaluate_folder
 from pipeline.openset import MAX_REFERENCES_PER_SPEAKER, Nuisance, OpenSet, auroc
 from pipeline.train import TrainOptions, train
@@ -267,16 +273,16 @@ def other_corpora(root: Path, train_dir: Path, test_dir: Path, seed: int, cache:
             print(line)
 
 
-# a clip's columns in the open set's view: the histogram, the classic network's hidden units and
-# the band spread, as training makes them
-VIEW_COLUMNS = FeatureConfig(band_spread=BAND_SPREAD).row_width + CLASSIC_HIDDEN
+# a clip's columns in the open set's view: the histogram, the classic network's hidden units, the
+# band spread and the cepstral correlations, as training makes them
+VIEW_COLUMNS = derived_feature_config(None, None).row_width + CLASSIC_HIDDEN
 
 
 def decision_cost() -> None:
     """Microseconds for one clip's distance, median of 2,000, at several layouts."""
     rng = np.random.default_rng(0)
-    print(f"({VIEW_COLUMNS} numbers a row: {len(BAND_SPREAD) + 1} of each band, and the hidden "
-          "units)")  # fmt: skip
+    print(f"({VIEW_COLUMNS} numbers a row: {len(BAND_SPREAD) + 1} of each band, the hidden "
+          f"units and {CEPSTRA * (CEPSTRA - 1) // 2} cepstral correlations)")  # fmt: skip
     print(f"{'reference rows':>15} | {'speakers':>8} | {'rows a speaker':>14} | {'us a clip':>9}")
     print(f"(training keeps at most {MAX_REFERENCES_PER_SPEAKER} rows a speaker; the first two "
           "layouts go past that to show the worst case)")  # fmt: skip

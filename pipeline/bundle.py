@@ -425,8 +425,8 @@ def _load_bundle(path: Path) -> Bundle:
                              summary.noise_limit)  # fmt: skip
     if open_set.spread is not None and len(open_set.spread.mean) != spread:
         raise BundleError(
-            f"{open_set_file}: the band spread is standardised over {len(open_set.spread.mean)} "
-            f"numbers, but the feature config's rows carry {spread}"
+            f"{open_set_file}: the numbers after the histogram are standardised over "
+            f"{len(open_set.spread.mean)}, but the feature config's rows carry {spread}"
         )
     return Bundle(path, meta, network, open_set)
 

@@ -24,6 +24,11 @@ For a mono float32 waveform ``y`` at ``cfg.sample_rate``:
    same frames follow the means, ``n_bands`` numbers each: how far a band moves while the voice
    speaks. The network reads the means alone; the open set (``pipeline.openset``) measures both.
    Without them the row is the histogram alone, as bundles made before them have it.
+8. With ``cepstra`` n (training sets 12), each kept frame's shape floored at
+   ``cepstral_floor_db`` under its loudest band goes through a DCT over the bands; the Pearson
+   correlation over the frames of each pair of cepstra 1..n follows, ``n (n - 1) / 2`` numbers
+   (0 where a cepstrum does not move): how the formants move together as the voice speaks. The
+   30 dB floor keeps a codec's deep spectral holes from deciding them.
 
 Every step is relative to the clip's own level, so the histogram does not depend on the recording
 gain: a clip 20 dB quieter, or peak-normalised, gives the same 60 numbers. The gain is not a
@@ -49,6 +54,7 @@ __all__ = [
     "band_edges",
     "band_percentiles",
     "band_powers",
+    "cepstral_correlations",
     "filterbank",
     "histogram",
     "histogram_of_bands",
@@ -265,11 +271,29 @@ def histogram_of_bands(bands: np.ndarray, raw_db: np.ndarray, cfg: FeatureConfig
     # ufuncs' own reductions are the sums np.mean takes, without its Python layer.
     frames = len(floored)
     means = np.add.reduce(floored, axis=0) / frames - np.add.reduce(loudest, axis=None) / frames
-    if not cfg.band_spread:
+    if not (cfg.band_spread or cfg.cepstra):
         return means.astype(np.float32)
     floored -= loudest
-    spread = band_percentiles(floored, cfg.band_spread)  # (len(band_spread), n_bands)
-    return np.concatenate([means, spread.ravel()]).astype(np.float32)
+    parts = [means]
+    if cfg.band_spread:
+        parts.append(band_percentiles(floored, cfg.band_spread).ravel())  # (len * n_bands,)
+    if cfg.cepstra:
+        parts.append(cepstral_correlations(floored, cfg.cepstra, cfg.cepstral_floor_db))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def cepstral_correlations(shapes: np.ndarray, cepstra: int, floor_db: float) -> np.ndarray:
+    """Step 8 of the module docstring: the ``cepstra * (cepstra - 1) / 2`` Pearson correlations,
+    pair by pair in row-major upper-triangle order, of cepstra 1..``cepstra`` of ``shapes``
+    (frames, n_bands), each frame's dB levels relative to its loudest band, after raising them
+    to ``-floor_db``; 0 for a pair whose cepstrum does not move (or a single frame)."""
+    floored = np.maximum(shapes, -floor_db)
+    ceps = scipy.fft.dct(floored, type=2, norm="ortho", axis=1)[:, 1 : cepstra + 1]
+    centred = ceps - ceps.mean(axis=0)
+    norms = np.sqrt(np.einsum("ij,ij->j", centred, centred))
+    moving = norms > 1e-6 * max(float(norms.max(initial=0.0)), 1.0)
+    unit = np.where(moving, centred / np.where(moving, norms, 1.0), 0.0)
+    return (unit.T @ unit)[np.triu_indices(cepstra, 1)]
 
 
 def band_percentiles(frames: np.ndarray, percentiles: tuple[float, ...]) -> np.ndarray:

@@ -148,25 +148,42 @@ UNSURE_ODDS = 1.25
 
 @dataclass(frozen=True)
 class Spread:
-    """How the open set measures the band spread that follows a row's histogram
-    (``FeatureConfig.band_spread``): each column less its ``mean`` over the training clips, over
-    its ``scale``, times ``weight``. :func:`fit_spread` gives every column one scale, and a
-    column the training clips hardly moved an infinite one: it is left out."""
+    """How the open set measures the numbers that follow a row's histogram: the band spread
+    (``FeatureConfig.band_spread``) and the cepstral correlations (``FeatureConfig.cepstra``),
+    each column less its ``mean`` over the training clips, over its ``scale``, times ``weight``
+    and its ``column_weights`` entry (1 when None). :func:`fit_spread` gives every band-spread
+    column one scale and each cepstral column its own, and a column the training clips hardly
+    moved an infinite one: it is left out."""
 
     mean: np.ndarray
     scale: np.ndarray
     weight: float
+    column_weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.mean.shape != self.scale.shape or self.mean.ndim != 1:
             raise ParameterError("the spread's mean and scale must be (S,) arrays alike")
         if not (np.all(np.isfinite(self.mean)) and np.all(self.scale > 0) and self.weight > 0):
             raise ParameterError("the spread's mean must be finite, its scale and weight positive")
+        weights = self.column_weights
+        if weights is not None and (
+            weights.shape != self.mean.shape or not np.all(np.isfinite(weights) & (weights >= 0))
+        ):
+            raise ParameterError("the spread's column weights must be (S,) numbers >= 0")
 
     @property
     def measured(self) -> int:
         """How many columns count: those of a finite scale."""
         return int(np.isfinite(self.scale).sum())
+
+    @property
+    def variance(self) -> float:
+        """The columns' summed variance over the training clips as the open set measures them
+        (each counted columns' 1 times its weight, squared): what they add to the squared
+        distance between two clips drawn at random."""
+        counted = np.isfinite(self.scale)
+        weights = np.ones(len(self.scale)) if self.column_weights is None else self.column_weights
+        return float(self.weight**2 * np.sum(weights[counted] ** 2))
 
     def view(self, rows: np.ndarray, inputs: int) -> np.ndarray:
         """The (B, S) spread columns of raw feature rows (B, inputs + S), as the open set
@@ -174,34 +191,72 @@ class Spread:
         if rows.shape[1] != inputs + len(self.mean):
             raise ParameterError(
                 f"feature rows of {rows.shape[1]} numbers, but the open set measures "
-                f"{inputs} bands and {len(self.mean)} numbers of band spread"
+                f"{inputs} bands and {len(self.mean)} numbers after them"
             )
-        return self.weight * (rows[:, inputs:] - self.mean) / self.scale
+        scaled = self.weight * (rows[:, inputs:] - self.mean) / self.scale
+        return scaled if self.column_weights is None else scaled * self.column_weights
 
 
 MIN_SPREAD_DB = 1.0  # a spread column whose training clips vary less than this (dB) is left out
+MIN_CEPSTRAL_SPREAD = 1e-3  # a cepstral correlation that varies less than this is left out
 
 
-def fit_spread(rows: np.ndarray, inputs: int, weight: float) -> Spread | None:
+def fit_spread(
+    rows: np.ndarray, inputs: int, weight: float, cepstral: tuple[int, float] = (0, 0.0)
+) -> Spread | None:
     """The :class:`Spread` of training rows (n, inputs + S) at ``weight``; None when they carry
-    no spread or ``weight`` is 0.
+    nothing after the histogram, or when nothing after it is weighed. ``cepstral``: how many of
+    the S columns, at the end, are cepstral correlations, and their weight.
 
-    Every column is scaled by the same number, the root mean square of their standard
-    deviations over ``rows``, so a dB of swing weighs the same in every band; a column whose
-    standard deviation is under ``MIN_SPREAD_DB`` is left out (an infinite scale). Scaled column
-    by column, the two synthetic demo voices, which leave 45 of the 120 columns at the -40 dB
-    floor and others within 1.5 dB, held a voice taught later to a few tenths of a dB in bands
-    where real voices move by several: a synthetic voice taught a dozen takes was named on 4 of
-    8 fresh ones (6 with those 45 left out, 7 with one scale). On FSDD (15 leave-2-out models,
-    seed 0, every column moving 3.8 dB or more) one scale lets in as few strangers as a scale a
-    column (0.057 and 0.060 of them at 5 % of known clips refused; 0.083 without the spread)."""
+    Every band-spread column is scaled by the same number, the root mean square of their
+    standard deviations over ``rows``, so a dB of swing weighs the same in every band; a column
+    whose standard deviation is under ``MIN_SPREAD_DB`` is left out (an infinite scale). Scaled
+    column by column, the two synthetic demo voices, which leave 45 of the 120 columns at the
+    -40 dB floor and others within 1.5 dB, held a voice taught later to a few tenths of a dB in
+    bands where real voices move by several: a synthetic voice taught a dozen takes was named on
+    4 of 8 fresh ones (6 with those 45 left out, 7 with one scale). On FSDD (15 leave-2-out
+    models, seed 0, every column moving 3.8 dB or more) one scale lets in as few strangers as a
+    scale a column (0.057 and 0.060 of them at 5 % of known clips refused; 0.083 without the
+    spread). A correlation is a number from -1 to 1 and the pairs move by different amounts, so
+    each cepstral column is scaled by its own standard deviation (emulated on the same models
+    and bench.robustness's, one scale for all of them refused more of the format variants for
+    as many strangers let in: 0.063 against 0.059 at 0.082-0.086), and left out under
+    ``MIN_CEPSTRAL_SPREAD``."""
     extra = np.asarray(rows, dtype=np.float64)[:, inputs:]
-    if extra.shape[1] == 0 or weight == 0:
+    columns, cepstral_weight = cepstral
+    if columns > extra.shape[1]:
+        raise ParameterError(
+            f"{columns} cepstral columns, but the rows carry {extra.shape[1]} after the bands"
+        )
+    if columns == 0 or cepstral_weight == 0:  # the cepstra, if any, left out
+        return _band_spread(extra, weight, columns)
+    kept = weight if weight > 0 else 1.0  # the spread's weight, or 1 with its columns left out
+    bands = extra[:, : extra.shape[1] - columns]
+    scale_of_bands = _band_scales(bands) if weight > 0 else np.full(bands.shape[1], np.inf)
+    spread = extra[:, bands.shape[1] :].std(axis=0)
+    scale_of_cepstra = np.where(spread >= MIN_CEPSTRAL_SPREAD, spread, np.inf)
+    weights = np.concatenate([np.ones(bands.shape[1]), np.full(columns, cepstral_weight / kept)])
+    return Spread(extra.mean(axis=0), np.concatenate([scale_of_bands, scale_of_cepstra]), kept,
+                  weights)  # fmt: skip
+
+
+def _band_spread(extra: np.ndarray, weight: float, cepstral: int) -> Spread | None:
+    """The :class:`Spread` of the band spread alone (the last ``cepstral`` columns left out),
+    as bundles made before the cepstra have it; None when there is none or ``weight`` is 0."""
+    bands = extra.shape[1] - cepstral
+    if bands == 0 or weight == 0:
         return None
-    spread = extra.std(axis=0)
+    scale = np.concatenate([_band_scales(extra[:, :bands]), np.full(cepstral, np.inf)])
+    return Spread(extra.mean(axis=0), scale, weight)
+
+
+def _band_scales(bands: np.ndarray) -> np.ndarray:
+    """One scale for every band-spread column of ``bands`` (n, S), the root mean square of
+    their standard deviations; infinite for a column under ``MIN_SPREAD_DB``."""
+    spread = bands.std(axis=0)
     measured = spread >= MIN_SPREAD_DB
     pooled = math.sqrt(float(np.mean(spread[measured] ** 2))) if measured.any() else 1.0
-    return Spread(extra.mean(axis=0), np.where(measured, pooled, np.inf), weight)
+    return np.where(measured, pooled, np.inf)
 
 
 @dataclass(frozen=True)
@@ -623,7 +678,7 @@ def calibrate(
     # spread let 34 of 120 strangers into voices taught with mixed words, this one 11
     standardised = z.shape[1] if inputs is None else inputs
     if spread is not None:
-        standardised += spread.weight**2 * spread.measured
+        standardised += spread.variance
     rms = math.sqrt(standardised)
     few = _few_takes(loo)
     threshold, scales = _threshold_and_scales(loo, few, dimension, quantile, rms)
@@ -813,6 +868,8 @@ def save_open_set(open_set: OpenSet, path: Path) -> None:
               "scales": np.asarray(open_set.scales)}  # fmt: skip
     if open_set.spread is not None:
         arrays |= {"spread.mean": open_set.spread.mean, "spread.scale": open_set.spread.scale}
+        if open_set.spread.column_weights is not None:
+            arrays["spread.column_weights"] = open_set.spread.column_weights
     if open_set.nuisance is not None:
         arrays["noise.direction"] = open_set.nuisance.direction
     for condition, matched in open_set.matched.items():
@@ -902,14 +959,17 @@ def _nuisance_of(
 
 
 def _spread_of(arrays: Mapping[str, np.ndarray], path: Path, weight: float) -> Spread:
-    """The :class:`Spread` whose arrays are ``spread.mean`` and ``spread.scale``."""
+    """The :class:`Spread` whose arrays are ``spread.mean``, ``spread.scale`` and (in bundles
+    that weigh cepstral correlations) ``spread.column_weights``."""
     try:
         missing = [name for name in ("spread.mean", "spread.scale") if name not in arrays]
         if missing:
             raise ValueError(f"it lacks {' and '.join(missing)}")
         mean = np.asarray(arrays["spread.mean"], dtype=np.float64)
         scale = np.asarray(arrays["spread.scale"], dtype=np.float64)
-        return Spread(mean, scale, weight)
+        weights = arrays.get("spread.column_weights")
+        columns = None if weights is None else np.asarray(weights, dtype=np.float64)
+        return Spread(mean, scale, weight, columns)
     except (ValueError, TypeError, ParameterError) as exc:
         raise BundleError(f"{path}: cannot read the band spread's standardisation: {exc}") from exc
 

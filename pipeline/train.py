@@ -474,7 +474,8 @@ def fit_and_calibrate(
     weight = tcfg.open_set_hidden_weight
     # standardised over the training clips themselves, as the network's inputs are over theirs
     rows = data.extraction.features
-    spread = fit_spread(rows[data.train_idx], bands, tcfg.open_set_spread_weight)
+    cepstral = (data.cfg.cepstral_columns, tcfg.open_set_cepstral_weight)
+    spread = fit_spread(rows[data.train_idx], bands, tcfg.open_set_spread_weight, cepstral)
     copies = matched_copies(data, network, weight, spread)
     view = open_set_view(network, rows, weight, spread)  # every clip's, once
     both = np.sort(np.concatenate([data.train_idx, data.val_idx]))

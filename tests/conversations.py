@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.demo.synth import VOICES, synthesize_hello
+from pipeline.demo.synth import STRANGER, VOICES, synthesize_hello
 
 __all__ = ["GAP_S", "SR", "conversation"]
 
@@ -16,14 +16,16 @@ GAP_S = 0.8  # silence between turns
 def conversation(
     turns: list[str], *, takes: int = 3, seed: int = 0, sample_rate: int = SR
 ) -> tuple[npt.NDArray[np.float32], list[tuple[float, float, str]]]:
-    """``takes`` "Hello"s of each voice in ``turns`` (names of ``VOICES``), ``GAP_S`` of
+    """``takes`` "Hello"s of each voice in ``turns`` (names of ``VOICES``, or "Stranger" for
+    ``STRANGER``, a voice the shipped model does not know), ``GAP_S`` of
     silence between turns, faint noise throughout; the waveform and its (start, end, voice)
     turns in seconds."""
     rng = np.random.default_rng(seed)
     parts, truth, at = [], [], 0
     gap = np.zeros(round(GAP_S * sample_rate), np.float32)
     for name in turns:
-        turn = np.concatenate([synthesize_hello(VOICES[name], rng, sample_rate)
+        voice = STRANGER if name == "Stranger" else VOICES[name]
+        turn = np.concatenate([synthesize_hello(voice, rng, sample_rate)
                                for _ in range(takes)])  # fmt: skip
         truth.append((at / sample_rate, (at + len(turn)) / sample_rate, name))
         parts += [turn, gap]

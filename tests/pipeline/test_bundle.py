@@ -115,7 +115,9 @@ def test_load_bundle_reads_back_labels_config_and_threshold(trained_bundle: Path
     meta = json.loads((trained_bundle / "metadata.json").read_text())
 
     assert bundle.labels == ("David", "Steve")
-    assert bundle.feature_config == FeatureConfig(fmax=default_fmax(16000), band_spread=(80, 20))
+    assert bundle.feature_config == FeatureConfig(
+        fmax=default_fmax(16000), band_spread=(80, 20), cepstra=12
+    )
     assert bundle.feature_config.to_dict() == meta["feature_config"]
     assert bundle.threshold == meta["threshold"]
     assert bundle.network.sizes == (60, 6, 2)
@@ -175,7 +177,8 @@ def test_bundle_predictions_equal_the_keras_model_in_it(trained_bundle: Path) ->
 
     _, scores = bundle.network.forward(features)
 
-    assert features.shape[1] == 3 * 60  # each band's mean, then its 80th and 20th percentiles
+    # each band's mean, then its 80th and 20th percentiles, then 66 cepstral correlations
+    assert features.shape[1] == 3 * 60 + 66
     standardised = (features[:, :60] - bundle.network.mean) / bundle.network.scale
     np.testing.assert_allclose(scores, model(standardised.astype(np.float32)).numpy(), atol=1e-5)
     np.testing.assert_array_equal(scores.argmax(axis=1), labels)  # two distinct voices
@@ -265,12 +268,13 @@ def test_a_band_spread_standardised_over_other_numbers_than_the_rows_carry_is_re
     with np.load(path) as saved:
         arrays = {name: saved[name] for name in saved.files}
     arrays["spread.mean"], arrays["spread.scale"] = np.zeros(100), np.ones(100)
+    arrays["spread.column_weights"] = np.ones(100)
     np.savez(path, **arrays)
     _edit_metadata(trained_copy, openset_sha256=sha256_file(path))
 
     assert _load_error(trained_copy) == (
-        f"{path}: the band spread is standardised over 100 numbers, but the feature config's "
-        "rows carry 120"
+        f"{path}: the numbers after the histogram are standardised over 100, but the feature "
+        "config's rows carry 186"
     )
 
 
@@ -527,7 +531,7 @@ def test_a_bundle_from_before_the_hidden_view_and_matched_references_loads_as_be
     summary = trained.metadata.open_set.model_dump(
         exclude={"hidden_weight", "matched", "spread_weight", "noise_limit"}
     )
-    histogram_only = dataclasses.replace(trained.feature_config, band_spread=())
+    histogram_only = dataclasses.replace(trained.feature_config, band_spread=(), cepstra=0)
     description = _description(trained).model_copy(
         update={"open_set": OpenSetSummary(**summary), "feature_config": histogram_only}
     )
@@ -536,7 +540,8 @@ def test_a_bundle_from_before_the_hidden_view_and_matched_references_loads_as_be
     meta = json.loads((tmp_path / "old" / "metadata.json").read_text())
     del meta["open_set"]["hidden_weight"], meta["open_set"]["matched"]
     del meta["open_set"]["spread_weight"], meta["feature_config"]["band_spread"]
-    del meta["open_set"]["noise_limit"]
+    del meta["open_set"]["noise_limit"], meta["feature_config"]["cepstra"]
+    del meta["feature_config"]["cepstral_floor_db"]
     (tmp_path / "old" / "metadata.json").write_text(json.dumps(meta))
 
     old = load_bundle(tmp_path / "old")
@@ -560,9 +565,13 @@ def test_a_trained_bundle_measures_in_the_hidden_view(trained_bundle: Path) -> N
 
     assert bundle.metadata.open_set.hidden_weight == bundle.open_set.hidden_weight == 6.0
     assert bundle.metadata.open_set.spread_weight == 1.0
-    assert bundle.open_set.spread is not None and bundle.open_set.spread.mean.shape == (2 * d,)
-    assert bundle.open_set.references.shape[1] == d + h + 2 * d
-    assert all(m.references.shape[1] == d + h + 2 * d for m in bundle.open_set.matched.values())
+    spread = bundle.open_set.spread
+    width = d + h + 2 * d + 66  # the histogram, the hidden view, the band spread, the cepstra
+    assert spread is not None and spread.mean.shape == (2 * d + 66,)
+    assert spread.column_weights is not None
+    assert spread.column_weights.tolist() == [1.0] * 2 * d + [0.7] * 66
+    assert bundle.open_set.references.shape[1] == width
+    assert all(m.references.shape[1] == width for m in bundle.open_set.matched.values())
 
 
 def test_a_trained_bundle_makes_room_for_noise_along_its_noisy_copies(trained_bundle: Path) -> None:
@@ -572,7 +581,7 @@ def test_a_trained_bundle_makes_room_for_noise_along_its_noisy_copies(trained_bu
 
     assert nuisance is not None
     assert bundle.metadata.open_set.noise_limit == nuisance.limit > 0
-    assert nuisance.direction.shape == (d + h + 2 * d,)
+    assert nuisance.direction.shape == (d + h + 2 * d + 66,)
     assert float(np.linalg.norm(nuisance.direction)) == pytest.approx(1.0)
     assert all(m.nuisance is None for m in bundle.open_set.matched.values())
 

@@ -62,6 +62,16 @@ def test_default_fmax_rejects_a_rate_of_zero() -> None:
             {"band_spread": (True,)},
             "band_spread=(True,) must be a tuple of percentiles, each between 0 and 100",
         ),
+        ({"cepstra": 1}, "cepstra=1 must be 0 (none) or a whole number from 2 to n_bands - 1 = 59"),
+        (
+            {"cepstra": 60},
+            "cepstra=60 must be 0 (none) or a whole number from 2 to n_bands - 1 = 59",
+        ),
+        (
+            {"cepstra": True},
+            "cepstra=True must be 0 (none) or a whole number from 2 to n_bands - 1 = 59",
+        ),
+        ({"cepstral_floor_db": 0}, "cepstral_floor_db=0 must be a positive number"),
         (
             {"sample_rate": 8000, "fmax": 4100.0},
             "fmax=4100.0 must not exceed the Nyquist frequency 4000.0 Hz",
@@ -102,9 +112,27 @@ def test_a_config_saved_before_the_band_spread_has_none() -> None:
     assert FeatureConfig.from_dict(saved).band_spread == ()
 
 
-def test_training_measures_each_bands_spread() -> None:
-    assert derived_feature_config(8000, None) == FeatureConfig(fmax=3800.0, band_spread=(80, 20))
-    assert derived_feature_config(None, None) == FeatureConfig(band_spread=(80.0, 20.0))
+def test_the_cepstra_widen_the_row_by_one_number_a_pair() -> None:
+    cfg = FeatureConfig(band_spread=(80.0, 20.0), cepstra=12)
+
+    assert (cfg.cepstral_columns, cfg.row_width) == (66, 246)
+    assert FeatureConfig.from_dict(cfg.to_dict()) == cfg
+    assert FeatureConfig(cepstra=2).row_width == 61
+
+
+def test_a_config_saved_before_the_cepstra_has_none() -> None:
+    saved = FeatureConfig(band_spread=(80.0, 20.0)).to_dict()
+    del saved["cepstra"], saved["cepstral_floor_db"]
+
+    assert FeatureConfig.from_dict(saved) == FeatureConfig(band_spread=(80.0, 20.0))
+    assert FeatureConfig.from_dict(saved).row_width == 180
+
+
+def test_training_measures_each_bands_spread_and_the_cepstra() -> None:
+    assert derived_feature_config(8000, None) == FeatureConfig(
+        fmax=3800.0, band_spread=(80, 20), cepstra=12
+    )
+    assert derived_feature_config(None, None) == FeatureConfig(band_spread=(80.0, 20.0), cepstra=12)
     assert derived_feature_config(None, 5000.0).band_spread == (80.0, 20.0)
 
 

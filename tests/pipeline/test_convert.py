@@ -166,7 +166,7 @@ def test_broken_format_1_metadata_is_named(
         ),
         (
             lambda a: a.update(features=a["features"][:, None, :]),
-            "features are float32 (24, 1, 180), not (rows, 60+)",
+            "features are float32 (24, 1, 246), not (rows, 60+)",
         ),
         (
             lambda a: a.update(labels=a["labels"][:5]),

@@ -58,8 +58,9 @@ def test_the_shipped_bundle_keeps_its_training_set_with_splits_and_copies() -> N
 
     assert len(kept) == 200
     assert int((kept.split == SPLIT_VALIDATION).sum()) == 40
-    # 4 degraded copies, then 2 crops, each a histogram and its 80th and 20th percentiles
-    assert kept.copies.shape == (200, 4 + 2, 3 * 60)
+    # 4 degraded copies, then 2 crops, each a histogram, its 80th and 20th percentiles and the
+    # 66 correlations of 12 cepstra
+    assert kept.copies.shape == (200, 4 + 2, 3 * 60 + 66)
     has_copy = np.isfinite(kept.copies).all(axis=2)
     assert has_copy[kept.split == 0].all()  # every training clip has its copies and crops
     assert has_copy[kept.split == 1, 0].all() and not has_copy[kept.split == 1, 1:].any()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import pytest
+import scipy.fft
 from scipy.signal import butter, sosfilt
 
 from pipeline.config import FeatureConfig
@@ -14,6 +15,7 @@ from pipeline.features import (
     band_centres,
     band_edges,
     band_percentiles,
+    cepstral_correlations,
     filterbank,
     histogram,
     power_spectrogram,
@@ -318,3 +320,42 @@ def test_the_spread_does_not_depend_on_the_recording_level(gain_db: float) -> No
     np.testing.assert_allclose(
         histogram(y * 10 ** (gain_db / 20), SPREAD), histogram(y, SPREAD), atol=1e-3
     )
+
+
+# The cepstral correlations (FeatureConfig.cepstra)
+
+
+def test_cepstral_correlations_are_each_pairs_pearson_correlation_over_the_frames() -> None:
+    rng = np.random.default_rng(5)
+    shapes = -rng.uniform(0, 50, (40, 60))
+
+    got = cepstral_correlations(shapes, 5, 30.0)
+
+    floored = np.maximum(shapes, -30.0)
+    ceps = scipy.fft.dct(floored, type=2, norm="ortho", axis=1)[:, 1:6]
+    expected = np.corrcoef(ceps.T)[np.triu_indices(5, 1)]
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    assert got.shape == (10,)
+
+
+def test_a_cepstrum_that_never_moves_correlates_with_nothing() -> None:
+    shapes = np.tile(-np.linspace(0, 40, 60), (8, 1))  # every frame the same shape
+    shapes[::2, 10] -= 6.0  # one band moves: every cepstrum moves with it, perfectly
+
+    moving = cepstral_correlations(shapes, 3, 30.0)
+    still = cepstral_correlations(shapes[:1], 3, 30.0)  # one frame: nothing moves
+
+    np.testing.assert_allclose(np.abs(moving), 1.0)
+    assert still.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_the_row_ends_with_the_cepstral_correlations_of_the_averaged_frames() -> None:
+    cfg = FeatureConfig(band_spread=(80.0, 20.0), cepstra=12)
+    y = np.concatenate([harmonics(120.0, seconds=0.5), harmonics(190.0, seconds=0.5)])
+
+    row = histogram(y, cfg)
+    plain = histogram(y, FeatureConfig(band_spread=(80.0, 20.0)))
+
+    assert row.shape == (246,) and row.dtype == np.float32
+    np.testing.assert_array_equal(row[:180], plain)
+    assert np.all(np.abs(row[180:]) <= 1.0 + 1e-6) and np.any(np.abs(row[180:]) > 0.05)

@@ -650,12 +650,59 @@ def test_the_spread_has_one_scale_and_leaves_out_the_columns_training_never_move
     assert fit_spread(rows, 1, 0.0) is None  # weight 0: left out
 
 
+def test_each_cepstral_column_has_its_own_scale_and_the_cepstral_weight() -> None:
+    # after one input band: two band-spread columns (sd 1 and 3 dB), then two cepstral
+    # correlations (sd 0.1 and 0.3) and one that never moved
+    rows = np.array([[0.0, 1.0, 0.0, 0.1, 0.2, 0.5], [0.0, 3.0, 6.0, 0.3, 0.8, 0.5]])
+
+    spread = fit_spread(rows, 1, 2.0, cepstral=(3, 0.5))
+
+    assert spread is not None and spread.column_weights is not None
+    np.testing.assert_allclose(spread.scale, [np.sqrt(5.0), np.sqrt(5.0), 0.1, 0.3, np.inf])
+    assert spread.weight == 2.0
+    assert spread.column_weights.tolist() == [1.0, 1.0, 0.25, 0.25, 0.25]  # 0.5 over 2.0
+    np.testing.assert_allclose(  # each correlation 1 sd from its mean counts 0.5
+        spread.view(np.array([[0.0, 2.0, 3.0, 0.3, 0.8, 0.5]]), 1), [[0.0, 0.0, 0.5, 0.5, 0.0]]
+    )
+    assert spread.variance == pytest.approx(2.0**2 * 2 + 0.5**2 * 2)  # two of each counted
+
+
+def test_the_cepstra_alone_or_left_out() -> None:
+    rows = np.array([[0.0, 1.0, 0.1], [0.0, 3.0, 0.3]])
+
+    alone = fit_spread(rows, 1, 0.0, cepstral=(1, 0.7))  # the band spread weighed 0
+    left_out = fit_spread(rows, 1, 1.0, cepstral=(1, 0.0))
+
+    assert alone is not None and alone.column_weights is not None
+    assert (alone.weight, alone.scale[0], alone.column_weights[1]) == (1.0, np.inf, 0.7)
+    assert left_out is not None and left_out.column_weights is None
+    assert left_out.scale.tolist() == [1.0, np.inf]  # as a bundle made before the cepstra
+    assert fit_spread(rows, 1, 0.0, cepstral=(1, 0.0)) is None
+    with pytest.raises(ParameterError, match="2 cepstral columns, but the rows carry 1"):
+        fit_spread(rows[:, :2], 1, 1.0, cepstral=(2, 0.7))
+
+
+def test_the_few_take_cap_counts_the_cepstral_columns_at_their_weight() -> None:
+    rng = np.random.default_rng(3)
+    dense = np.hstack([rng.standard_normal((400, 4)), np.zeros((400, 1))])
+    lone = np.full((1, 5), 50.0)
+    labels = np.repeat([0, 1], [400, 1])
+    spread = Spread(np.zeros(3), np.array([1.0, 1.0, 1.0]), 1.5, np.array([1.0, 0.5, 0.5]))
+
+    open_set, _ = calibrate(np.concatenate([dense, lone]), labels, 2, quantile=0.05, inputs=2,
+                            spread=spread)  # fmt: skip
+
+    assert open_set.scales is not None
+    rms = np.sqrt(2 + 1.5**2 * (1 + 0.25 + 0.25))
+    assert open_set.threshold * open_set.scales[1] == pytest.approx(FEW_TAKES_CAP * rms)
+
+
 def test_the_spread_refuses_rows_of_another_width() -> None:
     with pytest.raises(ParameterError) as error:
         SPREAD.view(np.zeros((1, 3)), 2)
 
     assert str(error.value) == (
-        "feature rows of 3 numbers, but the open set measures 2 bands and 2 numbers of band spread"
+        "feature rows of 3 numbers, but the open set measures 2 bands and 2 numbers after them"
     )
 
 
@@ -684,6 +731,7 @@ def test_an_open_set_with_a_band_spread_survives_a_round_trip(tmp_path: Path) ->
     assert loaded.spread is not None
     assert (loaded.spread.mean.tolist(), loaded.spread.scale.tolist()) == ([1.0, 1.0], [2.0, 2.0])
     assert loaded.spread.weight == 3.0
+    assert loaded.spread.column_weights is None
     assert load_open_set(path, 1.0, 2, 4).spread is None  # weight 0: a bundle made before it
     save_open_set(OpenSet(np.zeros((2, 4), np.float32), np.array([0, 1, 2]), 1.0), path)
     with pytest.raises(BundleError) as error:
@@ -694,9 +742,24 @@ def test_an_open_set_with_a_band_spread_survives_a_round_trip(tmp_path: Path) ->
     )
 
 
+def test_the_cepstral_weights_survive_a_round_trip(tmp_path: Path) -> None:
+    spread = Spread(np.ones(2), np.array([2.0, 0.1]), 1.0, np.array([1.0, 0.7]))
+    path = tmp_path / "openset.npz"
+    save_open_set(OpenSet(np.zeros((2, 4), np.float32), np.array([0, 1, 2]), 1.0, spread=spread),
+                  path)  # fmt: skip
+
+    loaded = load_open_set(path, 1.0, 2, 4, spread_weight=1.0).spread
+
+    assert loaded is not None and loaded.column_weights is not None
+    assert (loaded.scale.tolist(), loaded.column_weights.tolist()) == ([2.0, 0.1], [1.0, 0.7])
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
+        ({"column_weights": np.ones(3)}, "the spread's column weights must be (S,) numbers >= 0"),
+        ({"column_weights": np.array([1.0, -1.0])},
+         "the spread's column weights must be (S,) numbers >= 0"),
         ({"scale": np.ones(3)}, "the spread's mean and scale must be (S,) arrays alike"),
         ({"scale": np.zeros(2)}, "the spread's mean must be finite, its scale and weight positive"),
         ({"weight": 0.0}, "the spread's mean must be finite, its scale and weight positive"),

@@ -84,8 +84,8 @@ def test_schema_metadata_and_file_facts(corpus: Path, local_table: Path) -> None
         "path", "speaker", "sha256", "sample_rate", "duration_s", "features", "error", "degraded",
     ]  # fmt: skip
     # each band's mean, then its 80th and 20th percentiles over the frames
-    assert rows.schema.field("features").type == pa.list_(pa.float32(), 180)
-    assert rows.schema.field("degraded").type == pa.list_(pa.list_(pa.float32(), 180))
+    assert rows.schema.field("features").type == pa.list_(pa.float32(), 246)
+    assert rows.schema.field("degraded").type == pa.list_(pa.list_(pa.float32(), 246))
     meta = json.loads(rows.schema.metadata[b"voiceid"])
     assert meta == {
         "format_version": 1,
@@ -365,8 +365,8 @@ EDITS: dict[str, Edit] = {
     "no speaker": (lambda r: r.drop_columns(["speaker"]), lambda m: m,
                    "has no column 'speaker', which a feature table holds: extract the table again"),
     "fewer bands": (lambda r: r, lambda m: m | {"feature_config": m["feature_config"] | {
-                        "band_spread": []}},
-                    "has a column 'features' of type fixed_size_list<element: float>[180]; a "
+                        "band_spread": [], "cepstra": 0}},
+                    "has a column 'features' of type fixed_size_list<element: float>[246]; a "
                     "feature table of its feature config holds fixed_size_list<item: float>[60] "
                     "there: extract the table again"),
     "speakers as numbers": (lambda r: _with(r, "speaker", pa.array(range(r.num_rows))),

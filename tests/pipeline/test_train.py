@@ -78,8 +78,12 @@ def test_fmax_comes_from_the_lowest_source_rate(tmp_path: Path) -> None:
     recordings = scan_folder(tmp_path)
 
     spread = (80.0, 20.0)
-    assert feature_config_for(recordings, None) == FeatureConfig(fmax=3800.0, band_spread=spread)
-    assert feature_config_for(recordings, 5000.0) == FeatureConfig(fmax=5000.0, band_spread=spread)
+    assert feature_config_for(recordings, None) == FeatureConfig(
+        fmax=3800.0, band_spread=spread, cepstra=12
+    )
+    assert feature_config_for(recordings, 5000.0) == FeatureConfig(
+        fmax=5000.0, band_spread=spread, cepstra=12
+    )
 
 
 # The report of a trained bundle

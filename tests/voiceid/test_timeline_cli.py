@@ -175,7 +175,11 @@ def test_a_file_that_is_no_usable_recording_is_an_error_naming_it(
     assert captured.err == f"voiceid timeline: error: {str(notes)!r}: {message}\n"
 
 
-def test_text_says_why_a_turn_is_unknown(talk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_text_says_why_a_turn_is_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    talk = tmp_path / "with a stranger.wav"
+    sf.write(talk, conversation(["Steve", "Stranger", "David"])[0], SR, subtype="PCM_16")
     assert main(["timeline", str(MODEL_DIR), str(talk), "--json"]) == 0
     segments = json.loads(capsys.readouterr().out)["segments"]
     unknown = next(s for s in segments if s["unknown"])
