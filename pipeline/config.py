@@ -125,6 +125,9 @@ class FeatureConfig:
         bundles made before them; training uses ``CEPSTRA``.
     cepstral_floor_db: before the cepstra, bands more than this many dB below the frame's loudest
         are raised to that floor, so a codec's spectral holes weigh little.
+    cepstral_frames: the cepstra are correlated over at most this many averaged frames, the
+        middle ones: a voice's references are short clips, and correlations over many more
+        frames than theirs are more exact and lie nearer every voice's, a stranger's too.
     """
 
     sample_rate: int = DEFAULT_SAMPLE_RATE
@@ -141,9 +144,10 @@ class FeatureConfig:
     band_spread: tuple[float, ...] = ()
     cepstra: int = 0
     cepstral_floor_db: float = 30.0
+    cepstral_frames: int = 100
 
     def __post_init__(self) -> None:
-        _positive_ints(self, ("sample_rate", "n_bands", "n_fft", "hop_length"))
+        _positive_ints(self, ("sample_rate", "n_bands", "n_fft", "hop_length", "cepstral_frames"))
         self._check_frames()
         spread = self.band_spread
         if not isinstance(spread, tuple) or not all(

@@ -28,7 +28,11 @@ For a mono float32 waveform ``y`` at ``cfg.sample_rate``:
    ``cepstral_floor_db`` under its loudest band goes through a DCT over the bands; the Pearson
    correlation over the frames of each pair of cepstra 1..n follows, ``n (n - 1) / 2`` numbers
    (0 where a cepstrum does not move): how the formants move together as the voice speaks. The
-   30 dB floor keeps a codec's deep spectral holes from deciding them.
+   30 dB floor keeps a codec's deep spectral holes from deciding them. They are taken over the
+   middle ``cepstral_frames`` kept frames at most (100: a second of them): over the 300 of a
+   read sentence they are more exact than over a short reference clip's 30 and lie nearer every
+   voice's, so that LibriSpeech-mini's sentences were let in 0.16 of the time against a 6-voice
+   FSDD model, 0.10 with the limit; FSDD's spoken digits keep at most 61.
 
 Every step is relative to the clip's own level, so the histogram does not depend on the recording
 gain: a clip 20 dB quieter, or peak-normalised, gives the same 60 numbers. The gain is not a
@@ -278,7 +282,9 @@ def histogram_of_bands(bands: np.ndarray, raw_db: np.ndarray, cfg: FeatureConfig
     if cfg.band_spread:
         parts.append(band_percentiles(floored, cfg.band_spread).ravel())  # (len * n_bands,)
     if cfg.cepstra:
-        parts.append(cepstral_correlations(floored, cfg.cepstra, cfg.cepstral_floor_db))
+        middle = max(0, (frames - cfg.cepstral_frames) // 2)
+        kept = floored[middle : middle + cfg.cepstral_frames]
+        parts.append(cepstral_correlations(kept, cfg.cepstra, cfg.cepstral_floor_db))
     return np.concatenate(parts).astype(np.float32)
 
 

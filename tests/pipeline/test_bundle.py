@@ -541,7 +541,7 @@ def test_a_bundle_from_before_the_hidden_view_and_matched_references_loads_as_be
     del meta["open_set"]["hidden_weight"], meta["open_set"]["matched"]
     del meta["open_set"]["spread_weight"], meta["feature_config"]["band_spread"]
     del meta["open_set"]["noise_limit"], meta["feature_config"]["cepstra"]
-    del meta["feature_config"]["cepstral_floor_db"]
+    del meta["feature_config"]["cepstral_floor_db"], meta["feature_config"]["cepstral_frames"]
     (tmp_path / "old" / "metadata.json").write_text(json.dumps(meta))
 
     old = load_bundle(tmp_path / "old")

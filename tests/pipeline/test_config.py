@@ -72,6 +72,7 @@ def test_default_fmax_rejects_a_rate_of_zero() -> None:
             "cepstra=True must be 0 (none) or a whole number from 2 to n_bands - 1 = 59",
         ),
         ({"cepstral_floor_db": 0}, "cepstral_floor_db=0 must be a positive number"),
+        ({"cepstral_frames": 0}, "cepstral_frames=0 must be a positive integer"),
         (
             {"sample_rate": 8000, "fmax": 4100.0},
             "fmax=4100.0 must not exceed the Nyquist frequency 4000.0 Hz",
@@ -122,7 +123,7 @@ def test_the_cepstra_widen_the_row_by_one_number_a_pair() -> None:
 
 def test_a_config_saved_before_the_cepstra_has_none() -> None:
     saved = FeatureConfig(band_spread=(80.0, 20.0)).to_dict()
-    del saved["cepstra"], saved["cepstral_floor_db"]
+    del saved["cepstra"], saved["cepstral_floor_db"], saved["cepstral_frames"]
 
     assert FeatureConfig.from_dict(saved) == FeatureConfig(band_spread=(80.0, 20.0))
     assert FeatureConfig.from_dict(saved).row_width == 180

@@ -15,10 +15,12 @@ from pipeline.features import (
     band_centres,
     band_edges,
     band_percentiles,
+    band_powers,
     cepstral_correlations,
     filterbank,
     histogram,
     power_spectrogram,
+    remove_background,
     require_speech,
     squared_magnitude,
     stft,
@@ -359,3 +361,22 @@ def test_the_row_ends_with_the_cepstral_correlations_of_the_averaged_frames() ->
     assert row.shape == (246,) and row.dtype == np.float32
     np.testing.assert_array_equal(row[:180], plain)
     assert np.all(np.abs(row[180:]) <= 1.0 + 1e-6) and np.any(np.abs(row[180:]) > 0.05)
+
+
+def test_a_long_clip_correlates_its_cepstra_over_its_middle_frames_only() -> None:
+    cfg = FeatureConfig(band_spread=(80.0, 20.0), cepstra=6, cepstral_frames=20)
+    y = np.concatenate([harmonics(f0, seconds=0.25) for f0 in (110.0, 150.0, 200.0, 130.0)])
+    bands = remove_background(band_powers(y, cfg)[0], cfg)
+    frame_db = 10 * np.log10(bands.sum(axis=1))
+    shapes = 10 * np.log10(bands[voiced_frames(frame_db, cfg)])
+    loudest = shapes.max(axis=1, keepdims=True)
+    shapes = np.maximum(shapes, loudest - cfg.band_floor_db) - loudest
+    middle = (len(shapes) - 20) // 2
+
+    row = histogram(y, cfg)
+
+    assert len(shapes) > 60  # a clip of many more frames than the limit
+    np.testing.assert_allclose(
+        row[180:], cepstral_correlations(shapes[middle : middle + 20], 6, 30.0), atol=1e-5
+    )
+    assert np.abs(row[180:] - cepstral_correlations(shapes, 6, 30.0)).max() > 0.01
