@@ -11,6 +11,7 @@ from pipeline.envelope import ORDER, Envelopes
 from pipeline.errors import BundleError, ParameterError
 from pipeline.network import Network
 from pipeline.openset import (
+    CEPSTRAL_SCALE_FLOOR,
     DEFAULT_DIMENSION,
     FEW_TAKES_CAP,
     FEW_TAKES_MARGIN,
@@ -651,20 +652,21 @@ def test_the_spread_has_one_scale_and_leaves_out_the_columns_training_never_move
 
 
 def test_each_cepstral_column_has_its_own_scale_and_the_cepstral_weight() -> None:
-    # after one input band: two band-spread columns (sd 1 and 3 dB), then two cepstral
-    # correlations (sd 0.1 and 0.3) and one that never moved
-    rows = np.array([[0.0, 1.0, 0.0, 0.1, 0.2, 0.5], [0.0, 3.0, 6.0, 0.3, 0.8, 0.5]])
+    # after one input band: two band-spread columns (sd 1 and 3 dB), then three cepstral
+    # correlations: sd 0.4 and 0.8, and one of 0.1, under the floor of real speech
+    rows = np.array([[0.0, 1.0, 0.0, -0.4, -0.8, 0.1], [0.0, 3.0, 6.0, 0.4, 0.8, 0.3]])
 
     spread = fit_spread(rows, 1, 2.0, cepstral=(3, 0.5))
 
     assert spread is not None and spread.column_weights is not None
-    np.testing.assert_allclose(spread.scale, [np.sqrt(5.0), np.sqrt(5.0), 0.1, 0.3, np.inf])
+    floor = CEPSTRAL_SCALE_FLOOR
+    np.testing.assert_allclose(spread.scale, [np.sqrt(5.0), np.sqrt(5.0), 0.4, 0.8, floor])
     assert spread.weight == 2.0
     assert spread.column_weights.tolist() == [1.0, 1.0, 0.25, 0.25, 0.25]  # 0.5 over 2.0
     np.testing.assert_allclose(  # each correlation 1 sd from its mean counts 0.5
-        spread.view(np.array([[0.0, 2.0, 3.0, 0.3, 0.8, 0.5]]), 1), [[0.0, 0.0, 0.5, 0.5, 0.0]]
+        spread.view(np.array([[0.0, 2.0, 3.0, 0.4, 0.8, 0.2 + floor]]), 1), [[0, 0, 0.5, 0.5, 0.5]]
     )
-    assert spread.variance == pytest.approx(2.0**2 * 2 + 0.5**2 * 2)  # two of each counted
+    assert spread.variance == pytest.approx(2.0**2 * 2 + 0.5**2 * 3)  # every column counted
 
 
 def test_the_cepstra_alone_or_left_out() -> None:
@@ -675,6 +677,7 @@ def test_the_cepstra_alone_or_left_out() -> None:
 
     assert alone is not None and alone.column_weights is not None
     assert (alone.weight, alone.scale[0], alone.column_weights[1]) == (1.0, np.inf, 0.7)
+    assert alone.scale[1] == CEPSTRAL_SCALE_FLOOR  # sd 0.1: less than real speech varies
     assert left_out is not None and left_out.column_weights is None
     assert left_out.scale.tolist() == [1.0, np.inf]  # as a bundle made before the cepstra
     assert fit_spread(rows, 1, 0.0, cepstral=(1, 0.0)) is None
