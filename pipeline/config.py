@@ -260,7 +260,7 @@ BAND_SPREAD: tuple[float, ...] = (80.0, 20.0)
 # (TrainConfig.open_set_cepstral_weight), each column standardised: at the same strangers let in
 # (0.086 against 0.087), the format variants refused 0.059 against 0.066 and clean takes 0.033
 # against 0.040. With a 40 dB floor an MP3's holes spoil them (MP3 at 16 kbit/s refused 0.135
-# against 0.118); 1-8 cepstra tell the voices apart less well. docs/benchmarks.md has the table.
+# against 0.118); cepstra 1-8 did no better. docs/benchmarks.md has the table.
 CEPSTRA = 12
 
 
