@@ -693,7 +693,8 @@ def calibrate(
         standardised += spread.variance
     rms = math.sqrt(standardised)
     few = _few_takes(loo)
-    threshold, scales = _threshold_and_scales(loo, few, dimension, quantile, rms)
+    cap = few_take_cap(spread)
+    threshold, scales = _threshold_and_scales(loo, few, dimension, quantile, (rms, cap))
     if not math.isfinite(threshold):
         raise ParameterError(
             f"the training rows give no finite open-set distances (threshold={threshold!r}): "
@@ -703,7 +704,7 @@ def calibrate(
     matched = {}
     if copies is not None:
         matched = _matched(z, labels, n_speakers, copies, copy_quantile, (limit, dimension),
-                           (few, FEW_TAKES_CAP * rms))  # fmt: skip
+                           (few, cap * rms))  # fmt: skip
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
     open_set = OpenSet(np.concatenate(parts), offsets, threshold, scales, matched, hidden_weight,
                        spread, nuisance)  # fmt: skip
@@ -766,18 +767,22 @@ def few_take_voices(counts: np.ndarray) -> np.ndarray:
 
 
 def _threshold_and_scales(
-    loo: Sequence[np.ndarray], few: np.ndarray, dimension: float, quantile: float, spread: float
+    loo: Sequence[np.ndarray],
+    few: np.ndarray,
+    dimension: float,
+    quantile: float,
+    reach: tuple[float, float],
 ) -> tuple[float, np.ndarray]:
     """The threshold and each speaker's scale. The threshold and the scales of the measured
     speakers come from those alone (so teaching a voice leaves theirs as they were), and each
-    of the ``few`` (:func:`_few_takes`) gets its few-take radius (:func:`few_take_radii`) over
-    the threshold."""
+    of the ``few`` (:func:`_few_takes`) gets its few-take radius (:func:`few_take_radii` of
+    ``reach``: the rows' RMS spread and the cap in units of it) over the threshold."""
     scales = count_scales(np.array([len(d) for d in loo]), dimension, among=~few)
     scaled = [d / s for d, s, f in zip(loo, scales, few, strict=True) if not f]
     threshold = equal_weight_quantile(scaled, 1 - quantile)
     if few.any():
         scales[few] = few_take_radii([d for d, f in zip(loo, few, strict=True) if f],
-                                     spread, threshold) / threshold  # fmt: skip
+                                     reach[0], threshold, reach[1]) / threshold  # fmt: skip
     return threshold, scales
 
 
@@ -839,15 +844,26 @@ FEW_TAKES_CAP = 1.0  # ... but at most this many times sqrt(D), a training row's
 # the benchmark does not use: at 0.9, 0.927 of the fresh takes of "zero" named and 12 of 870
 # strangers' clips taken, 0.373 and 0 for mixed words; at 1.0, 0.947 and 36, 0.533 and 6 (before
 # them, at 0.9: 0.947 and 38 of 870, 0.587 and 11).
+FEW_TAKES_CAP_WITHOUT_CEPSTRA = 0.9  # the cap of a view without them (bundles made before them)
 
 
-def few_take_radii(loo: Sequence[np.ndarray], spread: float, floor: float = 0.0) -> np.ndarray:
+def few_take_cap(spread: Spread | None) -> float:
+    """The few-take cap, in units of sqrt(D), of an open set that measures ``spread``:
+    ``FEW_TAKES_CAP`` where it weighs the cepstral correlations (only :func:`fit_spread` with
+    them gives column weights), else ``FEW_TAKES_CAP_WITHOUT_CEPSTRA``, as it was measured."""
+    weighs_cepstra = spread is not None and spread.column_weights is not None
+    return FEW_TAKES_CAP if weighs_cepstra else FEW_TAKES_CAP_WITHOUT_CEPSTRA
+
+
+def few_take_radii(
+    loo: Sequence[np.ndarray], spread: float, floor: float = 0.0, cap: float = FEW_TAKES_CAP
+) -> np.ndarray:
     """Each speaker's radius, in standardised units, for voices with too few takes to place the
     threshold's tail themselves: the larger of ``FEW_TAKES_MARGIN`` times the median of its
     leave-one-out distances ``loo`` and the largest of them (a fresh take from another sitting
     lands farther than a dozen takes lie from one another), and at least ``floor`` (the measured
     voices' threshold: a voice whose takes are all but identical has shown no spread of its own,
-    and is held no tighter than the voices that have), at most ``FEW_TAKES_CAP * spread``, about
+    and is held no tighter than the voices that have), at most ``cap * spread``, about
     where other people's voices lie from its takes whatever their spread (``bench/enrol.py``'s
     FSDD rows), ``spread`` being the root-mean-square distance of a standardised row from the
     centre of all (``sqrt(D)`` for D bands); the cap for a voice of one take."""
@@ -856,7 +872,7 @@ def few_take_radii(loo: Sequence[np.ndarray], spread: float, floor: float = 0.0)
         finite = distances[np.isfinite(distances)]
         radii.append(max(FEW_TAKES_MARGIN * float(np.median(finite)), float(finite.max()), floor)
                      if finite.size else math.inf)  # fmt: skip
-    return np.minimum(np.array(radii), FEW_TAKES_CAP * spread)
+    return np.minimum(np.array(radii), cap * spread)
 
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float | None:

@@ -14,6 +14,7 @@ from pipeline.openset import (
     CEPSTRAL_SCALE_FLOOR,
     DEFAULT_DIMENSION,
     FEW_TAKES_CAP,
+    FEW_TAKES_CAP_WITHOUT_CEPSTRA,
     FEW_TAKES_MARGIN,
     Copies,
     Decision,
@@ -25,6 +26,7 @@ from pipeline.openset import (
     count_scales,
     effective_dimension,
     equal_weight_quantile,
+    few_take_cap,
     few_take_radii,
     fit_nuisance,
     fit_spread,
@@ -92,6 +94,18 @@ def test_sparse_speakers_alone_are_judged_by_their_count() -> None:
     assert open_set.scales[1] == pytest.approx((21 / 12) ** (1 / DEFAULT_DIMENSION))
 
 
+# the few-take cap of an open set without cepstral correlations, as it was measured before them
+CAP_BEFORE = FEW_TAKES_CAP_WITHOUT_CEPSTRA
+
+
+def test_the_few_take_cap_is_wider_where_the_cepstra_keep_strangers_out() -> None:
+    with_cepstra = Spread(np.zeros(2), np.ones(2), 1.0, np.array([1.0, 0.7]))
+
+    assert few_take_cap(with_cepstra) == FEW_TAKES_CAP == 1.0
+    assert few_take_cap(Spread(np.zeros(2), np.ones(2), 1.0)) == CAP_BEFORE == 0.9
+    assert few_take_cap(None) == CAP_BEFORE
+
+
 def test_a_voice_of_a_dozen_takes_beside_measured_ones_gets_its_own_radius() -> None:
     rng = np.random.default_rng(1)
     dense = rng.standard_normal((400, 3))
@@ -105,7 +119,7 @@ def test_a_voice_of_a_dozen_takes_beside_measured_ones_gets_its_own_radius() -> 
     assert open_set.threshold == dense_alone.threshold  # its takes do not set the threshold ...
     assert open_set.scales is not None and open_set.scales[0] == 1.0  # ... nor the others' scale
     loo = leave_one_out_distances(sparse)
-    assert radius == pytest.approx(few_take_radii([loo], np.sqrt(3))[0])
+    assert radius == pytest.approx(few_take_radii([loo], np.sqrt(3), cap=CAP_BEFORE)[0])
     widest = max(FEW_TAKES_MARGIN * np.median(loo), loo.max())
     assert few_take_radii([loo], np.sqrt(3))[0] == min(widest, FEW_TAKES_CAP * np.sqrt(3))
 
@@ -163,7 +177,7 @@ def test_the_few_take_cap_is_the_standardised_input_s_spread_whatever_the_hidden
     open_set, _ = calibrate(np.hstack([z, hidden]), labels, 2, quantile=0.05, inputs=2)
     assert open_set.scales is not None
     spread = np.sqrt(2)  # the input's two unit-variance bands; the hidden column adds nothing
-    assert open_set.threshold * open_set.scales[1] == pytest.approx(FEW_TAKES_CAP * spread)
+    assert open_set.threshold * open_set.scales[1] == pytest.approx(CAP_BEFORE * spread)
 
 
 def test_duplicate_clips_do_not_tighten_the_threshold() -> None:
@@ -397,8 +411,8 @@ def test_a_few_take_voice_neither_sets_a_matched_threshold_nor_reaches_past_the_
     # Three takes' copies against the dense voice's 60: the count scale alone (at least
     # (120 / 6) ** (1 / 20), the widest dimension measured) would carry the sparse voice's
     # radius past the cap (sqrt(D) for D unit-variance bands); the cap holds it.
-    assert noisy.threshold * (120 / 6) ** (1 / 20) > FEW_TAKES_CAP * np.sqrt(2)
-    assert noisy.threshold * noisy.scales[1] == pytest.approx(FEW_TAKES_CAP * np.sqrt(2))
+    assert noisy.threshold * (120 / 6) ** (1 / 20) > CAP_BEFORE * np.sqrt(2)
+    assert noisy.threshold * noisy.scales[1] == pytest.approx(CAP_BEFORE * np.sqrt(2))
 
 
 def test_a_clip_is_judged_by_its_conditions_references_where_they_pass_more_easily() -> None:
@@ -721,7 +735,7 @@ def test_the_few_take_cap_counts_the_spread_columns_as_inputs() -> None:
 
     assert open_set.spread is spread and open_set.scales is not None
     rms = np.sqrt(2 + 1.5**2 * 2)  # two input bands, two spread columns at weight 1.5
-    assert open_set.threshold * open_set.scales[1] == pytest.approx(FEW_TAKES_CAP * rms)
+    assert open_set.threshold * open_set.scales[1] == pytest.approx(CAP_BEFORE * rms)
 
 
 def test_an_open_set_with_a_band_spread_survives_a_round_trip(tmp_path: Path) -> None:

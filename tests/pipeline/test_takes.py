@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.openset import FEW_TAKES_CAP
+from pipeline.openset import FEW_TAKES_CAP_WITHOUT_CEPSTRA as CAP
 from pipeline.quality.measures import Quality
 from pipeline.takes import (
     SITTING_S,
@@ -18,8 +18,8 @@ from pipeline.takes import (
     spread_limit,
 )
 
-D = 4  # bands of the rows below: the spread limit is SPREAD_SHARE * FEW_TAKES_CAP * 2
-LIMIT = SPREAD_SHARE * FEW_TAKES_CAP * 2.0
+D = 4  # bands of the rows below: the spread limit is SPREAD_SHARE * CAP * 2
+LIMIT = SPREAD_SHARE * CAP * 2.0
 
 
 def quality(level: float = -20.0, snr: float = 30.0, bandwidth: float = 3800.0) -> Quality:
@@ -42,7 +42,7 @@ MINUTES_APART = np.array([0.0, 60.0, 120.0, 180.0])
 
 def test_the_spread_limit_is_a_share_of_the_distance_other_voices_lie_at() -> None:
     assert spread_limit(D) == pytest.approx(LIMIT)
-    assert spread_limit(60) == pytest.approx(SPREAD_SHARE * FEW_TAKES_CAP * math.sqrt(60))
+    assert spread_limit(60) == pytest.approx(SPREAD_SHARE * CAP * math.sqrt(60))
 
 
 def test_takes_farther_apart_than_the_limit_are_inconsistent() -> None:
