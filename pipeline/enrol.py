@@ -357,7 +357,7 @@ def _kept_envelopes(
         return {}
     kept, renewed = set(base.speakers), {r.speaker for r in new}
     return {
-        label: envelopes.references[envelopes.offsets[k] : envelopes.offsets[k + 1]]
+        label: envelopes.rows(k)
         for k, label in enumerate(bundle.labels)
         if envelopes.has(k) and label in kept and label not in renewed
     }

@@ -10,7 +10,8 @@ open set's view did (see ``docs/benchmarks.md``). So a clean clip of a few-take 
 open set refuses as "far", and that the network is sure of, is named after all when its envelope
 lies within that voice's envelope radius (:class:`Envelopes`); so is a clip whose runner-up is
 such a voice, as the open set's runner-up rule names one near it. Takes of many different words
-spread far apart in it, and a voice taught so gets no envelope (``SPREAD_LIMIT``).
+spread far apart in it, and a voice taught so gets no envelope (``SPREAD_LIMIT``). The radii
+are fitted where the few-take radii are (``pipeline.openset.fit_envelopes``).
 
 For a mono waveform ``y`` at ``sample_rate``:
 
@@ -31,7 +32,6 @@ refuse in favour of such a voice (``pipeline.predict``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +46,6 @@ __all__ = [
     "SPREAD_LIMIT",
     "Envelopes",
     "envelope",
-    "fit_envelopes",
     "line_spectral_frequencies",
 ]
 
@@ -236,41 +235,18 @@ class Envelopes:
         if not (np.all(np.isfinite(self.references)) and np.all(np.isfinite(self.radii))):
             raise ParameterError("envelope rows and radii must be finite")
 
+    def rows(self, speaker: int) -> np.ndarray:
+        """``speaker``'s envelope rows (k, 2 * ORDER); none for a voice judged by the open set
+        alone."""
+        return self.references[self.offsets[speaker] : self.offsets[speaker + 1]]
+
     def has(self, speaker: int) -> bool:
         return bool(self.offsets[speaker + 1] > self.offsets[speaker])
 
     def near(self, row: np.ndarray, speaker: int) -> bool:
         """Whether the envelope ``row`` lies within ``speaker``'s radius of its nearest row."""
-        rows = self.references[self.offsets[speaker] : self.offsets[speaker + 1]]
+        rows = self.rows(speaker)
         if len(rows) == 0:
             return False
         nearest = float(np.sqrt(((rows - row) ** 2).sum(axis=1)).min())
         return nearest <= float(self.radii[speaker])
-
-
-def fit_envelopes(rows: Sequence[np.ndarray | None], margin: float) -> Envelopes:
-    """:class:`Envelopes` from each speaker's envelope rows (k, 2 * ORDER), None for a voice
-    judged by the open set alone: a radius of ``margin`` times the median distance from each row
-    to its nearest other one, at most ``CAP * sqrt(2 * ORDER)``; none at all (no rows) when that
-    spread passes ``SPREAD_LIMIT * sqrt(2 * ORDER)``: takes of many words. A voice of one row
-    has no spread to measure and gets the cap."""
-    cap, limit = CAP * math.sqrt(2 * ORDER), SPREAD_LIMIT * math.sqrt(2 * ORDER)
-    kept, radii = [], []
-    for speaker_rows in rows:
-        r = np.zeros((0, 2 * ORDER)) if speaker_rows is None else np.asarray(speaker_rows, float)
-        spread = _spread(r, margin) if len(r) > 1 else 0.0
-        if len(r) == 0 or spread > limit:
-            kept.append(np.zeros((0, 2 * ORDER)))
-            radii.append(0.0)
-        else:
-            kept.append(r)
-            radii.append(min(spread, cap) if len(r) > 1 else cap)
-    offsets = np.concatenate([[0], np.cumsum([len(k) for k in kept])]).astype(np.int64)
-    return Envelopes(np.concatenate(kept).astype(np.float32), offsets, np.array(radii))
-
-
-def _spread(rows: np.ndarray, margin: float) -> float:
-    """``margin`` times the median distance from each of ``rows`` to its nearest other one."""
-    gaps = np.sqrt(((rows[:, None, :] - rows[None, :, :]) ** 2).sum(axis=2))
-    np.fill_diagonal(gaps, np.inf)
-    return margin * float(np.median(gaps.min(axis=1)))

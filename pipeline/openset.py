@@ -106,7 +106,8 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from pipeline.envelope import Envelopes
+from pipeline.envelope import CAP as ENVELOPE_CAP
+from pipeline.envelope import ORDER, SPREAD_LIMIT, Envelopes
 from pipeline.errors import BundleError, ParameterError
 from pipeline.network import Network
 from pipeline.quality.conditions import MATCHED_BY_AUGMENT
@@ -131,6 +132,7 @@ __all__ = [
     "equal_weight_quantile",
     "few_take_radii",
     "few_take_voices",
+    "fit_envelopes",
     "fit_nuisance",
     "fit_spread",
     "leave_one_out_distances",
@@ -873,6 +875,28 @@ def few_take_radii(
         radii.append(max(FEW_TAKES_MARGIN * float(np.median(finite)), float(finite.max()), floor)
                      if finite.size else math.inf)  # fmt: skip
     return np.minimum(np.array(radii), cap * spread)
+
+
+def fit_envelopes(rows: Sequence[np.ndarray | None], margin: float) -> Envelopes:
+    """:class:`pipeline.envelope.Envelopes` from each speaker's envelope rows (k, 2 * ORDER), None
+    for a voice judged by the open set alone: as :func:`few_take_radii` places a radius, ``margin``
+    times the median distance from each row to its nearest other one, at most
+    ``pipeline.envelope.CAP * sqrt(2 * ORDER)``; none at all (no rows) when that spread passes
+    ``pipeline.envelope.SPREAD_LIMIT * sqrt(2 * ORDER)``: takes of many words. A voice of one row
+    has no spread to measure and gets the cap."""
+    cap, limit = ENVELOPE_CAP * math.sqrt(2 * ORDER), SPREAD_LIMIT * math.sqrt(2 * ORDER)
+    kept, radii = [], []
+    for speaker_rows in rows:
+        r = np.zeros((0, 2 * ORDER)) if speaker_rows is None else np.asarray(speaker_rows, float)
+        spread = margin * float(np.median(leave_one_out_distances(r))) if len(r) > 1 else 0.0
+        if len(r) == 0 or spread > limit:
+            kept.append(np.zeros((0, 2 * ORDER)))
+            radii.append(0.0)
+        else:
+            kept.append(r)
+            radii.append(min(spread, cap) if len(r) > 1 else cap)
+    offsets = np.concatenate([[0], np.cumsum([len(k) for k in kept])]).astype(np.int64)
+    return Envelopes(np.concatenate(kept).astype(np.float32), offsets, np.array(radii))
 
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float | None:

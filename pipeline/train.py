@@ -40,7 +40,7 @@ from pipeline.config import (
     option,
 )
 from pipeline.dataset import NO_CONDITION, Degradation, Extraction, Recording
-from pipeline.envelope import Envelopes, envelope, fit_envelopes
+from pipeline.envelope import Envelopes, envelope
 from pipeline.errors import AudioError, DatasetError, ParameterError
 from pipeline.evaluate import (
     UNSURE_QUANTILE,
@@ -61,6 +61,7 @@ from pipeline.openset import (
     Spread,
     calibrate,
     few_take_voices,
+    fit_envelopes,
     fit_nuisance,
     fit_spread,
     open_set_view,

@@ -17,10 +17,10 @@ from pipeline.envelope import (
     Envelopes,
     _levinson,
     envelope,
-    fit_envelopes,
     line_spectral_frequencies,
 )
 from pipeline.errors import ParameterError
+from pipeline.openset import fit_envelopes
 
 SR = 16_000
 
